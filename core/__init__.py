@@ -1,0 +1,1 @@
+"""hanko core: domain model, configuration, the LMDB status store, wiring and the CLI."""

@@ -1,0 +1,176 @@
+"""`hanko init DIR`: a complete development CA under DIR and nowhere else.
+
+Creates a SoftHSM token with keys generated inside it (never imported), a root CA, a
+TLS issuing CA and a delegated OCSP responder certificate, API tokens, the LMDB
+environment and DIR/hanko.toml. A DIR that exists and is not empty is refused before
+anything is written; a failure half-way removes what this run created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from core import ca_certs, softhsm
+from core.clock import Clock
+from core.errors import BootstrapError
+from core.secrets import new_pin, new_token, write_secret_file
+from core.store import Store
+from signer.algorithms import KeyType
+from signer.hsm_key import hsm_private_key
+from signer.token import TokenSession
+
+TOKEN_LABEL = "hanko"
+ROOT_LABEL = "hanko-root-1"
+ISSUING_LABEL = "hanko-issuing-1"
+OCSP_LABEL = "hanko-ocsp-1"
+# Written into AIA and CRL distribution points; it must be a public DNS name (pkilint
+# refuses internal names and IP addresses), so development uses example.com's space.
+DEFAULT_BASE_URL = "http://pki.hanko.example.com"
+ORG = "Hanko Development"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    directory: Path
+    config: Path
+    root: x509.Certificate
+    issuing: x509.Certificate
+    ocsp_responder: x509.Certificate
+
+
+def init_ca(
+    directory: Path, *, key_type: KeyType, clock: Clock, base_url: str = DEFAULT_BASE_URL
+) -> InitResult:
+    directory = directory.absolute()
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise BootstrapError(
+            f"{directory} already exists and is not empty: hanko init never overwrites a CA"
+        )
+    util = softhsm.require_softhsm()
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        return _init(directory, key_type=key_type, clock=clock, base_url=base_url, util=util)
+    except BaseException:
+        # Leave nothing half-made: the next `hanko init` must find DIR as it was.
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            for child in directory.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+
+
+def _init(
+    directory: Path, *, key_type: KeyType, clock: Clock, base_url: str, util: str
+) -> InitResult:
+    secrets_dir = directory / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    pin, so_pin = new_pin(), new_pin()
+    write_secret_file(secrets_dir / "hsm.pin", pin)
+    write_secret_file(secrets_dir / "hsm-so.pin", so_pin)
+    write_secret_file(secrets_dir / "rpc.token", new_token())
+    write_secret_file(secrets_dir / "admin.token", new_token())
+
+    conf = softhsm.write_conf(directory)
+    softhsm.init_token(util, conf, TOKEN_LABEL, so_pin, pin)
+    session = TokenSession(softhsm.SOFTHSM_MODULE, TOKEN_LABEL, pin, softhsm_conf=str(conf))
+    try:
+        keys = {}
+        for label in (ROOT_LABEL, ISSUING_LABEL, OCSP_LABEL):
+            public_der = session.generate_key(label, key_type)
+            keys[label] = hsm_private_key(
+                public_der, lambda alg, data, label=label: session.sign(label, alg, data)
+            )
+        now = clock.now()
+        root = ca_certs.build_root(
+            org=ORG, common_name=f"{ORG} Root CA", public_key=keys[ROOT_LABEL].public_key(),
+            signing_key=keys[ROOT_LABEL], key_type=key_type, now=now,
+        )
+        issuing = ca_certs.build_issuing_ca(
+            org=ORG, common_name=f"{ORG} TLS Issuing CA 1",
+            public_key=keys[ISSUING_LABEL].public_key(), root=root, root_key=keys[ROOT_LABEL],
+            key_type=key_type, base_url=base_url, now=now,
+        )
+        responder = ca_certs.build_ocsp_responder(
+            org=ORG, common_name=f"{ORG} OCSP Responder 1",
+            public_key=keys[OCSP_LABEL].public_key(), issuer=issuing,
+            issuer_key=keys[ISSUING_LABEL], key_type=key_type, now=now,
+        )
+    finally:
+        session.close()
+
+    ca_dir = directory / "ca"
+    ca_dir.mkdir()
+    pem = serialization.Encoding.PEM
+    (ca_dir / "root.pem").write_bytes(root.public_bytes(pem))
+    (ca_dir / "issuing.pem").write_bytes(issuing.public_bytes(pem))
+    (ca_dir / "ocsp-responder.pem").write_bytes(responder.public_bytes(pem))
+    (ca_dir / "chain.pem").write_bytes(issuing.public_bytes(pem) + root.public_bytes(pem))
+
+    Store(directory / "lmdb", create=True, map_size=8 << 30).close()
+    config = directory / "hanko.toml"
+    config.write_text(_config_text(key_type=key_type, base_url=base_url, when=now.isoformat()))
+    _fsync_tree(directory)
+    return InitResult(directory, config, root, issuing, responder)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Make the new CA durable before reporting success (keys, secrets, config)."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _config_text(*, key_type: KeyType, base_url: str, when: str) -> str:
+    return f"""\
+# hanko configuration written by `hanko init` at {when}.
+# Relative paths are relative to the folder of this file.
+
+[store]
+path = "lmdb"
+map_size = "8GiB"
+
+[hsm]
+module = "{softhsm.SOFTHSM_MODULE}"
+token_label = "{TOKEN_LABEL}"
+pin = {{ file = "secrets/hsm.pin" }}
+softhsm_conf = "softhsm2.conf"
+
+[signer]
+workers = 0            # one PKCS#11 worker process per CPU
+batch_max = 64
+batch_delay = "500us"
+
+[ca]
+key_type = "{key_type.value}"
+root_cert = "ca/root.pem"
+issuer_cert = "ca/issuing.pem"
+issuer_key_label = "{ISSUING_LABEL}"
+ocsp_responder_cert = "ca/ocsp-responder.pem"
+ocsp_responder_key_label = "{OCSP_LABEL}"
+base_url = "{base_url}"
+
+[api]
+listen = "127.0.0.1:8443"
+rpc_token = {{ file = "secrets/rpc.token" }}
+admin_token = {{ file = "secrets/admin.token" }}
+"""

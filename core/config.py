@@ -1,0 +1,247 @@
+"""Typed configuration: one TOML file decoded into msgspec Structs.
+
+Loading is strict on purpose. Every unknown key is reported with its dotted path (and a
+suggestion when it looks like a misspelling), every type error with its path, and then
+the semantic checks run (files exist, secrets readable and private). `check_config`
+returns all problems; `load_config` raises ConfigError with all of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from core.errors import ConfigError, HankoError
+from core.secrets import read_secret_env, read_secret_file
+from core.units import ByteSize, Duration
+
+_STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
+
+
+class SecretRef(msgspec.Struct, **_STRICT):
+    """Where a secret is read from: exactly one of a file (mode 0600) or an env variable."""
+
+    file: str | None = None
+    env: str | None = None
+
+
+class StoreConfig(msgspec.Struct, **_STRICT):
+    path: str = "lmdb"
+    # LMDB reserves address space, not disk: the map can be generous.
+    map_size: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8GiB"))
+    # Group commit: at most this many queued writes share one durable commit.
+    group_commit_max: int = 2048
+    # Extra time the writer waits for more work before committing; 0 commits as soon
+    # as the previous commit is done (the queue that built up meanwhile is the group).
+    group_commit_linger: Duration = msgspec.field(default_factory=lambda: Duration("0ms"))
+
+
+class HsmConfig(msgspec.Struct, **_STRICT):
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "hanko"
+    pin: SecretRef = msgspec.field(default_factory=SecretRef)
+    # SoftHSM only: its configuration file (sets SOFTHSM2_CONF for hanko and its workers).
+    softhsm_conf: str | None = None
+
+
+class SignerConfig(msgspec.Struct, **_STRICT):
+    # 0 means one worker process per CPU.
+    workers: int = 0
+    batch_max: int = 64
+    batch_delay: Duration = msgspec.field(default_factory=lambda: Duration("500us"))
+    queue_max: int = 8192
+    # A worker that does not answer a batch in this time is killed and replaced.
+    batch_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+
+
+class CaConfig(msgspec.Struct, **_STRICT):
+    root_cert: str
+    issuer_cert: str
+    issuer_key_label: str
+    ocsp_responder_cert: str
+    ocsp_responder_key_label: str
+    # Public base URL written into AIA and CRL distribution points.
+    base_url: str
+    key_type: Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] = "ecdsa-p256"
+
+
+class ApiConfig(msgspec.Struct, **_STRICT):
+    listen: str = "127.0.0.1:8443"
+    rpc_token: SecretRef = msgspec.field(default_factory=SecretRef)
+    admin_token: SecretRef = msgspec.field(default_factory=SecretRef)
+
+
+class Config(msgspec.Struct, **_STRICT):
+    store: StoreConfig
+    hsm: HsmConfig
+    ca: CaConfig
+    api: ApiConfig
+    signer: SignerConfig = msgspec.field(default_factory=SignerConfig)
+    # Filled in by load_config: relative paths in the file are relative to its folder.
+    base_dir: str = ""
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def _dec_hook(typ: type, obj: Any) -> Any:
+    if typ in (Duration, ByteSize) and isinstance(obj, str):
+        return typ(obj)
+    raise NotImplementedError(f"expected a string with a unit, got {type(obj).__name__}")
+
+
+def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
+    """The Struct inside an annotation such as `X`, `X | None`, else None."""
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _struct_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix: str) -> list[str]:
+    """Walk the raw TOML against the Struct tree; msgspec alone stops at the first error."""
+    problems: list[str] = []
+    hints = typing.get_type_hints(cls)
+    fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in fields or key == "base_dir":
+            close = difflib.get_close_matches(key, [k for k in fields if k != "base_dir"], n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            problems.append(f"{path}: unknown key{hint}")
+            continue
+        sub = _struct_type(hints[fields[key].name])
+        if sub is not None and isinstance(value, dict):
+            problems.extend(_unknown_and_missing(value, sub, f"{path}."))
+    for key, f in fields.items():
+        if f.required and key not in raw:
+            problems.append(f"{prefix}{key}: required key is missing")
+    return problems
+
+
+def _type_errors(raw: dict[str, Any]) -> list[str]:
+    """Convert each top-level section on its own so every broken section is reported."""
+    problems: list[str] = []
+    hints = typing.get_type_hints(Config)
+    for f in msgspec.structs.fields(Config):
+        if f.encode_name not in raw:
+            continue
+        try:
+            msgspec.convert(raw[f.encode_name], hints[f.name], dec_hook=_dec_hook)
+        except msgspec.ValidationError as exc:
+            # msgspec says "... - at `$.x.y`"; rewrite into the file's dotted path.
+            text = str(exc)
+            where = f.encode_name
+            if " - at `$" in text:
+                text, _, at = text.rpartition(" - at `$")
+                where += at.rstrip("`").replace("[", ".").replace("]", "")
+            # The walker already reported unknown and missing keys with better hints.
+            if not text.startswith(("Object contains unknown field", "Object missing required")):
+                problems.append(f"{where}: {text}")
+    return problems
+
+
+def _secret_problems(cfg: Config, ref: SecretRef, where: str) -> list[str]:
+    if (ref.file is None) == (ref.env is None):
+        return [f"{where}: give exactly one of 'file' or 'env'"]
+    try:
+        if ref.file is not None:
+            read_secret_file(cfg.path(ref.file))
+        else:
+            assert ref.env is not None
+            read_secret_env(ref.env)
+    except HankoError as exc:
+        return [f"{where}: {exc.message}"]
+    return []
+
+
+def _semantic_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    for where, value in (
+        ("ca.root_cert", cfg.ca.root_cert),
+        ("ca.issuer_cert", cfg.ca.issuer_cert),
+        ("ca.ocsp_responder_cert", cfg.ca.ocsp_responder_cert),
+    ):
+        if not cfg.path(value).is_file():
+            problems.append(f"{where}: file {cfg.path(value)} does not exist")
+    if cfg.hsm.softhsm_conf is not None and not cfg.path(cfg.hsm.softhsm_conf).is_file():
+        problems.append(f"hsm.softhsm_conf: file {cfg.path(cfg.hsm.softhsm_conf)} does not exist")
+    if not Path(cfg.hsm.module).is_file():
+        problems.append(
+            f"hsm.module: PKCS#11 module {cfg.hsm.module} does not exist"
+            " (for SoftHSM: apt-get install softhsm2)"
+        )
+    problems += _secret_problems(cfg, cfg.hsm.pin, "hsm.pin")
+    problems += _secret_problems(cfg, cfg.api.rpc_token, "api.rpc_token")
+    problems += _secret_problems(cfg, cfg.api.admin_token, "api.admin_token")
+    try:
+        parse_listen(cfg.api.listen)
+    except ValueError as exc:
+        problems.append(f"api.listen: {exc}")
+    if not cfg.ca.base_url.startswith("http://"):
+        # BR 7.1.2.7.7 / RFC 5280: CRL and OCSP URLs in certificates are plain HTTP.
+        problems.append("ca.base_url: must be an http:// URL (CRL and OCSP URLs are not HTTPS)")
+    if cfg.signer.workers < 0:
+        problems.append("signer.workers: must be 0 (one per CPU) or more")
+    if not 1 <= cfg.signer.batch_max <= 4096:
+        problems.append("signer.batch_max: must be between 1 and 4096")
+    if cfg.signer.queue_max < cfg.signer.batch_max:
+        problems.append("signer.queue_max: must be at least signer.batch_max")
+    if cfg.store.group_commit_max < 1:
+        problems.append("store.group_commit_max: must be at least 1")
+    return problems
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def check_config(path: Path) -> tuple[Config | None, list[str]]:
+    """Every problem in the file, one readable line each; the Config when there are none."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return None, [f"{path}: cannot read ({exc.strerror})"]
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [f"{path}: not valid TOML ({exc})"]
+    problems = _unknown_and_missing(raw, Config, "") + _type_errors(raw)
+    if problems:
+        return None, problems
+    raw["base_dir"] = str(path.resolve().parent)
+    cfg = msgspec.convert(raw, Config, dec_hook=_dec_hook)
+    problems = _semantic_problems(cfg)
+    return (cfg if not problems else None), problems
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        env = os.environ.get("HANKO_CONFIG")
+        if not env:
+            raise ConfigError(["no configuration: pass -c FILE or set HANKO_CONFIG"])
+        path = Path(env)
+    cfg, problems = check_config(path)
+    if cfg is None:
+        raise ConfigError(problems)
+    return cfg
+
+
+def read_secret(cfg: Config, ref: SecretRef) -> str:
+    if ref.file is not None:
+        return read_secret_file(cfg.path(ref.file))
+    assert ref.env is not None
+    return read_secret_env(ref.env)

@@ -1,0 +1,66 @@
+"""The few DER primitives hanko writes by hand: lengths, INTEGER, SEQUENCE, BIT STRING.
+
+Kept tiny and pure. They exist because the fast paths (signature splicing, CRLs made by
+concatenation, ECDSA signature encoding) must not re-encode whole structures.
+"""
+
+from __future__ import annotations
+
+
+def encode_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + encode_length(len(content)) + content
+
+
+def encode_unsigned_integer(value: int) -> bytes:
+    if value < 0:
+        raise ValueError("only non-negative integers are encoded here")
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")  # keeps a leading 0 when needed
+    return tlv(0x02, body)
+
+
+def sequence(content: bytes) -> bytes:
+    return tlv(0x30, content)
+
+
+def bit_string(content: bytes) -> bytes:
+    return tlv(0x03, b"\x00" + content)
+
+
+def read_tlv(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the element at `offset`; strict DER lengths."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER element")
+    tag = data[offset]
+    first = data[offset + 1]
+    pos = offset + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError("unsupported or truncated DER length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        if length < 0x80 or data[pos] == 0:
+            raise ValueError("non-minimal DER length")
+        pos += count
+    end = pos + length
+    if end > len(data):
+        raise ValueError("DER element runs past the end of the input")
+    return tag, pos, end
+
+
+def ecdsa_signature_from_raw(raw: bytes) -> bytes:
+    """PKCS#11's r||s to X.509's ECDSA-Sig-Value SEQUENCE { r INTEGER, s INTEGER }."""
+    half = len(raw) // 2
+    if half == 0 or len(raw) != 2 * half:
+        raise ValueError("raw ECDSA signature must be two equal halves")
+    r = int.from_bytes(raw[:half], "big")
+    s = int.from_bytes(raw[half:], "big")
+    return sequence(encode_unsigned_integer(r) + encode_unsigned_integer(s))

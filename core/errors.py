@@ -1,0 +1,75 @@
+"""One error hierarchy for the whole project.
+
+Every error a user can cause carries a stable machine code (for JSON APIs and tests)
+and a human sentence (for the CLI's one-line message). Anything that is not a
+HankoError is a bug and is allowed to show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HankoError(Exception):
+    """Base of every error hanko raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(HankoError):
+    """The configuration is unreadable or invalid; `problems` lists every finding."""
+
+    code = "config_invalid"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems) if problems else "invalid configuration")
+        self.problems = problems
+
+
+class SecretError(HankoError):
+    code = "secret_unavailable"
+
+
+class StoreError(HankoError):
+    code = "store_error"
+
+
+class SchemaMismatch(StoreError):
+    code = "store_schema_mismatch"
+
+
+class DuplicateSerial(StoreError):
+    code = "duplicate_serial"
+
+
+class NotFound(HankoError):
+    code = "not_found"
+
+
+class BootstrapError(HankoError):
+    code = "bootstrap_failed"
+
+
+class HsmUnavailable(HankoError):
+    """The HSM module is missing, refuses login or lacks a key: fatal at start-up."""
+
+    code = "hsm_unavailable"
+
+
+class SignerError(HankoError):
+    code = "signer_error"
+
+
+class SignerOverloaded(SignerError):
+    code = "signer_overloaded"
+
+
+class SignerClosed(SignerError):
+    code = "signer_closed"

@@ -1,0 +1,302 @@
+"""The LMDB environment and typed transactions over its named databases.
+
+One environment, opened durable (sync and metasync on): a commit that returns is on
+disk. Other processes (OCSP responders, readers) open it read-only. Every write goes
+through a WriteTxn so that the store's invariants (serials never repeat, counters only
+grow, an audit entry for every state change) live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import msgspec
+
+from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
+from core.store.records import (
+    AUDIT,
+    CERT,
+    REVOCATION,
+    SCHEMA_VERSION,
+    AuditEntry,
+    CertRecord,
+    CertStatus,
+    RevocationReason,
+    RevocationRecord,
+    expiry_key,
+    partition_prefix,
+    revocation_key,
+    serial_key,
+)
+
+T = TypeVar("T")
+
+_DB_NAMES = (b"meta", b"certs", b"expiry", b"revocations", b"counters", b"audit")
+_SCHEMA_KEY = b"schema_version"
+_MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
+
+
+class Store:
+    """An open LMDB environment. Use `read()` and `write()` for transactions."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        map_size: int = 8 << 30,
+        readonly: bool = False,
+        create: bool = False,
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        if not readonly and not create and not (path / "data.mdb").exists():
+            raise StoreError(f"no LMDB environment at {path} (run `hanko init` first)")
+        try:
+            self.env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                subdir=True,
+                readonly=readonly,
+                create=create and not readonly,
+                max_dbs=_MAX_DBS,
+                max_readers=512,
+                sync=True,
+                metasync=True,
+                lock=True,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot open LMDB environment at {path}: {exc}") from exc
+        try:
+            self._dbs = self._open_dbs(create=create and not readonly)
+            self._check_schema(create=create and not readonly)
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _open_dbs(self, *, create: bool) -> dict[bytes, Any]:
+        dbs: dict[bytes, Any] = {}
+        try:
+            if create:
+                with self.env.begin(write=True) as txn:
+                    for name in _DB_NAMES:
+                        dbs[name] = self.env.open_db(name, txn=txn, create=True)
+            else:
+                with self.env.begin() as txn:
+                    for name in _DB_NAMES:
+                        dbs[name] = self.env.open_db(name, txn=txn, create=False)
+        except lmdb.NotFoundError as exc:
+            raise StoreError(f"{self.path} is not a hanko store (missing databases)") from exc
+        return dbs
+
+    def _check_schema(self, *, create: bool) -> None:
+        with self.env.begin(write=create) as txn:
+            raw = txn.get(_SCHEMA_KEY, db=self._dbs[b"meta"])
+            if raw is None and create:
+                txn.put(_SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self._dbs[b"meta"])
+                return
+        if raw is None:
+            raise SchemaMismatch(f"{self.path} has no schema version")
+        if int(raw) != SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"{self.path} has schema version {int(raw)}, this hanko needs {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self) -> ReadTxn:
+        return ReadTxn(self.env.begin(write=False, buffers=False), self._dbs)
+
+    def write(self, op: Callable[[WriteTxn], T]) -> T:
+        """Run `op` in one write transaction and commit it durably; one commit per call.
+
+        The group-commit writer is the fast path for servers; this is for the CLI, for
+        bootstrap and for the one-commit-per-write baseline.
+        """
+        if self.readonly:
+            raise StoreError("store is open read-only")
+        txn = self.env.begin(write=True)
+        try:
+            result = op(WriteTxn(txn, self._dbs))
+        except BaseException:
+            txn.abort()
+            raise
+        txn.commit()
+        return result
+
+    def commit_group(self, ops: list[Callable[[WriteTxn], Any]]) -> list[tuple[bool, Any]]:
+        """Run many ops in one durable commit; each op in a nested transaction.
+
+        An op that raises is rolled back alone and its exception returned in its slot;
+        the others still commit. If the commit itself fails, every op fails with it.
+        """
+        if self.readonly:
+            raise StoreError("store is open read-only")
+        results: list[tuple[bool, Any]] = []
+        txn = self.env.begin(write=True)
+        try:
+            for op in ops:
+                child = self.env.begin(write=True, parent=txn)
+                try:
+                    value = op(WriteTxn(child, self._dbs))
+                except Exception as exc:  # noqa: BLE001 - the op's own error goes to its caller
+                    child.abort()
+                    results.append((False, exc))
+                else:
+                    child.commit()
+                    results.append((True, value))
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        return results
+
+    def stat(self) -> dict[str, int]:
+        with self.env.begin() as txn:
+            return {
+                name.decode(): txn.stat(self._dbs[name])["entries"] for name in _DB_NAMES
+            }
+
+
+class ReadTxn:
+    """A read-only snapshot. Closing it releases the reader slot."""
+
+    def __init__(self, txn: Any, dbs: dict[bytes, Any]) -> None:
+        self.txn = txn
+        self.dbs = dbs
+
+    def __enter__(self) -> ReadTxn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.txn.abort()
+
+    def get_cert(self, serial: bytes) -> CertRecord | None:
+        raw = self.txn.get(serial_key(serial), db=self.dbs[b"certs"])
+        return None if raw is None else CERT.decode(raw)
+
+    def counter(self, name: str) -> int:
+        raw = self.txn.get(name.encode(), db=self.dbs[b"counters"])
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def get_revocation(self, issuer: bytes, partition: int, serial: bytes) -> RevocationRecord | None:
+        raw = self.txn.get(revocation_key(issuer, partition, serial), db=self.dbs[b"revocations"])
+        return None if raw is None else REVOCATION.decode(raw)
+
+    def iter_revocations(self, issuer: bytes, partition: int) -> Iterator[RevocationRecord]:
+        prefix = partition_prefix(issuer, partition)
+        cur = self.txn.cursor(db=self.dbs[b"revocations"])
+        if not cur.set_range(prefix):
+            return
+        for key, value in cur:
+            if not key.startswith(prefix):
+                return
+            yield REVOCATION.decode(value)
+
+    def iter_expiring(self, before: int) -> Iterator[bytes]:
+        """Serials whose not_after is earlier than `before`, soonest first."""
+        cur = self.txn.cursor(db=self.dbs[b"expiry"])
+        if not cur.first():
+            return
+        for key in cur.iternext(keys=True, values=False):
+            if int.from_bytes(key[:8], "big") >= before:
+                return
+            yield key[8:].lstrip(b"\0")
+
+    def iter_audit(self, since_seq: int = 0) -> Iterator[AuditEntry]:
+        cur = self.txn.cursor(db=self.dbs[b"audit"])
+        if not cur.set_range(since_seq.to_bytes(8, "big")):
+            return
+        for _key, value in cur:
+            yield AUDIT.decode(value)
+
+
+class WriteTxn(ReadTxn):
+    """The only way state changes. Each mutation appends its own audit entry."""
+
+    def next_counter(self, name: str) -> int:
+        """Increment and return a counter: values handed out never come back."""
+        value = self.counter(name) + 1
+        self.txn.put(name.encode(), value.to_bytes(8, "big"), db=self.dbs[b"counters"])
+        return value
+
+    def raise_counter_to(self, name: str, value: int) -> int:
+        """Move a counter up to at least `value` (never down); returns the new value."""
+        current = self.counter(name)
+        if value > current:
+            self.txn.put(name.encode(), value.to_bytes(8, "big"), db=self.dbs[b"counters"])
+            return value
+        return current
+
+    def audit(
+        self, *, at_us: int, actor: str, action: str, subject: str, detail: dict[str, str] | None = None
+    ) -> int:
+        seq = self.next_counter("audit")
+        entry = AuditEntry(
+            seq=seq, at=at_us, actor=actor, action=action, subject=subject, detail=detail or {}
+        )
+        # append=True makes LMDB refuse a key that is not past the last one: the log
+        # cannot be rewritten through this path even by a bug in the counter.
+        if not self.txn.put(seq.to_bytes(8, "big"), AUDIT.encode(entry), db=self.dbs[b"audit"],
+                            append=True):
+            raise StoreError(f"audit sequence {seq} already used")
+        return seq
+
+    def insert_cert(self, rec: CertRecord, *, at_us: int, actor: str) -> None:
+        key = serial_key(rec.serial)
+        if not self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"], overwrite=False):
+            raise DuplicateSerial(f"serial {rec.serial.hex()} was already issued")
+        self.txn.put(expiry_key(rec.not_after, rec.serial), b"", db=self.dbs[b"expiry"])
+        self.audit(
+            at_us=at_us, actor=actor, action="issue", subject=rec.serial.hex(),
+            detail={"profile": rec.profile, "account": rec.account, "names": ",".join(rec.names)},
+        )
+
+    def revoke(
+        self,
+        serial: bytes,
+        *,
+        at: int,
+        reason: RevocationReason,
+        actor: str,
+        entry_der: bytes = b"",
+    ) -> tuple[RevocationRecord, bool]:
+        """Revoke once. Returns the revocation and whether this call created it.
+
+        Revoking a revoked certificate returns the existing revocation unchanged: a
+        revoked serial never becomes good, and its reason and date never move.
+        """
+        cert = self.get_cert(serial)
+        if cert is None:
+            raise NotFound(f"no certificate with serial {serial.hex()}")
+        if cert.status is CertStatus.REVOKED:
+            existing = self.get_revocation(cert.issuer, cert.partition, serial)
+            if existing is None:
+                raise StoreError(f"serial {serial.hex()} is revoked but has no revocation entry")
+            return existing, False
+        rev = RevocationRecord(
+            serial=serial, issuer=cert.issuer, partition=cert.partition, revoked_at=at,
+            reason=reason, not_after=cert.not_after, entry_der=entry_der,
+        )
+        self.txn.put(
+            revocation_key(cert.issuer, cert.partition, serial), REVOCATION.encode(rev),
+            db=self.dbs[b"revocations"],
+        )
+        updated = msgspec.structs.replace(
+            cert, status=CertStatus.REVOKED, revoked_at=at, reason=reason
+        )
+        self.txn.put(serial_key(serial), CERT.encode(updated), db=self.dbs[b"certs"])
+        self.audit(
+            at_us=at * 1_000_000, actor=actor, action="revoke", subject=serial.hex(),
+            detail={"reason": reason.name.lower()},
+        )
+        return rev, True

@@ -1,0 +1,114 @@
+"""What the store holds, as msgspec Structs, with codecs built once.
+
+Records are array-like msgpack: compact and fast. New fields may only be appended with a
+default, so older records keep decoding; anything else bumps SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+# Serials are at most 20 octets (RFC 5280 4.1.2.2); keys pad them to this width so that
+# LMDB's byte order is the serial's numeric order.
+SERIAL_WIDTH = 20
+
+
+class CertStatus(enum.IntEnum):
+    GOOD = 0
+    REVOKED = 1
+
+
+class RevocationReason(enum.IntEnum):
+    """The CRLReason codes the BR allow in public TLS CRLs and OCSP (BR 7.2.2)."""
+
+    UNSPECIFIED = 0
+    KEY_COMPROMISE = 1
+    AFFILIATION_CHANGED = 3
+    SUPERSEDED = 4
+    CESSATION_OF_OPERATION = 5
+    PRIVILEGE_WITHDRAWN = 9
+
+
+class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    serial: bytes
+    issuer: bytes  # the issuing CA's key identifier (SHA-1 of its public key)
+    status: CertStatus
+    not_before: int  # epoch seconds
+    not_after: int
+    names: list[str]
+    account: str
+    profile: str
+    partition: int  # CRL partition, fixed at issuance for the certificate's life
+    der: bytes
+    revoked_at: int | None = None
+    reason: RevocationReason | None = None
+
+
+class RevocationRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    serial: bytes
+    issuer: bytes
+    partition: int
+    revoked_at: int
+    reason: RevocationReason
+    not_after: int
+    # The CRL entry, DER-encoded once at revocation, so a CRL is a concatenation.
+    entry_der: bytes = b""
+
+
+class AuditEntry(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    seq: int
+    at: int  # epoch microseconds
+    actor: str
+    action: str  # "issue", "revoke", "license.consume", ...
+    subject: str  # what it acted on, e.g. a serial in hex
+    detail: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Codec(Generic[T]):
+    """An encoder/decoder pair for one record type, built once and reused."""
+
+    __slots__ = ("decode", "encode")
+
+    def __init__(self, typ: type[T]) -> None:
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.decode: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(typ)
+
+
+CERT = Codec(CertRecord)
+REVOCATION = Codec(RevocationRecord)
+AUDIT = Codec(AuditEntry)
+
+
+def serial_bytes(serial: int) -> bytes:
+    """The store's form of a serial: minimal unsigned big-endian octets, no leading zero."""
+    if serial <= 0:
+        raise ValueError("serials are positive integers")
+    return serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+
+
+def serial_key(serial: bytes) -> bytes:
+    if not 0 < len(serial) <= SERIAL_WIDTH or serial[0] == 0:
+        raise ValueError(
+            f"serial must be 1..{SERIAL_WIDTH} octets without a leading zero, got {serial.hex()}"
+        )
+    return serial.rjust(SERIAL_WIDTH, b"\0")
+
+
+def revocation_key(issuer: bytes, partition: int, serial: bytes) -> bytes:
+    """issuer | partition | serial: one LMDB range per CRL partition, in serial order."""
+    return issuer + partition.to_bytes(2, "big") + serial_key(serial)
+
+
+def partition_prefix(issuer: bytes, partition: int) -> bytes:
+    return issuer + partition.to_bytes(2, "big")
+
+
+def expiry_key(not_after: int, serial: bytes) -> bytes:
+    return not_after.to_bytes(8, "big") + serial_key(serial)

@@ -1,0 +1,128 @@
+"""Group commit: the one writer every server-side state change goes through.
+
+Callers `await writer.submit(op)`; the writer runs in its own nursery task, takes every
+op queued while the previous commit was on disk (up to `max_group`), runs them in one
+LMDB write transaction and commits once. An fsync costs the same for one record or a
+thousand, so throughput grows with concurrency while every caller is still answered only
+after its data is durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import trio
+
+from core.errors import StoreError
+from core.store.lmdb_store import Store, WriteTxn
+
+T = TypeVar("T")
+
+
+class _Pending(Generic[T]):
+    __slots__ = ("done", "error", "op", "value")
+
+    def __init__(self, op: Callable[[WriteTxn], T]) -> None:
+        self.op = op
+        self.done = trio.Event()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+
+class WriterStatistics(msgspec.Struct, frozen=True):
+    queued: int
+    commits: int
+    ops: int
+    failed_ops: int
+    largest_group: int
+    mean_group: float
+
+
+class GroupCommitWriter:
+    def __init__(self, store: Store, *, max_group: int = 2048, linger: float = 0.0) -> None:
+        if max_group < 1:
+            raise ValueError("max_group must be at least 1")
+        self._store = store
+        self._max_group = max_group
+        self._linger = linger
+        # Unbounded on purpose: callers already wait for their own commit, so the queue
+        # can never outgrow the number of callers in flight.
+        self._send, self._receive = trio.open_memory_channel[_Pending[Any]](float("inf"))
+        self._commits = 0
+        self._ops = 0
+        self._failed = 0
+        self._largest = 0
+        self._running = False
+
+    async def submit(self, op: Callable[[WriteTxn], T]) -> T:
+        """Run `op` inside a durable commit and return its result (or raise its error)."""
+        if not self._running:
+            raise StoreError("the store writer is not running")
+        pending: _Pending[T] = _Pending(op)
+        self._send.send_nowait(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.value  # type: ignore[return-value]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer loop; start it with `nursery.start(writer.run)`."""
+        self._running = True
+        task_status.started()
+        try:
+            while True:
+                group = [await self._receive.receive()]
+                if self._linger:
+                    await trio.sleep(self._linger)
+                while len(group) < self._max_group:
+                    try:
+                        group.append(self._receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await self._commit(group)
+        finally:
+            self._running = False
+            # Whatever is still queued was never committed: tell its callers so.
+            while True:
+                try:
+                    pending = self._receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                pending.error = StoreError("the store writer stopped before this write")
+                pending.done.set()
+
+    async def _commit(self, group: list[_Pending[Any]]) -> None:
+        ops = [p.op for p in group]
+        try:
+            # LMDB write transactions belong to one thread; the whole group runs in one
+            # worker-thread call, so the trio loop keeps accepting work meanwhile.
+            results = await trio.to_thread.run_sync(self._store.commit_group, ops)
+        except Exception as exc:  # noqa: BLE001 - a failed commit fails every op in it
+            err = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
+            for p in group:
+                p.error = err
+                p.done.set()
+            self._failed += len(group)
+            return
+        self._commits += 1
+        self._ops += len(group)
+        self._largest = max(self._largest, len(group))
+        for p, (ok, value) in zip(group, results, strict=True):
+            if ok:
+                p.value = value
+            else:
+                p.error = value
+                self._failed += 1
+            p.done.set()
+
+    def statistics(self) -> WriterStatistics:
+        return WriterStatistics(
+            queued=self._receive.statistics().current_buffer_used,
+            commits=self._commits,
+            ops=self._ops,
+            failed_ops=self._failed,
+            largest_group=self._largest,
+            mean_group=(self._ops / self._commits) if self._commits else 0.0,
+        )

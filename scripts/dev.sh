@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine (Debian, root, Python 3.11, nothing else installed).
+#
+#   scripts/dev.sh serve        install everything, `hanko init var/dev` once, run the service
+#   scripts/dev.sh test [ARGS]  install everything, run ruff, mypy and the whole test suite
+#   scripts/dev.sh setup        install everything and stop
+#
+# Everything a test needs is installed here, never by hand: CI runs on machines that
+# have nothing but Python.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
+
+# softhsm2: the HSM the tests and the dev service use; openssl, gnutls-bin, nginx and wrk
+# are the interop peers and load generator the tests and benchmarks drive.
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates)
+
+log() { printf 'dev.sh: %s\n' "$*" >&2; }
+
+need_apt() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "installing system packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+}
+
+pick_python() {
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            echo "$candidate"
+            return
+        fi
+    done
+    log "Python 3.11 is required (python3.11 or python3 on PATH)"
+    exit 1
+}
+
+need_venv() {
+    local py
+    py=$(pick_python)
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        if ! "$py" -m venv "$VENV" 2>/dev/null; then
+            # Debian's own python3 splits venv into a separate package.
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            "$py" -m venv "$VENV"
+        fi
+    fi
+    # Reinstall only when the dependency list changed: a stamp holds pyproject's hash.
+    local stamp="$VENV/.hanko-installed" want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        log "installing Python dependencies"
+        "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+        "$VENV/bin/pip" install -q -e ".[dev]"
+        echo "$want" >"$stamp"
+    fi
+}
+
+setup() {
+    need_apt
+    need_venv
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    setup)
+        setup
+        ;;
+    serve)
+        setup
+        if [ ! -f "$DEV_DIR/hanko.toml" ]; then
+            log "creating the development CA in $DEV_DIR"
+            "$VENV/bin/hanko" init "$DEV_DIR"
+        fi
+        exec "$VENV/bin/hanko" serve -c "$DEV_DIR/hanko.toml"
+        ;;
+    test)
+        setup
+        "$VENV/bin/ruff" check .
+        "$VENV/bin/mypy"
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: scripts/dev.sh {serve|test [pytest args]|setup}" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,188 @@
+"""One logged-in PKCS#11 session: the only module that imports python-pkcs11.
+
+Rules measured on SoftHSM (see docs/architecture.md): python-pkcs11 initialises the
+library without OS locking, so a process must never sign from two threads; login belongs
+to the application, so a process logs in once and keeps that session open for its life.
+A TokenSession is therefore one per process, used from one thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pkcs11
+from pkcs11 import Attribute, KeyType as P11KeyType, Mechanism, ObjectClass
+from pkcs11.exceptions import (
+    NoSuchKey,
+    NoSuchToken,
+    PinIncorrect,
+    PinLenRange,
+    PKCS11Error,
+)
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+from pkcs11.util.rsa import encode_rsa_public_key
+
+from core.der import ecdsa_signature_from_raw
+from core.errors import HsmUnavailable, SignerError
+from signer.algorithms import KeyType, SignAlgorithm
+
+_LIBS: dict[str, Any] = {}
+_LOADED_CONF: dict[str, str | None] = {}
+
+_RSA_MECHANISMS = {
+    SignAlgorithm.RSA_PKCS1_SHA256: (Mechanism.SHA256_RSA_PKCS, None),
+    SignAlgorithm.RSA_PKCS1_SHA384: (Mechanism.SHA384_RSA_PKCS, None),
+    SignAlgorithm.RSA_PSS_SHA256: (
+        Mechanism.SHA256_RSA_PKCS_PSS,
+        (Mechanism.SHA256, pkcs11.MGF.SHA256, 32),
+    ),
+    SignAlgorithm.RSA_PSS_SHA384: (
+        Mechanism.SHA384_RSA_PKCS_PSS,
+        (Mechanism.SHA384, pkcs11.MGF.SHA384, 48),
+    ),
+}
+
+
+def _load_library(module: str) -> Any:
+    # A PKCS#11 module is initialised once per process; python-pkcs11 refuses a second.
+    lib = _LIBS.get(module)
+    if lib is None:
+        if not Path(module).is_file():
+            raise HsmUnavailable(
+                f"PKCS#11 module {module} not found (for SoftHSM: apt-get install softhsm2)"
+            )
+        try:
+            lib = pkcs11.lib(module)
+        except (RuntimeError, OSError, PKCS11Error) as exc:
+            raise HsmUnavailable(f"cannot load PKCS#11 module {module}: {exc}") from exc
+        _LIBS[module] = lib
+    return lib
+
+
+class TokenSession:
+    def __init__(
+        self, module: str, token_label: str, pin: str, *, softhsm_conf: str | None = None
+    ) -> None:
+        if module in _LOADED_CONF and _LOADED_CONF[module] != softhsm_conf:
+            # SoftHSM reads its configuration once, at C_Initialize: another token
+            # directory in the same process would silently show the first one's tokens.
+            raise HsmUnavailable(
+                f"{module} is already initialised in this process with another configuration"
+                f" ({_LOADED_CONF[module]}); use a new process for {softhsm_conf}"
+            )
+        if softhsm_conf is not None:
+            # SoftHSM reads this when the module is initialised, so it must be set first.
+            os.environ["SOFTHSM2_CONF"] = softhsm_conf
+        lib = _load_library(module)
+        _LOADED_CONF[module] = softhsm_conf
+        try:
+            token = lib.get_token(token_label=token_label)
+        except NoSuchToken:
+            raise HsmUnavailable(f"no token labelled {token_label!r} in {module}") from None
+        except PKCS11Error as exc:
+            raise HsmUnavailable(f"cannot reach token {token_label!r}: {exc!r}") from exc
+        try:
+            self._session = token.open(rw=True, user_pin=pin)
+        except (PinIncorrect, PinLenRange):
+            raise HsmUnavailable(
+                f"token {token_label!r} refused login: wrong PIN"
+            ) from None
+        except PKCS11Error as exc:
+            raise HsmUnavailable(f"token {token_label!r} refused login: {exc!r}") from exc
+        self.token_label = token_label
+        self._private: dict[str, Any] = {}
+        self._types: dict[str, KeyType] = {}
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- keys -------------------------------------------------------------------------
+
+    def generate_key(self, label: str, key_type: KeyType) -> bytes:
+        """Generate a non-extractable key pair inside the token; returns the SPKI DER."""
+        if self._find(ObjectClass.PRIVATE_KEY, label) is not None:
+            raise HsmUnavailable(f"a key labelled {label!r} already exists on the token")
+        template = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}
+        ident = hashlib.sha256(label.encode()).digest()[:16]
+        if key_type.is_ec:
+            params = self._session.create_domain_parameters(
+                P11KeyType.EC,
+                {Attribute.EC_PARAMS: encode_named_curve_parameters(key_type.curve_oid)},
+                local=True,
+            )
+            pub, _ = params.generate_keypair(
+                store=True, label=label, id=ident, private_template=template
+            )
+            return bytes(encode_ec_public_key(pub))
+        pub, _ = self._session.generate_keypair(
+            P11KeyType.RSA, key_type.rsa_bits, store=True, label=label, id=ident,
+            private_template=template,
+        )
+        return bytes(encode_rsa_public_key(pub))
+
+    def _find(self, cls: ObjectClass, label: str) -> Any:
+        try:
+            return self._session.get_key(object_class=cls, label=label)
+        except NoSuchKey:
+            return None
+
+    def private_key(self, label: str) -> Any:
+        key = self._private.get(label)
+        if key is None:
+            key = self._find(ObjectClass.PRIVATE_KEY, label)
+            if key is None:
+                raise HsmUnavailable(
+                    f"no private key labelled {label!r} on token {self.token_label!r}"
+                )
+            self._private[label] = key
+            self._types[label] = self._key_type(label, key)
+        return key
+
+    def _key_type(self, label: str, key: Any) -> KeyType:
+        if key.key_type == P11KeyType.EC:
+            pub = self._find(ObjectClass.PUBLIC_KEY, label)
+            if pub is None:
+                raise HsmUnavailable(f"key {label!r} has no public half on the token")
+            oid_der = bytes(pub[Attribute.EC_PARAMS])
+            for kt in (KeyType.ECDSA_P256, KeyType.ECDSA_P384):
+                if encode_named_curve_parameters(kt.curve_oid) == oid_der:
+                    return kt
+            raise HsmUnavailable(f"key {label!r} is on a curve hanko does not sign with")
+        if key.key_type == P11KeyType.RSA:
+            bits = int(key.key_length)
+            return KeyType.RSA_3072 if bits >= 3072 else KeyType.RSA_2048
+        raise HsmUnavailable(f"key {label!r} is neither RSA nor EC")
+
+    def key_type(self, label: str) -> KeyType:
+        self.private_key(label)
+        return self._types[label]
+
+    def public_key_der(self, label: str) -> bytes:
+        pub = self._find(ObjectClass.PUBLIC_KEY, label)
+        if pub is None:
+            raise HsmUnavailable(f"no public key labelled {label!r} on token {self.token_label!r}")
+        if pub.key_type == P11KeyType.EC:
+            return bytes(encode_ec_public_key(pub))
+        return bytes(encode_rsa_public_key(pub))
+
+    # -- signing ----------------------------------------------------------------------
+
+    def sign(self, label: str, alg: SignAlgorithm, data: bytes) -> bytes:
+        """Sign `data` (the full message, not a digest); returns the X.509 signature form."""
+        key = self.private_key(label)
+        if not self._types[label].accepts(alg):
+            raise SignerError(
+                f"key {label!r} is {self._types[label].value} and cannot sign {alg.slug}"
+            )
+        try:
+            if alg.is_ecdsa:
+                # SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest raw.
+                digest = hashlib.new(alg.hash_name, data).digest()
+                return ecdsa_signature_from_raw(key.sign(digest, mechanism=Mechanism.ECDSA))
+            mechanism, param = _RSA_MECHANISMS[alg]
+            return bytes(key.sign(data, mechanism=mechanism, mechanism_param=param))
+        except PKCS11Error as exc:
+            raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
