@@ -1,0 +1,531 @@
+"""The batched signer: a trio front end over a pool of PKCS#11 worker processes.
+
+Callers `await pool.sign(label, alg, data)` (or `sign_many` for a bulk job). Requests
+wait in three priority queues (interactive issuance, then OCSP refresh, then bulk) whose
+total is bounded: a full queue makes callers wait, or raises SignerOverloaded for callers
+that asked not to wait. For each worker process, `pipeline` feeder tasks take batches
+(up to `batch_max`, highest priority first) and send them over the worker's pipe, so the
+worker always has the next batch queued in its pipe while it signs the current one.
+Batches form by themselves under load; an idle worker gets a request at once, and a busy
+one lets the queue fill for up to `batch_delay` before its next batch.
+
+A worker that dies (or hangs past `batch_timeout`) is killed and replaced; the requests
+of its in-flight batches are retried once on the next batch any worker takes, and fail
+with a clear SignerError if that fails too.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+import outcome
+import trio
+
+from core.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
+from signer.algorithms import SignAlgorithm
+from signer.messages import (
+    FROM_WORKER,
+    BatchResult,
+    FrameBuffer,
+    SignBatch,
+    WorkerFailed,
+    WorkerInit,
+    WorkerReady,
+    frame,
+)
+
+START_TIMEOUT = 30.0
+RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class Priority(enum.IntEnum):
+    INTERACTIVE = 0  # issuance a portal is waiting for
+    REFRESH = 1  # OCSP re-signing before the refresh point
+    BULK = 2  # rebuilds, benchmarks, back-fills
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to log in. The PIN travels over the worker's private pipe."""
+
+    module: str
+    token_label: str
+    pin: str = field(repr=False)
+    softhsm_conf: str | None
+    key_labels: tuple[str, ...]
+
+
+class _Waiter:
+    """Completion of one caller's requests: `sign` waits for one, `sign_many` for many."""
+
+    __slots__ = ("event", "remaining")
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.event = trio.Event()
+
+    def one_done(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.event.set()
+
+
+class _Request:
+    """One message to sign. A single `sign` caller is woken directly through its task
+    (the hot path: no Event, no ParkingLot); `sign_many` callers share a _Waiter."""
+
+    __slots__ = (
+        "alg", "attempts", "data", "error", "label", "priority", "task", "value", "waiter",
+    )
+
+    def __init__(
+        self, label: str, alg: int, data: bytes, priority: Priority, waiter: _Waiter | None
+    ) -> None:
+        self.label = label
+        self.alg = alg
+        self.data = data
+        self.priority = priority
+        self.waiter = waiter
+        self.task: trio.lowlevel.Task | None = None
+        self.attempts = 0
+        self.value = b""
+        self.error: SignerError | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        """A single caller that was cancelled: nobody is waiting for this any more."""
+        return self.waiter is None and self.task is None
+
+    def resolve(self, value: bytes) -> None:
+        self.value = value
+        if self.task is not None:
+            trio.lowlevel.reschedule(self.task, outcome.Value(value))
+            self.task = None
+        elif self.waiter is not None:
+            self.waiter.one_done()
+
+    def fail(self, error: SignerError) -> None:
+        self.error = error
+        if self.task is not None:
+            trio.lowlevel.reschedule(self.task, outcome.Error(error))
+            self.task = None
+        elif self.waiter is not None:
+            self.waiter.one_done()
+
+
+class _Batch:
+    __slots__ = ("done", "id", "requests")
+
+    def __init__(self, batch_id: int, requests: list[_Request]) -> None:
+        self.id = batch_id
+        self.requests = requests
+        self.done = trio.Event()
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class WorkerStatistics(msgspec.Struct, frozen=True):
+    slot: int
+    pid: int | None
+    alive: bool
+    batches: int
+    signatures: int
+    restarts: int
+    in_flight_batches: int
+
+
+class SignerStatistics(msgspec.Struct, frozen=True):
+    queued: int
+    queued_by_priority: dict[str, int]
+    queue_max: int
+    batches: int
+    signatures: int
+    mean_batch: float
+    largest_batch: int
+    retried: int
+    errors: int
+    restarts: int
+    workers: list[WorkerStatistics]
+
+
+class _Worker:
+    """One worker process and its pipe, as seen from the core."""
+
+    def __init__(self, slot: int, proc: trio.Process, pid: int) -> None:
+        self.slot = slot
+        self.proc = proc
+        self.pid = pid
+        self.inflight: dict[int, _Batch] = {}
+        self.send_lock = trio.Lock()
+        self.frames = FrameBuffer()
+        self.pending_frames: deque[bytes] = deque()
+
+    async def send(self, batch: _Batch) -> None:
+        data = frame(
+            SignBatch(batch.id, [(r.label, r.alg, r.data) for r in batch.requests])
+        )
+        assert self.proc.stdin is not None
+        try:
+            async with self.send_lock:
+                await self.proc.stdin.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _WorkerDied(f"worker {self.pid} pipe closed") from exc
+
+    async def receive(self) -> object:
+        """The next message from the worker; _WorkerDied at end of stream."""
+        assert self.proc.stdout is not None
+        while not self.pending_frames:
+            try:
+                data = await self.proc.stdout.receive_some(1 << 16)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise _WorkerDied(f"worker {self.pid} pipe closed") from exc
+            if not data:
+                raise _WorkerDied(f"worker {self.pid} exited")
+            self.pending_frames.extend(self.frames.feed(data))
+        return FROM_WORKER.decode(self.pending_frames.popleft())
+
+    async def stop(self) -> None:
+        """Close stdin so the worker finishes and exits; kill it if it lingers."""
+        with trio.CancelScope(shield=True):
+            if self.proc.stdin is not None:
+                await self.proc.stdin.aclose()
+            with trio.move_on_after(2.0):
+                await self.proc.wait()
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+class SignerPool:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        *,
+        workers: int = 0,
+        batch_max: int = 64,
+        batch_delay: float = 0.0005,
+        queue_max: int = 8192,
+        batch_timeout: float = 30.0,
+        pipeline: int = 2,
+    ) -> None:
+        if batch_max < 1 or queue_max < batch_max or pipeline < 1:
+            raise ValueError("need batch_max >= 1, queue_max >= batch_max, pipeline >= 1")
+        self._spec = spec
+        self._nworkers = workers or os.cpu_count() or 1
+        self._batch_max = batch_max
+        self._batch_delay = batch_delay
+        self._queue_max = queue_max
+        self._batch_timeout = batch_timeout
+        self._pipeline = pipeline
+        self._queues: tuple[deque[_Request], ...] = tuple(deque() for _ in Priority)
+        self._queued = 0
+        self._work = trio.lowlevel.ParkingLot()
+        self._space = trio.lowlevel.ParkingLot()
+        self._batch_ids = itertools.count(1)
+        self._running = False
+        self._closed = False
+        self._workers: dict[int, _Worker | None] = {}
+        self._key_types: dict[str, str] = {}
+        # statistics
+        self._batches = 0
+        self._signatures = 0
+        self._largest = 0
+        self._retried = 0
+        self._errors = 0
+        self._restarts = 0
+        self._per_slot: dict[int, list[int]] = {}  # slot -> [batches, signatures, restarts]
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def key_types(self) -> dict[str, str]:
+        """Key label -> key type, as the workers found them at start-up."""
+        return dict(self._key_types)
+
+    async def sign(
+        self,
+        label: str,
+        alg: SignAlgorithm,
+        data: bytes,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        wait: bool = True,
+    ) -> bytes:
+        """Sign `data` (the whole message) and return the signature in X.509 form."""
+        req = _Request(label, alg.value, data, priority, None)
+        await self._enqueue([req], wait=wait)
+        if req.error is not None:  # failed while we were queued behind a full queue
+            raise req.error
+        req.task = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            # Cancelled while waiting: the request stays queued and is skipped (or its
+            # signature dropped); either way nothing is reported to a caller that left.
+            req.task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        value: bytes = await trio.lowlevel.wait_task_rescheduled(abort)
+        return value
+
+    async def sign_many(
+        self,
+        items: Sequence[tuple[str, SignAlgorithm, bytes]],
+        *,
+        priority: Priority = Priority.BULK,
+        wait: bool = True,
+    ) -> list[bytes | SignerError]:
+        """Sign many messages; each slot holds its signature or its own error."""
+        if not items:
+            return []
+        waiter = _Waiter(len(items))
+        reqs = [_Request(label, alg.value, data, priority, waiter) for label, alg, data in items]
+        for start in range(0, len(reqs), self._queue_max):
+            await self._enqueue(reqs[start : start + self._queue_max], wait=wait)
+        await waiter.event.wait()
+        return [r.error if r.error is not None else r.value for r in reqs]
+
+    def statistics(self) -> SignerStatistics:
+        workers = []
+        for slot in range(self._nworkers):
+            w = self._workers.get(slot)
+            counts = self._per_slot.get(slot, [0, 0, 0])
+            workers.append(
+                WorkerStatistics(
+                    slot=slot, pid=w.pid if w else None,
+                    alive=bool(w and w.proc.returncode is None),
+                    batches=counts[0], signatures=counts[1], restarts=counts[2],
+                    in_flight_batches=len(w.inflight) if w else 0,
+                )
+            )
+        return SignerStatistics(
+            queued=self._queued,
+            queued_by_priority={p.name.lower(): len(self._queues[p]) for p in Priority},
+            queue_max=self._queue_max,
+            batches=self._batches,
+            signatures=self._signatures,
+            mean_batch=(self._signatures / self._batches) if self._batches else 0.0,
+            largest_batch=self._largest,
+            retried=self._retried,
+            errors=self._errors,
+            restarts=self._restarts,
+            workers=workers,
+        )
+
+    # -- queueing -----------------------------------------------------------------------
+
+    async def _enqueue(self, reqs: list[_Request], *, wait: bool) -> None:
+        if self._closed or not self._running:
+            raise SignerClosed("the signer is not running")
+        while self._queued + len(reqs) > self._queue_max:
+            if not wait:
+                raise SignerOverloaded(
+                    f"signer queue is full ({self._queued} of {self._queue_max} waiting)"
+                )
+            await self._space.park()
+            if self._closed:
+                raise SignerClosed("the signer stopped")
+        for r in reqs:
+            self._queues[r.priority].append(r)
+        self._queued += len(reqs)
+        if self._work:
+            self._work.unpark(count=-(-len(reqs) // self._batch_max))
+
+    def _requeue(self, reqs: list[_Request], reason: str) -> None:
+        """Put the requests of a lost batch back at the front, or fail the twice-lost."""
+        for r in reversed(reqs):
+            if r.abandoned:
+                continue
+            r.attempts += 1
+            if r.attempts > 1 or self._closed:
+                self._errors += 1
+                r.fail(SignerError(f"signing failed twice: {reason}"))
+                continue
+            self._retried += 1
+            self._queues[r.priority].appendleft(r)
+            self._queued += 1
+        self._work.unpark_all()
+
+    async def _take_batch(self, worker: _Worker) -> _Batch:
+        while True:
+            while self._queued == 0:
+                await self._work.park()
+            if worker.inflight and self._queued < self._batch_max and self._batch_delay:
+                # The worker is busy anyway: let a fuller batch form meanwhile.
+                await trio.sleep(self._batch_delay)
+                if self._queued == 0:
+                    continue
+            else:
+                await trio.lowlevel.checkpoint()
+                if self._queued == 0:
+                    continue
+            # No checkpoint from here to the caller putting the batch in flight, so a
+            # cancellation can never drop requests between the queue and the worker.
+            taken: list[_Request] = []
+            removed = 0
+            for q in self._queues:
+                while q and len(taken) < self._batch_max:
+                    r = q.popleft()
+                    removed += 1
+                    if not r.abandoned:
+                        taken.append(r)
+                if len(taken) == self._batch_max:
+                    break
+            self._queued -= removed
+            if not taken:
+                continue
+            self._space.unpark_all()
+            return _Batch(next(self._batch_ids), taken)
+
+    # -- workers ------------------------------------------------------------------------
+
+    async def _spawn(self, slot: int) -> _Worker:
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "signer.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        worker = _Worker(slot, proc, proc.pid)
+        init = WorkerInit(
+            self._spec.module, self._spec.token_label, self._spec.pin,
+            self._spec.softhsm_conf, list(self._spec.key_labels),
+        )
+        try:
+            assert proc.stdin is not None
+            with trio.fail_after(START_TIMEOUT):
+                await proc.stdin.send_all(frame(init))
+                reply = await worker.receive()
+        except (trio.TooSlowError, _WorkerDied, trio.BrokenResourceError) as exc:
+            await worker.stop()
+            raise HsmUnavailable(f"signer worker failed to start: {exc}") from exc
+        except BaseException:
+            await worker.stop()
+            raise
+        if isinstance(reply, WorkerFailed):
+            await worker.stop()
+            raise HsmUnavailable(reply.message)
+        if not isinstance(reply, WorkerReady):
+            await worker.stop()
+            raise HsmUnavailable("signer worker answered its start-up with something else")
+        self._key_types = reply.key_types
+        return worker
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the workers (failing fast on a bad PIN or key), then supervise them."""
+        if self._running:
+            raise SignerError("the signer is already running")
+        first: dict[int, _Worker] = {}
+        try:
+            for slot in range(self._nworkers):
+                first[slot] = await self._spawn(slot)
+                self._workers[slot] = first[slot]
+                self._per_slot[slot] = [0, 0, 0]
+        except BaseException:
+            for w in first.values():
+                await w.stop()
+            raise
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                for slot, worker in first.items():
+                    nursery.start_soon(self._supervise, slot, worker)
+                task_status.started()
+        finally:
+            self._closed = True
+            self._running = False
+            err = SignerClosed("the signer stopped before this request was signed")
+            for q in self._queues:
+                while q:
+                    q.popleft().fail(err)
+            self._queued = 0
+            self._space.unpark_all()
+
+    async def _supervise(self, slot: int, worker: _Worker) -> None:
+        backoff = iter(RESTART_BACKOFF)
+        while True:
+            reason = "worker stopped"
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read_results, worker)
+                    for _ in range(self._pipeline):
+                        nursery.start_soon(self._feed, worker)
+            except* _WorkerDied as group:
+                reason = str(group.exceptions[0])
+            finally:
+                lost = [r for b in worker.inflight.values() for r in b.requests]
+                for b in worker.inflight.values():
+                    b.done.set()
+                worker.inflight.clear()
+                with trio.CancelScope(shield=True):
+                    if worker.proc.returncode is None:
+                        worker.proc.kill()
+                    await worker.proc.wait()
+                self._workers[slot] = None
+                self._requeue(lost, reason)
+            # Replace the worker; if the HSM refuses for now, back off and try again
+            # while the other workers carry the load.
+            while True:
+                try:
+                    worker = await self._spawn(slot)
+                    break
+                except HsmUnavailable:
+                    if all(w is None for w in self._workers.values()):
+                        self._fail_queued(SignerError(f"no signer worker available: {reason}"))
+                    await trio.sleep(next(backoff, RESTART_BACKOFF[-1]))
+            backoff = iter(RESTART_BACKOFF)
+            self._workers[slot] = worker
+            self._restarts += 1
+            self._per_slot[slot][2] += 1
+
+    def _fail_queued(self, error: SignerError) -> None:
+        for q in self._queues:
+            while q:
+                self._errors += 1
+                q.popleft().fail(error)
+        self._queued = 0
+        self._space.unpark_all()
+
+    async def _feed(self, worker: _Worker) -> None:
+        while True:
+            batch = await self._take_batch(worker)
+            worker.inflight[batch.id] = batch
+            await worker.send(batch)
+            with trio.move_on_after(self._batch_timeout):
+                await batch.done.wait()
+            if not batch.done.is_set():
+                raise _WorkerDied(
+                    f"worker {worker.pid} did not answer within {self._batch_timeout:g}s"
+                )
+
+    async def _read_results(self, worker: _Worker) -> None:
+        counts = self._per_slot[worker.slot]
+        while True:
+            msg = await worker.receive()
+            if not isinstance(msg, BatchResult):
+                raise _WorkerDied(f"worker {worker.pid} sent an unexpected message")
+            batch = worker.inflight.pop(msg.batch_id, None)
+            if batch is None:
+                continue
+            errors = msg.errors
+            for index, (req, sig) in enumerate(zip(batch.requests, msg.signatures, strict=True)):
+                if errors and index in errors:
+                    self._errors += 1
+                    req.fail(SignerError(errors[index]))
+                else:
+                    req.resolve(sig)
+            n = len(batch.requests)
+            self._batches += 1
+            self._signatures += n
+            self._largest = max(self._largest, n)
+            counts[0] += 1
+            counts[1] += n
+            batch.done.set()

@@ -1,0 +1,84 @@
+"""Sign many X.509 objects in one batch: the throwaway-key splice.
+
+cryptography signs synchronously, one object at a time. So a certificate (or CRL, or
+BasicOCSPResponse) is first built with a throwaway software key of the same algorithm;
+that template is what gets linted. Its to-be-signed bytes already name the right
+signature algorithm and issuer, so they go to the batched signer as they are, and the
+real signature replaces the throwaway one in the outer SEQUENCE. Anything after the
+signature (a BasicOCSPResponse's certs) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from core.der import bit_string, read_tlv, sequence
+from core.errors import SignerError
+from signer.algorithms import KeyType, SignAlgorithm
+from signer.pool import Priority
+
+_SEQUENCE = 0x30
+_BIT_STRING = 0x03
+
+
+class BatchSigner(Protocol):
+    async def sign_many(
+        self,
+        items: Sequence[tuple[str, SignAlgorithm, bytes]],
+        *,
+        priority: Priority = ...,
+        wait: bool = ...,
+    ) -> list[bytes | SignerError]: ...
+
+
+def split_signed(der: bytes) -> tuple[bytes, bytes, bytes]:
+    """(to-be-signed, signatureAlgorithm, trailing elements) of a signed SEQUENCE."""
+    tag, start, end = read_tlv(der, 0)
+    if tag != _SEQUENCE or end != len(der):
+        raise ValueError("not a single DER SEQUENCE")
+    tbs_tag, _, tbs_end = read_tlv(der, start)
+    alg_tag, _, alg_end = read_tlv(der, tbs_end)
+    sig_tag, _, sig_end = read_tlv(der, alg_end)
+    if (tbs_tag, alg_tag, sig_tag) != (_SEQUENCE, _SEQUENCE, _BIT_STRING):
+        raise ValueError("not a signed structure (TBS, algorithm, BIT STRING)")
+    return der[start:tbs_end], der[tbs_end:alg_end], der[sig_end:end]
+
+
+def splice_signature(template: bytes, signature: bytes) -> bytes:
+    tbs, alg, trailer = split_signed(template)
+    return sequence(tbs + alg + bit_string(signature) + trailer)
+
+
+def throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """A software key of the same algorithm as the HSM key, only to build templates.
+
+    Never used to sign anything that leaves the process.
+    """
+    if key_type is KeyType.ECDSA_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type is KeyType.ECDSA_P384:
+        return ec.generate_private_key(ec.SECP384R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=key_type.rsa_bits)
+
+
+async def sign_templates(
+    signer: BatchSigner,
+    label: str,
+    alg: SignAlgorithm,
+    templates: Sequence[bytes],
+    *,
+    priority: Priority = Priority.INTERACTIVE,
+) -> list[bytes | SignerError]:
+    """Re-sign each template with the HSM key `label` in one batch; splice each result."""
+    parts = [split_signed(t) for t in templates]
+    sigs = await signer.sign_many([(label, alg, tbs) for tbs, _, _ in parts], priority=priority)
+    out: list[bytes | SignerError] = []
+    for (tbs, alg_der, trailer), sig in zip(parts, sigs, strict=True):
+        if isinstance(sig, SignerError):
+            out.append(sig)
+        else:
+            out.append(sequence(tbs + alg_der + bit_string(sig) + trailer))
+    return out

@@ -1,0 +1,98 @@
+"""A PKCS#11 worker process: one library instance, one login, one session, one thread.
+
+Started by signer.pool with pipes on stdin/stdout. Reads a WorkerInit, logs in and
+finds its keys (answering WorkerReady or WorkerFailed), then signs SignBatch after
+SignBatch until stdin closes. Each item gets its own signature or its own error.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from core.errors import HankoError
+from signer.algorithms import SignAlgorithm
+from signer.messages import (
+    TO_WORKER,
+    BatchResult,
+    SignBatch,
+    WorkerFailed,
+    WorkerInit,
+    WorkerReady,
+    frame,
+)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_message(fd: int) -> object | None:
+    header = _read_exact(fd, 4)
+    if header is None:
+        return None
+    body = _read_exact(fd, int.from_bytes(header, "big"))
+    return None if body is None else TO_WORKER.decode(body)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def main() -> int:
+    # Ctrl-C on `hanko serve` reaches the whole process group; the pool shuts workers
+    # down by closing their stdin, after in-flight batches are answered.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    in_fd = 0
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the frames
+
+    init = _read_message(in_fd)
+    if not isinstance(init, WorkerInit):
+        return 2
+    from signer.token import TokenSession  # imported here: loads PKCS#11 bindings
+
+    try:
+        session = TokenSession(
+            init.module, init.token_label, init.pin, softhsm_conf=init.softhsm_conf
+        )
+        key_types = {label: session.key_type(label).value for label in init.key_labels}
+    except HankoError as exc:
+        _write_all(out_fd, frame(WorkerFailed(exc.message)))
+        return 3
+    _write_all(out_fd, frame(WorkerReady(os.getpid(), key_types)))
+
+    algorithms = {alg.value: alg for alg in SignAlgorithm}
+    sign = session.sign
+    while True:
+        msg = _read_message(in_fd)
+        if msg is None:
+            return 0
+        if not isinstance(msg, SignBatch):
+            continue
+        signatures: list[bytes] = []
+        errors: dict[int, str] = {}
+        for index, (label, alg, data) in enumerate(msg.items):
+            try:
+                signatures.append(sign(label, algorithms[alg], data))
+            except HankoError as exc:
+                signatures.append(b"")
+                errors[index] = exc.message
+            except KeyError:
+                signatures.append(b"")
+                errors[index] = f"unknown signature algorithm {alg}"
+        _write_all(out_fd, frame(BatchResult(msg.batch_id, signatures, errors)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
