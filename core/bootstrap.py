@@ -21,11 +21,11 @@ from core.clock import Clock
 from core.errors import BootstrapError
 from core.secrets import new_pin, new_token, write_secret_file
 from core.store import Store
-from signer.algorithms import KeyType
-from signer.hsm_key import hsm_private_key
+from signer.algorithms import KeyType, SignAlgorithm
+from signer.hsm_key import SignFn, hsm_private_key
 from signer.token import TokenSession
 
-TOKEN_LABEL = "hanko"
+TOKEN_LABEL = "hanko"  # noqa: S105 - a token label, not a secret
 ROOT_LABEL = "hanko-root-1"
 ISSUING_LABEL = "hanko-issuing-1"
 OCSP_LABEL = "hanko-ocsp-1"
@@ -88,23 +88,34 @@ def _init(
         keys = {}
         for label in (ROOT_LABEL, ISSUING_LABEL, OCSP_LABEL):
             public_der = session.generate_key(label, key_type)
-            keys[label] = hsm_private_key(
-                public_der, lambda alg, data, label=label: session.sign(label, alg, data)
-            )
+            keys[label] = hsm_private_key(public_der, _signing_with(session, label))
         now = clock.now()
         root = ca_certs.build_root(
-            org=ORG, common_name=f"{ORG} Root CA", public_key=keys[ROOT_LABEL].public_key(),
-            signing_key=keys[ROOT_LABEL], key_type=key_type, now=now,
+            org=ORG,
+            common_name=f"{ORG} Root CA",
+            public_key=keys[ROOT_LABEL].public_key(),
+            signing_key=keys[ROOT_LABEL],
+            key_type=key_type,
+            now=now,
         )
         issuing = ca_certs.build_issuing_ca(
-            org=ORG, common_name=f"{ORG} TLS Issuing CA 1",
-            public_key=keys[ISSUING_LABEL].public_key(), root=root, root_key=keys[ROOT_LABEL],
-            key_type=key_type, base_url=base_url, now=now,
+            org=ORG,
+            common_name=f"{ORG} TLS Issuing CA 1",
+            public_key=keys[ISSUING_LABEL].public_key(),
+            root=root,
+            root_key=keys[ROOT_LABEL],
+            key_type=key_type,
+            base_url=base_url,
+            now=now,
         )
         responder = ca_certs.build_ocsp_responder(
-            org=ORG, common_name=f"{ORG} OCSP Responder 1",
-            public_key=keys[OCSP_LABEL].public_key(), issuer=issuing,
-            issuer_key=keys[ISSUING_LABEL], key_type=key_type, now=now,
+            org=ORG,
+            common_name=f"{ORG} OCSP Responder 1",
+            public_key=keys[OCSP_LABEL].public_key(),
+            issuer=issuing,
+            issuer_key=keys[ISSUING_LABEL],
+            key_type=key_type,
+            now=now,
         )
     finally:
         session.close()
@@ -122,6 +133,13 @@ def _init(
     config.write_text(_config_text(key_type=key_type, base_url=base_url, when=now.isoformat()))
     _fsync_tree(directory)
     return InitResult(directory, config, root, issuing, responder)
+
+
+def _signing_with(session: TokenSession, label: str) -> SignFn:
+    def sign(alg: SignAlgorithm, data: bytes) -> bytes:
+        return session.sign(label, alg, data)
+
+    return sign
 
 
 def _fsync_tree(directory: Path) -> None:

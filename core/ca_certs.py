@@ -30,7 +30,7 @@ ISSUING_VALIDITY = dt.timedelta(days=5 * 365)
 OCSP_RESPONDER_VALIDITY = dt.timedelta(days=90)
 
 
-def hash_for(key_type: KeyType) -> hashes.HashAlgorithm:
+def hash_for(key_type: KeyType) -> hashes.SHA256 | hashes.SHA384:
     return hashes.SHA384() if key_type is KeyType.ECDSA_P384 else hashes.SHA256()
 
 
@@ -46,9 +46,15 @@ def _name(org: str, common_name: str) -> x509.Name:
 
 def _key_usage(*, cert_sign: bool, digital_signature: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=digital_signature, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
-        crl_sign=cert_sign, encipher_only=False, decipher_only=False,
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -57,8 +63,13 @@ def _second(at: dt.datetime) -> dt.datetime:
 
 
 def build_root(
-    *, org: str, common_name: str, public_key: PublicKey, signing_key: PrivateKey,
-    key_type: KeyType, now: dt.datetime,
+    *,
+    org: str,
+    common_name: str,
+    public_key: PublicKey,
+    signing_key: PrivateKey,
+    key_type: KeyType,
+    now: dt.datetime,
 ) -> x509.Certificate:
     name = _name(org, common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
@@ -73,16 +84,21 @@ def build_root(
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=True, digital_signature=True), critical=True)
         .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
         .sign(signing_key, hash_for(key_type))
     )
 
 
 def build_issuing_ca(
-    *, org: str, common_name: str, public_key: PublicKey, root: x509.Certificate,
-    root_key: PrivateKey, key_type: KeyType, base_url: str, now: dt.datetime,
+    *,
+    org: str,
+    common_name: str,
+    public_key: PublicKey,
+    root: x509.Certificate,
+    root_key: PrivateKey,
+    key_type: KeyType,
+    base_url: str,
+    now: dt.datetime,
 ) -> x509.Certificate:
     return (
         x509.CertificateBuilder()
@@ -111,7 +127,9 @@ def build_issuing_ca(
                 [
                     x509.DistributionPoint(
                         [x509.UniformResourceIdentifier(f"{base_url}/crl/root.crl")],
-                        None, None, None,
+                        None,
+                        None,
+                        None,
                     )
                 ]
             ),
@@ -133,8 +151,14 @@ def build_issuing_ca(
 
 
 def build_ocsp_responder(
-    *, org: str, common_name: str, public_key: PublicKey, issuer: x509.Certificate,
-    issuer_key: PrivateKey, key_type: KeyType, now: dt.datetime,
+    *,
+    org: str,
+    common_name: str,
+    public_key: PublicKey,
+    issuer: x509.Certificate,
+    issuer_key: PrivateKey,
+    key_type: KeyType,
+    now: dt.datetime,
 ) -> x509.Certificate:
     return (
         x509.CertificateBuilder()

@@ -29,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-c", "--config", type=Path, default=None,
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
         help="configuration file (default: $HANKO_CONFIG)",
     )
 
@@ -47,7 +50,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from signer.algorithms import KeyType
 
     result = init_ca(
-        args.directory, key_type=KeyType(args.key_type), clock=SystemClock(),
+        args.directory,
+        key_type=KeyType(args.key_type),
+        clock=SystemClock(),
         base_url=args.base_url,
     )
     if args.json:
@@ -68,17 +73,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from core.config import check_config
+    from core.config import check_config, config_path
 
-    path = args.config
-    if path is None:
-        from core.config import load_config
-
-        load_config(None)  # raises the "no configuration" error with its hint
-    cfg, problems = check_config(path)
+    path = config_path(args.config)
+    _, problems = check_config(path)
     if problems:
         raise ConfigError(problems)
-    assert cfg is not None
     if args.json:
         _print_json({"config": str(path), "ok": True})
     else:
@@ -116,12 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help="create a development CA (SoftHSM token, CA certs, LMDB)")
     p.add_argument("directory", type=Path, help="folder to create; must not exist or be empty")
     p.add_argument(
-        "--key-type", default="ecdsa-p256",
+        "--key-type",
+        default="ecdsa-p256",
         choices=["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"],
         help="key type of the root, issuing and OCSP keys (default: ecdsa-p256)",
     )
     p.add_argument(
-        "--base-url", default=None,
+        "--base-url",
+        default=None,
         help="public http:// base URL written into AIA and CRL distribution points",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -145,9 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(b)
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
-    b.add_argument(
-        "--callers", default="1,16,256", help="comma-separated concurrent caller counts"
-    )
+    b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
+    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     b.set_defaults(func=cmd_bench_signer)
     return parser
 
@@ -158,6 +159,18 @@ def _fail(lines: Sequence[str]) -> int:
     return EXIT_FAILURE
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The error to report from a trio nursery's exception group: a HankoError or a
+    KeyboardInterrupt if there is one (anything else stays a bug with a traceback)."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [_leaf(e) for e in exc.exceptions]
+        for wanted in (HankoError, KeyboardInterrupt):
+            for leaf in leaves:
+                if isinstance(leaf, wanted):
+                    return leaf
+    return exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "base_url", "unset") is None:
@@ -166,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.base_url = DEFAULT_BASE_URL
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        try:
+            return func(args)
+        except BaseExceptionGroup as group:
+            raise _leaf(group) from group
     except ConfigError as exc:
         return _fail(exc.problems or [exc.message])
     except HankoError as exc:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from core.errors import ConfigError, HankoError
+from core.errors import ConfigError, HankoError, SecretError
 from core.secrets import read_secret_env, read_secret_file
 from core.units import ByteSize, Duration
 
@@ -44,7 +44,7 @@ class StoreConfig(msgspec.Struct, **_STRICT):
 
 class HsmConfig(msgspec.Struct, **_STRICT):
     module: str = "/usr/lib/softhsm/libsofthsm2.so"
-    token_label: str = "hanko"
+    token_label: str = "hanko"  # noqa: S105 - a token label, not a secret
     pin: SecretRef = msgspec.field(default_factory=SecretRef)
     # SoftHSM only: its configuration file (sets SOFTHSM2_CONF for hanko and its workers).
     softhsm_conf: str | None = None
@@ -155,11 +155,7 @@ def _secret_problems(cfg: Config, ref: SecretRef, where: str) -> list[str]:
     if (ref.file is None) == (ref.env is None):
         return [f"{where}: give exactly one of 'file' or 'env'"]
     try:
-        if ref.file is not None:
-            read_secret_file(cfg.path(ref.file))
-        else:
-            assert ref.env is not None
-            read_secret_env(ref.env)
+        read_secret(cfg, ref)
     except HankoError as exc:
         return [f"{where}: {exc.message}"]
     return []
@@ -228,12 +224,18 @@ def check_config(path: Path) -> tuple[Config | None, list[str]]:
     return (cfg if not problems else None), problems
 
 
+def config_path(path: Path | None) -> Path:
+    """The file to read: the one given, else $HANKO_CONFIG."""
+    if path is not None:
+        return path
+    env = os.environ.get("HANKO_CONFIG")
+    if not env:
+        raise ConfigError(["no configuration: pass -c FILE or set HANKO_CONFIG"])
+    return Path(env)
+
+
 def load_config(path: Path | None) -> Config:
-    if path is None:
-        env = os.environ.get("HANKO_CONFIG")
-        if not env:
-            raise ConfigError(["no configuration: pass -c FILE or set HANKO_CONFIG"])
-        path = Path(env)
+    path = config_path(path)
     cfg, problems = check_config(path)
     if cfg is None:
         raise ConfigError(problems)
@@ -243,5 +245,6 @@ def load_config(path: Path | None) -> Config:
 def read_secret(cfg: Config, ref: SecretRef) -> str:
     if ref.file is not None:
         return read_secret_file(cfg.path(ref.file))
-    assert ref.env is not None
-    return read_secret_env(ref.env)
+    if ref.env is not None:
+        return read_secret_env(ref.env)
+    raise SecretError("the secret names neither a file nor an environment variable")

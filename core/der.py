@@ -56,11 +56,20 @@ def read_tlv(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
     return tag, pos, end
 
 
+def _der_integer_from_unsigned(octets: bytes) -> bytes:
+    octets = octets.lstrip(b"\0") or b"\0"
+    if octets[0] & 0x80:
+        octets = b"\0" + octets
+    return b"\x02" + encode_length(len(octets)) + octets
+
+
 def ecdsa_signature_from_raw(raw: bytes) -> bytes:
-    """PKCS#11's r||s to X.509's ECDSA-Sig-Value SEQUENCE { r INTEGER, s INTEGER }."""
+    """PKCS#11's r||s to X.509's ECDSA-Sig-Value SEQUENCE { r INTEGER, s INTEGER }.
+
+    Byte operations only (no int round trip): this runs once per ECDSA signature.
+    """
     half = len(raw) // 2
     if half == 0 or len(raw) != 2 * half:
         raise ValueError("raw ECDSA signature must be two equal halves")
-    r = int.from_bytes(raw[:half], "big")
-    s = int.from_bytes(raw[half:], "big")
-    return sequence(encode_unsigned_integer(r) + encode_unsigned_integer(s))
+    body = _der_integer_from_unsigned(raw[:half]) + _der_integer_from_unsigned(raw[half:])
+    return b"\x30" + encode_length(len(body)) + body

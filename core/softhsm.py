@@ -16,7 +16,9 @@ from pathlib import Path
 from core.errors import BootstrapError
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-INSTALL_HINT = "SoftHSM is not installed: run `apt-get install softhsm2` (or `scripts/dev.sh setup`)"
+INSTALL_HINT = (
+    "SoftHSM is not installed: run `apt-get install softhsm2` (or `scripts/dev.sh setup`)"
+)
 
 
 def require_softhsm(module: str = SOFTHSM_MODULE) -> str:
@@ -47,7 +49,7 @@ def init_token(util: str, conf: Path, label: str, so_pin: str, user_pin: str) ->
     if pid == 0:  # child: becomes softhsm2-util with our conf
         os.environ["SOFTHSM2_CONF"] = str(conf)
         try:
-            os.execv(util, [util, "--init-token", "--free", "--label", label])
+            os.execv(util, [util, "--init-token", "--free", "--label", label])  # noqa: S606
         finally:
             os._exit(127)
     answers = [so_pin, so_pin, user_pin, user_pin]

@@ -67,7 +67,7 @@ class HsmEcPrivateKey(ec.EllipticCurvePrivateKey):
     def private_bytes(
         self,
         encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,  # noqa: A002 - cryptography's name
+        format: serialization.PrivateFormat,
         encryption_algorithm: serialization.KeySerializationEncryption,
     ) -> bytes:
         _refuse("export")
@@ -110,7 +110,7 @@ class HsmRsaPrivateKey(rsa.RSAPrivateKey):
     def private_bytes(
         self,
         encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,  # noqa: A002 - cryptography's name
+        format: serialization.PrivateFormat,
         encryption_algorithm: serialization.KeySerializationEncryption,
     ) -> bytes:
         _refuse("export")
@@ -120,7 +120,6 @@ class HsmRsaPrivateKey(rsa.RSAPrivateKey):
 
     def __deepcopy__(self, memo: dict[int, object]) -> HsmRsaPrivateKey:
         return self
-
 
 
 def hsm_private_key(public_der: bytes, sign: SignFn) -> HsmEcPrivateKey | HsmRsaPrivateKey:

@@ -83,7 +83,15 @@ class _Request:
     (the hot path: no Event, no ParkingLot); `sign_many` callers share a _Waiter."""
 
     __slots__ = (
-        "alg", "attempts", "data", "error", "label", "priority", "task", "value", "waiter",
+        "alg",
+        "attempts",
+        "data",
+        "error",
+        "label",
+        "priority",
+        "task",
+        "value",
+        "waiter",
     )
 
     def __init__(
@@ -171,22 +179,24 @@ class _Worker:
         self.pending_frames: deque[bytes] = deque()
 
     async def send(self, batch: _Batch) -> None:
-        data = frame(
-            SignBatch(batch.id, [(r.label, r.alg, r.data) for r in batch.requests])
-        )
-        assert self.proc.stdin is not None
+        data = frame(SignBatch(batch.id, [(r.label, r.alg, r.data) for r in batch.requests]))
+        stdin = self.proc.stdin
+        if stdin is None:
+            raise _WorkerDied(f"worker {self.pid} has no stdin pipe")
         try:
             async with self.send_lock:
-                await self.proc.stdin.send_all(data)
+                await stdin.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise _WorkerDied(f"worker {self.pid} pipe closed") from exc
 
     async def receive(self) -> object:
         """The next message from the worker; _WorkerDied at end of stream."""
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        if stdout is None:
+            raise _WorkerDied(f"worker {self.pid} has no stdout pipe")
         while not self.pending_frames:
             try:
-                data = await self.proc.stdout.receive_some(1 << 16)
+                data = await stdout.receive_some(1 << 16)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise _WorkerDied(f"worker {self.pid} pipe closed") from exc
             if not data:
@@ -301,9 +311,12 @@ class SignerPool:
             counts = self._per_slot.get(slot, [0, 0, 0])
             workers.append(
                 WorkerStatistics(
-                    slot=slot, pid=w.pid if w else None,
+                    slot=slot,
+                    pid=w.pid if w else None,
                     alive=bool(w and w.proc.returncode is None),
-                    batches=counts[0], signatures=counts[1], restarts=counts[2],
+                    batches=counts[0],
+                    signatures=counts[1],
+                    restarts=counts[2],
                     in_flight_batches=len(w.inflight) if w else 0,
                 )
             )
@@ -326,7 +339,9 @@ class SignerPool:
     async def _enqueue(self, reqs: list[_Request], *, wait: bool) -> None:
         if self._closed or not self._running:
             raise SignerClosed("the signer is not running")
-        while self._queued + len(reqs) > self._queue_max:
+        # Callers already waiting for space are ahead in line: a caller that will not
+        # wait is refused while they wait, even if a slot is free for an instant.
+        while self._queued + len(reqs) > self._queue_max or (not wait and self._space):
             if not wait:
                 raise SignerOverloaded(
                     f"signer queue is full ({self._queued} of {self._queue_max} waiting)"
@@ -370,15 +385,18 @@ class SignerPool:
                     continue
             # No checkpoint from here to the caller putting the batch in flight, so a
             # cancellation can never drop requests between the queue and the worker.
+            # Fair share: never take more than this worker's part of the queue, so a
+            # burst of 16 requests keeps two workers busy instead of one.
+            limit = min(self._batch_max, -(-self._queued // self._nworkers))
             taken: list[_Request] = []
             removed = 0
             for q in self._queues:
-                while q and len(taken) < self._batch_max:
+                while q and len(taken) < limit:
                     r = q.popleft()
                     removed += 1
                     if not r.abandoned:
                         taken.append(r)
-                if len(taken) == self._batch_max:
+                if len(taken) == limit:
                     break
             self._queued -= removed
             if not taken:
@@ -396,11 +414,15 @@ class SignerPool:
         )
         worker = _Worker(slot, proc, proc.pid)
         init = WorkerInit(
-            self._spec.module, self._spec.token_label, self._spec.pin,
-            self._spec.softhsm_conf, list(self._spec.key_labels),
+            self._spec.module,
+            self._spec.token_label,
+            self._spec.pin,
+            self._spec.softhsm_conf,
+            list(self._spec.key_labels),
         )
         try:
-            assert proc.stdin is not None
+            if proc.stdin is None:
+                raise _WorkerDied("worker has no stdin pipe")
             with trio.fail_after(START_TIMEOUT):
                 await proc.stdin.send_all(frame(init))
                 reply = await worker.receive()

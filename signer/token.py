@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, KeyType as P11KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import KeyType as P11KeyType
 from pkcs11.exceptions import (
     NoSuchKey,
     NoSuchToken,
@@ -87,9 +89,7 @@ class TokenSession:
         try:
             self._session = token.open(rw=True, user_pin=pin)
         except (PinIncorrect, PinLenRange):
-            raise HsmUnavailable(
-                f"token {token_label!r} refused login: wrong PIN"
-            ) from None
+            raise HsmUnavailable(f"token {token_label!r} refused login: wrong PIN") from None
         except PKCS11Error as exc:
             raise HsmUnavailable(f"token {token_label!r} refused login: {exc!r}") from exc
         self.token_label = token_label
@@ -118,7 +118,11 @@ class TokenSession:
             )
             return bytes(encode_ec_public_key(pub))
         pub, _ = self._session.generate_keypair(
-            P11KeyType.RSA, key_type.rsa_bits, store=True, label=label, id=ident,
+            P11KeyType.RSA,
+            key_type.rsa_bits,
+            store=True,
+            label=label,
+            id=ident,
             private_template=template,
         )
         return bytes(encode_rsa_public_key(pub))
@@ -170,19 +174,39 @@ class TokenSession:
 
     # -- signing ----------------------------------------------------------------------
 
-    def sign(self, label: str, alg: SignAlgorithm, data: bytes) -> bytes:
-        """Sign `data` (the full message, not a digest); returns the X.509 signature form."""
+    def signer_for(self, label: str, alg: SignAlgorithm) -> Callable[[bytes], bytes]:
+        """A function that signs whole messages with `label` and `alg`, returning the
+        X.509 signature form. Built once per (key, algorithm) and reused: it is the
+        worker's hot path."""
         key = self.private_key(label)
         if not self._types[label].accepts(alg):
             raise SignerError(
                 f"key {label!r} is {self._types[label].value} and cannot sign {alg.slug}"
             )
-        try:
-            if alg.is_ecdsa:
-                # SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest raw.
-                digest = hashlib.new(alg.hash_name, data).digest()
-                return ecdsa_signature_from_raw(key.sign(digest, mechanism=Mechanism.ECDSA))
-            mechanism, param = _RSA_MECHANISMS[alg]
-            return bytes(key.sign(data, mechanism=mechanism, mechanism_param=param))
-        except PKCS11Error as exc:
-            raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
+        key_sign = key.sign
+        if alg.is_ecdsa:
+            # SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest raw.
+            hash_new = hashlib.sha384 if alg.hash_name == "sha384" else hashlib.sha256
+            ecdsa = Mechanism.ECDSA
+
+            def sign_ecdsa(data: bytes) -> bytes:
+                try:
+                    raw = key_sign(hash_new(data).digest(), mechanism=ecdsa)
+                except PKCS11Error as exc:
+                    raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
+                return ecdsa_signature_from_raw(raw)
+
+            return sign_ecdsa
+        mechanism, param = _RSA_MECHANISMS[alg]
+
+        def sign_rsa(data: bytes) -> bytes:
+            try:
+                return bytes(key_sign(data, mechanism=mechanism, mechanism_param=param))
+            except PKCS11Error as exc:
+                raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
+
+        return sign_rsa
+
+    def sign(self, label: str, alg: SignAlgorithm, data: bytes) -> bytes:
+        """Sign `data` (the full message, not a digest); returns the X.509 signature form."""
+        return self.signer_for(label, alg)(data)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 
-from core.errors import HankoError
+from core.errors import HankoError, SignerError
 from signer.algorithms import SignAlgorithm
 from signer.messages import (
     TO_WORKER,
@@ -72,8 +73,16 @@ def main() -> int:
         return 3
     _write_all(out_fd, frame(WorkerReady(os.getpid(), key_types)))
 
-    algorithms = {alg.value: alg for alg in SignAlgorithm}
-    sign = session.sign
+    signers: dict[tuple[str, int], Callable[[bytes], bytes]] = {}
+
+    def signer_for(label: str, alg: int) -> Callable[[bytes], bytes]:
+        try:
+            algorithm = SignAlgorithm(alg)
+        except ValueError:
+            raise SignerError(f"unknown signature algorithm {alg}") from None
+        fn = signers[(label, alg)] = session.signer_for(label, algorithm)
+        return fn
+
     while True:
         msg = _read_message(in_fd)
         if msg is None:
@@ -84,13 +93,11 @@ def main() -> int:
         errors: dict[int, str] = {}
         for index, (label, alg, data) in enumerate(msg.items):
             try:
-                signatures.append(sign(label, algorithms[alg], data))
+                fn = signers.get((label, alg)) or signer_for(label, alg)
+                signatures.append(fn(data))
             except HankoError as exc:
                 signatures.append(b"")
                 errors[index] = exc.message
-            except KeyError:
-                signatures.append(b"")
-                errors[index] = f"unknown signature algorithm {alg}"
         _write_all(out_fd, frame(BatchResult(msg.batch_id, signatures, errors)))
 
 

@@ -84,9 +84,10 @@ class Store:
                     for name in _DB_NAMES:
                         dbs[name] = self.env.open_db(name, txn=txn, create=True)
             else:
-                with self.env.begin() as txn:
-                    for name in _DB_NAMES:
-                        dbs[name] = self.env.open_db(name, txn=txn, create=False)
+                # Without a transaction py-lmdb opens each handle in its own committed one;
+                # handles from a read transaction we then end would be invalid.
+                for name in _DB_NAMES:
+                    dbs[name] = self.env.open_db(name, create=False)
         except lmdb.NotFoundError as exc:
             raise StoreError(f"{self.path} is not a hanko store (missing databases)") from exc
         return dbs
@@ -148,7 +149,7 @@ class Store:
                 child = self.env.begin(write=True, parent=txn)
                 try:
                     value = op(WriteTxn(child, self._dbs))
-                except Exception as exc:  # noqa: BLE001 - the op's own error goes to its caller
+                except Exception as exc:
                     child.abort()
                     results.append((False, exc))
                 else:
@@ -162,9 +163,7 @@ class Store:
 
     def stat(self) -> dict[str, int]:
         with self.env.begin() as txn:
-            return {
-                name.decode(): txn.stat(self._dbs[name])["entries"] for name in _DB_NAMES
-            }
+            return {name.decode(): txn.stat(self._dbs[name])["entries"] for name in _DB_NAMES}
 
 
 class ReadTxn:
@@ -188,7 +187,9 @@ class ReadTxn:
         raw = self.txn.get(name.encode(), db=self.dbs[b"counters"])
         return 0 if raw is None else int.from_bytes(raw, "big")
 
-    def get_revocation(self, issuer: bytes, partition: int, serial: bytes) -> RevocationRecord | None:
+    def get_revocation(
+        self, issuer: bytes, partition: int, serial: bytes
+    ) -> RevocationRecord | None:
         raw = self.txn.get(revocation_key(issuer, partition, serial), db=self.dbs[b"revocations"])
         return None if raw is None else REVOCATION.decode(raw)
 
@@ -238,7 +239,13 @@ class WriteTxn(ReadTxn):
         return current
 
     def audit(
-        self, *, at_us: int, actor: str, action: str, subject: str, detail: dict[str, str] | None = None
+        self,
+        *,
+        at_us: int,
+        actor: str,
+        action: str,
+        subject: str,
+        detail: dict[str, str] | None = None,
     ) -> int:
         seq = self.next_counter("audit")
         entry = AuditEntry(
@@ -246,8 +253,9 @@ class WriteTxn(ReadTxn):
         )
         # append=True makes LMDB refuse a key that is not past the last one: the log
         # cannot be rewritten through this path even by a bug in the counter.
-        if not self.txn.put(seq.to_bytes(8, "big"), AUDIT.encode(entry), db=self.dbs[b"audit"],
-                            append=True):
+        if not self.txn.put(
+            seq.to_bytes(8, "big"), AUDIT.encode(entry), db=self.dbs[b"audit"], append=True
+        ):
             raise StoreError(f"audit sequence {seq} already used")
         return seq
 
@@ -257,7 +265,10 @@ class WriteTxn(ReadTxn):
             raise DuplicateSerial(f"serial {rec.serial.hex()} was already issued")
         self.txn.put(expiry_key(rec.not_after, rec.serial), b"", db=self.dbs[b"expiry"])
         self.audit(
-            at_us=at_us, actor=actor, action="issue", subject=rec.serial.hex(),
+            at_us=at_us,
+            actor=actor,
+            action="issue",
+            subject=rec.serial.hex(),
             detail={"profile": rec.profile, "account": rec.account, "names": ",".join(rec.names)},
         )
 
@@ -284,11 +295,17 @@ class WriteTxn(ReadTxn):
                 raise StoreError(f"serial {serial.hex()} is revoked but has no revocation entry")
             return existing, False
         rev = RevocationRecord(
-            serial=serial, issuer=cert.issuer, partition=cert.partition, revoked_at=at,
-            reason=reason, not_after=cert.not_after, entry_der=entry_der,
+            serial=serial,
+            issuer=cert.issuer,
+            partition=cert.partition,
+            revoked_at=at,
+            reason=reason,
+            not_after=cert.not_after,
+            entry_der=entry_der,
         )
         self.txn.put(
-            revocation_key(cert.issuer, cert.partition, serial), REVOCATION.encode(rev),
+            revocation_key(cert.issuer, cert.partition, serial),
+            REVOCATION.encode(rev),
             db=self.dbs[b"revocations"],
         )
         updated = msgspec.structs.replace(
@@ -296,7 +313,10 @@ class WriteTxn(ReadTxn):
         )
         self.txn.put(serial_key(serial), CERT.encode(updated), db=self.dbs[b"certs"])
         self.audit(
-            at_us=at * 1_000_000, actor=actor, action="revoke", subject=serial.hex(),
+            at_us=at * 1_000_000,
+            actor=actor,
+            action="revoke",
+            subject=serial.hex(),
             detail={"reason": reason.name.lower()},
         )
         return rev, True

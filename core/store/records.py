@@ -7,6 +7,7 @@ default, so older records keep decoding; anything else bumps SCHEMA_VERSION.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
@@ -77,8 +78,8 @@ class Codec(Generic[T]):
     __slots__ = ("decode", "encode")
 
     def __init__(self, typ: type[T]) -> None:
-        self.encode = msgspec.msgpack.Encoder().encode
-        self.decode: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(typ)
+        self.encode: Callable[[object], bytes] = msgspec.msgpack.Encoder().encode
+        self.decode: Callable[[bytes], T] = msgspec.msgpack.Decoder(typ).decode
 
 
 CERT = Codec(CertRecord)

@@ -99,7 +99,7 @@ class GroupCommitWriter:
             # LMDB write transactions belong to one thread; the whole group runs in one
             # worker-thread call, so the trio loop keeps accepting work meanwhile.
             results = await trio.to_thread.run_sync(self._store.commit_group, ops)
-        except Exception as exc:  # noqa: BLE001 - a failed commit fails every op in it
+        except Exception as exc:
             err = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
             for p in group:
                 p.error = err

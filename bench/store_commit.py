@@ -1,0 +1,142 @@
+"""Durable revocation writes per second: group commit against one commit per write.
+
+Both run in the same process, on the same fresh LMDB environment, on the same disk:
+    python -m bench.store_commit [--json] [--single N] [--group N] [--concurrency N]
+or  hanko bench store [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import trio
+
+from core.store import (
+    CertRecord,
+    CertStatus,
+    GroupCommitWriter,
+    RevocationReason,
+    Store,
+    WriteTxn,
+    serial_bytes,
+)
+
+ISSUER = bytes(range(20))
+
+
+def _seed(store: Store, count: int) -> list[bytes]:
+    serials = [serial_bytes(0x4000_0000_0000_0000 + i) for i in range(count)]
+
+    def insert_all(txn: WriteTxn) -> None:
+        for i, serial in enumerate(serials):
+            txn.insert_cert(
+                CertRecord(
+                    serial=serial,
+                    issuer=ISSUER,
+                    status=CertStatus.GOOD,
+                    not_before=0,
+                    not_after=2_000_000_000 + i,
+                    names=[f"www{i}.example.com"],
+                    account="bench",
+                    profile="ov",
+                    partition=i % 64,
+                    der=b"\x30" * 900,
+                ),
+                at_us=0,
+                actor="bench",
+            )
+
+    store.write(insert_all)
+    return serials
+
+
+def _revoke(serial: bytes) -> object:
+    def op(txn: WriteTxn) -> object:
+        return txn.revoke(
+            serial, at=1_900_000_000, reason=RevocationReason.KEY_COMPROMISE, actor="bench"
+        )
+
+    return op
+
+
+def one_commit_per_write(store: Store, serials: Sequence[bytes]) -> float:
+    start = time.perf_counter()
+    for serial in serials:
+        store.write(_revoke(serial))  # type: ignore[arg-type]
+    return len(serials) / (time.perf_counter() - start)
+
+
+def group_commit(store: Store, serials: Sequence[bytes], concurrency: int) -> tuple[float, float]:
+    """Revocations/s with `concurrency` callers sharing the writer; and the mean group."""
+    result: dict[str, float] = {}
+
+    async def main() -> None:
+        writer = GroupCommitWriter(store)
+        it: Iterator[bytes] = iter(serials)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+
+            async def caller() -> None:
+                for serial in it:
+                    await writer.submit(_revoke(serial))  # type: ignore[arg-type]
+
+            start = time.perf_counter()
+            async with trio.open_nursery() as callers:
+                for _ in range(concurrency):
+                    callers.start_soon(caller)
+            result["rate"] = len(serials) / (time.perf_counter() - start)
+            result["mean_group"] = writer.statistics().mean_group
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return result["rate"], result["mean_group"]
+
+
+def run(*, single: int, group: int, concurrency: int, directory: Path | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(dir=directory, prefix="hanko-bench-store-") as tmp:
+        store = Store(Path(tmp), create=True, map_size=4 << 30)
+        try:
+            serials = _seed(store, single + group)
+            single_rate = one_commit_per_write(store, serials[:single])
+            group_rate, mean_group = group_commit(store, serials[single:], concurrency)
+        finally:
+            store.close()
+    return {
+        "one_commit_per_write_per_s": round(single_rate, 1),
+        "group_commit_per_s": round(group_rate, 1),
+        "group_commit_mean_group": round(mean_group, 1),
+        "concurrency": concurrency,
+        "ratio": round(group_rate / single_rate, 2),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hanko bench store", description=__doc__)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--single", type=int, default=2000, help="revocations, one commit each")
+    p.add_argument("--group", type=int, default=50000, help="revocations through group commit")
+    p.add_argument("--concurrency", type=int, default=512, help="concurrent writers")
+    p.add_argument("--dir", type=Path, default=None, help="where the LMDB environment goes")
+    args = p.parse_args(argv)
+    res = run(
+        single=args.single, group=args.group, concurrency=args.concurrency, directory=args.dir
+    )
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"one commit per write : {res['one_commit_per_write_per_s']:>10.0f} revocations/s")
+        print(
+            f"group commit ({args.concurrency:>4})  : {res['group_commit_per_s']:>10.0f} "
+            f"revocations/s (mean group {res['group_commit_mean_group']:.0f})"
+        )
+        print(f"ratio                : {res['ratio']:>10.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""`hanko serve`: wires the store writer, the signer pool and the HTTP app into one trio
+process tree. Every task lives in one nursery; SIGINT or SIGTERM shuts it down cleanly
+(the HTTP server stops accepting, in-flight work finishes, workers exit)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import msgspec
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from core.config import Config, read_secret
+from core.http_app import App, Receive, Route, Scope
+from core.store import GroupCommitWriter, Store
+from core.wiring import open_store, signer_pool, store_writer
+from signer.pool import SignerPool
+
+log = logging.getLogger("hanko")
+
+
+def build_app(cfg: Config, store: Store, writer: GroupCommitWriter, pool: SignerPool) -> App:
+    async def healthz(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        return 200, {"status": "ok"}
+
+    async def statistics(scope: Scope, receive: Receive) -> tuple[int, Any]:
+        return 200, {
+            "signer": msgspec.to_builtins(pool.statistics()),
+            "writer": msgspec.to_builtins(writer.statistics()),
+            "store": store.stat(),
+        }
+
+    routes = [
+        Route("GET", "/healthz", None, healthz),
+        Route("GET", "/v1/statistics", "admin", statistics),
+    ]
+    tokens = {
+        "rpc": read_secret(cfg, cfg.api.rpc_token),
+        "admin": read_secret(cfg, cfg.api.admin_token),
+    }
+    return App(routes, tokens)
+
+
+async def run_service(
+    cfg: Config, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+) -> None:
+    store = open_store(cfg)
+    try:
+        writer = store_writer(cfg, store)
+        pool = signer_pool(cfg)
+        app = build_app(cfg, store, writer, pool)
+        hc = HypercornConfig()
+        hc.bind = [cfg.api.listen]
+        hc.accesslog = None
+        hc.errorlog = log
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
+            binds = await nursery.start(hypercorn_serve, app, hc)
+            log.info("hanko serving on %s", ", ".join(binds))
+            task_status.started(binds)
+    finally:
+        store.close()
+
+
+async def _main(cfg: Config) -> None:
+    # The receiver must outlive the nursery: while it is open, SIGINT and SIGTERM are
+    # ours to turn into a clean cancellation instead of a KeyboardInterrupt.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    log.info("shutting down")
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            binds = await nursery.start(run_service, cfg)
+            print(f"hanko: serving the API on {', '.join(binds)} (Ctrl-C to stop)", flush=True)
+
+
+def serve(cfg: Config) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    trio.run(_main, cfg)

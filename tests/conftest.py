@@ -1,0 +1,93 @@
+"""Shared fixtures. Integration fixtures use the real thing: `hanko init` run as a
+process creates real SoftHSM tokens, real CA certificates and real LMDB environments.
+
+SoftHSM reads its configuration once per process, so the test process itself never
+loads the PKCS#11 module: everything that talks to a token runs in a child process
+(signer workers, the CLI, helper scripts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.config import Config, load_config
+
+BIN = Path(sys.executable).parent
+
+
+def hanko(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `hanko` console script, as a user would."""
+    proc = subprocess.run(
+        [str(BIN / "hanko"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hanko {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class DevCA:
+    directory: Path
+    config_path: Path
+    key_type: str
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+
+def _init(directory: Path, key_type: str) -> DevCA:
+    if shutil.which("softhsm2-util") is None:
+        pytest.fail("SoftHSM is not installed: run scripts/dev.sh setup (the test command does)")
+    hanko("init", str(directory), "--key-type", key_type, check=True)
+    return DevCA(directory, directory / "hanko.toml", key_type)
+
+
+@pytest.fixture(scope="session")
+def dev_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    """An ECDSA P-256 development CA shared by the whole session (read-mostly)."""
+    return _init(tmp_path_factory.mktemp("ca") / "p256", "ecdsa-p256")
+
+
+@pytest.fixture(scope="session")
+def p384_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    return _init(tmp_path_factory.mktemp("ca") / "p384", "ecdsa-p384")
+
+
+@pytest.fixture(scope="session")
+def rsa_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    return _init(tmp_path_factory.mktemp("ca") / "rsa", "rsa-2048")
+
+
+@pytest.fixture
+def fresh_ca(tmp_path: Path) -> DevCA:
+    """A CA of the test's own, for tests that change files or state."""
+    return _init(tmp_path / "ca", "ecdsa-p256")
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("HANKO_CONFIG", None)
+    return env

@@ -1,0 +1,306 @@
+"""The LMDB store against real LMDB environments and real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+import trio
+
+from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
+from core.store import (
+    CertRecord,
+    CertStatus,
+    GroupCommitWriter,
+    RevocationReason,
+    Store,
+    WriteTxn,
+    serial_bytes,
+)
+
+HERE = Path(__file__).parent
+ISSUER = b"\x42" * 20
+
+
+def cert(serial: int, *, partition: int = 0, not_after: int = 2_000_000_000) -> CertRecord:
+    return CertRecord(
+        serial=serial_bytes(serial),
+        issuer=ISSUER,
+        status=CertStatus.GOOD,
+        not_before=1_700_000_000,
+        not_after=not_after,
+        names=[f"www{serial}.example.co.jp"],
+        account="acct-1",
+        profile="ov",
+        partition=partition,
+        der=b"\x30\x03\x02\x01\x01",
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "lmdb", create=True, map_size=1 << 28)
+    yield s
+    s.close()
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "lmdb"
+    with Store(path, create=True, map_size=1 << 28) as s:
+        s.write(lambda t: t.insert_cert(cert(1001), at_us=1, actor="test"))
+        s.write(
+            lambda t: t.revoke(
+                serial_bytes(1001),
+                at=1_750_000_000,
+                reason=RevocationReason.KEY_COMPROMISE,
+                actor="test",
+            )
+        )
+        s.write(lambda t: t.insert_cert(cert(1002, partition=3), at_us=2, actor="test"))
+    with Store(path) as s, s.read() as r:
+        revoked = r.get_cert(serial_bytes(1001))
+        assert revoked is not None
+        assert revoked.status is CertStatus.REVOKED
+        assert revoked.reason is RevocationReason.KEY_COMPROMISE
+        assert revoked.revoked_at == 1_750_000_000
+        assert r.get_cert(serial_bytes(1002)) == cert(1002, partition=3)
+        [rev] = list(r.iter_revocations(ISSUER, 0))
+        assert rev.serial == serial_bytes(1001)
+        assert [a.action for a in r.iter_audit()] == ["issue", "revoke", "issue"]
+        assert [a.seq for a in r.iter_audit()] == [1, 2, 3]
+
+
+def test_open_missing_environment_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="run `hanko init` first"):
+        Store(tmp_path / "nothing")
+
+
+def test_schema_version_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "lmdb"
+    with Store(path, create=True, map_size=1 << 28) as s, s.env.begin(write=True) as txn:
+        txn.put(b"schema_version", b"99", db=s._dbs[b"meta"])
+    with pytest.raises(SchemaMismatch, match="schema version 99"):
+        Store(path)
+
+
+def test_reader_process_sees_committed_data(store: Store) -> None:
+    store.write(lambda t: t.insert_cert(cert(2001), at_us=1, actor="test"))
+    out = subprocess.run(
+        [sys.executable, str(HERE / "reader_child.py"), str(store.path), serial_bytes(2001).hex()],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["GOOD", "www2001.example.co.jp", "1"]
+    # Data committed after the reader's environment existed is seen by its next read.
+    store.write(
+        lambda t: t.revoke(serial_bytes(2001), at=1, reason=RevocationReason.UNSPECIFIED, actor="t")
+    )
+    out = subprocess.run(
+        [sys.executable, str(HERE / "reader_child.py"), str(store.path), serial_bytes(2001).hex()],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["REVOKED", "www2001.example.co.jp", "2"]
+
+
+def test_readonly_store_refuses_writes(tmp_path: Path) -> None:
+    Store(tmp_path / "lmdb", create=True, map_size=1 << 28).close()
+    with Store(tmp_path / "lmdb", readonly=True) as ro:
+        with pytest.raises(StoreError, match="read-only"):
+            ro.write(lambda t: t.next_counter("x"))
+        with pytest.raises(StoreError, match="read-only"):
+            ro.commit_group([lambda t: t.next_counter("x")])
+
+
+def test_counters_survive_reopen_and_never_repeat(tmp_path: Path) -> None:
+    path = tmp_path / "lmdb"
+    seen: list[int] = []
+    for _ in range(3):
+        with Store(path, create=True, map_size=1 << 28) as s:
+            seen += [s.write(lambda t: t.next_counter("crl:p0")) for _ in range(5)]
+    assert seen == list(range(1, 16))
+    with Store(path) as s:
+        assert s.write(lambda t: t.raise_counter_to("crl:p0", 7)) == 15  # never down
+        assert s.write(lambda t: t.raise_counter_to("crl:p0", 40)) == 40
+        assert s.write(lambda t: t.next_counter("crl:p0")) == 41
+
+
+def test_a_failed_transaction_changes_nothing(store: Store) -> None:
+    def half_then_fail(t: WriteTxn) -> None:
+        t.insert_cert(cert(3001), at_us=1, actor="test")
+        t.next_counter("c")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.write(half_then_fail)
+    with store.read() as r:
+        assert r.get_cert(serial_bytes(3001)) is None
+        assert r.counter("c") == 0
+        assert r.counter("audit") == 0
+
+
+def test_serials_never_repeat(store: Store) -> None:
+    store.write(lambda t: t.insert_cert(cert(4001), at_us=1, actor="test"))
+    with pytest.raises(DuplicateSerial):
+        store.write(lambda t: t.insert_cert(cert(4001), at_us=2, actor="test"))
+    assert store.stat()["certs"] == 1
+
+
+def test_revoking_twice_returns_the_first_revocation(store: Store) -> None:
+    store.write(lambda t: t.insert_cert(cert(5001), at_us=1, actor="test"))
+    first, created = store.write(
+        lambda t: t.revoke(
+            serial_bytes(5001), at=100, reason=RevocationReason.KEY_COMPROMISE, actor="a"
+        )
+    )
+    again, created_again = store.write(
+        lambda t: t.revoke(
+            serial_bytes(5001), at=200, reason=RevocationReason.SUPERSEDED, actor="b"
+        )
+    )
+    assert created
+    assert not created_again
+    assert again == first
+    assert store.stat()["revocations"] == 1
+    with store.read() as r:
+        assert [a.action for a in r.iter_audit()] == ["issue", "revoke"]
+
+
+def test_revoking_an_unknown_serial(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.write(
+            lambda t: t.revoke(
+                serial_bytes(999), at=1, reason=RevocationReason.UNSPECIFIED, actor="a"
+            )
+        )
+    assert store.stat()["revocations"] == 0
+
+
+def test_expiry_index_and_partitions(store: Store) -> None:
+    def fill(t: WriteTxn) -> None:
+        for i, na in enumerate([300, 100, 200]):
+            t.insert_cert(cert(6000 + i, partition=i % 2, not_after=na), at_us=i, actor="t")
+
+    store.write(fill)
+    with store.read() as r:
+        assert list(r.iter_expiring(250)) == [serial_bytes(6001), serial_bytes(6002)]
+    for s in (6000, 6001, 6002):
+        store.write(
+            lambda t, s=s: t.revoke(
+                serial_bytes(s), at=5, reason=RevocationReason.UNSPECIFIED, actor="t"
+            )
+        )
+    with store.read() as r:
+        assert [x.serial for x in r.iter_revocations(ISSUER, 0)] == [
+            serial_bytes(6000),
+            serial_bytes(6002),
+        ]
+        assert [x.serial for x in r.iter_revocations(ISSUER, 1)] == [serial_bytes(6001)]
+        assert list(r.iter_revocations(ISSUER, 2)) == []
+
+
+def test_records_round_trip() -> None:
+    from core.store.records import CERT
+
+    rec = msgspec.structs.replace(
+        cert(7001),
+        status=CertStatus.REVOKED,
+        revoked_at=9,
+        reason=RevocationReason.PRIVILEGE_WITHDRAWN,
+    )
+    assert CERT.decode(CERT.encode(rec)) == rec
+
+
+def test_group_commit_many_writers_one_commit_each_group(store: Store) -> None:
+    async def main() -> None:
+        writer = GroupCommitWriter(store)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            async with trio.open_nursery() as callers:
+                for i in range(500):
+                    callers.start_soon(
+                        writer.submit,
+                        lambda t, i=i: t.insert_cert(cert(8000 + i), at_us=i, actor="t"),
+                    )
+            stats = writer.statistics()
+            assert stats.ops == 500
+            assert stats.commits < 500  # writes were grouped
+            assert stats.largest_group > 1
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert store.stat()["certs"] == 500
+
+
+def test_group_commit_isolates_a_failing_write(store: Store) -> None:
+    store.write(lambda t: t.insert_cert(cert(9000), at_us=1, actor="t"))
+    results: dict[int, object] = {}
+
+    async def main() -> None:
+        writer = GroupCommitWriter(store)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+
+            async def submit(i: int) -> None:
+                try:
+                    await writer.submit(lambda t: t.insert_cert(cert(9000 + i), at_us=i, actor="t"))
+                    results[i] = "ok"
+                except DuplicateSerial as exc:
+                    results[i] = exc
+
+            async with trio.open_nursery() as callers:
+                for i in range(5):
+                    callers.start_soon(submit, i)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert isinstance(results[0], DuplicateSerial)
+    assert [results[i] for i in range(1, 5)] == ["ok"] * 4
+    assert store.stat()["certs"] == 5
+
+
+def test_submit_without_a_running_writer(store: Store) -> None:
+    async def main() -> None:
+        with pytest.raises(StoreError, match="not running"):
+            await GroupCommitWriter(store).submit(lambda t: t.next_counter("x"))
+
+    trio.run(main)
+
+
+def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    path = tmp_path / "lmdb"
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "writer_child.py"), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "READY"
+        acked = []
+        while len(acked) < 3000:
+            line = child.stdout.readline()
+            assert line, "writer exited early"
+            acked.append(line.strip())
+        os.kill(child.pid, signal.SIGKILL)
+        # Whatever was acknowledged before the kill but is still in the pipe counts too.
+        acked += [line.strip() for line in child.stdout.read().splitlines() if line.strip()]
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with Store(path) as s, s.read() as r:
+        for serial in acked:
+            rec = r.get_cert(bytes.fromhex(serial))
+            assert rec is not None
+            assert rec.status is CertStatus.REVOKED, serial
+        revoked = s.stat()["revocations"]
+    # The kill landed mid-stream: the writer was not done (the test really interrupted it).
+    assert len(acked) <= revoked < 200_000

@@ -1,0 +1,104 @@
+"""The hanko CLI as a user runs it: exit codes, one readable line per failure."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from tests.conftest import DevCA, hanko
+
+
+def _tree_digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        h.update(str(path.relative_to(directory)).encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+            h.update(str(path.stat().st_mode).encode())
+    return h.hexdigest()
+
+
+def test_init_then_check_config(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    target = tmp_path / "x"
+    created = hanko("init", str(target), env=clean_env)
+    assert created.returncode == 0, created.stderr
+    checked = hanko("check-config", "-c", str(target / "hanko.toml"), env=clean_env)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip().endswith(": ok")
+    via_env = hanko(
+        "check-config", "--json", env={**clean_env, "HANKO_CONFIG": str(target / "hanko.toml")}
+    )
+    assert via_env.returncode == 0
+    assert '"ok": true' in via_env.stdout
+
+
+def test_init_twice_refuses_and_changes_nothing(fresh_ca: DevCA) -> None:
+    before = _tree_digest(fresh_ca.directory)
+    again = hanko("init", str(fresh_ca.directory))
+    assert again.returncode != 0
+    assert again.stderr.count("\n") == 1
+    assert "already exists and is not empty" in again.stderr
+    assert _tree_digest(fresh_ca.directory) == before
+
+
+def test_init_without_softhsm_says_how_to_install(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    env = {**clean_env, "PATH": str(tmp_path / "empty-bin")}
+    result = hanko("init", str(tmp_path / "ca"), env=env)
+    assert result.returncode != 0
+    assert "apt-get install softhsm2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "ca").exists()
+
+
+def test_check_config_names_the_misspelt_key(dev_ca: DevCA, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(dev_ca.config_path.read_text().replace("token_label", "token_lable"))
+    # Relative paths resolve against the file's folder: keep it beside the CA.
+    bad = dev_ca.directory / "bad-cli.toml"
+    bad.write_text(dev_ca.config_path.read_text().replace("token_label", "token_lable"))
+    result = hanko("check-config", "-c", str(bad))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "hanko: error: hsm.token_lable: unknown key (did you mean 'hsm.token_label'?)\n"
+    )
+
+
+def test_usage_errors_are_one_line(clean_env: dict[str, str]) -> None:
+    for args in (["frobnicate"], ["init"], ["bench", "signer", "--seconds", "x"]):
+        result = hanko(*args, env=clean_env)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_missing_config_is_one_line(clean_env: dict[str, str]) -> None:
+    result = hanko("check-config", env=clean_env)
+    assert result.returncode == 1
+    assert result.stderr == "hanko: error: no configuration: pass -c FILE or set HANKO_CONFIG\n"
+    result = hanko("check-config", "-c", "/nonexistent/hanko.toml", env=clean_env)
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr
+
+
+def test_every_subcommand_has_help(clean_env: dict[str, str]) -> None:
+    for args in (
+        ["init"],
+        ["check-config"],
+        ["serve"],
+        ["bench"],
+        ["bench", "store"],
+        ["bench", "signer"],
+    ):
+        result = hanko(*args, "--help", env=clean_env)
+        assert result.returncode == 0
+        assert "usage: hanko" in result.stdout
+
+
+def test_secrets_are_private_files(fresh_ca: DevCA) -> None:
+    for name in ("hsm.pin", "hsm-so.pin", "rpc.token", "admin.token"):
+        assert os.stat(fresh_ca.directory / "secrets" / name).st_mode & 0o777 == 0o600
+    assert os.stat(fresh_ca.directory / "secrets").st_mode & 0o777 == 0o700
+    assert os.stat(fresh_ca.directory / "tokens").st_mode & 0o777 == 0o700

@@ -1,0 +1,35 @@
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from core.der import ecdsa_signature_from_raw, encode_length, read_tlv, tlv
+
+
+@pytest.mark.parametrize("half", [32, 48])
+def test_ecdsa_signature_matches_cryptography(half: int) -> None:
+    for i in range(3000):
+        raw = bytearray(os.urandom(2 * half))
+        if i % 3 == 0:
+            raw[0] = 0  # leading zero octets must be dropped
+        if i % 5 == 0:
+            raw[half] = 0x80  # high bit set must gain a zero octet
+        r = int.from_bytes(raw[:half], "big")
+        s = int.from_bytes(raw[half:], "big")
+        assert ecdsa_signature_from_raw(bytes(raw)) == encode_dss_signature(r, s)
+
+
+def test_lengths_round_trip() -> None:
+    for n in (0, 1, 127, 128, 255, 256, 65535, 1 << 20):
+        element = tlv(0x04, b"\0" * n)
+        assert read_tlv(element) == (0x04, len(element) - n, len(element))
+        assert element[1:].startswith(encode_length(n))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"\x30", b"\x30\x05abc", b"\x30\x81\x05abcde", b"\x30\x80", b"\x30\x82\x00\x81" + b"a" * 129],
+)
+def test_read_tlv_is_strict(bad: bytes) -> None:
+    with pytest.raises(ValueError, match="DER"):
+        read_tlv(bad)

@@ -1,0 +1,303 @@
+"""The batched signer against real SoftHSM tokens, through real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+import pytest
+import trio
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from core.config import Config
+from core.errors import HsmUnavailable, SignerError, SignerOverloaded
+from core.units import Duration
+from core.wiring import signer_pool
+from signer.algorithms import SignAlgorithm
+from signer.pool import Priority, SignerPool
+from tests.conftest import DevCA
+
+ISSUING = "hanko-issuing-1"
+
+
+def public_key(ca: DevCA) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    cert = x509.load_pem_x509_certificate((ca.directory / "ca" / "issuing.pem").read_bytes())
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
+    return key
+
+
+def verify(
+    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    alg: SignAlgorithm,
+    signature: bytes,
+    data: bytes,
+) -> None:
+    h: hashes.HashAlgorithm = hashes.SHA384() if alg.hash_name == "sha384" else hashes.SHA256()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(signature, data, ec.ECDSA(h))
+    elif alg.is_pss:
+        key.verify(signature, data, padding.PSS(padding.MGF1(h), h.digest_size), h)
+    else:
+        key.verify(signature, data, padding.PKCS1v15(), h)
+
+
+@asynccontextmanager
+async def running(pool: SignerPool) -> AsyncIterator[SignerPool]:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        yield pool
+        nursery.cancel_scope.cancel()
+
+
+def with_signer(cfg: Config, **changes: object) -> Config:
+    return msgspec.structs.replace(cfg, signer=msgspec.structs.replace(cfg.signer, **changes))
+
+
+CASES = [
+    ("dev_ca", SignAlgorithm.ECDSA_SHA256),
+    ("p384_ca", SignAlgorithm.ECDSA_SHA384),
+    ("rsa_ca", SignAlgorithm.RSA_PKCS1_SHA256),
+    ("rsa_ca", SignAlgorithm.RSA_PKCS1_SHA384),
+    ("rsa_ca", SignAlgorithm.RSA_PSS_SHA256),
+    ("rsa_ca", SignAlgorithm.RSA_PSS_SHA384),
+]
+
+
+@pytest.mark.parametrize(("ca_fixture", "alg"), CASES, ids=[a.slug for _, a in CASES])
+def test_every_algorithm_verifies(
+    ca_fixture: str, alg: SignAlgorithm, request: pytest.FixtureRequest
+) -> None:
+    ca: DevCA = request.getfixturevalue(ca_fixture)
+    key = public_key(ca)
+    messages = [os.urandom(50 + i) for i in range(20)]
+
+    async def main() -> list[bytes | SignerError]:
+        async with running(signer_pool(ca.config, workers=1)) as pool:
+            single = await pool.sign(ISSUING, alg, messages[0])
+            many = await pool.sign_many([(ISSUING, alg, m) for m in messages[1:]])
+            return [single, *many]
+
+    signatures = trio.run(main)
+    for message, signature in zip(messages, signatures, strict=True):
+        assert isinstance(signature, bytes)
+        verify(key, alg, signature, message)
+    # Sanity: the verification above can fail.
+    with pytest.raises(InvalidSignature):
+        verify(key, alg, signatures[0], messages[1])
+
+
+def test_hundreds_of_concurrent_callers_each_get_their_own_signature(dev_ca: DevCA) -> None:
+    key = public_key(dev_ca)
+    results: dict[int, bytes] = {}
+    messages = {i: f"caller {i}".encode() * (1 + i % 7) for i in range(400)}
+
+    async def main() -> None:
+        async with running(signer_pool(dev_ca.config, workers=2)) as pool:
+
+            async def caller(i: int) -> None:
+                results[i] = await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, messages[i])
+
+            async with trio.open_nursery() as nursery:
+                for i in messages:
+                    nursery.start_soon(caller, i)
+            stats = pool.statistics()
+            assert stats.signatures == 400
+            assert stats.largest_batch > 1  # requests were batched
+            assert all(w.signatures > 0 for w in stats.workers)  # both workers worked
+
+    trio.run(main)
+    for i, message in messages.items():
+        verify(key, SignAlgorithm.ECDSA_SHA256, results[i], message)
+
+
+def test_killing_a_worker_mid_load_loses_no_request(dev_ca: DevCA) -> None:
+    key = public_key(dev_ca)
+    results: dict[int, bytes] = {}
+    count = 3000
+
+    async def main() -> None:
+        pool = signer_pool(with_signer(dev_ca.config, batch_max=32), workers=2)
+        async with running(pool):
+
+            async def caller(i: int) -> None:
+                results[i] = await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, b"%d" % i)
+
+            async def killer() -> None:
+                # Mid-load, and while this worker holds batches: they must not be lost.
+                while True:
+                    victim = pool.statistics().workers[0]
+                    if pool.statistics().signatures >= count // 4 and victim.in_flight_batches:
+                        break
+                    await trio.sleep(0)
+                assert victim.pid is not None
+                os.kill(victim.pid, signal.SIGKILL)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(killer)
+                for i in range(count):
+                    nursery.start_soon(caller, i)
+            stats = pool.statistics()
+            assert stats.restarts >= 1
+            assert stats.retried >= 1  # the killed worker's in-flight batch was retried
+            assert stats.workers[0].alive
+
+    trio.run(main)
+    assert len(results) == count
+    for i in range(0, count, 97):
+        verify(key, SignAlgorithm.ECDSA_SHA256, results[i], b"%d" % i)
+
+
+def _start_error(cfg: Config, labels: tuple[str, ...] | None = None) -> str:
+    async def main() -> None:
+        async with running(signer_pool(cfg, workers=1, key_labels=labels)):
+            pass
+
+    messages: list[str] = []
+    try:
+        trio.run(main)
+    except* HsmUnavailable as group:  # raised through the test's nursery
+        messages = [e.message for e in group.exceptions if isinstance(e, HsmUnavailable)]
+    assert len(messages) == 1, "the pool should have refused to start"
+    return messages[0]
+
+
+def test_wrong_pin_is_a_readable_start_up_error(fresh_ca: DevCA) -> None:
+    pin = fresh_ca.directory / "secrets" / "hsm.pin"
+    pin.chmod(0o600)
+    pin.write_text("not-the-pin\n")
+    assert _start_error(fresh_ca.config) == "token 'hanko' refused login: wrong PIN"
+
+
+def test_missing_key_label_is_a_readable_start_up_error(dev_ca: DevCA) -> None:
+    message = _start_error(dev_ca.config, labels=(ISSUING, "no-such-key"))
+    assert message == "no private key labelled 'no-such-key' on token 'hanko'"
+
+
+def test_one_bad_item_fails_alone(dev_ca: DevCA) -> None:
+    async def main() -> list[bytes | SignerError]:
+        async with running(signer_pool(dev_ca.config, workers=1)) as pool:
+            return await pool.sign_many(
+                [
+                    (ISSUING, SignAlgorithm.ECDSA_SHA256, b"a"),
+                    (ISSUING, SignAlgorithm.RSA_PKCS1_SHA256, b"b"),  # wrong key type
+                    ("no-such-key", SignAlgorithm.ECDSA_SHA256, b"c"),
+                    (ISSUING, SignAlgorithm.ECDSA_SHA256, b"d"),
+                ]
+            )
+
+    a, b, c, d = trio.run(main)
+    verify(public_key(dev_ca), SignAlgorithm.ECDSA_SHA256, a, b"a")  # type: ignore[arg-type]
+    verify(public_key(dev_ca), SignAlgorithm.ECDSA_SHA256, d, b"d")  # type: ignore[arg-type]
+    assert isinstance(b, SignerError)
+    assert "cannot sign rsa-pkcs1-sha256" in b.message
+    assert isinstance(c, SignerError)
+    assert "no private key labelled 'no-such-key'" in c.message
+
+
+def test_full_queue_waits_or_says_overloaded(dev_ca: DevCA) -> None:
+    cfg = with_signer(dev_ca.config, batch_max=1, queue_max=4)
+
+    async def main() -> None:
+        async with running(signer_pool(cfg, workers=1, pipeline=1)) as pool:
+            done: list[int] = []
+
+            async def waiting(i: int) -> None:
+                await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, b"x")
+                done.append(i)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(40):
+                    nursery.start_soon(waiting, i)
+                while pool.statistics().queued < 4:
+                    await trio.sleep(0)
+                assert pool.statistics().queued <= 4
+                with pytest.raises(SignerOverloaded, match="queue is full"):
+                    await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, b"y", wait=False)
+            assert len(done) == 40  # the waiting callers were all served
+
+    trio.run(main)
+
+
+def test_interactive_requests_overtake_bulk(dev_ca: DevCA) -> None:
+    cfg = with_signer(dev_ca.config, batch_max=1)
+    order: list[str] = []
+
+    async def main() -> None:
+        async with running(signer_pool(cfg, workers=1, pipeline=1)) as pool:
+
+            async def bulk() -> None:
+                results = await pool.sign_many(
+                    [(ISSUING, SignAlgorithm.ECDSA_SHA256, b"bulk")] * 200, priority=Priority.BULK
+                )
+                assert all(isinstance(r, bytes) for r in results)
+                order.append("bulk")
+
+            async def interactive() -> None:
+                await trio.sleep(0.01)  # the bulk job is queued and under way
+                assert pool.statistics().queued_by_priority["bulk"] > 100
+                await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, b"now")
+                order.append("interactive")
+                assert pool.statistics().queued_by_priority["bulk"] > 50
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(bulk)
+                nursery.start_soon(interactive)
+
+    trio.run(main)
+    assert order == ["interactive", "bulk"]
+
+
+def test_cancelled_caller_does_not_disturb_others(dev_ca: DevCA) -> None:
+    async def main() -> None:
+        async with running(signer_pool(with_signer(dev_ca.config, batch_max=4), workers=1)) as pool:
+            with trio.move_on_after(0):
+                await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, b"gone")
+            sigs = await pool.sign_many([(ISSUING, SignAlgorithm.ECDSA_SHA256, b"x")] * 10)
+            assert all(isinstance(s, bytes) for s in sigs)
+
+    trio.run(main)
+
+
+def test_statistics_shape(dev_ca: DevCA) -> None:
+    async def main() -> None:
+        async with running(signer_pool(dev_ca.config, workers=2)) as pool:
+            await pool.sign_many([(ISSUING, SignAlgorithm.ECDSA_SHA256, b"s")] * 50)
+            stats = pool.statistics()
+            assert stats.signatures == 50
+            assert stats.errors == 0
+            assert stats.queued == 0
+            assert stats.mean_batch == pytest.approx(50 / stats.batches)
+            assert [w.slot for w in stats.workers] == [0, 1]
+            assert all(w.alive and w.pid for w in stats.workers)
+            assert sum(w.signatures for w in stats.workers) == 50
+
+    trio.run(main)
+
+
+def test_workers_exit_when_the_pool_stops(dev_ca: DevCA) -> None:
+    pids: list[int] = []
+
+    async def main() -> None:
+        async with running(signer_pool(dev_ca.config, workers=2)) as pool:
+            pids.extend(w.pid for w in pool.statistics().workers if w.pid)
+
+    trio.run(main)
+    assert len(pids) == 2
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+
+
+def test_batch_delay_from_config(dev_ca: DevCA) -> None:
+    cfg = with_signer(dev_ca.config, batch_delay=Duration("2ms"))
+    assert signer_pool(cfg)._batch_delay == pytest.approx(0.002)
+    _: Callable[..., object] = signer_pool
