@@ -273,9 +273,14 @@ class SignerPool:
     ) -> bytes:
         """Sign `data` (the whole message) and return the signature in X.509 form."""
         req = _Request(label, alg.value, data, priority, None)
-        await self._enqueue([req], wait=wait)
-        if req.error is not None:  # failed while we were queued behind a full queue
-            raise req.error
+        if self._running and self._queued < self._queue_max and not self._space:
+            # Fast path (the common case): room in the queue and nobody waiting for it.
+            self._queues[priority].append(req)
+            self._queued += 1
+            if self._work:
+                self._work.unpark()
+        else:
+            await self._enqueue([req], wait=wait)
         req.task = trio.lowlevel.current_task()
 
         def abort(_: object) -> trio.lowlevel.Abort:
