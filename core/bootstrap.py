@@ -48,6 +48,12 @@ def init_ca(
     directory: Path, *, key_type: KeyType, clock: Clock, base_url: str = DEFAULT_BASE_URL
 ) -> InitResult:
     directory = directory.absolute()
+    if not base_url.startswith("http://") or base_url.endswith("/") or " " in base_url:
+        # CRL and OCSP URLs in certificates are plain HTTP (BR 7.1.2.7.7); no trailing
+        # slash, since paths are appended to it.
+        raise BootstrapError(
+            f"--base-url must be an http:// URL without a trailing slash, got {base_url!r}"
+        )
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise BootstrapError(
             f"{directory} already exists and is not empty: hanko init never overwrites a CA"

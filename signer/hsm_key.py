@@ -9,7 +9,7 @@ The private half never leaves the HSM: everything but `sign` refuses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -36,7 +36,26 @@ def _hash_suffix(algorithm: Any) -> str:
     raise SignerError(f"hanko signs with SHA-256 or SHA-384 only, not {algorithm.name}")
 
 
-class HsmEcPrivateKey(ec.EllipticCurvePrivateKey):
+class _StaysInHsm:
+    """What both key types share: the private half cannot be exported, and a copy of
+    a handle to an HSM key is the same handle."""
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _refuse("export")
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class HsmEcPrivateKey(_StaysInHsm, ec.EllipticCurvePrivateKey):
     def __init__(self, public: ec.EllipticCurvePublicKey, sign: SignFn) -> None:
         self._public = public
         self._sign = sign
@@ -64,22 +83,8 @@ class HsmEcPrivateKey(ec.EllipticCurvePrivateKey):
     def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
         _refuse("private numbers")
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse("export")
 
-    def __copy__(self) -> HsmEcPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> HsmEcPrivateKey:
-        return self
-
-
-class HsmRsaPrivateKey(rsa.RSAPrivateKey):
+class HsmRsaPrivateKey(_StaysInHsm, rsa.RSAPrivateKey):
     def __init__(self, public: rsa.RSAPublicKey, sign: SignFn) -> None:
         self._public = public
         self._sign = sign
@@ -106,20 +111,6 @@ class HsmRsaPrivateKey(rsa.RSAPrivateKey):
 
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         _refuse("private numbers")
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        _refuse("export")
-
-    def __copy__(self) -> HsmRsaPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> HsmRsaPrivateKey:
-        return self
 
 
 def hsm_private_key(public_der: bytes, sign: SignFn) -> HsmEcPrivateKey | HsmRsaPrivateKey:

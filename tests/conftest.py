@@ -40,6 +40,27 @@ def hanko(
     return proc
 
 
+def openssl_verify(ca_dir: Path, cert: Path) -> None:
+    """`openssl verify` of `cert` against DIR/root.pem with DIR/issuing.pem as chain."""
+    result = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(ca_dir / "root.pem"),
+            "-untrusted",
+            str(ca_dir / "issuing.pem"),
+            "-purpose",
+            "any",
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.conftest import BIN, DevCA, hanko
+from tests.conftest import BIN, DevCA, hanko, openssl_verify
 
 LINT_TYPES = {
     "root.pem": "ROOT-CA",
@@ -63,23 +63,7 @@ def test_pkilint_really_reports(tmp_path: Path, dev_ca: DevCA) -> None:
 
 def test_chain_verifies_with_openssl(dev_ca: DevCA) -> None:
     ca = dev_ca.directory / "ca"
-    result = subprocess.run(
-        [
-            "openssl",
-            "verify",
-            "-CAfile",
-            str(ca / "root.pem"),
-            "-untrusted",
-            str(ca / "issuing.pem"),
-            "-purpose",
-            "any",
-            str(ca / "ocsp-responder.pem"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    openssl_verify(ca, ca / "ocsp-responder.pem")
 
 
 def test_profiles(dev_ca: DevCA) -> None:

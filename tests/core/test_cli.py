@@ -102,3 +102,21 @@ def test_secrets_are_private_files(fresh_ca: DevCA) -> None:
         assert os.stat(fresh_ca.directory / "secrets" / name).st_mode & 0o777 == 0o600
     assert os.stat(fresh_ca.directory / "secrets").st_mode & 0o777 == 0o700
     assert os.stat(fresh_ca.directory / "tokens").st_mode & 0o777 == 0o700
+
+
+def test_init_refuses_a_bad_base_url(tmp_path: Path) -> None:
+    for url in ("https://pki.example.com", "http://pki.example.com/", "ftp://x"):
+        result = hanko("init", str(tmp_path / "ca"), "--base-url", url)
+        assert result.returncode == 1
+        assert "--base-url must be an http:// URL" in result.stderr
+        assert not (tmp_path / "ca").exists()
+
+
+def test_init_uses_the_base_url(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    hanko("init", str(tmp_path / "ca"), "--base-url", "http://pki.example.jp", check=True)
+    issuing = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca" / "issuing.pem").read_bytes())
+    crl_dp = issuing.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert crl_dp[0].full_name[0].value == "http://pki.example.jp/crl/root.crl"
+    assert 'base_url = "http://pki.example.jp"' in (tmp_path / "ca" / "hanko.toml").read_text()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from core.wiring import signer_pool
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.software import SoftwareSigner
 from signer.splice import sign_templates, splice_signature, split_signed, throwaway_key
-from tests.conftest import DevCA
+from tests.conftest import DevCA, openssl_verify
 from tests.signer.test_pool import running
 
 
@@ -112,23 +111,7 @@ def test_batch_signed_certificates_verify_with_openssl(dev_ca: DevCA, tmp_path: 
         if i % 16 == 0:
             path = tmp_path / f"leaf{i}.pem"
             path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-            result = subprocess.run(
-                [
-                    "openssl",
-                    "verify",
-                    "-CAfile",
-                    str(ca / "root.pem"),
-                    "-untrusted",
-                    str(ca / "issuing.pem"),
-                    "-purpose",
-                    "any",
-                    str(path),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert result.returncode == 0, result.stdout + result.stderr
+            openssl_verify(ca, path)
     # The throwaway signature itself does not verify against the issuer: the splice did work.
     with pytest.raises(Exception):  # noqa: B017, PT011
         x509.load_der_x509_certificate(templates[0]).verify_directly_issued_by(issuer)

@@ -88,25 +88,29 @@ def test_schema_version_is_checked(tmp_path: Path) -> None:
         Store(path)
 
 
-def test_reader_process_sees_committed_data(store: Store) -> None:
-    store.write(lambda t: t.insert_cert(cert(2001), at_us=1, actor="test"))
-    out = subprocess.run(
-        [sys.executable, str(HERE / "reader_child.py"), str(store.path), serial_bytes(2001).hex()],
+def read_in_other_process(store: Store, serial: int) -> list[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "reader_child.py"),
+            str(store.path),
+            serial_bytes(serial).hex(),
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
+
+
+def test_reader_process_sees_committed_data(store: Store) -> None:
+    store.write(lambda t: t.insert_cert(cert(2001), at_us=1, actor="test"))
+    out = read_in_other_process(store, 2001)
     assert out == ["GOOD", "www2001.example.co.jp", "1"]
     # Data committed after the reader's environment existed is seen by its next read.
     store.write(
         lambda t: t.revoke(serial_bytes(2001), at=1, reason=RevocationReason.UNSPECIFIED, actor="t")
     )
-    out = subprocess.run(
-        [sys.executable, str(HERE / "reader_child.py"), str(store.path), serial_bytes(2001).hex()],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    out = read_in_other_process(store, 2001)
     assert out == ["REVOKED", "www2001.example.co.jp", "2"]
 
 
