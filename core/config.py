@@ -94,7 +94,8 @@ class Config(msgspec.Struct, **_STRICT):
 def _dec_hook(typ: type, obj: Any) -> Any:
     if typ in (Duration, ByteSize) and isinstance(obj, str):
         return typ(obj)
-    raise NotImplementedError(f"expected a string with a unit, got {type(obj).__name__}")
+    # msgspec reports a TypeError from here as a validation error at the field's path.
+    raise TypeError(f"expected a string with a unit such as '500ms', got {type(obj).__name__}")
 
 
 def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
