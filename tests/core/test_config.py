@@ -53,7 +53,13 @@ def test_missing_required_key(dev_ca: DevCA, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "message"), [('"5"', "invalid duration '5'"), ('"1 fortnight"', "invalid duration")]
+    ("value", "message"),
+    [
+        ('"5"', "invalid duration '5'"),
+        ('"1 fortnight"', "invalid duration"),
+        ("5", "expected a string with a unit such as '500ms', got int"),
+        ("0.5", "got float"),
+    ],
 )
 def test_durations_need_units(dev_ca: DevCA, tmp_path: Path, value: str, message: str) -> None:
     path = _variant(dev_ca, tmp_path, 'batch_delay = "500us"', f"batch_delay = {value}")
