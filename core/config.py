@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from core.errors import ConfigError, HankoError, SecretError
+from core.issuance.validity import BR_SCHEDULE, ScheduleEntry
 from core.secrets import read_secret_env, read_secret_file
 from core.units import ByteSize, Duration
 
@@ -71,6 +72,42 @@ class CaConfig(msgspec.Struct, **_STRICT):
     key_type: Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] = "ecdsa-p256"
 
 
+class ProfileConfig(msgspec.Struct, **_STRICT):
+    """A certificate product: what it may contain and how long it may live."""
+
+    level: Literal["ov", "ev"]
+    wildcard: bool = True
+    max_sans: int = 100
+    # "rsa" accepts any RSA size >= 2048 bits; otherwise name each type.
+    key_types: list[str] = msgspec.field(
+        default_factory=lambda: ["rsa", "ecdsa-p256", "ecdsa-p384"]
+    )
+    # None: the maximum in force on the issuance date.
+    default_validity_days: int | None = None
+
+
+def _default_profiles() -> dict[str, ProfileConfig]:
+    return {"ov": ProfileConfig(level="ov"), "ev": ProfileConfig(level="ev", wildcard=False)}
+
+
+class IssuanceConfig(msgspec.Struct, **_STRICT):
+    # CRL partitions; a certificate's partition is chosen at issuance and never changes.
+    crl_partitions: int = 16
+    # Write the OCSP URL into Authority Information Access.
+    ocsp: bool = True
+    # pkilint on the throwaway-key certificate before the real signature: none, a
+    # sample, or all of them.
+    lint: Literal["none", "sample", "all"] = "none"
+    lint_sample_rate: float = 0.01
+    # One SHA-256 of a SubjectPublicKeyInfo (hex) per line: keys never to certify.
+    blocked_keys_file: str | None = None
+    # The BR validity schedule (SC-081); the entry in force on the issuance date applies.
+    validity_schedule: list[ScheduleEntry] = msgspec.field(
+        default_factory=lambda: list(BR_SCHEDULE)
+    )
+    profiles: dict[str, ProfileConfig] = msgspec.field(default_factory=_default_profiles)
+
+
 class ApiConfig(msgspec.Struct, **_STRICT):
     listen: str = "127.0.0.1:8443"
     rpc_token: SecretRef = msgspec.field(default_factory=SecretRef)
@@ -83,6 +120,7 @@ class Config(msgspec.Struct, **_STRICT):
     ca: CaConfig
     api: ApiConfig
     signer: SignerConfig = msgspec.field(default_factory=SignerConfig)
+    issuance: IssuanceConfig = msgspec.field(default_factory=IssuanceConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 
@@ -121,7 +159,31 @@ def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix:
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             problems.append(f"{path}: unknown key{hint}")
             continue
-        sub = _struct_type(hints[fields[key].name])
+        annotation = hints[fields[key].name]
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is dict and len(args) == 2 and _struct_type(args[1]) and isinstance(value, dict):
+            for name, item in value.items():
+                if isinstance(item, dict):
+                    problems.extend(
+                        _unknown_and_missing(
+                            item,
+                            _struct_type(args[1]),  # type: ignore[arg-type]
+                            f"{path}.{name}.",
+                        )
+                    )
+            continue
+        if origin is list and args and _struct_type(args[0]) and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    problems.extend(
+                        _unknown_and_missing(
+                            item,
+                            _struct_type(args[0]),  # type: ignore[arg-type]
+                            f"{path}[{i}].",
+                        )
+                    )
+            continue
+        sub = _struct_type(annotation)
         if sub is not None and isinstance(value, dict):
             problems.extend(_unknown_and_missing(value, sub, f"{path}."))
     for key, f in fields.items():
@@ -196,6 +258,25 @@ def _semantic_problems(cfg: Config) -> list[str]:
         problems.append("signer.queue_max: must be at least signer.batch_max")
     if cfg.store.group_commit_max < 1:
         problems.append("store.group_commit_max: must be at least 1")
+    iss = cfg.issuance
+    if not 1 <= iss.crl_partitions <= 65535:
+        problems.append("issuance.crl_partitions: must be between 1 and 65535")
+    if not 0.0 <= iss.lint_sample_rate <= 1.0:
+        problems.append("issuance.lint_sample_rate: must be between 0 and 1")
+    if not iss.validity_schedule:
+        problems.append("issuance.validity_schedule: needs at least one entry")
+    if iss.blocked_keys_file is not None and not cfg.path(iss.blocked_keys_file).is_file():
+        problems.append(
+            f"issuance.blocked_keys_file: file {cfg.path(iss.blocked_keys_file)} does not exist"
+        )
+    if not iss.profiles:
+        problems.append("issuance.profiles: define at least one profile")
+    for name, prof in iss.profiles.items():
+        for kt in prof.key_types:
+            if kt not in ("rsa", "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384"):
+                problems.append(f"issuance.profiles.{name}.key_types: unknown key type {kt!r}")
+        if prof.max_sans < 1:
+            problems.append(f"issuance.profiles.{name}.max_sans: must be at least 1")
     return problems
 
 

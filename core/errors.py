@@ -73,3 +73,17 @@ class SignerOverloaded(SignerError):
 
 class SignerClosed(SignerError):
     code = "signer_closed"
+
+
+class PolicyError(HankoError):
+    """A request the issuance policy refuses. `code` is stable (clients branch on it);
+    the message says what was wrong in words a portal can show to its customer."""
+
+    code = "policy_refused"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+class Conflict(HankoError):
+    code = "conflict"

@@ -3,8 +3,12 @@
 from core.store.lmdb_store import ReadTxn, Store, WriteTxn
 from core.store.records import (
     AuditEntry,
+    BlockedKey,
     CertRecord,
     CertStatus,
+    DomainRecord,
+    IdempotencyRecord,
+    OrgRecord,
     RevocationReason,
     RevocationRecord,
     serial_bytes,
@@ -13,9 +17,13 @@ from core.store.writer import GroupCommitWriter
 
 __all__ = [
     "AuditEntry",
+    "BlockedKey",
     "CertRecord",
     "CertStatus",
+    "DomainRecord",
     "GroupCommitWriter",
+    "IdempotencyRecord",
+    "OrgRecord",
     "ReadTxn",
     "RevocationReason",
     "RevocationRecord",

@@ -18,12 +18,20 @@ import msgspec
 from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
 from core.store.records import (
     AUDIT,
+    BLOCKED,
     CERT,
+    DOMAIN,
+    IDEMPOTENCY,
+    ORG,
     REVOCATION,
     SCHEMA_VERSION,
     AuditEntry,
+    BlockedKey,
     CertRecord,
     CertStatus,
+    DomainRecord,
+    IdempotencyRecord,
+    OrgRecord,
     RevocationReason,
     RevocationRecord,
     expiry_key,
@@ -34,7 +42,18 @@ from core.store.records import (
 
 T = TypeVar("T")
 
-_DB_NAMES = (b"meta", b"certs", b"expiry", b"revocations", b"counters", b"audit")
+_DB_NAMES = (
+    b"meta",
+    b"certs",
+    b"expiry",
+    b"revocations",
+    b"counters",
+    b"audit",
+    b"orgs",
+    b"domains",
+    b"blocked_keys",
+    b"idempotency",
+)
 _SCHEMA_KEY = b"schema_version"
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
 
@@ -79,17 +98,20 @@ class Store:
     def _open_dbs(self, *, create: bool) -> dict[bytes, Any]:
         dbs: dict[bytes, Any] = {}
         try:
-            if create:
-                with self.env.begin(write=True) as txn:
-                    for name in _DB_NAMES:
-                        dbs[name] = self.env.open_db(name, txn=txn, create=True)
-            else:
-                # Without a transaction py-lmdb opens each handle in its own committed one;
-                # handles from a read transaction we then end would be invalid.
-                for name in _DB_NAMES:
-                    dbs[name] = self.env.open_db(name, create=False)
+            # meta first: a folder that is not a hanko store is refused before anything
+            # is created in it.
+            dbs[b"meta"] = self.env.open_db(b"meta", create=create)
         except lmdb.NotFoundError as exc:
             raise StoreError(f"{self.path} is not a hanko store (missing databases)") from exc
+        for name in _DB_NAMES[1:]:
+            try:
+                # Databases added by newer code appear on the first writable open; without
+                # a transaction py-lmdb commits each handle in its own one.
+                dbs[name] = self.env.open_db(name, create=not self.readonly)
+            except lmdb.NotFoundError as exc:
+                raise StoreError(
+                    f"{self.path} lacks the {name.decode()} database: open it writable once"
+                ) from exc
         return dbs
 
     def _check_schema(self, *, create: bool) -> None:
@@ -213,6 +235,28 @@ class ReadTxn:
                 return
             yield key[8:].lstrip(b"\0")
 
+    def get_org(self, org_id: str) -> OrgRecord | None:
+        raw = self.txn.get(org_id.encode(), db=self.dbs[b"orgs"])
+        return None if raw is None else ORG.decode(raw)
+
+    def iter_domains(self, org_id: str) -> Iterator[DomainRecord]:
+        prefix = org_id.encode() + b"\0"
+        cur = self.txn.cursor(db=self.dbs[b"domains"])
+        if not cur.set_range(prefix):
+            return
+        for key, value in cur:
+            if not key.startswith(prefix):
+                return
+            yield DOMAIN.decode(value)
+
+    def blocked_key(self, spki_sha256: bytes) -> BlockedKey | None:
+        raw = self.txn.get(spki_sha256, db=self.dbs[b"blocked_keys"])
+        return None if raw is None else BLOCKED.decode(raw)
+
+    def get_idempotency(self, key: bytes) -> IdempotencyRecord | None:
+        raw = self.txn.get(key, db=self.dbs[b"idempotency"])
+        return None if raw is None else IDEMPOTENCY.decode(raw)
+
     def iter_audit(self, since_seq: int = 0) -> Iterator[AuditEntry]:
         cur = self.txn.cursor(db=self.dbs[b"audit"])
         if not cur.set_range(since_seq.to_bytes(8, "big")):
@@ -320,3 +364,39 @@ class WriteTxn(ReadTxn):
             detail={"reason": reason.name.lower()},
         )
         return rev, True
+
+    def put_org(self, org: OrgRecord, *, at_us: int, actor: str) -> None:
+        self.txn.put(org.id.encode(), ORG.encode(org), db=self.dbs[b"orgs"])
+        self.audit(
+            at_us=at_us,
+            actor=actor,
+            action="org.validate",
+            subject=org.id,
+            detail={"level": org.level, "organization": org.organization},
+        )
+
+    def put_domain(self, rec: DomainRecord, *, at_us: int, actor: str) -> None:
+        key = rec.org_id.encode() + b"\0" + rec.domain.encode()
+        self.txn.put(key, DOMAIN.encode(rec), db=self.dbs[b"domains"])
+        self.audit(
+            at_us=at_us,
+            actor=actor,
+            action="domain.validate",
+            subject=rec.domain,
+            detail={"org": rec.org_id, "method": rec.method},
+        )
+
+    def block_key(self, rec: BlockedKey, *, at_us: int, actor: str) -> None:
+        if self.txn.put(
+            rec.spki_sha256, BLOCKED.encode(rec), db=self.dbs[b"blocked_keys"], overwrite=False
+        ):
+            self.audit(
+                at_us=at_us,
+                actor=actor,
+                action="key.block",
+                subject=rec.spki_sha256.hex(),
+                detail={"reason": rec.reason, "serial": rec.serial.hex()},
+            )
+
+    def put_idempotency(self, key: bytes, rec: IdempotencyRecord) -> None:
+        self.txn.put(key, IDEMPOTENCY.encode(rec), db=self.dbs[b"idempotency"])

@@ -72,6 +72,40 @@ class AuditEntry(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     detail: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class OrgRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """An organization with validated identity; the subject of its certificates."""
+
+    id: str
+    level: str  # "ov" or "ev": what its validation allows
+    organization: str
+    country: str
+    state: str | None
+    locality: str | None
+    validated_at: int  # epoch seconds of the identity validation
+    jurisdiction_country: str | None = None  # EV
+    business_category: str | None = None  # EV
+    registration_number: str | None = None  # EV
+
+
+class DomainRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    org_id: str
+    domain: str  # canonical A-label form
+    validated_at: int
+    method: str  # "dns-txt", "http-file", "email"
+
+
+class BlockedKey(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    spki_sha256: bytes
+    blocked_at: int
+    reason: str
+    serial: bytes = b""
+
+
+class IdempotencyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    body_sha256: bytes
+    serials: list[bytes]
+
+
 class Codec(Generic[T]):
     """An encoder/decoder pair for one record type, built once and reused."""
 
@@ -83,6 +117,10 @@ class Codec(Generic[T]):
 
 
 CERT = Codec(CertRecord)
+ORG = Codec(OrgRecord)
+DOMAIN = Codec(DomainRecord)
+BLOCKED = Codec(BlockedKey)
+IDEMPOTENCY = Codec(IdempotencyRecord)
 REVOCATION = Codec(RevocationRecord)
 AUDIT = Codec(AuditEntry)
 

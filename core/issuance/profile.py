@@ -1,0 +1,160 @@
+"""Subscriber certificate templates (BR 7.1.2.7): pure builders.
+
+`build_template` returns a certificate signed by a throwaway key of the issuer's
+algorithm. Its to-be-signed bytes are final: issuer name, AKI and signature algorithm are
+the real issuer's. It is linted as it is, then re-signed by the HSM (signer.splice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from core.ca_certs import EV_POLICY, OV_POLICY, PrivateKey, hash_for
+from core.errors import PolicyError
+from core.issuance.keys import SubscriberKey
+from core.store import OrgRecord
+from signer.algorithms import KeyType
+
+
+@dataclass(frozen=True)
+class IssuerInfo:
+    """What every template needs from the issuing CA, derived once at start-up."""
+
+    certificate: x509.Certificate
+    key_type: KeyType
+    key_id: bytes  # SKI of the issuing CA: the store's issuer id
+    base_url: str
+    ocsp: bool
+
+    def crl_url(self, partition: int) -> str:
+        return f"{self.base_url}/crl/{partition}.crl"
+
+    @property
+    def ocsp_url(self) -> str:
+        return f"{self.base_url}/ocsp"
+
+    @property
+    def ca_issuers_url(self) -> str:
+        return f"{self.base_url}/ca/issuing.cer"
+
+
+def issuer_info(
+    cert: x509.Certificate, key_type: KeyType, base_url: str, *, ocsp: bool
+) -> IssuerInfo:
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    return IssuerInfo(cert, key_type, ski, base_url.rstrip("/"), ocsp)
+
+
+def subject_for(org: OrgRecord, common_name: str | None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, org.country)]
+    if org.state:
+        attrs.append(x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, org.state))
+    if org.locality:
+        attrs.append(x509.NameAttribute(NameOID.LOCALITY_NAME, org.locality))
+    attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org.organization))
+    if org.level == "ev":
+        if not (org.business_category and org.jurisdiction_country and org.registration_number):
+            raise PolicyError(
+                "org_incomplete", f"organization {org.id} lacks the subject fields EV needs"
+            )
+        attrs += [
+            x509.NameAttribute(NameOID.BUSINESS_CATEGORY, org.business_category),
+            x509.NameAttribute(NameOID.JURISDICTION_COUNTRY_NAME, org.jurisdiction_country),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, org.registration_number),
+        ]
+    if common_name is not None:
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+def build_template(
+    *,
+    issuer: IssuerInfo,
+    throwaway: PrivateKey,
+    org: OrgRecord,
+    level: str,
+    names: list[str],
+    common_name: str | None,
+    public_key: SubscriberKey,
+    serial: int,
+    partition: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.Certificate:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=True,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+    else:  # ECDSA: key encipherment is meaningless for an EC key
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+    access = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(issuer.ca_issuers_url),
+        )
+    ]
+    if issuer.ocsp:
+        access.insert(
+            0,
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(issuer.ocsp_url)
+            ),
+        )
+    policy = EV_POLICY if level == "ev" else OV_POLICY
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject_for(org, common_name))
+        .issuer_name(issuer.certificate.subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.AuthorityKeyIdentifier(issuer.key_id, None, None), critical=False)
+        .add_extension(x509.AuthorityInformationAccess(access), critical=False)
+        .add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(policy, None)]), critical=False
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(issuer.crl_url(partition))],
+                        None,
+                        None,
+                        None,
+                    )
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(usage, critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+    )
+    return builder.sign(throwaway, hash_for(issuer.key_type))
