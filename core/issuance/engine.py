@@ -1,0 +1,437 @@
+"""The issuance engine: check, build, lint, sign in a batch, commit.
+
+Two steps, as Boulder does them. First every request is checked against the policy and
+turned into a certificate signed by a throwaway key (linted when configured). Then the
+to-be-signed bytes of all of them go to the batched signer in one call, the real
+signatures are spliced in, and each certificate is committed (its record, the
+revocation of the certificate it reissues, its idempotency record, its audit entries)
+in one durable transaction before anyone is answered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import msgspec
+import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from core.clock import Clock, from_epoch, to_epoch
+from core.config import IssuanceConfig, ProfileConfig
+from core.errors import Conflict, HankoError, NotFound, PolicyError, SignerError
+from core.issuance import lint as lint_mod
+from core.issuance.csr import parse_csr
+from core.issuance.keys import check_subscriber_key, spki_sha256
+from core.issuance.messages import (
+    CertificateView,
+    IssueRequest,
+    IssueResult,
+    ReasonName,
+    RevocationView,
+)
+from core.issuance.names import check_common_name, covered_by, normalize_dns_name
+from core.issuance.profile import IssuerInfo, build_template
+from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
+from core.store import (
+    BlockedKey,
+    CertRecord,
+    CertStatus,
+    GroupCommitWriter,
+    IdempotencyRecord,
+    ReadTxn,
+    RevocationReason,
+    Store,
+    WriteTxn,
+    serial_bytes,
+)
+from signer.pool import Priority
+from signer.splice import BatchSigner, sign_templates, throwaway_key
+
+REASONS: dict[ReasonName, RevocationReason] = {
+    "unspecified": RevocationReason.UNSPECIFIED,
+    "keyCompromise": RevocationReason.KEY_COMPROMISE,
+    "affiliationChanged": RevocationReason.AFFILIATION_CHANGED,
+    "superseded": RevocationReason.SUPERSEDED,
+    "cessationOfOperation": RevocationReason.CESSATION_OF_OPERATION,
+    "privilegeWithdrawn": RevocationReason.PRIVILEGE_WITHDRAWN,
+}
+REASON_NAMES: dict[RevocationReason, ReasonName] = {v: k for k, v in REASONS.items()}
+RENEWAL_WINDOW_DAYS = 90
+REISSUE_ADD_NAMES_DAYS = 30
+_DAY = 86400
+_JSON = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    request: IssueRequest
+    template: bytes
+    record: CertRecord
+    spki: bytes
+    replaces: bytes | None  # serial revoked as superseded in the same commit
+    idem_key: bytes | None
+    body_hash: bytes
+
+
+class _Replay(Exception):  # control flow inside _commit; never escapes this module
+    def __init__(self, serials: list[bytes]) -> None:
+        self.serials = serials
+
+
+def _serial_from_hex(text: str) -> bytes:
+    value = int(text, 16)
+    if value <= 0:
+        raise PolicyError("serial_invalid", f"{text!r} is not a certificate serial")
+    return serial_bytes(value)
+
+
+class IssuanceEngine:
+    def __init__(
+        self,
+        *,
+        config: IssuanceConfig,
+        issuer: IssuerInfo,
+        issuer_key_label: str,
+        chain_pem: str,
+        signer: BatchSigner,
+        store: Store,
+        writer: GroupCommitWriter,
+        clock: Clock,
+        blocked_keys: Collection[bytes] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._issuer = issuer
+        self._label = issuer_key_label
+        self._chain = chain_pem
+        self._signer = signer
+        self._store = store
+        self._writer = writer
+        self._clock = clock
+        self._blocked = frozenset(blocked_keys)
+        self._rng = rng or random.Random()  # noqa: S311 - lint sampling only
+        self._throwaway = throwaway_key(issuer.key_type)
+        self._schedule = tuple(config.validity_schedule)
+        self.issued = 0
+        self.linted = 0
+
+    # -- issuance -------------------------------------------------------------------
+
+    async def issue(self, request: IssueRequest, *, actor: str) -> IssueResult:
+        [result] = await self.issue_many([request], actor=actor)
+        if isinstance(result, HankoError):
+            raise result
+        return result
+
+    async def issue_many(
+        self, requests: Sequence[IssueRequest], *, actor: str
+    ) -> list[IssueResult | HankoError]:
+        now = self._clock.now().replace(microsecond=0)
+        out: list[IssueResult | HankoError | None] = [None] * len(requests)
+        prepared: list[tuple[int, _Prepared]] = []
+        with self._store.read() as txn:
+            for i, req in enumerate(requests):
+                try:
+                    replay = self._replay(txn, req)
+                    if replay is not None:
+                        out[i] = replay
+                        continue
+                    prepared.append((i, self._prepare(txn, req, now)))
+                except HankoError as exc:
+                    out[i] = exc
+        if prepared:
+            signed = await sign_templates(
+                self._signer,
+                self._label,
+                self._issuer.key_type.default_algorithm,
+                [p.template for _, p in prepared],
+                priority=Priority.INTERACTIVE,
+            )
+
+            async def commit(i: int, p: _Prepared, der: bytes | SignerError) -> None:
+                if isinstance(der, SignerError):
+                    out[i] = der
+                    return
+                out[i] = await self._commit(p, der, actor=actor, now=now)
+
+            async with trio.open_nursery() as nursery:
+                for (i, p), der in zip(prepared, signed, strict=True):
+                    nursery.start_soon(commit, i, p, der)
+        return [r if r is not None else HankoError("request was not processed") for r in out]
+
+    def _replay(self, txn: ReadTxn, req: IssueRequest) -> IssueResult | None:
+        if req.idempotency_key is None:
+            return None
+        key = hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest()
+        rec = txn.get_idempotency(key)
+        if rec is None:
+            return None
+        if rec.body_sha256 != hashlib.sha256(_JSON.encode(req)).digest():
+            raise Conflict(
+                "this idempotency_key was already used with a different request",
+                code="idempotency_conflict",
+            )
+        cert = txn.get_cert(rec.serials[0])
+        return self._result(cert)
+
+    def _profile(self, name: str) -> ProfileConfig:
+        prof = self._config.profiles.get(name)
+        if prof is None:
+            raise PolicyError(
+                "profile_unknown",
+                f"no profile named {name!r} (known: {', '.join(sorted(self._config.profiles))})",
+            )
+        return prof
+
+    def _prepare(self, read: ReadTxn, req: IssueRequest, now: dt.datetime) -> _Prepared:
+        prof = self._profile(req.profile)
+        org = read.get_org(req.organization)
+        if org is None:
+            raise PolicyError("organization_unknown", f"no organization {req.organization!r}")
+        if prof.level == "ev" and org.level != "ev":
+            raise PolicyError(
+                "organization_level_insufficient", f"organization {org.id} is validated for OV only"
+            )
+        if org.validated_at + ORG_REUSE_DAYS * _DAY < to_epoch(now):
+            raise PolicyError(
+                "organization_validation_expired",
+                f"organization {org.id}'s validation is older than {ORG_REUSE_DAYS} days",
+            )
+        csr = parse_csr(req.csr)
+        blocked = spki_sha256(csr.public_key)
+        if read.blocked_key(blocked) is not None:
+            raise PolicyError("key_blocked", "this key is blocked (it was reported compromised)")
+        key = check_subscriber_key(csr.public_key, allowed=prof.key_types, blocked=self._blocked)
+        names = [normalize_dns_name(n, allow_wildcard=prof.wildcard) for n in csr.requested_names]
+        names = list(dict.fromkeys(names))
+        if len(names) > prof.max_sans:
+            raise PolicyError(
+                "too_many_names", f"{len(names)} names exceed this profile's {prof.max_sans}"
+            )
+        common_name = names[0]
+        if csr.common_name is not None:
+            check_common_name(common_name)
+        elif len(common_name) > 64:
+            common_name = None  # type: ignore[assignment]
+        rule = in_force(self._schedule, now)
+        domains = list(read.iter_domains(org.id))
+        for name in names:
+            covering = [d for d in domains if covered_by(name, d.domain)]
+            if not covering:
+                raise PolicyError(
+                    "domain_not_validated", f"{name} is not under a domain validated for {org.id}"
+                )
+            if max(d.validated_at for d in covering) + rule.dcv_reuse_days * _DAY < to_epoch(now):
+                raise PolicyError(
+                    "domain_validation_expired",
+                    f"the validation of {name}'s domain is older than the"
+                    f" {rule.dcv_reuse_days} days allowed on {now.date()}",
+                )
+
+        days = req.validity_days or prof.default_validity_days or rule.max_days
+        check_days(self._schedule, now, days)
+        not_before = now
+        not_after = not_after_for(now, days)
+        replaces = None
+        if req.renewal_of is not None and req.reissue_of is not None:
+            raise PolicyError(
+                "renewal_and_reissue", "a request is a renewal or a reissue, not both"
+            )
+        if req.renewal_of is not None:
+            old = self._previous(read, req.renewal_of, org.id, "renewal")
+            if to_epoch(now) < old.not_after - RENEWAL_WINDOW_DAYS * _DAY:
+                raise PolicyError(
+                    "renewal_too_early", f"renewal opens {RENEWAL_WINDOW_DAYS} days before expiry"
+                )
+            carried = max(0, old.not_after - to_epoch(now))
+            cap = not_after_for(now, rule.max_days)
+            not_after = min(not_after + dt.timedelta(seconds=carried), cap)
+        if req.reissue_of is not None:
+            old = self._previous(read, req.reissue_of, org.id, "reissue")
+            added = set(names) - set(old.names)
+            if added and to_epoch(now) > old.not_before + REISSUE_ADD_NAMES_DAYS * _DAY:
+                raise PolicyError(
+                    "reissue_adds_names_late",
+                    f"names can be added by reissue only within {REISSUE_ADD_NAMES_DAYS} days"
+                    f" of issuance: {', '.join(sorted(added))}",
+                )
+            old_cert = x509.load_der_x509_certificate(old.der)
+            old_org = old_cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+            if old_org and old_org[0].value != org.organization:
+                raise PolicyError(
+                    "reissue_org_changed",
+                    "the organization name changed: that needs a new certificate, not a reissue",
+                )
+            # Same expiry, but never past the maximum in force today (the BR win).
+            not_after = min(from_epoch(old.not_after), not_after_for(now, rule.max_days))
+            replaces = old.serial
+
+        serial = x509.random_serial_number()
+        partition = serial % self._config.crl_partitions
+        template = build_template(
+            issuer=self._issuer,
+            throwaway=self._throwaway,
+            org=org,
+            level=prof.level,
+            names=names,
+            common_name=common_name,
+            public_key=key,
+            serial=serial,
+            partition=partition,
+            not_before=not_before,
+            not_after=not_after,
+        )
+        der = template.public_bytes(serialization.Encoding.DER)
+        mode = self._config.lint
+        if mode == "all" or (
+            mode == "sample" and self._rng.random() < self._config.lint_sample_rate
+        ):
+            lint_mod.require_clean(der, prof.level)
+            self.linted += 1
+        record = CertRecord(
+            serial=serial_bytes(serial),
+            issuer=self._issuer.key_id,
+            status=CertStatus.GOOD,
+            not_before=to_epoch(not_before),
+            not_after=to_epoch(not_after),
+            names=names,
+            account=org.id,
+            profile=req.profile,
+            partition=partition,
+            der=b"",
+        )
+        idem = (
+            hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest()
+            if req.idempotency_key is not None
+            else None
+        )
+        return _Prepared(
+            request=req,
+            template=der,
+            record=record,
+            spki=blocked,
+            replaces=replaces,
+            idem_key=idem,
+            body_hash=hashlib.sha256(_JSON.encode(req)).digest(),
+        )
+
+    def _previous(self, read: ReadTxn, serial_hex: str, org_id: str, what: str) -> CertRecord:
+        old = read.get_cert(_serial_from_hex(serial_hex))
+        if old is None:
+            raise PolicyError(f"{what}_of_unknown", f"no certificate with serial {serial_hex}")
+        if old.account != org_id:
+            raise PolicyError(
+                f"{what}_of_other_organization",
+                f"certificate {serial_hex} belongs to another organization",
+            )
+        if old.status is CertStatus.REVOKED:
+            raise PolicyError(f"{what}_of_revoked", f"certificate {serial_hex} is revoked")
+        return old
+
+    async def _commit(
+        self, p: _Prepared, der: bytes, *, actor: str, now: dt.datetime
+    ) -> IssueResult | HankoError:
+        record = msgspec.structs.replace(p.record, der=der)
+        at_us = to_epoch(now) * 1_000_000
+
+        def op(txn: WriteTxn) -> None:
+            if p.idem_key is not None:
+                existing = txn.get_idempotency(p.idem_key)
+                if existing is not None:  # a concurrent twin committed first
+                    if existing.body_sha256 != p.body_hash:
+                        raise Conflict(
+                            "this idempotency_key was already used with a different request",
+                            code="idempotency_conflict",
+                        )
+                    raise _Replay(existing.serials)
+            txn.insert_cert(record, at_us=at_us, actor=actor)
+            if p.replaces is not None:
+                old = txn.get_cert(p.replaces)
+                if old is None or old.status is CertStatus.REVOKED:
+                    raise PolicyError(
+                        "reissue_of_revoked", "the certificate being reissued was revoked meanwhile"
+                    )
+                txn.revoke(
+                    p.replaces, at=to_epoch(now), reason=RevocationReason.SUPERSEDED, actor=actor
+                )
+            if p.idem_key is not None:
+                txn.put_idempotency(
+                    p.idem_key, IdempotencyRecord(body_sha256=p.body_hash, serials=[record.serial])
+                )
+
+        try:
+            await self._writer.submit(op)
+        except _Replay as replay:
+            with self._store.read() as txn:
+                return self._result(txn.get_cert(replay.serials[0]))
+        except HankoError as exc:
+            return exc
+        self.issued += 1
+        return self._result(record)
+
+    def _result(self, rec: CertRecord | None) -> IssueResult:
+        if rec is None:
+            raise NotFound("the certificate of this idempotency key is gone")
+        cert = x509.load_der_x509_certificate(rec.der)
+        return IssueResult(
+            serial=rec.serial.hex(),
+            certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            chain=self._chain,
+            not_before=from_epoch(rec.not_before),
+            not_after=from_epoch(rec.not_after),
+        )
+
+    # -- revocation and status ------------------------------------------------------
+
+    async def revoke(self, serial_hex: str, reason: ReasonName, *, actor: str) -> RevocationView:
+        serial = _serial_from_hex(serial_hex)
+        code = REASONS[reason]
+        now = to_epoch(self._clock.now())
+
+        def op(txn: WriteTxn) -> tuple[int, RevocationReason, bool]:
+            rev, created = txn.revoke(serial, at=now, reason=code, actor=actor)
+            if created and code is RevocationReason.KEY_COMPROMISE:
+                cert = txn.get_cert(serial)
+                if cert is None:  # revoke() just found it; cannot vanish in this txn
+                    raise NotFound(f"no certificate with serial {serial.hex()}")
+                spki = spki_sha256(x509.load_der_x509_certificate(cert.der).public_key())
+                txn.block_key(
+                    BlockedKey(
+                        spki_sha256=spki, blocked_at=now, reason="keyCompromise", serial=serial
+                    ),
+                    at_us=now * 1_000_000,
+                    actor=actor,
+                )
+            return rev.revoked_at, rev.reason, not created
+
+        revoked_at, stored_reason, already = await self._writer.submit(op)
+        return RevocationView(
+            serial=serial.hex(),
+            revoked_at=from_epoch(revoked_at),
+            reason=REASON_NAMES[stored_reason],
+            already_revoked=already,
+        )
+
+    def view(self, serial_hex: str) -> CertificateView:
+        with self._store.read() as txn:
+            rec = txn.get_cert(_serial_from_hex(serial_hex))
+        if rec is None:
+            raise NotFound(f"no certificate with serial {serial_hex}")
+        cert = x509.load_der_x509_certificate(rec.der)
+        return CertificateView(
+            serial=rec.serial.hex(),
+            status="revoked" if rec.status is CertStatus.REVOKED else "good",
+            organization=rec.account,
+            profile=rec.profile,
+            names=list(rec.names),
+            not_before=from_epoch(rec.not_before),
+            not_after=from_epoch(rec.not_after),
+            certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            revoked_at=from_epoch(rec.revoked_at) if rec.revoked_at is not None else None,
+            reason=REASON_NAMES[rec.reason] if rec.reason is not None else None,
+        )

@@ -1,0 +1,89 @@
+"""Requests and answers of the signing RPC, as msgspec Structs (unknown fields refused).
+
+The published JSON Schema is generated from these types (see core/rpc.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+
+_STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
+
+SerialHex = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{1,40}$", description="serial in hex")
+]
+ReasonName = Literal[
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+]
+
+
+class IssueRequest(msgspec.Struct, **_STRICT):
+    csr: Annotated[str, msgspec.Meta(max_length=65536, description="PEM or base64 DER CSR")]
+    profile: str
+    organization: str
+    validity_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    renewal_of: SerialHex | None = None
+    reissue_of: SerialHex | None = None
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class IssueResult(msgspec.Struct, frozen=True, kw_only=True):
+    serial: str
+    certificate: str
+    chain: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+class BatchIssueRequest(msgspec.Struct, **_STRICT):
+    requests: Annotated[list[IssueRequest], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class ItemError(msgspec.Struct, frozen=True, kw_only=True):
+    error: str
+    detail: str
+
+
+class BatchItem(msgspec.Struct, frozen=True, kw_only=True):
+    result: IssueResult | None = None
+    error: ItemError | None = None
+
+
+class BatchIssueResult(msgspec.Struct, frozen=True, kw_only=True):
+    results: list[BatchItem]
+
+
+class RevokeRequest(msgspec.Struct, **_STRICT):
+    reason: ReasonName = "unspecified"
+
+
+class RevocationView(msgspec.Struct, frozen=True, kw_only=True):
+    serial: str
+    revoked_at: dt.datetime
+    reason: ReasonName
+    already_revoked: bool
+
+
+class CertificateView(msgspec.Struct, frozen=True, kw_only=True):
+    serial: str
+    status: Literal["good", "revoked"]
+    organization: str
+    profile: str
+    names: list[str]
+    not_before: dt.datetime
+    not_after: dt.datetime
+    certificate: str
+    revoked_at: dt.datetime | None = None
+    reason: ReasonName | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
+    error: str
+    detail: str
