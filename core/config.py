@@ -82,8 +82,12 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     key_types: list[str] = msgspec.field(
         default_factory=lambda: ["rsa", "ecdsa-p256", "ecdsa-p384"]
     )
-    # None: the maximum in force on the issuance date.
+    # None: one day less than the maximum in force on the issuance date (the BR make
+    # the maximum a MUST and one day less a SHOULD, to avoid leap-second ambiguity).
     default_validity_days: int | None = None
+    # Put the first name into the subject's commonName too. The BR call a common name
+    # NOT RECOMMENDED (pkilint warns), so only profiles for legacy clients turn it on.
+    include_common_name: bool = False
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:

@@ -7,16 +7,34 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from core.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
+
+T = TypeVar("T")
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
-Handler = Callable[[Scope, Receive], Awaitable[tuple[int, Any]]]
+Handler = Callable[["Request"], Awaitable[tuple[int, Any]]]
+MAX_BODY = 4 << 20  # a batch of 1000 CSRs fits; anything larger is refused with 413
 
 _JSON = msgspec.json.Encoder()
+
+
+def status_for(exc: HankoError) -> int:
+    """The HTTP status of a HankoError: what the client can fix is 4xx, what it cannot
+    (an overloaded or unavailable signer or store) is 503, never 500."""
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, PolicyError):
+        return 422
+    if isinstance(exc, (SignerError, StoreError)):
+        return 503
+    return 400
 
 
 class HttpError(Exception):
@@ -29,9 +47,57 @@ class HttpError(Exception):
 
 class Route(msgspec.Struct, frozen=True):
     method: str
-    path: str
+    path: str  # segments in braces are parameters: /v1/certificates/{serial}
     role: str | None  # None: no token needed; else "rpc" or "admin"
     handler: Handler
+
+    def match(self, path: str) -> dict[str, str] | None:
+        want, got = self.path.split("/"), path.split("/")
+        if len(want) != len(got):
+            return None
+        params = {}
+        for w, g in zip(want, got, strict=True):
+            if w.startswith("{") and w.endswith("}"):
+                if not g:
+                    return None
+                params[w[1:-1]] = g
+            elif w != g:
+                return None
+        return params
+
+
+class Request:
+    """What a handler sees: path parameters and a body read with a size limit."""
+
+    def __init__(self, scope: Scope, receive: Receive, params: dict[str, str]) -> None:
+        self.scope = scope
+        self.params = params
+        self._receive = receive
+
+    async def body(self, limit: int = MAX_BODY) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "disconnected", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def json(self, typ: type[T]) -> T:
+        """The body decoded into `typ`: 400 for broken JSON, 422 for the wrong shape."""
+        body = await self.body()
+        try:
+            return msgspec.json.decode(body, type=typ)
+        except msgspec.ValidationError as exc:
+            raise HttpError(422, "invalid_request", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
 class App:
@@ -39,8 +105,7 @@ class App:
     role in constant time; turns every failure into `{"error": CODE, "detail": TEXT}`."""
 
     def __init__(self, routes: list[Route], tokens: dict[str, str]) -> None:
-        self._routes = {(r.method, r.path): r for r in routes}
-        self._paths = {r.path for r in routes}
+        self._routes = routes
         self._tokens = {role: token.encode() for role, token in tokens.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -50,19 +115,28 @@ class App:
         if scope["type"] != "http":
             return
         try:
-            route = self._routes.get((scope["method"], scope["path"]))
-            if route is None:
-                if scope["path"] in self._paths:
-                    raise HttpError(
-                        405, "method_not_allowed", f"{scope['method']} is not allowed here"
-                    )
-                raise HttpError(404, "not_found", f"no route for {scope['path']}")
+            route, params = self._find(scope["method"], scope["path"])
             if route.role is not None:
                 self._authorize(scope, route.role)
-            status, body = await route.handler(scope, receive)
+            status, body = await route.handler(Request(scope, receive, params))
         except HttpError as exc:
             status, body = exc.status, {"error": exc.code, "detail": exc.detail}
+        except HankoError as exc:
+            status, body = status_for(exc), {"error": exc.code, "detail": exc.message}
         await self._respond(send, status, body)
+
+    def _find(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        allowed = False
+        for route in self._routes:
+            params = route.match(path)
+            if params is None:
+                continue
+            if route.method == method:
+                return route, params
+            allowed = True
+        if allowed:
+            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here")
+        raise HttpError(404, "not_found", f"no route for {path}")
 
     def _authorize(self, scope: Scope, role: str) -> None:
         header = b""

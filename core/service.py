@@ -13,29 +13,37 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from core import rpc
+from core.clock import Clock, SystemClock
 from core.config import Config, read_secret
-from core.http_app import App, Receive, Route, Scope
+from core.http_app import App, Request, Route
 from core.store import GroupCommitWriter, Store
-from core.wiring import open_store, signer_pool, store_writer
+from core.wiring import issuance_engine, open_store, signer_pool, store_writer
 from signer.pool import SignerPool
 
 log = logging.getLogger("hanko")
 
 
-def build_app(cfg: Config, store: Store, writer: GroupCommitWriter, pool: SignerPool) -> App:
-    async def healthz(scope: Scope, receive: Receive) -> tuple[int, Any]:
+def build_app(
+    cfg: Config, store: Store, writer: GroupCommitWriter, pool: SignerPool, clock: Clock
+) -> App:
+    engine = issuance_engine(cfg, signer=pool, store=store, writer=writer, clock=clock)
+
+    async def healthz(request: Request) -> tuple[int, Any]:
         return 200, {"status": "ok"}
 
-    async def statistics(scope: Scope, receive: Receive) -> tuple[int, Any]:
+    async def statistics(request: Request) -> tuple[int, Any]:
         return 200, {
             "signer": msgspec.to_builtins(pool.statistics()),
             "writer": msgspec.to_builtins(writer.statistics()),
             "store": store.stat(),
+            "issuance": {"issued": engine.issued, "linted": engine.linted},
         }
 
     routes = [
         Route("GET", "/healthz", None, healthz),
         Route("GET", "/v1/statistics", "admin", statistics),
+        *rpc.routes(engine, store, writer, clock),
     ]
     tokens = {
         "rpc": read_secret(cfg, cfg.api.rpc_token),
@@ -51,7 +59,7 @@ async def run_service(
     try:
         writer = store_writer(cfg, store)
         pool = signer_pool(cfg)
-        app = build_app(cfg, store, writer, pool)
+        app = build_app(cfg, store, writer, pool, SystemClock())
         hc = HypercornConfig()
         hc.bind = [cfg.api.listen]
         hc.accesslog = None

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from cryptography import x509
+
+from core.clock import Clock
 from core.config import Config, read_secret
+from core.errors import ConfigError
+from core.issuance.engine import IssuanceEngine
+from core.issuance.profile import issuer_info
 from core.store import GroupCommitWriter, Store
+from signer.algorithms import KeyType
 from signer.pool import SignerPool, WorkerSpec
+from signer.splice import BatchSigner
 
 
 def open_store(cfg: Config, *, readonly: bool = False) -> Store:
@@ -45,4 +53,40 @@ def signer_pool(
         queue_max=s.queue_max,
         batch_timeout=s.batch_timeout.seconds,
         pipeline=pipeline,
+    )
+
+
+def issuance_engine(
+    cfg: Config, *, signer: BatchSigner, store: Store, writer: GroupCommitWriter, clock: Clock
+) -> IssuanceEngine:
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    chain = cfg.path(cfg.ca.issuer_cert).read_text() + cfg.path(cfg.ca.root_cert).read_text()
+    blocked: set[bytes] = set()
+    if cfg.issuance.blocked_keys_file is not None:
+        path = cfg.path(cfg.issuance.blocked_keys_file)
+        for number, raw in enumerate(path.read_text().splitlines(), 1):
+            entry = raw.split("#", 1)[0].strip()
+            if not entry:
+                continue
+            try:
+                digest = bytes.fromhex(entry)
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise ConfigError(
+                    [f"issuance.blocked_keys_file: {path}:{number} is not a SHA-256 hex digest"]
+                )
+            blocked.add(digest)
+    return IssuanceEngine(
+        config=cfg.issuance,
+        issuer=issuer_info(
+            issuing, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=cfg.issuance.ocsp
+        ),
+        issuer_key_label=cfg.ca.issuer_key_label,
+        chain_pem=chain,
+        signer=signer,
+        store=store,
+        writer=writer,
+        clock=clock,
+        blocked_keys=blocked,
     )

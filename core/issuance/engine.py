@@ -213,11 +213,9 @@ class IssuanceEngine:
             raise PolicyError(
                 "too_many_names", f"{len(names)} names exceed this profile's {prof.max_sans}"
             )
-        common_name = names[0]
         if csr.common_name is not None:
-            check_common_name(common_name)
-        elif len(common_name) > 64:
-            common_name = None  # type: ignore[assignment]
+            check_common_name(normalize_dns_name(csr.common_name, allow_wildcard=prof.wildcard))
+        common_name = names[0] if prof.include_common_name and len(names[0]) <= 64 else None
         rule = in_force(self._schedule, now)
         domains = list(read.iter_domains(org.id))
         for name in names:
@@ -233,7 +231,7 @@ class IssuanceEngine:
                     f" {rule.dcv_reuse_days} days allowed on {now.date()}",
                 )
 
-        days = req.validity_days or prof.default_validity_days or rule.max_days
+        days = req.validity_days or prof.default_validity_days or rule.max_days - 1
         check_days(self._schedule, now, days)
         not_before = now
         not_after = not_after_for(now, days)

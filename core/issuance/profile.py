@@ -50,14 +50,14 @@ def issuer_info(
     return IssuerInfo(cert, key_type, ski, base_url.rstrip("/"), ocsp)
 
 
-def subject_for(org: OrgRecord, common_name: str | None) -> x509.Name:
+def subject_for(org: OrgRecord, common_name: str | None, level: str) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, org.country)]
     if org.state:
         attrs.append(x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, org.state))
     if org.locality:
         attrs.append(x509.NameAttribute(NameOID.LOCALITY_NAME, org.locality))
     attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org.organization))
-    if org.level == "ev":
+    if level == "ev":
         if not (org.business_category and org.jurisdiction_country and org.registration_number):
             raise PolicyError(
                 "org_incomplete", f"organization {org.id} lacks the subject fields EV needs"
@@ -126,7 +126,7 @@ def build_template(
     policy = EV_POLICY if level == "ev" else OV_POLICY
     builder = (
         x509.CertificateBuilder()
-        .subject_name(subject_for(org, common_name))
+        .subject_name(subject_for(org, common_name, level))
         .issuer_name(issuer.certificate.subject)
         .public_key(public_key)
         .serial_number(serial)

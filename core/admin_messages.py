@@ -1,0 +1,37 @@
+"""Admin API messages for the preconditions of issuance: organizations and domains."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import msgspec
+
+_STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
+
+
+class OrganizationIn(msgspec.Struct, **_STRICT):
+    id: str
+    level: Literal["ov", "ev"]
+    organization: str
+    country: str
+    state: str | None = None
+    locality: str | None = None
+    jurisdiction_country: str | None = None
+    business_category: str | None = None
+    registration_number: str | None = None
+    # When the identity was validated; default: now.
+    validated_at: dt.datetime | None = None
+
+
+class DomainIn(msgspec.Struct, **_STRICT):
+    domain: str
+    method: Literal["dns-txt", "http-file", "email"]
+    validated_at: dt.datetime | None = None
+
+
+class DomainOut(msgspec.Struct, frozen=True, kw_only=True):
+    organization: str
+    domain: str
+    method: str
+    validated_at: dt.datetime

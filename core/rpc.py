@@ -1,0 +1,128 @@
+"""HTTP handlers of the signing RPC (rpc token) and of the issuance preconditions on
+the admin API (admin token). Thin: decode, call the engine or the store, encode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from core.admin_messages import DomainIn, DomainOut, OrganizationIn
+from core.clock import Clock, from_epoch, to_epoch
+from core.errors import HankoError, NotFound
+from core.http_app import Request, Route, status_for
+from core.issuance import messages as m
+from core.issuance.engine import IssuanceEngine
+from core.issuance.names import normalize_dns_name
+from core.issuance.org import check_org
+from core.store import DomainRecord, GroupCommitWriter, OrgRecord, Store, WriteTxn
+
+SCHEMA_TYPES = (
+    m.IssueRequest,
+    m.IssueResult,
+    m.BatchIssueRequest,
+    m.BatchIssueResult,
+    m.RevokeRequest,
+    m.RevocationView,
+    m.CertificateView,
+    m.ErrorBody,
+    OrganizationIn,
+    DomainIn,
+    DomainOut,
+)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of every request and answer, generated from the msgspec types."""
+    _, components = msgspec.json.schema_components(SCHEMA_TYPES)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": components}
+
+
+def org_record(body: OrganizationIn, clock: Clock) -> OrgRecord:
+    at = body.validated_at or clock.now()
+    return check_org(
+        OrgRecord(
+            id=body.id,
+            level=body.level,
+            organization=body.organization,
+            country=body.country,
+            state=body.state,
+            locality=body.locality,
+            validated_at=to_epoch(at),
+            jurisdiction_country=body.jurisdiction_country,
+            business_category=body.business_category,
+            registration_number=body.registration_number,
+        )
+    )
+
+
+def domain_record(org_id: str, body: DomainIn, clock: Clock) -> DomainRecord:
+    name = normalize_dns_name(body.domain, allow_wildcard=False)
+    at = body.validated_at or clock.now()
+    return DomainRecord(org_id=org_id, domain=name, validated_at=to_epoch(at), method=body.method)
+
+
+def routes(
+    engine: IssuanceEngine, store: Store, writer: GroupCommitWriter, clock: Clock
+) -> list[Route]:
+    async def issue(request: Request) -> tuple[int, Any]:
+        body = await request.json(m.IssueRequest)
+        return 201, await engine.issue(body, actor="rpc")
+
+    async def issue_batch(request: Request) -> tuple[int, Any]:
+        body = await request.json(m.BatchIssueRequest)
+        results = await engine.issue_many(body.requests, actor="rpc")
+        items = [
+            m.BatchItem(error=m.ItemError(error=r.code, detail=r.message))
+            if isinstance(r, HankoError)
+            else m.BatchItem(result=r)
+            for r in results
+        ]
+        return 200, m.BatchIssueResult(results=items)
+
+    async def get_certificate(request: Request) -> tuple[int, Any]:
+        return 200, engine.view(request.params["serial"])
+
+    async def revoke(request: Request) -> tuple[int, Any]:
+        body = await request.json(m.RevokeRequest)
+        return 200, await engine.revoke(request.params["serial"], body.reason, actor="rpc")
+
+    async def schema(request: Request) -> tuple[int, Any]:
+        return 200, json_schema()
+
+    async def put_org(request: Request) -> tuple[int, Any]:
+        org = org_record(await request.json(OrganizationIn), clock)
+        at_us = to_epoch(clock.now()) * 1_000_000
+        await writer.submit(lambda t: t.put_org(org, at_us=at_us, actor="admin"))
+        return 201, msgspec.structs.asdict(org) | {"validated_at": from_epoch(org.validated_at)}
+
+    async def put_domain(request: Request) -> tuple[int, Any]:
+        org_id = request.params["org"]
+        rec = domain_record(org_id, await request.json(DomainIn), clock)
+        at_us = to_epoch(clock.now()) * 1_000_000
+
+        def op(txn: WriteTxn) -> None:
+            if txn.get_org(org_id) is None:
+                raise NotFound(f"no organization {org_id!r}")
+            txn.put_domain(rec, at_us=at_us, actor="admin")
+
+        await writer.submit(op)
+        return 201, DomainOut(
+            organization=org_id,
+            domain=rec.domain,
+            method=rec.method,
+            validated_at=from_epoch(rec.validated_at),
+        )
+
+    return [
+        Route("POST", "/v1/certificates", "rpc", issue),
+        Route("POST", "/v1/certificates:batch", "rpc", issue_batch),
+        Route("GET", "/v1/certificates/{serial}", "rpc", get_certificate),
+        Route("POST", "/v1/certificates/{serial}/revoke", "rpc", revoke),
+        Route("GET", "/v1/schema", None, schema),
+        Route("POST", "/v1/admin/organizations", "admin", put_org),
+        Route("POST", "/v1/admin/organizations/{org}/domains", "admin", put_domain),
+    ]
+
+
+__all__ = ["json_schema", "routes", "status_for"]
