@@ -106,6 +106,138 @@ def cmd_bench_signer(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def _run_with_engine(cfg: Any, job: Callable[[Any], Any]) -> Any:
+    """Run `job(engine)` with a one-worker signer and the store writer, then stop both."""
+    import trio
+
+    from core.clock import SystemClock
+    from core.wiring import issuance_engine, open_store, signer_pool, store_writer
+
+    store = open_store(cfg)
+    result: list[Any] = []
+    try:
+
+        async def main() -> None:
+            pool = signer_pool(cfg, workers=1)
+            writer = store_writer(cfg, store)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                await nursery.start(pool.run)
+                engine = issuance_engine(
+                    cfg, signer=pool, store=store, writer=writer, clock=SystemClock()
+                )
+                result.append(await job(engine))
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+    finally:
+        store.close()
+    return result[0]
+
+
+def _print_struct(obj: Any) -> None:
+    import msgspec
+
+    _print_json(msgspec.to_builtins(obj))
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from core.admin_messages import OrganizationIn
+    from core.clock import SystemClock, to_epoch
+    from core.config import load_config
+    from core.rpc import org_record
+    from core.wiring import open_store
+
+    cfg = load_config(args.config)
+    body = OrganizationIn(
+        id=args.id,
+        level=args.level,
+        organization=args.name,
+        country=args.country,
+        state=args.state,
+        locality=args.locality,
+        jurisdiction_country=args.jurisdiction_country,
+        business_category=args.business_category,
+        registration_number=args.registration_number,
+    )
+    org = org_record(body, SystemClock())
+    with open_store(cfg) as store:
+        at_us = to_epoch(SystemClock().now()) * 1_000_000
+        store.write(lambda t: t.put_org(org, at_us=at_us, actor="cli"))
+    if args.json:
+        _print_struct(org)
+    else:
+        print(f"organization {org.id} ({org.level.upper()}): {org.organization}")
+    return 0
+
+
+def cmd_domain_validate(args: argparse.Namespace) -> int:
+    from core.admin_messages import DomainIn
+    from core.clock import SystemClock, to_epoch
+    from core.config import load_config
+    from core.errors import NotFound
+    from core.rpc import domain_record
+    from core.store import WriteTxn
+    from core.wiring import open_store
+
+    cfg = load_config(args.config)
+    rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
+
+    def op(txn: WriteTxn) -> None:
+        if txn.get_org(args.org) is None:
+            raise NotFound(f"no organization {args.org!r} (create it with hanko org create)")
+        txn.put_domain(rec, at_us=to_epoch(SystemClock().now()) * 1_000_000, actor="cli")
+
+    with open_store(cfg) as store:
+        store.write(op)
+    if args.json:
+        _print_struct(rec)
+    else:
+        print(f"domain {rec.domain} validated for {args.org} by {rec.method}")
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    from core.config import load_config
+    from core.errors import HankoError
+    from core.issuance.messages import IssueRequest
+
+    cfg = load_config(args.config)
+    try:
+        csr = args.csr.read_bytes().decode("ascii", errors="replace")
+    except OSError as exc:
+        raise HankoError(f"cannot read {args.csr}: {exc.strerror}") from None
+    request = IssueRequest(
+        csr=csr,
+        profile=args.profile,
+        organization=args.organization,
+        validity_days=args.days,
+        renewal_of=args.renewal_of,
+        reissue_of=args.reissue_of,
+    )
+    result = _run_with_engine(cfg, lambda engine: engine.issue(request, actor="cli"))
+    if args.json:
+        _print_struct(result)
+    else:
+        sys.stdout.write(result.certificate + result.chain)
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    view = _run_with_engine(
+        cfg, lambda engine: engine.revoke(args.serial, args.reason, actor="cli")
+    )
+    if args.json:
+        _print_struct(view)
+    else:
+        state = "was already revoked" if view.already_revoked else "revoked"
+        print(f"{view.serial} {state} at {view.revoked_at.isoformat()} ({view.reason})")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -137,6 +269,61 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the service in the foreground")
     _add_config(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("org", help="organizations (the validated subject of certificates)")
+    org = p.add_subparsers(dest="org", required=True, parser_class=_Parser)
+    o = org.add_parser("create", help="record an organization whose identity was validated")
+    _add_config(o)
+    o.add_argument("--id", required=True, help="organization id used by issuance requests")
+    o.add_argument("--level", choices=["ov", "ev"], required=True)
+    o.add_argument("--name", required=True, help="registered English name (subject O)")
+    o.add_argument("--country", required=True, help="two-letter ISO code, e.g. JP")
+    o.add_argument("--state", help="romanized prefecture, e.g. Tokyo-to")
+    o.add_argument("--locality", help="romanized city or ward, e.g. Chiyoda-ku (no numbers)")
+    o.add_argument("--jurisdiction-country", help="EV: country of incorporation")
+    o.add_argument("--business-category", help="EV: e.g. 'Private Organization'")
+    o.add_argument("--registration-number", help="EV: company registration number")
+    o.add_argument("--json", action="store_true", help="print the result as JSON")
+    o.set_defaults(func=cmd_org_create)
+
+    p = sub.add_parser("domain", help="domain validations of an organization")
+    dom = p.add_subparsers(dest="domain_cmd", required=True, parser_class=_Parser)
+    d = dom.add_parser("validate", help="record that an organization controls a domain")
+    _add_config(d)
+    d.add_argument("--org", required=True)
+    d.add_argument("--domain", required=True, help="the validated domain, e.g. example.co.jp")
+    d.add_argument("--method", choices=["dns-txt", "http-file", "email"], default="dns-txt")
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
+    d.set_defaults(func=cmd_domain_validate)
+
+    p = sub.add_parser("issue", help="issue a certificate; prints it and its chain as PEM")
+    _add_config(p)
+    p.add_argument("--csr", type=Path, required=True, help="CSR file (PEM or DER)")
+    p.add_argument("--profile", required=True, help="profile name from the configuration")
+    p.add_argument("--organization", required=True, help="organization id")
+    p.add_argument("--days", type=int, default=None, help="validity in days (default: profile)")
+    p.add_argument("--renewal-of", default=None, help="serial (hex) of the certificate renewed")
+    p.add_argument("--reissue-of", default=None, help="serial (hex) of the certificate reissued")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_issue)
+
+    p = sub.add_parser("revoke", help="revoke a certificate")
+    _add_config(p)
+    p.add_argument("--serial", required=True, help="serial in hex")
+    p.add_argument(
+        "--reason",
+        default="unspecified",
+        choices=[
+            "unspecified",
+            "keyCompromise",
+            "affiliationChanged",
+            "superseded",
+            "cessationOfOperation",
+            "privilegeWithdrawn",
+        ],
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_revoke)
 
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)
