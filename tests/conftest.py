@@ -61,6 +61,34 @@ def openssl_verify(ca_dir: Path, cert: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def lint(path: Path, cert_type: str) -> list[str]:
+    """pkilint findings at WARNING or worse; an empty list is a clean certificate."""
+    import json
+
+    result = subprocess.run(
+        [
+            str(BIN / "lint_cabf_serverauth_cert"),
+            "lint",
+            "-t",
+            cert_type,
+            "-s",
+            "WARNING",
+            "-f",
+            "JSON",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.strip(), f"pkilint printed nothing: {result.stderr}"
+    findings = []
+    for validator in json.loads(result.stdout)["results"]:
+        for finding in validator["finding_descriptions"]:
+            findings.append(f"{finding['severity']} {finding['code']}: {finding.get('message')}")
+    return findings
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -236,6 +236,7 @@ class IssuanceEngine:
         not_before = now
         not_after = not_after_for(now, days)
         replaces = None
+        origin = to_epoch(now)
         if req.renewal_of is not None and req.reissue_of is not None:
             raise PolicyError(
                 "renewal_and_reissue", "a request is a renewal or a reissue, not both"
@@ -252,7 +253,8 @@ class IssuanceEngine:
         if req.reissue_of is not None:
             old = self._previous(read, req.reissue_of, org.id, "reissue")
             added = set(names) - set(old.names)
-            if added and to_epoch(now) > old.not_before + REISSUE_ADD_NAMES_DAYS * _DAY:
+            first_issued = old.first_issued or old.not_before
+            if added and to_epoch(now) > first_issued + REISSUE_ADD_NAMES_DAYS * _DAY:
                 raise PolicyError(
                     "reissue_adds_names_late",
                     f"names can be added by reissue only within {REISSUE_ADD_NAMES_DAYS} days"
@@ -268,6 +270,7 @@ class IssuanceEngine:
             # Same expiry, but never past the maximum in force today (the BR win).
             not_after = min(from_epoch(old.not_after), not_after_for(now, rule.max_days))
             replaces = old.serial
+            origin = first_issued
 
         serial = x509.random_serial_number()
         partition = serial % self._config.crl_partitions
@@ -302,6 +305,7 @@ class IssuanceEngine:
             profile=req.profile,
             partition=partition,
             der=b"",
+            first_issued=origin,
         )
         idem = (
             hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest()

@@ -11,7 +11,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from core.ca_certs import EV_POLICY, OV_POLICY, PrivateKey, hash_for
@@ -86,30 +85,19 @@ def build_template(
     not_before: dt.datetime,
     not_after: dt.datetime,
 ) -> x509.Certificate:
-    if isinstance(public_key, rsa.RSAPublicKey):
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=True,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
-    else:  # ECDSA: key encipherment is meaningless for an EC key
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
+    # digitalSignature only, for RSA too: keyEncipherment serves RSA key exchange, which
+    # TLS 1.3 dropped, and the BR call the pair NOT RECOMMENDED (pkilint warns).
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
     access = [
         x509.AccessDescription(
             AuthorityInformationAccessOID.CA_ISSUERS,

@@ -50,6 +50,9 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     der: bytes
     revoked_at: int | None = None
     reason: RevocationReason | None = None
+    # When the order was first issued; a reissue keeps it, so windows that run "from
+    # issuance" (adding names by reissue) cannot be stretched by reissuing again.
+    first_issued: int | None = None
 
 
 class RevocationRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):

@@ -3,7 +3,6 @@ pass pkilint and openssl."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,39 +11,13 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.conftest import BIN, DevCA, hanko, openssl_verify
+from tests.conftest import DevCA, hanko, lint, openssl_verify
 
 LINT_TYPES = {
     "root.pem": "ROOT-CA",
     "issuing.pem": "INTERNAL-UNCONSTRAINED-TLS-CA",
     "ocsp-responder.pem": "OCSP-RESPONDER",
 }
-
-
-def lint(path: Path, cert_type: str) -> list[str]:
-    """pkilint findings at WARNING or worse; an empty list is a clean certificate."""
-    result = subprocess.run(
-        [
-            str(BIN / "lint_cabf_serverauth_cert"),
-            "lint",
-            "-t",
-            cert_type,
-            "-s",
-            "WARNING",
-            "-f",
-            "JSON",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.stdout.strip(), f"pkilint printed nothing: {result.stderr}"
-    findings = []
-    for validator in json.loads(result.stdout)["results"]:
-        for finding in validator["finding_descriptions"]:
-            findings.append(f"{finding['severity']} {finding['code']}: {finding.get('message')}")
-    return findings
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"])
