@@ -6,6 +6,7 @@ surface is small and every error must be a precise JSON answer, never an HTML 50
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ import msgspec
 from core.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
 
 T = TypeVar("T")
+log = logging.getLogger("hanko.http")
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -123,6 +125,10 @@ class App:
             status, body = exc.status, {"error": exc.code, "detail": exc.detail}
         except HankoError as exc:
             status, body = status_for(exc), {"error": exc.code, "detail": exc.message}
+        except Exception:
+            # A bug, not the client's doing: log it whole, answer JSON without details.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            status, body = 500, {"error": "internal_error", "detail": "internal error (logged)"}
         await self._respond(send, status, body)
 
     def _find(self, method: str, path: str) -> tuple[Route, dict[str, str]]:

@@ -13,9 +13,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.config import Config, load_config
@@ -140,3 +143,36 @@ def clean_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("HANKO_CONFIG", None)
     return env
+
+
+@pytest.fixture
+def service(fresh_ca: DevCA) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
+    port = free_port()
+    text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+    fresh_ca.config_path.write_text(text)
+    proc = subprocess.Popen(
+        [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    else:
+        proc.kill()
+        pytest.fail("hanko serve did not come up")
+    yield base, fresh_ca, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def token(ca: DevCA, role: str) -> str:
+    return (ca.directory / "secrets" / f"{role}.token").read_text().strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -83,10 +84,14 @@ class _Replay(Exception):  # control flow inside _commit; never escapes this mod
         self.serials = serials
 
 
+_SERIAL_HEX = re.compile(r"^[0-9a-fA-F]{1,40}$")
+
+
 def _serial_from_hex(text: str) -> bytes:
-    value = int(text, 16)
-    if value <= 0:
-        raise PolicyError("serial_invalid", f"{text!r} is not a certificate serial")
+    """A serial from user input (URL path, CLI): at most 20 octets of hex, positive."""
+    value = int(text, 16) if _SERIAL_HEX.match(text) else 0
+    if value <= 0 or value.bit_length() > 160:
+        raise PolicyError("serial_invalid", f"{text[:60]!r} is not a certificate serial in hex")
     return serial_bytes(value)
 
 

@@ -120,3 +120,85 @@ def test_init_uses_the_base_url(tmp_path: Path) -> None:
     crl_dp = issuing.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert crl_dp[0].full_name[0].value == "http://pki.example.jp/crl/root.crl"
     assert 'base_url = "http://pki.example.jp"' in (tmp_path / "ca" / "hanko.toml").read_text()
+
+
+def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path) -> None:
+    """What a new user does right after `hanko init`, with a CSR made by openssl."""
+    import subprocess
+
+    c = str(fresh_ca.config_path)
+    hanko(
+        "org",
+        "create",
+        "-c",
+        c,
+        "--id",
+        "acme",
+        "--level",
+        "ov",
+        "--name",
+        "Acme Japan K.K.",
+        "--country",
+        "JP",
+        "--state",
+        "Tokyo-to",
+        "--locality",
+        "Chiyoda-ku",
+        check=True,
+    )
+    hanko("domain", "validate", "-c", c, "--org", "acme", "--domain", "example.co.jp", check=True)
+    req = tmp_path / "req.csr"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k"),
+            "-subj",
+            "/CN=www.example.co.jp/OU=Web/emailAddress=admin@example.co.jp",
+            "-addext",
+            "subjectAltName=DNS:www.example.co.jp",
+            "-out",
+            str(req),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    issued = hanko("issue", "-c", c, "--csr", str(req), "--profile", "ov", "--organization", "acme")
+    assert issued.returncode == 0, issued.stderr
+    assert issued.stdout.count("BEGIN CERTIFICATE") == 3  # leaf, issuing CA, root
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_text(issued.stdout)
+    from tests.conftest import openssl_verify
+
+    openssl_verify(fresh_ca.directory / "ca", leaf)
+    serial = (
+        subprocess.run(
+            ["openssl", "x509", "-in", str(leaf), "-noout", "-serial"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.split("=")[1]
+        .strip()
+    )
+    first = hanko("revoke", "-c", c, "--serial", serial, "--reason", "keyCompromise")
+    again = hanko("revoke", "-c", c, "--serial", serial, "--reason", "superseded")
+    assert first.returncode == again.returncode == 0
+    assert "was already revoked" in again.stdout
+    assert "keyCompromise" in again.stdout
+    refused = hanko(
+        "issue", "-c", c, "--csr", str(req), "--profile", "ov", "--organization", "acme"
+    )
+    assert refused.returncode == 1
+    assert refused.stderr == "hanko: error: this key is blocked (it was reported compromised)\n"
+    for args in (["--days", "999"], ["--profile", "ev"]):
+        bad = hanko(
+            "issue", "-c", c, "--csr", str(req), "--profile", "ov", "--organization", "acme", *args
+        )
+        assert bad.returncode == 1
+        assert bad.stderr.count("\n") == 1

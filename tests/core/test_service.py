@@ -5,47 +5,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import BIN, DevCA, free_port
-
-
-@pytest.fixture
-def service(fresh_ca: DevCA) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
-    port = free_port()
-    text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
-    fresh_ca.config_path.write_text(text)
-    proc = subprocess.Popen(
-        [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-    else:
-        proc.kill()
-        pytest.fail("hanko serve did not come up")
-    yield base, fresh_ca, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def token(ca: DevCA, role: str) -> str:
-    return (ca.directory / "secrets" / f"{role}.token").read_text().strip()
+from tests.conftest import BIN, DevCA, token
 
 
 def worker_pids(parent: int) -> list[int]:
