@@ -100,6 +100,12 @@ def cmd_bench_store(args: argparse.Namespace) -> int:
     return bench_main(["--json"] if args.json else [])
 
 
+def cmd_bench_issue(args: argparse.Namespace) -> int:
+    from bench.issue_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def cmd_bench_signer(args: argparse.Namespace) -> int:
     from bench.signer_load import run_from_cli
 
@@ -337,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     b.set_defaults(func=cmd_bench_signer)
+    b = bench.add_parser("issue", help="certificates/s through the signing RPC and the ceiling")
+    _add_config(b)
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
+    b.add_argument("--connections", type=int, default=64, help="connections, single endpoint")
+    b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
+    b.add_argument("--batch-connections", type=int, default=4, help="connections, batch endpoint")
+    b.set_defaults(func=cmd_bench_issue)
     return parser
 
 

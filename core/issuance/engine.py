@@ -51,7 +51,7 @@ from core.store import (
     serial_bytes,
 )
 from signer.pool import Priority
-from signer.splice import BatchSigner, sign_templates, throwaway_key
+from signer.splice import BatchSigner, placeholder_key, sign_templates
 
 REASONS: dict[ReasonName, RevocationReason] = {
     "unspecified": RevocationReason.UNSPECIFIED,
@@ -120,7 +120,7 @@ class IssuanceEngine:
         self._clock = clock
         self._blocked = frozenset(blocked_keys)
         self._rng = rng or random.Random()  # noqa: S311 - lint sampling only
-        self._throwaway = throwaway_key(issuer.key_type)
+        self._throwaway = placeholder_key(issuer.key_type)
         self._schedule = tuple(config.validity_schedule)
         self.issued = 0
         self.linted = 0
@@ -324,7 +324,7 @@ class IssuanceEngine:
             spki=blocked,
             replaces=replaces,
             idem_key=idem,
-            body_hash=hashlib.sha256(_JSON.encode(req)).digest(),
+            body_hash=hashlib.sha256(_JSON.encode(req)).digest() if idem is not None else b"",
         )
 
     def _previous(self, read: ReadTxn, serial_hex: str, org_id: str, what: str) -> CertRecord:

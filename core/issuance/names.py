@@ -52,8 +52,12 @@ def _to_a_label(label: str) -> str:
         ) from None
 
 
+@lru_cache(maxsize=65536)
 def normalize_dns_name(raw: str, *, allow_wildcard: bool) -> str:
-    """The canonical (lowercase, A-label) form of a requested name, or a PolicyError."""
+    """The canonical (lowercase, A-label) form of a requested name, or a PolicyError.
+
+    Pure, so cached: the same names come back with every renewal and reissue. (A
+    refusal raises, and lru_cache does not cache exceptions.)"""
     name = raw.strip()
     if not name:
         raise PolicyError("name_empty", "a requested name is empty or only spaces")
