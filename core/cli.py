@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import ConfigError, HankoError
+from core.issuance.messages import ReasonName
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -319,14 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reason",
         default="unspecified",
-        choices=[
-            "unspecified",
-            "keyCompromise",
-            "affiliationChanged",
-            "superseded",
-            "cessationOfOperation",
-            "privilegeWithdrawn",
-        ],
+        choices=typing.get_args(ReasonName),
+        help="a BR 7.2.2 reason (default: unspecified)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_revoke)
