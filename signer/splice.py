@@ -89,6 +89,39 @@ def placeholder_key(key_type: KeyType) -> HsmEcPrivateKey | HsmRsaPrivateKey:
     return hsm_private_key(public_der, lambda alg, data: signature)
 
 
+def signature_algorithm_der(key_type: KeyType) -> tuple[bytes, bytes]:
+    """(AlgorithmIdentifier DER, placeholder signature) of this issuer key type, taken
+    from a certificate cryptography builds with the placeholder key: the same bytes its
+    builder writes into every TBS."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from core.ca_certs import hash_for
+
+    key = placeholder_key(key_type)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "placeholder")])
+    start = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=1))
+        .sign(key, hash_for(key_type))
+    )
+    _, alg, _ = split_signed(cert.public_bytes(serialization.Encoding.DER))
+    return alg, cert.signature
+
+
+def assemble(tbs: bytes, algorithm: bytes, signature: bytes) -> bytes:
+    """A signed X.509 object from its parts (Certificate, CertificateList, ...)."""
+    return sequence(tbs + algorithm + bit_string(signature))
+
+
 async def sign_templates(
     signer: BatchSigner,
     label: str,

@@ -36,7 +36,8 @@ from core.issuance.messages import (
     RevocationView,
 )
 from core.issuance.names import check_common_name, covered_by, normalize_dns_name
-from core.issuance.profile import IssuerInfo, build_template
+from core.issuance.profile import IssuerInfo
+from core.issuance.tbs import TbsEncoder
 from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
 from core.store import (
     BlockedKey,
@@ -51,7 +52,7 @@ from core.store import (
     serial_bytes,
 )
 from signer.pool import Priority
-from signer.splice import BatchSigner, placeholder_key, sign_templates
+from signer.splice import BatchSigner, assemble, signature_algorithm_der
 
 REASONS: dict[ReasonName, RevocationReason] = {
     "unspecified": RevocationReason.UNSPECIFIED,
@@ -71,7 +72,7 @@ _JSON = msgspec.json.Encoder()
 @dataclass(frozen=True)
 class _Prepared:
     request: IssueRequest
-    template: bytes
+    tbs: bytes
     record: CertRecord
     spki: bytes
     replaces: bytes | None  # serial revoked as superseded in the same commit
@@ -120,7 +121,9 @@ class IssuanceEngine:
         self._clock = clock
         self._blocked = frozenset(blocked_keys)
         self._rng = rng or random.Random()  # noqa: S311 - lint sampling only
-        self._throwaway = placeholder_key(issuer.key_type)
+        self._alg = issuer.key_type.default_algorithm
+        self._alg_der, self._placeholder_sig = signature_algorithm_der(issuer.key_type)
+        self._tbs = TbsEncoder(issuer, self._alg_der)
         self._schedule = tuple(config.validity_schedule)
         self.issued = 0
         self.linted = 0
@@ -150,23 +153,21 @@ class IssuanceEngine:
                 except HankoError as exc:
                     out[i] = exc
         if prepared:
-            signed = await sign_templates(
-                self._signer,
-                self._label,
-                self._issuer.key_type.default_algorithm,
-                [p.template for _, p in prepared],
+            signatures = await self._signer.sign_many(
+                [(self._label, self._alg, p.tbs) for _, p in prepared],
                 priority=Priority.INTERACTIVE,
             )
 
-            async def commit(i: int, p: _Prepared, der: bytes | SignerError) -> None:
-                if isinstance(der, SignerError):
-                    out[i] = der
+            async def commit(i: int, p: _Prepared, sig: bytes | SignerError) -> None:
+                if isinstance(sig, SignerError):
+                    out[i] = sig
                     return
+                der = assemble(p.tbs, self._alg_der, sig)
                 out[i] = await self._commit(p, der, actor=actor, now=now)
 
             async with trio.open_nursery() as nursery:
-                for (i, p), der in zip(prepared, signed, strict=True):
-                    nursery.start_soon(commit, i, p, der)
+                for (i, p), sig in zip(prepared, signatures, strict=True):
+                    nursery.start_soon(commit, i, p, sig)
         return [r if r is not None else HankoError("request was not processed") for r in out]
 
     def _replay(self, txn: ReadTxn, req: IssueRequest) -> IssueResult | None:
@@ -279,25 +280,25 @@ class IssuanceEngine:
 
         serial = x509.random_serial_number()
         partition = serial % self._config.crl_partitions
-        template = build_template(
-            issuer=self._issuer,
-            throwaway=self._throwaway,
+        tbs = self._tbs.tbs(
             org=org,
             level=prof.level,
             names=names,
             common_name=common_name,
-            public_key=key,
+            spki=key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
             serial=serial,
             partition=partition,
             not_before=not_before,
             not_after=not_after,
         )
-        der = template.public_bytes(serialization.Encoding.DER)
         mode = self._config.lint
         if mode == "all" or (
             mode == "sample" and self._rng.random() < self._config.lint_sample_rate
         ):
-            lint_mod.require_clean(der, prof.level)
+            # The linted certificate is the final one but for its placeholder signature.
+            lint_mod.require_clean(assemble(tbs, self._alg_der, self._placeholder_sig), prof.level)
             self.linted += 1
         record = CertRecord(
             serial=serial_bytes(serial),
@@ -319,7 +320,7 @@ class IssuanceEngine:
         )
         return _Prepared(
             request=req,
-            template=der,
+            tbs=tbs,
             record=record,
             spki=blocked,
             replaces=replaces,

@@ -469,3 +469,22 @@ def test_batch_gives_each_item_its_own_answer(ca: DevCA) -> None:
     assert [isinstance(r, IssueResult) for r in results] == [True] * 20 + [False] + [True] * 20
     assert results[20].code == "domain_not_validated"
     assert len({r.serial for r in results if isinstance(r, IssueResult)}) == 40
+
+
+def test_lint_all_runs_pkilint_before_signing(ca: DevCA) -> None:
+    cfg = ca.config
+    config = msgspec.structs.replace(
+        cfg, issuance=msgspec.structs.replace(cfg.issuance, lint="all")
+    )
+    clock = FixedClock(NOW)
+    reqs = [
+        IssueRequest(csr=csr_pem([f"l{i}.example.co.jp"]), profile=p, organization="lint")
+        for i, p in enumerate(["ov", "ev", "ov"])
+    ]
+
+    async def job(engine: IssuanceEngine) -> tuple[list[Any], int]:
+        return await engine.issue_many(reqs, actor="t"), engine.linted
+
+    results, linted = run(ca, clock, job, config=config, **setup("lint", NOW))
+    assert all(isinstance(r, IssueResult) for r in results)
+    assert linted == 3
