@@ -1,16 +1,19 @@
 """The issuance engine: check, build, lint, sign in a batch, commit.
 
 Two steps, as Boulder does them. First every request is checked against the policy and
-turned into a certificate signed by a throwaway key (linted when configured). Then the
-to-be-signed bytes of all of them go to the batched signer in one call, the real
-signatures are spliced in, and each certificate is committed (its record, the
-revocation of the certificate it reissues, its idempotency record, its audit entries)
-in one durable transaction before anyone is answered.
+turned into its TBSCertificate (core/issuance/tbs.py, byte-identical to cryptography's
+builder); with a placeholder signature that is the certificate pkilint sees when linting
+is on. Then the to-be-signed bytes of the whole batch go to the batched signer in one
+call, and every certificate (its record, the revocation of the certificate it reissues,
+its idempotency record, its audit entries) is committed in one durable writer op, each
+in its own nested transaction, before anyone is answered.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import functools
 import hashlib
 import random
 import re
@@ -18,7 +21,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import msgspec
-import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -86,6 +88,13 @@ class _Replay(Exception):  # control flow inside _commit; never escapes this mod
 
 
 _SERIAL_HEX = re.compile(r"^[0-9a-fA-F]{1,40}$")
+
+
+def pem_certificate(der: bytes) -> str:
+    """PEM straight from DER (RFC 7468): no parse, no re-encode."""
+    b64 = base64.b64encode(der).decode()
+    body = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
 
 
 def _parse_all(texts: list[str]) -> list[CsrInfo | PolicyError]:
@@ -174,16 +183,15 @@ class IssuanceEngine:
                 priority=Priority.INTERACTIVE,
             )
 
-            async def commit(i: int, p: _Prepared, sig: bytes | SignerError) -> None:
+            ready: list[tuple[int, _Prepared, bytes]] = []
+            for (i, p), sig in zip(prepared, signatures, strict=True):
                 if isinstance(sig, SignerError):
                     out[i] = sig
-                    return
-                der = assemble(p.tbs, self._alg_der, sig)
-                out[i] = await self._commit(p, der, actor=actor, now=now)
-
-            async with trio.open_nursery() as nursery:
-                for (i, p), sig in zip(prepared, signatures, strict=True):
-                    nursery.start_soon(commit, i, p, sig)
+                else:
+                    ready.append((i, p, assemble(p.tbs, self._alg_der, sig)))
+            if ready:
+                for i, result in await self._commit_all(ready, actor=actor, now=now):
+                    out[i] = result
         return [r if r is not None else HankoError("request was not processed") for r in out]
 
     def _replay(self, txn: ReadTxn, req: IssueRequest) -> IssueResult | None:
@@ -226,10 +234,13 @@ class IssuanceEngine:
                 "organization_validation_expired",
                 f"organization {org.id}'s validation is older than {ORG_REUSE_DAYS} days",
             )
-        blocked = spki_sha256(csr.public_key)
-        if read.blocked_key(blocked) is not None:
+        spki = csr.public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        blocked = hashlib.sha256(spki).digest()
+        if blocked in self._blocked or read.blocked_key(blocked) is not None:
             raise PolicyError("key_blocked", "this key is blocked (it was reported compromised)")
-        key = check_subscriber_key(csr.public_key, allowed=prof.key_types, blocked=self._blocked)
+        check_subscriber_key(csr.public_key, allowed=prof.key_types)
         names = [normalize_dns_name(n, allow_wildcard=prof.wildcard) for n in csr.requested_names]
         names = list(dict.fromkeys(names))
         if len(names) > prof.max_sans:
@@ -302,9 +313,7 @@ class IssuanceEngine:
             level=prof.level,
             names=names,
             common_name=common_name,
-            spki=key.public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
+            spki=spki,
             serial=serial,
             partition=partition,
             not_before=not_before,
@@ -358,13 +367,16 @@ class IssuanceEngine:
             raise PolicyError(f"{what}_of_revoked", f"certificate {serial_hex} is revoked")
         return old
 
-    async def _commit(
-        self, p: _Prepared, der: bytes, *, actor: str, now: dt.datetime
-    ) -> IssueResult | HankoError:
-        record = msgspec.structs.replace(p.record, der=der)
+    async def _commit_all(
+        self, ready: list[tuple[int, _Prepared, bytes]], *, actor: str, now: dt.datetime
+    ) -> list[tuple[int, IssueResult | HankoError]]:
+        """Commit every certificate of a request batch in one writer op, each in its own
+        nested transaction: one failure (a twin's idempotency key, a reissue whose
+        original was revoked meanwhile) rolls back only that certificate."""
         at_us = to_epoch(now) * 1_000_000
+        records = [(i, p, msgspec.structs.replace(p.record, der=der)) for i, p, der in ready]
 
-        def op(txn: WriteTxn) -> None:
+        def one(txn: WriteTxn, p: _Prepared, record: CertRecord) -> None:
             if p.idem_key is not None:
                 existing = txn.get_idempotency(p.idem_key)
                 if existing is not None:  # a concurrent twin committed first
@@ -389,23 +401,33 @@ class IssuanceEngine:
                     p.idem_key, IdempotencyRecord(body_sha256=p.body_hash, serials=[record.serial])
                 )
 
+        def group(txn: WriteTxn) -> list[tuple[bool, object]]:
+            return [txn.attempt(functools.partial(one, p=p, record=r)) for _, p, r in records]
+
         try:
-            await self._writer.submit(op)
-        except _Replay as replay:
-            with self._store.read() as txn:
-                return self._result(txn.get_cert(replay.serials[0]))
+            outcomes = await self._writer.submit(group)
         except HankoError as exc:
-            return exc
-        self.issued += 1
-        return self._result(record)
+            return [(i, exc) for i, _, _ in records]
+        results: list[tuple[int, IssueResult | HankoError]] = []
+        for (i, _, record), (ok, value) in zip(records, outcomes, strict=True):
+            if ok:
+                self.issued += 1
+                results.append((i, self._result(record)))
+            elif isinstance(value, _Replay):
+                with self._store.read() as txn:
+                    results.append((i, self._result(txn.get_cert(value.serials[0]))))
+            elif isinstance(value, HankoError):
+                results.append((i, value))
+            else:
+                raise value  # type: ignore[misc]  # a bug: let it surface
+        return results
 
     def _result(self, rec: CertRecord | None) -> IssueResult:
         if rec is None:
             raise NotFound("the certificate of this idempotency key is gone")
-        cert = x509.load_der_x509_certificate(rec.der)
         return IssueResult(
             serial=rec.serial.hex(),
-            certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            certificate=pem_certificate(rec.der),
             chain=self._chain,
             not_before=from_epoch(rec.not_before),
             not_after=from_epoch(rec.not_after),

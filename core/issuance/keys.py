@@ -83,16 +83,28 @@ def has_roca_fingerprint(n: int) -> bool:
     return all(n % p in group for p, group in _roca_subgroups())
 
 
+_SQ64 = frozenset(i * i % 64 for i in range(64))
+_SQ63 = frozenset(i * i % 63 for i in range(63))
+_SQ65 = frozenset(i * i % 65 for i in range(65))
+
+
+def _maybe_square(x: int) -> bool:
+    """Cheap filters before isqrt: about 99% of non-squares fail one of them."""
+    return (x & 63) in _SQ64 and x % 63 in _SQ63 and x % 65 in _SQ65
+
+
 def fermat_factor(n: int, rounds: int = FERMAT_ROUNDS) -> int | None:
     """A factor of n if its primes are close enough for `rounds` steps of Fermat."""
     a = isqrt(n)
     if a * a < n:
         a += 1
+    b2 = a * a - n
     for _ in range(rounds):
-        b2 = a * a - n
-        b = isqrt(b2)
-        if b * b == b2:
-            return a - b
+        if _maybe_square(b2):
+            b = isqrt(b2)
+            if b * b == b2:
+                return a - b
+        b2 += 2 * a + 1  # (a + 1)^2 - n, without squaring a 2048-bit number
         a += 1
     return None
 
@@ -159,7 +171,7 @@ def check_subscriber_key(
             "key_type_not_allowed",
             f"this profile does not accept {kind} keys (allowed: {', '.join(sorted(allowed))})",
         )
-    if spki_sha256(key) in blocked:
+    if blocked and spki_sha256(key) in blocked:
         raise PolicyError(
             "key_blocked",
             "this key is blocked (it was reported compromised or is a known weak key)",

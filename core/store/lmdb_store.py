@@ -149,7 +149,7 @@ class Store:
             raise StoreError("store is open read-only")
         txn = self.env.begin(write=True)
         try:
-            result = op(WriteTxn(txn, self._dbs))
+            result = op(WriteTxn(txn, self._dbs, self.env))
         except BaseException:
             txn.abort()
             raise
@@ -170,7 +170,7 @@ class Store:
             for op in ops:
                 child = self.env.begin(write=True, parent=txn)
                 try:
-                    value = op(WriteTxn(child, self._dbs))
+                    value = op(WriteTxn(child, self._dbs, self.env))
                 except Exception as exc:
                     child.abort()
                     results.append((False, exc))
@@ -267,6 +267,22 @@ class ReadTxn:
 
 class WriteTxn(ReadTxn):
     """The only way state changes. Each mutation appends its own audit entry."""
+
+    def __init__(self, txn: Any, dbs: dict[bytes, Any], env: Any) -> None:
+        super().__init__(txn, dbs)
+        self._env = env
+
+    def attempt(self, op: Callable[[WriteTxn], T]) -> tuple[bool, T | Exception]:
+        """Run `op` in a nested transaction: if it raises, only its own changes are
+        rolled back and the exception is returned; the enclosing transaction goes on."""
+        child = self._env.begin(write=True, parent=self.txn)
+        try:
+            value = op(WriteTxn(child, self.dbs, self._env))
+        except Exception as exc:
+            child.abort()
+            return False, exc
+        child.commit()
+        return True, value
 
     def next_counter(self, name: str) -> int:
         """Increment and return a counter: values handed out never come back."""
