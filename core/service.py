@@ -17,6 +17,7 @@ from core import rpc
 from core.clock import Clock, SystemClock
 from core.config import Config, read_secret
 from core.http_app import App, Request, Route
+from core.issuance.intake_pool import IntakePool
 from core.store import GroupCommitWriter, Store
 from core.wiring import issuance_engine, open_store, signer_pool, store_writer
 from signer.pool import SignerPool
@@ -25,9 +26,17 @@ log = logging.getLogger("hanko")
 
 
 def build_app(
-    cfg: Config, store: Store, writer: GroupCommitWriter, pool: SignerPool, clock: Clock
+    cfg: Config,
+    *,
+    store: Store,
+    writer: GroupCommitWriter,
+    pool: SignerPool,
+    clock: Clock,
+    intake: IntakePool | None = None,
 ) -> App:
-    engine = issuance_engine(cfg, signer=pool, store=store, writer=writer, clock=clock)
+    engine = issuance_engine(
+        cfg, signer=pool, store=store, writer=writer, clock=clock, intake=intake
+    )
 
     async def healthz(request: Request) -> tuple[int, Any]:
         return 200, {"status": "ok"}
@@ -56,10 +65,13 @@ async def run_service(
     cfg: Config, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
 ) -> None:
     store = open_store(cfg)
+    intake = IntakePool()
     try:
         writer = store_writer(cfg, store)
         pool = signer_pool(cfg)
-        app = build_app(cfg, store, writer, pool, SystemClock())
+        app = build_app(
+            cfg, store=store, writer=writer, pool=pool, clock=SystemClock(), intake=intake
+        )
         hc = HypercornConfig()
         hc.bind = [cfg.api.listen]
         hc.accesslog = None
@@ -71,6 +83,7 @@ async def run_service(
             log.info("hanko serving on %s", ", ".join(binds))
             task_status.started(binds)
     finally:
+        intake.close()
         store.close()
 
 

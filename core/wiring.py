@@ -8,6 +8,7 @@ from core.clock import Clock
 from core.config import Config, read_secret
 from core.errors import ConfigError
 from core.issuance.engine import IssuanceEngine
+from core.issuance.intake_pool import IntakePool
 from core.issuance.profile import issuer_info
 from core.store import GroupCommitWriter, Store
 from signer.algorithms import KeyType
@@ -57,7 +58,13 @@ def signer_pool(
 
 
 def issuance_engine(
-    cfg: Config, *, signer: BatchSigner, store: Store, writer: GroupCommitWriter, clock: Clock
+    cfg: Config,
+    *,
+    signer: BatchSigner,
+    store: Store,
+    writer: GroupCommitWriter,
+    clock: Clock,
+    intake: IntakePool | None = None,
 ) -> IssuanceEngine:
     issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     chain = cfg.path(cfg.ca.issuer_cert).read_text() + cfg.path(cfg.ca.root_cert).read_text()
@@ -89,4 +96,5 @@ def issuance_engine(
         writer=writer,
         clock=clock,
         blocked_keys=blocked,
+        intake=intake,
     )

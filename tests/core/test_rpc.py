@@ -88,13 +88,13 @@ def test_batch(ready: tuple[httpx.Client, httpx.Client, DevCA]) -> None:
     rpc, _, _ = ready
     items: list[dict[str, Any]] = [
         {"csr": csr(f"h{i}.example.co.jp"), "profile": "ov", "organization": "acme"}
-        for i in range(10)
+        for i in range(20)  # large enough to go through the intake processes
     ]
     items.insert(3, {"csr": csr("www.other.co.jp"), "profile": "ov", "organization": "acme"})
     r = rpc.post("/v1/certificates:batch", json={"requests": items})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
-    assert len(results) == 11
+    assert len(results) == 21
     assert results[3]["error"]["error"] == "domain_not_validated"
     assert all(x["result"]["serial"] for i, x in enumerate(results) if i != 3)
 

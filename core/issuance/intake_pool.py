@@ -1,0 +1,60 @@
+"""A pool of processes for CSR intake, so both cores work on issuance.
+
+The proof-of-possession check and the key checks are most of the per-certificate work
+in the core process; for large request batches they are spread over these processes
+(plain Python, no PKCS#11), and the trio thread only waits. Small requests are checked
+inline: a round trip to another process costs more than it saves there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import trio
+
+from core.errors import PolicyError
+from core.issuance.intake import CheckedCsr, check_csr, check_many
+
+INLINE_BELOW = 16  # requests; fewer than this are checked in the calling process
+
+
+class IntakePool:
+    def __init__(self, processes: int = 0) -> None:
+        self._processes = processes or os.cpu_count() or 1
+        # spawn, not fork: forking a process that runs trio and threads is unsafe.
+        self._executor = ProcessPoolExecutor(
+            max_workers=self._processes, mp_context=multiprocessing.get_context("spawn")
+        )
+        self.batches = 0
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def check(
+        self, items: list[tuple[str, tuple[str, ...]]]
+    ) -> list[CheckedCsr | PolicyError]:
+        if len(items) < INLINE_BELOW:
+            return check_inline(items)
+        size = -(-len(items) // self._processes)
+        futures = [
+            self._executor.submit(check_many, items[i : i + size])
+            for i in range(0, len(items), size)
+        ]
+        self.batches += 1
+        out: list[CheckedCsr | PolicyError] = []
+        for future in futures:
+            for result in await trio.to_thread.run_sync(future.result):
+                out.append(PolicyError(*result) if isinstance(result, tuple) else result)
+        return out
+
+
+def check_inline(items: list[tuple[str, tuple[str, ...]]]) -> list[CheckedCsr | PolicyError]:
+    out: list[CheckedCsr | PolicyError] = []
+    for text, allowed in items:
+        try:
+            out.append(check_csr(text, allowed))
+        except PolicyError as exc:
+            out.append(exc)
+    return out
