@@ -23,14 +23,22 @@ INLINE_BELOW = 16  # requests; fewer than this are checked in the calling proces
 class IntakePool:
     def __init__(self, processes: int = 0) -> None:
         self._processes = processes or os.cpu_count() or 1
-        # spawn, not fork: forking a process that runs trio and threads is unsafe.
-        self._executor = ProcessPoolExecutor(
-            max_workers=self._processes, mp_context=multiprocessing.get_context("spawn")
-        )
+        self._executor: ProcessPoolExecutor | None = None
         self.batches = 0
 
+    def _pool(self) -> ProcessPoolExecutor:
+        # Made on first use: a service that never sees a large batch starts no processes.
+        # spawn, not fork: forking a process that runs trio and threads is unsafe.
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._processes, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._executor
+
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     async def check(
         self, items: list[tuple[str, tuple[str, ...]]]
@@ -39,8 +47,7 @@ class IntakePool:
             return check_inline(items)
         size = -(-len(items) // self._processes)
         futures = [
-            self._executor.submit(check_many, items[i : i + size])
-            for i in range(0, len(items), size)
+            self._pool().submit(check_many, items[i : i + size]) for i in range(0, len(items), size)
         ]
         self.batches += 1
         out: list[CheckedCsr | PolicyError] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -63,20 +64,65 @@ def test_unknown_routes_are_json_errors(service: tuple[str, DevCA, subprocess.Po
     assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` is still a live process (a zombie awaiting its parent is not)."""
+    try:
+        return "Z (zombie)" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def issue_a_batch(base: str, ca: DevCA) -> None:
+    """Issue 20 certificates in one batch: enough to start the intake processes."""
+    from tests.core.test_rpc import csr
+
+    admin = {"Authorization": f"Bearer {token(ca, 'admin')}"}
+    httpx.post(
+        f"{base}/v1/admin/organizations",
+        headers=admin,
+        json={
+            "id": "s",
+            "level": "ov",
+            "organization": "S K.K.",
+            "country": "JP",
+            "state": "Tokyo-to",
+            "locality": "Chiyoda-ku",
+        },
+    ).raise_for_status()
+    httpx.post(
+        f"{base}/v1/admin/organizations/s/domains",
+        headers=admin,
+        json={"domain": "example.co.jp", "method": "dns-txt"},
+    ).raise_for_status()
+    items = [
+        {"csr": csr(f"h{i}.example.co.jp"), "profile": "ov", "organization": "s"} for i in range(20)
+    ]
+    r = httpx.post(
+        f"{base}/v1/certificates:batch",
+        json={"requests": items},
+        timeout=60,
+        headers={"Authorization": f"Bearer {token(ca, 'rpc')}"},
+    )
+    assert r.status_code == 200
+    assert all(item["result"] for item in r.json()["results"])
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_clean_shutdown(service: tuple[str, DevCA, subprocess.Popen[str]], sig: int) -> None:
-    _, _, proc = service
+    base, ca, proc = service
+    issue_a_batch(base, ca)
     children = worker_pids(proc.pid)
-    assert children, "the signer workers should be running"
+    assert len(children) >= 3, "signer workers and intake processes should be running"
     proc.send_signal(sig)
     assert proc.wait(timeout=20) == 0
     assert proc.stderr is not None
     assert "Traceback" not in proc.stderr.read()
-    for pid in children:
-        assert (
-            not Path(f"/proc/{pid}").exists()
-            or "Z (zombie)" in Path(f"/proc/{pid}/status").read_text()
-        )
+    # Every child (signer workers, intake processes, multiprocessing's helper) is gone
+    # within a bounded time once the service has exited.
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in children if running(pid)] == []
 
 
 def test_serve_refuses_to_start_with_a_wrong_pin(fresh_ca: DevCA) -> None:
