@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -246,6 +247,53 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crl(args: argparse.Namespace) -> int:
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    partitions = range(cfg.issuance.crl_partitions)
+    if args.action == "urls":
+        base = cfg.ca.base_url.rstrip("/")
+        urls = [f"{base}/crl/{p}.crl" for p in partitions]
+        if args.json:
+            _print_json({"issuer_cert": str(cfg.path(cfg.ca.issuer_cert)), "crl_urls": urls})
+        else:
+            print("\n".join(urls))
+        return 0
+    out = args.out or cfg.path(cfg.crl.publish_dir)
+
+    async def job(engine: Any) -> Any:
+        from core.clock import SystemClock
+        from core.wiring import crl_publisher
+
+        publisher = crl_publisher(
+            cfg,
+            signer=engine.signer,
+            store=engine.store,
+            writer=engine.writer,
+            clock=SystemClock(),
+        )
+        return [await publisher.publish(p, out) for p in partitions]
+
+    published = _run_with_engine(cfg, job)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "partition": c.partition,
+                    "number": c.number,
+                    "entries": c.entries,
+                    "path": str(c.path),
+                }
+                for c in published
+            ]
+        )
+    else:
+        for c in published:
+            print(f"{c.path}: CRL number {c.number}, {c.entries} entries")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -327,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_revoke)
 
+    p = sub.add_parser("crl", help="build and publish every partition CRL, or list their URLs")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["build", "urls"],
+        default="build",
+        help="build (default) or urls",
+    )
+    _add_config(p)
+    p.add_argument("--out", type=Path, default=None, help="folder (default: [crl] publish_dir)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_crl)
+
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)
     b = bench.add_parser("store", help="durable writes/s: group commit against one commit each")
@@ -386,6 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail([exc.message])
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`hanko crl urls | head`): not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -112,6 +112,13 @@ class IssuanceConfig(msgspec.Struct, **_STRICT):
     profiles: dict[str, ProfileConfig] = msgspec.field(default_factory=_default_profiles)
 
 
+class CrlConfig(msgspec.Struct, **_STRICT):
+    # Where partition CRLs are written (and served from, by the CRL HTTP server).
+    publish_dir: str = "crl"
+    # nextUpdate - thisUpdate; the BR allow at most 10 days.
+    validity: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
+
+
 class ApiConfig(msgspec.Struct, **_STRICT):
     listen: str = "127.0.0.1:8443"
     rpc_token: SecretRef = msgspec.field(default_factory=SecretRef)
@@ -125,6 +132,7 @@ class Config(msgspec.Struct, **_STRICT):
     api: ApiConfig
     signer: SignerConfig = msgspec.field(default_factory=SignerConfig)
     issuance: IssuanceConfig = msgspec.field(default_factory=IssuanceConfig)
+    crl: CrlConfig = msgspec.field(default_factory=CrlConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 
@@ -273,6 +281,8 @@ def _semantic_problems(cfg: Config) -> list[str]:
         problems.append(
             f"issuance.blocked_keys_file: file {cfg.path(iss.blocked_keys_file)} does not exist"
         )
+    if not 3600 <= cfg.crl.validity.seconds <= 10 * 86400:
+        problems.append("crl.validity: must be between 1h and 10d (BR 4.9.7)")
     if not iss.profiles:
         problems.append("issuance.profiles: define at least one profile")
     for name, prof in iss.profiles.items():

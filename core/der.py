@@ -6,6 +6,8 @@ concatenation, ECDSA signature encoding) must not re-encode whole structures.
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 def encode_length(n: int) -> bytes:
     if n < 0x80:
@@ -73,3 +75,12 @@ def ecdsa_signature_from_raw(raw: bytes) -> bytes:
         raise ValueError("raw ECDSA signature must be two equal halves")
     body = _der_integer_from_unsigned(raw[:half]) + _der_integer_from_unsigned(raw[half:])
     return b"\x30" + encode_length(len(body)) + body
+
+
+def encode_time(at: dt.datetime) -> bytes:
+    """RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050, always UTC
+    with seconds and no fraction."""
+    at = at.astimezone(dt.UTC)
+    if at.year < 2050:
+        return tlv(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
+    return tlv(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())

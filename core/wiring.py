@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from cryptography import x509
 
 from core.clock import Clock
@@ -11,9 +13,10 @@ from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.issuance.profile import issuer_info
 from core.store import GroupCommitWriter, Store
+from crl.publisher import CrlPublisher
 from signer.algorithms import KeyType
 from signer.pool import SignerPool, WorkerSpec
-from signer.splice import BatchSigner
+from signer.splice import BatchSigner, signature_algorithm_der
 
 
 def open_store(cfg: Config, *, readonly: bool = False) -> Store:
@@ -97,4 +100,22 @@ def issuance_engine(
         clock=clock,
         blocked_keys=blocked,
         intake=intake,
+    )
+
+
+def crl_publisher(
+    cfg: Config, *, signer: BatchSigner, store: Store, writer: GroupCommitWriter, clock: Clock
+) -> CrlPublisher:
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    key_type = KeyType(cfg.ca.key_type)
+    alg_der, _ = signature_algorithm_der(key_type)
+    return CrlPublisher(
+        issuer=issuer_info(issuing, key_type, cfg.ca.base_url, ocsp=cfg.issuance.ocsp),
+        issuer_key_label=cfg.ca.issuer_key_label,
+        signature_algorithm=alg_der,
+        signer=signer,
+        store=store,
+        writer=writer,
+        clock=clock,
+        validity=dt.timedelta(seconds=cfg.crl.validity.seconds),
     )

@@ -54,6 +54,7 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
+from crl.encoder import revoked_entry
 from signer.pool import Priority
 from signer.splice import BatchSigner, assemble, signature_algorithm_der
 
@@ -129,6 +130,10 @@ class IssuanceEngine:
         self._signer = signer
         self._store = store
         self._writer = writer
+        # The collaborators, for commands that run other jobs next to the engine.
+        self.signer = signer
+        self.store = store
+        self.writer = writer
         self._clock = clock
         self._blocked = frozenset(blocked_keys)
         self._intake = intake
@@ -389,7 +394,13 @@ class IssuanceEngine:
                         "reissue_of_revoked", "the certificate being reissued was revoked meanwhile"
                     )
                 txn.revoke(
-                    p.replaces, at=to_epoch(now), reason=RevocationReason.SUPERSEDED, actor=actor
+                    p.replaces,
+                    at=to_epoch(now),
+                    reason=RevocationReason.SUPERSEDED,
+                    actor=actor,
+                    entry_der=revoked_entry(
+                        int.from_bytes(p.replaces, "big"), now, RevocationReason.SUPERSEDED
+                    ),
                 )
             if p.idem_key is not None:
                 txn.put_idempotency(
@@ -433,10 +444,12 @@ class IssuanceEngine:
     async def revoke(self, serial_hex: str, reason: ReasonName, *, actor: str) -> RevocationView:
         serial = _serial_from_hex(serial_hex)
         code = REASONS[reason]
-        now = to_epoch(self._clock.now())
+        at = self._clock.now().replace(microsecond=0)
+        now = to_epoch(at)
+        entry = revoked_entry(int.from_bytes(serial, "big"), at, code)
 
         def op(txn: WriteTxn) -> tuple[int, RevocationReason, bool]:
-            rev, created = txn.revoke(serial, at=now, reason=code, actor=actor)
+            rev, created = txn.revoke(serial, at=now, reason=code, actor=actor, entry_der=entry)
             if created and code is RevocationReason.KEY_COMPROMISE:
                 cert = txn.get_cert(serial)
                 if cert is None:  # revoke() just found it; cannot vanish in this txn

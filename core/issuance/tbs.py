@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from core.ca_certs import EV_POLICY, OV_POLICY
-from core.der import encode_length, encode_unsigned_integer, sequence, tlv
+from core.der import encode_length, encode_time, encode_unsigned_integer, sequence, tlv
 from core.issuance.profile import IssuerInfo, subject_for
 from core.store import OrgRecord
 
@@ -38,14 +38,6 @@ _OID = {
 
 def _extension(oid: bytes, value: bytes, *, critical: bool) -> bytes:
     return sequence(oid + (_TRUE if critical else b"") + tlv(0x04, value))
-
-
-def _time(at: dt.datetime) -> bytes:
-    """RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050."""
-    at = at.astimezone(dt.UTC)
-    if at.year < 2050:
-        return tlv(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
-    return tlv(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())
 
 
 def _san(names: list[str]) -> bytes:
@@ -155,7 +147,7 @@ class TbsEncoder:
             + encode_unsigned_integer(serial)
             + self._head_alg
             + self._issuer_name
-            + sequence(_time(not_before) + _time(not_after))
+            + sequence(encode_time(not_before) + encode_time(not_after))
             + self._subject(org, level, common_name)
             + spki
             + tlv(0xA3, sequence(extensions))
