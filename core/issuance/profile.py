@@ -49,6 +49,40 @@ def issuer_info(
     return IssuerInfo(cert, key_type, ski, base_url.rstrip("/"), ocsp)
 
 
+def subscriber_key_usage() -> x509.KeyUsage:
+    # digitalSignature only, for RSA too: keyEncipherment serves RSA key exchange, which
+    # TLS 1.3 dropped, and the BR call the pair NOT RECOMMENDED (pkilint warns).
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def authority_information_access(issuer: IssuerInfo) -> list[x509.AccessDescription]:
+    """OCSP first (when offered), then the issuer certificate's URL."""
+    access = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(issuer.ca_issuers_url),
+        )
+    ]
+    if issuer.ocsp:
+        access.insert(
+            0,
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(issuer.ocsp_url)
+            ),
+        )
+    return access
+
+
 def subject_for(org: OrgRecord, common_name: str | None, level: str) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, org.country)]
     if org.state:
@@ -85,32 +119,8 @@ def build_template(
     not_before: dt.datetime,
     not_after: dt.datetime,
 ) -> x509.Certificate:
-    # digitalSignature only, for RSA too: keyEncipherment serves RSA key exchange, which
-    # TLS 1.3 dropped, and the BR call the pair NOT RECOMMENDED (pkilint warns).
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    access = [
-        x509.AccessDescription(
-            AuthorityInformationAccessOID.CA_ISSUERS,
-            x509.UniformResourceIdentifier(issuer.ca_issuers_url),
-        )
-    ]
-    if issuer.ocsp:
-        access.insert(
-            0,
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(issuer.ocsp_url)
-            ),
-        )
+    usage = subscriber_key_usage()
+    access = authority_information_access(issuer)
     policy = EV_POLICY if level == "ev" else OV_POLICY
     builder = (
         x509.CertificateBuilder()

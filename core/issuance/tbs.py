@@ -15,11 +15,16 @@ import datetime as dt
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.ca_certs import EV_POLICY, OV_POLICY
 from core.der import encode_length, encode_time, encode_unsigned_integer, sequence, tlv
-from core.issuance.profile import IssuerInfo, subject_for
+from core.issuance.profile import (
+    IssuerInfo,
+    authority_information_access,
+    subject_for,
+    subscriber_key_usage,
+)
 from core.store import OrgRecord
 
 _VERSION_3 = bytes.fromhex("a003020102")
@@ -50,31 +55,8 @@ class TbsEncoder:
         self._issuer = issuer
         self._head_alg = signature_algorithm
         self._issuer_name = issuer.certificate.subject.public_bytes()
-        access = [
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(issuer.ca_issuers_url),
-            )
-        ]
-        if issuer.ocsp:
-            access.insert(
-                0,
-                x509.AccessDescription(
-                    AuthorityInformationAccessOID.OCSP,
-                    x509.UniformResourceIdentifier(issuer.ocsp_url),
-                ),
-            )
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
+        access = authority_information_access(issuer)
+        usage = subscriber_key_usage()
         # The order is the builder's order in profile.build_template.
         self._before_crldp = {
             level: _extension(
