@@ -184,21 +184,15 @@ def cmd_domain_validate(args: argparse.Namespace) -> int:
     from core.admin_messages import DomainIn
     from core.clock import SystemClock, to_epoch
     from core.config import load_config
-    from core.errors import NotFound
     from core.rpc import domain_record
-    from core.store import WriteTxn
     from core.wiring import open_store
 
     cfg = load_config(args.config)
     rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
 
-    def op(txn: WriteTxn) -> None:
-        if txn.get_org(args.org) is None:
-            raise NotFound(f"no organization {args.org!r} (create it with hanko org create)")
-        txn.put_domain(rec, at_us=to_epoch(SystemClock().now()) * 1_000_000, actor="cli")
-
+    at_us = to_epoch(SystemClock().now()) * 1_000_000
     with open_store(cfg) as store:
-        store.write(op)
+        store.write(lambda t: t.put_domain(rec, at_us=at_us, actor="cli"))
     if args.json:
         _print_struct(rec)
     else:

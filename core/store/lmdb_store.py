@@ -392,6 +392,9 @@ class WriteTxn(ReadTxn):
         )
 
     def put_domain(self, rec: DomainRecord, *, at_us: int, actor: str) -> None:
+        """Record a domain validation; a domain belongs to an organization on record."""
+        if self.get_org(rec.org_id) is None:
+            raise NotFound(f"no organization {rec.org_id!r}")
         key = rec.org_id.encode() + b"\0" + rec.domain.encode()
         self.txn.put(key, DOMAIN.encode(rec), db=self.dbs[b"domains"])
         self.audit(

@@ -308,3 +308,26 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
         revoked = s.stat()["revocations"]
     # The kill landed mid-stream: the writer was not done (the test really interrupted it).
     assert len(acked) <= revoked < 200_000
+
+
+def test_a_domain_needs_its_organization(store: Store) -> None:
+    from core.store import DomainRecord, OrgRecord
+
+    domain = DomainRecord(org_id="acme", domain="example.co.jp", validated_at=1, method="dns-txt")
+    with pytest.raises(NotFound, match="no organization 'acme'"):
+        store.write(lambda t: t.put_domain(domain, at_us=1, actor="t"))
+    assert store.stat()["domains"] == 0
+    assert store.stat()["audit"] == 0
+    org = OrgRecord(
+        id="acme",
+        level="ov",
+        organization="Acme",
+        country="JP",
+        state=None,
+        locality="Minato-ku",
+        validated_at=1,
+    )
+    store.write(lambda t: t.put_org(org, at_us=1, actor="t"))
+    store.write(lambda t: t.put_domain(domain, at_us=2, actor="t"))
+    with store.read() as r:
+        assert [d.domain for d in r.iter_domains("acme")] == ["example.co.jp"]
