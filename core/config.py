@@ -173,27 +173,16 @@ def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix:
             continue
         annotation = hints[fields[key].name]
         origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-        if origin is dict and len(args) == 2 and _struct_type(args[1]) and isinstance(value, dict):
-            for name, item in value.items():
+        # Tables of Structs (profiles) and arrays of Structs (the validity schedule).
+        items: list[tuple[str, Any]] | None = None
+        if origin is dict and len(args) == 2 and isinstance(value, dict):
+            element, items = _struct_type(args[1]), [(f".{k}.", v) for k, v in value.items()]
+        elif origin is list and args and isinstance(value, list):
+            element, items = _struct_type(args[0]), [(f"[{i}].", v) for i, v in enumerate(value)]
+        if items is not None and element is not None:
+            for suffix, item in items:
                 if isinstance(item, dict):
-                    problems.extend(
-                        _unknown_and_missing(
-                            item,
-                            _struct_type(args[1]),  # type: ignore[arg-type]
-                            f"{path}.{name}.",
-                        )
-                    )
-            continue
-        if origin is list and args and _struct_type(args[0]) and isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, dict):
-                    problems.extend(
-                        _unknown_and_missing(
-                            item,
-                            _struct_type(args[0]),  # type: ignore[arg-type]
-                            f"{path}[{i}].",
-                        )
-                    )
+                    problems.extend(_unknown_and_missing(item, element, path + suffix))
             continue
         sub = _struct_type(annotation)
         if sub is not None and isinstance(value, dict):

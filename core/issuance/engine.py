@@ -74,14 +74,35 @@ _JSON = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
+class _IdempotencyIds:
+    key: bytes  # what the idempotency record is stored under
+    body: bytes  # SHA-256 of the request: a replay must match it
+
+
+def _idempotency_ids(req: IssueRequest) -> _IdempotencyIds | None:
+    if req.idempotency_key is None:
+        return None
+    return _IdempotencyIds(
+        key=hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest(),
+        body=hashlib.sha256(_JSON.encode(req)).digest(),
+    )
+
+
+def _idempotency_conflict() -> Conflict:
+    return Conflict(
+        "this idempotency_key was already used with a different request",
+        code="idempotency_conflict",
+    )
+
+
+@dataclass(frozen=True)
 class _Prepared:
     request: IssueRequest
     tbs: bytes
     record: CertRecord
     spki: bytes
     replaces: bytes | None  # serial revoked as superseded in the same commit
-    idem_key: bytes | None
-    body_hash: bytes
+    ids: _IdempotencyIds | None
 
 
 class _Replay(Exception):  # control flow inside _commit; never escapes this module
@@ -130,10 +151,6 @@ class IssuanceEngine:
         self._signer = signer
         self._store = store
         self._writer = writer
-        # The collaborators, for commands that run other jobs next to the engine.
-        self.signer = signer
-        self.store = store
-        self.writer = writer
         self._clock = clock
         self._blocked = frozenset(blocked_keys)
         self._intake = intake
@@ -144,6 +161,19 @@ class IssuanceEngine:
         self._schedule = tuple(config.validity_schedule)
         self.issued = 0
         self.linted = 0
+
+    # The collaborators, read-only, for commands that run other jobs next to the engine.
+    @property
+    def signer(self) -> BatchSigner:
+        return self._signer
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        return self._writer
 
     # -- issuance -------------------------------------------------------------------
 
@@ -167,11 +197,12 @@ class IssuanceEngine:
         with self._store.read() as txn:
             for i, req in enumerate(requests):
                 try:
-                    replay = self._replay(txn, req)
+                    ids = _idempotency_ids(req)
+                    replay = self._replay(txn, ids)
                     if replay is not None:
                         out[i] = replay
                         continue
-                    prepared.append((i, self._prepare(txn, req, csrs[i], now)))
+                    prepared.append((i, self._prepare(txn, req, csrs[i], ids, now)))
                 except HankoError as exc:
                     out[i] = exc
         if prepared:
@@ -191,20 +222,15 @@ class IssuanceEngine:
                     out[i] = result
         return [r if r is not None else HankoError("request was not processed") for r in out]
 
-    def _replay(self, txn: ReadTxn, req: IssueRequest) -> IssueResult | None:
-        if req.idempotency_key is None:
+    def _replay(self, txn: ReadTxn, ids: _IdempotencyIds | None) -> IssueResult | None:
+        if ids is None:
             return None
-        key = hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest()
-        rec = txn.get_idempotency(key)
+        rec = txn.get_idempotency(ids.key)
         if rec is None:
             return None
-        if rec.body_sha256 != hashlib.sha256(_JSON.encode(req)).digest():
-            raise Conflict(
-                "this idempotency_key was already used with a different request",
-                code="idempotency_conflict",
-            )
-        cert = txn.get_cert(rec.serials[0])
-        return self._result(cert)
+        if rec.body_sha256 != ids.body:
+            raise _idempotency_conflict()
+        return self._result(txn.get_cert(rec.serials[0]))
 
     def _profile(self, name: str) -> ProfileConfig:
         prof = self._config.profiles.get(name)
@@ -220,7 +246,12 @@ class IssuanceEngine:
         return tuple(prof.key_types) if prof is not None else ()
 
     def _prepare(
-        self, read: ReadTxn, req: IssueRequest, csr: CheckedCsr | PolicyError, now: dt.datetime
+        self,
+        read: ReadTxn,
+        req: IssueRequest,
+        csr: CheckedCsr | PolicyError,
+        ids: _IdempotencyIds | None,
+        now: dt.datetime,
     ) -> _Prepared:
         prof = self._profile(req.profile)
         org = read.get_org(req.organization)
@@ -339,19 +370,13 @@ class IssuanceEngine:
             der=b"",
             first_issued=origin,
         )
-        idem = (
-            hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest()
-            if req.idempotency_key is not None
-            else None
-        )
         return _Prepared(
             request=req,
             tbs=tbs,
             record=record,
             spki=blocked,
             replaces=replaces,
-            idem_key=idem,
-            body_hash=hashlib.sha256(_JSON.encode(req)).digest() if idem is not None else b"",
+            ids=ids,
         )
 
     def _previous(self, read: ReadTxn, serial_hex: str, org_id: str, what: str) -> CertRecord:
@@ -377,14 +402,11 @@ class IssuanceEngine:
         records = [(i, p, msgspec.structs.replace(p.record, der=der)) for i, p, der in ready]
 
         def one(txn: WriteTxn, p: _Prepared, record: CertRecord) -> None:
-            if p.idem_key is not None:
-                existing = txn.get_idempotency(p.idem_key)
+            if p.ids is not None:
+                existing = txn.get_idempotency(p.ids.key)
                 if existing is not None:  # a concurrent twin committed first
-                    if existing.body_sha256 != p.body_hash:
-                        raise Conflict(
-                            "this idempotency_key was already used with a different request",
-                            code="idempotency_conflict",
-                        )
+                    if existing.body_sha256 != p.ids.body:
+                        raise _idempotency_conflict()
                     raise _Replay(existing.serials)
             txn.insert_cert(record, at_us=at_us, actor=actor)
             if p.replaces is not None:
@@ -402,9 +424,9 @@ class IssuanceEngine:
                         int.from_bytes(p.replaces, "big"), now, RevocationReason.SUPERSEDED
                     ),
                 )
-            if p.idem_key is not None:
+            if p.ids is not None:
                 txn.put_idempotency(
-                    p.idem_key, IdempotencyRecord(body_sha256=p.body_hash, serials=[record.serial])
+                    p.ids.key, IdempotencyRecord(body_sha256=p.ids.body, serials=[record.serial])
                 )
 
         def group(txn: WriteTxn) -> list[tuple[bool, object]]:

@@ -1,8 +1,10 @@
 """Subscriber certificate templates (BR 7.1.2.7): pure builders.
 
-`build_template` returns a certificate signed by a throwaway key of the issuer's
-algorithm. Its to-be-signed bytes are final: issuer name, AKI and signature algorithm are
-the real issuer's. It is linted as it is, then re-signed by the HSM (signer.splice).
+`build_template` is the definition of the subscriber profile: a certificate built by
+cryptography's builder with a placeholder key of the issuer's algorithm, whose
+to-be-signed bytes are final (issuer name, AKI and signature algorithm are the real
+issuer's). The fast path, core/issuance/tbs.py, must produce the same bytes; tests hold
+it to that.
 """
 
 from __future__ import annotations

@@ -127,3 +127,21 @@ def test_no_secret_values_in_config(dev_ca: DevCA) -> None:
     for secret in (dev_ca.directory / "secrets").iterdir():
         assert secret.read_text().strip() not in text
         assert os.stat(secret).st_mode & 0o777 == 0o600
+
+
+def test_unknown_keys_inside_profiles_and_schedule(dev_ca: DevCA, tmp_path: Path) -> None:
+    path = dev_ca.directory / f"nested-{tmp_path.name}.toml"
+    path.write_text(
+        dev_ca.config_path.read_text()
+        + '\n[issuance.profiles.ov]\nlevel = "ov"\nwildcards = true\n'
+        + "[[issuance.validity_schedule]]\nsince = 2026-03-15\n"
+        + "max_day = 200\ndcv_reuse_days = 200\n"
+    )
+    _, problems = check_config(path)
+    assert problems == [
+        "issuance.profiles.ov.wildcards: unknown key"
+        " (did you mean 'issuance.profiles.ov.wildcard'?)",
+        "issuance.validity_schedule[0].max_day: unknown key"
+        " (did you mean 'issuance.validity_schedule[0].max_days'?)",
+        "issuance.validity_schedule[0].max_days: required key is missing",
+    ]
