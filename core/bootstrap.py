@@ -197,4 +197,7 @@ base_url = "{base_url}"
 listen = "127.0.0.1:8443"
 rpc_token = {{ file = "secrets/rpc.token" }}
 admin_token = {{ file = "secrets/admin.token" }}
+
+[ocsp]
+listen = "127.0.0.1:8080"   # the responder; {base_url}/ocsp in AIA must route here
 """

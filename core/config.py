@@ -119,6 +119,30 @@ class CrlConfig(msgspec.Struct, **_STRICT):
     validity: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
 
 
+class OcspConfig(msgspec.Struct, **_STRICT):
+    # The responder's address: where {ca.base_url}/ocsp (the URL in AIA) is routed.
+    listen: str = "127.0.0.1:8080"
+    # Responder processes sharing the port (SO_REUSEPORT); 0 = one per CPU.
+    processes: int = 0
+    # nextUpdate - thisUpdate; the BR allow 8 hours to 10 days.
+    validity: Duration = msgspec.field(default_factory=lambda: Duration("4d"))
+    # Re-sign once this fraction of the validity has passed (the BR: half-life).
+    refresh_fraction: float = 0.5
+    # CertID hashes a response is pre-signed for. SHA-1 is what OpenSSL, GnuTLS, nginx
+    # and browsers send today; RFC 9919 recommends SHA-256. Each costs a signature.
+    cert_id_hashes: list[Literal["sha1", "sha256"]] = msgspec.field(
+        default_factory=lambda: ["sha1", "sha256"]
+    )
+    # Responses re-signed per signer batch, and batches in flight, by the refresher.
+    refresh_batch: int = 512
+    refresh_parallel: int = 8
+    # HTTP limits of the responder: request head, POST body, and timeouts.
+    max_header: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8KiB"))
+    max_body: ByteSize = msgspec.field(default_factory=lambda: ByteSize("4KiB"))
+    idle_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+    request_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
+
+
 class ApiConfig(msgspec.Struct, **_STRICT):
     listen: str = "127.0.0.1:8443"
     rpc_token: SecretRef = msgspec.field(default_factory=SecretRef)
@@ -133,6 +157,7 @@ class Config(msgspec.Struct, **_STRICT):
     signer: SignerConfig = msgspec.field(default_factory=SignerConfig)
     issuance: IssuanceConfig = msgspec.field(default_factory=IssuanceConfig)
     crl: CrlConfig = msgspec.field(default_factory=CrlConfig)
+    ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 
@@ -272,6 +297,21 @@ def _semantic_problems(cfg: Config) -> list[str]:
         )
     if not 3600 <= cfg.crl.validity.seconds <= 10 * 86400:
         problems.append("crl.validity: must be between 1h and 10d (BR 4.9.7)")
+    oc = cfg.ocsp
+    try:
+        parse_listen(oc.listen)
+    except ValueError as exc:
+        problems.append(f"ocsp.listen: {exc}")
+    if not 8 * 3600 <= oc.validity.seconds <= 10 * 86400:
+        problems.append("ocsp.validity: must be between 8h and 10d (BR 4.9.10)")
+    if not 0.0 < oc.refresh_fraction <= 0.5:
+        problems.append("ocsp.refresh_fraction: must be above 0 and at most 0.5 (the half-life)")
+    if not oc.cert_id_hashes:
+        problems.append("ocsp.cert_id_hashes: name at least one of sha1, sha256")
+    if oc.processes < 0:
+        problems.append("ocsp.processes: must be 0 (one per CPU) or more")
+    if not 1 <= oc.refresh_batch <= 4096 or oc.refresh_parallel < 1:
+        problems.append("ocsp.refresh_batch: 1..4096, and ocsp.refresh_parallel at least 1")
     if not iss.profiles:
         problems.append("issuance.profiles: define at least one profile")
     for name, prof in iss.profiles.items():

@@ -84,3 +84,8 @@ def encode_time(at: dt.datetime) -> bytes:
     if at.year < 2050:
         return tlv(0x17, at.strftime("%y%m%d%H%M%SZ").encode())
     return tlv(0x18, at.strftime("%Y%m%d%H%M%SZ").encode())
+
+
+def generalized_time(at: dt.datetime) -> bytes:
+    """GeneralizedTime in UTC with seconds and no fraction (OCSP uses it for every time)."""
+    return tlv(0x18, at.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode())

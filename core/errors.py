@@ -87,3 +87,9 @@ class PolicyError(HankoError):
 
 class Conflict(HankoError):
     code = "conflict"
+
+
+class MalformedOcspRequest(HankoError):
+    """An OCSP request that does not parse as RFC 6960 says: answered malformedRequest."""
+
+    code = "ocsp_malformed"

@@ -5,6 +5,7 @@ process tree. Every task lives in one nursery; SIGINT or SIGTERM shuts it down c
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from typing import Any
 
@@ -15,11 +16,21 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from core import rpc
 from core.clock import Clock, SystemClock
-from core.config import Config, read_secret
+from core.config import Config, parse_listen, read_secret
 from core.http_app import App, Request, Route
 from core.issuance.intake_pool import IntakePool
 from core.store import GroupCommitWriter, Store
-from core.wiring import issuance_engine, open_store, signer_pool, store_writer
+from core.wiring import (
+    issuance_engine,
+    ocsp_refresher,
+    open_store,
+    signer_pool,
+    store_writer,
+)
+from ocsp.codec import CertIdHash
+from ocsp.refresher import OcspRefresher
+from ocsp.server import ServerSettings
+from ocsp.supervisor import ResponderProcesses
 from signer.pool import SignerPool
 
 log = logging.getLogger("hanko")
@@ -33,6 +44,7 @@ def build_app(
     pool: SignerPool,
     clock: Clock,
     intake: IntakePool | None = None,
+    refresher: OcspRefresher | None = None,
 ) -> App:
     engine = issuance_engine(
         cfg, signer=pool, store=store, writer=writer, clock=clock, intake=intake
@@ -47,6 +59,9 @@ def build_app(
             "writer": msgspec.to_builtins(writer.statistics()),
             "store": store.stat(),
             "issuance": {"issued": engine.issued, "linted": engine.linted},
+            "ocsp_refresher": (
+                msgspec.to_builtins(refresher.statistics()) if refresher is not None else None
+            ),
         }
 
     routes = [
@@ -69,8 +84,20 @@ async def run_service(
     try:
         writer = store_writer(cfg, store)
         pool = signer_pool(cfg)
+        clock = SystemClock()
+        refresher = (
+            ocsp_refresher(cfg, signer=pool, store=store, writer=writer, clock=clock)
+            if cfg.issuance.ocsp
+            else None
+        )
         app = build_app(
-            cfg, store=store, writer=writer, pool=pool, clock=SystemClock(), intake=intake
+            cfg,
+            store=store,
+            writer=writer,
+            pool=pool,
+            clock=clock,
+            intake=intake,
+            refresher=refresher,
         )
         hc = HypercornConfig()
         hc.bind = [cfg.api.listen]
@@ -79,12 +106,36 @@ async def run_service(
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
+            if refresher is not None:
+                await nursery.start(refresher.run)
+                ocsp_bind = await nursery.start(responder_processes(cfg).run)
+                log.info("OCSP responder on %s", ocsp_bind)
             binds = await nursery.start(hypercorn_serve, app, hc)
             log.info("hanko serving on %s", ", ".join(binds))
             task_status.started(binds)
     finally:
         intake.close()
         store.close()
+
+
+def responder_processes(cfg: Config) -> ResponderProcesses:
+    host, port = parse_listen(cfg.ocsp.listen)
+    oc = cfg.ocsp
+    url_path = "/ocsp/"  # the path of {base_url}/ocsp in AIA; the root works too
+    settings = ServerSettings(
+        store_path=str(cfg.path(cfg.store.path)),
+        map_size=cfg.store.map_size.bytes,
+        issuer_cert=str(cfg.path(cfg.ca.issuer_cert)),
+        host=host,
+        port=port,
+        hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
+        prefix=url_path,
+        max_header=oc.max_header.bytes,
+        max_body=oc.max_body.bytes,
+        idle_timeout=oc.idle_timeout.seconds,
+        request_timeout=oc.request_timeout.seconds,
+    )
+    return ResponderProcesses(settings, oc.processes or os.cpu_count() or 1)
 
 
 async def _main(cfg: Config) -> None:
@@ -101,7 +152,10 @@ async def _main(cfg: Config) -> None:
 
             nursery.start_soon(stop_on_signal)
             binds = await nursery.start(run_service, cfg)
-            print(f"hanko: serving the API on {', '.join(binds)} (Ctrl-C to stop)", flush=True)
+            ocsp = f", OCSP on {cfg.ocsp.listen}" if cfg.issuance.ocsp else ""
+            print(
+                f"hanko: serving the API on {', '.join(binds)}{ocsp} (Ctrl-C to stop)", flush=True
+            )
 
 
 def serve(cfg: Config) -> None:

@@ -14,6 +14,9 @@ from core.issuance.intake_pool import IntakePool
 from core.issuance.profile import issuer_info
 from core.store import GroupCommitWriter, Store
 from crl.publisher import CrlPublisher
+from ocsp.codec import CertIdHash, ResponseEncoder
+from ocsp.presign import Presigner
+from ocsp.refresher import OcspRefresher
 from signer.algorithms import KeyType
 from signer.pool import SignerPool, WorkerSpec
 from signer.splice import BatchSigner, signature_algorithm_der
@@ -100,6 +103,7 @@ def issuance_engine(
         clock=clock,
         blocked_keys=blocked,
         intake=intake,
+        presigner=presigner(cfg) if cfg.issuance.ocsp else None,
     )
 
 
@@ -118,4 +122,38 @@ def crl_publisher(
         writer=writer,
         clock=clock,
         validity=dt.timedelta(seconds=cfg.crl.validity.seconds),
+    )
+
+
+def response_encoder(cfg: Config) -> ResponseEncoder:
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    responder = x509.load_pem_x509_certificate(cfg.path(cfg.ca.ocsp_responder_cert).read_bytes())
+    alg_der, _ = signature_algorithm_der(KeyType(cfg.ca.key_type))
+    return ResponseEncoder(issuer=issuing, responder=responder, signature_algorithm=alg_der)
+
+
+def presigner(cfg: Config) -> Presigner:
+    oc = cfg.ocsp
+    return Presigner(
+        response_encoder(cfg),
+        key_label=cfg.ca.ocsp_responder_key_label,
+        # bootstrap makes the responder key of the CA's key type
+        algorithm=KeyType(cfg.ca.key_type).default_algorithm,
+        hashes=[CertIdHash.from_name(h) for h in oc.cert_id_hashes],
+        validity=dt.timedelta(seconds=oc.validity.seconds),
+        refresh_fraction=oc.refresh_fraction,
+    )
+
+
+def ocsp_refresher(
+    cfg: Config, *, signer: BatchSigner, store: Store, writer: GroupCommitWriter, clock: Clock
+) -> OcspRefresher:
+    return OcspRefresher(
+        presigner=presigner(cfg),
+        signer=signer,
+        store=store,
+        writer=writer,
+        clock=clock,
+        batch=cfg.ocsp.refresh_batch,
+        parallel=cfg.ocsp.refresh_parallel,
     )

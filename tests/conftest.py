@@ -20,6 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from core.config import Config, load_config
 
@@ -92,6 +96,15 @@ def lint(path: Path, cert_type: str) -> list[str]:
     return findings
 
 
+def lint_ocsp(path: Path) -> list[str]:
+    """pkilint's OCSP response findings at WARNING or worse, one line each."""
+    result = subprocess.run(
+        [str(BIN / "lint_ocsp_response"), "lint", "-s", "WARNING", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,10 +158,14 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+Service = tuple[str, DevCA, subprocess.Popen[str]]
+
+
 @pytest.fixture
 def service(fresh_ca: DevCA) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
     port = free_port()
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
     fresh_ca.config_path.write_text(text)
     proc = subprocess.Popen(
         [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
@@ -176,3 +193,46 @@ def service(fresh_ca: DevCA) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]
 
 def token(ca: DevCA, role: str) -> str:
     return (ca.directory / "secrets" / f"{role}.token").read_text().strip()
+
+
+def csr(*names: str) -> str:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+
+
+def client(base: str, ca: DevCA, role: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token(ca, role)}"}, timeout=30
+    )
+
+
+@pytest.fixture
+def ready(service: Service) -> tuple[httpx.Client, httpx.Client, DevCA]:
+    base, ca, _ = service
+    admin = client(base, ca, "admin")
+    r = admin.post(
+        "/v1/admin/organizations",
+        json={
+            "id": "acme",
+            "level": "ov",
+            "organization": "Acme Japan K.K.",
+            "country": "JP",
+            "state": "Tokyo-to",
+            "locality": "Chiyoda-ku",
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = admin.post(
+        "/v1/admin/organizations/acme/domains",
+        json={"domain": "example.co.jp", "method": "dns-txt"},
+    )
+    assert r.status_code == 201, r.text
+    return client(base, ca, "rpc"), admin, ca

@@ -48,6 +48,7 @@ from core.store import (
     CertStatus,
     GroupCommitWriter,
     IdempotencyRecord,
+    OcspRecord,
     ReadTxn,
     RevocationReason,
     Store,
@@ -55,6 +56,8 @@ from core.store import (
     serial_bytes,
 )
 from crl.encoder import revoked_entry
+from ocsp.presign import Pending, Presigner
+from signer.algorithms import SignAlgorithm
 from signer.pool import Priority
 from signer.splice import BatchSigner, assemble, signature_algorithm_der
 
@@ -105,6 +108,16 @@ class _Prepared:
     ids: _IdempotencyIds | None
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """A prepared certificate with its signature and its pre-signed OCSP responses."""
+
+    prepared: _Prepared
+    der: bytes
+    ocsp: OcspRecord | SignerError | None  # the new certificate's "good" responses
+    ocsp_replaced: OcspRecord | SignerError | None  # the reissued one's "revoked"
+
+
 class _Replay(Exception):  # control flow inside _commit; never escapes this module
     def __init__(self, serials: list[bytes]) -> None:
         self.serials = serials
@@ -128,6 +141,18 @@ def _serial_from_hex(text: str) -> bytes:
     return serial_bytes(value)
 
 
+def _store_ocsp(
+    txn: WriteTxn, serial: bytes, rec: OcspRecord | SignerError | None, now: dt.datetime
+) -> None:
+    """Store fresh responses; if their signing failed, ask the refresher to retry now
+    (the status is committed regardless: the CRL carries it, and the last response
+    stays served until its nextUpdate)."""
+    if isinstance(rec, OcspRecord):
+        txn.put_ocsp(serial, rec)
+    elif isinstance(rec, SignerError):
+        txn.schedule_ocsp(serial, to_epoch(now))
+
+
 class IssuanceEngine:
     def __init__(
         self,
@@ -143,8 +168,10 @@ class IssuanceEngine:
         blocked_keys: Collection[bytes] = (),
         rng: random.Random | None = None,
         intake: IntakePool | None = None,
+        presigner: Presigner | None = None,
     ) -> None:
         self._config = config
+        self._presigner = presigner
         self._issuer = issuer
         self._label = issuer_key_label
         self._chain = chain_pem
@@ -206,21 +233,60 @@ class IssuanceEngine:
                 except HankoError as exc:
                     out[i] = exc
         if prepared:
-            signatures = await self._signer.sign_many(
-                [(self._label, self._alg, p.tbs) for _, p in prepared],
-                priority=Priority.INTERACTIVE,
-            )
-
-            ready: list[tuple[int, _Prepared, bytes]] = []
-            for (i, p), sig in zip(prepared, signatures, strict=True):
-                if isinstance(sig, SignerError):
-                    out[i] = sig
-                else:
-                    ready.append((i, p, assemble(p.tbs, self._alg_der, sig)))
-            if ready:
-                for i, result in await self._commit_all(ready, actor=actor, now=now):
+            ready = await self._sign(prepared, now)
+            for i, signed in ready:
+                if isinstance(signed, SignerError):
+                    out[i] = signed
+            ready_ok = [(i, s) for i, s in ready if isinstance(s, _Signed)]
+            if ready_ok:
+                for i, result in await self._commit_all(ready_ok, actor=actor, now=now):
                     out[i] = result
         return [r if r is not None else HankoError("request was not processed") for r in out]
+
+    async def _sign(
+        self, prepared: list[tuple[int, _Prepared]], now: dt.datetime
+    ) -> list[tuple[int, _Signed | SignerError]]:
+        """One signer call for the whole batch: every certificate, and with pre-signing
+        on, its "good" OCSP responses and the "revoked" ones of what it reissues (their
+        CertIDs do not depend on the certificate's signature, so all go together)."""
+        ps = self._presigner
+        items: list[tuple[str, SignAlgorithm, bytes]] = []
+        plan: list[tuple[int, _Prepared, Pending | None, Pending | None]] = []
+        for i, p in prepared:
+            items.append((self._label, self._alg, p.tbs))
+            good = replaced = None
+            if ps is not None:
+                good = ps.pending(p.record.serial, now=now)
+                items += ps.sign_items(good)
+                if p.replaces is not None:
+                    replaced = ps.pending(
+                        p.replaces,
+                        now=now,
+                        revoked_at=to_epoch(now),
+                        reason=RevocationReason.SUPERSEDED,
+                    )
+                    items += ps.sign_items(replaced)
+            plan.append((i, p, good, replaced))
+        signatures = await self._signer.sign_many(items, priority=Priority.INTERACTIVE)
+        out: list[tuple[int, _Signed | SignerError]] = []
+        pos = 0
+        for i, p, good, replaced in plan:
+            sig = signatures[pos]
+            pos += 1
+            records: list[OcspRecord | SignerError | None] = []
+            for pending in (good, replaced):
+                if pending is None or ps is None:
+                    records.append(None)
+                    continue
+                n = len(pending.tbs)
+                records.append(ps.record(pending, signatures[pos : pos + n]))
+                pos += n
+            if isinstance(sig, SignerError):
+                out.append((i, sig))
+            else:
+                der = assemble(p.tbs, self._alg_der, sig)
+                out.append((i, _Signed(p, der, records[0], records[1])))
+        return out
 
     def _replay(self, txn: ReadTxn, ids: _IdempotencyIds | None) -> IssueResult | None:
         if ids is None:
@@ -393,15 +459,16 @@ class IssuanceEngine:
         return old
 
     async def _commit_all(
-        self, ready: list[tuple[int, _Prepared, bytes]], *, actor: str, now: dt.datetime
+        self, ready: list[tuple[int, _Signed]], *, actor: str, now: dt.datetime
     ) -> list[tuple[int, IssueResult | HankoError]]:
         """Commit every certificate of a request batch in one writer op, each in its own
         nested transaction: one failure (a twin's idempotency key, a reissue whose
         original was revoked meanwhile) rolls back only that certificate."""
         at_us = to_epoch(now) * 1_000_000
-        records = [(i, p, msgspec.structs.replace(p.record, der=der)) for i, p, der in ready]
+        records = [(i, s, msgspec.structs.replace(s.prepared.record, der=s.der)) for i, s in ready]
 
-        def one(txn: WriteTxn, p: _Prepared, record: CertRecord) -> None:
+        def one(txn: WriteTxn, s: _Signed, record: CertRecord) -> None:
+            p = s.prepared
             if p.ids is not None:
                 existing = txn.get_idempotency(p.ids.key)
                 if existing is not None:  # a concurrent twin committed first
@@ -409,6 +476,7 @@ class IssuanceEngine:
                         raise _idempotency_conflict()
                     raise _Replay(existing.serials)
             txn.insert_cert(record, at_us=at_us, actor=actor)
+            _store_ocsp(txn, record.serial, s.ocsp, now)
             if p.replaces is not None:
                 old = txn.get_cert(p.replaces)
                 if old is None or old.status is CertStatus.REVOKED:
@@ -424,13 +492,14 @@ class IssuanceEngine:
                         int.from_bytes(p.replaces, "big"), now, RevocationReason.SUPERSEDED
                     ),
                 )
+                _store_ocsp(txn, p.replaces, s.ocsp_replaced, now)
             if p.ids is not None:
                 txn.put_idempotency(
                     p.ids.key, IdempotencyRecord(body_sha256=p.ids.body, serials=[record.serial])
                 )
 
         def group(txn: WriteTxn) -> list[tuple[bool, object]]:
-            return [txn.attempt(functools.partial(one, p=p, record=r)) for _, p, r in records]
+            return [txn.attempt(functools.partial(one, s=s, record=r)) for _, s, r in records]
 
         try:
             outcomes = await self._writer.submit(group)
@@ -469,9 +538,23 @@ class IssuanceEngine:
         at = self._clock.now().replace(microsecond=0)
         now = to_epoch(at)
         entry = revoked_entry(int.from_bytes(serial, "big"), at, code)
+        ocsp: OcspRecord | SignerError | None = None
+        if self._presigner is not None:
+            with self._store.read() as read:
+                current = read.get_cert(serial)
+            if current is None:
+                raise NotFound(f"no certificate with serial {serial.hex()}")
+            if current.status is CertStatus.GOOD:  # sign only what may be stored
+                pending = self._presigner.pending(serial, now=at, revoked_at=now, reason=code)
+                sigs = await self._signer.sign_many(
+                    self._presigner.sign_items(pending), priority=Priority.INTERACTIVE
+                )
+                ocsp = self._presigner.record(pending, sigs)
 
         def op(txn: WriteTxn) -> tuple[int, RevocationReason, bool]:
             rev, created = txn.revoke(serial, at=now, reason=code, actor=actor, entry_der=entry)
+            if created:
+                _store_ocsp(txn, serial, ocsp, at)
             if created and code is RevocationReason.KEY_COMPROMISE:
                 cert = txn.get_cert(serial)
                 if cert is None:  # revoke() just found it; cannot vanish in this txn

@@ -31,9 +31,11 @@ from core.store.records import (
     CertStatus,
     DomainRecord,
     IdempotencyRecord,
+    OcspRecord,
     OrgRecord,
     RevocationReason,
     RevocationRecord,
+    due_key,
     expiry_key,
     partition_prefix,
     revocation_key,
@@ -53,6 +55,8 @@ _DB_NAMES = (
     b"domains",
     b"blocked_keys",
     b"idempotency",
+    b"ocsp",
+    b"ocsp_due",
 )
 _SCHEMA_KEY = b"schema_version"
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
@@ -129,6 +133,11 @@ class Store:
 
     def close(self) -> None:
         self.env.close()
+
+    def handle(self, name: str) -> Any:
+        """A named database's handle, for hot paths that use raw LMDB transactions
+        (the OCSP responder)."""
+        return self._dbs[name.encode()]
 
     def __enter__(self) -> Store:
         return self
@@ -256,6 +265,38 @@ class ReadTxn:
     def get_idempotency(self, key: bytes) -> IdempotencyRecord | None:
         raw = self.txn.get(key, db=self.dbs[b"idempotency"])
         return None if raw is None else IDEMPOTENCY.decode(raw)
+
+    def get_ocsp(self, serial: bytes) -> OcspRecord | None:
+        raw = self.txn.get(serial_key(serial), db=self.dbs[b"ocsp"])
+        return None if raw is None else OcspRecord.decode(raw)
+
+    def ocsp_due(self, before: int, limit: int) -> list[bytes]:
+        """Serials whose OCSP response is due for re-signing before `before`, soonest
+        first, at most `limit` of them."""
+        out: list[bytes] = []
+        cur = self.txn.cursor(db=self.dbs[b"ocsp_due"])
+        if not cur.first():
+            return out
+        for key in cur.iternext(keys=True, values=False):
+            if len(out) >= limit or int.from_bytes(key[:8], "big") >= before:
+                break
+            out.append(key[8:].lstrip(b"\0"))
+        return out
+
+    def count_ocsp_due(self, before: int) -> int:
+        cur = self.txn.cursor(db=self.dbs[b"ocsp_due"])
+        n = 0
+        if cur.first():
+            for key in cur.iternext(keys=True, values=False):
+                if int.from_bytes(key[:8], "big") >= before:
+                    break
+                n += 1
+        return n
+
+    def iter_ocsp(self) -> Iterator[tuple[bytes, OcspRecord]]:
+        cur = self.txn.cursor(db=self.dbs[b"ocsp"])
+        for key, value in cur:
+            yield key.lstrip(b"\0"), OcspRecord.decode(value)
 
     def iter_audit(self, since_seq: int = 0) -> Iterator[AuditEntry]:
         cur = self.txn.cursor(db=self.dbs[b"audit"])
@@ -416,6 +457,42 @@ class WriteTxn(ReadTxn):
                 subject=rec.spki_sha256.hex(),
                 detail={"reason": rec.reason, "serial": rec.serial.hex()},
             )
+
+    def put_ocsp(self, serial: bytes, rec: OcspRecord) -> None:
+        """Store a serial's pre-signed responses and schedule their next re-signing.
+
+        Not audited: re-signing restates a status, it decides nothing."""
+        key = serial_key(serial)
+        self._unschedule_ocsp(key)
+        self.txn.put(key, rec.encode(), db=self.dbs[b"ocsp"])
+        self.txn.put(due_key(rec.refresh_at, serial), b"", db=self.dbs[b"ocsp_due"])
+
+    def schedule_ocsp(self, serial: bytes, at: int) -> None:
+        """Ask for a re-signing at `at` (now: the status changed but signing failed, or
+        no response exists yet). The last response stays served until then."""
+        key = serial_key(serial)
+        self._unschedule_ocsp(key)
+        raw = self.txn.get(key, db=self.dbs[b"ocsp"])
+        if raw is not None:
+            rec = msgspec.structs.replace(OcspRecord.decode(raw), refresh_at=at)
+            self.txn.put(key, rec.encode(), db=self.dbs[b"ocsp"])
+        else:
+            self.txn.put(
+                key,
+                OcspRecord(this_update=0, next_update=0, refresh_at=at, responses={}).encode(),
+                db=self.dbs[b"ocsp"],
+            )
+        self.txn.put(due_key(at, serial), b"", db=self.dbs[b"ocsp_due"])
+
+    def unschedule_ocsp(self, serial: bytes) -> None:
+        """Stop re-signing (the certificate expired); the last response stays."""
+        self._unschedule_ocsp(serial_key(serial))
+
+    def _unschedule_ocsp(self, key: bytes) -> None:
+        raw = self.txn.get(key, db=self.dbs[b"ocsp"])
+        if raw is not None:
+            at = int.from_bytes(raw[16:24], "big")
+            self.txn.delete(at.to_bytes(8, "big") + key, db=self.dbs[b"ocsp_due"])
 
     def put_idempotency(self, key: bytes, rec: IdempotencyRecord) -> None:
         self.txn.put(key, IDEMPOTENCY.encode(rec), db=self.dbs[b"idempotency"])

@@ -154,3 +154,62 @@ def partition_prefix(issuer: bytes, partition: int) -> bytes:
 
 def expiry_key(not_after: int, serial: bytes) -> bytes:
     return not_after.to_bytes(8, "big") + serial_key(serial)
+
+
+# Pre-signed OCSP responses, one record per serial: a fixed header, then one DER
+# response per CertID hash (SHA-1, SHA-256). A flat layout rather than msgpack because
+# the responder reads it on every request and only needs one slice of it.
+_OCSP_HEADER = 24
+
+
+class OcspRecord(msgspec.Struct, frozen=True, kw_only=True):
+    this_update: int  # epoch seconds
+    next_update: int
+    refresh_at: int  # when the refresher re-signs it
+    responses: dict[int, bytes]  # CertIdHash value -> OCSPResponse DER
+
+    def encode(self) -> bytes:
+        parts = [
+            self.this_update.to_bytes(8, "big"),
+            self.next_update.to_bytes(8, "big"),
+            self.refresh_at.to_bytes(8, "big"),
+        ]
+        for hash_id, der in sorted(self.responses.items()):
+            parts.append(bytes((hash_id,)) + len(der).to_bytes(4, "big") + der)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> OcspRecord:
+        responses: dict[int, bytes] = {}
+        pos = _OCSP_HEADER
+        while pos < len(raw):
+            size = int.from_bytes(raw[pos + 1 : pos + 5], "big")
+            responses[raw[pos]] = bytes(raw[pos + 5 : pos + 5 + size])
+            pos += 5 + size
+        return cls(
+            this_update=int.from_bytes(raw[0:8], "big"),
+            next_update=int.from_bytes(raw[8:16], "big"),
+            refresh_at=int.from_bytes(raw[16:24], "big"),
+            responses=responses,
+        )
+
+
+def ocsp_response_in(raw: bytes, hash_id: int) -> tuple[int, int, bytes] | None:
+    """(thisUpdate, nextUpdate, DER) of one hash's response in an encoded OcspRecord,
+    without decoding the rest: the responder's hot path."""
+    pos = _OCSP_HEADER
+    end = len(raw)
+    while pos < end:
+        size = int.from_bytes(raw[pos + 1 : pos + 5], "big")
+        if raw[pos] == hash_id:
+            return (
+                int.from_bytes(raw[0:8], "big"),
+                int.from_bytes(raw[8:16], "big"),
+                bytes(raw[pos + 5 : pos + 5 + size]),
+            )
+        pos += 5 + size
+    return None
+
+
+def due_key(at: int, serial: bytes) -> bytes:
+    return at.to_bytes(8, "big") + serial_key(serial)

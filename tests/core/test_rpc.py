@@ -8,57 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from tests.conftest import DevCA, openssl_verify, token
+from tests.conftest import DevCA, csr, openssl_verify
 
 Service = tuple[str, DevCA, subprocess.Popen[str]]
-
-
-def csr(*names: str) -> str:
-    return (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-        )
-        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-    )
-
-
-def client(base: str, ca: DevCA, role: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=base, headers={"Authorization": f"Bearer {token(ca, role)}"}, timeout=30
-    )
-
-
-@pytest.fixture
-def ready(service: Service) -> tuple[httpx.Client, httpx.Client, DevCA]:
-    base, ca, _ = service
-    admin = client(base, ca, "admin")
-    r = admin.post(
-        "/v1/admin/organizations",
-        json={
-            "id": "acme",
-            "level": "ov",
-            "organization": "Acme Japan K.K.",
-            "country": "JP",
-            "state": "Tokyo-to",
-            "locality": "Chiyoda-ku",
-        },
-    )
-    assert r.status_code == 201, r.text
-    r = admin.post(
-        "/v1/admin/organizations/acme/domains",
-        json={"domain": "example.co.jp", "method": "dns-txt"},
-    )
-    assert r.status_code == 201, r.text
-    return client(base, ca, "rpc"), admin, ca
 
 
 def test_issue_get_revoke(ready: tuple[httpx.Client, httpx.Client, DevCA], tmp_path: Path) -> None:

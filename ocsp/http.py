@@ -1,0 +1,154 @@
+"""The responder's HTTP/1.1, with no I/O: request heads in, response bytes out.
+
+Only what an OCSP responder needs (RFC 6960 appendix A, RFC 9919 section 5): GET with
+the request in the path, POST with it in the body, keep-alive and pipelining, and
+strict limits. Chunked request bodies are refused (411): OCSP clients send a length.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+
+class HttpError(Exception):
+    """A request the server answers with a 4xx and then closes the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    keep_alive: bool
+    content_length: int
+    if_none_match: bytes | None
+
+
+_REASONS = {
+    200: b"OK",
+    304: b"Not Modified",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    411: b"Length Required",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    505: b"HTTP Version Not Supported",
+}
+
+
+def parse_head(head: bytes, *, max_body: int) -> RequestHead:
+    """Parse a request head (without its final CRLFCRLF)."""
+    lines = head.split(b"\r\n")
+    try:
+        method, target, version = lines[0].split(b" ")
+    except ValueError:
+        raise HttpError(400, "malformed request line") from None
+    if version == b"HTTP/1.1":
+        keep_alive = True
+    elif version == b"HTTP/1.0":
+        keep_alive = False
+    elif version.startswith(b"HTTP/"):
+        raise HttpError(505, "only HTTP/1.0 and HTTP/1.1")
+    else:
+        raise HttpError(400, "malformed request line")
+    content_length = 0
+    seen_length = False
+    if_none_match = None
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name[-1:] in b" \t":
+            raise HttpError(400, "malformed header line")
+        name = name.lower()
+        value = value.strip(b" \t")
+        if name == b"content-length":
+            if (
+                not value.isdigit()
+                or len(value) > 9
+                or (seen_length and int(value) != content_length)
+            ):
+                raise HttpError(400, "bad Content-Length")
+            content_length = int(value)
+            seen_length = True
+        elif name == b"connection":
+            tokens = value.lower()
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens:
+                keep_alive = True
+        elif name == b"if-none-match":
+            if_none_match = value
+        elif name == b"transfer-encoding":
+            raise HttpError(411, "send the body with a Content-Length")
+    if content_length > max_body:
+        raise HttpError(413, "request body too large")
+    return RequestHead(method, target, keep_alive, content_length, if_none_match)
+
+
+def request_from_path(target: bytes, prefix: bytes) -> bytes | None:
+    """The DER OCSP request in a GET target: base64 (standard or URL-safe, padding
+    optional), URL-encoded or not, after `prefix` or after the root. None if it is not
+    base64."""
+    path = target[len(prefix) :] if target.startswith(prefix) else target[1:]
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    if b"-" in path or b"_" in path:
+        path = path.replace(b"-", b"+").replace(b"_", b"/")
+    path += b"=" * (-len(path) % 4)
+    try:
+        return base64.b64decode(path, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def http_date(epoch: float) -> bytes:
+    return email.utils.formatdate(epoch, usegmt=True).encode()
+
+
+def response(
+    status: int,
+    body: bytes,
+    *,
+    date: bytes,
+    keep_alive: bool,
+    headers: bytes = b"",
+    content_type: bytes = b"application/ocsp-response",
+    send_body: bool = True,
+) -> bytes:
+    """A whole response; `headers` holds extra lines, each ending in CRLF."""
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+            b"Server: hanko\r\nDate: ",
+            date,
+            b"\r\nContent-Type: ",
+            content_type,
+            b"\r\nContent-Length: %d\r\n" % len(body),
+            headers,
+            b"" if keep_alive else b"Connection: close\r\n",
+            b"\r\n",
+            body if send_body else b"",
+        )
+    )
+
+
+def error_response(err: HttpError, *, date: bytes, headers: bytes = b"") -> bytes:
+    body = b'{"error": "%s"}\n' % err.reason.encode()
+    return response(
+        err.status,
+        body,
+        date=date,
+        keep_alive=False,
+        headers=headers,
+        content_type=b"application/json",
+    )

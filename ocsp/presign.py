@@ -1,0 +1,110 @@
+"""Pre-signing: from a certificate's status to the responses the responder serves.
+
+Shared by issuance (a "good" response in the same commit as the certificate), by
+revocation (the "revoked" response in the same commit as the revocation) and by the
+refresher (re-signing before the refresh point). Pure: it builds what to sign and puts
+the signatures in place; signing and storing are the callers' business.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.clock import from_epoch, to_epoch
+from core.errors import SignerError
+from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
+from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder
+from signer.algorithms import SignAlgorithm
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One serial's responses, built and waiting for their signatures."""
+
+    serial: bytes
+    this_update: int
+    next_update: int
+    refresh_at: int
+    tbs: tuple[tuple[CertIdHash, bytes], ...]
+
+
+class Presigner:
+    def __init__(
+        self,
+        encoder: ResponseEncoder,
+        *,
+        key_label: str,
+        algorithm: SignAlgorithm,
+        hashes: Sequence[CertIdHash],
+        validity: dt.timedelta,
+        refresh_fraction: float,
+    ) -> None:
+        if not hashes:
+            raise ValueError("pre-sign for at least one CertID hash")
+        self.encoder = encoder
+        self.key_label = key_label
+        self.algorithm = algorithm
+        self.hashes = tuple(hashes)
+        self._validity = int(validity.total_seconds())
+        self._refresh_after = int(self._validity * refresh_fraction)
+
+    @property
+    def validity_seconds(self) -> int:
+        return self._validity
+
+    def pending(
+        self,
+        serial: bytes,
+        *,
+        now: dt.datetime,
+        revoked_at: int | None = None,
+        reason: RevocationReason | None = None,
+    ) -> Pending:
+        at = to_epoch(now)
+        this_update = from_epoch(at)
+        next_update = from_epoch(at + self._validity)
+        number = int.from_bytes(serial, "big")
+        status = CertStatusKind.GOOD if revoked_at is None else CertStatusKind.REVOKED
+        revoked = from_epoch(revoked_at) if revoked_at is not None else None
+        tbs = tuple(
+            (
+                h,
+                self.encoder.tbs(
+                    serial=number,
+                    hash_alg=h,
+                    status=status,
+                    this_update=this_update,
+                    next_update=next_update,
+                    produced_at=this_update,
+                    revoked_at=revoked,
+                    reason=reason,
+                ),
+            )
+            for h in self.hashes
+        )
+        return Pending(serial, at, at + self._validity, at + self._refresh_after, tbs)
+
+    def for_record(self, rec: CertRecord, *, now: dt.datetime) -> Pending:
+        if rec.status is CertStatus.REVOKED:
+            return self.pending(rec.serial, now=now, revoked_at=rec.revoked_at, reason=rec.reason)
+        return self.pending(rec.serial, now=now)
+
+    def sign_items(self, pending: Pending) -> list[tuple[str, SignAlgorithm, bytes]]:
+        return [(self.key_label, self.algorithm, tbs) for _, tbs in pending.tbs]
+
+    def record(
+        self, pending: Pending, signatures: Sequence[bytes | SignerError]
+    ) -> OcspRecord | SignerError:
+        responses: dict[int, bytes] = {}
+        for (h, tbs), sig in zip(pending.tbs, signatures, strict=True):
+            if isinstance(sig, SignerError):
+                return sig
+            responses[int(h)] = self.encoder.response(tbs, sig)
+        return OcspRecord(
+            this_update=pending.this_update,
+            next_update=pending.next_update,
+            refresh_at=pending.refresh_at,
+            responses=responses,
+        )

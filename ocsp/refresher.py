@@ -1,0 +1,157 @@
+"""The refresher: re-signs OCSP responses before their refresh point, in batches, at the
+signer's REFRESH priority (below issuance, above bulk work).
+
+It reads the due index (refresh time | serial) up to `batch * parallel` entries, signs
+`parallel` batches concurrently so the signer's pipeline stays full, and commits each
+batch in one writer op. A response is only stored if the certificate's status is still
+the one it describes: a revocation committed meanwhile has already stored its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+import msgspec
+import trio
+
+from core.clock import Clock, to_epoch
+from core.errors import HankoError, SignerError
+from core.store import CertRecord, GroupCommitWriter, OcspRecord, Store, WriteTxn
+from ocsp.presign import Presigner
+from signer.pool import Priority
+from signer.splice import BatchSigner
+
+log = logging.getLogger("hanko.ocsp")
+
+# After a failed signature, try again this much later (the old response stays served).
+RETRY_AFTER = 60
+
+
+class RefresherStatistics(msgspec.Struct, frozen=True):
+    refreshed: int  # responses re-signed and stored since start
+    failed: int  # signing failures (retried later)
+    skipped: int  # status changed while signing: the newer response stands
+    expired: int  # certificates past notAfter, no longer re-signed
+    rounds: int
+    last_round: int  # serials handled in the last round
+    last_round_seconds: float
+    last_round_per_second: float
+
+
+class OcspRefresher:
+    def __init__(
+        self,
+        *,
+        presigner: Presigner,
+        signer: BatchSigner,
+        store: Store,
+        writer: GroupCommitWriter,
+        clock: Clock,
+        batch: int = 512,
+        parallel: int = 8,
+        idle: float = 1.0,
+    ) -> None:
+        self._presigner = presigner
+        self._signer = signer
+        self._store = store
+        self._writer = writer
+        self._clock = clock
+        self._batch = batch
+        self._parallel = parallel
+        self._idle = idle
+        self._refreshed = self._failed = self._skipped = self._expired = self._rounds = 0
+        self._last = (0, 0.0)
+
+    def statistics(self) -> RefresherStatistics:
+        n, seconds = self._last
+        return RefresherStatistics(
+            refreshed=self._refreshed,
+            failed=self._failed,
+            skipped=self._skipped,
+            expired=self._expired,
+            rounds=self._rounds,
+            last_round=n,
+            last_round_seconds=round(seconds, 4),
+            last_round_per_second=round(n / seconds, 1) if seconds > 0 else 0.0,
+        )
+
+    def due(self) -> int:
+        with self._store.read() as txn:
+            return txn.count_ocsp_due(to_epoch(self._clock.now()) + 1)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            try:
+                handled = await self.refresh_once()
+            except HankoError as exc:  # store or signer trouble: keep serving, retry
+                log.warning("ocsp refresher: %s", exc.message)
+                handled = 0
+            if handled < self._batch * self._parallel:
+                await trio.sleep(self._idle)
+
+    async def refresh_once(self) -> int:
+        """Re-sign everything due now, up to one round; returns how many were handled."""
+        started = time.perf_counter()
+        now = self._clock.now().replace(microsecond=0)
+        at = to_epoch(now)
+        with self._store.read() as txn:
+            serials = txn.ocsp_due(at + 1, self._batch * self._parallel)
+            records = [txn.get_cert(s) for s in serials]
+        live: list[CertRecord] = []
+        gone: list[bytes] = []
+        for serial, rec in zip(serials, records, strict=True):
+            if rec is None or rec.not_after < at:
+                gone.append(serial)
+            else:
+                live.append(rec)
+        if gone:
+
+            def drop(txn: WriteTxn) -> None:
+                for serial in gone:
+                    txn.unschedule_ocsp(serial)
+
+            await self._writer.submit(drop)
+            self._expired += len(gone)
+        async with trio.open_nursery() as nursery:
+            for i in range(0, len(live), self._batch):
+                nursery.start_soon(self._refresh_batch, live[i : i + self._batch], now)
+        if serials:
+            self._rounds += 1
+            self._last = (len(serials), time.perf_counter() - started)
+        return len(serials)
+
+    async def _refresh_batch(self, records: list[CertRecord], now: dt.datetime) -> None:
+        ps = self._presigner
+        pendings = [ps.for_record(r, now=now) for r in records]
+        items = [item for p in pendings for item in ps.sign_items(p)]
+        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH)
+        results: list[OcspRecord | SignerError] = []
+        pos = 0
+        for p in pendings:
+            results.append(ps.record(p, sigs[pos : pos + len(p.tbs)]))
+            pos += len(p.tbs)
+        retry_at = to_epoch(now) + RETRY_AFTER
+
+        def op(txn: WriteTxn) -> tuple[int, int, int]:
+            stored = failed = skipped = 0
+            for rec, result in zip(records, results, strict=True):
+                current = txn.get_cert(rec.serial)
+                if current is None or current.status is not rec.status:
+                    skipped += 1
+                elif isinstance(result, OcspRecord):
+                    txn.put_ocsp(rec.serial, result)
+                    stored += 1
+                else:
+                    txn.schedule_ocsp(rec.serial, retry_at)
+                    failed += 1
+            return stored, failed, skipped
+
+        stored, failed, skipped = await self._writer.submit(op)
+        self._refreshed += stored
+        self._failed += failed
+        self._skipped += skipped
+        if failed:
+            log.warning("ocsp refresher: %d signings failed, retry in %ds", failed, RETRY_AFTER)

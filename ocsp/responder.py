@@ -1,0 +1,83 @@
+"""What the responder answers, with no I/O: an OCSP request's bytes in, the bytes to
+send out. The store is reached through two callables the server passes in.
+
+RFC 9919 (which obsoletes RFC 5019) profiles high-volume responders: one Request per
+OCSPRequest, no nonce in pre-signed responses. So:
+- more than one Request, or bytes that are not an OCSPRequest: malformedRequest;
+- an issuer that is not ours, a hash we do not pre-sign, a serial never issued:
+  unauthorized (never "good");
+- an issued serial whose response is not there yet or has passed its nextUpdate (the
+  refresher is behind or the signer down): tryLater.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import MalformedOcspRequest
+from core.store.records import SERIAL_WIDTH, ocsp_response_in
+from ocsp.codec import CertIdHash, IssuerHashes, ResponseStatus, error_response, parse_request
+
+MALFORMED = error_response(ResponseStatus.MALFORMED_REQUEST)
+UNAUTHORIZED = error_response(ResponseStatus.UNAUTHORIZED)
+TRY_LATER = error_response(ResponseStatus.TRY_LATER)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    body: bytes
+    # For a successful response: what HTTP caching headers are made of.
+    this_update: int = 0
+    next_update: int = 0
+    key: bytes = b""  # the store key it came from, to revalidate cached answers
+    hash_id: int = 0
+
+    @property
+    def successful(self) -> bool:
+        return self.next_update != 0
+
+
+class Responder:
+    def __init__(
+        self,
+        issuer: IssuerHashes,
+        served: frozenset[CertIdHash],
+        *,
+        lookup: Callable[[bytes], bytes | None],
+        issued: Callable[[bytes], bool],
+        refresh: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._issuer = issuer
+        self._served = served
+        self._lookup = lookup
+        self._issued = issued
+        self._refresh = refresh
+
+    def answer(self, der: bytes, now: int) -> Answer:
+        try:
+            req = parse_request(der)
+        except MalformedOcspRequest:
+            return Answer(MALFORMED)
+        if len(req.cert_ids) != 1:
+            return Answer(MALFORMED)
+        cid = req.cert_ids[0]
+        if cid.hash not in self._served or not self._issuer.matches(cid):
+            return Answer(UNAUTHORIZED)
+        if cid.serial == 0 or cid.serial.bit_length() > 8 * SERIAL_WIDTH:
+            return Answer(UNAUTHORIZED)
+        key = cid.serial.to_bytes(SERIAL_WIDTH, "big")
+        return self.lookup(key, int(cid.hash), now)
+
+    def lookup(self, key: bytes, hash_id: int, now: int) -> Answer:
+        raw = self._lookup(key)
+        if raw is None:
+            # The store snapshot may predate an issuance that just returned: look again
+            # in a fresh one before saying anything (misses are rare on this path).
+            self._refresh()
+            raw = self._lookup(key)
+        found = ocsp_response_in(raw, hash_id) if raw is not None else None
+        if found is None or found[1] <= now:
+            return Answer(TRY_LATER if self._issued(key) else UNAUTHORIZED)
+        this_update, next_update, body = found
+        return Answer(body, this_update, next_update, key, hash_id)

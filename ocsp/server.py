@@ -1,0 +1,341 @@
+"""The OCSP responder process: a small HTTP/1.1 server on uvloop over a read-only LMDB.
+
+`hanko serve` starts several of these on one port (SO_REUSEPORT); each only looks up
+pre-signed bytes and writes them out. ASGI was measured far too slow for this path
+(docs/architecture.md), hence a plain asyncio Protocol.
+
+Freshness without a clock call per request: a 100 ms tick renews the LMDB read
+transaction (so a revocation is visible within that), advances a generation number and
+caches the Date header. Answers are cached per request (GET target or POST body) and
+revalidated against the store once per generation: a cached entry is served only if
+the store still holds the exact bytes it was made from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+import uvloop
+from cryptography import x509
+
+from core.errors import HankoError
+from core.store import Store
+from ocsp import http
+from ocsp.codec import CertIdHash, IssuerHashes
+from ocsp.responder import MALFORMED, Answer, Responder
+
+TICK = 0.1
+CACHE_MAX = 200_000
+_GET = b"GET"
+_POST = b"POST"
+_HEADER_END = b"\r\n\r\n"
+_NO_STORE = b"Cache-Control: no-store\r\n"
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    store_path: str
+    map_size: int
+    issuer_cert: str
+    host: str
+    port: int
+    hashes: list[int]
+    prefix: str = "/ocsp/"
+    max_header: int = 8192
+    max_body: int = 4096
+    idle_timeout: float = 30.0
+    request_timeout: float = 10.0
+
+
+@dataclass(slots=True)
+class _Cached:
+    answer: Answer
+    raw: bytes  # the store value the answer was cut from
+    gen: int
+    etag: bytes
+    second: int = -1
+    wire: bytes = b""  # the keep-alive 200 response, built for `second`
+    extra: bytes = field(default=b"")
+
+
+class ResponderState:
+    """Per-process state shared by all connections."""
+
+    def __init__(self, settings: ServerSettings, store: Store) -> None:
+        self.settings = settings
+        self._env = store.env
+        self._ocsp_db = store.handle("ocsp")
+        self._certs_db = store.handle("certs")
+        self._txn: Any = None
+        issuer = x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes())
+        self.responder = Responder(
+            IssuerHashes(issuer),
+            frozenset(CertIdHash(h) for h in settings.hashes),
+            lookup=self._get_ocsp,
+            issued=self._issued,
+            refresh=self._renew,
+        )
+        self.prefix = settings.prefix.encode()
+        self.gen = 0
+        self.now = 0.0
+        self.second = 0
+        self.date = b""
+        self.cache: dict[bytes, _Cached] = {}
+        self.connections: set[Connection] = set()
+        self.answered = 0
+        self._tick()
+
+    def _get_ocsp(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._txn.get(key, db=self._ocsp_db)
+        return value
+
+    def _issued(self, key: bytes) -> bool:
+        return self._txn.get(key, db=self._certs_db) is not None
+
+    def _tick(self) -> None:
+        self.now = time.monotonic()
+        if self._txn is None:
+            self._txn = self._env.begin(buffers=False)
+        wall = int(time.time())
+        if wall != self.second:
+            self.second = wall
+            self.date = http.http_date(wall)
+        self._renew()
+
+    def _renew(self) -> None:
+        # py-lmdb has no renew(): a fresh read transaction ten times a second is cheap.
+        self._txn.abort()
+        self._txn = self._env.begin(buffers=False)
+        self.gen += 1
+
+    async def ticker(self) -> None:
+        sweep_every = int(1 / TICK)
+        n = 0
+        while True:
+            await asyncio.sleep(TICK)
+            self._tick()
+            n += 1
+            if n % sweep_every == 0:
+                for conn in list(self.connections):
+                    if self.now > conn.deadline:
+                        conn.timed_out()
+
+    def handle(self, head: http.RequestHead, body: bytes) -> bytes:
+        if head.method == _GET:
+            key = head.target
+            der: bytes | None = None
+        elif head.method == _POST:
+            key = body
+            der = body
+        else:
+            raise http.HttpError(405, "use GET or POST")
+        entry = self.cache.get(key)
+        if entry is not None and entry.gen != self.gen:
+            raw = self._get_ocsp(entry.answer.key)
+            if raw == entry.raw:
+                entry.gen = self.gen
+            else:
+                del self.cache[key]
+                entry = None
+        if entry is None:
+            if der is None:
+                der = http.request_from_path(head.target, self.prefix)
+                if der is None:
+                    return self._plain(MALFORMED, head)
+            answer = self.responder.answer(der, self.second)
+            if not answer.successful:
+                return self._plain(answer.body, head)
+            raw = self._get_ocsp(answer.key) or b""
+            etag = b'"%s"' % hashlib.sha1(answer.body).hexdigest()[:20].encode()  # noqa: S324 - an ETag, not security
+            entry = _Cached(answer, raw, self.gen, etag)
+            if len(self.cache) >= CACHE_MAX:
+                self.cache.clear()
+            self.cache[key] = entry
+        self.answered += 1
+        if head.if_none_match is not None and entry.etag in head.if_none_match:
+            return http.response(
+                304,
+                b"",
+                date=self.date,
+                keep_alive=head.keep_alive,
+                headers=self._caching(entry),
+                send_body=False,
+            )
+        if head.keep_alive:
+            if entry.second != self.second:
+                entry.second = self.second
+                entry.wire = http.response(
+                    200,
+                    entry.answer.body,
+                    date=self.date,
+                    keep_alive=True,
+                    headers=self._caching(entry),
+                )
+            return entry.wire
+        return http.response(
+            200, entry.answer.body, date=self.date, keep_alive=False, headers=self._caching(entry)
+        )
+
+    def _caching(self, entry: _Cached) -> bytes:
+        a = entry.answer
+        max_age = max(0, a.next_update - self.second)
+        return b"".join(
+            (
+                b"Last-Modified: ",
+                http.http_date(a.this_update),
+                b"\r\nExpires: ",
+                http.http_date(a.next_update),
+                b"\r\nETag: ",
+                entry.etag,
+                b"\r\nCache-Control: max-age=%d, public, no-transform, must-revalidate\r\n"
+                % max_age,
+            )
+        )
+
+    def _plain(self, body: bytes, head: http.RequestHead) -> bytes:
+        """An OCSP error answer: not cacheable, it may change as soon as issuance or
+        the refresher catches up."""
+        self.answered += 1
+        return http.response(
+            200, body, date=self.date, keep_alive=head.keep_alive, headers=_NO_STORE
+        )
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = ("buf", "closing", "deadline", "state", "transport")
+
+    def __init__(self, state: ResponderState) -> None:
+        self.state = state
+        self.buf = b""
+        self.closing = False
+        self.deadline = 0.0
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.state.connections.add(self)
+        self.deadline = self.state.now + self.state.settings.idle_timeout
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+
+    def pause_writing(self) -> None:  # a client that does not read: stop reading it
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def timed_out(self) -> None:
+        if self.buf:  # a request started and never finished: a slow client
+            self._fail(http.HttpError(408, "request not completed in time"))
+        else:
+            self.transport.close()
+
+    def _fail(self, err: http.HttpError) -> None:
+        headers = b"Allow: GET, POST\r\n" if err.status == 405 else b""
+        self.transport.write(http.error_response(err, date=self.state.date, headers=headers))
+        self.closing = True
+        self.buf = b""
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        state = self.state
+        settings = state.settings
+        buf = self.buf + data if self.buf else data
+        out: list[bytes] = []
+        try:
+            while buf:
+                i = buf.find(_HEADER_END)
+                if i < 0:
+                    if len(buf) > settings.max_header:
+                        raise http.HttpError(431, "request head too large")
+                    break
+                if i > settings.max_header:
+                    raise http.HttpError(431, "request head too large")
+                head = http.parse_head(buf[:i], max_body=settings.max_body)
+                end = i + 4 + head.content_length
+                if len(buf) < end:
+                    break
+                out.append(state.handle(head, buf[i + 4 : end]))
+                buf = buf[end:]
+                if not head.keep_alive:
+                    self.closing = True
+                    break
+        except http.HttpError as err:
+            if out:
+                self.transport.write(b"".join(out))
+            self._fail(err)
+            return
+        self.buf = buf
+        self.deadline = state.now + (settings.request_timeout if buf else settings.idle_timeout)
+        if out:
+            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+        if self.closing:
+            self.transport.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: ServerSettings) -> None:
+    loop = asyncio.get_running_loop()
+    store = Store(Path(settings.store_path), map_size=settings.map_size, readonly=True)
+    state = ResponderState(settings, store)
+    sock = listening_socket(settings.host, settings.port)
+    server = await loop.create_server(lambda: Connection(state), sock=sock)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ticker = asyncio.create_task(state.ticker())
+    print("ready", flush=True)  # the supervisor waits for this line
+    await stop.wait()
+    server.close()
+    ticker.cancel()
+    for conn in list(state.connections):
+        conn.transport.close()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticker
+    store.close()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = msgspec.json.decode(argv[1].encode(), type=ServerSettings)
+    except (IndexError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        print(f"hanko ocsp responder: bad settings: {exc}", file=sys.stderr)
+        return 2
+    # Startup failures go to stdout as one "error ..." line: the supervisor reads it
+    # and reports it as the reason `hanko serve` cannot start.
+    try:
+        uvloop.run(serve(settings))
+    except OSError as exc:
+        print(f"error cannot listen on {settings.host}:{settings.port}: {exc.strerror}", flush=True)
+        return 1
+    except (lmdb.Error, HankoError) as exc:
+        print(f"error store {settings.store_path}: {exc}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
