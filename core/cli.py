@@ -288,6 +288,26 @@ def cmd_crl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ocsp_export(args: argparse.Namespace) -> int:
+    import time
+
+    from core.config import load_config
+    from core.wiring import open_store
+    from ocsp.codec import CertIdHash
+    from ocsp.export import export_responses
+
+    cfg = load_config(args.config)
+    hash_alg = CertIdHash.from_name(args.hash)
+    if args.hash not in cfg.ocsp.cert_id_hashes:
+        raise HankoError(
+            f"responses are not pre-signed for {args.hash} CertIDs (see ocsp.cert_id_hashes)"
+        )
+    with open_store(cfg, readonly=True) as store:
+        n = export_responses(store, args.out, hash_alg=hash_alg, now=int(time.time()))
+    print(f"{args.out}: {n} OCSP responses")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -381,6 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="folder (default: [crl] publish_dir)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_crl)
+
+    p = sub.add_parser("ocsp", help="pre-signed OCSP responses")
+    oc = p.add_subparsers(dest="ocsp_command", required=True)
+    e = oc.add_parser("export", help="write each live certificate's response to DIR/<serial>.der")
+    _add_config(e)
+    e.add_argument("--out", type=Path, required=True, help="folder to write into")
+    e.add_argument("--hash", choices=["sha1", "sha256"], default="sha1", help="CertID hash")
+    e.set_defaults(func=cmd_ocsp_export)
 
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)

@@ -1,0 +1,146 @@
+"""Pre-signing with the real parts (SoftHSM signer pool, LMDB, group-commit writer) and
+an injected clock: responses at issuance, at revocation and at reissue, re-signing at
+the refresh point, expiry, and a refresh that loses the race to a revocation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+
+from core.clock import FixedClock, to_epoch
+from core.issuance.engine import IssuanceEngine
+from core.issuance.messages import IssueRequest
+from core.store import OcspRecord, serial_bytes
+from core.wiring import ocsp_refresher
+from ocsp.codec import CertIdHash
+from tests.conftest import DevCA, hanko
+from tests.core.issuance.test_engine import csr_pem, run, setup
+
+UTC = dt.UTC
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    directory = tmp_path_factory.mktemp("refresher") / "ca"
+    hanko("init", str(directory), check=True)
+    return DevCA(directory, directory / "hanko.toml", "ecdsa-p256")
+
+
+def responses(engine: IssuanceEngine, serial: int) -> OcspRecord:
+    with engine.store.read() as txn:
+        rec = txn.get_ocsp(serial_bytes(serial))
+    assert rec is not None
+    return rec
+
+
+def check(
+    rec: OcspRecord, ca: DevCA, serial: int, status: ocsp.OCSPCertStatus, at: dt.datetime
+) -> list[ocsp.OCSPResponse]:
+    """Both CertID hashes present, signed by the responder, saying `status` as of `at`."""
+    responder = x509.load_pem_x509_certificate(
+        (ca.directory / "ca" / "ocsp-responder.pem").read_bytes()
+    )
+    out = []
+    assert sorted(rec.responses) == [int(CertIdHash.SHA1), int(CertIdHash.SHA256)]
+    for der in rec.responses.values():
+        resp = ocsp.load_der_ocsp_response(der)
+        key = responder.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        key.verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(hashes.SHA256()))
+        assert resp.serial_number == serial
+        assert resp.certificate_status is status
+        assert resp.this_update_utc == at
+        assert resp.next_update_utc == at + 4 * DAY  # the default validity
+        out.append(resp)
+    assert rec.refresh_at == to_epoch(at + 2 * DAY)  # half-life
+    return out
+
+
+def test_presign_refresh_revoke_reissue_expire(ca: DevCA) -> None:
+    start = dt.datetime.now(UTC).replace(microsecond=0)
+    clock = FixedClock(start)
+
+    async def job(engine: IssuanceEngine) -> None:
+        cfg = ca.config
+        refresher = ocsp_refresher(
+            cfg, signer=engine.signer, store=engine.store, writer=engine.writer, clock=clock
+        )
+        issued = [
+            await engine.issue(
+                IssueRequest(csr=csr_pem([f"h{i}.example.co.jp"]), profile="ov", organization="o"),
+                actor="t",
+            )
+            for i in range(3)
+        ]
+        serials = [int(r.serial, 16) for r in issued]
+        for s in serials:  # a "good" response in the same commit as the certificate
+            check(responses(engine, s), ca, s, ocsp.OCSPCertStatus.GOOD, start)
+        assert await refresher.refresh_once() == 0  # nothing due yet
+
+        clock.advance(2 * DAY + dt.timedelta(seconds=1))  # past the refresh point
+        t1 = clock.now().replace(microsecond=0)
+        assert await refresher.refresh_once() == 3
+        for s in serials:
+            check(responses(engine, s), ca, s, ocsp.OCSPCertStatus.GOOD, t1)
+        assert refresher.statistics().refreshed == 3
+        assert await refresher.refresh_once() == 0
+
+        # Revocation stores the revoked response in its own commit.
+        stale = engine.store.read()
+        with stale:
+            before = stale.get_cert(serial_bytes(serials[0]))
+        await engine.revoke(f"{serials[0]:x}", "keyCompromise", actor="t")
+        [resp, _] = check(
+            responses(engine, serials[0]), ca, serials[0], ocsp.OCSPCertStatus.REVOKED, t1
+        )
+        assert resp.revocation_reason is x509.ReasonFlags.key_compromise
+
+        # A refresh that signed "good" before the revocation committed must not win.
+        assert before is not None
+        await refresher._refresh_batch([before], t1)
+        assert refresher.statistics().skipped == 1
+        check(responses(engine, serials[0]), ca, serials[0], ocsp.OCSPCertStatus.REVOKED, t1)
+
+        # A reissue revokes the original as superseded, and both responses say so.
+        new = await engine.issue(
+            IssueRequest(
+                csr=csr_pem(["h1.example.co.jp"]),
+                profile="ov",
+                organization="o",
+                reissue_of=f"{serials[1]:x}",
+            ),
+            actor="t",
+        )
+        [old_resp, _] = check(
+            responses(engine, serials[1]), ca, serials[1], ocsp.OCSPCertStatus.REVOKED, t1
+        )
+        assert old_resp.revocation_reason is x509.ReasonFlags.superseded
+        check(
+            responses(engine, int(new.serial, 16)),
+            ca,
+            int(new.serial, 16),
+            ocsp.OCSPCertStatus.GOOD,
+            t1,
+        )
+
+        # Later refreshes restate "revoked"; past notAfter nothing is re-signed.
+        clock.advance(2 * DAY + dt.timedelta(seconds=1))
+        t2 = clock.now().replace(microsecond=0)
+        assert await refresher.refresh_once() == 4
+        check(responses(engine, serials[0]), ca, serials[0], ocsp.OCSPCertStatus.REVOKED, t2)
+        clock.set(issued[2].not_after + dt.timedelta(seconds=1))
+        last = responses(engine, serials[2])
+        handled = await refresher.refresh_once()
+        assert handled == 4
+        assert refresher.statistics().expired == 4  # all four were issued together
+        assert responses(engine, serials[2]) == last
+        with engine.store.read() as txn:
+            assert txn.count_ocsp_due(to_epoch(clock.now()) + 10 * 86400 * 365) == 0
+
+    run(ca, clock, job, **setup("o", start, level="ov"))
