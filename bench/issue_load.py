@@ -31,12 +31,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.signer_load import raw_ceiling
+from bench.wrk import run_wrk
 from core.config import Config, load_config
 from core.wiring import worker_spec
 from signer.algorithms import KeyType
 
 BIN = Path(sys.executable).parent
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def _csr() -> str:
@@ -73,41 +73,6 @@ def _lua(path: Path, body: bytes, token: str) -> None:
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
     )
-
-
-def _wrk(url: str, script: Path, *, connections: int, seconds: float) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lat = {}
-    for q in ("50", "99"):
-        m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        lat[q] = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    return {
-        "requests_per_s": rate,
-        "p50_ms": lat["50"],
-        "p99_ms": lat["99"],
-        "non_2xx": float(bad.group(1)) if bad else 0.0,
-        "socket_errors": 1.0 if errors else 0.0,
-    }
 
 
 def _configure(config: Path, base: Config, port: int) -> None:
@@ -198,10 +163,10 @@ def bench_key_type(
                     headers={"Authorization": f"Bearer {rpc_token}"},
                     timeout=30,
                 )
-            single = _wrk(
+            single = run_wrk(
                 f"{url}/v1/certificates", single_lua, connections=connections, seconds=seconds
             )
-            batched = _wrk(
+            batched = run_wrk(
                 f"{url}/v1/certificates:batch",
                 batch_lua,
                 connections=batch_connections,

@@ -109,6 +109,12 @@ def cmd_bench_issue(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_ocsp(args: argparse.Namespace) -> int:
+    from bench.ocsp_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def cmd_bench_signer(args: argparse.Namespace) -> int:
     from bench.signer_load import run_from_cli
 
@@ -430,6 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
     b.add_argument("--batch-connections", type=int, default=4, help="connections, batch endpoint")
     b.set_defaults(func=cmd_bench_issue)
+    b = bench.add_parser("ocsp", help="OCSP responder against cfssl and nginx; refresh; latency")
+    _add_config(b)
+    b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
+    b.add_argument("--revoked", type=float, default=0.1, help="fraction revoked")
+    b.add_argument("--sample", type=int, default=10_000, help="distinct requests wrk cycles")
+    b.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    b.add_argument("--connections", type=int, default=64)
+    b.add_argument("--hashes", default="sha1", help="CertID hashes to pre-sign (sha1,sha256)")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.set_defaults(func=cmd_bench_ocsp)
     return parser
 
 

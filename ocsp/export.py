@@ -35,6 +35,3 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
     finally:
         os.close(fd)
     return written
-
-
-

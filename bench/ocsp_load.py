@@ -1,0 +1,479 @@
+"""`hanko bench ocsp`: the responder against the servers an operator would otherwise run.
+
+1. Loads a throwaway store (its own LMDB folder) with N certificates, 10% revoked, every
+   one due for a response.
+2. Refresh: the OCSP refresher signs them all through the real signer pool (SoftHSM);
+   its responses/s are compared with the signer's raw ceiling for the responder key,
+   measured in the same run.
+3. Revocation to served: revokes a few certificates through the issuance engine and
+   polls the running responder until it answers "revoked".
+4. Load: wrk drives the same request mix (random serials of the store, GET and POST) at
+   hanko's responder processes, then `cfssl ocspserve` loaded with the same responses,
+   then nginx serving the same responses as static files (GET only: nginx does not
+   serve static files to POST), one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import functools
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import trio
+from cryptography import x509
+from cryptography.x509 import ocsp
+
+from bench.signer_load import raw_ceiling
+from bench.wrk import run_wrk
+from core.clock import SystemClock
+from core.config import Config, load_config
+from core.errors import HankoError
+from core.issuance.engine import IssuanceEngine
+from core.store import CertRecord, CertStatus, RevocationReason, Store, WriteTxn
+from core.wiring import (
+    issuance_engine,
+    ocsp_refresher,
+    signer_pool,
+    store_writer,
+    worker_spec,
+)
+from crl.encoder import revoked_entry
+from ocsp.codec import CertIdHash
+from ocsp.server import ServerSettings
+from ocsp.supervisor import ResponderProcesses
+from signer.algorithms import KeyType
+
+CHUNK = 20_000
+REASONS = [RevocationReason.KEY_COMPROMISE, RevocationReason.SUPERSEDED,
+           RevocationReason.CESSATION_OF_OPERATION, RevocationReason.UNSPECIFIED]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_store(
+    store: Store, issuer_key_id: bytes, n: int, revoked: float, seed: int
+) -> list[bytes]:
+    """N certificate records (no certificate bytes: the responder never reads them),
+    a fraction revoked, all due for their first response."""
+    rng = random.Random(seed)
+    now = int(time.time())
+    serials: list[bytes] = []
+    for start in range(0, n, CHUNK):
+        batch = []
+        for _ in range(min(CHUNK, n - start)):
+            serial = (rng.getrandbits(127) | (1 << 126)).to_bytes(16, "big")
+            batch.append((serial, rng.random() < revoked))
+        serials += [s for s, _ in batch]
+
+        def op(txn: WriteTxn, batch: list[tuple[bytes, bool]] = batch) -> None:
+            for serial, is_revoked in batch:
+                rec = CertRecord(
+                    serial=serial, issuer=issuer_key_id, status=CertStatus.GOOD,
+                    not_before=now - 86400, not_after=now + 90 * 86400, names=[],
+                    account="bench", profile="ov", partition=serial[-1] % 16, der=b"",
+                )  # fmt: skip
+                txn.insert_cert(rec, at_us=now * 1_000_000, actor="bench")
+                if is_revoked:
+                    reason = REASONS[serial[-1] % len(REASONS)]
+                    at = dt.datetime.fromtimestamp(now - 3600, dt.UTC)
+                    txn.revoke(
+                        serial, at=now - 3600, reason=reason, actor="bench",
+                        entry_der=revoked_entry(int.from_bytes(serial, "big"), at, reason),
+                    )  # fmt: skip
+                txn.schedule_ocsp(serial, now)
+
+        store.write(op)
+    return serials
+
+
+def _settings(cfg: Config, store_path: Path, port: int) -> ServerSettings:
+    oc = cfg.ocsp
+    return ServerSettings(
+        store_path=str(store_path), map_size=cfg.store.map_size.bytes,
+        issuer_cert=str(cfg.path(cfg.ca.issuer_cert)), host="127.0.0.1", port=port,
+        hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
+        max_header=oc.max_header.bytes, max_body=oc.max_body.bytes,
+        idle_timeout=oc.idle_timeout.seconds, request_timeout=oc.request_timeout.seconds,
+    )  # fmt: skip
+
+
+def _requests(
+    store: Store, sample: list[bytes], issuer: x509.Certificate
+) -> list[tuple[bytes, bytes, bytes]]:
+    """(serial, OCSP request DER, stored SHA-1 response DER) for each sampled serial."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from core.der import encode_unsigned_integer, sequence, tlv
+    from ocsp.codec import IssuerHashes
+
+    name_hash, key_hash = IssuerHashes(issuer).by_hash[CertIdHash.SHA1]
+    alg = CertIdHash.SHA1.algorithm_der
+    out = []
+    with store.read() as txn:
+        for serial in sample:
+            cert_id = sequence(
+                alg + tlv(4, name_hash) + tlv(4, key_hash)
+                + encode_unsigned_integer(int.from_bytes(serial, "big"))
+            )  # fmt: skip
+            der = sequence(sequence(sequence(sequence(cert_id))))
+            rec = txn.get_ocsp(serial)
+            if rec is None or int(CertIdHash.SHA1) not in rec.responses:
+                raise HankoError(f"no response for {serial.hex()} after the refresh")
+            out.append((serial, der, rec.responses[int(CertIdHash.SHA1)]))
+    del hashes, serialization
+    return out
+
+
+def _lua(path: Path, requests: list[tuple[str, bytes]]) -> None:
+    """A wrk script cycling through prepared requests: (path, POST body or b"").
+
+    Every request names its Host: scripts are loaded before wrk knows the URL, and Go
+    and nginx rightly refuse HTTP/1.1 without one (hanko's responder does not ask)."""
+    lines = ["local reqs = {}", "local h = {['Host']='127.0.0.1'}"]
+    post_headers = "{['Host']='127.0.0.1', ['Content-Type']='application/ocsp-request'}"
+    for target, body in requests:
+        if body:
+            lines.append(
+                f"reqs[#reqs+1] = wrk.format('POST', {json.dumps(target)}, {post_headers},"
+                f" ({json.dumps(body.hex())}):gsub('..', function(x)"
+                " return string.char(tonumber(x, 16)) end))"
+            )
+        else:
+            lines.append(f"reqs[#reqs+1] = wrk.format('GET', {json.dumps(target)}, h)")
+    lines += [
+        "local i = 0",
+        "function request()",
+        "  i = i % #reqs + 1",
+        "  return reqs[i]",
+        "end",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise HankoError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise HankoError(f"{what} did not listen on {port}")
+
+
+def _check(url: str, method: str, body: bytes, want: bytes) -> None:
+    """Each server must answer the sample with the stored bytes before it is timed."""
+    r = (
+        httpx.post(url, content=body, headers={"Content-Type": "application/ocsp-request"})
+        if method == "POST"
+        else httpx.get(url)
+    )
+    if r.status_code != 200 or r.content != want:
+        raise HankoError(f"{url[:60]}: {r.status_code}, not the stored response")
+
+
+def _hanko_get(serial: bytes, der: bytes) -> str:
+    return "/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")
+
+
+def _check_all(
+    url: str, reqs: list[tuple[bytes, bytes, bytes]], target: Any, method: str = "GET"
+) -> None:
+    for serial, der, want in reqs[:500]:
+        _check(url + target(serial, der), method, der if method == "POST" else b"", want)
+
+
+async def _refresh_all(cfg: Config, store: Store, n: int) -> dict[str, Any]:
+    pool = signer_pool(cfg)
+    writer = store_writer(cfg, store)
+    report: dict[str, Any] = {}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await nursery.start(pool.run)
+        refresher = ocsp_refresher(
+            cfg, signer=pool, store=store, writer=writer, clock=SystemClock()
+        )
+        started = time.perf_counter()
+        done = 0
+        while True:
+            handled = await refresher.refresh_once()
+            done += handled
+            if handled == 0:
+                break
+        seconds = time.perf_counter() - started
+        stats = refresher.statistics()
+        report = {
+            "responses": stats.refreshed,
+            "seconds": round(seconds, 2),
+            "responses_per_s": round(stats.refreshed / seconds, 1),
+            "signatures_per_s": round(stats.refreshed * len(cfg.ocsp.cert_id_hashes) / seconds, 1),
+        }
+        nursery.cancel_scope.cancel()
+    if report["responses"] != n:
+        raise HankoError(f"refreshed {report['responses']} of {n} responses")
+    return report
+
+
+async def _revocation_latency(
+    cfg: Config, store: Store, serials: list[bytes], port: int, issuer: x509.Certificate
+) -> dict[str, float]:
+    """Revoke through the engine (sign + durable commit), then poll the responder."""
+    pool = signer_pool(cfg)
+    writer = store_writer(cfg, store)
+    latencies: list[float] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await nursery.start(pool.run)
+        engine: IssuanceEngine = issuance_engine(
+            cfg, signer=pool, store=store, writer=writer, clock=SystemClock()
+        )
+        reqs = _requests(store, serials, issuer)
+        async with httpx.AsyncClient() as client:
+            for serial, der, _ in reqs:
+                url = f"http://127.0.0.1:{port}/ocsp/" + urllib.parse.quote(
+                    base64.b64encode(der).decode(), safe=""
+                )
+                await engine.revoke(serial.hex(), "cessationOfOperation", actor="bench")
+                returned = time.perf_counter()
+                while True:
+                    r = await client.get(url)
+                    resp = ocsp.load_der_ocsp_response(r.content)
+                    if resp.certificate_status is ocsp.OCSPCertStatus.REVOKED:
+                        latencies.append((time.perf_counter() - returned) * 1000)
+                        break
+                    if time.perf_counter() - returned > 5:
+                        raise HankoError("a revocation was not served within 5 s")
+                    await trio.sleep(0.002)
+        nursery.cancel_scope.cancel()
+    latencies.sort()
+    return {
+        "revocations": len(latencies),
+        "p50_ms": round(latencies[len(latencies) // 2], 1),
+        "max_ms": round(latencies[-1], 1),
+    }
+
+
+def run(
+    cfg: Config, *, certs: int, revoked: float, sample: int, seconds: float, connections: int,
+    workdir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    from core.issuance.profile import issuer_info
+
+    key_id = issuer_info(issuer, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=True).key_id
+    store_path = workdir / "lmdb"
+    store_path.mkdir()
+    report: dict[str, Any] = {"certificates": certs, "revoked_fraction": revoked}
+    store = Store(store_path, map_size=cfg.store.map_size.bytes, create=True)
+    try:
+        t0 = time.perf_counter()
+        serials = load_store(store, key_id, certs, revoked, seed=6960)
+        report["load_seconds"] = round(time.perf_counter() - t0, 1)
+
+        key_type = KeyType(cfg.ca.key_type)
+        workers = cfg.signer.workers or os.cpu_count() or 1
+        ceiling = raw_ceiling(
+            worker_spec(cfg), cfg.ca.ocsp_responder_key_label, key_type.default_algorithm,
+            workers, 3.0,
+        )  # fmt: skip
+        refresh = trio.run(_refresh_all, cfg, store, certs)
+        refresh["signer_ceiling_per_s"] = round(ceiling, 1)
+        refresh["of_ceiling"] = round(refresh["signatures_per_s"] / ceiling, 3)
+        report["refresh"] = refresh
+
+        rng = random.Random(5019)
+        picked = rng.sample(serials, min(sample, len(serials)))
+        reqs = _requests(store, picked, issuer)
+        port = _free_port()
+        procs = ResponderProcesses(
+            _settings(cfg, store_path, port), cfg.ocsp.processes or os.cpu_count() or 1
+        )
+        results: dict[str, dict[str, float]] = {}
+
+        get_paths = [_hanko_get(s, der) for s, der, _ in reqs]
+        lua_get = workdir / "get.lua"
+        _lua(lua_get, [(p, b"") for p in get_paths])
+        lua_post = workdir / "post.lua"
+        _lua(lua_post, [("/ocsp", der) for _, der, _ in reqs])
+
+        async def hanko_phase() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(procs.run)
+                report["revocation_to_served"] = await _revocation_latency(
+                    cfg, store, rng.sample([s for s in serials if s not in set(picked)], 20),
+                    port, issuer,
+                )  # fmt: skip
+                url = f"http://127.0.0.1:{port}"
+                await trio.to_thread.run_sync(_check_all, url, reqs, _hanko_get)
+                await trio.to_thread.run_sync(_check_all, url, reqs, lambda s, d: "/ocsp", "POST")
+                for name, script in (("hanko GET", lua_get), ("hanko POST", lua_post)):
+                    results[name] = await trio.to_thread.run_sync(
+                        functools.partial(
+                            run_wrk, url, script, connections=connections, seconds=seconds
+                        )
+                    )
+                nursery.cancel_scope.cancel()
+
+        trio.run(hanko_phase)
+    finally:
+        store.close()
+
+    results.update(_cfssl(workdir, reqs, connections, seconds))
+    results.update(_nginx(workdir, reqs, connections, seconds))
+    report["load"] = results
+    h_get, h_post = results["hanko GET"]["requests_per_s"], results["hanko POST"]["requests_per_s"]
+    report["ratios"] = {
+        "hanko_get_over_cfssl_post": round(h_get / results["cfssl POST"]["requests_per_s"], 2),
+        "hanko_post_over_cfssl_post": round(h_post / results["cfssl POST"]["requests_per_s"], 2),
+        "hanko_get_over_nginx_get": round(h_get / results["nginx GET"]["requests_per_s"], 2),
+    }
+    report["settings"] = {
+        "connections": connections, "seconds_per_run": seconds, "distinct_requests": len(reqs),
+        "responder_processes": cfg.ocsp.processes or os.cpu_count() or 1,
+        "cert_id_hashes": list(cfg.ocsp.cert_id_hashes),
+    }  # fmt: skip
+    return report
+
+
+def _cfssl(
+    workdir: Path, reqs: list[tuple[bytes, bytes, bytes]], connections: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    if shutil.which("cfssl") is None:
+        raise HankoError("cfssl is not installed: run scripts/dev.sh setup (golang-cfssl)")
+    responses = workdir / "cfssl-responses"
+    responses.write_text("".join(base64.b64encode(r).decode() + "\n" for _, _, r in reqs))
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["cfssl", "ocspserve", "-address", "127.0.0.1", "-port", str(port),
+         "-responses", str(responses), "-loglevel", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_port(port, proc, "cfssl ocspserve")
+        url = f"http://127.0.0.1:{port}"
+        # Debian's cfssl (1.2.0+git20160825) keeps the leading "/" of a GET path in the
+        # base64 it decodes, so every GET is a 400: it is compared on POST only.
+        _check_all(url, reqs, lambda s, d: "/", "POST")
+        post = workdir / "cfssl-post.lua"
+        _lua(post, [("/", d) for _, d, _ in reqs])
+        return {"cfssl POST": run_wrk(url, post, connections=connections, seconds=seconds)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _nginx(
+    workdir: Path, reqs: list[tuple[bytes, bytes, bytes]], connections: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    root = workdir / "nginx"
+    files = root / "r"
+    files.mkdir(parents=True)
+    # nginx workers drop root for "nobody": the files must be world-readable.
+    for folder in (workdir, root, files):
+        folder.chmod(0o755)
+    for serial, _, resp in reqs:
+        (files / f"{serial.hex()}.der").write_bytes(resp)
+    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (root / d).mkdir()
+    port = _free_port()
+    processes = os.cpu_count() or 1
+    conf = root / "nginx.conf"
+    conf.write_text(f"""
+worker_processes {processes};
+pid {root}/nginx.pid;
+error_log {root}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+    sendfile on; tcp_nopush on; open_file_cache max=100000;
+    types {{ application/ocsp-response der; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {root};
+        location /r/ {{ expires 3d; etag on; }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(
+        ["nginx", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_port(port, proc, "nginx")
+        url = f"http://127.0.0.1:{port}"
+        _check_all(url, reqs, lambda s, d: f"/r/{s.hex()}.der")
+        get = workdir / "nginx-get.lua"
+        _lua(get, [(f"/r/{s.hex()}.der", b"") for s, _, _ in reqs])
+        return {"nginx GET": run_wrk(url, get, connections=connections, seconds=seconds)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _print_text(report: dict[str, Any]) -> None:
+    r = report["refresh"]
+    lat = report["revocation_to_served"]
+    s = report["settings"]
+    lines = [
+        f"store: {report['certificates']:,} certificates,"
+        f" {report['revoked_fraction']:.0%} revoked, loaded in {report['load_seconds']} s",
+        f"refresh: {r['responses']:,} responses in {r['seconds']} s"
+        f" = {r['responses_per_s']:,.0f}/s ({r['signatures_per_s']:,.0f} signatures/s,"
+        f" {r['of_ceiling']:.0%} of the signer's raw ceiling {r['signer_ceiling_per_s']:,.0f}/s)",
+        f"revocation to served: p50 {lat['p50_ms']} ms, max {lat['max_ms']} ms"
+        f" over {lat['revocations']} revocations",
+        f"load: wrk -c{s['connections']}, {s['seconds_per_run']} s per run,"
+        f" {s['distinct_requests']:,} distinct requests",
+        f"{'server':<12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}",
+    ]
+    for name, row in report["load"].items():
+        lines.append(
+            f"{name:<12} {row['requests_per_s']:>10,.0f} {row['p50_ms']:>8.2f}"
+            f" {row['p99_ms']:>8.2f} {row['non_2xx']:>8.0f}"
+        )
+    lines += [f"{k}: {v}x" for k, v in report["ratios"].items()]
+    print("\n".join(lines))
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    for tool in ("wrk", "nginx", "cfssl"):
+        if shutil.which(tool) is None:
+            raise HankoError(f"{tool} is not installed: run scripts/dev.sh setup")
+    cfg = load_config(args.config)
+    if args.hashes:
+        cfg = msgspec.structs.replace(
+            cfg, ocsp=msgspec.structs.replace(cfg.ocsp, cert_id_hashes=args.hashes.split(","))
+        )
+    with tempfile.TemporaryDirectory(prefix="hanko-bench-ocsp-") as tmp:
+        report = run(
+            cfg, certs=args.certs, revoked=args.revoked, sample=args.sample,
+            seconds=args.seconds, connections=args.connections, workdir=Path(tmp),
+        )  # fmt: skip
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        _print_text(report)
+    return 0
