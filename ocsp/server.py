@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
+import os
 import signal
 import socket
 import sys
@@ -318,7 +320,19 @@ async def serve(settings: ServerSettings) -> None:
     store.close()
 
 
+def _die_with_parent() -> None:
+    """A responder must not outlive `hanko serve`, even one killed with SIGKILL: ask
+    Linux for SIGTERM when the parent goes (PR_SET_PDEATHSIG)."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        sys.exit(0)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     try:
         settings = msgspec.json.decode(argv[1].encode(), type=ServerSettings)
     except (IndexError, msgspec.ValidationError, msgspec.DecodeError) as exc:

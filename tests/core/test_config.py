@@ -145,3 +145,29 @@ def test_unknown_keys_inside_profiles_and_schedule(dev_ca: DevCA, tmp_path: Path
         " (did you mean 'issuance.validity_schedule[0].max_days'?)",
         "issuance.validity_schedule[0].max_days: required key is missing",
     ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        ('validity = "7h"', "ocsp.validity: must be between 8h and 10d (BR 4.9.10)"),
+        ('validity = "11d"', "ocsp.validity: must be between 8h and 10d (BR 4.9.10)"),
+        ("refresh_fraction = 0.8", "ocsp.refresh_fraction: must be above 0 and at most 0.5"),
+        ("cert_id_hashes = []", "ocsp.cert_id_hashes: name at least one of sha1, sha256"),
+        ('listen = "nowhere"', "ocsp.listen: expected HOST:PORT, got 'nowhere'"),
+    ],
+)
+def test_ocsp_settings_are_checked(dev_ca: DevCA, tmp_path: Path, lines: str, problem: str) -> None:
+    path = _variant(dev_ca, tmp_path, "[ocsp]\n", f"[ocsp]\n{lines}\n")
+    if lines.startswith("listen"):
+        path.write_text(path.read_text().replace('listen = "127.0.0.1:8080"', ""))
+    _, problems = check_config(path)
+    assert len(problems) == 1
+    assert problems[0].startswith(problem)
+
+
+def test_ocsp_hash_names_are_checked(dev_ca: DevCA, tmp_path: Path) -> None:
+    path = _variant(dev_ca, tmp_path, "[ocsp]\n", '[ocsp]\ncert_id_hashes = ["md5"]\n')
+    _, problems = check_config(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("ocsp.cert_id_hashes.0:")

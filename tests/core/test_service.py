@@ -140,3 +140,23 @@ def test_serve_refuses_to_start_with_a_wrong_pin(fresh_ca: DevCA) -> None:
         "hanko: error: token 'hanko' refused login: wrong PIN"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_responders_do_not_outlive_a_killed_service(
+    service: tuple[str, DevCA, subprocess.Popen[str]],
+) -> None:
+    """kill -9 gives the service no chance to stop its OCSP responder processes; they
+    must go by themselves and free the port."""
+    _, _, proc = service
+    responders = [
+        pid
+        for pid in worker_pids(proc.pid)
+        if "ocsp.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    ]
+    assert len(responders) >= 1
+    proc.kill()
+    proc.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in responders) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in responders if running(pid)] == []
