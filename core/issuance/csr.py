@@ -37,9 +37,11 @@ class CsrInfo:
 def _der_from(data: bytes) -> bytes:
     if len(data) > MAX_CSR_BYTES:
         raise PolicyError("csr_too_large", f"the CSR is larger than {MAX_CSR_BYTES} bytes")
+    if data.startswith(b"\x30"):
+        # Binary DER is taken as it is: stripping "whitespace" would eat a final
+        # signature byte that happens to be 0x09-0x0d or 0x20.
+        return data
     stripped = data.strip()
-    if stripped.startswith(b"\x30"):
-        return stripped if data.startswith(b"\x30") else data
     match = _PEM.search(stripped.replace(b"\r", b""))
     if match is None:
         raise PolicyError(
