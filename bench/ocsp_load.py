@@ -124,8 +124,6 @@ def _requests(
     store: Store, sample: list[bytes], issuer: x509.Certificate
 ) -> list[tuple[bytes, bytes, bytes]]:
     """(serial, OCSP request DER, stored SHA-1 response DER) for each sampled serial."""
-    from cryptography.hazmat.primitives import hashes, serialization
-
     from core.der import encode_unsigned_integer, sequence, tlv
     from ocsp.codec import IssuerHashes
 
@@ -143,7 +141,6 @@ def _requests(
             if rec is None or int(CertIdHash.SHA1) not in rec.responses:
                 raise HankoError(f"no response for {serial.hex()} after the refresh")
             out.append((serial, der, rec.responses[int(CertIdHash.SHA1)]))
-    del hashes, serialization
     return out
 
 

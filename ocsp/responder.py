@@ -31,7 +31,6 @@ class Answer:
     this_update: int = 0
     next_update: int = 0
     key: bytes = b""  # the store key it came from, to revalidate cached answers
-    hash_id: int = 0
 
     @property
     def successful(self) -> bool:
@@ -80,4 +79,4 @@ class Responder:
         if found is None or found[1] <= now:
             return Answer(TRY_LATER if self._issued(key) else UNAUTHORIZED)
         this_update, next_update, body = found
-        return Answer(body, this_update, next_update, key, hash_id)
+        return Answer(body, this_update, next_update, key)

@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,6 @@ class _Cached:
     etag: bytes
     second: int = -1
     wire: bytes = b""  # the keep-alive 200 response, built for `second`
-    extra: bytes = field(default=b"")
 
 
 class ResponderState:
