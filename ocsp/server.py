@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import os
 import signal
@@ -74,6 +73,7 @@ class ResponderState:
 
     def __init__(self, settings: ServerSettings, store: Store) -> None:
         self.settings = settings
+        self._parent = os.getppid()
         self._env = store.env
         self._ocsp_db = store.handle("ocsp")
         self._certs_db = store.handle("certs")
@@ -127,6 +127,11 @@ class ResponderState:
             self._tick()
             n += 1
             if n % sweep_every == 0:
+                # A responder must not outlive `hanko serve`, even one killed with
+                # SIGKILL. (PR_SET_PDEATHSIG does not fit: it fires when the forking
+                # *thread* ends, and trio forks from a worker thread it retires.)
+                if os.getppid() != self._parent:
+                    os.kill(os.getpid(), signal.SIGTERM)
                 for conn in list(self.connections):
                     if self.now > conn.deadline:
                         conn.timed_out()
@@ -319,19 +324,7 @@ async def serve(settings: ServerSettings) -> None:
     store.close()
 
 
-def _die_with_parent() -> None:
-    """A responder must not outlive `hanko serve`, even one killed with SIGKILL: ask
-    Linux for SIGTERM when the parent goes (PR_SET_PDEATHSIG)."""
-    parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        sys.exit(0)
-
-
 def main(argv: list[str]) -> int:
-    _die_with_parent()
     try:
         settings = msgspec.json.decode(argv[1].encode(), type=ServerSettings)
     except (IndexError, msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -154,6 +154,10 @@ def test_responders_do_not_outlive_a_killed_service(
         if "ocsp.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
     ]
     assert len(responders) >= 1
+    # They stay up while the service lives, past trio's 10 s idle-thread retirement
+    # (the thread that forked them): a parent-death signal tied to it killed them once.
+    time.sleep(12)
+    assert all(running(pid) for pid in responders)
     proc.kill()
     proc.wait(timeout=20)
     deadline = time.monotonic() + 10
