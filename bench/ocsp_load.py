@@ -48,14 +48,13 @@ from core.store import CertRecord, CertStatus, RevocationReason, Store, WriteTxn
 from core.wiring import (
     issuance_engine,
     ocsp_refresher,
+    responder_processes,
     signer_pool,
     store_writer,
     worker_spec,
 )
 from crl.encoder import revoked_entry
 from ocsp.codec import CertIdHash
-from ocsp.server import ServerSettings
-from ocsp.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 
 CHUNK = 20_000
@@ -107,17 +106,6 @@ def load_store(
 
         store.write(op)
     return serials
-
-
-def _settings(cfg: Config, store_path: Path, port: int) -> ServerSettings:
-    oc = cfg.ocsp
-    return ServerSettings(
-        store_path=str(store_path), map_size=cfg.store.map_size.bytes,
-        issuer_cert=str(cfg.path(cfg.ca.issuer_cert)), host="127.0.0.1", port=port,
-        hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
-        max_header=oc.max_header.bytes, max_body=oc.max_body.bytes,
-        idle_timeout=oc.idle_timeout.seconds, request_timeout=oc.request_timeout.seconds,
-    )  # fmt: skip
 
 
 def _requests(
@@ -315,9 +303,7 @@ def run(
         picked_set = set(picked)
         reqs = _requests(store, picked, issuer)
         port = _free_port()
-        procs = ResponderProcesses(
-            _settings(cfg, store_path, port), cfg.ocsp.processes or os.cpu_count() or 1
-        )
+        procs = responder_processes(cfg, store_path=store_path, listen=f"127.0.0.1:{port}")
         results: dict[str, dict[str, float]] = {}
 
         get_paths = [_hanko_get(s, der) for s, der, _ in reqs]

@@ -5,7 +5,6 @@ process tree. Every task lives in one nursery; SIGINT or SIGTERM shuts it down c
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from typing import Any
 
@@ -16,7 +15,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from core import rpc
 from core.clock import Clock, SystemClock
-from core.config import Config, parse_listen, read_secret
+from core.config import Config, read_secret
 from core.http_app import App, Request, Route
 from core.issuance.intake_pool import IntakePool
 from core.store import GroupCommitWriter, Store
@@ -24,13 +23,11 @@ from core.wiring import (
     issuance_engine,
     ocsp_refresher,
     open_store,
+    responder_processes,
     signer_pool,
     store_writer,
 )
-from ocsp.codec import CertIdHash
 from ocsp.refresher import OcspRefresher
-from ocsp.server import ServerSettings
-from ocsp.supervisor import ResponderProcesses
 from signer.pool import SignerPool
 
 log = logging.getLogger("hanko")
@@ -116,26 +113,6 @@ async def run_service(
     finally:
         intake.close()
         store.close()
-
-
-def responder_processes(cfg: Config) -> ResponderProcesses:
-    host, port = parse_listen(cfg.ocsp.listen)
-    oc = cfg.ocsp
-    url_path = "/ocsp/"  # the path of {base_url}/ocsp in AIA; the root works too
-    settings = ServerSettings(
-        store_path=str(cfg.path(cfg.store.path)),
-        map_size=cfg.store.map_size.bytes,
-        issuer_cert=str(cfg.path(cfg.ca.issuer_cert)),
-        host=host,
-        port=port,
-        hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
-        prefix=url_path,
-        max_header=oc.max_header.bytes,
-        max_body=oc.max_body.bytes,
-        idle_timeout=oc.idle_timeout.seconds,
-        request_timeout=oc.request_timeout.seconds,
-    )
-    return ResponderProcesses(settings, oc.processes or os.cpu_count() or 1)
 
 
 async def _main(cfg: Config) -> None:

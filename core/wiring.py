@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 
 from cryptography import x509
 
 from core.clock import Clock
-from core.config import Config, read_secret
+from core.config import Config, parse_listen, read_secret
 from core.errors import ConfigError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
@@ -17,6 +19,8 @@ from crl.publisher import CrlPublisher
 from ocsp.codec import CertIdHash, ResponseEncoder
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
+from ocsp.server import ServerSettings
+from ocsp.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 from signer.pool import SignerPool, WorkerSpec
 from signer.splice import BatchSigner, signature_algorithm_der
@@ -157,3 +161,26 @@ def ocsp_refresher(
         batch=cfg.ocsp.refresh_batch,
         parallel=cfg.ocsp.refresh_parallel,
     )
+
+
+def responder_processes(
+    cfg: Config, *, store_path: Path | None = None, listen: str | None = None
+) -> ResponderProcesses:
+    """The OCSP responder processes of `hanko serve` (the benchmark points them at its
+    own store and port)."""
+    oc = cfg.ocsp
+    host, port = parse_listen(listen or oc.listen)
+    settings = ServerSettings(
+        store_path=str(store_path or cfg.path(cfg.store.path)),
+        map_size=cfg.store.map_size.bytes,
+        issuer_cert=str(cfg.path(cfg.ca.issuer_cert)),
+        host=host,
+        port=port,
+        hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
+        prefix="/ocsp/",  # the path of {base_url}/ocsp in AIA; the root works too
+        max_header=oc.max_header.bytes,
+        max_body=oc.max_body.bytes,
+        idle_timeout=oc.idle_timeout.seconds,
+        request_timeout=oc.request_timeout.seconds,
+    )
+    return ResponderProcesses(settings, oc.processes or os.cpu_count() or 1)
