@@ -8,6 +8,7 @@ or  hanko bench store [--json]
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import tempfile
 import time
@@ -25,6 +26,10 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
+from crl.encoder import revoked_entry
+
+# Any well-formed entry: these tests are about the store, the CRL tests about entries.
+ENTRY = revoked_entry(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), RevocationReason.UNSPECIFIED)
 
 ISSUER = bytes(range(20))
 
@@ -58,7 +63,11 @@ def _seed(store: Store, count: int) -> list[bytes]:
 def _revoke(serial: bytes) -> object:
     def op(txn: WriteTxn) -> object:
         return txn.revoke(
-            serial, at=1_900_000_000, reason=RevocationReason.KEY_COMPROMISE, actor="bench"
+            serial,
+            at=1_900_000_000,
+            reason=RevocationReason.KEY_COMPROMISE,
+            actor="bench",
+            entry_der=ENTRY,
         )
 
     return op

@@ -251,18 +251,19 @@ def cmd_crl(args: argparse.Namespace) -> int:
     from core.config import load_config
 
     cfg = load_config(args.config)
-    partitions = range(cfg.issuance.crl_partitions)
     if args.action == "urls":
-        base = cfg.ca.base_url.rstrip("/")
-        urls = [f"{base}/crl/{p}.crl" for p in partitions]
+        from core.wiring import crl_url_list
+
+        listing = crl_url_list(cfg)
         if args.json:
-            _print_json({"issuer_cert": str(cfg.path(cfg.ca.issuer_cert)), "crl_urls": urls})
+            _print_json(listing)
         else:
-            print("\n".join(urls))
+            print("\n".join(listing["crl_urls"]))
         return 0
-    out = args.out or cfg.path(cfg.crl.publish_dir)
 
     async def job(engine: Any) -> Any:
+        from datetime import timedelta
+
         from core.clock import SystemClock
         from core.wiring import crl_publisher
 
@@ -272,8 +273,16 @@ def cmd_crl(args: argparse.Namespace) -> int:
             store=engine.store,
             writer=engine.writer,
             clock=SystemClock(),
+            directory=args.out,
         )
-        return [await publisher.publish(p, out) for p in partitions]
+        # "Changed" means anything that would be due with no waiting: new revocations,
+        # a partition never published or whose file is gone, a CRL past its cadence.
+        jobs = publisher.due(
+            change_delay=timedelta(0),
+            cadence=timedelta(seconds=cfg.crl.cadence.seconds),
+            force=args.all,
+        )
+        return await publisher.run(jobs)
 
     published = _run_with_engine(cfg, job)
     if args.json:
@@ -281,16 +290,20 @@ def cmd_crl(args: argparse.Namespace) -> int:
             [
                 {
                     "partition": c.partition,
+                    "kind": c.kind.value,
                     "number": c.number,
                     "entries": c.entries,
+                    "bytes": c.size,
                     "path": str(c.path),
                 }
                 for c in published
             ]
         )
+    elif not published:
+        print("every CRL is up to date (--all rebuilds them anyway)")
     else:
         for c in published:
-            print(f"{c.path}: CRL number {c.number}, {c.entries} entries")
+            print(f"{c.path}: {c.kind.value} CRL number {c.number}, {c.entries} entries")
     return 0
 
 
@@ -395,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_revoke)
 
-    p = sub.add_parser("crl", help="build and publish every partition CRL, or list their URLs")
+    p = sub.add_parser(
+        "crl", help="build and publish every changed partition CRL, or list their URLs"
+    )
     p.add_argument(
         "action",
         nargs="?",
@@ -405,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
     p.add_argument("--out", type=Path, default=None, help="folder (default: [crl] publish_dir)")
+    p.add_argument("--all", action="store_true", help="rebuild every partition, changed or not")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_crl)
 

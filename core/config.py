@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from core.errors import ConfigError, HankoError, SecretError
+from core.issuance.messages import ReasonName
 from core.issuance.validity import BR_SCHEDULE, ScheduleEntry
 from core.secrets import read_secret_env, read_secret_file
 from core.units import ByteSize, Duration
@@ -88,6 +89,21 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     # Put the first name into the subject's commonName too. The BR call a common name
     # NOT RECOMMENDED (pkilint warns), so only profiles for legacy clients turn it on.
     include_common_name: bool = False
+    # Point certificates at delta CRLs (Freshest CRL). For private PKI profiles only: the
+    # BR profile of a public TLS certificate has no such extension.
+    delta_crl: bool = False
+    # The CRLReasons a revocation of this profile's certificates may give (BR 7.2.2
+    # allows these six for subscriber certificates; a profile may narrow them).
+    revocation_reasons: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "unspecified",
+            "keyCompromise",
+            "affiliationChanged",
+            "superseded",
+            "cessationOfOperation",
+            "privilegeWithdrawn",
+        ]
+    )
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:
@@ -117,6 +133,13 @@ class CrlConfig(msgspec.Struct, **_STRICT):
     publish_dir: str = "crl"
     # nextUpdate - thisUpdate; the BR allow at most 10 days.
     validity: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
+    # A partition is rebuilt this long after its first unpublished revocation (the BR:
+    # within 24 hours), so a burst of revocations costs one build.
+    change_delay: Duration = msgspec.field(default_factory=lambda: Duration("60s"))
+    # Every partition is rebuilt at least this often, changed or not (the BR: 7 days).
+    cadence: Duration = msgspec.field(default_factory=lambda: Duration("1d"))
+    # nextUpdate - thisUpdate of delta CRLs (built when a profile has delta_crl).
+    delta_validity: Duration = msgspec.field(default_factory=lambda: Duration("1d"))
 
 
 class OcspConfig(msgspec.Struct, **_STRICT):
@@ -295,8 +318,20 @@ def _semantic_problems(cfg: Config) -> list[str]:
         problems.append(
             f"issuance.blocked_keys_file: file {cfg.path(iss.blocked_keys_file)} does not exist"
         )
-    if not 3600 <= cfg.crl.validity.seconds <= 10 * 86400:
+    crl = cfg.crl
+    if not 3600 <= crl.validity.seconds <= 10 * 86400:
         problems.append("crl.validity: must be between 1h and 10d (BR 4.9.7)")
+    if not 0 <= crl.change_delay.seconds <= 86400:
+        problems.append("crl.change_delay: must be between 0s and 24h (BR 4.9.7)")
+    if not 60 <= crl.cadence.seconds <= min(7 * 86400, crl.validity.seconds / 2):
+        problems.append(
+            "crl.cadence: must be between 1m and 7d, and at most half of crl.validity"
+            " (so a CRL is replaced well before its nextUpdate)"
+        )
+    if not 2 * crl.change_delay.seconds <= crl.delta_validity.seconds <= crl.validity.seconds:
+        problems.append(
+            "crl.delta_validity: must be at least twice crl.change_delay and at most crl.validity"
+        )
     oc = cfg.ocsp
     try:
         parse_listen(oc.listen)
@@ -318,6 +353,11 @@ def _semantic_problems(cfg: Config) -> list[str]:
         for kt in prof.key_types:
             if kt not in ("rsa", "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384"):
                 problems.append(f"issuance.profiles.{name}.key_types: unknown key type {kt!r}")
+        for reason in prof.revocation_reasons:
+            if reason not in typing.get_args(ReasonName):
+                problems.append(
+                    f"issuance.profiles.{name}.revocation_reasons: unknown reason {reason!r}"
+                )
         if prof.max_sans < 1:
             problems.append(f"issuance.profiles.{name}.max_sans: must be at least 1")
     return problems

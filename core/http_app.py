@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from core.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
+from crl.http import CrlFiles
 
 T = TypeVar("T")
 log = logging.getLogger("hanko.http")
@@ -106,15 +107,22 @@ class App:
     """Routes requests by exact method and path; checks the bearer token of the route's
     role in constant time; turns every failure into `{"error": CODE, "detail": TEXT}`."""
 
-    def __init__(self, routes: list[Route], tokens: dict[str, str]) -> None:
+    def __init__(
+        self, routes: list[Route], tokens: dict[str, str], *, crl_files: CrlFiles | None = None
+    ) -> None:
         self._routes = routes
         self._tokens = {role: token.encode() for role, token in tokens.items()}
+        self._crl_files = crl_files
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if self._crl_files is not None and path.startswith("/crl/") and path.endswith(".crl"):
+            await self._crl(self._crl_files, scope, send, path[len("/crl/") :])
             return
         try:
             route, params = self._find(scope["method"], scope["path"])
@@ -130,6 +138,20 @@ class App:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status, body = 500, {"error": "internal_error", "detail": "internal error (logged)"}
         await self._respond(send, status, body)
+
+    async def _crl(self, files: CrlFiles, scope: Scope, send: Send, name: str) -> None:
+        """CRL files stream their own answer; only a refusal is JSON."""
+        if scope["method"] not in ("GET", "HEAD"):
+            await self._respond(send, 405, {"error": "method_not_allowed", "detail": "GET or HEAD"})
+            return
+        try:
+            if await files(scope, send, name):
+                return
+        except OSError:
+            # Reading a published file failed mid-answer; the client sees a cut body.
+            log.exception("serving CRL %s", name)
+            return
+        await self._respond(send, 404, {"error": "not_found", "detail": f"no CRL named {name}"})
 
     def _find(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = False

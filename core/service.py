@@ -20,6 +20,9 @@ from core.http_app import App, Request, Route
 from core.issuance.intake_pool import IntakePool
 from core.store import GroupCommitWriter, Store
 from core.wiring import (
+    crl_publisher,
+    crl_updater,
+    crl_url_list,
     issuance_engine,
     ocsp_refresher,
     open_store,
@@ -27,6 +30,8 @@ from core.wiring import (
     signer_pool,
     store_writer,
 )
+from crl.http import CrlFiles
+from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
 from signer.pool import SignerPool
 
@@ -42,6 +47,7 @@ def build_app(
     clock: Clock,
     intake: IntakePool | None = None,
     refresher: OcspRefresher | None = None,
+    crl_updater: CrlUpdater | None = None,
 ) -> App:
     engine = issuance_engine(
         cfg, signer=pool, store=store, writer=writer, clock=clock, intake=intake
@@ -59,18 +65,30 @@ def build_app(
             "ocsp_refresher": (
                 msgspec.to_builtins(refresher.statistics()) if refresher is not None else None
             ),
+            "crl_updater": (
+                msgspec.to_builtins(crl_updater.statistics()) if crl_updater is not None else None
+            ),
         }
+
+    async def crl_urls(request: Request) -> tuple[int, Any]:
+        return 200, crl_url_list(cfg, store)
 
     routes = [
         Route("GET", "/healthz", None, healthz),
         Route("GET", "/v1/statistics", "admin", statistics),
+        Route("GET", "/crl/urls.json", None, crl_urls),
         *rpc.routes(engine, store, writer, clock),
     ]
     tokens = {
         "rpc": read_secret(cfg, cfg.api.rpc_token),
         "admin": read_secret(cfg, cfg.api.admin_token),
     }
-    return App(routes, tokens)
+    files = CrlFiles(
+        cfg.path(cfg.crl.publish_dir),
+        # A CDN may keep a CRL as long as a new revocation may wait to be published.
+        max_age=max(int(cfg.crl.change_delay.seconds), 1),
+    )
+    return App(routes, tokens, crl_files=files)
 
 
 async def run_service(
@@ -87,6 +105,9 @@ async def run_service(
             if cfg.issuance.ocsp
             else None
         )
+        updater = crl_updater(
+            cfg, crl_publisher(cfg, signer=pool, store=store, writer=writer, clock=clock)
+        )
         app = build_app(
             cfg,
             store=store,
@@ -95,6 +116,7 @@ async def run_service(
             clock=clock,
             intake=intake,
             refresher=refresher,
+            crl_updater=updater,
         )
         hc = HypercornConfig()
         hc.bind = [cfg.api.listen]
@@ -103,6 +125,7 @@ async def run_service(
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
+            await nursery.start(updater.run)
             if refresher is not None:
                 await nursery.start(refresher.run)
                 ocsp_bind = await nursery.start(responder_processes(cfg).run)

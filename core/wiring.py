@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
@@ -15,7 +16,9 @@ from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.issuance.profile import issuer_info
 from core.store import GroupCommitWriter, Store
-from crl.publisher import CrlPublisher
+from crl.http import url_list
+from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
+from crl.updater import CrlUpdater
 from ocsp.codec import CertIdHash, ResponseEncoder
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
@@ -112,7 +115,13 @@ def issuance_engine(
 
 
 def crl_publisher(
-    cfg: Config, *, signer: BatchSigner, store: Store, writer: GroupCommitWriter, clock: Clock
+    cfg: Config,
+    *,
+    signer: BatchSigner,
+    store: Store,
+    writer: GroupCommitWriter,
+    clock: Clock,
+    directory: Path | None = None,
 ) -> CrlPublisher:
     issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     key_type = KeyType(cfg.ca.key_type)
@@ -125,7 +134,39 @@ def crl_publisher(
         store=store,
         writer=writer,
         clock=clock,
+        directory=directory or cfg.path(cfg.crl.publish_dir),
+        partitions=cfg.issuance.crl_partitions,
         validity=dt.timedelta(seconds=cfg.crl.validity.seconds),
+        deltas=any(p.delta_crl for p in cfg.issuance.profiles.values()),
+        delta_validity=dt.timedelta(seconds=cfg.crl.delta_validity.seconds),
+    )
+
+
+def crl_url_list(cfg: Config, store: Store | None = None) -> dict[str, Any]:
+    """Every partition's CRL URL (today's count and any a smaller count left behind)."""
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    info = issuer_info(issuing, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=False)
+    high = 0
+    own = store is None and cfg.path(cfg.store.path).joinpath("data.mdb").exists()
+    reader = open_store(cfg, readonly=True) if own else store
+    try:
+        if reader is not None:
+            with reader.read() as txn:
+                high = txn.counter(PARTITIONS_COUNTER)
+    finally:
+        if own and reader is not None:
+            reader.close()
+    partitions = range(max(high, cfg.issuance.crl_partitions))
+    return url_list(
+        issuing.subject.rfc4514_string(), info.key_id, [info.crl_url(p) for p in partitions]
+    )
+
+
+def crl_updater(cfg: Config, publisher: CrlPublisher) -> CrlUpdater:
+    return CrlUpdater(
+        publisher,
+        change_delay=dt.timedelta(seconds=cfg.crl.change_delay.seconds),
+        cadence=dt.timedelta(seconds=cfg.crl.cadence.seconds),
     )
 
 

@@ -10,6 +10,7 @@ docs/architecture.md), so it is not used here.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from cryptography import x509
 
@@ -23,6 +24,7 @@ _OID_CRL_NUMBER = bytes.fromhex("0603551d14")
 _OID_IDP = bytes.fromhex("0603551d1c")
 _OID_AKI = bytes.fromhex("0603551d23")
 _OID_DELTA = bytes.fromhex("0603551d1b")
+_OID_FRESHEST = bytes.fromhex("0603551d2e")
 
 
 def _extension(oid: bytes, value: bytes, *, critical: bool) -> bytes:
@@ -52,21 +54,40 @@ def idp_value(url: str) -> bytes:
     ).public_bytes()
 
 
-def tbs_cert_list(
+def freshest_value(url: str) -> bytes:
+    return x509.FreshestCRL(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)]
+    ).public_bytes()
+
+
+def tbs_parts(
     *,
     signature_algorithm: bytes,
     issuer_name: bytes,
     this_update: dt.datetime,
     next_update: dt.datetime,
-    entries: bytes,
+    entries_size: int,
     crl_number: int,
     authority_key_id: bytes,
     idp_url: str,
     delta_of: int | None = None,
-) -> bytes:
-    """TBSCertList (RFC 5280 5.1) around `entries`, the concatenated entry DER."""
+    freshest_url: str | None = None,
+) -> tuple[bytes, bytes]:
+    """(head, tail) of a TBSCertList (RFC 5280 5.1) whose revokedCertificates hold
+    `entries_size` bytes of concatenated entry DER: head + entries + tail is the whole.
+    The entries never need to be one buffer, so a CRL of a million entries is streamed
+    from the store into the hash and the file.
+
+    A delta CRL (`delta_of` = its base CRL's number) has the base's issuing distribution
+    point (RFC 5280 5.2.4: the same scope); a full CRL that has deltas points at them
+    with `freshest_url` (5.2.6).
+    """
     if next_update <= this_update:
         raise ValueError("nextUpdate must be after thisUpdate")
+    if crl_number < 1 or (delta_of is not None and not 0 < delta_of < crl_number):
+        raise ValueError("CRL numbers are positive and a delta's base is older than it")
+    if delta_of is not None and freshest_url is not None:
+        raise ValueError("a delta CRL does not point at deltas")
     extensions = (
         _extension(
             _OID_AKI,
@@ -78,13 +99,25 @@ def tbs_cert_list(
     )
     if delta_of is not None:
         extensions += _extension(_OID_DELTA, encode_unsigned_integer(delta_of), critical=True)
-    revoked = b"\x30" + encode_length(len(entries)) + entries if entries else b""
-    return sequence(
-        _V2
-        + signature_algorithm
-        + issuer_name
-        + encode_time(this_update)
-        + encode_time(next_update)
-        + revoked
-        + tlv(0xA0, sequence(extensions))
-    )
+    if freshest_url is not None:
+        extensions += _extension(_OID_FRESHEST, freshest_value(freshest_url), critical=False)
+    fields = _V2 + signature_algorithm + issuer_name + encode_time(this_update)
+    fields += encode_time(next_update)
+    revoked_head = b"\x30" + encode_length(entries_size) if entries_size else b""
+    tail = tlv(0xA0, sequence(extensions))
+    total = len(fields) + len(revoked_head) + entries_size + len(tail)
+    return b"\x30" + encode_length(total) + fields + revoked_head, tail
+
+
+def tbs_cert_list(*, entries: bytes, **fields: Any) -> bytes:
+    """The whole TBSCertList around `entries` (small CRLs, tests)."""
+    head, tail = tbs_parts(entries_size=len(entries), **fields)
+    return head + entries + tail
+
+
+def signed_parts(
+    tbs_size: int, signature_algorithm: bytes, signature: bytes
+) -> tuple[bytes, bytes]:
+    """(head, tail) of a signed CRL around its TBSCertList of `tbs_size` bytes."""
+    tail = signature_algorithm + tlv(0x03, b"\x00" + signature)
+    return b"\x30" + encode_length(tbs_size + len(tail)), tail

@@ -1,44 +1,66 @@
 """Building and publishing partition CRLs: the edge around crl.encoder.
 
-A partition's CRL is its stored entries (already DER, already in serial order), a
-header, and a signature from the batched signer. The CRL number is taken from a store
-counter in a durable commit before the CRL is signed, so numbers only grow, across
-restarts and crashes. Files are written to a temporary name, fsynced, and renamed over
-the previous one: a reader sees the old CRL or the new one, never half of one.
+A full CRL is streamed: the partition's stored entries (already DER, in serial order)
+are read in chunks from one LMDB snapshot, hashed with the header and extensions, and
+only the digest goes to the HSM. The file is then written from the same chunks, so a
+build holds the CRL once in memory and never re-encodes an entry.
+
+Numbers: a full or delta CRL takes its number from a per-partition store counter in a
+durable commit before it is signed, so numbers only grow, across restarts and crashes
+(a build that dies wastes a number, never repeats one). Files: written to a temporary
+name, fsynced, renamed over the previous one; a reader sees the old CRL or the new one,
+never half of one. A lock file serializes builders (the updater in `hanko serve` and a
+`hanko crl` run by hand), so a file never goes back to an older number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
+import hashlib
 import os
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.clock import Clock, from_epoch, to_epoch
-from core.errors import SignerError
+import msgspec
+import trio
+
+from core.clock import Clock, to_epoch
+from core.errors import StoreError
 from core.issuance.profile import IssuerInfo
 from core.store import GroupCommitWriter, Store, WriteTxn
-from crl.encoder import revoked_entry, tbs_cert_list
+from core.store.records import CrlState
+from crl.encoder import signed_parts, tbs_parts
+from crl.schedule import Job, Kind, plan
 from signer.pool import Priority
-from signer.splice import BatchSigner, assemble
+from signer.splice import BatchSigner
 
-# An entry stays on the CRL for this long after its certificate expires, so that it
-# appears on at least one CRL published after the expiry (the BR publish at least every
-# 7 days; this is longer).
-KEEP_AFTER_EXPIRY = dt.timedelta(days=8)
+PARTITIONS_COUNTER = "crl:partitions"
 
 
 @dataclass(frozen=True)
 class PublishedCrl:
     partition: int
+    kind: Kind
     number: int
     entries: int
-    path: Path | None
-    der: bytes
+    size: int  # bytes of the signed CRL
+    path: Path
+    this_update: dt.datetime
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
 
 
 def counter_name(issuer: IssuerInfo, partition: int) -> str:
     return f"crl:{issuer.key_id.hex()}:{partition}"
+
+
+def file_name(partition: int, kind: Kind) -> str:
+    return f"{partition}.crl" if kind is Kind.FULL else f"{partition}-delta.crl"
 
 
 class CrlPublisher:
@@ -52,10 +74,16 @@ class CrlPublisher:
         store: Store,
         writer: GroupCommitWriter,
         clock: Clock,
+        directory: Path,
+        partitions: int,
         validity: dt.timedelta = dt.timedelta(days=7),
+        deltas: bool = False,
+        delta_validity: dt.timedelta = dt.timedelta(days=1),
     ) -> None:
         if not dt.timedelta(hours=1) <= validity <= dt.timedelta(days=10):
             raise ValueError("CRL validity must be between 1 hour and 10 days (BR 4.9.7)")
+        if not dt.timedelta(minutes=1) <= delta_validity <= validity:
+            raise ValueError("delta CRL validity must be between 1 minute and the CRL validity")
         self._issuer = issuer
         self._label = issuer_key_label
         self._alg = issuer.key_type.default_algorithm
@@ -65,66 +93,223 @@ class CrlPublisher:
         self._writer = writer
         self._clock = clock
         self._validity = validity
+        self._delta_validity = delta_validity
+        self.directory = directory
+        self._partitions = partitions
+        self.deltas = deltas
         self._issuer_name = issuer.certificate.subject.public_bytes()
 
-    def _entries(self, partition: int, now: dt.datetime) -> tuple[bytes, int]:
-        keep_from = to_epoch(now - KEEP_AFTER_EXPIRY)
-        parts = []
+    # -- what exists and what is due ------------------------------------------------------
+
+    def partitions(self) -> range:
+        """Today's partitions and every one a smaller count left behind: a certificate's
+        partition never changes, so its CRL URL must keep answering."""
         with self._store.read() as txn:
-            for rev in txn.iter_revocations(self._issuer.key_id, partition):
-                if rev.not_after >= keep_from:
-                    # Revocations stored before entries were kept as DER are encoded now.
-                    parts.append(
-                        rev.entry_der
-                        or revoked_entry(
-                            int.from_bytes(rev.serial, "big"),
-                            from_epoch(rev.revoked_at),
-                            rev.reason,
-                        )
-                    )
-        return b"".join(parts), len(parts)
+            high = txn.counter(PARTITIONS_COUNTER)
+        return range(max(high, self._partitions))
 
-    async def build(self, partition: int) -> PublishedCrl:
-        now = self._clock.now().replace(microsecond=0)
-        entries, count = self._entries(partition, now)
+    def states(self) -> dict[int, CrlState]:
+        with self._store.read() as txn:
+            return txn.crl_partitions(self._issuer.key_id)
+
+    def due(
+        self, *, change_delay: dt.timedelta, cadence: dt.timedelta, force: bool = False
+    ) -> list[Job]:
+        partitions = self.partitions()
+        missing = {p for p in partitions if not (self.directory / file_name(p, Kind.FULL)).exists()}
+        return plan(
+            self.states(),
+            partitions,
+            now=to_epoch(self._clock.now()),
+            change_delay=int(change_delay.total_seconds()),
+            cadence=int(cadence.total_seconds()),
+            delta_refresh=int(self._delta_validity.total_seconds()) // 2 if self.deltas else None,
+            missing=missing,
+            force=force,
+        )
+
+    async def run(self, jobs: Sequence[Job]) -> list[PublishedCrl]:
+        out: list[PublishedCrl] = []
+        for job in jobs:
+            if job.kind is Kind.FULL:
+                out.extend(await self.publish_full(job.partition))
+            else:
+                out.append(await self.publish_delta(job.partition))
+        return out
+
+    # -- building -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    await trio.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    async def _take_number(self, partition: int, *, prune: bool) -> int:
         name = counter_name(self._issuer, partition)
+        issuer, count = self._issuer.key_id, self._partitions
 
-        def take_number(txn: WriteTxn) -> int:
+        def op(txn: WriteTxn) -> int:
+            txn.raise_counter_to(PARTITIONS_COUNTER, count)
+            if prune:
+                # Entries whose certificate expired before the last full CRL's
+                # thisUpdate were on that CRL after their expiry: they may leave now.
+                last = txn.crl_state(issuer, partition).full_this_update
+                if last:
+                    txn.prune_crl(issuer, partition, last)
             return txn.next_counter(name)
 
-        number = await self._writer.submit(take_number)
-        tbs = tbs_cert_list(
+        return await self._writer.submit(op)
+
+    def _snapshot(self, partition: int) -> tuple[CrlState, list[bytes]]:
+        with self._store.read() as txn:
+            state = txn.crl_state(self._issuer.key_id, partition)
+            chunks = list(txn.crl_entry_chunks(self._issuer.key_id, partition, state.entries))
+        if sum(map(len, chunks)) != state.size:
+            raise StoreError(f"CRL partition {partition}: entry sizes disagree with its state")
+        return state, chunks
+
+    def _digest(self, parts: Sequence[bytes]) -> bytes:
+        h = hashlib.new(self._alg.hash_name)
+        for part in parts:
+            h.update(part)
+        return h.digest()
+
+    async def _sign_and_write(
+        self, path: Path, head: bytes, chunks: list[bytes], tail: bytes, this_update: dt.datetime
+    ) -> int:
+        tbs_size = len(head) + sum(map(len, chunks)) + len(tail)
+        parts = [head, *chunks, tail]
+        digest = await trio.to_thread.run_sync(self._digest, parts)
+        signature = await self._signer.sign_digest(
+            self._label, self._alg, digest, priority=Priority.BULK
+        )
+        outer, trailer = signed_parts(tbs_size, self._alg_der, signature)
+        await trio.to_thread.run_sync(
+            write_atomically, path, [outer, *parts, trailer], to_epoch(this_update)
+        )
+        return len(outer) + tbs_size + len(trailer)
+
+    async def publish_full(self, partition: int) -> list[PublishedCrl]:
+        """Build, sign and publish the partition's full CRL (then its delta, which is
+        empty against the new base, when deltas are on)."""
+        async with self._locked():
+            number = await self._take_number(partition, prune=True)
+            now = self._clock.now().replace(microsecond=0)
+            state, chunks = await trio.to_thread.run_sync(self._snapshot, partition)
+            head, tail = tbs_parts(
+                signature_algorithm=self._alg_der,
+                issuer_name=self._issuer_name,
+                this_update=now,
+                next_update=now + self._validity,
+                entries_size=state.size,
+                crl_number=number,
+                authority_key_id=self._issuer.key_id,
+                idp_url=self._issuer.crl_url(partition),
+                freshest_url=self._issuer.delta_crl_url(partition) if self.deltas else None,
+            )
+            path = self.directory / file_name(partition, Kind.FULL)
+            size = await self._sign_and_write(path, head, chunks, tail, now)
+            del chunks
+            issuer = self._issuer.key_id
+
+            def record(txn: WriteTxn) -> None:
+                current = txn.crl_state(issuer, partition)
+                txn.put_crl_state(
+                    issuer,
+                    partition,
+                    msgspec.structs.replace(
+                        current,
+                        full_number=number,
+                        full_this_update=to_epoch(now),
+                        full_seq=state.changed_seq,
+                    ),
+                )
+                txn.trim_crl_log(issuer, partition, state.changed_seq)
+
+            await self._writer.submit(record)
+            out = [PublishedCrl(partition, Kind.FULL, number, state.entries, size, path, now)]
+            if self.deltas:
+                out.append(await self._delta(partition))
+            return out
+
+    async def publish_delta(self, partition: int) -> PublishedCrl:
+        """Publish the revocations since the partition's last full CRL (RFC 5280 5.2.4)."""
+        async with self._locked():
+            return await self._delta(partition)
+
+    async def _delta(self, partition: int) -> PublishedCrl:
+        if not self.deltas:
+            raise ValueError("delta CRLs are off: no profile has delta_crl")
+        issuer = self._issuer.key_id
+        with self._store.read() as txn:
+            if txn.crl_state(issuer, partition).full_number == 0:
+                raise StoreError(f"partition {partition} has no full CRL to be a delta of")
+        number = await self._take_number(partition, prune=False)
+        now = self._clock.now().replace(microsecond=0)
+        with self._store.read() as txn:
+            state = txn.crl_state(issuer, partition)
+            entries = txn.crl_entries_since(issuer, partition, state.full_seq)
+        head, tail = tbs_parts(
             signature_algorithm=self._alg_der,
             issuer_name=self._issuer_name,
             this_update=now,
-            next_update=now + self._validity,
-            entries=entries,
+            next_update=now + self._delta_validity,
+            entries_size=sum(map(len, entries)),
             crl_number=number,
-            authority_key_id=self._issuer.key_id,
+            authority_key_id=issuer,
             idp_url=self._issuer.crl_url(partition),
+            delta_of=state.full_number,
         )
-        [signature] = await self._signer.sign_many(
-            [(self._label, self._alg, tbs)], priority=Priority.BULK
-        )
-        if isinstance(signature, SignerError):
-            raise signature
-        return PublishedCrl(partition, number, count, None, assemble(tbs, self._alg_der, signature))
+        path = self.directory / file_name(partition, Kind.DELTA)
+        size = await self._sign_and_write(path, head, entries, tail, now)
 
-    async def publish(self, partition: int, directory: Path) -> PublishedCrl:
-        crl = await self.build(partition)
-        path = directory / f"{partition}.crl"
-        write_atomically(path, crl.der)
-        return PublishedCrl(crl.partition, crl.number, crl.entries, path, crl.der)
+        def record(txn: WriteTxn) -> None:
+            current = txn.crl_state(issuer, partition)
+            txn.put_crl_state(
+                issuer,
+                partition,
+                msgspec.structs.replace(
+                    current,
+                    delta_number=number,
+                    delta_this_update=to_epoch(now),
+                    delta_seq=state.changed_seq,
+                ),
+            )
+
+        await self._writer.submit(record)
+        return PublishedCrl(partition, Kind.DELTA, number, len(entries), size, path, now)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, parts: Sequence[bytes], mtime: int | None = None) -> None:
+    """Write `parts` to `path` so that a reader sees the old file or the whole new one,
+    and the new one survives a crash once this returns. `mtime` (epoch seconds) becomes
+    the file's modification time: the CRL's thisUpdate, which HTTP serves as
+    Last-Modified."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.writelines(parts)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -46,6 +46,18 @@ class SignAlgorithm(enum.IntEnum):
         raise ValueError(f"unknown signature algorithm {slug!r}")
 
 
+# Set on the algorithm value of a signing request whose data is already the digest. Large
+# documents (a CRL of a million entries is ~45 MB) are hashed where they are built, so
+# only 32 or 48 bytes cross the pipe to the worker and no second copy is ever made.
+PREHASHED = 0x100
+
+# DER DigestInfo prefixes (RFC 8017 9.2 note 1) for RSA PKCS#1 v1.5 over a digest.
+DIGEST_INFO_PREFIX = {
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+}
+
+
 class KeyType(enum.Enum):
     """Key types the CA's own keys may have (`hanko init --key-type`)."""
 

@@ -30,7 +30,7 @@ import outcome
 import trio
 
 from core.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
-from signer.algorithms import SignAlgorithm
+from signer.algorithms import PREHASHED, SignAlgorithm
 from signer.messages import (
     FROM_WORKER,
     BatchResult,
@@ -308,6 +308,24 @@ class SignerPool:
             await self._enqueue(reqs[start : start + self._queue_max], wait=wait)
         await waiter.event.wait()
         return [r.error if r.error is not None else r.value for r in reqs]
+
+    async def sign_digest(
+        self,
+        label: str,
+        alg: SignAlgorithm,
+        digest: bytes,
+        *,
+        priority: Priority = Priority.BULK,
+    ) -> bytes:
+        """Sign a digest already computed with `alg`'s hash (a document too large to
+        send whole: a CRL). Returns the signature in X.509 form."""
+        waiter = _Waiter(1)
+        req = _Request(label, alg.value | PREHASHED, digest, priority, waiter)
+        await self._enqueue([req], wait=True)
+        await waiter.event.wait()
+        if req.error is not None:
+            raise req.error
+        return req.value
 
     def statistics(self) -> SignerStatistics:
         workers = []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import trio
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from core.errors import SignerError
 from signer.algorithms import SignAlgorithm
@@ -20,11 +20,16 @@ def _hash(alg: SignAlgorithm) -> hashes.HashAlgorithm:
     return hashes.SHA384() if alg.hash_name == "sha384" else hashes.SHA256()
 
 
-def software_sign(key: SoftwareKey, alg: SignAlgorithm, data: bytes) -> bytes:
+def software_sign(
+    key: SoftwareKey, alg: SignAlgorithm, data: bytes, *, prehashed: bool = False
+) -> bytes:
+    chosen: hashes.HashAlgorithm | utils.Prehashed = (
+        utils.Prehashed(_hash(alg)) if prehashed else _hash(alg)
+    )
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if not alg.is_ecdsa:
             raise SignerError(f"an EC key cannot sign {alg.slug}")
-        return key.sign(data, ec.ECDSA(_hash(alg)))
+        return key.sign(data, ec.ECDSA(chosen))
     if alg.is_ecdsa:
         raise SignerError(f"an RSA key cannot sign {alg.slug}")
     pad: padding.AsymmetricPadding = (
@@ -32,7 +37,7 @@ def software_sign(key: SoftwareKey, alg: SignAlgorithm, data: bytes) -> bytes:
         if alg.is_pss
         else padding.PKCS1v15()
     )
-    return key.sign(data, pad, _hash(alg))
+    return key.sign(data, pad, chosen)
 
 
 class SoftwareSigner:
@@ -58,6 +63,21 @@ class SoftwareSigner:
     ) -> bytes:
         await trio.lowlevel.checkpoint()
         return self._sign(label, alg, data)
+
+    async def sign_digest(
+        self,
+        label: str,
+        alg: SignAlgorithm,
+        digest: bytes,
+        *,
+        priority: Priority = Priority.BULK,
+    ) -> bytes:
+        await trio.lowlevel.checkpoint()
+        key = self._keys.get(label)
+        if key is None:
+            raise SignerError(f"no key labelled {label!r}")
+        self.signatures += 1
+        return software_sign(key, alg, digest, prehashed=True)
 
     async def sign_many(
         self,

@@ -35,6 +35,10 @@ class BatchSigner(Protocol):
         wait: bool = ...,
     ) -> list[bytes | SignerError]: ...
 
+    async def sign_digest(
+        self, label: str, alg: SignAlgorithm, digest: bytes, *, priority: Priority = ...
+    ) -> bytes: ...
+
 
 def split_signed(der: bytes) -> tuple[bytes, bytes, bytes]:
     """(to-be-signed, signatureAlgorithm, trailing elements) of a signed SEQUENCE."""

@@ -29,7 +29,7 @@ from pkcs11.util.rsa import encode_rsa_public_key
 
 from core.der import ecdsa_signature_from_raw
 from core.errors import HsmUnavailable, SignerError
-from signer.algorithms import KeyType, SignAlgorithm
+from signer.algorithms import DIGEST_INFO_PREFIX, KeyType, SignAlgorithm
 
 _LIBS: dict[str, Any] = {}
 _LOADED_CONF: dict[str, str | None] = {}
@@ -174,10 +174,12 @@ class TokenSession:
 
     # -- signing ----------------------------------------------------------------------
 
-    def signer_for(self, label: str, alg: SignAlgorithm) -> Callable[[bytes], bytes]:
-        """A function that signs whole messages with `label` and `alg`, returning the
-        X.509 signature form. Built once per (key, algorithm) and reused: it is the
-        worker's hot path."""
+    def signer_for(
+        self, label: str, alg: SignAlgorithm, *, prehashed: bool = False
+    ) -> Callable[[bytes], bytes]:
+        """A function that signs whole messages (or, `prehashed`, their digests) with
+        `label` and `alg`, returning the X.509 signature form. Built once per (key,
+        algorithm) and reused: it is the worker's hot path."""
         key = self.private_key(label)
         if not self._types[label].accepts(alg):
             raise SignerError(
@@ -188,15 +190,20 @@ class TokenSession:
             # SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest raw.
             hash_new = hashlib.sha384 if alg.hash_name == "sha384" else hashlib.sha256
             ecdsa = Mechanism.ECDSA
+            size = alg.digest_size
 
             def sign_ecdsa(data: bytes) -> bytes:
+                if prehashed and len(data) != size:
+                    raise SignerError(f"a {alg.hash_name} digest is {size} bytes, not {len(data)}")
                 try:
-                    raw = key_sign(hash_new(data).digest(), mechanism=ecdsa)
+                    raw = key_sign(data if prehashed else hash_new(data).digest(), mechanism=ecdsa)
                 except PKCS11Error as exc:
                     raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
                 return ecdsa_signature_from_raw(raw)
 
             return sign_ecdsa
+        if prehashed:
+            return self._rsa_digest_signer(label, alg, key_sign)
         mechanism, param = _RSA_MECHANISMS[alg]
 
         def sign_rsa(data: bytes) -> bytes:
@@ -206,6 +213,25 @@ class TokenSession:
                 raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
 
         return sign_rsa
+
+    @staticmethod
+    def _rsa_digest_signer(
+        label: str, alg: SignAlgorithm, key_sign: Callable[..., Any]
+    ) -> Callable[[bytes], bytes]:
+        if alg.is_pss:
+            raise SignerError(f"{alg.slug} is not offered over a digest")
+        prefix, size = DIGEST_INFO_PREFIX[alg.hash_name], alg.digest_size
+        raw_pkcs1 = Mechanism.RSA_PKCS
+
+        def sign_digest(digest: bytes) -> bytes:
+            if len(digest) != size:
+                raise SignerError(f"a {alg.hash_name} digest is {size} bytes, not {len(digest)}")
+            try:
+                return bytes(key_sign(prefix + digest, mechanism=raw_pkcs1))
+            except PKCS11Error as exc:
+                raise SignerError(f"HSM refused to sign with {label!r}: {exc!r}") from exc
+
+        return sign_digest
 
     def sign(self, label: str, alg: SignAlgorithm, data: bytes) -> bytes:
         """Sign `data` (the full message, not a digest); returns the X.509 signature form."""

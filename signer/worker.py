@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from core.errors import HankoError, SignerError
-from signer.algorithms import SignAlgorithm
+from signer.algorithms import PREHASHED, SignAlgorithm
 from signer.messages import (
     TO_WORKER,
     BatchResult,
@@ -77,10 +77,12 @@ def main() -> int:
 
     def signer_for(label: str, alg: int) -> Callable[[bytes], bytes]:
         try:
-            algorithm = SignAlgorithm(alg)
+            algorithm = SignAlgorithm(alg & ~PREHASHED)
         except ValueError:
             raise SignerError(f"unknown signature algorithm {alg}") from None
-        fn = signers[(label, alg)] = session.signer_for(label, algorithm)
+        fn = signers[(label, alg)] = session.signer_for(
+            label, algorithm, prehashed=bool(alg & PREHASHED)
+        )
         return fn
 
     while True:

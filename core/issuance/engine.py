@@ -415,6 +415,7 @@ class IssuanceEngine:
             partition=partition,
             not_before=not_before,
             not_after=not_after,
+            delta_crl=prof.delta_crl,
         )
         mode = self._config.lint
         if mode == "all" or (
@@ -538,18 +539,25 @@ class IssuanceEngine:
         at = self._clock.now().replace(microsecond=0)
         now = to_epoch(at)
         entry = revoked_entry(int.from_bytes(serial, "big"), at, code)
+        with self._store.read() as read:
+            current = read.get_cert(serial)
+        if current is None:
+            raise NotFound(f"no certificate with serial {serial.hex()}")
+        prof = self._config.profiles.get(current.profile)
+        if prof is not None and reason not in prof.revocation_reasons:
+            raise PolicyError(
+                "reason_not_allowed",
+                f"profile {current.profile!r} does not allow revocation for {reason}"
+                f" (allowed: {', '.join(prof.revocation_reasons)})",
+            )
         ocsp: OcspRecord | SignerError | None = None
-        if self._presigner is not None:
-            with self._store.read() as read:
-                current = read.get_cert(serial)
-            if current is None:
-                raise NotFound(f"no certificate with serial {serial.hex()}")
-            if current.status is CertStatus.GOOD:  # sign only what may be stored
-                pending = self._presigner.pending(serial, now=at, revoked_at=now, reason=code)
-                sigs = await self._signer.sign_many(
-                    self._presigner.sign_items(pending), priority=Priority.INTERACTIVE
-                )
-                ocsp = self._presigner.record(pending, sigs)
+        # Sign only what may be stored: a revoked certificate keeps its revocation.
+        if self._presigner is not None and current.status is CertStatus.GOOD:
+            pending = self._presigner.pending(serial, now=at, revoked_at=now, reason=code)
+            sigs = await self._signer.sign_many(
+                self._presigner.sign_items(pending), priority=Priority.INTERACTIVE
+            )
+            ocsp = self._presigner.record(pending, sigs)
 
         def op(txn: WriteTxn) -> tuple[int, RevocationReason, bool]:
             rev, created = txn.revoke(serial, at=now, reason=code, actor=actor, entry_der=entry)

@@ -35,6 +35,9 @@ class IssuerInfo:
     def crl_url(self, partition: int) -> str:
         return f"{self.base_url}/crl/{partition}.crl"
 
+    def delta_crl_url(self, partition: int) -> str:
+        return f"{self.base_url}/crl/{partition}-delta.crl"
+
     @property
     def ocsp_url(self) -> str:
         return f"{self.base_url}/ocsp"
@@ -107,6 +110,20 @@ def subject_for(org: OrgRecord, common_name: str | None, level: str) -> x509.Nam
     return x509.Name(attrs)
 
 
+def freshest_crl(issuer: IssuerInfo, partition: int) -> x509.FreshestCRL:
+    """Where the delta CRLs of a partition are (RFC 5280 4.2.1.15 and 5.2.6)."""
+    return x509.FreshestCRL(
+        [
+            x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(issuer.delta_crl_url(partition))],
+                None,
+                None,
+                None,
+            )
+        ]
+    )
+
+
 def build_template(
     *,
     issuer: IssuerInfo,
@@ -120,6 +137,7 @@ def build_template(
     partition: int,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    delta_crl: bool = False,
 ) -> x509.Certificate:
     usage = subscriber_key_usage()
     access = authority_information_access(issuer)
@@ -151,7 +169,11 @@ def build_template(
             ),
             critical=False,
         )
-        .add_extension(usage, critical=True)
+    )
+    if delta_crl:  # private PKI profiles only: RFC 5280 4.2.1.15, never in BR certificates
+        builder = builder.add_extension(freshest_crl(issuer, partition), critical=False)
+    builder = (
+        builder.add_extension(usage, critical=True)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False

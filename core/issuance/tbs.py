@@ -22,6 +22,7 @@ from core.der import encode_length, encode_time, encode_unsigned_integer, sequen
 from core.issuance.profile import (
     IssuerInfo,
     authority_information_access,
+    freshest_crl,
     subject_for,
     subscriber_key_usage,
 )
@@ -38,6 +39,7 @@ _OID = {
     "ku": bytes.fromhex("0603551d0f"),
     "bc": bytes.fromhex("0603551d13"),
     "san": bytes.fromhex("0603551d11"),
+    "freshest": bytes.fromhex("0603551d2e"),
 }
 
 
@@ -101,6 +103,11 @@ class TbsEncoder:
         ).public_bytes()
         return _extension(_OID["crldp"], value, critical=False)
 
+    @lru_cache(maxsize=4096)  # noqa: B019 - as _crldp
+    def _freshest(self, partition: int) -> bytes:
+        value = freshest_crl(self._issuer, partition).public_bytes()
+        return _extension(_OID["freshest"], value, critical=False)
+
     @lru_cache(maxsize=16384)  # noqa: B019 - bounded; organizations are few and stable
     def _subject(self, org: OrgRecord, level: str, common_name: str | None) -> bytes:
         return subject_for(org, common_name, level).public_bytes()
@@ -117,10 +124,12 @@ class TbsEncoder:
         partition: int,
         not_before: dt.datetime,
         not_after: dt.datetime,
+        delta_crl: bool = False,
     ) -> bytes:
         extensions = (
             self._before_crldp[level]
             + self._crldp(partition)
+            + (self._freshest(partition) if delta_crl else b"")
             + self._after_crldp
             + _extension(_OID["san"], _san(names), critical=False)
         )

@@ -8,6 +8,7 @@ grow, an audit entry for every state change) live in one place.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from core.store.records import (
     AUDIT,
     BLOCKED,
     CERT,
+    CRL_STATE,
     DOMAIN,
     IDEMPOTENCY,
     ORG,
@@ -29,6 +31,7 @@ from core.store.records import (
     BlockedKey,
     CertRecord,
     CertStatus,
+    CrlState,
     DomainRecord,
     IdempotencyRecord,
     OcspRecord,
@@ -39,6 +42,7 @@ from core.store.records import (
     expiry_key,
     partition_prefix,
     revocation_key,
+    seq_key,
     serial_key,
 )
 
@@ -57,6 +61,13 @@ _DB_NAMES = (
     b"idempotency",
     b"ocsp",
     b"ocsp_due",
+    # CRLs: issuer|partition|serial -> entry DER, issuer|partition|seq -> serial (the
+    # order revocations arrived in, for deltas), issuer|partition|not_after|serial (to
+    # prune expired entries), issuer|partition -> CrlState.
+    b"crl_entries",
+    b"crl_log",
+    b"crl_expiry",
+    b"crl_state",
 )
 _SCHEMA_KEY = b"schema_version"
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
@@ -234,6 +245,62 @@ class ReadTxn:
                 return
             yield REVOCATION.decode(value)
 
+    # -- CRLs ---------------------------------------------------------------------------
+
+    def crl_state(self, issuer: bytes, partition: int) -> CrlState:
+        raw = self.txn.get(partition_prefix(issuer, partition), db=self.dbs[b"crl_state"])
+        return CrlState() if raw is None else CRL_STATE.decode(raw)
+
+    def crl_partitions(self, issuer: bytes) -> dict[int, CrlState]:
+        """Every partition of `issuer` that ever had an entry or a CRL, with its state:
+        partitions beyond today's count keep their CRLs while their certificates live."""
+        cur = self.txn.cursor(db=self.dbs[b"crl_state"])
+        found: dict[int, CrlState] = {}
+        if not cur.set_range(issuer):
+            return found
+        for key, value in cur:
+            if not key.startswith(issuer):
+                break
+            found[int.from_bytes(key[len(issuer) :], "big")] = CRL_STATE.decode(value)
+        return found
+
+    def crl_entry_chunks(
+        self, issuer: bytes, partition: int, count: int, *, chunk: int = 8192
+    ) -> Iterator[bytes]:
+        """The partition's `count` entries (CrlState.entries, read in this snapshot), in
+        serial order, concatenated `chunk` at a time. LMDB iterates the values in C; the
+        count bounds the range, and both ends are checked against the key prefix."""
+        if count == 0:
+            return
+        prefix = partition_prefix(issuer, partition)
+        cur = self.txn.cursor(db=self.dbs[b"crl_entries"])
+        if not cur.set_range(prefix) or not cur.key().startswith(prefix):
+            raise StoreError(f"CRL partition {partition} should hold {count} entries, has none")
+        values = cur.iternext(keys=False, values=True)
+        left = count
+        while left:
+            take = min(chunk, left)
+            part = b"".join(itertools.islice(values, take))
+            left -= take
+            yield part
+        if not cur.key().startswith(prefix) or (cur.next() and cur.key().startswith(prefix)):
+            raise StoreError(f"CRL partition {partition} does not hold exactly {count} entries")
+
+    def crl_entries_since(self, issuer: bytes, partition: int, after_seq: int) -> list[bytes]:
+        """Entries of revocations logged after `after_seq`, in serial order (a delta)."""
+        prefix = partition_prefix(issuer, partition)
+        log = self.txn.cursor(db=self.dbs[b"crl_log"])
+        serials: list[bytes] = []
+        if log.set_range(seq_key(prefix, after_seq + 1)):
+            for key, skey in log:
+                if not key.startswith(prefix):
+                    break
+                serials.append(skey)
+        entries_db = self.dbs[b"crl_entries"]
+        found = (self.txn.get(prefix + skey, db=entries_db) for skey in sorted(serials))
+        # An entry pruned meanwhile (its certificate long expired) has left the CRL.
+        return [entry for entry in found if entry is not None]
+
     def iter_expiring(self, before: int) -> Iterator[bytes]:
         """Serials whose not_after is earlier than `before`, soonest first."""
         cur = self.txn.cursor(db=self.dbs[b"expiry"])
@@ -380,7 +447,7 @@ class WriteTxn(ReadTxn):
         at: int,
         reason: RevocationReason,
         actor: str,
-        entry_der: bytes = b"",
+        entry_der: bytes,
     ) -> tuple[RevocationRecord, bool]:
         """Revoke once. Returns the revocation and whether this call created it.
 
@@ -395,6 +462,8 @@ class WriteTxn(ReadTxn):
             if existing is None:
                 raise StoreError(f"serial {serial.hex()} is revoked but has no revocation entry")
             return existing, False
+        if not entry_der:
+            raise ValueError("a revocation needs its CRL entry DER")
         rev = RevocationRecord(
             serial=serial,
             issuer=cert.issuer,
@@ -413,6 +482,14 @@ class WriteTxn(ReadTxn):
             cert, status=CertStatus.REVOKED, revoked_at=at, reason=reason
         )
         self.txn.put(serial_key(serial), CERT.encode(updated), db=self.dbs[b"certs"])
+        self.add_crl_entry(
+            cert.issuer,
+            cert.partition,
+            serial,
+            not_after=cert.not_after,
+            entry_der=entry_der,
+            at=at,
+        )
         self.audit(
             at_us=at * 1_000_000,
             actor=actor,
@@ -421,6 +498,89 @@ class WriteTxn(ReadTxn):
             detail={"reason": reason.name.lower()},
         )
         return rev, True
+
+    def add_crl_entry(
+        self,
+        issuer: bytes,
+        partition: int,
+        serial: bytes,
+        *,
+        not_after: int,
+        entry_der: bytes,
+        at: int,
+    ) -> None:
+        """Put a revocation's CRL entry on its partition. `revoke` calls this; on its own
+        it imports the revocations of certificates this store never issued (a CA moving
+        to hanko) and fills benchmarks."""
+        prefix = partition_prefix(issuer, partition)
+        skey = serial_key(serial)
+        if not self.txn.put(prefix + skey, entry_der, db=self.dbs[b"crl_entries"], overwrite=False):
+            raise StoreError(f"serial {serial.hex()} is already on CRL partition {partition}")
+        seq = self.next_counter("crl_log")
+        self.txn.put(seq_key(prefix, seq), skey, db=self.dbs[b"crl_log"])
+        self.txn.put(prefix + not_after.to_bytes(8, "big") + skey, b"", db=self.dbs[b"crl_expiry"])
+        state = self.crl_state(issuer, partition)
+        first_pending = state.changed_seq <= max(state.full_seq, state.delta_seq)
+        self.put_crl_state(
+            issuer,
+            partition,
+            msgspec.structs.replace(
+                state,
+                entries=state.entries + 1,
+                size=state.size + len(entry_der),
+                changed_seq=seq,
+                pending_since=at if first_pending else state.pending_since,
+            ),
+        )
+
+    def put_crl_state(self, issuer: bytes, partition: int, state: CrlState) -> None:
+        self.txn.put(
+            partition_prefix(issuer, partition), CRL_STATE.encode(state), db=self.dbs[b"crl_state"]
+        )
+
+    def prune_crl(self, issuer: bytes, partition: int, expired_before: int) -> int:
+        """Drop the entries of certificates that expired before `expired_before` (the
+        thisUpdate of a CRL that still listed them); returns how many left."""
+        prefix = partition_prefix(issuer, partition)
+        cur = self.txn.cursor(db=self.dbs[b"crl_expiry"])
+        entries_db = self.dbs[b"crl_entries"]
+        doomed: list[bytes] = []
+        if cur.set_range(prefix):
+            for key in cur.iternext(keys=True, values=False):
+                if not key.startswith(prefix):
+                    break
+                if int.from_bytes(key[len(prefix) : len(prefix) + 8], "big") >= expired_before:
+                    break
+                doomed.append(key)
+        if not doomed:
+            return 0
+        freed = 0
+        for key in doomed:
+            entry = self.txn.pop(prefix + key[len(prefix) + 8 :], db=entries_db)
+            freed += len(entry) if entry is not None else 0
+            self.txn.delete(key, db=self.dbs[b"crl_expiry"])
+        state = self.crl_state(issuer, partition)
+        self.put_crl_state(
+            issuer,
+            partition,
+            msgspec.structs.replace(
+                state, entries=state.entries - len(doomed), size=state.size - freed
+            ),
+        )
+        return len(doomed)
+
+    def trim_crl_log(self, issuer: bytes, partition: int, through_seq: int) -> None:
+        """Forget log positions up to `through_seq`: a published full CRL holds them, and
+        deltas only ever look past it."""
+        prefix = partition_prefix(issuer, partition)
+        cur = self.txn.cursor(db=self.dbs[b"crl_log"])
+        if not cur.set_range(prefix):
+            return
+        while cur.key().startswith(prefix):
+            if int.from_bytes(cur.key()[len(prefix) :], "big") > through_seq:
+                return
+            if not cur.delete():  # moves to the next key; False at the end
+                return
 
     def put_org(self, org: OrgRecord, *, at_us: int, actor: str) -> None:
         self.txn.put(org.id.encode(), ORG.encode(org), db=self.dbs[b"orgs"])

@@ -14,7 +14,8 @@ import msgspec
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# 2: CRL entries, log, expiry index and partition state (crl_* databases).
+SCHEMA_VERSION = 2
 
 # Serials are at most 20 octets (RFC 5280 4.1.2.2); keys pad them to this width so that
 # LMDB's byte order is the serial's numeric order.
@@ -64,6 +65,26 @@ class RevocationRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=Tru
     not_after: int
     # The CRL entry, DER-encoded once at revocation, so a CRL is a concatenation.
     entry_der: bytes = b""
+
+
+class CrlState(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """One CRL partition: the sum of its stored entries, and what was last published.
+
+    `entries` and `size` change in the transaction that adds or prunes an entry, so a
+    build knows how many values its key range holds without scanning for its end.
+    Full and delta CRLs of a partition share one CRL number sequence (RFC 5280 5.2.4).
+    """
+
+    entries: int = 0
+    size: int = 0  # total DER length of the entries
+    changed_seq: int = 0  # crl_log position of the partition's latest revocation
+    pending_since: int = 0  # when the first revocation not yet on a published CRL came
+    full_number: int = 0  # the last published full CRL (0: none yet)
+    full_this_update: int = 0
+    full_seq: int = 0  # the changed_seq that full CRL includes
+    delta_number: int = 0
+    delta_seq: int = 0
+    delta_this_update: int = 0
 
 
 class AuditEntry(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
@@ -125,6 +146,7 @@ DOMAIN = Codec(DomainRecord)
 BLOCKED = Codec(BlockedKey)
 IDEMPOTENCY = Codec(IdempotencyRecord)
 REVOCATION = Codec(RevocationRecord)
+CRL_STATE = Codec(CrlState)
 AUDIT = Codec(AuditEntry)
 
 
@@ -150,6 +172,10 @@ def revocation_key(issuer: bytes, partition: int, serial: bytes) -> bytes:
 
 def partition_prefix(issuer: bytes, partition: int) -> bytes:
     return issuer + partition.to_bytes(2, "big")
+
+
+def seq_key(prefix: bytes, seq: int) -> bytes:
+    return prefix + seq.to_bytes(8, "big")
 
 
 def expiry_key(not_after: int, serial: bytes) -> bytes:

@@ -49,11 +49,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             clock.advance(dt.timedelta(minutes=i))
             await engine.revoke(certs[i].serial, reason, actor="t")  # type: ignore[arg-type]
         publisher = crl_publisher(
-            ca.config, signer=engine.signer, store=engine.store, writer=engine.writer, clock=clock
+            ca.config,
+            signer=engine.signer,
+            store=engine.store,
+            writer=engine.writer,
+            clock=clock,
+            directory=out,
         )
-        first = [await publisher.publish(p, out) for p in range(ca.config.issuance.crl_partitions)]
-        second = [await publisher.publish(p, out) for p in range(ca.config.issuance.crl_partitions)]
-        return {"certs": certs, "first": first, "second": second}
+        partitions = range(ca.config.issuance.crl_partitions)
+        first = [(await publisher.publish_full(p))[0] for p in partitions]
+        first_der = [c.read() for c in first]
+        second = [(await publisher.publish_full(p))[0] for p in partitions]
+        return {"certs": certs, "first": first, "first_der": first_der, "second": second}
 
     data = run(ca, clock, job, **setup("crl", NOW))
     data.update(ca=ca, out=out, reasons=reasons, root=root)
@@ -139,7 +146,7 @@ def test_gnutls_verifies_the_crls(scenario: dict[str, Any]) -> None:
 
 
 def test_revoked_certificates_appear_in_their_own_partition_only(scenario: dict[str, Any]) -> None:
-    by_partition = {c.partition: x509.load_der_x509_crl(c.der) for c in scenario["second"]}
+    by_partition = {c.partition: x509.load_der_x509_crl(c.read()) for c in scenario["second"]}
     reason_codes = {
         "keyCompromise": x509.ReasonFlags.key_compromise,
         "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
@@ -204,7 +211,7 @@ def test_crl_numbers_only_grow(scenario: dict[str, Any]) -> None:
     second: list[PublishedCrl] = scenario["second"]
     for a, b in zip(first, second, strict=True):
         assert b.number > a.number
-        crl = x509.load_der_x509_crl(b.der)
+        crl = x509.load_der_x509_crl(b.read())
         assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == b.number
         idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
         assert idp.critical

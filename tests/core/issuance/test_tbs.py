@@ -65,11 +65,17 @@ def issuer(key_type: KeyType) -> x509.Certificate:
 @pytest.mark.parametrize("key_type", list(KeyType))
 @pytest.mark.parametrize("level", ["ov", "ev"])
 @pytest.mark.parametrize(
-    ("not_before", "cn", "ocsp", "partition"),
+    ("not_before", "cn", "ocsp", "partition", "delta"),
     [
-        (dt.datetime(2026, 11, 21, 12, 0, 1, tzinfo=dt.UTC), None, True, 0),
-        (dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.UTC), "www.example.co.jp", False, 65535),
-        (dt.datetime(2050, 1, 1, tzinfo=dt.UTC), None, True, 300),
+        (dt.datetime(2026, 11, 21, 12, 0, 1, tzinfo=dt.UTC), None, True, 0, False),
+        (
+            dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+            "www.example.co.jp",
+            False,
+            65535,
+            True,
+        ),
+        (dt.datetime(2050, 1, 1, tzinfo=dt.UTC), None, True, 300, True),
     ],
 )
 def test_encoder_matches_builder(
@@ -79,6 +85,7 @@ def test_encoder_matches_builder(
     cn: str | None,
     ocsp: bool,
     partition: int,
+    delta: bool,
 ) -> None:
     info = issuer_info(issuer(key_type), key_type, "http://pki.example.com", ocsp=ocsp)
     alg, _ = signature_algorithm_der(key_type)
@@ -102,6 +109,7 @@ def test_encoder_matches_builder(
         partition=partition,
         not_before=not_before,
         not_after=not_after,
+        delta_crl=delta,
     ).public_bytes(serialization.Encoding.DER)
     fast = TbsEncoder(info, alg).tbs(
         org=ORG,
@@ -115,6 +123,7 @@ def test_encoder_matches_builder(
         partition=partition,
         not_before=not_before,
         not_after=not_after,
+        delta_crl=delta,
     )
     ref_tbs, ref_alg, _ = split_signed(reference)
     assert ref_alg == alg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -22,6 +23,10 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
+from crl.encoder import revoked_entry
+
+# Any well-formed entry: these tests are about the store, the CRL tests about entries.
+ENTRY = revoked_entry(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), RevocationReason.UNSPECIFIED)
 
 HERE = Path(__file__).parent
 ISSUER = b"\x42" * 20
@@ -59,6 +64,7 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
                 at=1_750_000_000,
                 reason=RevocationReason.KEY_COMPROMISE,
                 actor="test",
+                entry_der=ENTRY,
             )
         )
         s.write(lambda t: t.insert_cert(cert(1002, partition=3), at_us=2, actor="test"))
@@ -108,7 +114,13 @@ def test_reader_process_sees_committed_data(store: Store) -> None:
     assert out == ["GOOD", "www2001.example.co.jp", "1"]
     # Data committed after the reader's environment existed is seen by its next read.
     store.write(
-        lambda t: t.revoke(serial_bytes(2001), at=1, reason=RevocationReason.UNSPECIFIED, actor="t")
+        lambda t: t.revoke(
+            serial_bytes(2001),
+            at=1,
+            reason=RevocationReason.UNSPECIFIED,
+            actor="t",
+            entry_der=ENTRY,
+        )
     )
     out = read_in_other_process(store, 2001)
     assert out == ["REVOKED", "www2001.example.co.jp", "2"]
@@ -161,12 +173,20 @@ def test_revoking_twice_returns_the_first_revocation(store: Store) -> None:
     store.write(lambda t: t.insert_cert(cert(5001), at_us=1, actor="test"))
     first, created = store.write(
         lambda t: t.revoke(
-            serial_bytes(5001), at=100, reason=RevocationReason.KEY_COMPROMISE, actor="a"
+            serial_bytes(5001),
+            at=100,
+            reason=RevocationReason.KEY_COMPROMISE,
+            actor="a",
+            entry_der=ENTRY,
         )
     )
     again, created_again = store.write(
         lambda t: t.revoke(
-            serial_bytes(5001), at=200, reason=RevocationReason.SUPERSEDED, actor="b"
+            serial_bytes(5001),
+            at=200,
+            reason=RevocationReason.SUPERSEDED,
+            actor="b",
+            entry_der=ENTRY,
         )
     )
     assert created
@@ -181,7 +201,11 @@ def test_revoking_an_unknown_serial(store: Store) -> None:
     with pytest.raises(NotFound):
         store.write(
             lambda t: t.revoke(
-                serial_bytes(999), at=1, reason=RevocationReason.UNSPECIFIED, actor="a"
+                serial_bytes(999),
+                at=1,
+                reason=RevocationReason.UNSPECIFIED,
+                actor="a",
+                entry_der=ENTRY,
             )
         )
     assert store.stat()["revocations"] == 0
@@ -198,7 +222,11 @@ def test_expiry_index_and_partitions(store: Store) -> None:
     for s in (6000, 6001, 6002):
         store.write(
             lambda t, s=s: t.revoke(
-                serial_bytes(s), at=5, reason=RevocationReason.UNSPECIFIED, actor="t"
+                serial_bytes(s),
+                at=5,
+                reason=RevocationReason.UNSPECIFIED,
+                actor="t",
+                entry_der=ENTRY,
             )
         )
     with store.read() as r:

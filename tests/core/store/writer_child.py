@@ -2,6 +2,7 @@
 the group-commit writer from many concurrent tasks, printing each serial only after
 its commit was acknowledged. The test kills it with SIGKILL mid-stream."""
 
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from core.store import (
     Store,
     serial_bytes,
 )
+from crl.encoder import revoked_entry
+
+# Any well-formed entry: these tests are about the store, the CRL tests about entries.
+ENTRY = revoked_entry(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), RevocationReason.UNSPECIFIED)
 
 COUNT = 200_000
 
@@ -60,6 +65,7 @@ def main() -> None:
                             at=1_800_000_000,
                             reason=RevocationReason.SUPERSEDED,
                             actor="child",
+                            entry_der=ENTRY,
                         )
 
                     await writer.submit(op)

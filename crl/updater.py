@@ -1,0 +1,105 @@
+"""The CRL updater of `hanko serve`: publishes what crl.schedule says is due, forever.
+
+It polls the store (cheap: one small record per partition) rather than being told about
+revocations, so a revocation made by `hanko revoke` in another process is published as
+surely as one made through the RPC. A build that fails is logged and retried on a later
+poll; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import msgspec
+import trio
+
+from core.errors import HankoError
+from crl.publisher import CrlPublisher, PublishedCrl
+
+log = logging.getLogger("hanko.crl")
+
+
+class CrlUpdaterStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    polls: int
+    published_full: int
+    published_delta: int
+    failures: int
+    last_error: str | None
+    building: int | None  # the partition being built now
+
+
+class CrlUpdater:
+    def __init__(
+        self,
+        publisher: CrlPublisher,
+        *,
+        change_delay: dt.timedelta,
+        cadence: dt.timedelta,
+        poll: float = 1.0,
+        retry_after: float = 30.0,
+    ) -> None:
+        self._publisher = publisher
+        self._change_delay = change_delay
+        self._cadence = cadence
+        self._poll = poll
+        self._retry_after = retry_after
+        self._polls = 0
+        self._full = 0
+        self._delta = 0
+        self._failures = 0
+        self._last_error: str | None = None
+        self._building: int | None = None
+        self._failed_at: dict[int, float] = {}
+
+    async def update_once(self) -> list[PublishedCrl]:
+        """Publish every CRL due now; returns what was written."""
+        self._polls += 1
+        jobs = self._publisher.due(change_delay=self._change_delay, cadence=self._cadence)
+        published: list[PublishedCrl] = []
+        for job in jobs:
+            failed = self._failed_at.get(job.partition)
+            if failed is not None and trio.current_time() - failed < self._retry_after:
+                continue
+            self._building = job.partition
+            try:
+                done = await self._publisher.run([job])
+            except HankoError as exc:
+                self._failures += 1
+                self._last_error = f"partition {job.partition}: {exc.message}"
+                self._failed_at[job.partition] = trio.current_time()
+                log.warning("CRL %s build failed: %s", job, exc.message)
+                continue
+            finally:
+                self._building = None
+            self._failed_at.pop(job.partition, None)
+            for crl in done:
+                if crl.kind.value == "full":
+                    self._full += 1
+                else:
+                    self._delta += 1
+                log.info(
+                    "CRL %s number %d: %d entries (%s)",
+                    crl.path.name,
+                    crl.number,
+                    crl.entries,
+                    job.why,
+                )
+            published.extend(done)
+        return published
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.update_once()
+            await trio.sleep(self._poll)
+
+    def statistics(self) -> CrlUpdaterStatistics:
+        return CrlUpdaterStatistics(
+            polls=self._polls,
+            published_full=self._full,
+            published_delta=self._delta,
+            failures=self._failures,
+            last_error=self._last_error,
+            building=self._building,
+        )
