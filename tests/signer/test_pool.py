@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -92,6 +93,33 @@ def test_every_algorithm_verifies(
     # Sanity: the verification above can fail.
     with pytest.raises(InvalidSignature):
         verify(key, alg, signatures[0], messages[1])
+
+
+DIGEST_CASES = [c for c in CASES if not c[1].is_pss]
+
+
+@pytest.mark.parametrize(("ca_fixture", "alg"), DIGEST_CASES, ids=[a.slug for _, a in DIGEST_CASES])
+def test_digest_signing_verifies_as_the_whole_message(
+    ca_fixture: str, alg: SignAlgorithm, request: pytest.FixtureRequest
+) -> None:
+    """What a CRL build uses: the document is hashed at home, only the digest travels."""
+    ca: DevCA = request.getfixturevalue(ca_fixture)
+    message = os.urandom(3 << 20)
+    digest = hashlib.new(alg.hash_name, message).digest()
+
+    async def main() -> tuple[bytes, str, str]:
+        async with running(signer_pool(ca.config, workers=1)) as pool:
+            signature = await pool.sign_digest(ISSUING, alg, digest)
+            with pytest.raises(SignerError) as short:
+                await pool.sign_digest(ISSUING, alg, digest[:-1])
+            with pytest.raises(SignerError) as pss:
+                await pool.sign_digest(ISSUING, SignAlgorithm.RSA_PSS_SHA256, digest)
+            return signature, short.value.message, pss.value.message
+
+    signature, short, pss = trio.run(main)
+    verify(public_key(ca), alg, signature, message)
+    assert "digest is" in short
+    assert "cannot sign" in pss or "not offered" in pss
 
 
 def test_hundreds_of_concurrent_callers_each_get_their_own_signature(dev_ca: DevCA) -> None:
