@@ -55,8 +55,9 @@ class PublishedCrl:
         return self.path.read_bytes()
 
 
-def counter_name(issuer: IssuerInfo, partition: int) -> str:
-    return f"crl:{issuer.key_id.hex()}:{partition}"
+def counter_name(issuer_key_id: bytes, partition: int) -> str:
+    """The store counter holding a partition's last CRL number (full and delta share it)."""
+    return f"crl:{issuer_key_id.hex()}:{partition}"
 
 
 def file_name(partition: int, kind: Kind) -> str:
@@ -152,12 +153,16 @@ class CrlPublisher:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
                         raise
                     await trio.sleep(0.05)
+            # Builders that died (kill -9) mid-write left their temporary files; with the
+            # lock held, nobody is writing one now.
+            for stale in self.directory.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
             yield
         finally:
             os.close(fd)  # releases the lock
 
     async def _take_number(self, partition: int, *, prune: bool) -> int:
-        name = counter_name(self._issuer, partition)
+        name = counter_name(self._issuer.key_id, partition)
         issuer, count = self._issuer.key_id, self._partitions
 
         def op(txn: WriteTxn) -> int:

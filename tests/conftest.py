@@ -162,10 +162,14 @@ Service = tuple[str, DevCA, subprocess.Popen[str]]
 
 
 @pytest.fixture
-def service(fresh_ca: DevCA) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
+def service(
+    fresh_ca: DevCA, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
+    """`hanko serve` on a fresh CA; parametrize indirectly with TOML to add to its config."""
     port = free_port()
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text += getattr(request, "param", "")
     fresh_ca.config_path.write_text(text)
     proc = subprocess.Popen(
         [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
