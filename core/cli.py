@@ -115,6 +115,12 @@ def cmd_bench_ocsp(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_crl(args: argparse.Namespace) -> int:
+    from bench.crl_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def cmd_bench_signer(args: argparse.Namespace) -> int:
     from bench.signer_load import run_from_cli
 
@@ -462,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--hashes", default="sha1", help="CertID hashes to pre-sign (sha1,sha256)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_bench_ocsp)
+    b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
+    _add_config(b)
+    b.add_argument("--entries", type=int, default=1_000_000, help="revocations per set")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.set_defaults(func=cmd_bench_crl)
     return parser
 
 

@@ -21,8 +21,9 @@ import errno
 import fcntl
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -50,6 +51,8 @@ class PublishedCrl:
     size: int  # bytes of the signed CRL
     path: Path
     this_update: dt.datetime
+    # Seconds spent per phase (number, read, hash, sign, write, record): for benchmarks.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def read(self) -> bytes:
         return self.path.read_bytes()
@@ -192,27 +195,42 @@ class CrlPublisher:
         return h.digest()
 
     async def _sign_and_write(
-        self, path: Path, head: bytes, chunks: list[bytes], tail: bytes, this_update: dt.datetime
+        self,
+        path: Path,
+        head: bytes,
+        chunks: list[bytes],
+        tail: bytes,
+        *,
+        this_update: dt.datetime,
+        phases: dict[str, float],
     ) -> int:
         tbs_size = len(head) + sum(map(len, chunks)) + len(tail)
         parts = [head, *chunks, tail]
+        mark = time.perf_counter()
         digest = await trio.to_thread.run_sync(self._digest, parts)
+        mark = _phase(phases, "hash", mark)
         signature = await self._signer.sign_digest(
             self._label, self._alg, digest, priority=Priority.BULK
         )
+        mark = _phase(phases, "sign", mark)
         outer, trailer = signed_parts(tbs_size, self._alg_der, signature)
         await trio.to_thread.run_sync(
             write_atomically, path, [outer, *parts, trailer], to_epoch(this_update)
         )
+        _phase(phases, "write", mark)
         return len(outer) + tbs_size + len(trailer)
 
     async def publish_full(self, partition: int) -> list[PublishedCrl]:
         """Build, sign and publish the partition's full CRL (then its delta, which is
         empty against the new base, when deltas are on)."""
         async with self._locked():
+            phases: dict[str, float] = {}
+            mark = time.perf_counter()
             number = await self._take_number(partition, prune=True)
+            mark = _phase(phases, "number", mark)
             now = self._clock.now().replace(microsecond=0)
             state, chunks = await trio.to_thread.run_sync(self._snapshot, partition)
+            _phase(phases, "read", mark)
             head, tail = tbs_parts(
                 signature_algorithm=self._alg_der,
                 issuer_name=self._issuer_name,
@@ -225,8 +243,11 @@ class CrlPublisher:
                 freshest_url=self._issuer.delta_crl_url(partition) if self.deltas else None,
             )
             path = self.directory / file_name(partition, Kind.FULL)
-            size = await self._sign_and_write(path, head, chunks, tail, now)
+            size = await self._sign_and_write(
+                path, head, chunks, tail, this_update=now, phases=phases
+            )
             del chunks
+            mark = time.perf_counter()
             issuer = self._issuer.key_id
 
             def record(txn: WriteTxn) -> None:
@@ -244,7 +265,10 @@ class CrlPublisher:
                 txn.trim_crl_log(issuer, partition, state.changed_seq)
 
             await self._writer.submit(record)
-            out = [PublishedCrl(partition, Kind.FULL, number, state.entries, size, path, now)]
+            _phase(phases, "record", mark)
+            out = [
+                PublishedCrl(partition, Kind.FULL, number, state.entries, size, path, now, phases)
+            ]
             if self.deltas:
                 out.append(await self._delta(partition))
             return out
@@ -278,7 +302,7 @@ class CrlPublisher:
             delta_of=state.full_number,
         )
         path = self.directory / file_name(partition, Kind.DELTA)
-        size = await self._sign_and_write(path, head, entries, tail, now)
+        size = await self._sign_and_write(path, head, entries, tail, this_update=now, phases={})
 
         def record(txn: WriteTxn) -> None:
             current = txn.crl_state(issuer, partition)
@@ -295,6 +319,12 @@ class CrlPublisher:
 
         await self._writer.submit(record)
         return PublishedCrl(partition, Kind.DELTA, number, len(entries), size, path, now)
+
+
+def _phase(phases: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    phases[name] = now - since
+    return now
 
 
 def write_atomically(path: Path, parts: Sequence[bytes], mtime: int | None = None) -> None:

@@ -569,18 +569,25 @@ class WriteTxn(ReadTxn):
         )
         return len(doomed)
 
-    def trim_crl_log(self, issuer: bytes, partition: int, through_seq: int) -> None:
-        """Forget log positions up to `through_seq`: a published full CRL holds them, and
-        deltas only ever look past it."""
+    def trim_crl_log(
+        self, issuer: bytes, partition: int, through_seq: int, *, limit: int = 10_000
+    ) -> int:
+        """Forget up to `limit` log positions up to `through_seq` (a published full CRL
+        holds them, and deltas only look past it); returns how many. Bounded so that a
+        build after a mass revocation does not hold the shared writer for long: the rest
+        goes with the next builds."""
         prefix = partition_prefix(issuer, partition)
         cur = self.txn.cursor(db=self.dbs[b"crl_log"])
         if not cur.set_range(prefix):
-            return
-        while cur.key().startswith(prefix):
+            return 0
+        done = 0
+        while done < limit and cur.key().startswith(prefix):
             if int.from_bytes(cur.key()[len(prefix) :], "big") > through_seq:
-                return
+                break
+            done += 1
             if not cur.delete():  # moves to the next key; False at the end
-                return
+                break
+        return done
 
     def put_org(self, org: OrgRecord, *, at_us: int, actor: str) -> None:
         self.txn.put(org.id.encode(), ORG.encode(org), db=self.dbs[b"orgs"])
