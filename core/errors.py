@@ -41,6 +41,12 @@ class StoreError(HankoError):
     code = "store_error"
 
 
+class PublishError(HankoError):
+    """A CRL could not be written to the publish directory (permissions, full disk)."""
+
+    code = "publish_failed"
+
+
 class SchemaMismatch(StoreError):
     code = "store_schema_mismatch"
 

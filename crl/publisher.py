@@ -30,7 +30,7 @@ import msgspec
 import trio
 
 from core.clock import Clock, to_epoch
-from core.errors import StoreError
+from core.errors import PublishError, StoreError
 from core.issuance.profile import IssuerInfo
 from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.records import CrlState
@@ -145,8 +145,11 @@ class CrlPublisher:
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise PublishError(f"cannot publish CRLs in {self.directory}: {exc.strerror}") from exc
         try:
             while True:
                 try:
@@ -214,9 +217,12 @@ class CrlPublisher:
         )
         mark = _phase(phases, "sign", mark)
         outer, trailer = signed_parts(tbs_size, self._alg_der, signature)
-        await trio.to_thread.run_sync(
-            write_atomically, path, [outer, *parts, trailer], to_epoch(this_update)
-        )
+        try:
+            await trio.to_thread.run_sync(
+                write_atomically, path, [outer, *parts, trailer], to_epoch(this_update)
+            )
+        except OSError as exc:
+            raise PublishError(f"cannot write {path}: {exc.strerror}") from exc
         _phase(phases, "write", mark)
         return len(outer) + tbs_size + len(trailer)
 

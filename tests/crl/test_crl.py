@@ -285,3 +285,14 @@ def test_cli_crl(scenario: dict[str, Any]) -> None:
     numbers = [c["number"] for c in json.loads(built.stdout)]
     assert all(n > max(c.number for c in scenario["second"]) - 100 for n in numbers)
     assert (ca.directory / "crl" / "0.crl").exists()
+
+
+def test_cli_crl_unwritable_folder_is_one_line(scenario: dict[str, Any]) -> None:
+    ca = scenario["ca"]
+    blocker = scenario["root"] / "not-a-folder"
+    blocker.write_text("a file where the publish folder should be")
+    result = hanko("crl", "-c", str(ca.config_path), "--all", "--out", str(blocker / "crl"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"hanko: error: cannot publish CRLs in {blocker / 'crl'}: Not a directory"
+    ]
