@@ -254,23 +254,13 @@ class CrlPublisher:
             )
             del chunks
             mark = time.perf_counter()
-            issuer = self._issuer.key_id
-
-            def record(txn: WriteTxn) -> None:
-                current = txn.crl_state(issuer, partition)
-                txn.put_crl_state(
-                    issuer,
-                    partition,
-                    msgspec.structs.replace(
-                        current,
-                        full_number=number,
-                        full_this_update=to_epoch(now),
-                        full_seq=state.changed_seq,
-                    ),
-                )
-                txn.trim_crl_log(issuer, partition, state.changed_seq)
-
-            await self._writer.submit(record)
+            await self._record(
+                partition,
+                trim_through=state.changed_seq,
+                full_number=number,
+                full_this_update=to_epoch(now),
+                full_seq=state.changed_seq,
+            )
             _phase(phases, "record", mark)
             out = [
                 PublishedCrl(partition, Kind.FULL, number, state.entries, size, path, now, phases)
@@ -278,6 +268,21 @@ class CrlPublisher:
             if self.deltas:
                 out.append(await self._delta(partition))
             return out
+
+    async def _record(
+        self, partition: int, *, trim_through: int | None = None, **published: int
+    ) -> None:
+        """Note what was published in the partition's state (and forget the delta log
+        that a new full CRL covers)."""
+        issuer = self._issuer.key_id
+
+        def op(txn: WriteTxn) -> None:
+            current = txn.crl_state(issuer, partition)
+            txn.put_crl_state(issuer, partition, msgspec.structs.replace(current, **published))
+            if trim_through is not None:
+                txn.trim_crl_log(issuer, partition, trim_through)
+
+        await self._writer.submit(op)
 
     async def publish_delta(self, partition: int) -> PublishedCrl:
         """Publish the revocations since the partition's last full CRL (RFC 5280 5.2.4)."""
@@ -310,20 +315,12 @@ class CrlPublisher:
         path = self.directory / file_name(partition, Kind.DELTA)
         size = await self._sign_and_write(path, head, entries, tail, this_update=now, phases={})
 
-        def record(txn: WriteTxn) -> None:
-            current = txn.crl_state(issuer, partition)
-            txn.put_crl_state(
-                issuer,
-                partition,
-                msgspec.structs.replace(
-                    current,
-                    delta_number=number,
-                    delta_this_update=to_epoch(now),
-                    delta_seq=state.changed_seq,
-                ),
-            )
-
-        await self._writer.submit(record)
+        await self._record(
+            partition,
+            delta_number=number,
+            delta_this_update=to_epoch(now),
+            delta_seq=state.changed_seq,
+        )
         return PublishedCrl(partition, Kind.DELTA, number, len(entries), size, path, now)
 
 
