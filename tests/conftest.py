@@ -96,6 +96,33 @@ def lint(path: Path, cert_type: str) -> list[str]:
     return findings
 
 
+def lint_crl(path: Path, profile: str, severity: str = "WARNING") -> str:
+    """pkilint's CRL findings (`-p BR` or `-p PKIX`) at `severity` or worse; "" is clean."""
+    result = subprocess.run(
+        [str(BIN / "lint_crl"), "lint", "-t", "CRL", "-p", profile, "-s", severity,
+         "--document-format", "DER", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def openssl_crl_check(crl: Path, issuing: Path) -> subprocess.CompletedProcess[str]:
+    """`openssl crl -CAfile`: the signature of a DER CRL against the issuing CA."""
+    return subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(crl), "-noout", "-CAfile", str(issuing)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def crl_pem(der: Path) -> Path:
+    """A PEM copy of a DER CRL beside it (for openssl verify -CRLfile and certtool)."""
+    pem = der.with_name(der.name + ".pem")
+    subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(der), "-out", str(pem)], check=True
+    )
+    return pem
+
+
 def lint_ocsp(path: Path) -> list[str]:
     """pkilint's OCSP response findings at WARNING or worse, one line each."""
     result = subprocess.run(

@@ -17,7 +17,7 @@ from core.store import RevocationReason, WriteTxn, serial_bytes
 from core.wiring import open_store
 from crl.encoder import revoked_entry
 from crl.publisher import counter_name
-from tests.conftest import BIN, DevCA, hanko
+from tests.conftest import BIN, DevCA, hanko, openssl_crl_check
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = 150_000
@@ -29,22 +29,7 @@ def crl_number(path: Path) -> int:
 
 
 def verified(ca: DevCA, path: Path) -> bool:
-    out = subprocess.run(
-        [
-            "openssl",
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            str(path),
-            "-noout",
-            "-CAfile",
-            str(ca.directory / "ca" / "issuing.pem"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = openssl_crl_check(path, ca.directory / "ca" / "issuing.pem")
     return out.returncode == 0 and "verify OK" in out.stdout + out.stderr
 
 

@@ -17,7 +17,7 @@ from core.store import RevocationReason
 from core.wiring import crl_publisher
 from crl.encoder import revoked_entry, tbs_cert_list
 from crl.publisher import PublishedCrl
-from tests.conftest import BIN, DevCA, hanko
+from tests.conftest import DevCA, crl_pem, hanko, lint_crl, openssl_crl_check
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 # An hour ago: revocations advance the clock, and everything must lie in the past for
@@ -82,52 +82,17 @@ def partition_of(scenario: dict[str, Any], i: int) -> int:
 def test_every_crl_verifies_and_lints_clean(scenario: dict[str, Any]) -> None:
     ca_dir = scenario["ca"].directory / "ca"
     for crl in scenario["second"]:
-        result = subprocess.run(
-            [
-                "openssl",
-                "crl",
-                "-inform",
-                "DER",
-                "-in",
-                str(crl.path),
-                "-noout",
-                "-CAfile",
-                str(ca_dir / "issuing.pem"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = openssl_crl_check(crl.path, ca_dir / "issuing.pem")
         assert result.returncode == 0, result.stderr
         assert "verify OK" in result.stdout + result.stderr
-        lint = subprocess.run(
-            [
-                str(BIN / "lint_crl"),
-                "lint",
-                "-t",
-                "CRL",
-                "-p",
-                "BR",
-                "-s",
-                "WARNING",
-                "--document-format",
-                "DER",
-                str(crl.path),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert lint.stdout.strip() == "", lint.stdout
+        findings = lint_crl(crl.path, "BR")
+        assert findings == "", findings
 
 
 def test_gnutls_verifies_the_crls(scenario: dict[str, Any]) -> None:
     issuing = scenario["ca"].directory / "ca" / "issuing.pem"
     for crl in scenario["second"][:4]:
-        pem = crl.path.with_suffix(".pem")
-        subprocess.run(
-            ["openssl", "crl", "-inform", "DER", "-in", str(crl.path), "-out", str(pem)], check=True
-        )
+        pem = crl_pem(crl.path)
         result = subprocess.run(
             [
                 "certtool",
@@ -178,10 +143,7 @@ def test_openssl_crl_check_good_and_revoked(scenario: dict[str, Any]) -> None:
     ca_dir = scenario["ca"].directory / "ca"
     for i in (0, 1, 4):
         crl = next(c for c in scenario["second"] if c.partition == partition_of(scenario, i))
-        pem = crl.path.with_suffix(".pem")
-        subprocess.run(
-            ["openssl", "crl", "-inform", "DER", "-in", str(crl.path), "-out", str(pem)], check=True
-        )
+        pem = crl_pem(crl.path)
         result = subprocess.run(
             [
                 "openssl",

@@ -19,7 +19,7 @@ from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.wiring import crl_publisher, crl_updater
 from crl.schedule import Kind
-from tests.conftest import BIN, DevCA, hanko
+from tests.conftest import DevCA, crl_pem, hanko, lint_crl, openssl_crl_check
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
@@ -36,36 +36,6 @@ def private_pki(ca: DevCA) -> Config:
     )
     issuance = msgspec.structs.replace(cfg.issuance, crl_partitions=2, profiles=profiles)
     return msgspec.structs.replace(cfg, issuance=issuance)
-
-
-def der_to_pem(der_path: Path) -> Path:
-    pem = der_path.with_name(der_path.name + ".pem")
-    subprocess.run(
-        ["openssl", "crl", "-inform", "DER", "-in", str(der_path), "-out", str(pem)], check=True
-    )
-    return pem
-
-
-def lint_crl(path: Path, profile: str) -> str:
-    result = subprocess.run(
-        [
-            str(BIN / "lint_crl"),
-            "lint",
-            "-t",
-            "CRL",
-            "-p",
-            profile,
-            "-s",
-            "ERROR",
-            "--document-format",
-            "DER",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -188,23 +158,8 @@ def test_openssl_gnutls_and_pkilint_accept_the_deltas(deltas: dict[str, Any]) ->
     for p, der in deltas["delta_der"].items():
         path = out / f"delta-{p}.der"
         path.write_bytes(der)
-        assert lint_crl(path, "PKIX") == ""
-        check = subprocess.run(
-            [
-                "openssl",
-                "crl",
-                "-inform",
-                "DER",
-                "-in",
-                str(path),
-                "-noout",
-                "-CAfile",
-                str(ca_dir / "issuing.pem"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        assert lint_crl(path, "PKIX", "ERROR") == ""
+        check = openssl_crl_check(path, ca_dir / "issuing.pem")
         assert "verify OK" in check.stdout + check.stderr
         gnutls = subprocess.run(
             [
@@ -213,7 +168,7 @@ def test_openssl_gnutls_and_pkilint_accept_the_deltas(deltas: dict[str, Any]) ->
                 "--load-ca-certificate",
                 str(ca_dir / "issuing.pem"),
                 "--infile",
-                str(der_to_pem(path)),
+                str(crl_pem(path)),
             ],
             capture_output=True,
             text=True,
@@ -222,7 +177,7 @@ def test_openssl_gnutls_and_pkilint_accept_the_deltas(deltas: dict[str, Any]) ->
         assert gnutls.returncode == 0, gnutls.stdout + gnutls.stderr
     for c in deltas["rebuilt"]:
         if c.kind is Kind.FULL:
-            assert lint_crl(c.path, "PKIX") == ""
+            assert lint_crl(c.path, "PKIX", "ERROR") == ""
 
 
 def test_openssl_uses_base_plus_delta(deltas: dict[str, Any]) -> None:
@@ -238,7 +193,7 @@ def test_openssl_uses_base_plus_delta(deltas: dict[str, Any]) -> None:
         (out / f"d{p}.der").write_bytes(deltas["delta_der"][p])
 
         def verify(*crls: Path, leaf: Path = leaf) -> subprocess.CompletedProcess[str]:
-            args = [arg for crl in crls for arg in ("-CRLfile", str(der_to_pem(crl)))]
+            args = [arg for crl in crls for arg in ("-CRLfile", str(crl_pem(crl)))]
             return subprocess.run(
                 [
                     "openssl",
