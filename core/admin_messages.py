@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from core.issuance.messages import Identifier
+
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 
 
@@ -20,8 +22,13 @@ class OrganizationIn(msgspec.Struct, **_STRICT):
     jurisdiction_country: str | None = None
     business_category: str | None = None
     registration_number: str | None = None
-    # When the identity was validated; default: now.
+    # When the identity was validated; default: now. A sub-organization takes its
+    # parent's instead.
     validated_at: dt.datetime | None = None
+    # The account (primary client) it belongs to, and for a sub-organization the
+    # primary organization whose validation it shares (OV only).
+    account: Identifier | None = None
+    parent: Identifier | None = None
 
 
 class DomainIn(msgspec.Struct, **_STRICT):

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from core.errors import ConfigError, HankoError
 from core.issuance.messages import ReasonName
+from core.licenses import cli as licenses_cli
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -164,10 +165,11 @@ def _print_struct(obj: Any) -> None:
 
 def cmd_org_create(args: argparse.Namespace) -> int:
     from core.admin_messages import OrganizationIn
-    from core.clock import SystemClock, to_epoch
+    from core.clock import SystemClock
     from core.config import load_config
+    from core.licenses.desk import LicenseDesk
     from core.rpc import org_record
-    from core.wiring import open_store
+    from core.wiring import license_settings, open_store
 
     cfg = load_config(args.config)
     body = OrganizationIn(
@@ -180,11 +182,13 @@ def cmd_org_create(args: argparse.Namespace) -> int:
         jurisdiction_country=args.jurisdiction_country,
         business_category=args.business_category,
         registration_number=args.registration_number,
+        account=args.account,
+        parent=args.parent,
     )
     org = org_record(body, SystemClock())
+    desk = LicenseDesk(license_settings(cfg), SystemClock())
     with open_store(cfg) as store:
-        at_us = to_epoch(SystemClock().now()) * 1_000_000
-        store.write(lambda t: t.put_org(org, at_us=at_us, actor="cli"))
+        org = store.write(desk.attach_org(org, actor="cli"))
     if args.json:
         _print_struct(org)
     else:
@@ -229,6 +233,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
         validity_days=args.days,
         renewal_of=args.renewal_of,
         reissue_of=args.reissue_of,
+        license=args.license,
     )
     result = _run_with_engine(cfg, lambda engine: engine.issue(request, actor="cli"))
     if args.json:
@@ -378,8 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--jurisdiction-country", help="EV: country of incorporation")
     o.add_argument("--business-category", help="EV: e.g. 'Private Organization'")
     o.add_argument("--registration-number", help="EV: company registration number")
+    o.add_argument("--account", help="the account (primary client) it belongs to")
+    o.add_argument("--parent", help="sub-organization: the primary organization (OV only)")
     o.add_argument("--json", action="store_true", help="print the result as JSON")
     o.set_defaults(func=cmd_org_create)
+
+    licenses_cli.add_parser(sub, _Parser, _add_config)
 
     p = sub.add_parser("domain", help="domain validations of an organization")
     dom = p.add_subparsers(dest="domain_cmd", required=True, parser_class=_Parser)
@@ -399,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=None, help="validity in days (default: profile)")
     p.add_argument("--renewal-of", default=None, help="serial (hex) of the certificate renewed")
     p.add_argument("--reissue-of", default=None, help="serial (hex) of the certificate reissued")
+    p.add_argument("--license", default=None, help="the license that pays (default: account's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_issue)
 

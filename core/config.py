@@ -23,6 +23,9 @@ from core.issuance.validity import BR_SCHEDULE, ScheduleEntry
 from core.secrets import read_secret_env, read_secret_file
 from core.units import ByteSize, Duration
 
+# The kinds core/licenses/policy.py implements (named here: config imports no policy).
+LICENSE_KINDS = ("pooled", "non_pooled", "domain_bundle", "coupon", "monthly")
+
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 
 
@@ -94,6 +97,8 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     delta_crl: bool = False
     # The CRLReasons a revocation of this profile's certificates may give (BR 7.2.2
     # allows these six for subscriber certificates; a profile may narrow them).
+    # The license kinds that may pay for this profile's certificates.
+    license_kinds: list[str] = msgspec.field(default_factory=lambda: list(LICENSE_KINDS))
     revocation_reasons: list[str] = msgspec.field(
         default_factory=lambda: [
             "unspecified",
@@ -126,6 +131,17 @@ class IssuanceConfig(msgspec.Struct, **_STRICT):
         default_factory=lambda: list(BR_SCHEDULE)
     )
     profiles: dict[str, ProfileConfig] = msgspec.field(default_factory=_default_profiles)
+
+
+class LicenseConfig(msgspec.Struct, **_STRICT):
+    # Every issuance draws on a license of the organization's account. Off only for a
+    # private CA that does not sell certificates (and the benchmark's baseline).
+    enforce: bool = True
+    # The calendar contracts are written in (minutes east of UTC; Japan: 540): a term
+    # that "ends 2015-05-31" ends at midnight there.
+    utc_offset_minutes: int = 540
+    # The inventory view's "expiring soon": lots and terms ending within this time.
+    expiring_soon: Duration = msgspec.field(default_factory=lambda: Duration("30d"))
 
 
 class CrlConfig(msgspec.Struct, **_STRICT):
@@ -180,6 +196,7 @@ class Config(msgspec.Struct, **_STRICT):
     signer: SignerConfig = msgspec.field(default_factory=SignerConfig)
     issuance: IssuanceConfig = msgspec.field(default_factory=IssuanceConfig)
     crl: CrlConfig = msgspec.field(default_factory=CrlConfig)
+    licenses: LicenseConfig = msgspec.field(default_factory=LicenseConfig)
     ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
@@ -360,6 +377,14 @@ def _semantic_problems(cfg: Config) -> list[str]:
                 )
         if prof.max_sans < 1:
             problems.append(f"issuance.profiles.{name}.max_sans: must be at least 1")
+        for kind in prof.license_kinds:
+            if kind not in LICENSE_KINDS:
+                problems.append(
+                    f"issuance.profiles.{name}.license_kinds: unknown kind {kind!r}"
+                    f" (known: {', '.join(LICENSE_KINDS)})"
+                )
+    if not -720 <= cfg.licenses.utc_offset_minutes <= 840:
+        problems.append("licenses.utc_offset_minutes: must be between -720 and 840")
     return problems
 
 

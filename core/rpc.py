@@ -15,6 +15,8 @@ from core.issuance import messages as m
 from core.issuance.engine import IssuanceEngine
 from core.issuance.names import normalize_dns_name
 from core.issuance.org import check_org
+from core.licenses import messages as lm
+from core.licenses.desk import LicenseDesk
 from core.store import DomainRecord, GroupCommitWriter, OrgRecord, Store
 
 SCHEMA_TYPES = (
@@ -29,6 +31,7 @@ SCHEMA_TYPES = (
     OrganizationIn,
     DomainIn,
     DomainOut,
+    *lm.SCHEMA_TYPES,
 )
 
 
@@ -52,6 +55,8 @@ def org_record(body: OrganizationIn, clock: Clock) -> OrgRecord:
             jurisdiction_country=body.jurisdiction_country,
             business_category=body.business_category,
             registration_number=body.registration_number,
+            account=body.account or "",
+            parent=body.parent or "",
         )
     )
 
@@ -63,7 +68,11 @@ def domain_record(org_id: str, body: DomainIn, clock: Clock) -> DomainRecord:
 
 
 def routes(
-    engine: IssuanceEngine, store: Store, writer: GroupCommitWriter, clock: Clock
+    engine: IssuanceEngine,
+    store: Store,
+    writer: GroupCommitWriter,
+    clock: Clock,
+    desk: LicenseDesk,
 ) -> list[Route]:
     async def issue(request: Request) -> tuple[int, Any]:
         body = await request.json(m.IssueRequest)
@@ -92,8 +101,7 @@ def routes(
 
     async def put_org(request: Request) -> tuple[int, Any]:
         org = org_record(await request.json(OrganizationIn), clock)
-        at_us = to_epoch(clock.now()) * 1_000_000
-        await writer.submit(lambda t: t.put_org(org, at_us=at_us, actor="admin"))
+        org = await writer.submit(desk.attach_org(org, actor="admin"))
         return 201, msgspec.structs.asdict(org) | {"validated_at": from_epoch(org.validated_at)}
 
     async def put_domain(request: Request) -> tuple[int, Any]:

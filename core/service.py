@@ -16,14 +16,18 @@ from hypercorn.trio import serve as hypercorn_serve
 from core import rpc
 from core.clock import Clock, SystemClock
 from core.config import Config, read_secret
+from core.errors import HankoError
 from core.http_app import App, Request, Route
 from core.issuance.intake_pool import IntakePool
+from core.licenses import http as licenses_http
+from core.licenses.desk import LicenseDesk
 from core.store import GroupCommitWriter, Store
 from core.wiring import (
     crl_publisher,
     crl_updater,
     crl_url_list,
     issuance_engine,
+    license_settings,
     ocsp_refresher,
     open_store,
     responder_processes,
@@ -53,6 +57,8 @@ def build_app(
         cfg, signer=pool, store=store, writer=writer, clock=clock, intake=intake
     )
 
+    desk = LicenseDesk(license_settings(cfg), clock)
+
     async def healthz(request: Request) -> tuple[int, Any]:
         return 200, {"status": "ok"}
 
@@ -77,7 +83,8 @@ def build_app(
         Route("GET", "/healthz", None, healthz),
         Route("GET", "/v1/statistics", "admin", statistics),
         Route("GET", "/crl/urls.json", None, crl_urls),
-        *rpc.routes(engine, store, writer, clock),
+        *rpc.routes(engine, store, writer, clock, desk),
+        *licenses_http.routes(desk, store, writer),
     ]
     tokens = {
         "rpc": read_secret(cfg, cfg.api.rpc_token),
@@ -126,6 +133,7 @@ async def run_service(
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
             await nursery.start(updater.run)
+            nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
             if refresher is not None:
                 await nursery.start(refresher.run)
                 ocsp_bind = await nursery.start(responder_processes(cfg).run)
@@ -136,6 +144,24 @@ async def run_service(
     finally:
         intake.close()
         store.close()
+
+
+LAPSE_SWEEP_SECONDS = 3600
+
+
+async def record_lapses(writer: GroupCommitWriter, desk: LicenseDesk) -> None:
+    """Write the lapses time has brought into the ledger, hourly. Views and issuance do
+    not wait for it (they apply lapses as of now); this keeps the ledger current for
+    accounts nobody touches."""
+    while True:
+        try:
+            n = await writer.submit(desk.sweep())
+        except HankoError as exc:
+            log.warning("recording license lapses failed: %s", exc.message)
+        else:
+            if n:
+                log.info("recorded %d license lapses", n)
+        await trio.sleep(LAPSE_SWEEP_SECONDS)
 
 
 async def _main(cfg: Config) -> None:

@@ -15,6 +15,7 @@ from core.errors import ConfigError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.issuance.profile import issuer_info
+from core.licenses import book
 from core.store import GroupCommitWriter, Store
 from crl.http import url_list
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
@@ -111,6 +112,14 @@ def issuance_engine(
         blocked_keys=blocked,
         intake=intake,
         presigner=presigner(cfg) if cfg.issuance.ocsp else None,
+        licensing=license_settings(cfg) if cfg.licenses.enforce else None,
+    )
+
+
+def license_settings(cfg: Config) -> book.Settings:
+    return book.Settings(
+        offset=cfg.licenses.utc_offset_minutes,
+        expiring_soon=int(cfg.licenses.expiring_soon.seconds),
     )
 
 

@@ -245,14 +245,22 @@ def client(base: str, ca: DevCA, role: str) -> httpx.Client:
     )
 
 
-@pytest.fixture
-def ready(service: Service) -> tuple[httpx.Client, httpx.Client, DevCA]:
-    base, ca, _ = service
-    admin = client(base, ca, "admin")
+def paying_org(admin: httpx.Client, org_id: str, *, domain: str = "example.co.jp") -> None:
+    """Account, organization and validated domain `org_id`, whose default license (a
+    large 5-year pool, `<org_id>-pool`) pays for every issuance of the tests that are not
+    about licenses."""
+    r = admin.post("/v1/admin/accounts", json={"id": org_id, "name": f"{org_id} K.K."})
+    assert r.status_code == 201, r.text
+    r = admin.post(
+        f"/v1/admin/accounts/{org_id}/licenses",
+        json={"id": f"{org_id}-pool", "kind": "pooled", "quantity": 100000, "years": 5},
+    )
+    assert r.status_code == 201, r.text
     r = admin.post(
         "/v1/admin/organizations",
         json={
-            "id": "acme",
+            "account": org_id,
+            "id": org_id,
             "level": "ov",
             "organization": "Acme Japan K.K.",
             "country": "JP",
@@ -262,8 +270,14 @@ def ready(service: Service) -> tuple[httpx.Client, httpx.Client, DevCA]:
     )
     assert r.status_code == 201, r.text
     r = admin.post(
-        "/v1/admin/organizations/acme/domains",
-        json={"domain": "example.co.jp", "method": "dns-txt"},
+        f"/v1/admin/organizations/{org_id}/domains", json={"domain": domain, "method": "dns-txt"}
     )
     assert r.status_code == 201, r.text
+
+
+@pytest.fixture
+def ready(service: Service) -> tuple[httpx.Client, httpx.Client, DevCA]:
+    base, ca, _ = service
+    admin = client(base, ca, "admin")
+    paying_org(admin, "acme")
     return client(base, ca, "rpc"), admin, ca

@@ -42,6 +42,8 @@ from core.issuance.names import check_common_name, covered_by, normalize_dns_nam
 from core.issuance.profile import IssuerInfo
 from core.issuance.tbs import TbsEncoder
 from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
+from core.licenses import book, policy
+from core.licenses.policy import Operation
 from core.store import (
     BlockedKey,
     CertRecord,
@@ -49,6 +51,7 @@ from core.store import (
     GroupCommitWriter,
     IdempotencyRecord,
     OcspRecord,
+    OrgRecord,
     ReadTxn,
     RevocationReason,
     Store,
@@ -106,6 +109,9 @@ class _Prepared:
     spki: bytes
     replaces: bytes | None  # serial revoked as superseded in the same commit
     ids: _IdempotencyIds | None
+    operation: Operation = "new"
+    previous: CertRecord | None = None  # what a renewal or reissue replaces
+    license_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,8 +175,11 @@ class IssuanceEngine:
         rng: random.Random | None = None,
         intake: IntakePool | None = None,
         presigner: Presigner | None = None,
+        licensing: book.Settings | None = None,
     ) -> None:
         self._config = config
+        # None: license enforcement off (a private CA, or the benchmark's baseline).
+        self._licensing = licensing
         self._presigner = presigner
         self._issuer = issuer
         self._label = issuer_key_label
@@ -327,7 +336,11 @@ class IssuanceEngine:
             raise PolicyError(
                 "organization_level_insufficient", f"organization {org.id} is validated for OV only"
             )
-        if org.validated_at + ORG_REUSE_DAYS * _DAY < to_epoch(now):
+        validated_at = org.validated_at
+        if org.parent:  # a sub-organization shares its primary organization's validation
+            parent = read.get_org(org.parent)
+            validated_at = parent.validated_at if parent is not None else 0
+        if validated_at + ORG_REUSE_DAYS * _DAY < to_epoch(now):
             raise PolicyError(
                 "organization_validation_expired",
                 f"organization {org.id}'s validation is older than {ORG_REUSE_DAYS} days",
@@ -367,13 +380,14 @@ class IssuanceEngine:
         not_before = now
         not_after = not_after_for(now, days)
         replaces = None
+        previous: CertRecord | None = None
         origin = to_epoch(now)
         if req.renewal_of is not None and req.reissue_of is not None:
             raise PolicyError(
                 "renewal_and_reissue", "a request is a renewal or a reissue, not both"
             )
         if req.renewal_of is not None:
-            old = self._previous(read, req.renewal_of, org.id, "renewal")
+            old = previous = self._previous(read, req.renewal_of, org.id, "renewal")
             if to_epoch(now) < old.not_after - RENEWAL_WINDOW_DAYS * _DAY:
                 raise PolicyError(
                     "renewal_too_early", f"renewal opens {RENEWAL_WINDOW_DAYS} days before expiry"
@@ -382,7 +396,7 @@ class IssuanceEngine:
             cap = not_after_for(now, rule.max_days)
             not_after = min(not_after + dt.timedelta(seconds=carried), cap)
         if req.reissue_of is not None:
-            old = self._previous(read, req.reissue_of, org.id, "reissue")
+            old = previous = self._previous(read, req.reissue_of, org.id, "reissue")
             added = set(names) - set(old.names)
             first_issued = old.first_issued or old.not_before
             if added and to_epoch(now) > first_issued + REISSUE_ADD_NAMES_DAYS * _DAY:
@@ -403,7 +417,24 @@ class IssuanceEngine:
             replaces = old.serial
             origin = first_issued
 
+        operation: Operation = (
+            "reissue" if replaces else "renewal" if req.renewal_of is not None else "new"
+        )
         serial = x509.random_serial_number()
+        license_id = ""
+        if self._licensing is not None:
+            operation, license_id = self._check_license(
+                read,
+                req,
+                org=org,
+                prof=prof,
+                names=names,
+                operation=operation,
+                previous=previous,
+                serial=serial,
+                not_before=not_before,
+                not_after=not_after,
+            )
         partition = serial % self._config.crl_partitions
         tbs = self._tbs.tbs(
             org=org,
@@ -436,6 +467,8 @@ class IssuanceEngine:
             partition=partition,
             der=b"",
             first_issued=origin,
+            account_id=org.account,
+            license=license_id,
         )
         return _Prepared(
             request=req,
@@ -444,7 +477,59 @@ class IssuanceEngine:
             spki=blocked,
             replaces=replaces,
             ids=ids,
+            operation=operation,
+            previous=previous,
+            license_kinds=tuple(prof.license_kinds),
         )
+
+    def _check_license(
+        self,
+        read: ReadTxn,
+        req: IssueRequest,
+        *,
+        org: OrgRecord,
+        prof: ProfileConfig,
+        names: list[str],
+        operation: Operation,
+        previous: CertRecord | None,
+        serial: int,
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+    ) -> tuple[Operation, str]:
+        """Which license pays, and whether it can: checked here on a snapshot so that a
+        refusal costs no signature, and again in the commit, where it counts."""
+        settings = self._licensing
+        assert settings is not None  # noqa: S101 - only called with licensing on
+        if operation == "reissue" and previous is not None and previous.license:
+            lic = read.get_license(previous.license)
+            if lic is None:
+                raise PolicyError("license_unknown", f"no license {previous.license!r}")
+            if req.license is not None and req.license != lic.id:
+                raise PolicyError(
+                    "license_mismatch",
+                    f"a reissue stays on its original's license {lic.id}, not {req.license}",
+                )
+        else:
+            # A certificate from before licensing is reissued as a new one: it pays.
+            operation = "new" if operation == "reissue" else operation
+            lic = book.license_for(read, org, req.license)
+        now = to_epoch(not_before)
+        lic = policy.lapse(lic, now).license
+        policy.issue(
+            lic,
+            operation=operation,
+            allowed_kinds=prof.license_kinds,
+            profile=req.profile,
+            names=names,
+            not_before=now,
+            not_after=to_epoch(not_after),
+            now=now,
+            offset=settings.offset,
+            serial=f"{serial:x}",
+            live=read.count_live(lic.id, now) if lic.kind == "monthly" else 0,
+            previous=previous,
+        )
+        return operation, lic.id
 
     def _previous(self, read: ReadTxn, serial_hex: str, org_id: str, what: str) -> CertRecord:
         old = read.get_cert(_serial_from_hex(serial_hex))
@@ -468,7 +553,7 @@ class IssuanceEngine:
         at_us = to_epoch(now) * 1_000_000
         records = [(i, s, msgspec.structs.replace(s.prepared.record, der=s.der)) for i, s in ready]
 
-        def one(txn: WriteTxn, s: _Signed, record: CertRecord) -> None:
+        def one(txn: WriteTxn, s: _Signed, record: CertRecord) -> CertRecord:
             p = s.prepared
             if p.ids is not None:
                 existing = txn.get_idempotency(p.ids.key)
@@ -476,6 +561,16 @@ class IssuanceEngine:
                     if existing.body_sha256 != p.ids.body:
                         raise _idempotency_conflict()
                     raise _Replay(existing.serials)
+            if self._licensing is not None and record.license:
+                record = book.charge_issue(
+                    txn,
+                    record,
+                    operation=p.operation,
+                    previous=p.previous,
+                    allowed_kinds=p.license_kinds,
+                    settings=self._licensing,
+                    actor=actor,
+                )
             txn.insert_cert(record, at_us=at_us, actor=actor)
             _store_ocsp(txn, record.serial, s.ocsp, now)
             if p.replaces is not None:
@@ -498,6 +593,7 @@ class IssuanceEngine:
                 txn.put_idempotency(
                     p.ids.key, IdempotencyRecord(body_sha256=p.ids.body, serials=[record.serial])
                 )
+            return record
 
         def group(txn: WriteTxn) -> list[tuple[bool, object]]:
             return [txn.attempt(functools.partial(one, s=s, record=r)) for _, s, r in records]
@@ -507,10 +603,10 @@ class IssuanceEngine:
         except HankoError as exc:
             return [(i, exc) for i, _, _ in records]
         results: list[tuple[int, IssueResult | HankoError]] = []
-        for (i, _, record), (ok, value) in zip(records, outcomes, strict=True):
+        for (i, _, _), (ok, value) in zip(records, outcomes, strict=True):
             if ok:
                 self.issued += 1
-                results.append((i, self._result(record)))
+                results.append((i, self._result(value)))  # type: ignore[arg-type]
             elif isinstance(value, _Replay):
                 with self._store.read() as txn:
                     results.append((i, self._result(txn.get_cert(value.serials[0]))))
@@ -529,6 +625,8 @@ class IssuanceEngine:
             chain=self._chain,
             not_before=from_epoch(rec.not_before),
             not_after=from_epoch(rec.not_after),
+            license=rec.license or None,
+            charged=rec.charged,
         )
 
     # -- revocation and status ------------------------------------------------------
@@ -563,6 +661,9 @@ class IssuanceEngine:
             rev, created = txn.revoke(serial, at=now, reason=code, actor=actor, entry_der=entry)
             if created:
                 _store_ocsp(txn, serial, ocsp, at)
+                revoked = txn.get_cert(serial)
+                if revoked is not None and revoked.license:
+                    book.release(txn, revoked, now=now, actor=actor)
             if created and code is RevocationReason.KEY_COMPROMISE:
                 cert = txn.get_cert(serial)
                 if cert is None:  # revoke() just found it; cannot vanish in this txn

@@ -14,6 +14,13 @@ _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 SerialHex = Annotated[
     str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{1,40}$", description="serial in hex")
 ]
+Identifier = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="letters, digits, '.', '_', '-'; at most 64",
+    ),
+]
 ReasonName = Literal[
     "unspecified",
     "keyCompromise",
@@ -32,6 +39,8 @@ class IssueRequest(msgspec.Struct, **_STRICT):
     renewal_of: SerialHex | None = None
     reissue_of: SerialHex | None = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    # The license that pays; default: the account's. A reissue stays on its original's.
+    license: Identifier | None = None
 
 
 class IssueResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,6 +49,10 @@ class IssueResult(msgspec.Struct, frozen=True, kw_only=True):
     chain: str
     not_before: dt.datetime
     not_after: dt.datetime
+    license: str | None = None
+    # What it took from the license: certificate-days (pooled) or units (non-pooled,
+    # coupons); 0 for bundles, monthly plans and reissues.
+    charged: int = 0
 
 
 class BatchIssueRequest(msgspec.Struct, **_STRICT):

@@ -2,12 +2,16 @@
 
 from core.store.lmdb_store import ReadTxn, Store, WriteTxn
 from core.store.records import (
+    AccountRecord,
     AuditEntry,
     BlockedKey,
     CertRecord,
     CertStatus,
     DomainRecord,
     IdempotencyRecord,
+    LedgerEntry,
+    LicenseRecord,
+    Lot,
     OcspRecord,
     OrgRecord,
     RevocationReason,
@@ -17,6 +21,7 @@ from core.store.records import (
 from core.store.writer import GroupCommitWriter
 
 __all__ = [
+    "AccountRecord",
     "AuditEntry",
     "BlockedKey",
     "CertRecord",
@@ -24,6 +29,9 @@ __all__ = [
     "DomainRecord",
     "GroupCommitWriter",
     "IdempotencyRecord",
+    "LedgerEntry",
+    "LicenseRecord",
+    "Lot",
     "OcspRecord",
     "OrgRecord",
     "ReadTxn",

@@ -18,15 +18,19 @@ import msgspec
 
 from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
 from core.store.records import (
+    ACCOUNT,
     AUDIT,
     BLOCKED,
     CERT,
     CRL_STATE,
     DOMAIN,
     IDEMPOTENCY,
+    LEDGER,
+    LICENSE,
     ORG,
     REVOCATION,
     SCHEMA_VERSION,
+    AccountRecord,
     AuditEntry,
     BlockedKey,
     CertRecord,
@@ -34,6 +38,8 @@ from core.store.records import (
     CrlState,
     DomainRecord,
     IdempotencyRecord,
+    LedgerEntry,
+    LicenseRecord,
     OcspRecord,
     OrgRecord,
     RevocationReason,
@@ -68,6 +74,16 @@ _DB_NAMES = (
     b"crl_log",
     b"crl_expiry",
     b"crl_state",
+    # Licenses: account id -> AccountRecord, license id -> LicenseRecord, the ledger
+    # (seq -> LedgerEntry, append-only) with its index ("L" license | "A" account, \0,
+    # seq), the live certificates of monthly plans (license \0 not_after serial), and
+    # every certificate of an account by expiry (account \0 not_after serial).
+    b"accounts",
+    b"licenses",
+    b"ledger",
+    b"ledger_index",
+    b"license_live",
+    b"account_certs",
 )
 _SCHEMA_KEY = b"schema_version"
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
@@ -311,6 +327,70 @@ class ReadTxn:
                 return
             yield key[8:].lstrip(b"\0")
 
+    # -- accounts and licenses ------------------------------------------------------------
+
+    def get_account(self, account_id: str) -> AccountRecord | None:
+        raw = self.txn.get(account_id.encode(), db=self.dbs[b"accounts"])
+        return None if raw is None else ACCOUNT.decode(raw)
+
+    def iter_accounts(self) -> Iterator[AccountRecord]:
+        for _key, value in self.txn.cursor(db=self.dbs[b"accounts"]):
+            yield ACCOUNT.decode(value)
+
+    def get_license(self, license_id: str) -> LicenseRecord | None:
+        raw = self.txn.get(license_id.encode(), db=self.dbs[b"licenses"])
+        return None if raw is None else LICENSE.decode(raw)
+
+    def iter_licenses(self, account: str | None = None) -> Iterator[LicenseRecord]:
+        for _key, value in self.txn.cursor(db=self.dbs[b"licenses"]):
+            lic = LICENSE.decode(value)
+            if account is None or lic.account == account:
+                yield lic
+
+    def iter_ledger(
+        self, *, license: str | None = None, account: str | None = None, since: int = 0
+    ) -> Iterator[LedgerEntry]:
+        """Ledger entries in order: all, or one license's, or one account's."""
+        ledger = self.dbs[b"ledger"]
+        if license is None and account is None:
+            cur = self.txn.cursor(db=ledger)
+            if cur.set_range(since.to_bytes(8, "big")):
+                for _key, value in cur:
+                    yield LEDGER.decode(value)
+            return
+        prefix = (b"L" + license.encode()) if license is not None else b"A" + str(account).encode()
+        prefix += b"\0"
+        cur = self.txn.cursor(db=self.dbs[b"ledger_index"])
+        if not cur.set_range(prefix + since.to_bytes(8, "big")):
+            return
+        for key in cur.iternext(keys=True, values=False):
+            if not key.startswith(prefix):
+                return
+            yield LEDGER.decode(self.txn.get(key[len(prefix) :], db=ledger))
+
+    def count_live(self, license_id: str, now: int) -> int:
+        """Certificates of a monthly plan that are neither revoked nor expired at `now`."""
+        prefix = license_id.encode() + b"\0"
+        cur = self.txn.cursor(db=self.dbs[b"license_live"])
+        n = 0
+        if cur.set_range(prefix + now.to_bytes(8, "big")):
+            for key in cur.iternext(keys=True, values=False):
+                if not key.startswith(prefix):
+                    break
+                n += 1
+        return n
+
+    def iter_account_certs(self, account: str, *, expiring_after: int = 0) -> Iterator[bytes]:
+        """Serials of an account's certificates by expiry, from `expiring_after` on."""
+        prefix = account.encode() + b"\0"
+        cur = self.txn.cursor(db=self.dbs[b"account_certs"])
+        if not cur.set_range(prefix + expiring_after.to_bytes(8, "big")):
+            return
+        for key in cur.iternext(keys=True, values=False):
+            if not key.startswith(prefix):
+                return
+            yield key[len(prefix) + 8 :].lstrip(b"\0")
+
     def get_org(self, org_id: str) -> OrgRecord | None:
         raw = self.txn.get(org_id.encode(), db=self.dbs[b"orgs"])
         return None if raw is None else ORG.decode(raw)
@@ -432,6 +512,12 @@ class WriteTxn(ReadTxn):
         if not self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"], overwrite=False):
             raise DuplicateSerial(f"serial {rec.serial.hex()} was already issued")
         self.txn.put(expiry_key(rec.not_after, rec.serial), b"", db=self.dbs[b"expiry"])
+        if rec.account_id:
+            self.txn.put(
+                rec.account_id.encode() + b"\0" + expiry_key(rec.not_after, rec.serial),
+                b"",
+                db=self.dbs[b"account_certs"],
+            )
         self.audit(
             at_us=at_us,
             actor=actor,
@@ -598,6 +684,42 @@ class WriteTxn(ReadTxn):
             subject=org.id,
             detail={"level": org.level, "organization": org.organization},
         )
+
+    def put_account(self, rec: AccountRecord) -> None:
+        """Accounts and licenses are audited through the ledger and the callers' audit
+        entries; these only store the record."""
+        self.txn.put(rec.id.encode(), ACCOUNT.encode(rec), db=self.dbs[b"accounts"])
+
+    def put_license(self, rec: LicenseRecord) -> None:
+        self.txn.put(rec.id.encode(), LICENSE.encode(rec), db=self.dbs[b"licenses"])
+
+    def append_ledger(self, entry: LedgerEntry) -> LedgerEntry:
+        """Append a movement (its `seq` is assigned here) and index it."""
+        seq = self.next_counter("ledger")
+        entry = msgspec.structs.replace(entry, seq=seq)
+        key = seq.to_bytes(8, "big")
+        # append=True: the ledger can only grow at its end, never be rewritten.
+        if not self.txn.put(key, LEDGER.encode(entry), db=self.dbs[b"ledger"], append=True):
+            raise StoreError(f"ledger sequence {seq} already used")
+        index = self.dbs[b"ledger_index"]
+        self.txn.put(b"L" + entry.license.encode() + b"\0" + key, b"", db=index)
+        self.txn.put(b"A" + entry.account.encode() + b"\0" + key, b"", db=index)
+        return entry
+
+    def live_add(self, license_id: str, not_after: int, serial: bytes) -> None:
+        key = license_id.encode() + b"\0" + expiry_key(not_after, serial)
+        self.txn.put(key, b"", db=self.dbs[b"license_live"])
+
+    def live_remove(self, license_id: str, not_after: int, serial: bytes) -> None:
+        key = license_id.encode() + b"\0" + expiry_key(not_after, serial)
+        self.txn.delete(key, db=self.dbs[b"license_live"])
+
+    def put_cert(self, rec: CertRecord) -> None:
+        """Rewrite an issued certificate's record (its license fields); never a new one."""
+        key = serial_key(rec.serial)
+        if self.txn.get(key, db=self.dbs[b"certs"]) is None:
+            raise NotFound(f"no certificate with serial {rec.serial.hex()}")
+        self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"])
 
     def put_domain(self, rec: DomainRecord, *, at_us: int, actor: str) -> None:
         """Record a domain validation; a domain belongs to an organization on record."""

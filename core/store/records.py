@@ -54,6 +54,14 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     # When the order was first issued; a reissue keeps it, so windows that run "from
     # issuance" (adding names by reissue) cannot be stretched by reissuing again.
     first_issued: int | None = None
+    # Licensing (issue 7). `account_id` is the paying account (`account` above is the
+    # organization); `charged` is what the certificate took from `license` (cert-days or
+    # units); `released` once a pooled charge was returned or a live slot freed.
+    account_id: str = ""
+    license: str = ""
+    charged: int = 0
+    lot: int = 0
+    released: bool = False
 
 
 class RevocationRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
@@ -109,6 +117,8 @@ class OrgRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     jurisdiction_country: str | None = None  # EV
     business_category: str | None = None  # EV
     registration_number: str | None = None  # EV
+    account: str = ""  # the account (primary client) it belongs to; "" for none
+    parent: str = ""  # a sub-organization's primary organization, whose validation it shares
 
 
 class DomainRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
@@ -130,6 +140,72 @@ class IdempotencyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=Tr
     serials: list[bytes]
 
 
+class AccountRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """A primary client: its organizations, administrators and licenses."""
+
+    id: str
+    name: str
+    created_at: int
+    default_license: str = ""
+    # Where extra administrators and organizations draw a unit, beyond those included.
+    extras_license: str = ""
+    included_admins: int = 1
+    included_orgs: int = 1
+    admins: list[str] = msgspec.field(default_factory=list)
+    orgs: list[str] = msgspec.field(default_factory=list)
+
+
+class Lot(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """Units bought together (non-pooled units, coupons): they lapse together."""
+
+    seq: int  # the ledger entry of the purchase
+    at: int
+    expires: int  # the first instant the lot's unused units are lapsed
+    quantity: int
+    used: int = 0
+    lapsed: int = 0
+
+
+class LicenseRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """One license and its cached balances; the ledger is the truth they derive from."""
+
+    id: str
+    account: str
+    kind: str  # pooled, non_pooled, domain_bundle, coupon, monthly
+    created_at: int
+    start: int = 0  # term kinds (pooled, domain_bundle, monthly): the term
+    end: int = 0  # the first instant past the term
+    quantity: int = 0  # pooled: certificates; domain_bundle: licenses; monthly: live limit
+    balance: int = 0  # pooled: certificate-days available
+    consumed: int = 0  # everything ever taken (cert-days or units)
+    returned: int = 0  # pooled: cert-days given back
+    lapsed: int = 0  # unused cert-days or units the passing of time took
+    lots: list[Lot] = msgspec.field(default_factory=list)
+    domains: list[str] = msgspec.field(default_factory=list)
+
+
+class LedgerEntry(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """One movement of a license, appended in the transaction of the change it records.
+
+    `amount` is signed in the license's unit: + credits (purchase, add, renew, return),
+    - debits (consume, lapse). Renewals carry the term's new end.
+    """
+
+    seq: int
+    at: int  # epoch seconds
+    account: str
+    license: str
+    movement: str  # purchase, add, renew, consume, transfer, return, lapse, domain
+    amount: int
+    actor: str
+    lot: int = 0
+    serial: str = ""  # the certificate, for consume, transfer and return
+    item: str = ""  # what was paid for: certificate, administrator, organization
+    term_end: int = 0
+    quantity: int = 0  # certificates, licenses or live limit a purchase/add/renew adds
+    note: str = ""
+
+
 class Codec(Generic[T]):
     """An encoder/decoder pair for one record type, built once and reused."""
 
@@ -148,6 +224,9 @@ IDEMPOTENCY = Codec(IdempotencyRecord)
 REVOCATION = Codec(RevocationRecord)
 CRL_STATE = Codec(CrlState)
 AUDIT = Codec(AuditEntry)
+ACCOUNT = Codec(AccountRecord)
+LICENSE = Codec(LicenseRecord)
+LEDGER = Codec(LedgerEntry)
 
 
 def serial_bytes(serial: int) -> bytes:

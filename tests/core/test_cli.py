@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -127,11 +128,28 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
     import subprocess
 
     c = str(fresh_ca.config_path)
+    hanko("licenses", "create-account", "-c", c, "acme", "--name", "Acme Japan K.K.", check=True)
+    bought = hanko(
+        "licenses",
+        "buy",
+        "-c",
+        c,
+        "acme",
+        "acme-units",
+        "--kind",
+        "non_pooled",
+        "--quantity",
+        "10",
+        check=True,
+    )
+    assert "10 units available" in bought.stdout
     hanko(
         "org",
         "create",
         "-c",
         c,
+        "--account",
+        "acme",
         "--id",
         "acme",
         "--level",
@@ -186,6 +204,10 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
         .stdout.split("=")[1]
         .strip()
     )
+    inventory = hanko("licenses", "inventory", "-c", c, "acme", "--json", check=True)
+    units = json.loads(inventory.stdout)["non_pooled"]
+    assert (units["purchased"], units["used"], units["available"]) == (10, 1, 9)
+    assert "the books balance" in hanko("licenses", "check", "-c", c, check=True).stdout
     first = hanko("revoke", "-c", c, "--serial", serial, "--reason", "keyCompromise")
     again = hanko("revoke", "-c", c, "--serial", serial, "--reason", "superseded")
     assert first.returncode == again.returncode == 0

@@ -22,7 +22,17 @@ def test_issue_get_revoke(ready: tuple[httpx.Client, httpx.Client, DevCA], tmp_p
     )
     assert r.status_code == 201, r.text
     body = r.json()
-    assert set(body) == {"serial", "certificate", "chain", "not_before", "not_after"}
+    assert set(body) == {
+        "serial",
+        "certificate",
+        "chain",
+        "not_before",
+        "not_after",
+        "license",
+        "charged",
+    }
+    assert body["license"] == "acme-pool"
+    assert body["charged"] == 199  # the default validity, in certificate-days
     leaf = tmp_path / "leaf.pem"
     leaf.write_text(body["certificate"])
     openssl_verify(ca.directory / "ca", leaf)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BIN, DevCA, token
+from tests.conftest import BIN, DevCA, client, paying_org, token
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -76,24 +76,8 @@ def issue_a_batch(base: str, ca: DevCA) -> None:
     """Issue 20 certificates in one batch: enough to start the intake processes."""
     from tests.core.test_rpc import csr
 
-    admin = {"Authorization": f"Bearer {token(ca, 'admin')}"}
-    httpx.post(
-        f"{base}/v1/admin/organizations",
-        headers=admin,
-        json={
-            "id": "s",
-            "level": "ov",
-            "organization": "S K.K.",
-            "country": "JP",
-            "state": "Tokyo-to",
-            "locality": "Chiyoda-ku",
-        },
-    ).raise_for_status()
-    httpx.post(
-        f"{base}/v1/admin/organizations/s/domains",
-        headers=admin,
-        json={"domain": "example.co.jp", "method": "dns-txt"},
-    ).raise_for_status()
+    with client(base, ca, "admin") as admin:
+        paying_org(admin, "s")
     items = [
         {"csr": csr(f"h{i}.example.co.jp"), "profile": "ov", "organization": "s"} for i in range(20)
     ]

@@ -22,7 +22,17 @@ from core.config import Config
 from core.errors import Conflict, HankoError, PolicyError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
-from core.store import CertStatus, DomainRecord, OrgRecord, RevocationReason, serial_bytes
+from core.licenses import book
+from core.store import (
+    AccountRecord,
+    CertStatus,
+    DomainRecord,
+    OrgRecord,
+    RevocationReason,
+    Store,
+    WriteTxn,
+    serial_bytes,
+)
 from core.wiring import issuance_engine, open_store, signer_pool, store_writer
 from tests.conftest import DevCA, hanko, lint, openssl_verify
 
@@ -65,6 +75,7 @@ def run(
     store = open_store(cfg)
     try:
         for o in orgs:
+            o = pay_for(store, o, clock.now())  # noqa: PLW2901
             store.write(lambda t, o=o: t.put_org(o, at_us=0, actor="test"))
         for d in domains:
             store.write(lambda t, d=d: t.put_domain(d, at_us=0, actor="test"))
@@ -84,6 +95,44 @@ def run(
         return out[0]
     finally:
         store.close()
+
+
+def pay_for(store: Store, o: OrgRecord, at: dt.datetime) -> OrgRecord:
+    """Put `o` under an account whose default license is a fresh 5-year pool big enough
+    for any test here: these tests are about issuance policy, tests/core/licenses about
+    what licenses allow."""
+    if o.account:
+        return o
+    now = to_epoch(at)
+    settings = book.Settings()
+
+    def op(t: WriteTxn) -> None:
+        if t.get_account(o.id) is None:
+            book.create_account(
+                t,
+                AccountRecord(id=o.id, name=o.organization, created_at=now),
+                at_us=0,
+                actor="test",
+            )
+        license_id = f"{o.id}-pool-{t.next_counter('test-licenses')}"
+        book.buy(
+            t,
+            o.id,
+            license_id,
+            "pooled",
+            quantity=1000,
+            years=5,
+            months=None,
+            now=now,
+            settings=settings,
+            actor="test",
+        )
+        acct = t.get_account(o.id)
+        assert acct is not None
+        t.put_account(msgspec.structs.replace(acct, default_license=license_id))
+
+    store.write(op)
+    return msgspec.structs.replace(o, account=o.id)
 
 
 def csr_pem(names: list[str], key: Any = None, cn: bool = True) -> str:

@@ -1,0 +1,556 @@
+"""What each kind of license allows, and what every operation moves. Pure.
+
+Every function takes a license and the time, and returns the license as it becomes and
+the ledger movements that explain the change (`Outcome`), or raises a PolicyError with a
+stable code and nothing changed. core/licenses/book.py applies outcomes inside store
+transactions; `derive` folds a license's ledger back into the balances, which is how the
+check command proves the cached ones.
+
+Kinds (see "Licenses and inventory" in shared/domain-rules.md):
+- pooled: certificate-days for a 1-5 year term; an issuance takes its validity, an early
+  release returns whole days left; what is unused at the term's end lapses.
+- non_pooled: lots of units, each usable for a year from purchase, oldest first, one
+  certificate each, never returned.
+- coupon: like non_pooled, bought 5 or more at a time, and a coupon's certificate
+  cannot be reissued.
+- domain_bundle: 3 domains per license, unlimited certificates within them during the
+  term (to the end of the same month a year later); renewals continue from the old end.
+- monthly: at most `quantity` live certificates during the paid months.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from core.config import LICENSE_KINDS
+from core.errors import PolicyError
+from core.issuance.names import covered_by
+from core.licenses import terms
+from core.store.records import CertRecord, LedgerEntry, LicenseRecord, Lot
+
+Kind = Literal["pooled", "non_pooled", "domain_bundle", "coupon", "monthly"]
+KINDS: tuple[str, ...] = LICENSE_KINDS
+UNIT_KINDS = frozenset({"non_pooled", "coupon"})
+TERM_KINDS = frozenset({"pooled", "domain_bundle", "monthly"})
+# Kinds whose certificates each carry a charge (a ledger "consume" names them).
+CHARGING_KINDS = frozenset({"pooled", "non_pooled", "coupon"})
+Operation = Literal["new", "renewal", "reissue"]
+
+DOMAINS_PER_BUNDLE = 3
+MIN_COUPONS = 5
+POOLED_YEARS = (1, 5)
+MAX_QUANTITY = 1_000_000
+MAX_MONTHS = 120
+
+UNIT_NAMES: dict[str, str] = {
+    "pooled": "cert-days",
+    "non_pooled": "units",
+    "coupon": "coupons",
+    "domain_bundle": "licenses",
+    "monthly": "live certificates",
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    """A ledger movement before the store gives it a sequence number and a time."""
+
+    movement: str
+    amount: int
+    at: int
+    lot: int = 0
+    serial: str = ""
+    item: str = ""
+    term_end: int = 0
+    quantity: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    license: LicenseRecord
+    moves: list[Move] = field(default_factory=list)
+    charged: int = 0  # what an issuance took (cert-days, units)
+    lot: int = 0  # the lot it came from (unit kinds)
+
+
+def _refuse(code: str, message: str) -> PolicyError:
+    return PolicyError(code, message)
+
+
+def _quantity(quantity: int, what: str = "quantity") -> None:
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise _refuse("license_quantity_invalid", f"{what} must be 1 to {MAX_QUANTITY}")
+
+
+# -- buying -------------------------------------------------------------------------
+
+
+def purchase(
+    license_id: str,
+    account: str,
+    kind: str,
+    *,
+    quantity: int,
+    now: int,
+    offset: int,
+    years: int | None = None,
+    months: int | None = None,
+) -> Outcome:
+    """A new license. `quantity` counts certificates (pooled), units, coupons,
+    bundle licenses or live certificates (monthly); pooled takes `years`, monthly
+    `months`."""
+    if kind not in KINDS:
+        raise _refuse("license_kind_unknown", f"no license kind {kind!r} ({', '.join(KINDS)})")
+    _quantity(quantity)
+    lic = LicenseRecord(id=license_id, account=account, kind=kind, created_at=now)
+    return _credit(
+        lic, "purchase", quantity=quantity, now=now, offset=offset, years=years, months=months
+    )
+
+
+def add(lic: LicenseRecord, *, quantity: int, now: int, offset: int) -> Outcome:
+    """More of the same license: more certificates for the rest of a pooled term, a new
+    lot of units or coupons, more bundle licenses, a higher monthly limit."""
+    _quantity(quantity)
+    if lic.kind in TERM_KINDS and now >= lic.end:
+        raise _refuse(
+            "license_expired",
+            f"license {lic.id}'s term ended on {terms.last_day(lic.end, offset)}: renew it first",
+        )
+    return _credit(lic, "add", quantity=quantity, now=now, offset=offset)
+
+
+def renew(
+    lic: LicenseRecord,
+    *,
+    now: int,
+    offset: int,
+    years: int | None = None,
+    months: int | None = None,
+    quantity: int | None = None,
+) -> Outcome:
+    """A new term. A bundle's runs from the old end even when renewed late; a pooled or
+    monthly term renewed before its end runs on from it, after it from now. A renewal
+    may raise the quantity, never lower it."""
+    if lic.kind not in TERM_KINDS:
+        raise _refuse(
+            "license_not_renewable",
+            f"{lic.kind} licenses are not renewed: buy more with an add",
+        )
+    if quantity is not None and quantity < lic.quantity:
+        raise _refuse(
+            "license_reduction",
+            f"licenses are never reduced: {quantity} is below the current {lic.quantity}",
+        )
+    return _credit(
+        lic,
+        "renew",
+        quantity=quantity or lic.quantity,
+        now=now,
+        offset=offset,
+        years=years,
+        months=months,
+    )
+
+
+def _credit(
+    lic: LicenseRecord,
+    movement: str,
+    *,
+    quantity: int,
+    now: int,
+    offset: int,
+    years: int | None = None,
+    months: int | None = None,
+) -> Outcome:
+    kind = lic.kind
+    if kind == "pooled" and movement != "add":
+        lo, hi = POOLED_YEARS
+        if years is None or not lo <= years <= hi:
+            raise _refuse("license_term_invalid", f"a pooled term is {lo} to {hi} years")
+    elif years is not None:
+        raise _refuse("license_term_invalid", f"{kind} licenses do not take years")
+    if kind == "monthly" and movement != "add":
+        if months is None or not 1 <= months <= MAX_MONTHS:
+            raise _refuse("license_term_invalid", f"a monthly plan runs 1 to {MAX_MONTHS} months")
+    elif months is not None:
+        raise _refuse("license_term_invalid", f"{kind} licenses do not take months")
+    if kind == "coupon" and quantity < MIN_COUPONS:
+        raise _refuse("license_quantity_invalid", f"coupons are sold {MIN_COUPONS} or more")
+
+    if kind in UNIT_KINDS:
+        lot = Lot(
+            seq=len(lic.lots) + 1,
+            at=now,
+            expires=terms.add_years(now, 1, offset),
+            quantity=quantity,
+        )
+        move = Move(movement, quantity, now, lot=lot.seq, term_end=lot.expires, quantity=quantity)
+        new = msgspec.structs.replace(lic, lots=[*lic.lots, lot], quantity=lic.quantity + quantity)
+        return Outcome(new, [move])
+
+    if movement == "add":
+        start, end = lic.start, lic.end
+        days = terms.whole_days(end - now) if kind == "pooled" else 0
+        total = lic.quantity + quantity
+    else:
+        if movement == "purchase":
+            start = term_from = now
+        elif kind == "domain_bundle" or now < lic.end:
+            start, term_from = lic.start, lic.end  # a continuation
+        else:
+            start = term_from = now  # a late pooled or monthly renewal: a new term
+        if kind == "domain_bundle":
+            # A renewal's year starts on the old last day: 2015-05-31 -> 2016-05-31.
+            end = terms.end_of_month_after_year(
+                term_from - 1 if movement == "renew" else term_from, offset
+            )
+        elif kind == "pooled":
+            end = terms.add_years(term_from, years or 0, offset)
+        else:
+            end = terms.add_months(term_from, months or 0, offset)
+        days = terms.whole_days(end - term_from) if kind == "pooled" else 0
+        total = quantity
+    grown = total - lic.quantity
+    if kind == "pooled":
+        # New certificates for the rest of the term, or every certificate for a new term.
+        credit = (quantity if movement == "add" else total) * days
+        move = Move(movement, credit, now, term_end=end, quantity=grown)
+        new = msgspec.structs.replace(
+            lic, start=start, end=end, quantity=total, balance=lic.balance + credit
+        )
+    else:
+        move = Move(movement, grown, now, term_end=end, quantity=grown)
+        new = msgspec.structs.replace(lic, start=start, end=end, quantity=total)
+    return Outcome(new, [move])
+
+
+def add_domain(lic: LicenseRecord, domain: str, *, now: int, offset: int) -> Outcome:
+    """Register a domain on a bundle: 3 per license, during the term."""
+    if lic.kind != "domain_bundle":
+        raise _refuse("license_wrong_kind", f"only domain bundles register domains, not {lic.kind}")
+    if now >= lic.end:
+        raise _refuse(
+            "license_expired", f"license {lic.id}'s term ended on {terms.last_day(lic.end, offset)}"
+        )
+    if domain in lic.domains:
+        return Outcome(lic)
+    room = lic.quantity * DOMAINS_PER_BUNDLE
+    if len(lic.domains) >= room:
+        raise _refuse(
+            "license_exhausted",
+            f"license {lic.id} already registers {room} domains ({DOMAINS_PER_BUNDLE} per"
+            f" license, {lic.quantity} licenses): add a license",
+        )
+    return Outcome(
+        msgspec.structs.replace(lic, domains=[*lic.domains, domain]),
+        [Move("domain", 0, now, note=domain)],
+    )
+
+
+# -- time passing ---------------------------------------------------------------------
+
+
+def lapse(lic: LicenseRecord, now: int) -> Outcome:
+    """Record what the passing of time took: unused units of lots a year old, and the
+    unused certificate-days of a pooled term that ended. Each lapse is dated when it
+    happened, not when it is recorded."""
+    moves: list[Move] = []
+    if lic.kind in UNIT_KINDS:
+        lots = []
+        for lot in lic.lots:
+            left = lot.quantity - lot.used - lot.lapsed
+            if left > 0 and now >= lot.expires:
+                moves.append(Move("lapse", -left, lot.expires, lot=lot.seq))
+                lots.append(msgspec.structs.replace(lot, lapsed=lot.lapsed + left))
+            else:
+                lots.append(lot)
+        if moves:
+            gone = -sum(m.amount for m in moves)
+            return Outcome(msgspec.structs.replace(lic, lots=lots, lapsed=lic.lapsed + gone), moves)
+    elif lic.kind == "pooled" and lic.balance > 0 and lic.end and now >= lic.end:
+        moves.append(Move("lapse", -lic.balance, lic.end))
+        return Outcome(
+            msgspec.structs.replace(lic, balance=0, lapsed=lic.lapsed + lic.balance), moves
+        )
+    return Outcome(lic)
+
+
+# -- issuance and release -------------------------------------------------------------
+
+
+def issue(
+    lic: LicenseRecord,
+    *,
+    operation: Operation,
+    allowed_kinds: Sequence[str],
+    profile: str,
+    names: Iterable[str],
+    not_before: int,
+    not_after: int,
+    now: int,
+    offset: int,
+    serial: str,
+    live: int = 0,
+    previous: CertRecord | None = None,
+) -> Outcome:
+    """What issuing one certificate takes from `lic` (already lapsed to `now`).
+
+    A reissue takes nothing: it carries the charge of the certificate it replaces (a
+    pooled one gives back the days a shorter validity no longer uses). A renewal is a
+    new issuance."""
+    if lic.kind not in allowed_kinds:
+        raise _refuse(
+            "license_wrong_kind",
+            f"profile {profile!r} cannot be paid with a {lic.kind} license"
+            f" (allowed: {', '.join(allowed_kinds)})",
+        )
+    if lic.kind in TERM_KINDS and now >= lic.end:
+        raise _refuse(
+            "license_expired",
+            f"license {lic.id}'s term ended on {terms.last_day(lic.end, offset)}:"
+            " no new certificates, existing ones can still be listed and revoked",
+        )
+    if lic.kind == "domain_bundle":
+        outside = [n for n in names if not any(covered_by(n, d) for d in lic.domains)]
+        if outside:
+            raise _refuse(
+                "domain_not_covered",
+                f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not under a"
+                f" domain of license {lic.id} ({', '.join(lic.domains) or 'none registered'})",
+            )
+    if operation == "reissue":
+        return _reissue(lic, previous, not_after=not_after, now=now, serial=serial)
+
+    if lic.kind == "pooled":
+        cost = terms.whole_days(not_after + 1 - not_before)
+        if cost > lic.balance:
+            raise _refuse(
+                "license_exhausted",
+                f"license {lic.id} has {lic.balance} certificate-days left; this certificate"
+                f" needs {cost}",
+            )
+        return Outcome(
+            msgspec.structs.replace(lic, balance=lic.balance - cost, consumed=lic.consumed + cost),
+            [Move("consume", -cost, now, serial=serial, item="certificate")],
+            charged=cost,
+        )
+    if lic.kind == "monthly":
+        if live >= lic.quantity:
+            raise _refuse(
+                "license_exhausted",
+                f"license {lic.id} allows {lic.quantity} live certificates and has {live}:"
+                " revoke one or raise the limit",
+            )
+        return Outcome(lic)
+    if lic.kind in UNIT_KINDS:
+        return _take_unit(lic, now=now, serial=serial, item="certificate", note="")
+    return Outcome(lic)  # domain_bundle: unlimited within its domains
+
+
+def _reissue(
+    lic: LicenseRecord, previous: CertRecord | None, *, not_after: int, now: int, serial: str
+) -> Outcome:
+    if previous is None:
+        raise ValueError("a reissue needs the certificate it replaces")
+    if previous.license != lic.id:
+        raise _refuse(
+            "license_mismatch",
+            f"certificate {previous.serial.hex()} was paid with license"
+            f" {previous.license or '(none)'}: a reissue stays on it",
+        )
+    if lic.kind == "coupon":
+        raise _refuse("license_reissue_not_allowed", "a coupon's certificate cannot be reissued")
+    moves = [Move("transfer", 0, now, serial=serial, lot=previous.lot, note=previous.serial.hex())]
+    charged = previous.charged
+    new = lic
+    if lic.kind == "pooled" and not previous.released:
+        back = min(charged, terms.whole_days(max(0, previous.not_after - not_after)))
+        if back:
+            moves.append(
+                Move("return", back, now, serial=previous.serial.hex(), item="certificate")
+            )
+            new = msgspec.structs.replace(
+                lic, balance=lic.balance + back, returned=lic.returned + back
+            )
+            charged -= back
+    return Outcome(new, moves, charged=charged, lot=previous.lot)
+
+
+def release(lic: LicenseRecord, cert: CertRecord, *, now: int) -> Outcome:
+    """A certificate revoked or replaced before its end. Pooled: its whole days left go
+    back (at most what it took). Units and coupons are never returned; a monthly slot
+    frees itself (the store's live index)."""
+    if lic.kind != "pooled" or cert.released or cert.license != lic.id:
+        return Outcome(lic)
+    back = min(cert.charged, terms.remaining_days(cert.not_after, now))
+    if not back:
+        return Outcome(lic)
+    return Outcome(
+        msgspec.structs.replace(lic, balance=lic.balance + back, returned=lic.returned + back),
+        [Move("return", back, now, serial=cert.serial.hex(), item="certificate")],
+    )
+
+
+def take_item(lic: LicenseRecord, *, now: int, item: str, subject: str) -> Outcome:
+    """One unit for a non-certificate item (an extra administrator or organization)."""
+    if lic.kind not in UNIT_KINDS:
+        raise _refuse(
+            "license_wrong_kind", f"extra {item}s are paid with units, not a {lic.kind} license"
+        )
+    return _take_unit(lic, now=now, serial="", item=item, note=subject)
+
+
+def _take_unit(lic: LicenseRecord, *, now: int, serial: str, item: str, note: str) -> Outcome:
+    for i, lot in enumerate(lic.lots):  # oldest first: lots are appended as bought
+        if now < lot.expires and lot.quantity - lot.used - lot.lapsed > 0:
+            lots = list(lic.lots)
+            lots[i] = msgspec.structs.replace(lot, used=lot.used + 1)
+            return Outcome(
+                msgspec.structs.replace(lic, lots=lots, consumed=lic.consumed + 1),
+                [Move("consume", -1, now, lot=lot.seq, serial=serial, item=item, note=note)],
+                charged=1,
+                lot=lot.seq,
+            )
+    if lic.lots and lic.lots[-1].lapsed:
+        # Even the newest lot is past its year: what is left was not used up but lapsed.
+        raise _refuse(
+            "license_expired",
+            f"license {lic.id}'s {UNIT_NAMES[lic.kind]} lapsed a year after purchase",
+        )
+    raise _refuse("license_exhausted", f"license {lic.id} has no {UNIT_NAMES[lic.kind]} left")
+
+
+# -- the ledger as the truth ----------------------------------------------------------
+
+
+def derive(base: LicenseRecord, entries: Iterable[LedgerEntry]) -> LicenseRecord:
+    """The license's balances recomputed from its ledger alone (identity and kind from
+    `base`). The check command compares this with the cached record."""
+    lic = LicenseRecord(
+        id=base.id,
+        account=base.account,
+        kind=base.kind,
+        created_at=base.created_at,
+        start=base.start,
+    )
+    lots: dict[int, Lot] = {}
+    quantity = balance = consumed = returned = lapsed = end = 0
+    domains: list[str] = []
+    for e in entries:
+        if e.movement in ("purchase", "add", "renew"):
+            quantity += e.quantity
+            if e.term_end and lic.kind in TERM_KINDS:
+                end = e.term_end
+            if lic.kind in UNIT_KINDS:
+                lots[e.lot] = Lot(seq=e.lot, at=e.at, expires=e.term_end, quantity=e.amount)
+        if lic.kind == "pooled":
+            balance += e.amount
+        if e.movement == "consume":
+            consumed -= e.amount
+            if e.lot in lots:
+                lots[e.lot] = msgspec.structs.replace(lots[e.lot], used=lots[e.lot].used - e.amount)
+        elif e.movement == "lapse":
+            lapsed -= e.amount
+            if e.lot in lots:
+                lot = lots[e.lot]
+                lots[e.lot] = msgspec.structs.replace(lot, lapsed=lot.lapsed - e.amount)
+        elif e.movement == "return":
+            returned += e.amount
+        elif e.movement == "domain":
+            domains.append(e.note)
+    return msgspec.structs.replace(
+        lic,
+        end=end,
+        quantity=quantity,
+        balance=balance,
+        consumed=consumed,
+        returned=returned,
+        lapsed=lapsed,
+        lots=[lots[k] for k in sorted(lots)],
+        domains=domains,
+    )
+
+
+def differences(cached: LicenseRecord, derived: LicenseRecord) -> list[str]:
+    """The fields where the cached balances disagree with the ledger."""
+    out = []
+    names = ("end", "quantity", "balance", "consumed", "returned", "lapsed", "lots", "domains")
+    for name in names:
+        have, want = getattr(cached, name), getattr(derived, name)
+        if have != want:
+            out.append(f"{name}: cached {have!r}, ledger says {want!r}")
+    return out
+
+
+# -- views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Totals:
+    """One license's inventory in its own unit, as an operator reads it at `now`."""
+
+    purchased: int = 0
+    used: int = 0
+    available: int = 0
+    expiring_soon: int = 0  # available now, gone within the "soon" window
+    lapsed: int = 0  # recorded lapses plus those due and not yet recorded
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.purchased + other.purchased,
+            self.used + other.used,
+            self.available + other.available,
+            self.expiring_soon + other.expiring_soon,
+            self.lapsed + other.lapsed,
+        )
+
+
+def totals(lic: LicenseRecord, *, now: int, soon: int, live: int = 0) -> Totals:
+    """Purchased, used, available, expiring soon and lapsed, without writing: what is
+    due to lapse counts as lapsed already."""
+    lic = lapse(lic, now).license
+    if lic.kind in UNIT_KINDS:
+        purchased = sum(lot.quantity for lot in lic.lots)
+        left = [(lot.quantity - lot.used - lot.lapsed, lot.expires) for lot in lic.lots]
+        return Totals(
+            purchased=purchased,
+            used=sum(lot.used for lot in lic.lots),
+            available=sum(n for n, _ in left),
+            expiring_soon=sum(n for n, expires in left if expires - now <= soon),
+            lapsed=lic.lapsed,
+        )
+    in_term = now < lic.end
+    ending = in_term and lic.end - now <= soon
+    if lic.kind == "pooled":
+        used = lic.consumed - lic.returned
+        return Totals(
+            purchased=lic.balance + used + lic.lapsed,
+            used=used,
+            available=lic.balance,
+            expiring_soon=lic.balance if ending else 0,
+            lapsed=lic.lapsed,
+        )
+    if lic.kind == "domain_bundle":  # in domains: 3 per license
+        room = lic.quantity * DOMAINS_PER_BUNDLE
+        free = room - len(lic.domains) if in_term else 0
+        return Totals(
+            purchased=room,
+            used=len(lic.domains),
+            available=free,
+            expiring_soon=room if ending else 0,
+            lapsed=0 if in_term else room,
+        )
+    free = max(0, lic.quantity - live) if in_term else 0  # monthly: live slots
+    return Totals(
+        purchased=lic.quantity,
+        used=live,
+        available=free,
+        expiring_soon=lic.quantity if ending else 0,
+        lapsed=0 if in_term else lic.quantity,
+    )
