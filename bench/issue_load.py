@@ -5,7 +5,9 @@ folder, with the [signer] and [issuance] settings of the given configuration), i
 - the signer's raw ceiling: the same number of processes as signer workers calling
   python-pkcs11 sign() on the issuing key in a loop, nothing else;
 - `hanko serve` on loopback, driven by wrk: POST /v1/certificates (one certificate per
-  request) and POST /v1/certificates:batch (--batch certificates per request).
+  request) and POST /v1/certificates:batch (--batch certificates per request), first with
+  license enforcement off, then on (every certificate takes a non-pooled unit and writes
+  its ledger entry in its commit); the ratio on/off is what enforcement costs.
 Every request issues a real certificate (new serial, durable commit). Subscriber keys are
 ECDSA P-256; the CSR is the same in every request, which costs the server the same work.
 """
@@ -113,86 +115,134 @@ def bench_key_type(
             worker_spec(cfg), cfg.ca.issuer_key_label, key_type.default_algorithm, workers, seconds
         )
 
-        server = subprocess.Popen(
-            [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    detail = server.stderr.read() if server.stderr else ""
-                    raise SystemExit(f"hanko serve did not start: {detail}")
-                time.sleep(0.2)
-            admin = {"Authorization": f"Bearer {(ca / 'secrets/admin.token').read_text().strip()}"}
-            rpc_token = (ca / "secrets/rpc.token").read_text().strip()
-            httpx.post(
-                f"{url}/v1/admin/organizations",
-                headers=admin,
-                json={
-                    "id": "bench",
-                    "level": "ov",
-                    "organization": "Hanko Bench K.K.",
-                    "country": "JP",
-                    "state": "Tokyo-to",
-                    "locality": "Chiyoda-ku",
-                },
-            ).raise_for_status()
-            httpx.post(
-                f"{url}/v1/admin/organizations/bench/domains",
-                headers=admin,
-                json={"domain": "example.co.jp", "method": "dns-txt"},
-            ).raise_for_status()
-            item = {"csr": _csr(), "profile": "ov", "organization": "bench"}
-            single_lua, batch_lua = Path(tmp) / "single.lua", Path(tmp) / "batch.lua"
-            _lua(single_lua, json.dumps(item).encode(), rpc_token)
-            _lua(batch_lua, json.dumps({"requests": [item] * batch}).encode(), rpc_token)
-            # warm up: the first requests load modules and open the signer pipes
-            for _ in range(20):
-                httpx.post(
-                    f"{url}/v1/certificates",
-                    json=item,
-                    headers={"Authorization": f"Bearer {rpc_token}"},
-                    timeout=30,
-                )
-            single = run_wrk(
-                f"{url}/v1/certificates", single_lua, connections=connections, seconds=seconds
-            )
-            batched = run_wrk(
-                f"{url}/v1/certificates:batch",
-                batch_lua,
-                connections=batch_connections,
+        runs = {}
+        for enforce in (False, True):
+            config = ca / "hanko.toml"
+            text = re.sub(r"(?ms)^\[licenses\]\nenforce = \w+\n", "", config.read_text())
+            config.write_text(text + f"[licenses]\nenforce = {str(enforce).lower()}\n")
+            runs["on" if enforce else "off"] = _measure(
+                ca,
+                port,
+                enforce=enforce,
                 seconds=seconds,
+                connections=connections,
+                batch=batch,
+                batch_connections=batch_connections,
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    single_rate = single["requests_per_s"]
-    batch_rate = batched["requests_per_s"] * batch
+    report: dict[str, Any] = {"raw_ceiling_signatures_per_s": round(ceiling, 1), "workers": workers}
+    for mode in ("single", "batch"):
+        for state, measured in runs.items():
+            m = measured[mode]
+            report[f"{mode}_licenses_{state}"] = {
+                **m,
+                "of_ceiling": round(m["certificates_per_s"] / ceiling, 3),
+            }
+        off = runs["off"][mode]["certificates_per_s"]
+        report[f"{mode}_enforcement_ratio"] = (
+            round(runs["on"][mode]["certificates_per_s"] / off, 3) if off else None
+        )
+    return report
+
+
+def _measure(
+    ca: Path,
+    port: int,
+    *,
+    enforce: bool,
+    seconds: float,
+    connections: int,
+    batch: int,
+    batch_connections: int,
+) -> dict[str, Any]:
+    """`hanko serve` on `ca`; an organization (with enforcement: under an account whose
+    default license is a million non-pooled units, so every certificate takes one and
+    writes its ledger entry); wrk on the single and the batch endpoint."""
+    server = subprocess.Popen(
+        [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    tmp = ca.parent
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                detail = server.stderr.read() if server.stderr else ""
+                raise SystemExit(f"hanko serve did not start: {detail}")
+            time.sleep(0.2)
+        admin = {"Authorization": f"Bearer {(ca / 'secrets/admin.token').read_text().strip()}"}
+        rpc_token = (ca / "secrets/rpc.token").read_text().strip()
+        org_id = "bench-on" if enforce else "bench-off"
+        if enforce:
+            httpx.post(
+                f"{url}/v1/admin/accounts", headers=admin, json={"id": org_id, "name": "Bench"}
+            ).raise_for_status()
+            httpx.post(
+                f"{url}/v1/admin/accounts/{org_id}/licenses",
+                headers=admin,
+                json={"id": "units", "kind": "non_pooled", "quantity": 1_000_000},
+            ).raise_for_status()
+        httpx.post(
+            f"{url}/v1/admin/organizations",
+            headers=admin,
+            json={
+                "id": org_id,
+                "level": "ov",
+                "organization": "Hanko Bench K.K.",
+                "country": "JP",
+                "state": "Tokyo-to",
+                "locality": "Chiyoda-ku",
+                **({"account": org_id} if enforce else {}),
+            },
+        ).raise_for_status()
+        httpx.post(
+            f"{url}/v1/admin/organizations/{org_id}/domains",
+            headers=admin,
+            json={"domain": "example.co.jp", "method": "dns-txt"},
+        ).raise_for_status()
+        item = {"csr": _csr(), "profile": "ov", "organization": org_id}
+        single_lua, batch_lua = tmp / "single.lua", tmp / "batch.lua"
+        _lua(single_lua, json.dumps(item).encode(), rpc_token)
+        _lua(batch_lua, json.dumps({"requests": [item] * batch}).encode(), rpc_token)
+        # warm up: the first requests load modules and open the signer pipes
+        for _ in range(20):
+            httpx.post(
+                f"{url}/v1/certificates",
+                json=item,
+                headers={"Authorization": f"Bearer {rpc_token}"},
+                timeout=30,
+            ).raise_for_status()
+        single = run_wrk(
+            f"{url}/v1/certificates", single_lua, connections=connections, seconds=seconds
+        )
+        batched = run_wrk(
+            f"{url}/v1/certificates:batch",
+            batch_lua,
+            connections=batch_connections,
+            seconds=seconds,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     return {
-        "raw_ceiling_signatures_per_s": round(ceiling, 1),
         "single": {
             **single,
-            "certificates_per_s": round(single_rate, 1),
-            "of_ceiling": round(single_rate / ceiling, 3),
+            "certificates_per_s": round(single["requests_per_s"], 1),
             "connections": connections,
         },
         "batch": {
             **batched,
-            "certificates_per_s": round(batch_rate, 1),
-            "of_ceiling": round(batch_rate / ceiling, 3),
+            "certificates_per_s": round(batched["requests_per_s"] * batch, 1),
             "batch_size": batch,
             "connections": batch_connections,
         },
-        "workers": workers,
     }
 
 
@@ -220,12 +270,15 @@ def run_from_cli(args: argparse.Namespace) -> int:
             f" signatures/s ({r['workers']} processes)"
         )
         for mode in ("single", "batch"):
-            m = r[mode]
-            extra = f", {m['batch_size']} per request" if mode == "batch" else ""
-            print(
-                f"  {mode:<6} {m['certificates_per_s']:>8.0f} certificates/s"
-                f" ({m['of_ceiling']:.0%} of ceiling), p50 {m['p50_ms']:.1f} ms,"
-                f" p99 {m['p99_ms']:.1f} ms per request, {m['connections']} connections{extra},"
-                f" non-2xx {m['non_2xx']:.0f}"
-            )
+            for state in ("off", "on"):
+                m = r[f"{mode}_licenses_{state}"]
+                extra = f", {m['batch_size']} per request" if mode == "batch" else ""
+                print(
+                    f"  {mode:<6} licenses {state:<3} {m['certificates_per_s']:>8.0f}"
+                    f" certificates/s ({m['of_ceiling']:.0%} of ceiling), p50"
+                    f" {m['p50_ms']:.1f} ms, p99 {m['p99_ms']:.1f} ms per request,"
+                    f" {m['connections']} connections{extra}, non-2xx {m['non_2xx']:.0f}"
+                )
+            ratio = r[f"{mode}_enforcement_ratio"]
+            print(f"  {mode:<6} with enforcement / without: {ratio:.1%}" if ratio else "")
     return 0
