@@ -89,6 +89,10 @@ _SCHEMA_KEY = b"schema_version"
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
 
 
+def _live_key(license_id: str, not_after: int, serial: bytes) -> bytes:
+    return license_id.encode() + b"\0" + expiry_key(not_after, serial)
+
+
 class Store:
     """An open LMDB environment. Use `read()` and `write()` for transactions."""
 
@@ -707,12 +711,10 @@ class WriteTxn(ReadTxn):
         return entry
 
     def live_add(self, license_id: str, not_after: int, serial: bytes) -> None:
-        key = license_id.encode() + b"\0" + expiry_key(not_after, serial)
-        self.txn.put(key, b"", db=self.dbs[b"license_live"])
+        self.txn.put(_live_key(license_id, not_after, serial), b"", db=self.dbs[b"license_live"])
 
     def live_remove(self, license_id: str, not_after: int, serial: bytes) -> None:
-        key = license_id.encode() + b"\0" + expiry_key(not_after, serial)
-        self.txn.delete(key, db=self.dbs[b"license_live"])
+        self.txn.delete(_live_key(license_id, not_after, serial), db=self.dbs[b"license_live"])
 
     def put_cert(self, rec: CertRecord) -> None:
         """Rewrite an issued certificate's record (its license fields); never a new one."""
