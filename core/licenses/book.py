@@ -19,7 +19,6 @@ from core.licenses.policy import CHARGING_KINDS, Operation, Outcome
 from core.store import (
     AccountRecord,
     CertRecord,
-    CertStatus,
     LedgerEntry,
     LicenseRecord,
     OrgRecord,
@@ -342,10 +341,3 @@ def _certs(read: ReadTxn) -> list[CertRecord]:
             if cert is not None:
                 out.append(cert)
     return out
-
-
-# -- views ----------------------------------------------------------------------------------
-
-
-def is_live(cert: CertRecord, now: int) -> bool:
-    return cert.status is CertStatus.GOOD and cert.not_after >= now

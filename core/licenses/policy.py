@@ -32,7 +32,6 @@ from core.issuance.names import covered_by
 from core.licenses import terms
 from core.store.records import CertRecord, LedgerEntry, LicenseRecord, Lot
 
-Kind = Literal["pooled", "non_pooled", "domain_bundle", "coupon", "monthly"]
 KINDS: tuple[str, ...] = LICENSE_KINDS
 UNIT_KINDS = frozenset({"non_pooled", "coupon"})
 TERM_KINDS = frozenset({"pooled", "domain_bundle", "monthly"})
