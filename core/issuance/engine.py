@@ -514,20 +514,18 @@ class IssuanceEngine:
             operation = "new" if operation == "reissue" else operation
             lic = book.license_for(read, org, req.license)
         now = to_epoch(not_before)
-        lic = policy.lapse(lic, now).license
-        policy.issue(
-            lic,
+        book.issue_outcome(
+            read,
+            policy.lapse(lic, now).license,
             operation=operation,
             allowed_kinds=prof.license_kinds,
             profile=req.profile,
             names=names,
             not_before=now,
             not_after=to_epoch(not_after),
-            now=now,
-            offset=settings.offset,
             serial=f"{serial:x}",
-            live=read.count_live(lic.id, now) if lic.kind == "monthly" else 0,
             previous=previous,
+            settings=settings,
         )
         return operation, lic.id
 

@@ -99,6 +99,39 @@ def license_for(read: ReadTxn, org: OrgRecord, requested: str | None) -> License
     return lic
 
 
+def issue_outcome(
+    read: ReadTxn,
+    lic: LicenseRecord,
+    *,
+    operation: Operation,
+    allowed_kinds: Sequence[str],
+    profile: str,
+    names: Sequence[str],
+    not_before: int,
+    not_after: int,
+    serial: str,
+    previous: CertRecord | None,
+    settings: Settings,
+) -> Outcome:
+    """What issuing at `not_before` takes from `lic` (lapsed to then), as seen in `read`:
+    the engine asks on a snapshot before signing, `charge_issue` again in the commit."""
+    live = read.count_live(lic.id, not_before) if lic.kind == "monthly" else 0
+    return policy.issue(
+        lic,
+        operation=operation,
+        allowed_kinds=allowed_kinds,
+        profile=profile,
+        names=names,
+        not_before=not_before,
+        not_after=not_after,
+        now=not_before,
+        offset=settings.offset,
+        serial=serial,
+        live=live,
+        previous=previous,
+    )
+
+
 def charge_issue(
     txn: WriteTxn,
     record: CertRecord,
@@ -116,8 +149,8 @@ def charge_issue(
     lic = current(txn, record.license, now, actor=actor)
     if lic.account != record.account_id:
         raise PolicyError("license_not_of_account", f"license {lic.id} belongs to another account")
-    live = txn.count_live(lic.id, now) if lic.kind == "monthly" else 0
-    outcome = policy.issue(
+    outcome = issue_outcome(
+        txn,
         lic,
         operation=operation,
         allowed_kinds=allowed_kinds,
@@ -125,11 +158,9 @@ def charge_issue(
         names=record.names,
         not_before=record.not_before,
         not_after=record.not_after,
-        now=now,
-        offset=settings.offset,
         serial=record.serial.hex(),
-        live=live,
         previous=previous,
+        settings=settings,
     )
     apply(txn, outcome, actor=actor)
     charged = msgspec.structs.replace(record, charged=outcome.charged, lot=outcome.lot)
