@@ -16,8 +16,21 @@ def encode_length(n: int) -> bytes:
     return bytes((0x80 | len(body),)) + body
 
 
+# Lookup tables: these run several times per OCSP response and per CRL entry, and a
+# table index is several times cheaper than building the bytes each time.
+_TAGS = tuple(bytes((t,)) for t in range(256))
+_SHORT = 4096
+_LENGTHS = tuple(encode_length(n) for n in range(_SHORT))
+
+
+def length(n: int) -> bytes:
+    """`encode_length` through the table: for the hot paths that assemble by hand."""
+    return _LENGTHS[n] if n < _SHORT else encode_length(n)
+
+
 def tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + encode_length(len(content)) + content
+    n = len(content)
+    return _TAGS[tag] + (_LENGTHS[n] if n < _SHORT else encode_length(n)) + content
 
 
 def encode_unsigned_integer(value: int) -> bytes:
@@ -28,7 +41,8 @@ def encode_unsigned_integer(value: int) -> bytes:
 
 
 def sequence(content: bytes) -> bytes:
-    return tlv(0x30, content)
+    n = len(content)
+    return b"\x30" + (_LENGTHS[n] if n < _SHORT else encode_length(n)) + content
 
 
 def bit_string(content: bytes) -> bytes:

@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from core.der import (
-    bit_string,
     encode_unsigned_integer,
     generalized_time,
+    length,
     read_tlv,
     sequence,
     tlv,
@@ -37,6 +37,8 @@ _NULL = 0x05
 
 # id-pkix-ocsp-basic and id-pkix-ocsp-nonce
 _OID_BASIC = bytes.fromhex("06092b0601050507300101")
+# Distinct times whose encodings an encoder keeps (a handful are live at any moment).
+_TIME_CACHE = 64
 _OID_NONCE_CONTENT = bytes.fromhex("2b0601050507300102")
 
 
@@ -268,6 +270,21 @@ class CertStatusKind(enum.IntEnum):
     REVOKED = 1
 
 
+# Enum members read through the class cost a descriptor call; the hot paths use these.
+_GOOD = CertStatusKind.GOOD
+_UNSPECIFIED = RevocationReason.UNSPECIFIED
+GOOD_STATUS = b"\x80\x00"  # certStatus good: [0] IMPLICIT NULL
+
+
+def revoked_status(revoked_at: dt.datetime, reason: RevocationReason | None) -> bytes:
+    """certStatus revoked: [1] IMPLICIT RevokedInfo."""
+    info = generalized_time(revoked_at)
+    # BR 7.2.2 / 7.3: no reason for unspecified, as in the CRL entry.
+    if reason is not None and reason != _UNSPECIFIED:
+        info += tlv(0xA0, tlv(0x0A, bytes((int(reason),))))
+    return tlv(0xA1, info)
+
+
 class ResponseEncoder:
     """Encodes BasicOCSPResponses of one issuer, signed by one delegated responder.
 
@@ -286,10 +303,34 @@ class ResponseEncoder:
         self._responder_id = tlv(0xA2, tlv(_OCTET_STRING, responder_key_hash))
         self._alg = signature_algorithm
         self._certs = tlv(0xA0, sequence(responder.public_bytes(serialization.Encoding.DER)))
+        self._tail_len = len(self._alg) + len(self._certs)
         self._cert_id_prefix = {
             h: h.algorithm_der + tlv(_OCTET_STRING, names) + tlv(_OCTET_STRING, key)
             for h, (names, key) in self.issuer_hashes.by_hash.items()
         }
+        # A refresh or an issuance batch signs thousands of responses with the same
+        # times: their encodings are made once (strftime is the dearest part).
+        self._heads: dict[dt.datetime, bytes] = {}
+        self._updates: dict[tuple[dt.datetime, dt.datetime], bytes] = {}
+
+    def _head(self, produced_at: dt.datetime) -> bytes:
+        head = self._heads.get(produced_at)
+        if head is None:
+            if len(self._heads) >= _TIME_CACHE:
+                self._heads.clear()
+            head = self._heads[produced_at] = self._responder_id + generalized_time(produced_at)
+        return head
+
+    def _update_times(self, this_update: dt.datetime, next_update: dt.datetime) -> bytes:
+        key = (this_update, next_update)
+        times = self._updates.get(key)
+        if times is None:
+            if len(self._updates) >= _TIME_CACHE:
+                self._updates.clear()
+            times = self._updates[key] = generalized_time(this_update) + tlv(
+                0xA0, generalized_time(next_update)
+            )
+        return times
 
     def tbs(
         self,
@@ -304,27 +345,48 @@ class ResponseEncoder:
         reason: RevocationReason | None = None,
     ) -> bytes:
         """The ResponseData to sign: one SingleResponse, no extensions, no nonce."""
-        cert_id = sequence(self._cert_id_prefix[hash_alg] + encode_unsigned_integer(serial))
-        if status is CertStatusKind.GOOD:
-            cert_status = b"\x80\x00"
+        if status == _GOOD:
+            cert_status = GOOD_STATUS
+        elif revoked_at is None:
+            raise ValueError("a revoked status needs its revocation time")
         else:
-            if revoked_at is None:
-                raise ValueError("a revoked status needs its revocation time")
-            info = generalized_time(revoked_at)
-            # BR 7.2.2 / 7.3: no reason for unspecified, as in the CRL entry.
-            if reason is not None and reason is not RevocationReason.UNSPECIFIED:
-                info += tlv(0xA0, tlv(0x0A, bytes((int(reason),))))
-            cert_status = tlv(0xA1, info)
-        single = sequence(
-            cert_id
-            + cert_status
-            + generalized_time(this_update)
-            + tlv(0xA0, generalized_time(next_update))
-        )
-        return sequence(self._responder_id + generalized_time(produced_at) + sequence(single))
+            cert_status = revoked_status(revoked_at, reason)
+        return self.tbs_with(
+            serial, hash_alg, cert_status, self._update_times(this_update, next_update),
+            self._head(produced_at),
+        )  # fmt: skip
+
+    def tbs_with(
+        self, serial: int, hash_alg: CertIdHash, cert_status: bytes, times: bytes, head: bytes
+    ) -> bytes:
+        """`tbs` from parts already encoded: the per-serial work of a batch."""
+        cert_id = sequence(self._cert_id_prefix[hash_alg] + encode_unsigned_integer(serial))
+        return sequence(head + sequence(sequence(cert_id + cert_status + times)))
+
+    def parts(
+        self, this_update: dt.datetime, next_update: dt.datetime, produced_at: dt.datetime
+    ) -> tuple[bytes, bytes]:
+        """(times, head) for `tbs_with`: the encodings a whole batch shares."""
+        return self._update_times(this_update, next_update), self._head(produced_at)
 
     def response(self, tbs: bytes, signature: bytes) -> bytes:
         """The OCSPResponse (successful, id-pkix-ocsp-basic) around a signed ResponseData."""
-        basic = sequence(tbs + self._alg + bit_string(signature) + self._certs)
-        response_bytes = sequence(_OID_BASIC + tlv(_OCTET_STRING, basic))
-        return sequence(b"\x0a\x01\x00" + tlv(0xA0, response_bytes))
+        # Lengths first, then one join: each nesting level would otherwise copy the
+        # whole response again (it runs once per pre-signed response).
+        sig_len = len(signature) + 1
+        sig_hdr = b"\x03" + length(sig_len)
+        basic_len = len(tbs) + self._tail_len + len(sig_hdr) + sig_len
+        basic_hdr = b"\x30" + length(basic_len)
+        octets_len = len(basic_hdr) + basic_len
+        octets_hdr = b"\x04" + length(octets_len)
+        rb_len = len(_OID_BASIC) + len(octets_hdr) + octets_len
+        rb_hdr = b"\x30" + length(rb_len)
+        explicit_len = len(rb_hdr) + rb_len
+        explicit_hdr = b"\xa0" + length(explicit_len)
+        total = 3 + len(explicit_hdr) + explicit_len
+        return b"".join(
+            (
+                b"\x30", length(total), b"\x0a\x01\x00", explicit_hdr, rb_hdr, _OID_BASIC,
+                octets_hdr, basic_hdr, tbs, self._alg, sig_hdr, b"\x00", signature, self._certs,
+            )
+        )  # fmt: skip

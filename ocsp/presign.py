@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from core.clock import from_epoch, to_epoch
 from core.errors import SignerError
 from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
-from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder
+from ocsp.codec import GOOD_STATUS, CertIdHash, ResponseEncoder, revoked_status
 from signer.algorithms import SignAlgorithm
+
+_REVOKED = CertStatus.REVOKED
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,7 @@ class Pending:
     this_update: int
     next_update: int
     refresh_at: int
-    tbs: tuple[tuple[CertIdHash, bytes], ...]
+    tbs: tuple[tuple[int, bytes], ...]  # (CertIdHash value, ResponseData to sign)
 
 
 class Presigner:
@@ -47,8 +49,11 @@ class Presigner:
         self.key_label = key_label
         self.algorithm = algorithm
         self.hashes = tuple(hashes)
+        self._hash_ids = tuple((h, int(h)) for h in self.hashes)
         self._validity = int(validity.total_seconds())
         self._refresh_after = int(self._validity * refresh_fraction)
+        self._parts_at = -1
+        self._parts_cache = (b"", b"")
 
     @property
     def validity_seconds(self) -> int:
@@ -63,31 +68,28 @@ class Presigner:
         reason: RevocationReason | None = None,
     ) -> Pending:
         at = to_epoch(now)
-        this_update = from_epoch(at)
-        next_update = from_epoch(at + self._validity)
+        times, head = self._parts(at)
+        if revoked_at is None:
+            status = GOOD_STATUS
+        else:
+            status = revoked_status(from_epoch(revoked_at), reason)
         number = int.from_bytes(serial, "big")
-        status = CertStatusKind.GOOD if revoked_at is None else CertStatusKind.REVOKED
-        revoked = from_epoch(revoked_at) if revoked_at is not None else None
-        tbs = tuple(
-            (
-                h,
-                self.encoder.tbs(
-                    serial=number,
-                    hash_alg=h,
-                    status=status,
-                    this_update=this_update,
-                    next_update=next_update,
-                    produced_at=this_update,
-                    revoked_at=revoked,
-                    reason=reason,
-                ),
-            )
-            for h in self.hashes
-        )
+        make = self.encoder.tbs_with
+        tbs = tuple((i, make(number, h, status, times, head)) for h, i in self._hash_ids)
         return Pending(serial, at, at + self._validity, at + self._refresh_after, tbs)
 
+    def _parts(self, at: int) -> tuple[bytes, bytes]:
+        # Every response of a batch shares its times: encode them once per second.
+        if self._parts_at != at:
+            this_update = from_epoch(at)
+            self._parts_cache = self.encoder.parts(
+                this_update, from_epoch(at + self._validity), this_update
+            )
+            self._parts_at = at
+        return self._parts_cache
+
     def for_record(self, rec: CertRecord, *, now: dt.datetime) -> Pending:
-        if rec.status is CertStatus.REVOKED:
+        if rec.status == _REVOKED:
             return self.pending(rec.serial, now=now, revoked_at=rec.revoked_at, reason=rec.reason)
         return self.pending(rec.serial, now=now)
 
@@ -98,10 +100,11 @@ class Presigner:
         self, pending: Pending, signatures: Sequence[bytes | SignerError]
     ) -> OcspRecord | SignerError:
         responses: dict[int, bytes] = {}
+        response = self.encoder.response
         for (h, tbs), sig in zip(pending.tbs, signatures, strict=True):
             if isinstance(sig, SignerError):
                 return sig
-            responses[int(h)] = self.encoder.response(tbs, sig)
+            responses[h] = response(tbs, sig)
         return OcspRecord(
             this_update=pending.this_update,
             next_update=pending.next_update,

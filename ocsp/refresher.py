@@ -1,9 +1,9 @@
 """The refresher: re-signs OCSP responses before their refresh point, in batches, at the
 signer's REFRESH priority (below issuance, above bulk work).
 
-It reads the due index (refresh time | serial) up to `batch * parallel` entries, signs
-`parallel` batches concurrently so the signer's pipeline stays full, and commits each
-batch in one writer op. A response is only stored if the certificate's status is still
+It walks the due index (refresh time | serial) with a cursor, `batch` entries at a
+time, keeping `parallel` batches in flight so the signer's pipeline stays full, and
+commits each batch in one writer op. A response is only stored if the certificate's status is still
 the one it describes: a revocation committed meanwhile has already stored its own.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 
 import msgspec
 import trio
@@ -34,8 +35,8 @@ class RefresherStatistics(msgspec.Struct, frozen=True):
     failed: int  # signing failures (retried later)
     skipped: int  # status changed while signing: the newer response stands
     expired: int  # certificates past notAfter, no longer re-signed
-    rounds: int
-    last_round: int  # serials handled in the last round
+    rounds: int  # passes over the due index that found work
+    last_round: int  # serials handled in the last such pass
     last_round_seconds: float
     last_round_per_second: float
 
@@ -85,49 +86,64 @@ class OcspRefresher:
         task_status.started()
         while True:
             try:
-                handled = await self.refresh_once()
+                await self.refresh_once()
             except HankoError as exc:  # store or signer trouble: keep serving, retry
                 log.warning("ocsp refresher: %s", exc.message)
-                handled = 0
-            if handled < self._batch * self._parallel:
-                await trio.sleep(self._idle)
+            # Everything due was handled: what falls due next is at least a moment away.
+            await trio.sleep(self._idle)
 
     async def refresh_once(self) -> int:
-        """Re-sign everything due now, up to one round; returns how many were handled."""
+        """Re-sign everything due now; returns how many serials were handled.
+
+        Batches stream: a cursor walks the due index a batch at a time and the next
+        batch is read as soon as one of the `parallel` in flight is committed, so the
+        signer never idles waiting for the slowest batch of a fixed round."""
         started = time.perf_counter()
         now = self._clock.now().replace(microsecond=0)
-        at = to_epoch(now)
-        with self._store.read() as txn:
-            serials = txn.ocsp_due(at + 1, self._batch * self._parallel)
-            records = [txn.get_cert(s) for s in serials]
-        live: list[CertRecord] = []
-        gone: list[bytes] = []
-        for serial, rec in zip(serials, records, strict=True):
-            if rec is None or rec.not_after < at:
-                gone.append(serial)
-            else:
-                live.append(rec)
-        if gone:
-
-            def drop(txn: WriteTxn) -> None:
-                for serial in gone:
-                    txn.unschedule_ocsp(serial)
-
-            await self._writer.submit(drop)
-            self._expired += len(gone)
+        before = to_epoch(now) + 1
+        slots = trio.Semaphore(self._parallel)
+        handled = 0
+        after = b""
         async with trio.open_nursery() as nursery:
-            for i in range(0, len(live), self._batch):
-                nursery.start_soon(self._refresh_batch, live[i : i + self._batch], now)
-        if serials:
+            while True:
+                await slots.acquire()
+                with self._store.read() as txn:
+                    due = txn.ocsp_due(before, self._batch, after=after)
+                    records = [(serial, txn.get_cert(serial)) for _, serial in due]
+                if not due:
+                    slots.release()
+                    break
+                after = due[-1][0]
+                handled += len(due)
+                nursery.start_soon(self._refresh_slot, records, now, slots)
+        if handled:
             self._rounds += 1
-            self._last = (len(serials), time.perf_counter() - started)
-        return len(serials)
+            self._last = (handled, time.perf_counter() - started)
+        return handled
 
-    async def _refresh_batch(self, records: list[CertRecord], now: dt.datetime) -> None:
+    async def _refresh_slot(
+        self,
+        records: list[tuple[bytes, CertRecord | None]],
+        now: dt.datetime,
+        slots: trio.Semaphore,
+    ) -> None:
+        try:
+            at = to_epoch(now)
+            live = [r for _, r in records if r is not None and r.not_after >= at]
+            gone = [s for s, r in records if r is None or r.not_after < at]
+            await self._refresh_batch(live, now, gone=gone)
+        finally:
+            slots.release()
+
+    async def _refresh_batch(
+        self, records: list[CertRecord], now: dt.datetime, *, gone: Sequence[bytes] = ()
+    ) -> None:
+        """Sign `records`' responses and store those whose status did not change
+        meanwhile; stop re-signing `gone` (expired or deleted) serials. One commit."""
         ps = self._presigner
         pendings = [ps.for_record(r, now=now) for r in records]
         items = [item for p in pendings for item in ps.sign_items(p)]
-        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH)
+        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH) if items else []
         results: list[OcspRecord | SignerError] = []
         pos = 0
         for p in pendings:
@@ -136,6 +152,8 @@ class OcspRefresher:
         retry_at = to_epoch(now) + RETRY_AFTER
 
         def op(txn: WriteTxn) -> tuple[int, int, int]:
+            for serial in gone:
+                txn.unschedule_ocsp(serial)
             stored = failed = skipped = 0
             for rec, result in zip(records, results, strict=True):
                 current = txn.get_cert(rec.serial)
@@ -153,5 +171,6 @@ class OcspRefresher:
         self._refreshed += stored
         self._failed += failed
         self._skipped += skipped
+        self._expired += len(gone)
         if failed:
             log.warning("ocsp refresher: %d signings failed, retry in %ds", failed, RETRY_AFTER)

@@ -13,7 +13,8 @@ OCSPRequest, no nonce in pre-signed responses. So:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from core.errors import MalformedOcspRequest
 from core.store.records import SERIAL_WIDTH, ocsp_response_in
@@ -24,8 +25,11 @@ UNAUTHORIZED = error_response(ResponseStatus.UNAUTHORIZED)
 TRY_LATER = error_response(ResponseStatus.TRY_LATER)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(msgspec.Struct, frozen=True, gc=False):
+    """gc=False: a responder caches hundreds of thousands of these, and bytes and ints
+    cannot form cycles, so the cyclic collector need never walk them (a full collection
+    over 200,000 tracked entries measured 58 ms: a latency spike on every client)."""
+
     body: bytes
     # For a successful response: what HTTP caching headers are made of.
     this_update: int = 0

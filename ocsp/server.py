@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import os
 import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout: float = 10.0
 
 
-@dataclass(slots=True)
-class _Cached:
+class _Cached(msgspec.Struct, gc=False):  # untracked by the collector, as Answer is
     answer: Answer
     raw: bytes  # the store value the answer was cut from
     gen: int
@@ -313,6 +312,9 @@ async def serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     ticker = asyncio.create_task(state.ticker())
+    # Everything alive now (modules, the issuer, settings) lives as long as the process:
+    # out of the collector's sight, a full collection only walks what serving creates.
+    gc.freeze()
     print("ready", flush=True)  # the supervisor waits for this line
     await stop.wait()
     server.close()

@@ -421,17 +421,20 @@ class ReadTxn:
         raw = self.txn.get(serial_key(serial), db=self.dbs[b"ocsp"])
         return None if raw is None else OcspRecord.decode(raw)
 
-    def ocsp_due(self, before: int, limit: int) -> list[bytes]:
-        """Serials whose OCSP response is due for re-signing before `before`, soonest
-        first, at most `limit` of them."""
-        out: list[bytes] = []
+    def ocsp_due(self, before: int, limit: int, *, after: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """(due key, serial) of responses due for re-signing before `before`, soonest
+        first, at most `limit` of them, starting past the due key `after` (a cursor: the
+        caller's batches still in flight are not handed out twice)."""
+        out: list[tuple[bytes, bytes]] = []
         cur = self.txn.cursor(db=self.dbs[b"ocsp_due"])
-        if not cur.first():
+        if not (cur.set_range(after) if after else cur.first()):
             return out
         for key in cur.iternext(keys=True, values=False):
+            if key == after:
+                continue
             if len(out) >= limit or int.from_bytes(key[:8], "big") >= before:
                 break
-            out.append(key[8:].lstrip(b"\0"))
+            out.append((key, key[8:].lstrip(b"\0")))
         return out
 
     def count_ocsp_due(self, before: int) -> int:

@@ -16,8 +16,9 @@ from core.clock import FixedClock, to_epoch
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.store import OcspRecord, serial_bytes
-from core.wiring import ocsp_refresher
+from core.wiring import ocsp_refresher, presigner
 from ocsp.codec import CertIdHash
+from ocsp.refresher import OcspRefresher
 from tests.conftest import DevCA, hanko
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
@@ -142,5 +143,37 @@ def test_presign_refresh_revoke_reissue_expire(ca: DevCA) -> None:
         assert responses(engine, serials[2]) == last
         with engine.store.read() as txn:
             assert txn.count_ocsp_due(to_epoch(clock.now()) + 10 * 86400 * 365) == 0
+
+    run(ca, clock, job, **setup("o", start, level="ov"))
+
+
+def test_one_pass_streams_more_than_its_window(ca: DevCA) -> None:
+    """Seven due serials, two per batch, two batches in flight: one pass walks the due
+    index with its cursor until everything due is re-signed, each exactly once."""
+    start = dt.datetime.now(UTC).replace(microsecond=0)
+    clock = FixedClock(start)
+
+    async def job(engine: IssuanceEngine) -> None:
+        refresher = OcspRefresher(
+            presigner=presigner(ca.config), signer=engine.signer, store=engine.store,
+            writer=engine.writer, clock=clock, batch=2, parallel=2,
+        )  # fmt: skip
+        issued = await engine.issue_many(
+            [
+                IssueRequest(csr=csr_pem([f"s{i}.example.co.jp"]), profile="ov", organization="o")
+                for i in range(7)
+            ],
+            actor="t",
+        )
+        serials = [int(r.serial, 16) for r in issued if not isinstance(r, Exception)]
+        assert len(serials) == 7
+        clock.advance(2 * DAY + dt.timedelta(seconds=1))
+        t1 = clock.now().replace(microsecond=0)
+        assert await refresher.refresh_once() == 7
+        for s in serials:
+            check(responses(engine, s), ca, s, ocsp.OCSPCertStatus.GOOD, t1)
+        stats = refresher.statistics()
+        assert (stats.refreshed, stats.skipped, stats.failed, stats.last_round) == (7, 0, 0, 7)
+        assert await refresher.refresh_once() == 0
 
     run(ca, clock, job, **setup("o", start, level="ov"))

@@ -359,3 +359,28 @@ def test_a_domain_needs_its_organization(store: Store) -> None:
     store.write(lambda t: t.put_domain(domain, at_us=2, actor="t"))
     with store.read() as r:
         assert [d.domain for d in r.iter_domains("acme")] == ["example.co.jp"]
+
+
+def test_ocsp_due_walks_with_a_cursor(store: Store) -> None:
+    """Soonest first, bounded by time and count, and resumable past the last key read
+    (the refresher's batches in flight are never handed out twice)."""
+
+    def fill(txn: WriteTxn) -> None:
+        for n, at in [(11, 500), (12, 100), (13, 300), (14, 300), (15, 900)]:
+            txn.insert_cert(cert(n), at_us=1, actor="test")
+            txn.schedule_ocsp(serial_bytes(n), at)
+
+    store.write(fill)
+    with store.read() as txn:
+        first = txn.ocsp_due(600, 2)
+        assert [s for _, s in first] == [serial_bytes(12), serial_bytes(13)]
+        rest = txn.ocsp_due(600, 10, after=first[-1][0])
+        assert [s for _, s in rest] == [serial_bytes(14), serial_bytes(11)]  # not 15: at 900
+        assert txn.ocsp_due(600, 10, after=rest[-1][0]) == []
+        assert txn.ocsp_due(100, 10) == []  # "before" is exclusive
+    # Rescheduling moves a serial's one due entry: it is not listed twice.
+    store.write(lambda t: t.schedule_ocsp(serial_bytes(12), 950))
+    with store.read() as txn:
+        assert [s for _, s in txn.ocsp_due(1000, 10)] == [
+            serial_bytes(n) for n in (13, 14, 11, 15, 12)
+        ]
