@@ -475,7 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sample", type=int, default=10_000, help="distinct requests wrk cycles")
     b.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
     b.add_argument("--connections", type=int, default=64)
-    b.add_argument("--hashes", default="sha1", help="CertID hashes to pre-sign (sha1,sha256)")
+    b.add_argument(
+        "--hashes",
+        default="",
+        help="CertID hashes to pre-sign (sha1,sha256); default: the config's",
+    )
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_bench_ocsp)
     b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
