@@ -37,8 +37,6 @@ _NULL = 0x05
 
 # id-pkix-ocsp-basic and id-pkix-ocsp-nonce
 _OID_BASIC = bytes.fromhex("06092b0601050507300101")
-# Distinct times whose encodings an encoder keeps (a handful are live at any moment).
-_TIME_CACHE = 64
 _OID_NONCE_CONTENT = bytes.fromhex("2b0601050507300102")
 
 
@@ -308,29 +306,6 @@ class ResponseEncoder:
             h: h.algorithm_der + tlv(_OCTET_STRING, names) + tlv(_OCTET_STRING, key)
             for h, (names, key) in self.issuer_hashes.by_hash.items()
         }
-        # A refresh or an issuance batch signs thousands of responses with the same
-        # times: their encodings are made once (strftime is the dearest part).
-        self._heads: dict[dt.datetime, bytes] = {}
-        self._updates: dict[tuple[dt.datetime, dt.datetime], bytes] = {}
-
-    def _head(self, produced_at: dt.datetime) -> bytes:
-        head = self._heads.get(produced_at)
-        if head is None:
-            if len(self._heads) >= _TIME_CACHE:
-                self._heads.clear()
-            head = self._heads[produced_at] = self._responder_id + generalized_time(produced_at)
-        return head
-
-    def _update_times(self, this_update: dt.datetime, next_update: dt.datetime) -> bytes:
-        key = (this_update, next_update)
-        times = self._updates.get(key)
-        if times is None:
-            if len(self._updates) >= _TIME_CACHE:
-                self._updates.clear()
-            times = self._updates[key] = generalized_time(this_update) + tlv(
-                0xA0, generalized_time(next_update)
-            )
-        return times
 
     def tbs(
         self,
@@ -351,10 +326,8 @@ class ResponseEncoder:
             raise ValueError("a revoked status needs its revocation time")
         else:
             cert_status = revoked_status(revoked_at, reason)
-        return self.tbs_with(
-            serial, hash_alg, cert_status, self._update_times(this_update, next_update),
-            self._head(produced_at),
-        )  # fmt: skip
+        times, head = self.parts(this_update, next_update, produced_at)
+        return self.tbs_with(serial, hash_alg, cert_status, times, head)
 
     def tbs_with(
         self, serial: int, hash_alg: CertIdHash, cert_status: bytes, times: bytes, head: bytes
@@ -366,8 +339,10 @@ class ResponseEncoder:
     def parts(
         self, this_update: dt.datetime, next_update: dt.datetime, produced_at: dt.datetime
     ) -> tuple[bytes, bytes]:
-        """(times, head) for `tbs_with`: the encodings a whole batch shares."""
-        return self._update_times(this_update, next_update), self._head(produced_at)
+        """(times, head) for `tbs_with`: the encodings a whole batch shares, made once
+        per batch by the caller (strftime is the dearest part of a response)."""
+        times = generalized_time(this_update) + tlv(0xA0, generalized_time(next_update))
+        return times, self._responder_id + generalized_time(produced_at)
 
     def response(self, tbs: bytes, signature: bytes) -> bytes:
         """The OCSPResponse (successful, id-pkix-ocsp-basic) around a signed ResponseData."""
