@@ -3,8 +3,9 @@ signer's REFRESH priority (below issuance, above bulk work).
 
 It walks the due index (refresh time | serial) with a cursor, `batch` entries at a
 time, keeping `parallel` batches in flight so the signer's pipeline stays full, and
-commits each batch in one writer op. A response is only stored if the certificate's status is still
-the one it describes: a revocation committed meanwhile has already stored its own.
+commits each batch in one writer op. A response is only stored if the certificate's
+status is still the one it describes: a revocation committed meanwhile has already
+stored its own.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class OcspRefresher:
         ps = self._presigner
         pendings = [ps.for_record(r, now=now) for r in records]
         items = [item for p in pendings for item in ps.sign_items(p)]
-        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH) if items else []
+        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH)
         results: list[OcspRecord | SignerError] = []
         pos = 0
         for p in pendings:
