@@ -442,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ocsp", help="pre-signed OCSP responses")
     oc = p.add_subparsers(dest="ocsp_command", required=True)
-    e = oc.add_parser("export", help="write each live certificate's response to DIR/<serial>.der")
+    e = oc.add_parser(
+        "export", help="write each live certificate's response to DIR/<serial octets in hex>.der"
+    )
     _add_config(e)
     e.add_argument("--out", type=Path, required=True, help="folder to write into")
     e.add_argument("--hash", choices=["sha1", "sha256"], default="sha1", help="CertID hash")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from core.store.records import serial_bytes
 from tests.conftest import DevCA, free_port, hanko
 
 Ready = tuple[httpx.Client, httpx.Client, DevCA]
@@ -123,7 +124,8 @@ def test_nginx_staples_hanko_responses(ready: Ready, tmp_path: Path) -> None:
     export = tmp_path / "staples"
     result = hanko("ocsp", "export", "-c", str(ca.config_path), "--out", str(export))
     assert result.returncode == 0, result.stderr
-    staple = export / f"{cert.serial_number:x}.der"
+    # Named by the serial's octets, as openssl prints it: a leading zero nibble stays.
+    staple = export / f"{serial_bytes(cert.serial_number).hex()}.der"
     assert staple.is_file()
 
     # The exported file holds the bytes the responder serves.
