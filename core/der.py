@@ -72,11 +72,14 @@ def read_tlv(data: bytes | memoryview, offset: int = 0) -> tuple[int, int, int]:
     return tag, pos, end
 
 
-def _der_integer_from_unsigned(octets: bytes) -> bytes:
+def integer_from_octets(octets: bytes) -> bytes:
+    """A DER INTEGER from unsigned big-endian octets (a serial as stored, an ECDSA r or
+    s) without a round trip through int."""
     octets = octets.lstrip(b"\0") or b"\0"
     if octets[0] & 0x80:
         octets = b"\0" + octets
-    return b"\x02" + encode_length(len(octets)) + octets
+    n = len(octets)
+    return b"\x02" + (_LENGTHS[n] if n < _SHORT else encode_length(n)) + octets
 
 
 def ecdsa_signature_from_raw(raw: bytes) -> bytes:
@@ -87,7 +90,7 @@ def ecdsa_signature_from_raw(raw: bytes) -> bytes:
     half = len(raw) // 2
     if half == 0 or len(raw) != 2 * half:
         raise ValueError("raw ECDSA signature must be two equal halves")
-    body = _der_integer_from_unsigned(raw[:half]) + _der_integer_from_unsigned(raw[half:])
+    body = integer_from_octets(raw[:half]) + integer_from_octets(raw[half:])
     return b"\x30" + encode_length(len(body)) + body
 
 

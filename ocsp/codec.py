@@ -327,14 +327,26 @@ class ResponseEncoder:
         else:
             cert_status = revoked_status(revoked_at, reason)
         times, head = self.parts(this_update, next_update, produced_at)
-        return self.tbs_with(serial, hash_alg, cert_status, times, head)
+        return self.tbs_with(encode_unsigned_integer(serial), hash_alg, cert_status, times, head)
 
     def tbs_with(
-        self, serial: int, hash_alg: CertIdHash, cert_status: bytes, times: bytes, head: bytes
+        self, serial_der: bytes, hash_alg: CertIdHash, cert_status: bytes, times: bytes, head: bytes
     ) -> bytes:
-        """`tbs` from parts already encoded: the per-serial work of a batch."""
-        cert_id = sequence(self._cert_id_prefix[hash_alg] + encode_unsigned_integer(serial))
-        return sequence(head + sequence(sequence(cert_id + cert_status + times)))
+        """`tbs` from parts already encoded (`serial_der` is the serial's DER INTEGER):
+        the per-serial work of a batch, so lengths first and one join."""
+        prefix = self._cert_id_prefix[hash_alg]
+        cid_len = len(prefix) + len(serial_der)
+        cid_hdr = b"\x30" + length(cid_len)
+        one_len = len(cid_hdr) + cid_len + len(cert_status) + len(times)
+        one_hdr = b"\x30" + length(one_len)
+        list_len = len(one_hdr) + one_len
+        list_hdr = b"\x30" + length(list_len)
+        return b"".join(
+            (
+                b"\x30", length(len(head) + len(list_hdr) + list_len), head, list_hdr, one_hdr,
+                cid_hdr, prefix, serial_der, cert_status, times,
+            )
+        )  # fmt: skip
 
     def parts(
         self, this_update: dt.datetime, next_update: dt.datetime, produced_at: dt.datetime

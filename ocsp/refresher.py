@@ -142,8 +142,9 @@ class OcspRefresher:
         """Sign `records`' responses and store those whose status did not change
         meanwhile; stop re-signing `gone` (expired or deleted) serials. One commit."""
         ps = self._presigner
-        pendings = [ps.for_record(r, now=now) for r in records]
-        items = [item for p in pendings for item in ps.sign_items(p)]
+        pendings = ps.for_records(records, at=to_epoch(now))
+        label, alg = ps.key_label, ps.algorithm
+        items = [(label, alg, tbs) for p in pendings for _, tbs in p.tbs]
         sigs = await self._signer.sign_many(items, priority=Priority.REFRESH)
         results: list[OcspRecord | SignerError] = []
         pos = 0

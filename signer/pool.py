@@ -129,6 +129,16 @@ class _Request:
             self.waiter.one_done()
 
 
+class _SpaceWaiter:
+    """A caller waiting for room in the queue for `need` requests."""
+
+    __slots__ = ("event", "need")
+
+    def __init__(self, need: int) -> None:
+        self.need = need
+        self.event = trio.Event()
+
+
 class _Batch:
     __slots__ = ("done", "id", "requests")
 
@@ -156,6 +166,7 @@ class SignerStatistics(msgspec.Struct, frozen=True):
     queued: int
     queued_by_priority: dict[str, int]
     queue_max: int
+    waiting_for_room: int  # callers waiting for the queue to have room for their requests
     batches: int
     signatures: int
     mean_batch: float
@@ -240,7 +251,11 @@ class SignerPool:
         self._queues: tuple[deque[_Request], ...] = tuple(deque() for _ in Priority)
         self._queued = 0
         self._work = trio.lowlevel.ParkingLot()
-        self._space = trio.lowlevel.ParkingLot()
+        # Callers waiting for room, first come first served. Each batch taken wakes
+        # only those whose requests now fit (a wake-all made every waiting refresher
+        # slot re-check and re-park on every batch: a quarter of the pool's CPU).
+        self._space_waiters: deque[_SpaceWaiter] = deque()
+        self._reserved = 0  # room promised to woken waiters that have not enqueued yet
         self._batch_ids = itertools.count(1)
         self._running = False
         self._closed = False
@@ -273,7 +288,11 @@ class SignerPool:
     ) -> bytes:
         """Sign `data` (the whole message) and return the signature in X.509 form."""
         req = _Request(label, alg.value, data, priority, None)
-        if self._running and self._queued < self._queue_max and not self._space:
+        if (
+            self._running
+            and self._queued + self._reserved < self._queue_max
+            and not self._space_waiters
+        ):
             # Fast path (the common case): room in the queue and nobody waiting for it.
             self._queues[priority].append(req)
             self._queued += 1
@@ -347,6 +366,7 @@ class SignerPool:
             queued=self._queued,
             queued_by_priority={p.name.lower(): len(self._queues[p]) for p in Priority},
             queue_max=self._queue_max,
+            waiting_for_room=len(self._space_waiters),
             batches=self._batches,
             signatures=self._signatures,
             mean_batch=(self._signatures / self._batches) if self._batches else 0.0,
@@ -362,21 +382,44 @@ class SignerPool:
     async def _enqueue(self, reqs: list[_Request], *, wait: bool) -> None:
         if self._closed or not self._running:
             raise SignerClosed("the signer is not running")
-        # Callers already waiting for space are ahead in line: a caller that will not
-        # wait is refused while they wait, even if a slot is free for an instant.
-        while self._queued + len(reqs) > self._queue_max or (not wait and self._space):
+        need = len(reqs)
+        # Callers already waiting for space are ahead in line: nobody overtakes them,
+        # and a caller that will not wait is refused while they wait.
+        if self._queued + self._reserved + need > self._queue_max or self._space_waiters:
             if not wait:
                 raise SignerOverloaded(
                     f"signer queue is full ({self._queued} of {self._queue_max} waiting)"
                 )
-            await self._space.park()
+            waiter = _SpaceWaiter(need)
+            self._space_waiters.append(waiter)
+            try:
+                await waiter.event.wait()
+            except BaseException:
+                if waiter.event.is_set():  # woken, then cancelled: pass the room on
+                    self._reserved -= need
+                    self._wake_space()
+                else:
+                    self._space_waiters.remove(waiter)
+                raise
+            self._reserved -= need
             if self._closed:
                 raise SignerClosed("the signer stopped")
+        queues = self._queues
         for r in reqs:
-            self._queues[r.priority].append(r)
-        self._queued += len(reqs)
+            queues[r.priority].append(r)
+        self._queued += need
         if self._work:
-            self._work.unpark(count=-(-len(reqs) // self._batch_max))
+            self._work.unpark(count=-(-need // self._batch_max))
+
+    def _wake_space(self) -> None:
+        """Wake the waiters at the head of the line whose requests fit now."""
+        waiters = self._space_waiters
+        free = self._queue_max - self._queued - self._reserved
+        while waiters and (waiters[0].need <= free or self._closed):
+            w = waiters.popleft()
+            free -= w.need
+            self._reserved += w.need
+            w.event.set()
 
     def _requeue(self, reqs: list[_Request], reason: str) -> None:
         """Put the requests of a lost batch back at the front, or fail the twice-lost."""
@@ -422,9 +465,10 @@ class SignerPool:
                 if len(taken) == limit:
                     break
             self._queued -= removed
+            if self._space_waiters:
+                self._wake_space()
             if not taken:
                 continue
-            self._space.unpark_all()
             return _Batch(next(self._batch_ids), taken)
 
     # -- workers ------------------------------------------------------------------------
@@ -492,7 +536,7 @@ class SignerPool:
                 while q:
                     q.popleft().fail(err)
             self._queued = 0
-            self._space.unpark_all()
+            self._wake_space()
 
     async def _supervise(self, slot: int, worker: _Worker) -> None:
         backoff = iter(RESTART_BACKOFF)
@@ -537,7 +581,7 @@ class SignerPool:
                 self._errors += 1
                 q.popleft().fail(error)
         self._queued = 0
-        self._space.unpark_all()
+        self._wake_space()
 
     async def _feed(self, worker: _Worker) -> None:
         while True:

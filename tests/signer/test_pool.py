@@ -254,6 +254,55 @@ def test_full_queue_waits_or_says_overloaded(dev_ca: DevCA) -> None:
     trio.run(main)
 
 
+def test_callers_waiting_for_room_are_served_in_order(dev_ca: DevCA) -> None:
+    """Bulk callers bigger than the free room wait in line; a cancelled one leaves
+    the line without losing anyone's turn, and the others get in as room frees up."""
+    cfg = with_signer(dev_ca.config, batch_max=1, queue_max=8)
+    item = (ISSUING, SignAlgorithm.ECDSA_SHA256, b"m")
+
+    async def main() -> list[str]:
+        order: list[str] = []
+        async with running(signer_pool(cfg, workers=1, pipeline=1)) as pool:
+
+            async def bulk(name: str, n: int) -> None:
+                sigs = await pool.sign_many([item] * n)
+                assert all(isinstance(s, bytes) for s in sigs)
+                order.append(name)
+
+            async def in_line(n: int) -> None:
+                with trio.fail_after(20):
+                    while pool.statistics().waiting_for_room < n:
+                        await trio.sleep(0)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(bulk, "first", 8)
+                while pool.statistics().queued == 0:
+                    await trio.sleep(0)
+                # trio runs new tasks in random order: start each once the last is in line.
+                nursery.start_soon(bulk, "second", 6)
+                await in_line(1)
+                cancelled = trio.CancelScope()
+
+                async def gives_up() -> None:
+                    with cancelled:
+                        await bulk("never", 7)
+
+                nursery.start_soon(gives_up)
+                await in_line(2)
+                nursery.start_soon(bulk, "third", 3)
+                await in_line(3)
+                cancelled.cancel()
+            assert pool.statistics().waiting_for_room == 0
+            # Nothing is left promised to a caller that went away: a full-size job fits.
+            with trio.fail_after(20):
+                await pool.sign_many([item] * 8)
+        return order
+
+    order = trio.run(main)
+    assert "never" not in order
+    assert order.index("second") < order.index("third")
+
+
 def test_interactive_requests_overtake_bulk(dev_ca: DevCA) -> None:
     cfg = with_signer(dev_ca.config, batch_max=1)
     order: list[str] = []

@@ -1,0 +1,120 @@
+"""The Presigner's batch path (the refresher's) against the codec's one-response path."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from core.errors import StoreError
+from core.store.records import CertRecord, CertStatus, RevocationReason
+from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder
+from ocsp.presign import Presigner
+from signer.algorithms import SignAlgorithm
+
+NOW = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
+VALIDITY = dt.timedelta(days=4)
+ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
+
+
+def _cert(subject: str, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    own = ec.generate_private_key(ec.SECP256R1())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(own.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=90))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+@pytest.fixture(scope="module")
+def presigner() -> Presigner:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Issuing CA")])
+    encoder = ResponseEncoder(
+        issuer=_cert("Test Issuing CA", name, key),
+        responder=_cert("Test OCSP", name, key),
+        signature_algorithm=ECDSA_SHA256,
+    )
+    return Presigner(
+        encoder,
+        key_label="ocsp",
+        algorithm=SignAlgorithm.ECDSA_SHA256,
+        hashes=[CertIdHash.SHA1, CertIdHash.SHA256],
+        validity=VALIDITY,
+        refresh_fraction=0.5,
+    )
+
+
+def _record(serial: bytes, *, revoked_at: int | None = None) -> CertRecord:
+    return CertRecord(
+        serial=serial,
+        issuer=b"k" * 20,
+        status=CertStatus.GOOD if revoked_at is None else CertStatus.REVOKED,
+        not_before=0,
+        not_after=2**31,
+        names=["a.example.com"],
+        account="org",
+        profile="ov",
+        partition=0,
+        der=b"",
+        revoked_at=revoked_at,
+        reason=None if revoked_at is None else RevocationReason.KEY_COMPROMISE,
+    )
+
+
+# A serial whose first octet has its high bit set needs a leading zero in DER.
+SERIALS = [bytes.fromhex("7f" + "11" * 15), bytes.fromhex("80" + "22" * 19), b"\x01"]
+
+
+def test_batch_path_matches_the_codec(presigner: Presigner) -> None:
+    at = int(NOW.timestamp())
+    revoked_at = at - 3600
+    records = [_record(s) for s in SERIALS] + [_record(s, revoked_at=revoked_at) for s in SERIALS]
+    pendings = presigner.for_records(records, at=at)
+    assert [p.serial for p in pendings] == [r.serial for r in records]
+    for rec, p in zip(records, pendings, strict=True):
+        assert (p.this_update, p.next_update) == (at, at + int(VALIDITY.total_seconds()))
+        assert p.refresh_at == at + int(VALIDITY.total_seconds() / 2)
+        revoked = rec.revoked_at is not None
+        for hash_id, tbs in p.tbs:
+            assert tbs == presigner.encoder.tbs(
+                serial=int.from_bytes(rec.serial, "big"),
+                hash_alg=CertIdHash(hash_id),
+                status=CertStatusKind.REVOKED if revoked else CertStatusKind.GOOD,
+                this_update=NOW,
+                next_update=NOW + VALIDITY,
+                produced_at=NOW,
+                revoked_at=NOW - dt.timedelta(hours=1) if revoked else None,
+                reason=rec.reason,
+            )
+        # The one-serial path (issuance, revocation) builds the same bytes.
+        assert p == presigner.pending(
+            rec.serial, now=NOW, revoked_at=rec.revoked_at, reason=rec.reason
+        )
+
+
+def test_a_revoked_record_without_its_time_is_never_signed_good(presigner: Presigner) -> None:
+    broken = CertRecord(
+        serial=b"\x05",
+        issuer=b"k" * 20,
+        status=CertStatus.REVOKED,
+        not_before=0,
+        not_after=2**31,
+        names=[],
+        account="org",
+        profile="ov",
+        partition=0,
+        der=b"",
+    )
+    with pytest.raises(StoreError, match="revoked without a time"):
+        presigner.for_records([_record(b"\x04"), broken], at=int(NOW.timestamp()))
