@@ -106,8 +106,10 @@ class Presigner:
         self._parts_at = at
         return self._parts_at_cache
 
-    def sign_items(self, pending: Pending) -> list[tuple[str, SignAlgorithm, bytes]]:
-        return [(self.key_label, self.algorithm, tbs) for _, tbs in pending.tbs]
+    def sign_items(self, *pendings: Pending) -> list[tuple[str, SignAlgorithm, bytes]]:
+        """What to hand the signer for `pendings`, in order (`record` takes them back)."""
+        label, alg = self.key_label, self.algorithm
+        return [(label, alg, tbs) for p in pendings for _, tbs in p.tbs]
 
     def record(
         self, pending: Pending, signatures: Sequence[bytes | SignerError]

@@ -143,9 +143,7 @@ class OcspRefresher:
         meanwhile; stop re-signing `gone` (expired or deleted) serials. One commit."""
         ps = self._presigner
         pendings = ps.for_records(records, at=to_epoch(now))
-        label, alg = ps.key_label, ps.algorithm
-        items = [(label, alg, tbs) for p in pendings for _, tbs in p.tbs]
-        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH)
+        sigs = await self._signer.sign_many(ps.sign_items(*pendings), priority=Priority.REFRESH)
         results: list[OcspRecord | SignerError] = []
         pos = 0
         for p in pendings:
