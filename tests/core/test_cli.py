@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import DevCA, hanko
 
@@ -224,3 +227,17 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
         )
         assert bad.returncode == 1
         assert bad.stderr.count("\n") == 1
+
+
+def test_every_command_shortens_the_gil_switch_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The core's trio thread must not wait 5 ms for the GIL behind a group commit
+    # (docs/architecture.md, "The GIL switch interval").
+    from core import cli
+
+    set_to: list[float] = []
+    monkeypatch.setattr(sys, "setswitchinterval", set_to.append)
+    assert cli.main(["check-config", "-c", str(tmp_path / "missing.toml")]) == 1
+    assert set_to == [cli.SWITCH_INTERVAL]
+    assert cli.SWITCH_INTERVAL < 0.005  # below CPython's default
