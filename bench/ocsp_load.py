@@ -113,12 +113,13 @@ def _requests(
 ) -> list[tuple[bytes, bytes, bytes]]:
     """(serial, OCSP request DER, stored SHA-1 response DER) for each sampled serial."""
     from core.der import encode_unsigned_integer, sequence, tlv
-    from ocsp.codec import IssuerHashes
+    from ocsp.codec import Envelopes, IssuerHashes
 
     name_hash, key_hash = IssuerHashes(issuer).by_hash[CertIdHash.SHA1]
     alg = CertIdHash.SHA1.algorithm_der
     out = []
     with store.read() as txn:
+        envelopes = Envelopes(txn.get_ocsp_envelope)
         for serial in sample:
             cert_id = sequence(
                 alg + tlv(4, name_hash) + tlv(4, key_hash)
@@ -126,9 +127,11 @@ def _requests(
             )  # fmt: skip
             der = sequence(sequence(sequence(sequence(cert_id))))
             rec = txn.get_ocsp(serial)
-            if rec is None or int(CertIdHash.SHA1) not in rec.responses:
+            signed = rec.signed.get(int(CertIdHash.SHA1)) if rec is not None else None
+            response = envelopes.response(signed) if signed is not None else None
+            if response is None:
                 raise HankoError(f"no response for {serial.hex()} after the refresh")
-            out.append((serial, der, rec.responses[int(CertIdHash.SHA1)]))
+            out.append((serial, der, response))
     return out
 
 

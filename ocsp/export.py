@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from core.store import Store
-from ocsp.codec import CertIdHash
+from ocsp.codec import CertIdHash, Envelopes
 
 
 def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int) -> int:
@@ -17,12 +17,16 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     with store.read() as txn:
+        envelopes = Envelopes(txn.get_ocsp_envelope)
         for serial, rec in txn.iter_ocsp():
-            der = rec.responses.get(int(hash_alg))
-            if der is None or rec.next_update <= now:
+            signed = rec.signed.get(int(hash_alg))
+            if signed is None or rec.next_update <= now:
                 continue
             cert = txn.get_cert(serial)
             if cert is None or cert.not_after < now:
+                continue
+            der = envelopes.response(signed)
+            if der is None:
                 continue
             target = out / f"{serial.hex()}.der"
             tmp = out / f".{serial.hex()}.der.tmp"

@@ -16,7 +16,13 @@ import msgspec
 from core.clock import from_epoch, to_epoch
 from core.der import integer_from_octets
 from core.errors import SignerError, StoreError
-from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
+from core.store.records import (
+    CertRecord,
+    CertStatus,
+    OcspEnvelope,
+    OcspRecord,
+    RevocationReason,
+)
 from ocsp.codec import GOOD_STATUS, CertIdHash, ResponseEncoder, revoked_status
 from signer.algorithms import SignAlgorithm
 
@@ -56,6 +62,8 @@ class Presigner:
         self._refresh_after = int(self._validity * refresh_fraction)
         self._parts_at = -1
         self._parts_at_cache = (b"", b"")
+        env = encoder.envelope
+        self._envelope = OcspEnvelope(key_hash=env.key_hash, encoded=env.encoded)
 
     @property
     def validity_seconds(self) -> int:
@@ -114,15 +122,15 @@ class Presigner:
     def record(
         self, pending: Pending, signatures: Sequence[bytes | SignerError]
     ) -> OcspRecord | SignerError:
-        responses: dict[int, bytes] = {}
-        response = self.encoder.response
+        signed: dict[int, bytes] = {}
         for (h, tbs), sig in zip(pending.tbs, signatures, strict=True):
             if isinstance(sig, SignerError):
                 return sig
-            responses[h] = response(tbs, sig)
+            signed[h] = tbs + sig
         return OcspRecord(
             this_update=pending.this_update,
             next_update=pending.next_update,
             refresh_at=pending.refresh_at,
-            responses=responses,
+            signed=signed,
+            envelope=self._envelope,
         )

@@ -1,6 +1,9 @@
 """What the responder answers, with no I/O: an OCSP request's bytes in, the bytes to
 send out. The store is reached through two callables the server passes in.
 
+The store holds each response without its envelope (signature algorithm and responder
+certificate, kept once per responder key): it is put around here, once per cached answer.
+
 RFC 9919 (which obsoletes RFC 5019) profiles high-volume responders: one Request per
 OCSPRequest, no nonce in pre-signed responses. So:
 - more than one Request, or bytes that are not an OCSPRequest: malformedRequest;
@@ -18,7 +21,14 @@ import msgspec
 
 from core.errors import MalformedOcspRequest
 from core.store.records import SERIAL_WIDTH, ocsp_response_in
-from ocsp.codec import CertIdHash, IssuerHashes, ResponseStatus, error_response, parse_request
+from ocsp.codec import (
+    CertIdHash,
+    Envelopes,
+    IssuerHashes,
+    ResponseStatus,
+    error_response,
+    parse_request,
+)
 
 MALFORMED = error_response(ResponseStatus.MALFORMED_REQUEST)
 UNAUTHORIZED = error_response(ResponseStatus.UNAUTHORIZED)
@@ -49,11 +59,13 @@ class Responder:
         *,
         lookup: Callable[[bytes], bytes | None],
         issued: Callable[[bytes], bool],
+        envelope: Callable[[bytes], bytes | None],
         refresh: Callable[[], None] = lambda: None,
     ) -> None:
         self._issuer = issuer
         self._served = served
         self._lookup = lookup
+        self._envelopes = Envelopes(envelope)
         self._issued = issued
         self._refresh = refresh
 
@@ -80,7 +92,7 @@ class Responder:
             self._refresh()
             raw = self._lookup(key)
         found = ocsp_response_in(raw, hash_id) if raw is not None else None
-        if found is None or found[1] <= now:
+        body = self._envelopes.response(found[2]) if found is not None else None
+        if found is None or body is None or found[1] <= now:
             return Answer(TRY_LATER if self._issued(key) else UNAUTHORIZED)
-        this_update, next_update, body = found
-        return Answer(body, this_update, next_update, key)
+        return Answer(body, found[0], found[1], key)

@@ -32,6 +32,7 @@ from cryptography import x509
 
 from core.errors import HankoError
 from core.store import Store
+from core.store.records import ENVELOPE_PREFIX
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.responder import MALFORMED, Answer, Responder
@@ -76,6 +77,7 @@ class ResponderState:
         self._env = store.env
         self._ocsp_db = store.handle("ocsp")
         self._certs_db = store.handle("certs")
+        self._meta_db = store.handle("meta")
         self._txn: Any = None
         issuer = x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes())
         self.responder = Responder(
@@ -83,6 +85,7 @@ class ResponderState:
             frozenset(CertIdHash(h) for h in settings.hashes),
             lookup=self._get_ocsp,
             issued=self._issued,
+            envelope=self._get_envelope,
             refresh=self._renew,
         )
         self.prefix = settings.prefix.encode()
@@ -97,6 +100,10 @@ class ResponderState:
 
     def _get_ocsp(self, key: bytes) -> bytes | None:
         value: bytes | None = self._txn.get(key, db=self._ocsp_db)
+        return value
+
+    def _get_envelope(self, key_hash: bytes) -> bytes | None:
+        value: bytes | None = self._txn.get(ENVELOPE_PREFIX + key_hash, db=self._meta_db)
         return value
 
     def _issued(self, key: bytes) -> bool:

@@ -24,6 +24,7 @@ from core.store.records import (
     CERT,
     CRL_STATE,
     DOMAIN,
+    ENVELOPE_PREFIX,
     IDEMPOTENCY,
     LEDGER,
     LICENSE,
@@ -447,6 +448,11 @@ class ReadTxn:
                 n += 1
         return n
 
+    def get_ocsp_envelope(self, key_hash: bytes) -> bytes | None:
+        """The encoded envelope (ocsp.codec.ResponseEnvelope) of a responder key."""
+        raw: bytes | None = self.txn.get(ENVELOPE_PREFIX + key_hash, db=self.dbs[b"meta"])
+        return raw
+
     def iter_ocsp(self) -> Iterator[tuple[bytes, OcspRecord]]:
         cur = self.txn.cursor(db=self.dbs[b"ocsp"])
         for key, value in cur:
@@ -753,10 +759,19 @@ class WriteTxn(ReadTxn):
             )
 
     def put_ocsp(self, serial: bytes, rec: OcspRecord) -> None:
-        """Store a serial's pre-signed responses and schedule their next re-signing.
+        """Store a serial's pre-signed responses and schedule their next re-signing;
+        their envelope too, the first time (or when the responder's certificate for
+        that key changed).
 
         Not audited: re-signing restates a status, it decides nothing."""
         key = serial_key(serial)
+        env = rec.envelope
+        if env is not None:
+            # One small read per record: a per-transaction "already stored" flag would
+            # be wrong after a nested transaction that stored it rolled back.
+            env_key = ENVELOPE_PREFIX + env.key_hash
+            if self.txn.get(env_key, db=self.dbs[b"meta"]) != env.encoded:
+                self.txn.put(env_key, env.encoded, db=self.dbs[b"meta"])
         self._unschedule_ocsp(key)
         self.txn.put(key, rec.encode(), db=self.dbs[b"ocsp"])
         self.txn.put(due_key(rec.refresh_at, serial), b"", db=self.dbs[b"ocsp_due"])
@@ -773,7 +788,7 @@ class WriteTxn(ReadTxn):
         else:
             self.txn.put(
                 key,
-                OcspRecord(this_update=0, next_update=0, refresh_at=at, responses={}).encode(),
+                OcspRecord(this_update=0, next_update=0, refresh_at=at, signed={}).encode(),
                 db=self.dbs[b"ocsp"],
             )
         self.txn.put(due_key(at, serial), b"", db=self.dbs[b"ocsp_due"])

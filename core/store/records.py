@@ -261,17 +261,32 @@ def expiry_key(not_after: int, serial: bytes) -> bytes:
     return not_after.to_bytes(8, "big") + serial_key(serial)
 
 
-# Pre-signed OCSP responses, one record per serial: a fixed header, then one DER
+# Pre-signed OCSP responses, one record per serial: a fixed header, then one signed
 # response per CertID hash (SHA-1, SHA-256). A flat layout rather than msgpack because
 # the responder reads it on every request and only needs one slice of it.
+#
+# A signed response is the ResponseData and its signature, without the envelope (the
+# signature algorithm and the responder's certificate, most of the bytes): that is kept
+# once per responder key (OcspEnvelope, in the meta database) and put around on the way
+# out (ocsp.codec.ResponseEnvelope). Records written before this layout hold whole
+# OCSPResponses and are served as they are until re-signed.
 _OCSP_HEADER = 24
+ENVELOPE_PREFIX = b"ocsp_envelope:"
+
+
+class OcspEnvelope(msgspec.Struct, frozen=True, gc=False):
+    key_hash: bytes  # SHA-1 of the responder's public key, as in its responder ID
+    encoded: bytes  # signature AlgorithmIdentifier || [0] certs
 
 
 class OcspRecord(msgspec.Struct, frozen=True, kw_only=True):
     this_update: int  # epoch seconds
     next_update: int
     refresh_at: int  # when the refresher re-signs it
-    responses: dict[int, bytes]  # CertIdHash value -> OCSPResponse DER
+    signed: dict[int, bytes]  # CertIdHash value -> ResponseData || signature
+    # What wraps `signed`; `put_ocsp` stores it (once per responder key), it is not part
+    # of the record's own bytes.
+    envelope: OcspEnvelope | None = None
 
     def encode(self) -> bytes:
         parts = [
@@ -279,28 +294,28 @@ class OcspRecord(msgspec.Struct, frozen=True, kw_only=True):
             self.next_update.to_bytes(8, "big"),
             self.refresh_at.to_bytes(8, "big"),
         ]
-        for hash_id, der in sorted(self.responses.items()):
+        for hash_id, der in sorted(self.signed.items()):
             parts.append(bytes((hash_id,)) + len(der).to_bytes(4, "big") + der)
         return b"".join(parts)
 
     @classmethod
     def decode(cls, raw: bytes) -> OcspRecord:
-        responses: dict[int, bytes] = {}
+        signed: dict[int, bytes] = {}
         pos = _OCSP_HEADER
         while pos < len(raw):
             size = int.from_bytes(raw[pos + 1 : pos + 5], "big")
-            responses[raw[pos]] = bytes(raw[pos + 5 : pos + 5 + size])
+            signed[raw[pos]] = bytes(raw[pos + 5 : pos + 5 + size])
             pos += 5 + size
         return cls(
             this_update=int.from_bytes(raw[0:8], "big"),
             next_update=int.from_bytes(raw[8:16], "big"),
             refresh_at=int.from_bytes(raw[16:24], "big"),
-            responses=responses,
+            signed=signed,
         )
 
 
 def ocsp_response_in(raw: bytes, hash_id: int) -> tuple[int, int, bytes] | None:
-    """(thisUpdate, nextUpdate, DER) of one hash's response in an encoded OcspRecord,
+    """(thisUpdate, nextUpdate, signed response) of one hash in an encoded OcspRecord,
     without decoding the rest: the responder's hot path."""
     pos = _OCSP_HEADER
     end = len(raw)

@@ -18,15 +18,19 @@ from core.store.records import RevocationReason
 from ocsp.codec import (
     CertIdHash,
     CertStatusKind,
+    Envelopes,
     ResponseEncoder,
+    ResponseEnvelope,
     ResponseStatus,
     error_response,
     parse_request,
+    responder_key_hash,
 )
 from signer.splice import split_signed
 from tests.conftest import lint_ocsp
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
+ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")  # its AlgorithmIdentifier
 
 
 def _cert(
@@ -91,7 +95,9 @@ def test_parses_what_cryptography_builds(
     assert cid.issuer_key_hash == ref.issuer_key_hash
     assert req.nonce is not None
     assert req.nonce.endswith(b"0123456789abcdef")
-    enc = ResponseEncoder(issuer=pki["ca"], responder=pki["responder"], signature_algorithm=b"")
+    enc = ResponseEncoder(
+        issuer=pki["ca"], responder=pki["responder"], signature_algorithm=ECDSA_SHA256
+    )
     assert enc.issuer_hashes.matches(cid)
 
 
@@ -104,7 +110,9 @@ def test_other_issuer_does_not_match(pki: dict) -> None:
         other_key,
     )
     req = parse_request(_request(pki["leaf"], other, hashes.SHA1()))
-    enc = ResponseEncoder(issuer=pki["ca"], responder=pki["responder"], signature_algorithm=b"")
+    enc = ResponseEncoder(
+        issuer=pki["ca"], responder=pki["responder"], signature_algorithm=ECDSA_SHA256
+    )
     assert not enc.issuer_hashes.matches(req.cert_ids[0])
 
 
@@ -159,6 +167,34 @@ def test_response_is_byte_identical_to_cryptography(
     )
     assert tbs == ref.tbs_response_bytes
     assert enc.response(tbs, ref.signature) == ref_der
+    # Stored without its envelope, put back in one from the store: the same bytes.
+    signed = tbs + ref.signature
+    assert responder_key_hash(signed) == enc.envelope.key_hash
+    assert ResponseEnvelope(enc.envelope.key_hash, enc.envelope.encoded).wrap(signed) == ref_der
+    stored = {enc.envelope.key_hash: enc.envelope.encoded}
+    assert Envelopes(stored.get).response(signed) == ref_der
+    # A whole response (as hanko stored before) is served as it is.
+    assert responder_key_hash(ref_der) is None
+    assert Envelopes(stored.get).response(ref_der) == ref_der
+    # No envelope for that key, or damaged bytes: no answer rather than a wrong one.
+    assert Envelopes({}.get).response(signed) is None
+    assert Envelopes(stored.get).response(signed[:40]) is None
+
+
+def test_envelope_refuses_what_is_not_one(pki: dict) -> None:
+    good = ResponseEncoder(
+        issuer=pki["ca"], responder=pki["responder"], signature_algorithm=ECDSA_SHA256
+    ).envelope
+    for key_hash, encoded in (
+        (good.key_hash, b""),
+        (good.key_hash, ECDSA_SHA256),  # no certs field
+        (good.key_hash, good.encoded + b"\x00"),  # trailing bytes
+        (good.key_hash[:19], good.encoded),
+    ):
+        with pytest.raises(ValueError, match="not a response envelope"):
+            ResponseEnvelope(key_hash, encoded)
+    with pytest.raises(ValueError, match="not a response envelope"):
+        ResponseEncoder(issuer=pki["ca"], responder=pki["responder"], signature_algorithm=b"")
 
 
 def test_error_responses_parse() -> None:
@@ -232,7 +268,7 @@ def test_pkilint_flags_a_response_it_should(pki: dict, tmp_path: Path) -> None:
     enc = ResponseEncoder(
         issuer=pki["ca"],
         responder=pki["responder"],
-        signature_algorithm=bytes.fromhex("300a06082a8648ce3d040302"),
+        signature_algorithm=ECDSA_SHA256,
     )
     tbs = enc.tbs(
         serial=5,

@@ -5,6 +5,7 @@ the refresh point, expiry, and a refresh that loses the race to a revocation."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import pytest
 from cryptography import x509
@@ -15,9 +16,9 @@ from cryptography.x509 import ocsp
 from core.clock import FixedClock, to_epoch
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from core.store import OcspRecord, serial_bytes
+from core.store import serial_bytes
 from core.wiring import ocsp_refresher, presigner
-from ocsp.codec import CertIdHash
+from ocsp.codec import CertIdHash, Envelopes
 from ocsp.refresher import OcspRefresher
 from tests.conftest import DevCA, hanko
 from tests.core.issuance.test_engine import csr_pem, run, setup
@@ -33,23 +34,33 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
     return DevCA(directory, directory / "hanko.toml", "ecdsa-p256")
 
 
-def responses(engine: IssuanceEngine, serial: int) -> OcspRecord:
+class Stored(NamedTuple):
+    refresh_at: int
+    der: dict[int, bytes]  # CertIdHash value -> OCSPResponse
+
+
+def responses(engine: IssuanceEngine, serial: int) -> Stored:
+    """The serial's stored responses, as OCSPResponse DER: put in their envelope from
+    the store, as the responder and `hanko ocsp export` do."""
     with engine.store.read() as txn:
         rec = txn.get_ocsp(serial_bytes(serial))
-    assert rec is not None
-    return rec
+        assert rec is not None
+        envelopes = Envelopes(txn.get_ocsp_envelope)
+        out = {h: envelopes.response(signed) for h, signed in rec.signed.items()}
+    assert all(der is not None for der in out.values())
+    return Stored(rec.refresh_at, {h: der for h, der in out.items() if der is not None})
 
 
 def check(
-    rec: OcspRecord, ca: DevCA, serial: int, status: ocsp.OCSPCertStatus, at: dt.datetime
+    rec: Stored, ca: DevCA, serial: int, status: ocsp.OCSPCertStatus, at: dt.datetime
 ) -> list[ocsp.OCSPResponse]:
     """Both CertID hashes present, signed by the responder, saying `status` as of `at`."""
     responder = x509.load_pem_x509_certificate(
         (ca.directory / "ca" / "ocsp-responder.pem").read_bytes()
     )
     out = []
-    assert sorted(rec.responses) == [int(CertIdHash.SHA1), int(CertIdHash.SHA256)]
-    for der in rec.responses.values():
+    assert sorted(rec.der) == [int(CertIdHash.SHA1), int(CertIdHash.SHA256)]
+    for der in rec.der.values():
         resp = ocsp.load_der_ocsp_response(der)
         key = responder.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)

@@ -18,6 +18,8 @@ from core.store import (
     CertRecord,
     CertStatus,
     GroupCommitWriter,
+    OcspEnvelope,
+    OcspRecord,
     RevocationReason,
     Store,
     WriteTxn,
@@ -384,3 +386,41 @@ def test_ocsp_due_walks_with_a_cursor(store: Store) -> None:
         assert [s for _, s in txn.ocsp_due(1000, 10)] == [
             serial_bytes(n) for n in (13, 14, 11, 15, 12)
         ]
+
+
+def test_put_ocsp_keeps_one_envelope_per_responder_key(store: Store) -> None:
+    """The envelope is stored with the first record that needs it, replaced when the
+    responder's certificate for that key changes, and a nested transaction that rolls
+    back takes its envelope with it (the next record stores it again)."""
+    key = b"k" * 20
+    env1 = OcspEnvelope(key_hash=key, encoded=b"first")
+    env2 = OcspEnvelope(key_hash=key, encoded=b"second")
+
+    def record(env: OcspEnvelope) -> OcspRecord:
+        return OcspRecord(
+            this_update=1, next_update=2, refresh_at=3, signed={1: b"signed"}, envelope=env
+        )
+
+    def fail_after_put(txn: WriteTxn) -> None:
+        txn.put_ocsp(serial_bytes(21), record(env1))
+        raise StoreError("rolled back")
+
+    def op(txn: WriteTxn) -> None:
+        for n in (21, 22):
+            txn.insert_cert(cert(n), at_us=1, actor="test")
+        ok, _ = txn.attempt(fail_after_put)
+        assert not ok
+        assert txn.get_ocsp_envelope(key) is None
+        txn.put_ocsp(serial_bytes(22), record(env1))
+
+    store.write(op)
+    with store.read() as txn:
+        assert txn.get_ocsp_envelope(key) == b"first"
+        assert txn.get_ocsp(serial_bytes(21)) is None
+        rec = txn.get_ocsp(serial_bytes(22))
+        assert rec is not None
+        assert rec.signed == {1: b"signed"}
+        assert rec.envelope is None  # not part of the record's own bytes
+    store.write(lambda t: t.put_ocsp(serial_bytes(22), record(env2)))
+    with store.read() as txn:
+        assert txn.get_ocsp_envelope(key) == b"second"
