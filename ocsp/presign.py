@@ -119,6 +119,40 @@ class Presigner:
         label, alg = self.key_label, self.algorithm
         return [(label, alg, tbs) for p in pendings for _, tbs in p.tbs]
 
+    def records(
+        self, pendings: Sequence[Pending], signatures: Sequence[bytes | SignerError]
+    ) -> list[OcspRecord | SignerError]:
+        """`record` for each of `pendings`, whose signatures follow one another in
+        `signatures` as `sign_items` laid them out (the refresher's batch path)."""
+        out: list[OcspRecord | SignerError] = []
+        sigs = iter(signatures)
+        env = self._envelope
+        for p in pendings:
+            signed: dict[int, bytes] = {}
+            error: SignerError | None = None
+            for h, tbs in p.tbs:
+                sig = next(sigs, None)
+                if sig is None:
+                    raise ValueError("fewer signatures than responses")
+                if isinstance(sig, SignerError):
+                    error = sig
+                else:
+                    signed[h] = tbs + sig
+            out.append(
+                error
+                if error is not None
+                else OcspRecord(
+                    this_update=p.this_update,
+                    next_update=p.next_update,
+                    refresh_at=p.refresh_at,
+                    signed=signed,
+                    envelope=env,
+                )
+            )
+        if next(sigs, None) is not None:
+            raise ValueError("more signatures than responses")
+        return out
+
     def record(
         self, pending: Pending, signatures: Sequence[bytes | SignerError]
     ) -> OcspRecord | SignerError:

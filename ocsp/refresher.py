@@ -19,7 +19,7 @@ import msgspec
 import trio
 
 from core.clock import Clock, to_epoch
-from core.errors import HankoError, SignerError
+from core.errors import HankoError
 from core.store import CertRecord, GroupCommitWriter, OcspRecord, Store, WriteTxn
 from ocsp.presign import Presigner
 from signer.pool import Priority
@@ -144,11 +144,7 @@ class OcspRefresher:
         ps = self._presigner
         pendings = ps.for_records(records, at=to_epoch(now))
         sigs = await self._signer.sign_many(ps.sign_items(*pendings), priority=Priority.REFRESH)
-        results: list[OcspRecord | SignerError] = []
-        pos = 0
-        for p in pendings:
-            results.append(ps.record(p, sigs[pos : pos + len(p.tbs)]))
-            pos += len(p.tbs)
+        results = ps.records(pendings, sigs)
         retry_at = to_epoch(now) + RETRY_AFTER
 
         def op(txn: WriteTxn) -> tuple[int, int, int]:

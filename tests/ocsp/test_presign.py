@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.errors import StoreError
-from core.store.records import CertRecord, CertStatus, RevocationReason
+from core.errors import SignerError, StoreError
+from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
 from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder
 from ocsp.presign import Presigner
 from signer.algorithms import SignAlgorithm
@@ -118,3 +118,28 @@ def test_a_revoked_record_without_its_time_is_never_signed_good(presigner: Presi
     )
     with pytest.raises(StoreError, match="revoked without a time"):
         presigner.for_records([_record(b"\x04"), broken], at=int(NOW.timestamp()))
+
+
+def test_records_take_their_signatures_in_sign_items_order(presigner: Presigner) -> None:
+    """`records` pairs each pending with its own signatures, as `sign_items` laid them
+    out; a failed signature makes that serial's record the error, and only that one."""
+    at = int(NOW.timestamp())
+    pendings = presigner.for_records([_record(s) for s in SERIALS], at=at)
+    items = presigner.sign_items(*pendings)
+    sigs: list[bytes | SignerError] = [b"sig-%d" % i for i in range(len(items))]
+    sigs[3] = SignerError("HSM said no")  # the second hash of the second serial
+    out = presigner.records(pendings, sigs)
+    assert out[1] is sigs[3]
+    for i in (0, 2):
+        rec = out[i]
+        assert isinstance(rec, OcspRecord)
+        assert rec.signed == {
+            h: tbs + b"sig-%d" % (2 * i + n) for n, (h, tbs) in enumerate(pendings[i].tbs)
+        }
+        assert rec == presigner.record(pendings[i], sigs[2 * i : 2 * i + 2])
+        assert rec.envelope is not None
+        assert rec.envelope.key_hash == presigner.encoder.envelope.key_hash
+    with pytest.raises(ValueError, match="more signatures"):
+        presigner.records(pendings[:2], sigs)
+    with pytest.raises(ValueError, match="fewer signatures"):
+        presigner.records(pendings, sigs[:-1])
