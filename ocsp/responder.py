@@ -1,5 +1,5 @@
 """What the responder answers, with no I/O: an OCSP request's bytes in, the bytes to
-send out. The store is reached through two callables the server passes in.
+send out. The store is reached through callables the server passes in.
 
 The store holds each response without its envelope (signature algorithm and responder
 certificate, kept once per responder key): it is put around here, once per cached answer.
