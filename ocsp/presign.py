@@ -135,7 +135,8 @@ class Presigner:
                 if sig is None:
                     raise ValueError("fewer signatures than responses")
                 if isinstance(sig, SignerError):
-                    error = sig
+                    if error is None:  # report the first
+                        error = sig
                 else:
                     signed[h] = tbs + sig
             out.append(
@@ -156,15 +157,5 @@ class Presigner:
     def record(
         self, pending: Pending, signatures: Sequence[bytes | SignerError]
     ) -> OcspRecord | SignerError:
-        signed: dict[int, bytes] = {}
-        for (h, tbs), sig in zip(pending.tbs, signatures, strict=True):
-            if isinstance(sig, SignerError):
-                return sig
-            signed[h] = tbs + sig
-        return OcspRecord(
-            this_update=pending.this_update,
-            next_update=pending.next_update,
-            refresh_at=pending.refresh_at,
-            signed=signed,
-            envelope=self._envelope,
-        )
+        """One pending's record, or the first error among its signatures."""
+        return self.records([pending], signatures)[0]
