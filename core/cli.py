@@ -514,8 +514,8 @@ def _leaf(exc: BaseException) -> BaseException:
 # and answers requests, plus helper threads (the store writer's group commits, CSR
 # intake) that run whole batches of Python under the GIL. At CPython's default 5 ms
 # switch interval the trio thread waits up to that long for the GIL behind a commit, and
-# the workers' pipes run dry meanwhile. At 2 ms the OCSP refresh went from 6,700-7,200
-# to 7,800-8,200 certificates/s (300,000 certificates, five runs each; docs/architecture.md).
+# the workers' pipes run dry meanwhile. Refreshing 300,000 certificates: 6,700-7,200/s
+# at 5 ms (three runs), 7,100-8,200/s at 0.5-2 ms (five runs; docs/architecture.md).
 SWITCH_INTERVAL = 0.002
 
 
