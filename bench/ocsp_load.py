@@ -222,8 +222,8 @@ async def _refresh_all(
     ceiling: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Re-sign all `n` responses of a store `load_store` filled at `loaded_at` (its
-    `now`), one part at a time, and
-    measure `ceiling()` (signatures/s, blocking) before the first part and after each.
+    `now`), one part at a time, and measure `ceiling()` (signatures/s, blocking) before
+    the first part and after each.
 
     The signer's raw ceiling on this VM has moved by a third within two minutes, so a
     ceiling taken only before and after a two-minute refresh says little about the

@@ -29,6 +29,13 @@ from signer.algorithms import SignAlgorithm
 _REVOKED = CertStatus.REVOKED
 
 
+def _status(revoked_at: int | None, reason: RevocationReason | None) -> bytes:
+    """The encoded CertStatus: good, or revoked at `revoked_at` (epoch seconds)."""
+    if revoked_at is None:
+        return GOOD_STATUS
+    return revoked_status(from_epoch(revoked_at), reason)
+
+
 class Pending(msgspec.Struct, frozen=True, gc=False):
     """One serial's responses, built and waiting for their signatures. (A Struct: a
     frozen dataclass cost a microsecond per construction, once per refreshed serial.)"""
@@ -77,11 +84,7 @@ class Presigner:
         revoked_at: int | None = None,
         reason: RevocationReason | None = None,
     ) -> Pending:
-        if revoked_at is None:
-            status = GOOD_STATUS
-        else:
-            status = revoked_status(from_epoch(revoked_at), reason)
-        return self._pending(serial, to_epoch(now), status)
+        return self._pending(serial, to_epoch(now), _status(revoked_at, reason))
 
     def for_records(self, records: Sequence[CertRecord], *, at: int) -> list[Pending]:
         """Each record's responses as of `at` (epoch seconds), for its current status:
@@ -94,7 +97,7 @@ class Presigner:
             elif rec.revoked_at is None:  # never "good" for a revoked certificate
                 raise StoreError(f"certificate {rec.serial.hex()} is revoked without a time")
             else:
-                status = revoked_status(from_epoch(rec.revoked_at), rec.reason)
+                status = _status(rec.revoked_at, rec.reason)
             out.append(make(rec.serial, at, status))
         return out
 
@@ -115,7 +118,7 @@ class Presigner:
         return self._parts_at_cache
 
     def sign_items(self, *pendings: Pending) -> list[tuple[str, SignAlgorithm, bytes]]:
-        """What to hand the signer for `pendings`, in order (`record` takes them back)."""
+        """What to hand the signer for `pendings`, in order (`records` takes them back)."""
         label, alg = self.key_label, self.algorithm
         return [(label, alg, tbs) for p in pendings for _, tbs in p.tbs]
 
