@@ -6,43 +6,28 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from core.errors import SignerError, StoreError
 from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
 from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder
 from ocsp.presign import Presigner
 from signer.algorithms import SignAlgorithm
+from tests.ocsp.test_codec import ECDSA_SHA256, _cert
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
 VALIDITY = dt.timedelta(days=4)
-ECDSA_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
-
-
-def _cert(subject: str, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    own = ec.generate_private_key(ec.SECP256R1())
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(issuer)
-        .public_key(own.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=90))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
-        .sign(key, hashes.SHA256())
-    )
 
 
 @pytest.fixture(scope="module")
 def presigner() -> Presigner:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Issuing CA")])
+    own = ec.generate_private_key(ec.SECP256R1())
     encoder = ResponseEncoder(
-        issuer=_cert("Test Issuing CA", name, key),
-        responder=_cert("Test OCSP", name, key),
+        issuer=_cert("Test Issuing CA", key, name, key),
+        responder=_cert("Test OCSP", own, name, key, ocsp_signing=True),
         signature_algorithm=ECDSA_SHA256,
     )
     return Presigner(
