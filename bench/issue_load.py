@@ -7,9 +7,15 @@ folder, with the [signer] and [issuance] settings of the given configuration), i
 - `hanko serve` on loopback, driven by wrk: POST /v1/certificates (one certificate per
   request) and POST /v1/certificates:batch (--batch certificates per request), first with
   license enforcement off, then on (every certificate takes a non-pooled unit and writes
-  its ledger entry in its commit); the ratio on/off is what enforcement costs.
+  its ledger entry in its commit); the ratio on/off is what enforcement costs; then once
+  more with OCSP off (`[issuance] ocsp = false`: no OCSP URL, no "good" responses to
+  pre-sign, a CRL-only CA as the BR now allow), where a certificate is one signature
+  instead of 1 + one per CertID hash.
 Every request issues a real certificate (new serial, durable commit). Subscriber keys are
 ECDSA P-256; the CSR is the same in every request, which costs the server the same work.
+Each measurement also reports the CPU each role spent per certificate (the core, the CSR
+intake processes, the signer workers, the responders, wrk): on two shared cores that,
+not the ceiling alone, bounds what issuance can reach.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from bench.proc_cpu import children_cpu, spent, tree_cpu
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
 from core.config import Config, load_config
@@ -85,10 +92,15 @@ def _configure(config: Path, base: Config, port: int) -> None:
     text = re.sub(r"(?m)^batch_max = .*$", f"batch_max = {s.batch_max}", text)
     text = re.sub(r"(?m)^batch_delay = .*$", f'batch_delay = "{s.batch_delay.text}"', text)
     text += (
-        f"\n[issuance]\ncrl_partitions = {base.issuance.crl_partitions}\n"
+        "\n[issuance]\nocsp = true\n"  # each measurement sets it (_RUNS)
+        f"crl_partitions = {base.issuance.crl_partitions}\n"
         f'lint = "{base.issuance.lint}"\nlint_sample_rate = {base.issuance.lint_sample_rate}\n'
     )
     config.write_text(text)
+
+
+# (name, licence enforcement, OCSP pre-signing) of each measurement against one CA
+_RUNS = (("licenses_off", False, True), ("licenses_on", True, True), ("ocsp_off", False, False))
 
 
 def bench_key_type(
@@ -116,11 +128,12 @@ def bench_key_type(
         )
 
         runs = {}
-        for enforce in (False, True):
+        for name, enforce, ocsp in _RUNS:
             config = ca / "hanko.toml"
             text = re.sub(r"(?ms)^\[licenses\]\nenforce = \w+\n", "", config.read_text())
+            text = re.sub(r"(?m)^ocsp = \w+$", f"ocsp = {str(ocsp).lower()}", text)
             config.write_text(text + f"[licenses]\nenforce = {str(enforce).lower()}\n")
-            runs["on" if enforce else "off"] = _measure(
+            runs[name] = _measure(
                 ca,
                 port,
                 enforce=enforce,
@@ -131,23 +144,27 @@ def bench_key_type(
             )
     # A certificate is one signature, plus one "good" OCSP response per CertID hash when
     # pre-signing is on: the signer's share of its ceiling counts them all.
-    per_cert = 1 + (len(cfg.ocsp.cert_id_hashes) if cfg.issuance.ocsp else 0)
+    per_cert = 1 + len(cfg.ocsp.cert_id_hashes)
     report: dict[str, Any] = {
         "raw_ceiling_signatures_per_s": round(ceiling, 1),
         "workers": workers,
         "signatures_per_certificate": per_cert,
+        # the CPU one signature costs when the signer runs at its ceiling on every core
+        "signer_cpu_us_per_signature_at_ceiling": round(workers / ceiling * 1e6, 1),
     }
     for mode in ("single", "batch"):
-        for state, measured in runs.items():
-            m = measured[mode]
-            report[f"{mode}_licenses_{state}"] = {
+        for name, _, ocsp in _RUNS:
+            m = runs[name][mode]
+            sigs = per_cert if ocsp else 1
+            report[f"{mode}_{name}"] = {
                 **m,
+                "signatures_per_certificate": sigs,
                 "of_ceiling": round(m["certificates_per_s"] / ceiling, 3),
-                "signatures_of_ceiling": round(m["certificates_per_s"] * per_cert / ceiling, 3),
+                "signatures_of_ceiling": round(m["certificates_per_s"] * sigs / ceiling, 3),
             }
-        off = runs["off"][mode]["certificates_per_s"]
+        off = runs["licenses_off"][mode]["certificates_per_s"]
         report[f"{mode}_enforcement_ratio"] = (
-            round(runs["on"][mode]["certificates_per_s"] / off, 3) if off else None
+            round(runs["licenses_on"][mode]["certificates_per_s"] / off, 3) if off else None
         )
     return report
 
@@ -227,12 +244,19 @@ def _measure(
                 headers={"Authorization": f"Bearer {rpc_token}"},
                 timeout=30,
             ).raise_for_status()
-        single = run_wrk(
-            f"{url}/v1/certificates", single_lua, connections=connections, seconds=seconds
+        single = _run_counted(
+            server.pid,
+            f"{url}/v1/certificates",
+            single_lua,
+            per_request=1,
+            connections=connections,
+            seconds=seconds,
         )
-        batched = run_wrk(
+        batched = _run_counted(
+            server.pid,
             f"{url}/v1/certificates:batch",
             batch_lua,
+            per_request=batch,
             connections=batch_connections,
             seconds=seconds,
         )
@@ -240,17 +264,31 @@ def _measure(
         server.terminate()
         server.wait(timeout=30)
     return {
-        "single": {
-            **single,
-            "certificates_per_s": round(single["requests_per_s"], 1),
-            "connections": connections,
+        "single": {**single, "connections": connections},
+        "batch": {**batched, "batch_size": batch, "connections": batch_connections},
+    }
+
+
+def _run_counted(
+    root: int, url: str, script: Path, *, per_request: int, connections: int, seconds: float
+) -> dict[str, Any]:
+    """One wrk run, with the CPU each role of `hanko serve` (and wrk) spent on it."""
+    before, wrk_before = tree_cpu(root), children_cpu()
+    start = time.monotonic()
+    measured = run_wrk(url, script, connections=connections, seconds=seconds)
+    wall = time.monotonic() - start
+    cpu = spent(before, tree_cpu(root))
+    cpu["wrk"] = children_cpu() - wrk_before
+    certificates = measured["requests"] * per_request
+    return {
+        **measured,
+        "certificates_per_s": round(measured["requests_per_s"] * per_request, 1),
+        # CPU per certificate by role; wall is wrk's run plus its start and exit
+        "cpu_us_per_certificate": {
+            role: round(sec / certificates * 1e6, 1) if certificates else None
+            for role, sec in sorted(cpu.items())
         },
-        "batch": {
-            **batched,
-            "certificates_per_s": round(batched["requests_per_s"] * batch, 1),
-            "batch_size": batch,
-            "connections": batch_connections,
-        },
+        "cores_busy": round(sum(cpu.values()) / wall, 2),
     }
 
 
@@ -276,18 +314,28 @@ def run_from_cli(args: argparse.Namespace) -> int:
         print(
             f"\n{name} issuing CA: signer raw ceiling {r['raw_ceiling_signatures_per_s']:.0f}"
             f" signatures/s ({r['workers']} processes);"
-            f" {r['signatures_per_certificate']} signatures per certificate"
+            f" {r['signatures_per_certificate']} signatures per certificate with OCSP on;"
+            f" {r['signer_cpu_us_per_signature_at_ceiling']:.0f} µs of CPU per signature there"
         )
         for mode in ("single", "batch"):
-            for state in ("off", "on"):
-                m = r[f"{mode}_licenses_{state}"]
+            for run, label in (
+                ("licenses_off", "licenses off"),
+                ("licenses_on", "licenses on "),
+                ("ocsp_off", "OCSP off    "),
+            ):
+                m = r[f"{mode}_{run}"]
                 extra = f", {m['batch_size']} per request" if mode == "batch" else ""
+                cpu = ", ".join(
+                    f"{role} {us:.0f}" for role, us in m["cpu_us_per_certificate"].items() if us
+                )
                 print(
-                    f"  {mode:<6} licenses {state:<3} {m['certificates_per_s']:>8.0f}"
-                    f" certificates/s ({m['of_ceiling']:.0%} of ceiling; its signatures"
+                    f"  {mode:<6} {label} {m['certificates_per_s']:>8.0f}"
+                    f" certificates/s ({m['of_ceiling']:.0%} of ceiling; its"
+                    f" {m['signatures_per_certificate']} signatures"
                     f" {m['signatures_of_ceiling']:.0%}), p50"
                     f" {m['p50_ms']:.1f} ms, p99 {m['p99_ms']:.1f} ms per request,"
-                    f" {m['connections']} connections{extra}, non-2xx {m['non_2xx']:.0f}"
+                    f" {m['connections']} connections{extra}, non-2xx {m['non_2xx']:.0f}\n"
+                    f"         CPU µs per certificate: {cpu}; {m['cores_busy']:.2f} cores busy"
                 )
             ratio = r[f"{mode}_enforcement_ratio"]
             print(f"  {mode:<6} with enforcement / without: {ratio:.1%}" if ratio else "")
