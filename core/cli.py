@@ -333,8 +333,17 @@ def cmd_ocsp_export(args: argparse.Namespace) -> int:
             f"responses are not pre-signed for {args.hash} CertIDs (see ocsp.cert_id_hashes)"
         )
     with open_store(cfg, readonly=True) as store:
-        n = export_responses(store, args.out, hash_alg=hash_alg, now=int(time.time()))
-    print(f"{args.out}: {n} OCSP responses")
+        summary = export_responses(store, args.out, hash_alg=hash_alg, now=int(time.time()))
+    print(f"{args.out}: {summary.written} OCSP responses")
+    if summary.stale:
+        shown = ", ".join(summary.stale[:5]) + (", ..." if len(summary.stale) > 5 else "")
+        print(
+            f"hanko: error: {len(summary.stale)} live certificates have no current response"
+            f" (not signed yet, or past nextUpdate: is the refresher running?); their files"
+            f" were left as they were: {shown}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -6,27 +6,37 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
+
 from core.store import Store
 from ocsp.codec import CertIdHash, Envelopes
 
 
-def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int) -> int:
+class ExportSummary(msgspec.Struct, frozen=True, kw_only=True):
+    written: int
+    # Serials (hex) of live certificates with no current response to write: not signed
+    # yet, past its nextUpdate (the refresher is behind or the signer down), or stored
+    # without its envelope. Their files, if any, were left as they were: a server
+    # stapling from them is stapling something stale, which an operator must hear of.
+    stale: list[str]
+
+
+def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int) -> ExportSummary:
     """Write `<serial hex>.der` for every unexpired certificate with a current response;
-    each file is replaced atomically, so a server reading it never sees half of one.
-    Returns how many were written."""
+    each file is replaced atomically, so a server reading it never sees half of one."""
     out.mkdir(parents=True, exist_ok=True)
     written = 0
+    stale: list[str] = []
     with store.read() as txn:
         envelopes = Envelopes(txn.get_ocsp_envelope)
         for serial, rec in txn.iter_ocsp():
-            signed = rec.signed.get(int(hash_alg))
-            if signed is None or rec.next_update <= now:
-                continue
             cert = txn.get_cert(serial)
             if cert is None or cert.not_after < now:
                 continue
-            der = envelopes.response(signed)
-            if der is None:
+            signed = rec.signed.get(int(hash_alg))
+            der = envelopes.response(signed) if signed is not None else None
+            if der is None or rec.next_update <= now:
+                stale.append(serial.hex())
                 continue
             target = out / f"{serial.hex()}.der"
             tmp = out / f".{serial.hex()}.der.tmp"
@@ -38,4 +48,4 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return written
+    return ExportSummary(written=written, stale=stale)
