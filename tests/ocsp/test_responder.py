@@ -144,13 +144,12 @@ def test_good_then_revoked_with_openssl_curl_gnutls_and_pkilint(
         f"/v1/certificates/{cert.serial_number:x}/revoke", json={"reason": "keyCompromise"}
     )
     assert r.status_code == 200, r.text
-    revoked_after = time.monotonic()
-    deadline = revoked_after + 5
-    while True:  # the responder sees a new store snapshot every 100 ms
-        report = openssl_ocsp(ca, leaf, issuer_pem, chain)
-        if f"{leaf}: revoked" in report or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    # The promise: "revoked" within 1 s of the revoke call returning, from every
+    # responder process. Each renews its store snapshot every 100 ms on its own clock,
+    # so right after one of them answers "revoked" another may still say "good" for up
+    # to 100 ms (CI once polled until openssl saw "revoked", then curl got "good").
+    time.sleep(1.0)
+    report = openssl_ocsp(ca, leaf, issuer_pem, chain)
     assert f"{leaf}: revoked" in report, report
     assert "Reason: keyCompromise" in report
     assert "Response verify OK" in report
@@ -161,6 +160,9 @@ def test_good_then_revoked_with_openssl_curl_gnutls_and_pkilint(
     assert resp.certificate_status is ocsp.OCSPCertStatus.REVOKED
     assert resp.revocation_reason is x509.ReasonFlags.key_compromise
     assert lint_ocsp(out) == []
+    for _ in range(8):  # new connections: SO_REUSEPORT spreads them over the processes
+        again = ocsp.load_der_ocsp_response(httpx.get(f"{ocsp_base(ca)}/ocsp/{b64}").content)
+        assert again.certificate_status is ocsp.OCSPCertStatus.REVOKED
 
 
 def test_unknown_serial_and_foreign_issuer_are_unauthorized(ready: Ready, tmp_path: Path) -> None:
