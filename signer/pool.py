@@ -521,12 +521,7 @@ class SignerPool:
         finally:
             self._closed = True
             self._running = False
-            err = SignerClosed("the signer stopped before this request was signed")
-            for q in self._queues:
-                while q:
-                    q.popleft().fail(err)
-            self._queued = 0
-            self._wake_space()
+            self._fail_queued(SignerClosed("the signer stopped before this request was signed"))
 
     async def _supervise(self, slot: int, worker: _Worker) -> None:
         backoff = iter(RESTART_BACKOFF)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from core.config import Config
-from core.errors import HsmUnavailable, SignerError, SignerOverloaded
+from core.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
 from core.units import Duration
 from core.wiring import signer_pool
 from signer.algorithms import SignAlgorithm
@@ -339,6 +339,37 @@ def test_cancelled_caller_does_not_disturb_others(dev_ca: DevCA) -> None:
                 await pool.sign(ISSUING, SignAlgorithm.ECDSA_SHA256, b"gone")
             sigs = await pool.sign_many([(ISSUING, SignAlgorithm.ECDSA_SHA256, b"x")] * 10)
             assert all(isinstance(s, bytes) for s in sigs)
+
+    trio.run(main)
+
+
+def test_requests_still_queued_when_the_pool_stops_fail_and_are_counted(dev_ca: DevCA) -> None:
+    results: list[bytes | SignerError] = []
+
+    async def main() -> None:
+        pool = signer_pool(with_signer(dev_ca.config, batch_max=1), workers=1)
+        scope = trio.CancelScope()
+
+        async def run_pool(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await pool.run(task_status=task_status)
+
+        async def caller() -> None:
+            results.extend(
+                await pool.sign_many([(ISSUING, SignAlgorithm.ECDSA_SHA256, b"q")] * 2000)
+            )
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_pool)
+            nursery.start_soon(caller)
+            await trio.sleep(0.01)  # one worker, one signature a batch: most still queued
+            scope.cancel()
+        failed = [r for r in results if isinstance(r, SignerError)]
+        assert len(results) == 2000
+        assert failed
+        assert all(isinstance(r, SignerClosed) for r in failed)
+        assert pool.statistics().errors == len(failed)
+        assert pool.statistics().queued == 0
 
     trio.run(main)
 
