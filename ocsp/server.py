@@ -64,6 +64,9 @@ class _Cached(msgspec.Struct, gc=False):  # untracked by the collector, as Answe
     raw: bytes  # the store value the answer was cut from
     gen: int
     etag: bytes
+    # Last-Modified, Expires and ETag lines: fixed for the answer, so formatted once
+    # (two HTTP dates were 15% of a responder's CPU when rebuilt every second).
+    fixed: bytes
     second: int = -1
     wire: bytes = b""  # the keep-alive 200 response, built for `second`
 
@@ -169,7 +172,18 @@ class ResponderState:
                 return self._plain(answer.body, head)
             raw = self._get_ocsp(answer.key) or b""
             etag = b'"%s"' % hashlib.sha1(answer.body).hexdigest()[:20].encode()  # noqa: S324 - an ETag, not security
-            entry = _Cached(answer, raw, self.gen, etag)
+            fixed = b"".join(
+                (
+                    b"Last-Modified: ",
+                    http.http_date(answer.this_update),
+                    b"\r\nExpires: ",
+                    http.http_date(answer.next_update),
+                    b"\r\nETag: ",
+                    etag,
+                    b"\r\n",
+                )
+            )
+            entry = _Cached(answer, raw, self.gen, etag, fixed)
             if len(self.cache) >= CACHE_MAX:
                 self.cache.clear()
             self.cache[key] = entry
@@ -199,19 +213,9 @@ class ResponderState:
         )
 
     def _caching(self, entry: _Cached) -> bytes:
-        a = entry.answer
-        max_age = max(0, a.next_update - self.second)
-        return b"".join(
-            (
-                b"Last-Modified: ",
-                http.http_date(a.this_update),
-                b"\r\nExpires: ",
-                http.http_date(a.next_update),
-                b"\r\nETag: ",
-                entry.etag,
-                b"\r\nCache-Control: max-age=%d, public, no-transform, must-revalidate\r\n"
-                % max_age,
-            )
+        max_age = max(0, entry.answer.next_update - self.second)
+        return entry.fixed + (
+            b"Cache-Control: max-age=%d, public, no-transform, must-revalidate\r\n" % max_age
         )
 
     def _plain(self, body: bytes, head: http.RequestHead) -> bytes:
