@@ -149,7 +149,8 @@ class DevCA:
         return load_config(self.config_path)
 
 
-def _init(directory: Path, key_type: str) -> DevCA:
+def init_ca(directory: Path, key_type: str = "ecdsa-p256") -> DevCA:
+    """`hanko init` of a CA in `directory`: for fixtures that want one of their own."""
     if shutil.which("softhsm2-util") is None:
         pytest.fail("SoftHSM is not installed: run scripts/dev.sh setup (the test command does)")
     hanko("init", str(directory), "--key-type", key_type, check=True)
@@ -159,23 +160,23 @@ def _init(directory: Path, key_type: str) -> DevCA:
 @pytest.fixture(scope="session")
 def dev_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
     """An ECDSA P-256 development CA shared by the whole session (read-mostly)."""
-    return _init(tmp_path_factory.mktemp("ca") / "p256", "ecdsa-p256")
+    return init_ca(tmp_path_factory.mktemp("ca") / "p256", "ecdsa-p256")
 
 
 @pytest.fixture(scope="session")
 def p384_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return _init(tmp_path_factory.mktemp("ca") / "p384", "ecdsa-p384")
+    return init_ca(tmp_path_factory.mktemp("ca") / "p384", "ecdsa-p384")
 
 
 @pytest.fixture(scope="session")
 def rsa_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return _init(tmp_path_factory.mktemp("ca") / "rsa", "rsa-2048")
+    return init_ca(tmp_path_factory.mktemp("ca") / "rsa", "rsa-2048")
 
 
 @pytest.fixture
 def fresh_ca(tmp_path: Path) -> DevCA:
     """A CA of the test's own, for tests that change files or state."""
-    return _init(tmp_path / "ca", "ecdsa-p256")
+    return init_ca(tmp_path / "ca", "ecdsa-p256")
 
 
 @pytest.fixture

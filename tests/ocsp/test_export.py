@@ -15,7 +15,7 @@ from core.issuance.messages import IssueRequest
 from core.store import serial_bytes
 from ocsp.codec import CertIdHash
 from ocsp.export import export_responses
-from tests.conftest import DevCA, hanko
+from tests.conftest import DevCA, hanko, init_ca
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 UTC = dt.UTC
@@ -24,9 +24,7 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    directory = tmp_path_factory.mktemp("export") / "ca"
-    hanko("init", str(directory), check=True)
-    return DevCA(directory, directory / "hanko.toml", "ecdsa-p256")
+    return init_ca(tmp_path_factory.mktemp("export") / "ca")
 
 
 def test_current_responses_are_written_and_stale_ones_named(ca: DevCA, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from core.store import serial_bytes
 from core.wiring import ocsp_refresher, presigner
 from ocsp.codec import CertIdHash, Envelopes
 from ocsp.refresher import OcspRefresher
-from tests.conftest import DevCA, hanko
+from tests.conftest import DevCA, init_ca
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 UTC = dt.UTC
@@ -29,9 +29,7 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    directory = tmp_path_factory.mktemp("refresher") / "ca"
-    hanko("init", str(directory), check=True)
-    return DevCA(directory, directory / "hanko.toml", "ecdsa-p256")
+    return init_ca(tmp_path_factory.mktemp("refresher") / "ca")
 
 
 class Stored(NamedTuple):

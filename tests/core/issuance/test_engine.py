@@ -34,7 +34,7 @@ from core.store import (
     serial_bytes,
 )
 from core.wiring import issuance_engine, open_store, signer_pool, store_writer
-from tests.conftest import DevCA, hanko, lint, openssl_verify
+from tests.conftest import DevCA, init_ca, lint, openssl_verify
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
@@ -42,9 +42,7 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    directory = tmp_path_factory.mktemp("engine") / "ca"
-    hanko("init", str(directory), check=True)
-    return DevCA(directory, directory / "hanko.toml", "ecdsa-p256")
+    return init_ca(tmp_path_factory.mktemp("engine") / "ca")
 
 
 def org(org_id: str, *, level: str = "ev", validated_at: dt.datetime) -> OrgRecord:

@@ -20,7 +20,7 @@ from core.licenses import book
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk
 from core.store import DomainRecord
-from tests.conftest import DevCA, hanko
+from tests.conftest import DevCA, init_ca
 from tests.core.issuance.test_engine import csr_pem, org, run
 
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -29,9 +29,7 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    directory = tmp_path_factory.mktemp("licenses") / "ca"
-    hanko("init", str(directory), check=True)
-    return DevCA(directory, directory / "hanko.toml", "ecdsa-p256")
+    return init_ca(tmp_path_factory.mktemp("licenses") / "ca")
 
 
 class World:
