@@ -13,6 +13,7 @@ from core.clock import FixedClock, to_epoch
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.store import serial_bytes
+from ocsp import export
 from ocsp.codec import CertIdHash
 from ocsp.export import export_responses
 from tests.conftest import DevCA, hanko, init_ca
@@ -27,7 +28,10 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
     return init_ca(tmp_path_factory.mktemp("export") / "ca")
 
 
-def test_current_responses_are_written_and_stale_ones_named(ca: DevCA, tmp_path: Path) -> None:
+def test_current_responses_are_written_and_stale_ones_named(
+    ca: DevCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "SYNC_EVERY", 1)  # a sync-and-rename round per file
     start = dt.datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(start)
     out = tmp_path / "staples"
@@ -44,6 +48,7 @@ def test_current_responses_are_written_and_stale_ones_named(ca: DevCA, tmp_path:
         now = to_epoch(start)
         summary = export_responses(engine.store, out, hash_alg=CertIdHash.SHA1, now=now)
         assert (summary.written, summary.stale) == (2, [])
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.der" for s in serials)
         for s in serials:
             resp = ocsp.load_der_ocsp_response((out / f"{s}.der").read_bytes())
             assert resp.certificate_status is ocsp.OCSPCertStatus.GOOD
