@@ -196,6 +196,21 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_domain_remove(args: argparse.Namespace) -> int:
+    from core.clock import SystemClock, to_epoch
+    from core.config import load_config
+    from core.issuance.names import normalize_dns_name
+    from core.wiring import open_store
+
+    cfg = load_config(args.config)
+    domain = normalize_dns_name(args.domain, allow_wildcard=False)
+    at_us = to_epoch(SystemClock().now()) * 1_000_000
+    with open_store(cfg) as store:
+        store.write(lambda t: t.remove_domain(args.org, domain, at_us=at_us, actor="cli"))
+    print(f"domain {domain} removed from {args.org}: no new certificate will name it")
+    return 0
+
+
 def cmd_domain_validate(args: argparse.Namespace) -> int:
     from core.admin_messages import DomainIn
     from core.clock import SystemClock, to_epoch
@@ -408,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--method", choices=["dns-txt", "http-file", "email"], default="dns-txt")
     d.add_argument("--json", action="store_true", help="print the result as JSON")
     d.set_defaults(func=cmd_domain_validate)
+
+    d = dom.add_parser("remove", help="withdraw a domain validation: no new certificate names it")
+    _add_config(d)
+    d.add_argument("--org", required=True)
+    d.add_argument("--domain", required=True)
+    d.set_defaults(func=cmd_domain_remove)
 
     p = sub.add_parser("issue", help="issue a certificate; prints it and its chain as PEM")
     _add_config(p)

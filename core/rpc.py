@@ -67,6 +67,15 @@ def domain_record(org_id: str, body: DomainIn, clock: Clock) -> DomainRecord:
     return DomainRecord(org_id=org_id, domain=name, validated_at=to_epoch(at), method=body.method)
 
 
+def domain_out(rec: DomainRecord) -> DomainOut:
+    return DomainOut(
+        organization=rec.org_id,
+        domain=rec.domain,
+        method=rec.method,
+        validated_at=from_epoch(rec.validated_at),
+    )
+
+
 def routes(
     engine: IssuanceEngine,
     store: Store,
@@ -110,12 +119,16 @@ def routes(
         at_us = to_epoch(clock.now()) * 1_000_000
 
         await writer.submit(lambda t: t.put_domain(rec, at_us=at_us, actor="admin"))
-        return 201, DomainOut(
-            organization=org_id,
-            domain=rec.domain,
-            method=rec.method,
-            validated_at=from_epoch(rec.validated_at),
+        return 201, domain_out(rec)
+
+    async def remove_domain(request: Request) -> tuple[int, Any]:
+        org_id = request.params["org"]
+        domain = normalize_dns_name(request.params["domain"], allow_wildcard=False)
+        at_us = to_epoch(clock.now()) * 1_000_000
+        rec = await writer.submit(
+            lambda t: t.remove_domain(org_id, domain, at_us=at_us, actor="admin")
         )
+        return 200, domain_out(rec)
 
     return [
         Route("POST", "/v1/certificates", "rpc", issue),
@@ -125,6 +138,7 @@ def routes(
         Route("GET", "/v1/schema", None, schema),
         Route("POST", "/v1/admin/organizations", "admin", put_org),
         Route("POST", "/v1/admin/organizations/{org}/domains", "admin", put_domain),
+        Route("DELETE", "/v1/admin/organizations/{org}/domains/{domain}", "admin", remove_domain),
     ]
 
 

@@ -746,6 +746,20 @@ class WriteTxn(ReadTxn):
             detail={"org": rec.org_id, "method": rec.method},
         )
 
+    def remove_domain(self, org_id: str, domain: str, *, at_us: int, actor: str) -> DomainRecord:
+        """Withdraw a domain validation (the customer lost the domain, or the validation
+        was wrong): no certificate names it from then on, reissues and renewals
+        included. Certificates already issued stay until they are revoked."""
+        key = org_id.encode() + b"\0" + domain.encode()
+        raw = self.txn.get(key, db=self.dbs[b"domains"])
+        if raw is None:
+            raise NotFound(f"{domain} is not a validated domain of organization {org_id!r}")
+        self.txn.delete(key, db=self.dbs[b"domains"])
+        self.audit(
+            at_us=at_us, actor=actor, action="domain.remove", subject=domain, detail={"org": org_id}
+        )
+        return DOMAIN.decode(raw)
+
     def block_key(self, rec: BlockedKey, *, at_us: int, actor: str) -> None:
         if self.txn.put(
             rec.spki_sha256, BLOCKED.encode(rec), db=self.dbs[b"blocked_keys"], overwrite=False

@@ -228,6 +228,33 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
         assert bad.returncode == 1
         assert bad.stderr.count("\n") == 1
 
+    # Withdrawing the domain validation stops issuance under it (a fresh key: the first
+    # is blocked), and withdrawing it twice is one readable error.
+    removed = hanko("domain", "remove", "-c", c, "--org", "acme", "--domain", "Example.co.jp")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout == (
+        "domain example.co.jp removed from acme: no new certificate will name it\n"
+    )
+    fresh = tmp_path / "fresh.csr"
+    subprocess.run(
+        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(tmp_path / "k2"), "-subj", "/CN=www.example.co.jp",
+         "-out", str(fresh)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    refused = hanko(
+        "issue", "-c", c, "--csr", str(fresh), "--profile", "ov", "--organization", "acme"
+    )
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "hanko: error: www.example.co.jp is not under a domain validated for acme\n"
+    )
+    again = hanko("domain", "remove", "-c", c, "--org", "acme", "--domain", "example.co.jp")
+    assert again.returncode == 1
+    assert again.stderr == (
+        "hanko: error: example.co.jp is not a validated domain of organization 'acme'\n"
+    )
+
 
 def test_every_command_shortens_the_gil_switch_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DevCA, csr, openssl_verify
+from tests.conftest import DevCA, csr, openssl_verify, paying_org
 
 Service = tuple[str, DevCA, subprocess.Popen[str]]
 
@@ -162,6 +162,29 @@ def test_admin_refusals(ready: tuple[httpx.Client, httpx.Client, DevCA]) -> None
         "/v1/admin/organizations/acme/domains", json={"domain": "foo.local", "method": "email"}
     )
     assert (r.status_code, r.json()["error"]) == (422, "name_not_public")
+
+
+def test_a_removed_domain_is_no_longer_issued_for(
+    ready: tuple[httpx.Client, httpx.Client, DevCA],
+) -> None:
+    rpc, admin, _ = ready
+    paying_org(admin, "kanto", domain="kanto.co.jp")
+    body = {"csr": csr("www.kanto.co.jp"), "profile": "ov", "organization": "kanto"}
+    assert rpc.post("/v1/certificates", json=body).status_code == 201
+    path = "/v1/admin/organizations/kanto/domains/KANTO.co.jp"
+    assert rpc.delete(path).status_code == 403  # the rpc token is not an admin's
+    r = admin.delete(path)
+    assert r.status_code == 200, r.text
+    assert (r.json()["organization"], r.json()["domain"]) == ("kanto", "kanto.co.jp")
+    refused = rpc.post("/v1/certificates", json={**body, "csr": csr("www.kanto.co.jp")})
+    assert (refused.status_code, refused.json()["error"]) == (422, "domain_not_validated")
+    again = admin.delete(path)
+    assert (again.status_code, again.json()["error"]) == (404, "not_found")
+    bad = admin.delete("/v1/admin/organizations/kanto/domains/1.2.3.4")
+    assert bad.status_code == 422
+    # The other organization's validations are untouched.
+    acme = {"csr": csr("www.example.co.jp"), "profile": "ov", "organization": "acme"}
+    assert rpc.post("/v1/certificates", json=acme).status_code == 201
 
 
 def test_schema_is_published(service: Service) -> None:
