@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -256,7 +257,7 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
     )
 
 
-def test_every_command_shortens_the_gil_switch_interval(
+def test_every_command_shortens_the_gil_switch_interval_and_tunes_the_collector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The core's trio thread must not wait 5 ms for the GIL behind a group commit
@@ -264,7 +265,12 @@ def test_every_command_shortens_the_gil_switch_interval(
     from core import cli
 
     set_to: list[float] = []
+    thresholds: list[int] = []
     monkeypatch.setattr(sys, "setswitchinterval", set_to.append)
+    monkeypatch.setattr(gc, "set_threshold", thresholds.append)
     assert cli.main(["check-config", "-c", str(tmp_path / "missing.toml")]) == 1
     assert set_to == [cli.SWITCH_INTERVAL]
     assert cli.SWITCH_INTERVAL < 0.005  # below CPython's default
+    # ... and collects young objects far less often than CPython's 700 allocations.
+    assert thresholds == [cli.GC_THRESHOLD]
+    assert cli.GC_THRESHOLD > 700
