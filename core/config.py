@@ -59,6 +59,9 @@ class SignerConfig(msgspec.Struct, **_STRICT):
     # 0 means one worker process per CPU.
     workers: int = 0
     batch_max: int = 64
+    # Batches of refresh and bulk requests only may grow to this (fewer, larger batches
+    # cost the core less per signature; interactive requests still go in batch_max).
+    bulk_batch_max: int = 256
     batch_delay: Duration = msgspec.field(default_factory=lambda: Duration("500us"))
     queue_max: int = 8192
     # A worker that does not answer a batch in this time is killed and replaced.
@@ -320,8 +323,10 @@ def _semantic_problems(cfg: Config) -> list[str]:
         problems.append("signer.workers: must be 0 (one per CPU) or more")
     if not 1 <= cfg.signer.batch_max <= 4096:
         problems.append("signer.batch_max: must be between 1 and 4096")
-    if cfg.signer.queue_max < cfg.signer.batch_max:
-        problems.append("signer.queue_max: must be at least signer.batch_max")
+    if not cfg.signer.batch_max <= cfg.signer.bulk_batch_max <= 4096:
+        problems.append("signer.bulk_batch_max: must be between signer.batch_max and 4096")
+    if cfg.signer.queue_max < max(cfg.signer.batch_max, cfg.signer.bulk_batch_max):
+        problems.append("signer.queue_max: must be at least signer.bulk_batch_max")
     if cfg.store.group_commit_max < 1:
         problems.append("store.group_commit_max: must be at least 1")
     iss = cfg.issuance

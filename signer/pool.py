@@ -223,16 +223,24 @@ class SignerPool:
         *,
         workers: int = 0,
         batch_max: int = 64,
+        bulk_batch_max: int = 0,
         batch_delay: float = 0.0005,
         queue_max: int = 8192,
         batch_timeout: float = 30.0,
         pipeline: int = 2,
     ) -> None:
-        if batch_max < 1 or queue_max < batch_max or pipeline < 1:
-            raise ValueError("need batch_max >= 1, queue_max >= batch_max, pipeline >= 1")
+        bulk_batch_max = bulk_batch_max or batch_max
+        if not 1 <= batch_max <= bulk_batch_max <= queue_max or pipeline < 1:
+            raise ValueError("need 1 <= batch_max <= bulk_batch_max <= queue_max and pipeline >= 1")
         self._spec = spec
         self._nworkers = workers or os.cpu_count() or 1
         self._batch_max = batch_max
+        # A batch with no interactive request in it may grow to this: each batch costs
+        # the core a fixed ~0.2 ms of trio scheduling and pipe traffic, so a refresh in
+        # batches of 64 paid 6 us of core CPU per signature and in batches of 256, 3.
+        # Interactive requests keep batch_max, so they wait behind at most one large
+        # batch per worker in flight (docs/architecture.md, "Bulk batches").
+        self._bulk_batch_max = bulk_batch_max
         self._batch_delay = batch_delay
         self._queue_max = queue_max
         self._batch_timeout = batch_timeout
@@ -443,7 +451,8 @@ class SignerPool:
             # cancellation can never drop requests between the queue and the worker.
             # Fair share: never take more than this worker's part of the queue, so a
             # burst of 16 requests keeps two workers busy instead of one.
-            limit = min(self._batch_max, -(-self._queued // self._nworkers))
+            cap = self._batch_max if self._queues[Priority.INTERACTIVE] else self._bulk_batch_max
+            limit = min(cap, -(-self._queued // self._nworkers))
             taken: list[_Request] = []
             removed = 0
             for q in self._queues:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import signal
@@ -231,7 +232,7 @@ def test_one_bad_item_fails_alone(dev_ca: DevCA) -> None:
 
 
 def test_full_queue_waits_or_says_overloaded(dev_ca: DevCA) -> None:
-    cfg = with_signer(dev_ca.config, batch_max=1, queue_max=4)
+    cfg = with_signer(dev_ca.config, batch_max=1, bulk_batch_max=1, queue_max=4)
 
     async def main() -> None:
         async with running(signer_pool(cfg, workers=1, pipeline=1)) as pool:
@@ -257,7 +258,7 @@ def test_full_queue_waits_or_says_overloaded(dev_ca: DevCA) -> None:
 def test_callers_waiting_for_room_are_served_in_order(dev_ca: DevCA) -> None:
     """Bulk callers bigger than the free room wait in line; a cancelled one leaves
     the line without losing anyone's turn, and the others get in as room frees up."""
-    cfg = with_signer(dev_ca.config, batch_max=1, queue_max=8)
+    cfg = with_signer(dev_ca.config, batch_max=1, bulk_batch_max=1, queue_max=8)
     item = (ISSUING, SignAlgorithm.ECDSA_SHA256, b"m")
 
     async def main() -> list[str]:
@@ -304,7 +305,7 @@ def test_callers_waiting_for_room_are_served_in_order(dev_ca: DevCA) -> None:
 
 
 def test_interactive_requests_overtake_bulk(dev_ca: DevCA) -> None:
-    cfg = with_signer(dev_ca.config, batch_max=1)
+    cfg = with_signer(dev_ca.config, batch_max=1, bulk_batch_max=1)
     order: list[str] = []
 
     async def main() -> None:
@@ -330,6 +331,31 @@ def test_interactive_requests_overtake_bulk(dev_ca: DevCA) -> None:
 
     trio.run(main)
     assert order == ["interactive", "bulk"]
+
+
+def test_bulk_batches_grow_to_bulk_batch_max_and_interactive_ones_do_not(
+    dev_ca: DevCA,
+) -> None:
+    cfg = with_signer(dev_ca.config, batch_max=4, bulk_batch_max=32)
+    item = (ISSUING, SignAlgorithm.ECDSA_SHA256, b"m")
+
+    async def largest_batch(interactive: int, refresh: int) -> int:
+        """Queue both kinds before the one worker takes its first batch."""
+        async with running(signer_pool(cfg, workers=1, pipeline=1)) as pool:
+            async with trio.open_nursery() as nursery:
+                if refresh:
+                    many = functools.partial(pool.sign_many, priority=Priority.REFRESH)
+                    nursery.start_soon(many, [item] * refresh)
+                for _ in range(interactive):
+                    nursery.start_soon(pool.sign, *item)
+            assert pool.statistics().signatures == interactive + refresh
+            return pool.statistics().largest_batch
+
+    assert 1 < trio.run(largest_batch, 40, 0) <= 4
+    assert trio.run(largest_batch, 0, 200) == 32
+    # One interactive request among 10 refresh ones: the batch that takes it is held to
+    # batch_max (it and 3 others), and the 7 left go together: never one batch of 11.
+    assert trio.run(largest_batch, 1, 10) == 7
 
 
 def test_cancelled_caller_does_not_disturb_others(dev_ca: DevCA) -> None:
