@@ -330,19 +330,31 @@ class ResponseEncoder:
     def tbs_with(
         self, serial_der: bytes, hash_alg: CertIdHash, cert_status: bytes, times: bytes, head: bytes
     ) -> bytes:
-        """`tbs` from parts already encoded (`serial_der` is the serial's DER INTEGER):
-        the per-serial work of a batch, so lengths first and one join."""
+        """`tbs` from parts already encoded (`serial_der` is the serial's DER INTEGER)."""
+        return (
+            self.tbs_lead(hash_alg, len(serial_der), len(cert_status), times, head)
+            + serial_der
+            + cert_status
+            + times
+        )
+
+    def tbs_lead(
+        self, hash_alg: CertIdHash, serial_len: int, status_len: int, times: bytes, head: bytes
+    ) -> bytes:
+        """What comes before the serial in `tbs_with`. It depends on the serial's and
+        the status's lengths only, not on their bytes, so a batch (one `times` and
+        `head`) makes it once per length: a response is then three concatenations."""
         prefix = self._cert_id_prefix[hash_alg]
-        cid_len = len(prefix) + len(serial_der)
+        cid_len = len(prefix) + serial_len
         cid_hdr = b"\x30" + length(cid_len)
-        one_len = len(cid_hdr) + cid_len + len(cert_status) + len(times)
+        one_len = len(cid_hdr) + cid_len + status_len + len(times)
         one_hdr = b"\x30" + length(one_len)
         list_len = len(one_hdr) + one_len
         list_hdr = b"\x30" + length(list_len)
         return b"".join(
             (
                 b"\x30", length(len(head) + len(list_hdr) + list_len), head, list_hdr, one_hdr,
-                cid_hdr, prefix, serial_der, cert_status, times,
+                cid_hdr, prefix,
             )
         )  # fmt: skip
 

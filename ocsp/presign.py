@@ -69,6 +69,8 @@ class Presigner:
         self._refresh_after = int(self._validity * refresh_fraction)
         self._parts_at = -1
         self._parts_at_cache = (b"", b"")
+        # (serial DER length, status length) -> (CertIdHash value, tbs_lead) per hash
+        self._leads: dict[tuple[int, int], tuple[tuple[int, bytes], ...]] = {}
         env = encoder.envelope
         self._envelope = OcspEnvelope(key_hash=env.key_hash, encoded=env.encoded)
 
@@ -102,20 +104,31 @@ class Presigner:
         return out
 
     def _pending(self, serial: bytes, at: int, status: bytes) -> Pending:
-        times, head = self._parts_at_cache if self._parts_at == at else self._parts(at)
+        if self._parts_at != at:
+            self._parts(at)
         serial_der = integer_from_octets(serial)
-        make = self.encoder.tbs_with
-        tbs = tuple([(i, make(serial_der, h, status, times, head)) for h, i in self._hash_ids])
+        shape = (len(serial_der), len(status))
+        leads = self._leads.get(shape) or self._lead(shape)
+        tail = status + self._parts_at_cache[0]
+        tbs = tuple([(i, lead + serial_der + tail) for i, lead in leads])
         return Pending(serial, at, at + self._validity, at + self._refresh_after, tbs)
 
-    def _parts(self, at: int) -> tuple[bytes, bytes]:
-        # Every response of a batch shares its times: encode them once per second.
+    def _parts(self, at: int) -> None:
+        # Every response of a batch shares its times: encode them once per second, and
+        # with them what precedes the serial, once per serial and status length.
         this_update = from_epoch(at)
         self._parts_at_cache = self.encoder.parts(
             this_update, from_epoch(at + self._validity), this_update
         )
         self._parts_at = at
-        return self._parts_at_cache
+        self._leads = {}
+
+    def _lead(self, shape: tuple[int, int]) -> tuple[tuple[int, bytes], ...]:
+        times, head = self._parts_at_cache
+        lead = self.encoder.tbs_lead
+        leads = tuple((i, lead(h, shape[0], shape[1], times, head)) for h, i in self._hash_ids)
+        self._leads[shape] = leads
+        return leads
 
     def sign_items(self, *pendings: Pending) -> list[tuple[str, SignAlgorithm, bytes]]:
         """What to hand the signer for `pendings`, in order (`records` takes them back)."""

@@ -150,18 +150,18 @@ class OcspRefresher:
         def op(txn: WriteTxn) -> tuple[int, int, int]:
             for serial in gone:
                 txn.unschedule_ocsp(serial)
-            stored = failed = skipped = 0
+            signed: list[tuple[bytes, OcspRecord]] = []
+            failed = skipped = 0
             for rec, result in zip(records, results, strict=True):
                 current = txn.get_cert(rec.serial)
                 if current is None or current.status is not rec.status:
                     skipped += 1
                 elif isinstance(result, OcspRecord):
-                    txn.put_ocsp(rec.serial, result)
-                    stored += 1
+                    signed.append((rec.serial, result))
                 else:
                     txn.schedule_ocsp(rec.serial, retry_at)
                     failed += 1
-            return stored, failed, skipped
+            return txn.put_ocsp_many(signed), failed, skipped
 
         stored, failed, skipped = await self._writer.submit(op)
         self._refreshed += stored

@@ -271,6 +271,8 @@ def expiry_key(not_after: int, serial: bytes) -> bytes:
 # out (ocsp.codec.ResponseEnvelope). Records written before this layout hold whole
 # OCSPResponses and are served as they are until re-signed.
 _OCSP_HEADER = 24
+# Where the header keeps refresh_at: big-endian, as the due index keys start with it.
+OCSP_REFRESH_AT = slice(16, _OCSP_HEADER)
 ENVELOPE_PREFIX = b"ocsp_envelope:"
 
 

@@ -40,7 +40,12 @@ def presigner() -> Presigner:
     )
 
 
-def _record(serial: bytes, *, revoked_at: int | None = None) -> CertRecord:
+def _record(
+    serial: bytes,
+    *,
+    revoked_at: int | None = None,
+    reason: RevocationReason | None = RevocationReason.KEY_COMPROMISE,
+) -> CertRecord:
     return CertRecord(
         serial=serial,
         issuer=b"k" * 20,
@@ -53,7 +58,7 @@ def _record(serial: bytes, *, revoked_at: int | None = None) -> CertRecord:
         partition=0,
         der=b"",
         revoked_at=revoked_at,
-        reason=None if revoked_at is None else RevocationReason.KEY_COMPROMISE,
+        reason=None if revoked_at is None else reason,
     )
 
 
@@ -61,10 +66,20 @@ def _record(serial: bytes, *, revoked_at: int | None = None) -> CertRecord:
 SERIALS = [bytes.fromhex("7f" + "11" * 15), bytes.fromhex("80" + "22" * 19), b"\x01"]
 
 
-def test_batch_path_matches_the_codec(presigner: Presigner) -> None:
-    at = int(NOW.timestamp())
+@pytest.mark.parametrize("later", [0, 1, 86_400])
+def test_batch_path_matches_the_codec(presigner: Presigner, later: int) -> None:
+    """Every serial length and status length (the batch path caches what precedes the
+    serial per such shape), and a second batch at a later second (the cache is per
+    second) after a first one at NOW."""
+    presigner.for_records([_record(SERIALS[0])], at=int(NOW.timestamp()))
+    now = NOW + dt.timedelta(seconds=later)
+    at = int(now.timestamp())
     revoked_at = at - 3600
-    records = [_record(s) for s in SERIALS] + [_record(s, revoked_at=revoked_at) for s in SERIALS]
+    records = (
+        [_record(s) for s in SERIALS]
+        + [_record(s, revoked_at=revoked_at) for s in SERIALS]
+        + [_record(s, revoked_at=revoked_at, reason=None) for s in SERIALS]
+    )
     pendings = presigner.for_records(records, at=at)
     assert [p.serial for p in pendings] == [r.serial for r in records]
     for rec, p in zip(records, pendings, strict=True):
@@ -76,15 +91,15 @@ def test_batch_path_matches_the_codec(presigner: Presigner) -> None:
                 serial=int.from_bytes(rec.serial, "big"),
                 hash_alg=CertIdHash(hash_id),
                 status=CertStatusKind.REVOKED if revoked else CertStatusKind.GOOD,
-                this_update=NOW,
-                next_update=NOW + VALIDITY,
-                produced_at=NOW,
-                revoked_at=NOW - dt.timedelta(hours=1) if revoked else None,
+                this_update=now,
+                next_update=now + VALIDITY,
+                produced_at=now,
+                revoked_at=now - dt.timedelta(hours=1) if revoked else None,
                 reason=rec.reason,
             )
         # The one-serial path (issuance, revocation) builds the same bytes.
         assert p == presigner.pending(
-            rec.serial, now=NOW, revoked_at=rec.revoked_at, reason=rec.reason
+            rec.serial, now=now, revoked_at=rec.revoked_at, reason=rec.reason
         )
 
 

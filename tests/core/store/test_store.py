@@ -25,6 +25,7 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
+from core.store.records import due_key
 from crl.encoder import revoked_entry
 
 # Any well-formed entry: these tests are about the store, the CRL tests about entries.
@@ -424,3 +425,35 @@ def test_put_ocsp_keeps_one_envelope_per_responder_key(store: Store) -> None:
     store.write(lambda t: t.put_ocsp(serial_bytes(22), record(env2)))
     with store.read() as txn:
         assert txn.get_ocsp_envelope(key) == b"second"
+
+
+def test_put_ocsp_many_moves_each_due_entry_and_stores_the_envelope_once(store: Store) -> None:
+    key = b"k" * 20
+    env = OcspEnvelope(key_hash=key, encoded=b"envelope")
+
+    def record(at: int) -> OcspRecord:
+        return OcspRecord(
+            this_update=1, next_update=2, refresh_at=at, signed={1: b"r%d" % at}, envelope=env
+        )
+
+    def fill(txn: WriteTxn) -> None:
+        for n in (31, 32, 33):
+            txn.insert_cert(cert(n), at_us=1, actor="test")
+        txn.put_ocsp(serial_bytes(31), record(100))  # already has a response due at 100
+
+    store.write(fill)
+    stored = store.write(
+        lambda t: t.put_ocsp_many([(serial_bytes(n), record(500 + n)) for n in (31, 32, 33)])
+    )
+    assert stored == 3
+    with store.read() as txn:
+        # One due entry each, at the new times: 31's entry at 100 moved, not duplicated.
+        assert txn.ocsp_due(10_000, 10) == [
+            (due_key(500 + n, serial_bytes(n)), serial_bytes(n)) for n in (31, 32, 33)
+        ]
+        for n in (31, 32, 33):
+            rec = txn.get_ocsp(serial_bytes(n))
+            assert rec is not None
+            assert (rec.refresh_at, rec.signed) == (500 + n, {1: b"r%d" % (500 + n)})
+        assert txn.get_ocsp_envelope(key) == b"envelope"
+    assert store.write(lambda t: t.put_ocsp_many([])) == 0
