@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from core.der import (
     encode_unsigned_integer,
     generalized_time,
+    generalized_time_at,
     length,
     read_tlv,
     sequence,
@@ -277,7 +278,16 @@ GOOD_STATUS = b"\x80\x00"  # certStatus good: [0] IMPLICIT NULL
 
 def revoked_status(revoked_at: dt.datetime, reason: RevocationReason | None) -> bytes:
     """certStatus revoked: [1] IMPLICIT RevokedInfo."""
-    info = generalized_time(revoked_at)
+    return _revoked_status(generalized_time(revoked_at), reason)
+
+
+def revoked_status_at(revoked_at: int, reason: RevocationReason | None) -> bytes:
+    """`revoked_status` of a revocation time in epoch seconds (as stored)."""
+    return _revoked_status(generalized_time_at(revoked_at), reason)
+
+
+def _revoked_status(time_der: bytes, reason: RevocationReason | None) -> bytes:
+    info = time_der
     # BR 7.2.2 / 7.3: no reason for unspecified, as in the CRL entry.
     if reason is not None and reason != _UNSPECIFIED:
         info += tlv(0xA0, tlv(0x0A, bytes((int(reason),))))

@@ -23,7 +23,7 @@ from core.store.records import (
     OcspRecord,
     RevocationReason,
 )
-from ocsp.codec import GOOD_STATUS, CertIdHash, ResponseEncoder, revoked_status
+from ocsp.codec import GOOD_STATUS, CertIdHash, ResponseEncoder, revoked_status_at
 from signer.algorithms import SignAlgorithm
 
 _REVOKED = CertStatus.REVOKED
@@ -33,7 +33,7 @@ def _status(revoked_at: int | None, reason: RevocationReason | None) -> bytes:
     """The encoded CertStatus: good, or revoked at `revoked_at` (epoch seconds)."""
     if revoked_at is None:
         return GOOD_STATUS
-    return revoked_status(from_epoch(revoked_at), reason)
+    return revoked_status_at(revoked_at, reason)
 
 
 class Pending(msgspec.Struct, frozen=True, gc=False):

@@ -1,9 +1,17 @@
+import datetime as dt
 import os
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from core.der import ecdsa_signature_from_raw, encode_length, read_tlv, tlv
+from core.der import (
+    ecdsa_signature_from_raw,
+    encode_length,
+    generalized_time,
+    generalized_time_at,
+    read_tlv,
+    tlv,
+)
 
 
 @pytest.mark.parametrize("half", [32, 48])
@@ -33,3 +41,24 @@ def test_lengths_round_trip() -> None:
 def test_read_tlv_is_strict(bad: bytes) -> None:
     with pytest.raises(ValueError, match="DER"):
         read_tlv(bad)
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [0, 1, 951_782_400, 1_790_000_000, 2**31, 4_107_542_399, 253402300799],
+    ids=["epoch", "one", "leap-day-2000", "2026", "2038", "2100", "year-9999"],
+)
+def test_generalized_time_at_matches_the_datetime_path(seconds: int) -> None:
+    at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
+    assert generalized_time_at(seconds) == generalized_time(at)
+
+
+def test_generalized_time_at_keeps_four_digit_years() -> None:
+    # (strftime's %Y gives "1" for year 1 on glibc, so there is no datetime path to match)
+    assert generalized_time_at(-62135596800) == b"\x18\x0f00010101000000Z"
+
+
+@pytest.mark.parametrize("seconds", [-62135596801, 253402300800])
+def test_generalized_time_at_refuses_years_it_cannot_hold(seconds: int) -> None:
+    with pytest.raises(ValueError, match="GeneralizedTime"):
+        generalized_time_at(seconds)
