@@ -19,6 +19,7 @@ from core.errors import SignerError, StoreError
 from core.store.records import (
     CertRecord,
     CertStatus,
+    CertStatusView,
     OcspEnvelope,
     OcspRecord,
     RevocationReason,
@@ -88,7 +89,9 @@ class Presigner:
     ) -> Pending:
         return self._pending(serial, to_epoch(now), _status(revoked_at, reason))
 
-    def for_records(self, records: Sequence[CertRecord], *, at: int) -> list[Pending]:
+    def for_records(
+        self, records: Sequence[CertRecord | CertStatusView], *, at: int
+    ) -> list[Pending]:
         """Each record's responses as of `at` (epoch seconds), for its current status:
         the refresher's batch path."""
         make = self._pending

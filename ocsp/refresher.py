@@ -20,7 +20,7 @@ import trio
 
 from core.clock import Clock, to_epoch
 from core.errors import HankoError
-from core.store import CertRecord, GroupCommitWriter, OcspRecord, Store, WriteTxn
+from core.store import CertStatusView, GroupCommitWriter, OcspRecord, Store, WriteTxn
 from ocsp.presign import Presigner
 from signer.pool import Priority
 from signer.splice import BatchSigner
@@ -110,7 +110,7 @@ class OcspRefresher:
                 await slots.acquire()
                 with self._store.read() as txn:
                     due = txn.ocsp_due(before, self._batch, after=after)
-                    records = [(serial, txn.get_cert(serial)) for _, serial in due]
+                    records = [(serial, txn.get_cert_status(serial)) for _, serial in due]
                 if not due:
                     slots.release()
                     break
@@ -124,7 +124,7 @@ class OcspRefresher:
 
     async def _refresh_slot(
         self,
-        records: list[tuple[bytes, CertRecord | None]],
+        records: list[tuple[bytes, CertStatusView | None]],
         now: dt.datetime,
         slots: trio.Semaphore,
     ) -> None:
@@ -137,7 +137,7 @@ class OcspRefresher:
             slots.release()
 
     async def _refresh_batch(
-        self, records: list[CertRecord], now: dt.datetime, *, gone: Sequence[bytes] = ()
+        self, records: list[CertStatusView], now: dt.datetime, *, gone: Sequence[bytes] = ()
     ) -> None:
         """Sign `records`' responses and store those whose status did not change
         meanwhile; stop re-signing `gone` (expired or deleted) serials. One commit."""
@@ -153,7 +153,7 @@ class OcspRefresher:
             signed: list[tuple[bytes, OcspRecord]] = []
             failed = skipped = 0
             for rec, result in zip(records, results, strict=True):
-                current = txn.get_cert(rec.serial)
+                current = txn.get_cert_status(rec.serial)
                 if current is None or current.status is not rec.status:
                     skipped += 1
                 elif isinstance(result, OcspRecord):

@@ -22,6 +22,7 @@ from core.store.records import (
     AUDIT,
     BLOCKED,
     CERT,
+    CERT_STATUS,
     CRL_STATE,
     DOMAIN,
     ENVELOPE_PREFIX,
@@ -37,6 +38,7 @@ from core.store.records import (
     BlockedKey,
     CertRecord,
     CertStatus,
+    CertStatusView,
     CrlState,
     DomainRecord,
     IdempotencyRecord,
@@ -247,6 +249,11 @@ class ReadTxn:
     def get_cert(self, serial: bytes) -> CertRecord | None:
         raw = self.txn.get(serial_key(serial), db=self.dbs[b"certs"])
         return None if raw is None else CERT.decode(raw)
+
+    def get_cert_status(self, serial: bytes) -> CertStatusView | None:
+        """`get_cert`, decoding only what a status needs (records.CertStatusView)."""
+        raw = self.txn.get(serial_key(serial), db=self.dbs[b"certs"])
+        return None if raw is None else CERT_STATUS.decode(raw)
 
     def counter(self, name: str) -> int:
         raw = self.txn.get(name.encode(), db=self.dbs[b"counters"])

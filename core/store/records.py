@@ -65,6 +65,26 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     released: bool = False
 
 
+class CertStatusView(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What the OCSP refresher reads of a CertRecord: its fields in the same positions,
+    the ones it does not need left undecoded (msgspec.Raw), so the DER and the names
+    are neither copied nor tracked by the collector. Read twice per refreshed
+    certificate (before signing, and at commit to see the status did not change)."""
+
+    serial: bytes
+    issuer: msgspec.Raw
+    status: CertStatus
+    not_before: msgspec.Raw
+    not_after: int
+    names: msgspec.Raw
+    account: msgspec.Raw
+    profile: msgspec.Raw
+    partition: msgspec.Raw
+    der: msgspec.Raw
+    revoked_at: int | None = None
+    reason: RevocationReason | None = None
+
+
 class RevocationRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     serial: bytes
     issuer: bytes
@@ -218,6 +238,7 @@ class Codec(Generic[T]):
 
 
 CERT = Codec(CertRecord)
+CERT_STATUS = Codec(CertStatusView)
 ORG = Codec(OrgRecord)
 DOMAIN = Codec(DomainRecord)
 BLOCKED = Codec(BlockedKey)

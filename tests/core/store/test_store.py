@@ -17,6 +17,7 @@ from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
 from core.store import (
     CertRecord,
     CertStatus,
+    CertStatusView,
     GroupCommitWriter,
     OcspEnvelope,
     OcspRecord,
@@ -457,3 +458,32 @@ def test_put_ocsp_many_moves_each_due_entry_and_stores_the_envelope_once(store: 
             assert (rec.refresh_at, rec.signed) == (500 + n, {1: b"r%d" % (500 + n)})
         assert txn.get_ocsp_envelope(key) == b"envelope"
     assert store.write(lambda t: t.put_ocsp_many([])) == 0
+
+
+def test_the_status_view_reads_a_cert_record_in_place(store: Store) -> None:
+    # Positions, not names, decode an array-like record: a field added or moved in
+    # CertRecord ahead of the view's last field must move in the view too.
+    record_fields = CertRecord.__struct_fields__
+    view_fields = CertStatusView.__struct_fields__
+    assert record_fields[: len(view_fields)] == view_fields
+    revoked = msgspec.structs.replace(
+        cert(41),
+        status=CertStatus.REVOKED,
+        revoked_at=1_800_000_000,
+        reason=RevocationReason.KEY_COMPROMISE,
+        license="lic-1",
+        charged=90,
+    )
+
+    def fill(txn: WriteTxn) -> None:
+        txn.insert_cert(cert(40), at_us=1, actor="test")
+        txn.insert_cert(revoked, at_us=1, actor="test")
+
+    store.write(fill)
+    with store.read() as txn:
+        for rec in (cert(40), revoked):
+            view = txn.get_cert_status(rec.serial)
+            assert view is not None
+            got = (view.serial, view.status, view.not_after, view.revoked_at, view.reason)
+            assert got == (rec.serial, rec.status, rec.not_after, rec.revoked_at, rec.reason)
+        assert txn.get_cert_status(serial_bytes(49)) is None
