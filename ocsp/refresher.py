@@ -20,7 +20,14 @@ import trio
 
 from core.clock import Clock, to_epoch
 from core.errors import HankoError
-from core.store import CertStatusView, GroupCommitWriter, OcspRecord, Store, WriteTxn
+from core.store import (
+    CertStatus,
+    CertStatusView,
+    GroupCommitWriter,
+    OcspRecord,
+    Store,
+    WriteTxn,
+)
 from ocsp.presign import Presigner
 from signer.pool import Priority
 from signer.splice import BatchSigner
@@ -29,11 +36,12 @@ log = logging.getLogger("hanko.ocsp")
 
 # After a failed signature, try again this much later (the old response stays served).
 RETRY_AFTER = 60
+_REVOKED = CertStatus.REVOKED
 
 
 class RefresherStatistics(msgspec.Struct, frozen=True):
     refreshed: int  # responses re-signed and stored since start
-    failed: int  # signing failures (retried later)
+    failed: int  # signing failures, and revoked records without a time (retried later)
     skipped: int  # status changed while signing: the newer response stands
     expired: int  # certificates past notAfter, no longer re-signed
     rounds: int  # passes over the due index that found work
@@ -130,17 +138,33 @@ class OcspRefresher:
     ) -> None:
         try:
             at = to_epoch(now)
-            live = [r for _, r in records if r is not None and r.not_after >= at]
-            gone = [s for s, r in records if r is None or r.not_after < at]
-            await self._refresh_batch(live, now, gone=gone)
+            live: list[CertStatusView] = []
+            gone: list[bytes] = []
+            broken: list[bytes] = []
+            for serial, r in records:
+                if r is None or r.not_after < at:
+                    gone.append(serial)
+                elif r.status is _REVOKED and r.revoked_at is None:
+                    # Never "good" for a revoked certificate, and no revoked response
+                    # without its time: set it aside so the rest of the pass goes on.
+                    broken.append(serial)
+                else:
+                    live.append(r)
+            await self._refresh_batch(live, now, gone=gone, broken=broken)
         finally:
             slots.release()
 
     async def _refresh_batch(
-        self, records: list[CertStatusView], now: dt.datetime, *, gone: Sequence[bytes] = ()
+        self,
+        records: list[CertStatusView],
+        now: dt.datetime,
+        *,
+        gone: Sequence[bytes] = (),
+        broken: Sequence[bytes] = (),
     ) -> None:
         """Sign `records`' responses and store those whose status did not change
-        meanwhile; stop re-signing `gone` (expired or deleted) serials. One commit."""
+        meanwhile; stop re-signing `gone` (expired or deleted) serials; try `broken`
+        ones (revoked without a revocation time) again later. One commit."""
         ps = self._presigner
         pendings = ps.for_records(records, at=to_epoch(now))
         sigs = await self._signer.sign_many(ps.sign_items(*pendings), priority=Priority.REFRESH)
@@ -150,8 +174,11 @@ class OcspRefresher:
         def op(txn: WriteTxn) -> tuple[int, int, int]:
             for serial in gone:
                 txn.unschedule_ocsp(serial)
+            for serial in broken:
+                txn.schedule_ocsp(serial, retry_at)
             signed: list[tuple[bytes, OcspRecord]] = []
-            failed = skipped = 0
+            failed = len(broken)
+            skipped = 0
             for rec, result in zip(records, results, strict=True):
                 current = txn.get_cert_status(rec.serial)
                 if current is None or current.status is not rec.status:
@@ -168,5 +195,16 @@ class OcspRefresher:
         self._failed += failed
         self._skipped += skipped
         self._expired += len(gone)
-        if failed:
-            log.warning("ocsp refresher: %d signings failed, retry in %ds", failed, RETRY_AFTER)
+        for serial in broken:
+            log.error(
+                "ocsp refresher: certificate %s is revoked without a revocation time; "
+                "its last response stays served until it is repaired (retry in %ds)",
+                serial.hex(),
+                RETRY_AFTER,
+            )
+        if failed > len(broken):
+            log.warning(
+                "ocsp refresher: %d signings failed, retry in %ds",
+                failed - len(broken),
+                RETRY_AFTER,
+            )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
+import msgspec
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -16,10 +17,10 @@ from cryptography.x509 import ocsp
 from core.clock import FixedClock, to_epoch
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from core.store import serial_bytes
+from core.store import CertStatus, WriteTxn, serial_bytes
 from core.wiring import ocsp_refresher, presigner
 from ocsp.codec import CertIdHash, Envelopes
-from ocsp.refresher import OcspRefresher
+from ocsp.refresher import RETRY_AFTER, OcspRefresher
 from tests.conftest import DevCA, init_ca
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
@@ -184,5 +185,50 @@ def test_one_pass_streams_more_than_its_window(ca: DevCA) -> None:
         stats = refresher.statistics()
         assert (stats.refreshed, stats.skipped, stats.failed, stats.last_round) == (7, 0, 0, 7)
         assert await refresher.refresh_once() == 0
+
+    run(ca, clock, job, **setup("o", start, level="ov"))
+
+
+def test_a_revoked_record_without_its_time_is_set_aside_not_a_stall(ca: DevCA) -> None:
+    """hanko never writes one, but a pass must not stop at it: the other serials of the
+    batch and of the pass are re-signed, the broken one keeps its last response and is
+    tried again later, counted as failed."""
+    start = dt.datetime.now(UTC).replace(microsecond=0)
+    clock = FixedClock(start)
+
+    async def job(engine: IssuanceEngine) -> None:
+        refresher = OcspRefresher(
+            presigner=presigner(ca.config), signer=engine.signer, store=engine.store,
+            writer=engine.writer, clock=clock, batch=2, parallel=1,
+        )  # fmt: skip
+        issued = await engine.issue_many(
+            [
+                IssueRequest(csr=csr_pem([f"b{i}.example.co.jp"]), profile="ov", organization="o")
+                for i in range(5)
+            ],
+            actor="t",
+        )
+        serials = [int(r.serial, 16) for r in issued if not isinstance(r, Exception)]
+        assert len(serials) == 5
+        bad = serials[0]
+        before = responses(engine, bad)
+
+        def corrupt(txn: WriteTxn) -> None:
+            rec = txn.get_cert(serial_bytes(bad))
+            assert rec is not None
+            txn.put_cert(msgspec.structs.replace(rec, status=CertStatus.REVOKED))
+
+        engine.store.write(corrupt)
+        clock.advance(2 * DAY + dt.timedelta(seconds=1))
+        t1 = clock.now().replace(microsecond=0)
+        assert await refresher.refresh_once() == 5
+        for s in serials[1:]:
+            check(responses(engine, s), ca, s, ocsp.OCSPCertStatus.GOOD, t1)
+        after = responses(engine, bad)
+        assert after.der == before.der  # the last response, not a new "good" one
+        assert after.refresh_at == to_epoch(t1) + RETRY_AFTER
+        stats = refresher.statistics()
+        assert (stats.refreshed, stats.failed) == (4, 1)
+        assert await refresher.refresh_once() == 0  # nothing else is due now
 
     run(ca, clock, job, **setup("o", start, level="ov"))
