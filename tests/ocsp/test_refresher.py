@@ -157,6 +157,32 @@ def test_presign_refresh_revoke_reissue_expire(ca: DevCA) -> None:
     run(ca, clock, job, **setup("o", start, level="ov"))
 
 
+def small_batches(
+    ca: DevCA, engine: IssuanceEngine, clock: FixedClock, *, parallel: int
+) -> OcspRefresher:
+    """A refresher of two serials per batch, so a few certificates make several."""
+    return OcspRefresher(
+        presigner=presigner(ca.config), signer=engine.signer, store=engine.store,
+        writer=engine.writer, clock=clock, batch=2, parallel=parallel,
+    )  # fmt: skip
+
+
+async def issue_ov(engine: IssuanceEngine, prefix: str, n: int) -> list[int]:
+    """`n` OV certificates for organization "o"; their serials."""
+    issued = await engine.issue_many(
+        [
+            IssueRequest(
+                csr=csr_pem([f"{prefix}{i}.example.co.jp"]), profile="ov", organization="o"
+            )
+            for i in range(n)
+        ],
+        actor="t",
+    )
+    serials = [int(r.serial, 16) for r in issued if not isinstance(r, Exception)]
+    assert len(serials) == n
+    return serials
+
+
 def test_one_pass_streams_more_than_its_window(ca: DevCA) -> None:
     """Seven due serials, two per batch, two batches in flight: one pass walks the due
     index with its cursor until everything due is re-signed, each exactly once."""
@@ -164,19 +190,8 @@ def test_one_pass_streams_more_than_its_window(ca: DevCA) -> None:
     clock = FixedClock(start)
 
     async def job(engine: IssuanceEngine) -> None:
-        refresher = OcspRefresher(
-            presigner=presigner(ca.config), signer=engine.signer, store=engine.store,
-            writer=engine.writer, clock=clock, batch=2, parallel=2,
-        )  # fmt: skip
-        issued = await engine.issue_many(
-            [
-                IssueRequest(csr=csr_pem([f"s{i}.example.co.jp"]), profile="ov", organization="o")
-                for i in range(7)
-            ],
-            actor="t",
-        )
-        serials = [int(r.serial, 16) for r in issued if not isinstance(r, Exception)]
-        assert len(serials) == 7
+        refresher = small_batches(ca, engine, clock, parallel=2)
+        serials = await issue_ov(engine, "s", 7)
         clock.advance(2 * DAY + dt.timedelta(seconds=1))
         t1 = clock.now().replace(microsecond=0)
         assert await refresher.refresh_once() == 7
@@ -197,19 +212,8 @@ def test_a_revoked_record_without_its_time_is_set_aside_not_a_stall(ca: DevCA) -
     clock = FixedClock(start)
 
     async def job(engine: IssuanceEngine) -> None:
-        refresher = OcspRefresher(
-            presigner=presigner(ca.config), signer=engine.signer, store=engine.store,
-            writer=engine.writer, clock=clock, batch=2, parallel=1,
-        )  # fmt: skip
-        issued = await engine.issue_many(
-            [
-                IssueRequest(csr=csr_pem([f"b{i}.example.co.jp"]), profile="ov", organization="o")
-                for i in range(5)
-            ],
-            actor="t",
-        )
-        serials = [int(r.serial, 16) for r in issued if not isinstance(r, Exception)]
-        assert len(serials) == 5
+        refresher = small_batches(ca, engine, clock, parallel=1)
+        serials = await issue_ov(engine, "b", 5)
         bad = serials[0]
         before = responses(engine, bad)
 
