@@ -350,7 +350,10 @@ def cmd_ocsp_export(args: argparse.Namespace) -> int:
         )
     with open_store(cfg, readonly=True) as store:
         summary = export_responses(store, args.out, hash_alg=hash_alg, now=int(time.time()))
-    print(f"{args.out}: {summary.written} OCSP responses")
+    removed = (
+        f", {summary.removed} files of expired certificates removed" if summary.removed else ""
+    )
+    print(f"{args.out}: {summary.written} OCSP responses{removed}")
     if summary.stale:
         shown = ", ".join(summary.stale[:5]) + (", ..." if len(summary.stale) > 5 else "")
         print(

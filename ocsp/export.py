@@ -14,6 +14,10 @@ from ocsp.codec import CertIdHash, Envelopes
 
 class ExportSummary(msgspec.Struct, frozen=True, kw_only=True):
     written: int
+    # Files of certificates past their notAfter (or no longer in the store), removed:
+    # a server must not staple for an expired certificate, and a CA-wide export folder
+    # would otherwise keep a file for every certificate ever issued.
+    removed: int = 0
     # Serials (hex) of live certificates with no current response to write: not signed
     # yet, past its nextUpdate (the refresher is behind or the signer down), or stored
     # without its envelope. Their files, if any, were left as they were: a server
@@ -26,19 +30,27 @@ SYNC_EVERY = 4096
 
 
 def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int) -> ExportSummary:
-    """Write `<serial hex>.der` for every unexpired certificate with a current response.
-    Each file is written aside, made durable, then renamed over the old one, so a server
-    reading it never sees half of one, even after a crash (a rename that reaches the disk
-    before the data it names leaves an empty file)."""
+    """Write `<serial hex>.der` for every unexpired certificate with a current response,
+    and remove the files of certificates that expired. Each file is written aside, made
+    durable, then renamed over the old one, so a server reading it never sees half of
+    one, even after a crash (a rename that reaches the disk before the data it names
+    leaves an empty file). Files other than `<serial of a stored response>.der` are
+    never touched."""
     out.mkdir(parents=True, exist_ok=True)
-    written = 0
+    written = removed = 0
     stale: list[str] = []
     ready: list[tuple[Path, Path]] = []
     with store.read() as txn:
         envelopes = Envelopes(txn.get_ocsp_envelope)
         for serial, rec in txn.iter_ocsp():
-            cert = txn.get_cert(serial)
+            cert = txn.get_cert_status(serial)
             if cert is None or cert.not_after < now:
+                try:
+                    (out / f"{serial.hex()}.der").unlink()
+                except FileNotFoundError:
+                    pass
+                else:
+                    removed += 1
                 continue
             signed = rec.signed.get(int(hash_alg))
             der = envelopes.response(signed) if signed is not None else None
@@ -51,7 +63,9 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
             if len(ready) >= SYNC_EVERY:
                 written += _publish(out, ready)
     written += _publish(out, ready)
-    return ExportSummary(written=written, stale=stale)
+    if removed:
+        _sync_folder(out)
+    return ExportSummary(written=written, stale=stale, removed=removed)
 
 
 def _publish(out: Path, ready: list[tuple[Path, Path]]) -> int:
@@ -61,11 +75,15 @@ def _publish(out: Path, ready: list[tuple[Path, Path]]) -> int:
     os.sync()  # one call for thousands of files; fsync on each would cost a disk flush each
     for tmp, target in ready:
         os.replace(tmp, target)
+    _sync_folder(out)
+    n = len(ready)
+    ready.clear()
+    return n
+
+
+def _sync_folder(out: Path) -> None:
     fd = os.open(out, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    n = len(ready)
-    ready.clear()
-    return n

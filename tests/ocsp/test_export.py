@@ -62,10 +62,16 @@ def test_current_responses_are_written_and_stale_ones_named(
         assert sorted(summary.stale) == sorted(serials)
         assert (out / f"{serials[0]}.der").read_bytes() == first
 
-        # Past the certificates' notAfter they are not live: neither written nor named.
+        # Past the certificates' notAfter they are not live: neither written nor named,
+        # and their files go. A file that is not a stored serial's is left alone.
+        (out / "operator-notes.txt").write_text("mine")
+        (out / "00ff.der").write_bytes(b"not a serial of this CA")
         end = to_epoch(issued[0].not_after) + 1  # type: ignore[union-attr]
         summary = export_responses(engine.store, out, hash_alg=CertIdHash.SHA1, now=end)
-        assert (summary.written, summary.stale) == (0, [])
+        assert (summary.written, summary.stale, summary.removed) == (0, [], 2)
+        assert sorted(p.name for p in out.iterdir()) == ["00ff.der", "operator-notes.txt"]
+        summary = export_responses(engine.store, out, hash_alg=CertIdHash.SHA1, now=end)
+        assert summary.removed == 0  # nothing left to remove
 
         # Asking for a re-signing (as a revocation whose signing failed does) keeps the
         # last response: still current, still written.
