@@ -182,7 +182,6 @@ softhsm_conf = "softhsm2.conf"
 [signer]
 workers = 0            # one PKCS#11 worker process per CPU
 batch_max = 64
-bulk_batch_max = 256
 batch_delay = "500us"
 
 [ca]

@@ -61,11 +61,19 @@ class SignerConfig(msgspec.Struct, **_STRICT):
     batch_max: int = 64
     # Batches of refresh and bulk requests only may grow to this (fewer, larger batches
     # cost the core less per signature; interactive requests still go in batch_max).
-    bulk_batch_max: int = 256
+    # 0: four times batch_max, at most 4096 and queue_max (256 for the defaults).
+    bulk_batch_max: int = 0
     batch_delay: Duration = msgspec.field(default_factory=lambda: Duration("500us"))
     queue_max: int = 8192
     # A worker that does not answer a batch in this time is killed and replaced.
     batch_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+
+    @property
+    def bulk_batch(self) -> int:
+        """`bulk_batch_max` with its default worked out."""
+        return self.bulk_batch_max or max(
+            self.batch_max, min(4 * self.batch_max, 4096, self.queue_max)
+        )
 
 
 class CaConfig(msgspec.Struct, **_STRICT):
@@ -323,9 +331,15 @@ def _semantic_problems(cfg: Config) -> list[str]:
         problems.append("signer.workers: must be 0 (one per CPU) or more")
     if not 1 <= cfg.signer.batch_max <= 4096:
         problems.append("signer.batch_max: must be between 1 and 4096")
-    if not cfg.signer.batch_max <= cfg.signer.bulk_batch_max <= 4096:
-        problems.append("signer.bulk_batch_max: must be between signer.batch_max and 4096")
-    if cfg.signer.queue_max < max(cfg.signer.batch_max, cfg.signer.bulk_batch_max):
+    if cfg.signer.bulk_batch_max and not (
+        cfg.signer.batch_max <= cfg.signer.bulk_batch_max <= 4096
+    ):
+        problems.append(
+            "signer.bulk_batch_max: must be 0 (4 x batch_max) or between signer.batch_max and 4096"
+        )
+    if cfg.signer.queue_max < cfg.signer.batch_max:
+        problems.append("signer.queue_max: must be at least signer.batch_max")
+    elif cfg.signer.queue_max < cfg.signer.bulk_batch:
         problems.append("signer.queue_max: must be at least signer.bulk_batch_max")
     if cfg.store.group_commit_max < 1:
         problems.append("store.group_commit_max: must be at least 1")

@@ -66,7 +66,7 @@ def signer_pool(
         workers=s.workers if workers is None else workers,
         batch_max=batch_max,
         # An unbatched benchmark (batch_max 1) stays unbatched for every priority.
-        bulk_batch_max=s.bulk_batch_max if batch_max == s.batch_max else batch_max,
+        bulk_batch_max=s.bulk_batch if batch_max == s.batch_max else batch_max,
         batch_delay=s.batch_delay.seconds,
         queue_max=s.queue_max,
         batch_timeout=s.batch_timeout.seconds,

@@ -171,3 +171,31 @@ def test_ocsp_hash_names_are_checked(dev_ca: DevCA, tmp_path: Path) -> None:
     _, problems = check_config(path)
     assert len(problems) == 1
     assert problems[0].startswith("ocsp.cert_id_hashes.0:")
+
+
+@pytest.mark.parametrize(
+    ("signer", "bulk", "problem"),
+    [
+        ("batch_max = 64", 256, None),  # the default: four times batch_max
+        ("batch_max = 512", 2048, None),  # a config from before bulk_batch_max stays valid
+        ("batch_max = 64\nqueue_max = 100", 100, None),  # ... and within queue_max
+        ("batch_max = 64\nbulk_batch_max = 1000", 1000, None),
+        ("batch_max = 64\nbulk_batch_max = 32", None, "signer.bulk_batch_max: must be 0"),
+        (
+            "batch_max = 64\nbulk_batch_max = 1000\nqueue_max = 500",
+            None,
+            "signer.queue_max: must be at least signer.bulk_batch_max",
+        ),
+    ],
+)
+def test_bulk_batch_max(
+    dev_ca: DevCA, tmp_path: Path, signer: str, bulk: int | None, problem: str | None
+) -> None:
+    cfg, problems = check_config(_variant(dev_ca, tmp_path, "batch_max = 64", signer))
+    if problem is None:
+        assert problems == []
+        assert cfg is not None
+        assert cfg.signer.bulk_batch == bulk
+    else:
+        assert len(problems) == 1
+        assert problems[0].startswith(problem)
