@@ -238,8 +238,9 @@ class SignerPool:
         # A batch with no interactive request in it may grow to this: each batch costs
         # the core a fixed ~0.2 ms of trio scheduling and pipe traffic, so a refresh in
         # batches of 64 paid 6 us of core CPU per signature and in batches of 256, 3.
-        # Interactive requests keep batch_max, so they wait behind at most one large
-        # batch per worker in flight (docs/architecture.md, "Bulk batches").
+        # Interactive requests keep batch_max, so they wait behind at most the
+        # `pipeline` large batches already sent to a worker (docs/architecture.md,
+        # "Bulk batches").
         self._bulk_batch_max = bulk_batch_max
         self._batch_delay = batch_delay
         self._queue_max = queue_max
