@@ -286,8 +286,8 @@ def revoked_status_at(revoked_at: int, reason: RevocationReason | None) -> bytes
     return _revoked_status(generalized_time_at(revoked_at), reason)
 
 
-def _revoked_status(time_der: bytes, reason: RevocationReason | None) -> bytes:
-    info = time_der
+def _revoked_status(info: bytes, reason: RevocationReason | None) -> bytes:
+    """RevokedInfo from its revocationTime, already encoded."""
     # BR 7.2.2 / 7.3: no reason for unspecified, as in the CRL entry.
     if reason is not None and reason != _UNSPECIFIED:
         info += tlv(0xA0, tlv(0x0A, bytes((int(reason),))))

@@ -43,10 +43,11 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
     with store.read() as txn:
         envelopes = Envelopes(txn.get_ocsp_envelope)
         for serial, rec in txn.iter_ocsp():
+            name = serial.hex()
             cert = txn.get_cert_status(serial)
             if cert is None or cert.not_after < now:
                 try:
-                    (out / f"{serial.hex()}.der").unlink()
+                    (out / f"{name}.der").unlink()
                 except FileNotFoundError:
                     pass
                 else:
@@ -55,11 +56,11 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
             signed = rec.signed.get(int(hash_alg))
             der = envelopes.response(signed) if signed is not None else None
             if der is None or rec.next_update <= now:
-                stale.append(serial.hex())
+                stale.append(name)
                 continue
-            tmp = out / f".{serial.hex()}.der.tmp"
+            tmp = out / f".{name}.der.tmp"
             tmp.write_bytes(der)
-            ready.append((tmp, out / f"{serial.hex()}.der"))
+            ready.append((tmp, out / f"{name}.der"))
             if len(ready) >= SYNC_EVERY:
                 written += _publish(out, ready)
     written += _publish(out, ready)

@@ -37,6 +37,12 @@ def _status(revoked_at: int | None, reason: RevocationReason | None) -> bytes:
     return revoked_status_at(revoked_at, reason)
 
 
+def lacks_revocation_time(rec: CertRecord | CertStatusView) -> bool:
+    """A record marked revoked without its time: neither "good" nor "revoked" can be
+    signed for it (`for_records` refuses it; the refresher sets it aside)."""
+    return rec.status == _REVOKED and rec.revoked_at is None
+
+
 class Pending(msgspec.Struct, frozen=True, gc=False):
     """One serial's responses, built and waiting for their signatures. (A Struct: a
     frozen dataclass cost a microsecond per construction, once per refreshed serial.)"""
@@ -99,7 +105,7 @@ class Presigner:
         for rec in records:
             if rec.status != _REVOKED:
                 status = GOOD_STATUS
-            elif rec.revoked_at is None:  # never "good" for a revoked certificate
+            elif rec.revoked_at is None:  # lacks_revocation_time: never "good" for it
                 raise StoreError(f"certificate {rec.serial.hex()} is revoked without a time")
             else:
                 status = _status(rec.revoked_at, rec.reason)

@@ -21,14 +21,13 @@ import trio
 from core.clock import Clock, to_epoch
 from core.errors import HankoError
 from core.store import (
-    CertStatus,
     CertStatusView,
     GroupCommitWriter,
     OcspRecord,
     Store,
     WriteTxn,
 )
-from ocsp.presign import Presigner
+from ocsp.presign import Presigner, lacks_revocation_time
 from signer.pool import Priority
 from signer.splice import BatchSigner
 
@@ -36,7 +35,6 @@ log = logging.getLogger("hanko.ocsp")
 
 # After a failed signature, try again this much later (the old response stays served).
 RETRY_AFTER = 60
-_REVOKED = CertStatus.REVOKED
 
 
 class RefresherStatistics(msgspec.Struct, frozen=True):
@@ -144,7 +142,7 @@ class OcspRefresher:
             for serial, r in records:
                 if r is None or r.not_after < at:
                     gone.append(serial)
-                elif r.status is _REVOKED and r.revoked_at is None:
+                elif lacks_revocation_time(r):
                     # Never "good" for a revoked certificate, and no revoked response
                     # without its time: set it aside so the rest of the pass goes on.
                     broken.append(serial)

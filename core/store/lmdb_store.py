@@ -50,6 +50,7 @@ from core.store.records import (
     RevocationReason,
     RevocationRecord,
     due_key,
+    due_key_at,
     expiry_key,
     partition_prefix,
     revocation_key,
@@ -821,7 +822,7 @@ class WriteTxn(ReadTxn):
         due = self.dbs[b"ocsp_due"]
         if old is not None:
             self.txn.delete(old[OCSP_REFRESH_AT] + key, db=due)
-        self.txn.put(rec.refresh_at.to_bytes(8, "big") + key, b"", db=due)
+        self.txn.put(due_key_at(rec.refresh_at, key), b"", db=due)
 
     def schedule_ocsp(self, serial: bytes, at: int) -> None:
         """Ask for a re-signing at `at` (now: the status changed but signing failed, or

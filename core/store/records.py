@@ -359,4 +359,9 @@ def ocsp_response_in(raw: bytes, hash_id: int) -> tuple[int, int, bytes] | None:
 
 
 def due_key(at: int, serial: bytes) -> bytes:
-    return at.to_bytes(8, "big") + serial_key(serial)
+    return due_key_at(at, serial_key(serial))
+
+
+def due_key_at(at: int, key: bytes) -> bytes:
+    """`due_key` of a serial already made a store key (`serial_key`)."""
+    return at.to_bytes(8, "big") + key
