@@ -2,7 +2,7 @@
 
 Started by signer.pool with pipes on stdin/stdout. Reads a WorkerInit, logs in and
 finds its keys (answering WorkerReady or WorkerFailed), then signs SignBatch after
-SignBatch until stdin closes. Each item gets its own signature or its own error.
+SignBatch until stdin closes. Each message gets its own signature or its own error.
 """
 
 from __future__ import annotations
@@ -93,13 +93,21 @@ def main() -> int:
             continue
         signatures: list[bytes] = []
         errors: dict[int, str] = {}
-        for index, (label, alg, data) in enumerate(msg.items):
+        append = signatures.append
+        for label, alg, messages in msg.groups:
             try:
                 fn = signers.get((label, alg)) or signer_for(label, alg)
-                signatures.append(fn(data))
             except HankoError as exc:
-                signatures.append(b"")
-                errors[index] = exc.message
+                for _ in messages:
+                    errors[len(signatures)] = exc.message
+                    append(b"")
+                continue
+            for data in messages:
+                try:
+                    append(fn(data))
+                except HankoError as exc:
+                    errors[len(signatures)] = exc.message
+                    append(b"")
         _write_all(out_fd, frame(BatchResult(msg.batch_id, signatures, errors)))
 
 

@@ -358,6 +358,51 @@ def test_bulk_batches_grow_to_bulk_batch_max_and_interactive_ones_do_not(
     assert trio.run(largest_batch, 1, 10) == 7
 
 
+def test_runs_of_keys_split_across_batches_keep_their_places(
+    dev_ca: DevCA,
+) -> None:
+    """sign_many queues one request per run of the same key and algorithm, and batches
+    take runs in parts: every slot still gets its own message's signature, and a run
+    for a key the token lacks fails in its own slots only."""
+    cfg = with_signer(dev_ca.config, batch_max=3, bulk_batch_max=5)
+    responder = x509.load_pem_x509_certificate(
+        (dev_ca.directory / "ca" / "ocsp-responder.pem").read_bytes()
+    ).public_key()
+    keys = {ISSUING: public_key(dev_ca), "hanko-ocsp-1": responder}
+    runs = [
+        (ISSUING, SignAlgorithm.ECDSA_SHA256, 7),
+        ("hanko-ocsp-1", SignAlgorithm.ECDSA_SHA256, 4),
+        ("no-such-key", SignAlgorithm.ECDSA_SHA256, 3),
+        (ISSUING, SignAlgorithm.ECDSA_SHA256, 6),
+        ("hanko-ocsp-1", SignAlgorithm.ECDSA_SHA256, 2),
+        (ISSUING, SignAlgorithm.ECDSA_SHA256, 1),
+    ]
+    items = [(label, alg, os.urandom(40)) for label, alg, n in runs for _ in range(n)]
+
+    async def main() -> tuple[list[bytes | SignerError], int]:
+        async with running(signer_pool(cfg, workers=2)) as pool:
+            results = await pool.sign_many(items, priority=Priority.REFRESH)
+            return results, pool.statistics().errors
+
+    results, errors = trio.run(main)
+    assert len(results) == len(items)
+    assert errors == 3
+    for (label, alg, data), result in zip(items, results, strict=True):
+        if label == "no-such-key":
+            assert isinstance(result, SignerError)
+            assert "no-such-key" in str(result)
+            continue
+        assert isinstance(result, bytes)
+        key = keys[label]
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        verify(key, alg, result, data)
+    # Sanity: a signature in another slot does not verify (the check can fail).
+    other = results[1]
+    assert isinstance(other, bytes)
+    with pytest.raises(InvalidSignature):
+        verify(keys[ISSUING], SignAlgorithm.ECDSA_SHA256, other, items[0][2])
+
+
 def test_cancelled_caller_does_not_disturb_others(dev_ca: DevCA) -> None:
     async def main() -> None:
         async with running(signer_pool(with_signer(dev_ca.config, batch_max=4), workers=1)) as pool:
