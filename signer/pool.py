@@ -124,7 +124,7 @@ class _Request(msgspec.Struct, eq=False):
     def settle(self, signatures: list[bytes], pos: int, errors: dict[int, str]) -> int:
         """Deliver this request's results, found from `pos` in a batch's `signatures`
         (`errors` by batch index). Returns how many of them failed."""
-        n = self.hi - self.lo
+        n = self.count
         mine = {i - pos: errors[i] for i in range(pos, pos + n) if i in errors} if errors else {}
         waiter = self.waiter
         if waiter is None:
@@ -144,8 +144,8 @@ class _Request(msgspec.Struct, eq=False):
         if waiter is None:
             self._wake(outcome.Error(error))
             return
-        waiter.out[self.lo : self.hi] = [error] * (self.hi - self.lo)
-        waiter.done(self.hi - self.lo)
+        waiter.out[self.lo : self.hi] = [error] * self.count
+        waiter.done(self.count)
 
     def _wake(self, result: outcome.Outcome[bytes]) -> None:
         if self.task is not None:
@@ -513,8 +513,8 @@ class SignerPool:
             for q in self._queues:
                 while q and n < limit:
                     r = q.popleft()
-                    k = r.hi - r.lo
-                    if r.waiter is None and r.task is None:  # abandoned
+                    k = r.count
+                    if r.abandoned:
                         removed += k
                         continue
                     if k > limit - n:  # take what fits; the rest stays first in line
@@ -662,7 +662,7 @@ class SignerPool:
             if batch is None:
                 continue
             signatures, errors = msg.signatures, msg.errors
-            n = sum(r.hi - r.lo for r in batch.requests)
+            n = sum(r.count for r in batch.requests)
             if len(signatures) != n:  # still in flight: retried with the worker's others
                 raise _WorkerDied(
                     f"worker {worker.pid} answered {len(signatures)} signatures for {n} messages"
@@ -671,7 +671,7 @@ class SignerPool:
             pos = 0
             for req in batch.requests:
                 self._errors += req.settle(signatures, pos, errors)
-                pos += req.hi - req.lo
+                pos += req.count
             self._batches += 1
             self._signatures += n
             self._largest = max(self._largest, n)
