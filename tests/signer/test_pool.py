@@ -18,6 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from core.bootstrap import ISSUING_LABEL as ISSUING
+from core.bootstrap import OCSP_LABEL
 from core.config import Config
 from core.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
 from core.units import Duration
@@ -25,8 +27,6 @@ from core.wiring import signer_pool
 from signer.algorithms import SignAlgorithm
 from signer.pool import Priority, SignerPool
 from tests.conftest import DevCA
-
-ISSUING = "hanko-issuing-1"
 
 
 def public_key(ca: DevCA) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
@@ -368,13 +368,13 @@ def test_runs_of_keys_split_across_batches_keep_their_places(
     responder = x509.load_pem_x509_certificate(
         (dev_ca.directory / "ca" / "ocsp-responder.pem").read_bytes()
     ).public_key()
-    keys = {ISSUING: public_key(dev_ca), "hanko-ocsp-1": responder}
+    keys = {ISSUING: public_key(dev_ca), OCSP_LABEL: responder}
     runs = [
         (ISSUING, SignAlgorithm.ECDSA_SHA256, 7),
-        ("hanko-ocsp-1", SignAlgorithm.ECDSA_SHA256, 4),
+        (OCSP_LABEL, SignAlgorithm.ECDSA_SHA256, 4),
         ("no-such-key", SignAlgorithm.ECDSA_SHA256, 3),
         (ISSUING, SignAlgorithm.ECDSA_SHA256, 6),
-        ("hanko-ocsp-1", SignAlgorithm.ECDSA_SHA256, 2),
+        (OCSP_LABEL, SignAlgorithm.ECDSA_SHA256, 2),
         (ISSUING, SignAlgorithm.ECDSA_SHA256, 1),
     ]
     items = [(label, alg, os.urandom(40)) for label, alg, n in runs for _ in range(n)]
