@@ -117,12 +117,13 @@ class OcspRefresher:
                 with self._store.read() as txn:
                     due = txn.ocsp_due(before, self._batch, after=after)
                     records = [(serial, txn.get_cert_status(serial)) for _, serial in due]
+                    generation = txn.status_generation()
                 if not due:
                     slots.release()
                     break
                 after = due[-1][0]
                 handled += len(due)
-                nursery.start_soon(self._refresh_slot, records, now, slots)
+                nursery.start_soon(self._refresh_slot, records, generation, now, slots)
         if handled:
             self._rounds += 1
             self._last = (handled, time.perf_counter() - started)
@@ -131,6 +132,7 @@ class OcspRefresher:
     async def _refresh_slot(
         self,
         records: list[tuple[bytes, CertStatusView | None]],
+        generation: int,
         now: dt.datetime,
         slots: trio.Semaphore,
     ) -> None:
@@ -148,7 +150,7 @@ class OcspRefresher:
                     broken.append(serial)
                 else:
                     live.append(r)
-            await self._refresh_batch(live, now, gone=gone, broken=broken)
+            await self._refresh_batch(live, now, gone=gone, broken=broken, read_at=generation)
         finally:
             slots.release()
 
@@ -159,10 +161,14 @@ class OcspRefresher:
         *,
         gone: Sequence[bytes] = (),
         broken: Sequence[bytes] = (),
+        read_at: int | None = None,
     ) -> None:
         """Sign `records`' responses and store those whose status did not change
         meanwhile; stop re-signing `gone` (expired or deleted) serials; try `broken`
-        ones (revoked without a revocation time) again later. One commit."""
+        ones (revoked without a revocation time) again later. One commit.
+
+        `read_at` is the store's status generation where `records` were read: if it
+        has not moved by the commit, no status changed and none is read again."""
         ps = self._presigner
         pendings = ps.for_records(records, at=to_epoch(now))
         sigs = await self._signer.sign_many(ps.sign_items(*pendings), priority=Priority.REFRESH)
@@ -177,11 +183,14 @@ class OcspRefresher:
             signed: list[tuple[bytes, OcspRecord]] = []
             failed = len(broken)
             skipped = 0
+            recheck = read_at is None or txn.status_generation() != read_at
             for rec, result in zip(records, results, strict=True):
-                current = txn.get_cert_status(rec.serial)
-                if current is None or current.status is not rec.status:
-                    skipped += 1
-                elif isinstance(result, OcspRecord):
+                if recheck:
+                    current = txn.get_cert_status(rec.serial)
+                    if current is None or current.status is not rec.status:
+                        skipped += 1
+                        continue
+                if isinstance(result, OcspRecord):
                     signed.append((rec.serial, result))
                 else:
                     txn.schedule_ocsp(rec.serial, retry_at)

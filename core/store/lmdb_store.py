@@ -92,6 +92,8 @@ _DB_NAMES = (
     b"account_certs",
 )
 _SCHEMA_KEY = b"schema_version"
+# The counter `status_generation` reads (see there).
+_STATUS_GENERATION = "cert_status_generation"
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
 
 
@@ -255,6 +257,13 @@ class ReadTxn:
         """`get_cert`, decoding only what a status needs (records.CertStatusView)."""
         raw = self.txn.get(serial_key(serial), db=self.dbs[b"certs"])
         return None if raw is None else CERT_STATUS.decode(raw)
+
+    def status_generation(self) -> int:
+        """A number that moves whenever any certificate's record is written (issued,
+        revoked, rewritten), in the same commit. Equal in two transactions: no status
+        changed between them, so a reader need not look at each certificate again. It
+        lives in the store, so writers in other processes move it too."""
+        return self.counter(_STATUS_GENERATION)
 
     def counter(self, name: str) -> int:
         raw = self.txn.get(name.encode(), db=self.dbs[b"counters"])
@@ -440,10 +449,13 @@ class ReadTxn:
         cur = self.txn.cursor(db=self.dbs[b"ocsp_due"])
         if not (cur.set_range(after) if after else cur.first()):
             return out
+        # A due key is its time's 8 octets and more: it sorts at or after `stop`
+        # exactly when its time is `before` or later.
+        stop = before.to_bytes(8, "big")
         for key in cur.iternext(keys=True, values=False):
             if key == after:
                 continue
-            if len(out) >= limit or int.from_bytes(key[:8], "big") >= before:
+            if len(out) >= limit or key >= stop:
                 break
             out.append((key, key[8:].lstrip(b"\0")))
         return out
@@ -534,6 +546,7 @@ class WriteTxn(ReadTxn):
         key = serial_key(rec.serial)
         if not self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"], overwrite=False):
             raise DuplicateSerial(f"serial {rec.serial.hex()} was already issued")
+        self.next_counter(_STATUS_GENERATION)
         self.txn.put(expiry_key(rec.not_after, rec.serial), b"", db=self.dbs[b"expiry"])
         if rec.account_id:
             self.txn.put(
@@ -591,6 +604,7 @@ class WriteTxn(ReadTxn):
             cert, status=CertStatus.REVOKED, revoked_at=at, reason=reason
         )
         self.txn.put(serial_key(serial), CERT.encode(updated), db=self.dbs[b"certs"])
+        self.next_counter(_STATUS_GENERATION)
         self.add_crl_entry(
             cert.issuer,
             cert.partition,
@@ -741,6 +755,7 @@ class WriteTxn(ReadTxn):
         if self.txn.get(key, db=self.dbs[b"certs"]) is None:
             raise NotFound(f"no certificate with serial {rec.serial.hex()}")
         self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"])
+        self.next_counter(_STATUS_GENERATION)
 
     def put_domain(self, rec: DomainRecord, *, at_us: int, actor: str) -> None:
         """Record a domain validation; a domain belongs to an organization on record."""

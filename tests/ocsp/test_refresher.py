@@ -106,6 +106,7 @@ def test_presign_refresh_revoke_reissue_expire(ca: DevCA) -> None:
         stale = engine.store.read()
         with stale:
             before = stale.get_cert(serial_bytes(serials[0]))
+            read_at = stale.status_generation()
         await engine.revoke(f"{serials[0]:x}", "keyCompromise", actor="t")
         [resp, _] = check(
             responses(engine, serials[0]), ca, serials[0], ocsp.OCSPCertStatus.REVOKED, t1
@@ -113,9 +114,13 @@ def test_presign_refresh_revoke_reissue_expire(ca: DevCA) -> None:
         assert resp.revocation_reason is x509.ReasonFlags.key_compromise
 
         # A refresh that signed "good" before the revocation committed must not win.
+        # Both ways: the revocation moved the status generation past the one the stale
+        # read saw, and without a generation every status is read again.
         assert before is not None
-        await refresher._refresh_batch([before], t1)
+        await refresher._refresh_batch([before], t1, read_at=read_at)
         assert refresher.statistics().skipped == 1
+        await refresher._refresh_batch([before], t1)
+        assert refresher.statistics().skipped == 2
         check(responses(engine, serials[0]), ca, serials[0], ocsp.OCSPCertStatus.REVOKED, t1)
 
         # A reissue revokes the original as superseded, and both responses say so.

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -487,3 +488,64 @@ def test_the_status_view_reads_a_cert_record_in_place(store: Store) -> None:
             got = (view.serial, view.status, view.not_after, view.revoked_at, view.reason)
             assert got == (rec.serial, rec.status, rec.not_after, rec.revoked_at, rec.reason)
         assert txn.get_cert_status(serial_bytes(49)) is None
+
+
+def _revoke(serial: int) -> Callable[[WriteTxn], object]:
+    return lambda t: t.revoke(
+        serial_bytes(serial), at=1, reason=RevocationReason.UNSPECIFIED, actor="t", entry_der=ENTRY
+    )
+
+
+def test_status_generation_moves_with_every_certificate_write(store: Store) -> None:
+    """The refresher skips re-reading statuses while the generation stands still, so
+    every write of a certificate record must move it, and nothing else need."""
+
+    def generation() -> int:
+        with store.read() as r:
+            return r.status_generation()
+
+    g0 = generation()
+    store.write(lambda t: t.insert_cert(cert(9001), at_us=1, actor="t"))
+    g1 = generation()
+    assert g1 > g0
+    with store.read() as r:
+        rec = r.get_cert(serial_bytes(9001))
+    assert rec is not None
+    store.write(lambda t: t.put_cert(msgspec.structs.replace(rec, charged=3)))
+    g2 = generation()
+    assert g2 > g1
+    store.write(_revoke(9001))
+    g3 = generation()
+    assert g3 > g2
+    # Revoking again changes no record; OCSP writes change no status.
+    store.write(_revoke(9001))
+    store.write(
+        lambda t: t.put_ocsp(
+            serial_bytes(9001),
+            OcspRecord(this_update=1, next_update=2, refresh_at=3, signed={1: b"r"}),
+        )
+    )
+    assert generation() == g3
+
+    # A write rolled back takes its move back with it.
+    def insert_then_fail(t: WriteTxn) -> None:
+        t.insert_cert(cert(9002), at_us=1, actor="t")
+        raise ValueError("no")
+
+    assert store.write(lambda t: t.attempt(insert_then_fail))[0] is False
+    assert generation() == g3
+
+    # It lives in the store: a writer in another process moves it as well.
+    store.write(lambda t: t.insert_cert(cert(9003), at_us=1, actor="t"))
+    g4 = generation()
+    child = (
+        "import sys; from pathlib import Path; "
+        "from core.store import Store, RevocationReason, serial_bytes; "
+        "s = Store(Path(sys.argv[1])); "
+        "s.write(lambda t: t.revoke(serial_bytes(9003), at=1, actor='c', "
+        "reason=RevocationReason.UNSPECIFIED, entry_der=bytes.fromhex(sys.argv[2]))); s.close()"
+    )
+    subprocess.run(
+        [sys.executable, "-c", child, str(store.path), ENTRY.hex()], check=True, timeout=60
+    )
+    assert generation() > g4
