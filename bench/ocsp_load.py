@@ -407,7 +407,7 @@ def run(
     }
     report["settings"] = {
         "connections": connections, "seconds_per_run": seconds, "distinct_requests": len(reqs),
-        "responder_processes": cfg.ocsp.processes or os.cpu_count() or 1,
+        "responder_processes": cfg.ocsp.responder_processes,
         "cert_id_hashes": list(cfg.ocsp.cert_id_hashes),
     }  # fmt: skip
     return report

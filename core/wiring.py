@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
@@ -236,4 +235,4 @@ def responder_processes(
         idle_timeout=oc.idle_timeout.seconds,
         request_timeout=oc.request_timeout.seconds,
     )
-    return ResponderProcesses(settings, oc.processes or os.cpu_count() or 1)
+    return ResponderProcesses(settings, oc.responder_processes)

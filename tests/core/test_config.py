@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import check_config, load_config
+from core.config import OcspConfig, check_config, load_config
 from core.errors import ConfigError
 from tests.conftest import DevCA
 
@@ -199,3 +199,8 @@ def test_bulk_batch_max(
     else:
         assert len(problems) == 1
         assert problems[0].startswith(problem)
+
+
+def test_responder_processes_default_to_two_per_cpu() -> None:
+    assert OcspConfig().responder_processes == 2 * (os.cpu_count() or 1)
+    assert OcspConfig(processes=3).responder_processes == 3
