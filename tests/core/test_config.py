@@ -201,6 +201,6 @@ def test_bulk_batch_max(
         assert problems[0].startswith(problem)
 
 
-def test_responder_processes_default_to_two_per_cpu() -> None:
-    assert OcspConfig().responder_processes == 2 * (os.cpu_count() or 1)
+def test_responder_processes_default_to_one_per_cpu() -> None:
+    assert OcspConfig().responder_processes == (os.cpu_count() or 1)
     assert OcspConfig(processes=3).responder_processes == 3
