@@ -17,6 +17,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,7 @@ import trio
 
 from bench.stats import median, percentile
 from core.config import Config, load_config
+from core.errors import HankoError
 from core.wiring import signer_pool, worker_spec
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.pool import Priority, SignerPool, WorkerSpec
@@ -62,8 +64,14 @@ def _raw_worker(
 
     from signer.token import TokenSession
 
-    session = TokenSession(spec.module, spec.token_label, spec.pin, softhsm_conf=spec.softhsm_conf)
-    key = session.private_key(label)
+    try:
+        session = TokenSession(
+            spec.module, spec.token_label, spec.pin, softhsm_conf=spec.softhsm_conf
+        )
+        key = session.private_key(label)
+    except HankoError as exc:
+        out.put(("error", str(exc)))
+        return
     algorithm = SignAlgorithm(alg)
     if algorithm.is_ecdsa:
         # The bare HSM call: digest in, raw r||s out. Anything hanko adds is overhead.
@@ -86,7 +94,7 @@ def _raw_worker(
         n += 1
         if n % 16 == 0 and time.perf_counter() >= deadline:
             break
-    out.put(n / (time.perf_counter() - t0))
+    out.put(("rate", n / (time.perf_counter() - t0)))
 
 
 def raw_ceiling(
@@ -103,9 +111,25 @@ def raw_ceiling(
         p.start()
     time.sleep(1.0)  # let every process log in before the clock starts
     start.set()
-    rates = [float(out.get(timeout=seconds + 60)) for _ in procs]
-    for p in procs:
-        p.join()
+    rates: list[float] = []
+    try:
+        for _ in procs:
+            try:
+                kind, value = out.get(timeout=seconds + 60)
+            except queue.Empty:
+                raise HankoError(
+                    f"signer ceiling: a signing process did not report within {seconds + 60:.0f} s"
+                    f" (exit codes {[p.exitcode for p in procs]})"
+                ) from None
+            if kind == "error":
+                raise HankoError(f"signer ceiling: {value}")
+            rates.append(float(value))
+    finally:
+        for p in procs:
+            p.join(timeout=seconds + 5)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
     return sum(rates)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ from signer.algorithms import DIGEST_INFO_PREFIX, KeyType, SignAlgorithm
 
 _LIBS: dict[str, Any] = {}
 _LOADED_CONF: dict[str, str | None] = {}
+_OPEN: dict[str, int] = {}  # module -> TokenSessions open in this process
+# Looking for a token again after C_Finalize/C_Initialize: attempts, and the pause before
+# each retry (a hook, so a test can change the token directory in between).
+TOKEN_ATTEMPTS = 4
+_pause: Callable[[float], None] = time.sleep
 
 _RSA_MECHANISMS = {
     SignAlgorithm.RSA_PKCS1_SHA256: (Mechanism.SHA256_RSA_PKCS, None),
@@ -64,6 +70,31 @@ def _load_library(module: str) -> Any:
     return lib
 
 
+def _find_token(lib: Any, module: str, token_label: str) -> Any:
+    """The token, looked for again after re-initialising the module if it is missing.
+
+    SoftHSM reads its token directory at C_Initialize and leaves out a token it cannot
+    read consistently at that moment ("Token integrity check failed",
+    softhsm/SoftHSMv2#757, under parallel access). A signer-ceiling process of
+    `hanko bench ocsp` once found no token while the refresh's workers were signing.
+    Re-initialising closes every session of the process, so it is done only while this
+    process has none open."""
+    for attempt in range(1, TOKEN_ATTEMPTS + 1):
+        try:
+            return lib.get_token(token_label=token_label)
+        except NoSuchToken:
+            if attempt == TOKEN_ATTEMPTS or _OPEN.get(module, 0):
+                raise HsmUnavailable(f"no token labelled {token_label!r} in {module}") from None
+        except PKCS11Error as exc:
+            raise HsmUnavailable(f"cannot reach token {token_label!r}: {exc!r}") from exc
+        _pause(0.05 * attempt)
+        try:
+            lib.reinitialize()
+        except PKCS11Error as exc:
+            raise HsmUnavailable(f"cannot re-initialise {module}: {exc!r}") from exc
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 class TokenSession:
     def __init__(
         self, module: str, token_label: str, pin: str, *, softhsm_conf: str | None = None
@@ -80,12 +111,7 @@ class TokenSession:
             os.environ["SOFTHSM2_CONF"] = softhsm_conf
         lib = _load_library(module)
         _LOADED_CONF[module] = softhsm_conf
-        try:
-            token = lib.get_token(token_label=token_label)
-        except NoSuchToken:
-            raise HsmUnavailable(f"no token labelled {token_label!r} in {module}") from None
-        except PKCS11Error as exc:
-            raise HsmUnavailable(f"cannot reach token {token_label!r}: {exc!r}") from exc
+        token = _find_token(lib, module, token_label)
         try:
             self._session = token.open(rw=True, user_pin=pin)
         except (PinIncorrect, PinLenRange):
@@ -93,10 +119,17 @@ class TokenSession:
         except PKCS11Error as exc:
             raise HsmUnavailable(f"token {token_label!r} refused login: {exc!r}") from exc
         self.token_label = token_label
+        self._module = module
+        self._closed = False
+        _OPEN[module] = _OPEN.get(module, 0) + 1
         self._private: dict[str, Any] = {}
         self._types: dict[str, KeyType] = {}
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN[self._module] -= 1
         self._session.close()
 
     # -- keys -------------------------------------------------------------------------
