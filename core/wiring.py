@@ -220,9 +220,16 @@ def responder_processes(
 ) -> ResponderProcesses:
     """The OCSP responder processes of `hanko serve` (the benchmark points them at its
     own store and port)."""
+    settings = responder_settings(cfg, store_path=store_path, listen=listen)
+    return ResponderProcesses(settings, cfg.ocsp.responder_processes)
+
+
+def responder_settings(
+    cfg: Config, *, store_path: Path | None = None, listen: str | None = None
+) -> ServerSettings:
     oc = cfg.ocsp
     host, port = parse_listen(listen or oc.listen)
-    settings = ServerSettings(
+    return ServerSettings(
         store_path=str(store_path or cfg.path(cfg.store.path)),
         map_size=cfg.store.map_size.bytes,
         issuer_cert=str(cfg.path(cfg.ca.issuer_cert)),
@@ -235,4 +242,3 @@ def responder_processes(
         idle_timeout=oc.idle_timeout.seconds,
         request_timeout=oc.request_timeout.seconds,
     )
-    return ResponderProcesses(settings, oc.responder_processes)

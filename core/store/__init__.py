@@ -1,6 +1,6 @@
 """The LMDB certificate status store: records, transactions and the group-commit writer."""
 
-from core.store.lmdb_store import ReadTxn, Store, WriteTxn
+from core.store.lmdb_store import STATUS_GENERATION_KEY, ReadTxn, Store, WriteTxn
 from core.store.records import (
     AccountRecord,
     AuditEntry,
@@ -23,6 +23,7 @@ from core.store.records import (
 from core.store.writer import GroupCommitWriter
 
 __all__ = [
+    "STATUS_GENERATION_KEY",
     "AccountRecord",
     "AuditEntry",
     "BlockedKey",

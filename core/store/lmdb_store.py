@@ -92,8 +92,9 @@ _DB_NAMES = (
     b"account_certs",
 )
 _SCHEMA_KEY = b"schema_version"
-# The counter `status_generation` reads (see there).
+# The counter `status_generation` reads (see there); responders read it by key.
 _STATUS_GENERATION = "cert_status_generation"
+STATUS_GENERATION_KEY = _STATUS_GENERATION.encode()
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
 
 
