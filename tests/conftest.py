@@ -157,6 +157,13 @@ def init_ca(directory: Path, key_type: str = "ecdsa-p256") -> DevCA:
     return DevCA(directory, directory / "hanko.toml", key_type)
 
 
+@pytest.fixture(scope="module")
+def ca(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    """A development CA of the test module's own, for modules whose tests write to its
+    store or token."""
+    return init_ca(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "ca")
+
+
 @pytest.fixture(scope="session")
 def dev_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
     """An ECDSA P-256 development CA shared by the whole session (read-mostly)."""

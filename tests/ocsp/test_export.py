@@ -16,16 +16,11 @@ from core.store import serial_bytes
 from ocsp import export
 from ocsp.codec import CertIdHash
 from ocsp.export import export_responses
-from tests.conftest import DevCA, hanko, init_ca
+from tests.conftest import DevCA, hanko
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return init_ca(tmp_path_factory.mktemp("export") / "ca")
 
 
 def test_current_responses_are_written_and_stale_ones_named(

@@ -8,7 +8,6 @@ import datetime as dt
 from typing import NamedTuple
 
 import msgspec
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,16 +20,11 @@ from core.store import CertStatus, WriteTxn, serial_bytes
 from core.wiring import ocsp_refresher, presigner
 from ocsp.codec import CertIdHash, Envelopes
 from ocsp.refresher import RETRY_AFTER, OcspRefresher
-from tests.conftest import DevCA, init_ca
+from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return init_ca(tmp_path_factory.mktemp("refresher") / "ca")
 
 
 class Stored(NamedTuple):

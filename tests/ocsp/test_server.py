@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
@@ -17,17 +16,12 @@ from core.issuance.messages import IssueRequest
 from core.wiring import ocsp_refresher, responder_settings
 from ocsp import http
 from ocsp.server import ResponderState
-from tests.conftest import DevCA, init_ca
+from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, run, setup
 from tests.ocsp.test_responder import request_der
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return init_ca(tmp_path_factory.mktemp("server") / "ca")
 
 
 def test_a_status_change_is_served_at_the_next_tick_a_refresh_within_a_second(

@@ -34,15 +34,10 @@ from core.store import (
     serial_bytes,
 )
 from core.wiring import issuance_engine, open_store, signer_pool, store_writer
-from tests.conftest import DevCA, init_ca, lint, openssl_verify
+from tests.conftest import DevCA, lint, openssl_verify
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return init_ca(tmp_path_factory.mktemp("engine") / "ca")
 
 
 def org(org_id: str, *, level: str = "ev", validated_at: dt.datetime) -> OrgRecord:

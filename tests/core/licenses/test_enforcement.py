@@ -20,16 +20,11 @@ from core.licenses import book
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk
 from core.store import DomainRecord
-from tests.conftest import DevCA, init_ca
+from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, org, run
 
 JST = dt.timezone(dt.timedelta(hours=9))
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
-    return init_ca(tmp_path_factory.mktemp("licenses") / "ca")
 
 
 class World:
