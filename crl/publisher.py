@@ -121,6 +121,11 @@ class CrlPublisher:
     ) -> list[Job]:
         partitions = self.partitions()
         missing = {p for p in partitions if not (self.directory / file_name(p, Kind.FULL)).exists()}
+        missing_delta = (
+            {p for p in partitions if not (self.directory / file_name(p, Kind.DELTA)).exists()}
+            if self.deltas
+            else set()
+        )
         return plan(
             self.states(),
             partitions,
@@ -129,6 +134,7 @@ class CrlPublisher:
             cadence=int(cadence.total_seconds()),
             delta_refresh=int(self._delta_validity.total_seconds()) // 2 if self.deltas else None,
             missing=missing,
+            missing_delta=missing_delta,
             force=force,
         )
 

@@ -39,6 +39,7 @@ def plan(
     cadence: int,
     delta_refresh: int | None,
     missing: Container[int] = (),
+    missing_delta: Container[int] = (),
     force: bool = False,
 ) -> list[Job]:
     """The builds due at `now` (epoch seconds), partition by partition.
@@ -46,8 +47,10 @@ def plan(
     A full CRL is due if the partition never had one, its file is `missing`, it is
     `cadence` old, or (without deltas) a revocation has waited `change_delay`. With
     deltas (`delta_refresh` set: rebuild an unchanged delta that old), a waiting
-    revocation goes out in a delta and full CRLs follow the cadence. `force` rebuilds
-    every partition in full.
+    revocation goes out in a delta and full CRLs follow the cadence; a delta whose file
+    is missing (`missing_delta`) is rebuilt at once, since relying parties that follow
+    the full CRL's freshest-CRL pointer would otherwise get nothing until the next
+    refresh. `force` rebuilds every partition in full.
     """
     jobs: list[Job] = []
     for p in partitions:
@@ -63,6 +66,8 @@ def plan(
         elif pending(st) and now >= st.pending_since + change_delay:
             kind = Kind.FULL if delta_refresh is None else Kind.DELTA
             jobs.append(Job(p, kind, "revocations"))
+        elif delta_refresh is not None and p in missing_delta:
+            jobs.append(Job(p, Kind.DELTA, "delta file missing"))
         elif delta_refresh is not None and (
             st.delta_number < st.full_number or now - st.delta_this_update >= delta_refresh
         ):

@@ -84,7 +84,15 @@ def deltas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         delta_der = {c.partition: c.read() for c in delta}
         clock.advance(dt.timedelta(minutes=5))
         rebuilt = [c for p in range(2) for c in await publisher.publish_full(p)]
+        rebuilt_der = {(c.partition, c.kind): c.read() for c in rebuilt}
+        (out / "0-delta.crl").unlink()
+        restored = [
+            (c.partition, c.kind, c.number, c.read())
+            for c in await crl_updater(cfg, publisher).update_once()
+        ]
         return {
+            "rebuilt_der": rebuilt_der,
+            "restored": restored,
             "certs": certs,
             "base": base,
             "base_der": base_der,
@@ -139,17 +147,31 @@ def test_after_a_new_base_the_delta_is_empty_and_the_full_crl_has_everything(
     deltas: dict[str, Any],
 ) -> None:
     full = {c.partition: c for c in deltas["rebuilt"] if c.kind is Kind.FULL}
-    delta = {c.partition: c for c in deltas["rebuilt"] if c.kind is Kind.DELTA}
     listed = set()
     for p in range(2):
-        crl = x509.load_der_x509_crl(full[p].read())
+        crl = x509.load_der_x509_crl(deltas["rebuilt_der"][p, Kind.FULL])
         listed |= {r.serial_number for r in crl}
-        d = x509.load_der_x509_crl(delta[p].read())
+        d = x509.load_der_x509_crl(deltas["rebuilt_der"][p, Kind.DELTA])
         assert len(d) == 0
         assert d.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == (
             full[p].number
         )
     assert listed == {int(deltas["certs"][i].serial, 16) for i in (0, 1)}
+
+
+def test_a_missing_delta_file_is_rebuilt_by_the_updater(deltas: dict[str, Any]) -> None:
+    before = next(c.number for c in deltas["rebuilt"] if c.kind is Kind.DELTA and c.partition == 0)
+    base = next(c.number for c in deltas["rebuilt"] if c.kind is Kind.FULL and c.partition == 0)
+    [(partition, kind, number, der)] = deltas["restored"]
+    assert (partition, kind) == (0, Kind.DELTA)
+    assert number > before
+    # Still the delta of the same base, with nothing new to list.
+    d = x509.load_der_x509_crl(der)
+    assert len(d) == 0
+    assert d.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == base
+    published = deltas["root"] / "published" / "0-delta.crl"
+    assert published.read_bytes() == der
+    assert lint_crl(published, "PKIX", "ERROR") == ""
 
 
 def test_openssl_gnutls_and_pkilint_accept_the_deltas(deltas: dict[str, Any]) -> None:

@@ -57,5 +57,15 @@ def test_missing_files_forced_builds_and_unknown_partitions() -> None:
     common = {"now": T + 10, "change_delay": 60, "cadence": DAY, "delta_refresh": None}
     assert plan(states, range(3), **common) == [(2, Kind.FULL, "never published")]  # type: ignore[arg-type]
     assert [j.partition for j in plan(states, range(3), missing={1}, **common)] == [1, 2]  # type: ignore[arg-type]
+    # A missing delta file is rebuilt as a delta, only where deltas are on.
+    assert [
+        (j.partition, j.kind, j.why) for j in plan(states, range(2), missing_delta={1}, **common)
+    ] == []  # type: ignore[arg-type]
+    with_deltas = {**common, "delta_refresh": DAY // 2}
+    got = plan({0: WITH_DELTA, 1: WITH_DELTA}, range(2), missing_delta={1}, **with_deltas)  # type: ignore[arg-type]
+    assert [(j.partition, j.kind, j.why) for j in got] == [(1, Kind.DELTA, "delta file missing")]
+    # A missing full file wins: its rebuild writes the delta as well.
+    got = plan({0: WITH_DELTA}, [0], missing={0}, missing_delta={0}, **with_deltas)  # type: ignore[arg-type]
+    assert [(j.kind, j.why) for j in got] == [(Kind.FULL, "file missing")]
     forced = plan(states, range(3), force=True, **common)  # type: ignore[arg-type]
     assert [(j.partition, j.kind) for j in forced] == [(p, Kind.FULL) for p in range(3)]
