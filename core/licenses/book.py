@@ -256,6 +256,27 @@ def add_admin(txn: WriteTxn, account_id: str, admin: str, *, now: int, actor: st
     return acct
 
 
+def remove_admin(
+    txn: WriteTxn, account_id: str, admin: str, *, now: int, actor: str
+) -> AccountRecord:
+    """Take an administrator off the account. A unit paid for them is not given back
+    (units are spent, as for a revoked certificate's), and adding them again later counts
+    against the included administrators like anyone new."""
+    acct = account_of(txn, account_id)
+    if admin not in acct.admins:
+        raise NotFound(f"account {account_id!r} has no administrator {admin!r}")
+    acct = msgspec.structs.replace(acct, admins=[a for a in acct.admins if a != admin])
+    txn.put_account(acct)
+    txn.audit(
+        at_us=now * 1_000_000,
+        actor=actor,
+        action="account.admin_removed",
+        subject=account_id,
+        detail={"admin": admin},
+    )
+    return acct
+
+
 def _take_extra(
     txn: WriteTxn, acct: AccountRecord, item: str, subject: str, *, now: int, actor: str
 ) -> None:

@@ -161,6 +161,12 @@ def run(args: argparse.Namespace) -> int:
             _emit(
                 args, store.write(desk.add_admin(args.account, admin, actor="cli")), _account_lines
             )
+        elif action == "remove-admin":
+            _emit(
+                args,
+                store.write(desk.remove_admin(args.account, args.email, actor="cli")),
+                _account_lines,
+            )
         elif action == "buy":
             lic = _typed(
                 lm.LicenseIn,
@@ -230,6 +236,8 @@ def add_parser(
     a.add_argument("--default-license")
     a.add_argument("--extras-license", help="pays extra administrators and organizations")
     a = action("add-admin", "add an administrator (beyond those included: takes a unit)")
+    a.add_argument("email")
+    a = action("remove-admin", "remove an administrator (a unit paid for them is not returned)")
     a.add_argument("email")
     action("show", "an account: its organizations, administrators and licenses")
     a = action("buy", "buy a license", license=True)

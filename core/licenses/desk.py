@@ -107,6 +107,15 @@ class LicenseDesk:
 
         return op
 
+    def remove_admin(self, account: str, email: str, *, actor: str) -> Op[lm.AccountView]:
+        now = self._now()
+
+        def op(txn: WriteTxn) -> lm.AccountView:
+            book.remove_admin(txn, account, email.lower(), now=now, actor=actor)
+            return self.account_view(txn, account)
+
+        return op
+
     def attach_org(self, org: OrgRecord, *, actor: str) -> Op[OrgRecord]:
         """Record an organization; one under an account goes through the account's rules
         (extra organizations, sub-organizations)."""

@@ -49,6 +49,10 @@ def routes(desk: LicenseDesk, store: Store, writer: GroupCommitWriter) -> list[R
         op = desk.add_admin(request.params["account"], body, actor="admin")
         return 201, await writer.submit(op)
 
+    async def remove_admin(request: Request) -> tuple[int, Any]:
+        p = request.params
+        return 200, await writer.submit(desk.remove_admin(p["account"], p["email"], actor="admin"))
+
     async def buy(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.LicenseIn)
         return 201, await writer.submit(desk.buy(request.params["account"], body, actor="admin"))
@@ -98,6 +102,7 @@ def routes(desk: LicenseDesk, store: Store, writer: GroupCommitWriter) -> list[R
         Route("GET", _ACCOUNT, "admin", get_account),
         Route("POST", _ACCOUNT + "/settings", "admin", configure),
         Route("POST", _ACCOUNT + "/administrators", "admin", add_admin),
+        Route("DELETE", _ACCOUNT + "/administrators/{email}", "admin", remove_admin),
         Route("POST", _ACCOUNT + "/licenses", "admin", buy),
         Route("GET", _LICENSE, "admin", get_license),
         Route("POST", _LICENSE + "/add", "admin", add),

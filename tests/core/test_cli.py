@@ -147,6 +147,13 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
         check=True,
     )
     assert "10 units available" in bought.stdout
+    added = hanko("licenses", "add-admin", "-c", c, "acme", "it@acme.co.jp", check=True)
+    assert "it@acme.co.jp" in added.stdout
+    removed = hanko("licenses", "remove-admin", "-c", c, "acme", "IT@acme.co.jp", check=True)
+    assert "it@acme.co.jp" not in removed.stdout
+    again = hanko("licenses", "remove-admin", "-c", c, "acme", "it@acme.co.jp")
+    assert again.returncode == 1
+    assert again.stderr == "hanko: error: account 'acme' has no administrator 'it@acme.co.jp'\n"
     hanko(
         "org",
         "create",

@@ -138,6 +138,29 @@ def test_errors_are_precise_and_change_nothing(service: Service) -> None:
     assert admin.get("/v1/admin/accounts/kanto/ledger").json() == before
 
 
+def test_administrators_are_added_and_removed(service: Service) -> None:
+    base, ca, _ = service
+    admin = client(base, ca, "admin")
+    open_account(admin, "tohoku", {"id": "units", "kind": "non_pooled", "quantity": 1})
+    path = "/v1/admin/accounts/tohoku/administrators"
+    assert admin.post(path, json={"email": "Sato@tohoku.co.jp"}).status_code == 201
+    r = admin.post(path, json={"email": "suzuki@tohoku.co.jp"})  # one included, no extras
+    assert (r.status_code, r.json()["error"]) == (422, "license_required")
+    before = admin.get("/v1/admin/accounts/tohoku/ledger").json()
+    r = client(base, ca, "rpc").delete(f"{path}/sato@tohoku.co.jp")
+    assert r.status_code in (401, 403)
+    r = admin.delete(f"{path}/sato@tohoku.co.jp")
+    assert r.status_code == 200, r.text
+    assert r.json()["admins"] == []
+    for gone in (f"{path}/sato@tohoku.co.jp", "/v1/admin/accounts/nobody/administrators/x@y.jp"):
+        r = admin.delete(gone)
+        assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    # The seat is free again; nothing was charged or given back.
+    assert admin.post(path, json={"email": "suzuki@tohoku.co.jp"}).status_code == 201
+    assert admin.get("/v1/admin/accounts/tohoku").json()["admins"] == ["suzuki@tohoku.co.jp"]
+    assert admin.get("/v1/admin/accounts/tohoku/ledger").json() == before
+
+
 def test_inventory_ledger_and_certificates_by_account(service: Service) -> None:
     base, ca, _ = service
     admin, rpc = client(base, ca, "admin"), client(base, ca, "rpc")

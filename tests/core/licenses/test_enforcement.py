@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from core.clock import FixedClock, to_epoch
-from core.errors import PolicyError
+from core.errors import NotFound, PolicyError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
 from core.licenses import book
@@ -258,6 +258,16 @@ def test_extra_organizations_and_administrators_take_units(ca: DevCA) -> None:
             view = w.desk.account_view(txn, "extras")
         assert view.organizations == ["extras", "extras-osaka"]
         assert view.admins == ["a@acme.jp"]
+        # Removing an administrator frees a seat among the included ones, not the unit.
+        gone = w.store.write(w.desk.remove_admin("extras", "A@acme.jp", actor="t"))
+        assert gone.admins == []
+        with pytest.raises(NotFound):
+            w.store.write(w.desk.remove_admin("extras", "a@acme.jp", actor="t"))
+        back = w.store.write(w.desk.add_admin("extras", lm.AdminIn(email="b@acme.jp"), actor="t"))
+        assert back.admins == ["b@acme.jp"]
+        with w.store.read() as txn:
+            units = w.desk.inventory(txn, "extras").non_pooled
+        assert (units.purchased, units.used, units.available) == (1, 1, 0)
         ev_child = msgspec.structs.replace(second, id="extras-ev", level="ev")
         with pytest.raises(PolicyError) as info:
             w.store.write(w.desk.attach_org(ev_child, actor="t"))
