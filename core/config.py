@@ -186,6 +186,9 @@ class OcspConfig(msgspec.Struct, **_STRICT):
     # Responses re-signed per signer batch, and batches in flight, by the refresher.
     refresh_batch: int = 512
     refresh_parallel: int = 8
+    # Answers each responder process keeps ready (about 3.4 KB each; every process has
+    # its own cache). Past the bound the cache starts again empty.
+    cache_entries: int = 200_000
     # HTTP limits of the responder: request head, POST body, and timeouts.
     max_header: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8KiB"))
     max_body: ByteSize = msgspec.field(default_factory=lambda: ByteSize("4KiB"))
@@ -388,6 +391,8 @@ def _semantic_problems(cfg: Config) -> list[str]:
         problems.append("ocsp.cert_id_hashes: name at least one of sha1, sha256")
     if oc.processes < 0:
         problems.append("ocsp.processes: must be 0 (one per CPU) or more")
+    if not 1 <= oc.cache_entries <= 100_000_000:
+        problems.append("ocsp.cache_entries: must be between 1 and 100000000")
     if not 1 <= oc.refresh_batch <= 4096 or oc.refresh_parallel < 1:
         problems.append("ocsp.refresh_batch: 1..4096, and ocsp.refresh_parallel at least 1")
     if not iss.profiles:

@@ -241,4 +241,5 @@ def responder_settings(
         max_body=oc.max_body.bytes,
         idle_timeout=oc.idle_timeout.seconds,
         request_timeout=oc.request_timeout.seconds,
+        cache_entries=oc.cache_entries,
     )

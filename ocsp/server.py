@@ -42,7 +42,6 @@ from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.responder import MALFORMED, Answer, Responder
 
 TICK = 0.1
-CACHE_MAX = 200_000
 _GET = b"GET"
 _POST = b"POST"
 _HEADER_END = b"\r\n\r\n"
@@ -61,6 +60,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body: int = 4096
     idle_timeout: float = 30.0
     request_timeout: float = 10.0
+    cache_entries: int = 200_000
 
 
 class _Cached(msgspec.Struct, gc=False):  # untracked by the collector, as Answer is
@@ -194,7 +194,9 @@ class ResponderState:
                 )
             )
             entry = _Cached(answer, raw, self.gen, etag, fixed)
-            if len(self.cache) >= CACHE_MAX:
+            if len(self.cache) >= self.settings.cache_entries:
+                # Starting again beats LRU bookkeeping on every hit: the working set
+                # refills at miss cost (for a pre-signed answer, a parse and a lookup).
                 self.cache.clear()
             self.cache[key] = entry
         self.answered += 1

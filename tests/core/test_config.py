@@ -155,6 +155,7 @@ def test_unknown_keys_inside_profiles_and_schedule(dev_ca: DevCA, tmp_path: Path
         ("refresh_fraction = 0.8", "ocsp.refresh_fraction: must be above 0 and at most 0.5"),
         ("cert_id_hashes = []", "ocsp.cert_id_hashes: name at least one of sha1, sha256"),
         ('listen = "nowhere"', "ocsp.listen: expected HOST:PORT, got 'nowhere'"),
+        ("cache_entries = 0", "ocsp.cache_entries: must be between 1 and 100000000"),
     ],
 )
 def test_ocsp_settings_are_checked(dev_ca: DevCA, tmp_path: Path, lines: str, problem: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
+import msgspec
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
@@ -76,3 +77,41 @@ def test_a_status_change_is_served_at_the_next_tick_a_refresh_within_a_second(
         assert revoked.revocation_reason is x509.ReasonFlags.key_compromise
 
     run(ca, clock, job, **setup("o", start, level="ov"))
+
+
+def test_the_answer_cache_keeps_to_its_bound(ca: DevCA) -> None:
+    start = dt.datetime.now(UTC).replace(microsecond=0)
+    clock = FixedClock(start)
+    cfg = ca.config
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+
+    async def job(engine: IssuanceEngine) -> None:
+        certs = [
+            x509.load_pem_x509_certificate(
+                (
+                    await engine.issue(
+                        IssueRequest(
+                            csr=csr_pem([f"c{i}.example.co.jp"]), profile="ov", organization="b"
+                        ),
+                        actor="t",
+                    )
+                ).certificate.encode()
+            )
+            for i in range(3)
+        ]
+        settings = msgspec.structs.replace(responder_settings(cfg), cache_entries=2)
+        state = ResponderState(settings, engine.store)
+        sizes = []
+        for cert in [*certs, certs[0]]:
+            der = request_der(cert, issuer, hashes.SHA1())
+            head = http.parse_head(
+                b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: %d" % len(der), max_body=4096
+            )
+            wire = state.handle(head, der)
+            answer = ocsp.load_der_ocsp_response(wire.split(b"\r\n\r\n", 1)[1])
+            assert answer.serial_number == cert.serial_number
+            assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+            sizes.append(len(state.cache))
+        assert sizes == [1, 2, 1, 2]
+
+    run(ca, clock, job, **setup("b", start, level="ov"))
