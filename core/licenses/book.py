@@ -245,15 +245,7 @@ def add_admin(txn: WriteTxn, account_id: str, admin: str, *, now: int, actor: st
     if len(acct.admins) >= acct.included_admins:
         _take_extra(txn, acct, "administrator", admin, now=now, actor=actor)
     acct = msgspec.structs.replace(acct, admins=[*acct.admins, admin])
-    txn.put_account(acct)
-    txn.audit(
-        at_us=now * 1_000_000,
-        actor=actor,
-        action="account.admin",
-        subject=account_id,
-        detail={"admin": admin},
-    )
-    return acct
+    return save_account(txn, acct, "account.admin", {"admin": admin}, now=now, actor=actor)
 
 
 def remove_admin(
@@ -266,14 +258,21 @@ def remove_admin(
     if admin not in acct.admins:
         raise NotFound(f"account {account_id!r} has no administrator {admin!r}")
     acct = msgspec.structs.replace(acct, admins=[a for a in acct.admins if a != admin])
+    return save_account(txn, acct, "account.admin_removed", {"admin": admin}, now=now, actor=actor)
+
+
+def save_account(
+    txn: WriteTxn,
+    acct: AccountRecord,
+    action: str,
+    detail: dict[str, str],
+    *,
+    now: int,
+    actor: str,
+) -> AccountRecord:
+    """Store a changed account with its audit record, in the same transaction."""
     txn.put_account(acct)
-    txn.audit(
-        at_us=now * 1_000_000,
-        actor=actor,
-        action="account.admin_removed",
-        subject=account_id,
-        detail={"admin": admin},
-    )
+    txn.audit(at_us=now * 1_000_000, actor=actor, action=action, subject=acct.id, detail=detail)
     return acct
 
 

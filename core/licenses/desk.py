@@ -86,14 +86,8 @@ class LicenseDesk:
                 default_license=body.default_license or acct.default_license,
                 extras_license=body.extras_license or acct.extras_license,
             )
-            txn.put_account(acct)
-            txn.audit(
-                at_us=now * 1_000_000,
-                actor=actor,
-                action="account.configure",
-                subject=account,
-                detail={"default": acct.default_license, "extras": acct.extras_license},
-            )
+            detail = {"default": acct.default_license, "extras": acct.extras_license}
+            book.save_account(txn, acct, "account.configure", detail, now=now, actor=actor)
             return self.account_view(txn, account)
 
         return op
