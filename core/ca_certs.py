@@ -160,14 +160,36 @@ def build_ocsp_responder(
     key_type: KeyType,
     now: dt.datetime,
 ) -> x509.Certificate:
+    return ocsp_responder_builder(
+        subject=_name(org, common_name),
+        public_key=public_key,
+        issuer=issuer,
+        not_before=now,
+        not_after=now + OCSP_RESPONDER_VALIDITY,
+        serial=x509.random_serial_number(),
+    ).sign(issuer_key, hash_for(key_type))
+
+
+def ocsp_responder_builder(
+    *,
+    subject: x509.Name,
+    public_key: PublicKey,
+    issuer: x509.Certificate,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    serial: int,
+) -> x509.CertificateBuilder:
+    """Every field of a delegated responder certificate (BR 7.1.2.8) but the signature:
+    signed once with a throwaway key for linting, then for real (renewal). notAfter is
+    cut to the issuer's."""
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(org, common_name))
+        .subject_name(subject)
         .issuer_name(issuer.subject)
         .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_second(now))
-        .not_valid_after(_second(min(now + OCSP_RESPONDER_VALIDITY, issuer.not_valid_after_utc)))
+        .serial_number(serial)
+        .not_valid_before(_second(not_before))
+        .not_valid_after(_second(min(not_after, issuer.not_valid_after_utc)))
         .add_extension(_key_usage(cert_sign=False, digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
@@ -176,5 +198,4 @@ def build_ocsp_responder(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]
             critical=False,
         )
-        .sign(issuer_key, hash_for(key_type))
     )

@@ -366,6 +366,21 @@ def cmd_ocsp_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
+    from core.clock import SystemClock
+    from core.config import load_config
+    from core.responder_cert import renew_responder
+
+    cfg = load_config(args.config)
+    done = renew_responder(cfg, clock=SystemClock())
+    cert = done.certificate
+    print(
+        f"OCSP responder certificate renewed: serial {cert.serial_number:x}, valid until "
+        f"{cert.not_valid_after_utc.isoformat()} (the previous one is kept as {done.kept_as})"
+    )
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -483,6 +498,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="folder to write into")
     e.add_argument("--hash", choices=["sha1", "sha256"], default="sha1", help="CertID hash")
     e.set_defaults(func=cmd_ocsp_export)
+
+    p = sub.add_parser("ca", help="the CA's own certificates")
+    ca = p.add_subparsers(dest="ca_command", required=True, parser_class=_Parser)
+    c = ca.add_parser(
+        "renew-responder",
+        help="a new certificate for the OCSP responder's key; a running service adopts it",
+    )
+    _add_config(c)
+    c.set_defaults(func=cmd_ca_renew_responder)
 
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)

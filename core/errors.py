@@ -81,6 +81,14 @@ class SignerClosed(SignerError):
     code = "signer_closed"
 
 
+class ResponderCertificateExpiring(SignerError):
+    """The delegated OCSP responder's certificate does not cover a response's minimum
+    validity from now (or is not valid yet): nothing is signed with it, and the last
+    responses stay served until their nextUpdate. Renew it: `hanko ca renew-responder`."""
+
+    code = "ocsp_responder_expiring"
+
+
 class PolicyError(HankoError):
     """A request the issuance policy refuses. `code` is stable (clients branch on it);
     the message says what was wrong in words a portal can show to its customer."""

@@ -54,7 +54,13 @@ def build_app(
     crl_updater: CrlUpdater | None = None,
 ) -> App:
     engine = issuance_engine(
-        cfg, signer=pool, store=store, writer=writer, clock=clock, intake=intake
+        cfg,
+        signer=pool,
+        store=store,
+        writer=writer,
+        clock=clock,
+        intake=intake,
+        ocsp_presigner=refresher.presigner if refresher is not None else None,
     )
 
     desk = LicenseDesk(license_settings(cfg), clock)

@@ -81,7 +81,10 @@ def issuance_engine(
     writer: GroupCommitWriter,
     clock: Clock,
     intake: IntakePool | None = None,
+    ocsp_presigner: Presigner | None = None,
 ) -> IssuanceEngine:
+    """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
+    responder certificate it adopts is the one issuance and revocation sign under."""
     issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     chain = cfg.path(cfg.ca.issuer_cert).read_text() + cfg.path(cfg.ca.root_cert).read_text()
     blocked: set[bytes] = set()
@@ -113,7 +116,7 @@ def issuance_engine(
         clock=clock,
         blocked_keys=blocked,
         intake=intake,
-        presigner=presigner(cfg) if cfg.issuance.ocsp else None,
+        presigner=(ocsp_presigner or presigner(cfg)) if cfg.issuance.ocsp else None,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
     )
 
@@ -202,10 +205,16 @@ def presigner(cfg: Config) -> Presigner:
 
 
 def ocsp_refresher(
-    cfg: Config, *, signer: BatchSigner, store: Store, writer: GroupCommitWriter, clock: Clock
+    cfg: Config,
+    *,
+    signer: BatchSigner,
+    store: Store,
+    writer: GroupCommitWriter,
+    clock: Clock,
+    ocsp_presigner: Presigner | None = None,
 ) -> OcspRefresher:
     return OcspRefresher(
-        presigner=presigner(cfg),
+        presigner=ocsp_presigner or presigner(cfg),
         signer=signer,
         store=store,
         writer=writer,

@@ -31,6 +31,7 @@ import trio
 
 from core.clock import Clock, to_epoch
 from core.errors import PublishError, StoreError
+from core.files import write_atomically
 from core.issuance.profile import IssuerInfo
 from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.records import CrlState
@@ -334,28 +335,3 @@ def _phase(phases: dict[str, float], name: str, since: float) -> float:
     now = time.perf_counter()
     phases[name] = now - since
     return now
-
-
-def write_atomically(path: Path, parts: Sequence[bytes], mtime: int | None = None) -> None:
-    """Write `parts` to `path` so that a reader sees the old file or the whole new one,
-    and the new one survives a crash once this returns. `mtime` (epoch seconds) becomes
-    the file's modification time: the CRL's thisUpdate, which HTTP serves as
-    Last-Modified."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.writelines(parts)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

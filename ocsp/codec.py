@@ -422,6 +422,13 @@ class ResponseEnvelope:
         certs = tlv(0xA0, sequence(responder.public_bytes(serialization.Encoding.DER)))
         return cls(key_hash, signature_algorithm + certs)
 
+    def certificate(self) -> x509.Certificate:
+        """The responder certificate in the `certs` field."""
+        _, start, _ = read_tlv(self._certs)  # [0]
+        _, start, _ = read_tlv(self._certs, start)  # SEQUENCE OF Certificate
+        _, _, end = read_tlv(self._certs, start)
+        return x509.load_der_x509_certificate(self._certs[start:end])
+
     def wrap(self, signed: bytes) -> bytes:
         """The OCSPResponse for a stored `ResponseData || signature`."""
         _, _, end = read_tlv(signed)
@@ -471,6 +478,10 @@ class Envelopes:
     def __init__(self, load: Callable[[bytes], bytes | None]) -> None:
         self._load = load
         self._by_key: dict[bytes, ResponseEnvelope] = {}
+
+    def forget(self) -> None:
+        """Load every envelope again when next met (a responder certificate was renewed)."""
+        self._by_key.clear()
 
     def response(self, signed: bytes) -> bytes | None:
         """The OCSPResponse DER for a stored signed response; None if its envelope is

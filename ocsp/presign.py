@@ -15,7 +15,7 @@ import msgspec
 
 from core.clock import from_epoch, to_epoch
 from core.der import integer_from_octets
-from core.errors import SignerError, StoreError
+from core.errors import ResponderCertificateExpiring, SignerError, StoreError
 from core.store.records import (
     CertRecord,
     CertStatus,
@@ -24,10 +24,19 @@ from core.store.records import (
     OcspRecord,
     RevocationReason,
 )
-from ocsp.codec import GOOD_STATUS, CertIdHash, ResponseEncoder, revoked_status_at
+from ocsp.codec import (
+    GOOD_STATUS,
+    CertIdHash,
+    ResponseEncoder,
+    ResponseEnvelope,
+    revoked_status_at,
+)
 from signer.algorithms import SignAlgorithm
 
 _REVOKED = CertStatus.REVOKED
+# The shortest response validity the BR allow (4.9.10: eight hours): a responder
+# certificate with less left than this signs nothing more.
+MIN_VALIDITY = 8 * 3600
 
 
 def _status(revoked_at: int | None, reason: RevocationReason | None) -> bytes:
@@ -78,12 +87,44 @@ class Presigner:
         self._parts_at_cache = (b"", b"")
         # (serial DER length, status length) -> (CertIdHash value, tbs_lead) per hash
         self._leads: dict[tuple[int, int], tuple[tuple[int, bytes], ...]] = {}
-        env = encoder.envelope
-        self._envelope = OcspEnvelope(key_hash=env.key_hash, encoded=env.encoded)
+        self._times = (0, 0)  # (next_update, refresh_at) of responses made at _parts_at
+        self._fraction = refresh_fraction
+        self._adopt(encoder.envelope)
 
     @property
     def validity_seconds(self) -> int:
         return self._validity
+
+    @property
+    def key_hash(self) -> bytes:
+        """The responder key's hash, under which the store keeps its envelope."""
+        return self._envelope.key_hash
+
+    @property
+    def responder_not_after(self) -> int:
+        """notAfter of the responder certificate responses are signed under (epoch)."""
+        return self._not_after
+
+    def adopt(self, encoded: bytes) -> bool:
+        """Sign under the certificate in `encoded` (an envelope for the same key, as the
+        store keeps it) if it is more recent than the current one. True if adopted."""
+        if encoded == self._envelope.encoded:
+            return False
+        env = ResponseEnvelope(self._envelope.key_hash, encoded)
+        if to_epoch(env.certificate().not_valid_before_utc) <= self._envelope.since:
+            return False
+        self._adopt(env)
+        return True
+
+    def _adopt(self, env: ResponseEnvelope) -> None:
+        cert = env.certificate()
+        self._envelope = OcspEnvelope(
+            key_hash=env.key_hash,
+            encoded=env.encoded,
+            since=to_epoch(cert.not_valid_before_utc),
+        )
+        self._not_after = to_epoch(cert.not_valid_after_utc)
+        self._parts_at = -1  # response times depend on the certificate's
 
     def pending(
         self,
@@ -120,17 +161,41 @@ class Presigner:
         leads = self._leads.get(shape) or self._lead(shape)
         tail = status + self._parts_at_cache[0]
         tbs = tuple([(i, lead + serial_der + tail) for i, lead in leads])
-        return Pending(serial, at, at + self._validity, at + self._refresh_after, tbs)
+        next_update, refresh_at = self._times
+        return Pending(serial, at, next_update, refresh_at, tbs)
 
     def _parts(self, at: int) -> None:
         # Every response of a batch shares its times: encode them once per second, and
         # with them what precedes the serial, once per serial and status length.
+        next_update, refresh_at = self.response_times(at)
         this_update = from_epoch(at)
-        self._parts_at_cache = self.encoder.parts(
-            this_update, from_epoch(at + self._validity), this_update
-        )
+        self._parts_at_cache = self.encoder.parts(this_update, from_epoch(next_update), this_update)
+        self._times = (next_update, refresh_at)
         self._parts_at = at
         self._leads = {}
+
+    def response_times(self, at: int) -> tuple[int, int]:
+        """(nextUpdate, refresh point) of a response signed at `at` (epoch seconds).
+
+        No response outlives the responder certificate it is signed under: nextUpdate
+        is cut to its notAfter, and the refresh point comes as early in that shorter
+        interval. Under MIN_VALIDITY left, refuse. (A response made before the
+        certificate's notBefore is not refused: only a clock set back, or a test's,
+        makes one, and a client checks the certificate at its own time.)"""
+        next_update = min(at + self._validity, self._not_after)
+        shortest = min(MIN_VALIDITY, self._validity)
+        if next_update - at < shortest:
+            # No time of day in the message: a retry each second repeats it word for word.
+            raise ResponderCertificateExpiring(
+                "the OCSP responder certificate (valid "
+                f"{from_epoch(self._envelope.since).isoformat()} to "
+                f"{from_epoch(self._not_after).isoformat()}) does not cover a response "
+                f"valid {shortest} s from now: nothing more is signed with it; renew it "
+                "with `hanko ca renew-responder`"
+            )
+        if next_update == at + self._validity:
+            return next_update, at + self._refresh_after
+        return next_update, at + int((next_update - at) * self._fraction)
 
     def _lead(self, shape: tuple[int, int]) -> tuple[tuple[int, bytes], ...]:
         times, head = self._parts_at_cache

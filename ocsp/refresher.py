@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
-from core.clock import Clock, to_epoch
+from core.clock import Clock, from_epoch, to_epoch
 from core.errors import HankoError
 from core.store import (
     CertStatusView,
@@ -35,6 +35,10 @@ log = logging.getLogger("hanko.ocsp")
 
 # After a failed signature, try again this much later (the old response stays served).
 RETRY_AFTER = 60
+# Say that the responder certificate needs renewing when it has this little left, and
+# say it again (or any repeated trouble) at most this often.
+RENEW_WARNING = 30 * 86400
+REPEAT_LOG = 3600
 
 
 class RefresherStatistics(msgspec.Struct, frozen=True):
@@ -46,6 +50,7 @@ class RefresherStatistics(msgspec.Struct, frozen=True):
     last_round: int  # serials handled in the last such pass
     last_round_seconds: float
     last_round_per_second: float
+    responder_not_after: int  # epoch seconds: renew the responder certificate before
 
 
 class OcspRefresher:
@@ -71,6 +76,11 @@ class OcspRefresher:
         self._idle = idle
         self._refreshed = self._failed = self._skipped = self._expired = self._rounds = 0
         self._last = (0, 0.0)
+        self._said: dict[str, float] = {}  # log line -> when it was last logged
+
+    @property
+    def presigner(self) -> Presigner:
+        return self._presigner
 
     def statistics(self) -> RefresherStatistics:
         n, seconds = self._last
@@ -83,6 +93,7 @@ class OcspRefresher:
             last_round=n,
             last_round_seconds=round(seconds, 4),
             last_round_per_second=round(n / seconds, 1) if seconds > 0 else 0.0,
+            responder_not_after=self._presigner.responder_not_after,
         )
 
     def due(self) -> int:
@@ -93,11 +104,46 @@ class OcspRefresher:
         task_status.started()
         while True:
             try:
+                self.follow_responder()
                 await self.refresh_once()
             except HankoError as exc:  # store or signer trouble: keep serving, retry
-                log.warning("ocsp refresher: %s", exc.message)
+                self._say(logging.WARNING, f"ocsp refresher: {exc.message}")
             # Everything due was handled: what falls due next is at least a moment away.
             await trio.sleep(self._idle)
+
+    def follow_responder(self) -> bool:
+        """Sign under the responder certificate the store holds for our key if it is a
+        renewed one (`hanko ca renew-responder` puts it there while we run). True if
+        it was adopted; warns when the certificate is close to its end."""
+        ps = self._presigner
+        with self._store.read() as txn:
+            encoded = txn.get_ocsp_envelope(ps.key_hash)
+        adopted = encoded is not None and ps.adopt(encoded)
+        if adopted:
+            log.info(
+                "ocsp refresher: signing under the renewed responder certificate, valid until %s",
+                from_epoch(ps.responder_not_after).isoformat(),
+            )
+        left = ps.responder_not_after - to_epoch(self._clock.now())
+        if left < RENEW_WARNING:
+            self._say(
+                logging.WARNING,
+                "ocsp refresher: the OCSP responder certificate expires at "
+                f"{from_epoch(ps.responder_not_after).isoformat()}; renew it with "
+                "`hanko ca renew-responder`",
+            )
+        return adopted
+
+    def _say(self, level: int, line: str) -> None:
+        # A retry a second must not write a line a second: the same line once an hour.
+        now = time.monotonic()
+        last = self._said.get(line)
+        if last is not None and now - last < REPEAT_LOG:
+            return
+        if len(self._said) > 64:
+            self._said.clear()
+        self._said[line] = now
+        log.log(level, "%s", line)
 
     async def refresh_once(self) -> int:
         """Re-sign everything due now; returns how many serials were handled.

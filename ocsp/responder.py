@@ -69,6 +69,10 @@ class Responder:
         self._issued = issued
         self._refresh = refresh
 
+    def forget_envelopes(self) -> None:
+        """Wrap responses in their keys' envelopes as stored now (a renewed certificate)."""
+        self._envelopes.forget()
+
     def answer(self, der: bytes, now: int) -> Answer:
         try:
             req = parse_request(der)

@@ -35,7 +35,7 @@ import uvloop
 from cryptography import x509
 
 from core.errors import HankoError
-from core.store import STATUS_GENERATION_KEY, Store
+from core.store import ENVELOPE_GENERATION_KEY, STATUS_GENERATION_KEY, Store
 from core.store.records import ENVELOPE_PREFIX
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
@@ -87,6 +87,7 @@ class ResponderState:
         self._meta_db = store.handle("meta")
         self._counters_db = store.handle("counters")
         self._status: bytes | None = None  # the store's status generation, as last read
+        self._envelopes: bytes | None = None  # and its envelope generation
         self._txn: Any = None
         issuer = x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes())
         self.responder = Responder(
@@ -137,6 +138,13 @@ class ResponderState:
         if status != self._status:
             self._status = status
             self.gen += 1
+        envelopes = self._txn.get(ENVELOPE_GENERATION_KEY, db=self._counters_db)
+        if envelopes != self._envelopes:
+            # A responder certificate was renewed: every answer carries the old one.
+            # (At start there is nothing to forget yet: clearing costs nothing.)
+            self.cache.clear()
+            self.responder.forget_envelopes()
+            self._envelopes = envelopes
 
     async def ticker(self) -> None:
         sweep_every = int(1 / TICK)

@@ -19,10 +19,9 @@ def _validator(level: str) -> tuple[Any, Any, Any]:
     from pkilint.cabf.serverauth import serverauth_constants
     from pkilint.pkix import certificate
 
-    kind = (
-        serverauth_constants.CertificateType.EV_FINAL_CERTIFICATE
-        if level == "ev"
-        else serverauth_constants.CertificateType.OV_FINAL_CERTIFICATE
+    kinds = serverauth_constants.CertificateType
+    kind = {"ev": kinds.EV_FINAL_CERTIFICATE, "ocsp_responder": kinds.OCSP_RESPONDER}.get(
+        level, kinds.OV_FINAL_CERTIFICATE
     )
     validator = certificate.create_pkix_certificate_validator_container(
         serverauth.create_decoding_validators(), serverauth.create_validators(kind)
@@ -32,7 +31,8 @@ def _validator(level: str) -> tuple[Any, Any, Any]:
 
 
 def lint_findings(der: bytes, level: str) -> list[str]:
-    """Findings of ERROR or FATAL severity, as "CODE: message" lines."""
+    """Findings of ERROR or FATAL severity, as "CODE: message" lines. `level`: "ov" or
+    "ev" for a subscriber certificate, "ocsp_responder" for a delegated responder's."""
     from pkilint import finding_filter
     from pkilint.validation import ValidationFindingSeverity
 

@@ -1,6 +1,12 @@
 """The LMDB certificate status store: records, transactions and the group-commit writer."""
 
-from core.store.lmdb_store import STATUS_GENERATION_KEY, ReadTxn, Store, WriteTxn
+from core.store.lmdb_store import (
+    ENVELOPE_GENERATION_KEY,
+    STATUS_GENERATION_KEY,
+    ReadTxn,
+    Store,
+    WriteTxn,
+)
 from core.store.records import (
     AccountRecord,
     AuditEntry,
@@ -23,6 +29,7 @@ from core.store.records import (
 from core.store.writer import GroupCommitWriter
 
 __all__ = [
+    "ENVELOPE_GENERATION_KEY",
     "STATUS_GENERATION_KEY",
     "AccountRecord",
     "AuditEntry",

@@ -26,6 +26,7 @@ from core.store.records import (
     CRL_STATE,
     DOMAIN,
     ENVELOPE_PREFIX,
+    ENVELOPE_SINCE_PREFIX,
     IDEMPOTENCY,
     LEDGER,
     LICENSE,
@@ -95,6 +96,10 @@ _SCHEMA_KEY = b"schema_version"
 # The counter `status_generation` reads (see there); responders read it by key.
 _STATUS_GENERATION = "cert_status_generation"
 STATUS_GENERATION_KEY = _STATUS_GENERATION.encode()
+# Moves when a responder key's envelope (its certificate) is replaced: responders drop
+# what they built with the old one.
+_ENVELOPE_GENERATION = "ocsp_envelope_generation"
+ENVELOPE_GENERATION_KEY = _ENVELOPE_GENERATION.encode()
 _MAX_DBS = 32  # room for the databases later issues add (OCSP responses, licenses, ...)
 
 
@@ -805,7 +810,7 @@ class WriteTxn(ReadTxn):
 
         Not audited: re-signing restates a status, it decides nothing."""
         if rec.envelope is not None:
-            self._put_envelope(rec.envelope)
+            self.put_ocsp_envelope(rec.envelope)
         self._put_ocsp(serial_key(serial), rec)
 
     def put_ocsp_many(self, items: Iterable[tuple[bytes, OcspRecord]]) -> int:
@@ -817,18 +822,37 @@ class WriteTxn(ReadTxn):
         for serial, rec in items:
             env = rec.envelope
             if env is not None and env is not last:
-                self._put_envelope(env)
+                self.put_ocsp_envelope(env)
                 last = env
             put(serial_key(serial), rec)
             n += 1
         return n
 
-    def _put_envelope(self, env: OcspEnvelope) -> None:
+    def put_ocsp_envelope(self, env: OcspEnvelope) -> bool:
+        """Store a responder key's envelope unless the one stored holds a certificate
+        at least as recent (by notBefore). True if `env` is now the stored one and was
+        not before.
+
+        A renewed responder certificate (`hanko ca renew-responder`) reaches the store
+        first; a process that has not adopted it yet keeps putting the old one with its
+        responses, and must not put it back."""
+        meta = self.dbs[b"meta"]
         # One small read per call: a per-transaction "already stored" flag would be
         # wrong after a nested transaction that stored it rolled back.
         env_key = ENVELOPE_PREFIX + env.key_hash
-        if self.txn.get(env_key, db=self.dbs[b"meta"]) != env.encoded:
-            self.txn.put(env_key, env.encoded, db=self.dbs[b"meta"])
+        stored = self.txn.get(env_key, db=meta)
+        if stored == env.encoded:
+            return False
+        since_key = ENVELOPE_SINCE_PREFIX + env.key_hash
+        if stored is not None:
+            since = self.txn.get(since_key, db=meta)
+            if since is not None and int.from_bytes(since, "big") >= env.since:
+                return False
+        self.txn.put(env_key, env.encoded, db=meta)
+        self.txn.put(since_key, env.since.to_bytes(8, "big"), db=meta)
+        if stored is not None:
+            self.next_counter(_ENVELOPE_GENERATION)
+        return True
 
     def _put_ocsp(self, key: bytes, rec: OcspRecord) -> None:
         # `replace` writes the record and hands back the one it replaced in one lookup;

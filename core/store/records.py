@@ -298,11 +298,16 @@ _OCSP_ENTRY = struct.Struct(">BI")  # CertIdHash value, length of the response
 # Where the header keeps refresh_at: big-endian, as the due index keys start with it.
 OCSP_REFRESH_AT = slice(16, _OCSP_HEADER)
 ENVELOPE_PREFIX = b"ocsp_envelope:"
+# The notBefore (8 bytes, epoch seconds) of the certificate in a key's stored envelope.
+ENVELOPE_SINCE_PREFIX = b"ocsp_envelope_since:"
 
 
 class OcspEnvelope(msgspec.Struct, frozen=True, gc=False):
     key_hash: bytes  # SHA-1 of the responder's public key, as in its responder ID
     encoded: bytes  # signature AlgorithmIdentifier || [0] certs
+    # notBefore of the responder certificate inside (epoch seconds): of two envelopes
+    # for one key, the store keeps the later certificate (`hanko ca renew-responder`).
+    since: int = 0
 
 
 class OcspRecord(msgspec.Struct, frozen=True, kw_only=True):

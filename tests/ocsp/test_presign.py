@@ -6,12 +6,13 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.errors import SignerError, StoreError
+from core.errors import ResponderCertificateExpiring, SignerError, StoreError
 from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
-from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder
+from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder, ResponseEnvelope
 from ocsp.presign import Presigner
 from signer.algorithms import SignAlgorithm
 from tests.ocsp.test_codec import ECDSA_SHA256, _cert
@@ -20,24 +21,46 @@ NOW = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
 VALIDITY = dt.timedelta(days=4)
 
 
+class _Pki:
+    """An issuing CA and its responder (valid NOW - 1 day to NOW + 90 days)."""
+
+    def __init__(self) -> None:
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Issuing CA")])
+        self.responder_key = ec.generate_private_key(ec.SECP256R1())
+        self.responder = _cert(
+            "Test OCSP", self.responder_key, self.name, self.ca_key, ocsp_signing=True
+        )
+        self.presigner = Presigner(
+            ResponseEncoder(
+                issuer=_cert("Test Issuing CA", self.ca_key, self.name, self.ca_key),
+                responder=self.responder,
+                signature_algorithm=ECDSA_SHA256,
+            ),
+            key_label="ocsp",
+            algorithm=SignAlgorithm.ECDSA_SHA256,
+            hashes=[CertIdHash.SHA1, CertIdHash.SHA256],
+            validity=VALIDITY,
+            refresh_fraction=0.5,
+        )
+
+    def renewed(self, not_before: dt.datetime, not_after: dt.datetime) -> x509.Certificate:
+        """Another certificate for the responder's key."""
+        return (
+            x509.CertificateBuilder()
+            .subject_name(self.responder.subject)
+            .issuer_name(self.name)
+            .public_key(self.responder_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+
+
 @pytest.fixture(scope="module")
 def presigner() -> Presigner:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Issuing CA")])
-    own = ec.generate_private_key(ec.SECP256R1())
-    encoder = ResponseEncoder(
-        issuer=_cert("Test Issuing CA", key, name, key),
-        responder=_cert("Test OCSP", own, name, key, ocsp_signing=True),
-        signature_algorithm=ECDSA_SHA256,
-    )
-    return Presigner(
-        encoder,
-        key_label="ocsp",
-        algorithm=SignAlgorithm.ECDSA_SHA256,
-        hashes=[CertIdHash.SHA1, CertIdHash.SHA256],
-        validity=VALIDITY,
-        refresh_fraction=0.5,
-    )
+    return _Pki().presigner
 
 
 def _record(
@@ -143,3 +166,61 @@ def test_records_take_their_signatures_in_sign_items_order(presigner: Presigner)
         presigner.records(pendings[:2], sigs)
     with pytest.raises(ValueError, match="fewer signatures"):
         presigner.records(pendings, sigs[:-1])
+
+
+def _epoch(at: dt.datetime) -> int:
+    return int(at.timestamp())
+
+
+def test_no_response_outlives_the_responder_certificate() -> None:
+    pki = _Pki()
+    ps = pki.presigner
+    end = _epoch(pki.responder.not_valid_after_utc)
+    full = ps.pending(b"\x01", now=NOW)
+    assert full.next_update == _epoch(NOW) + 4 * 86_400
+    assert full.refresh_at == _epoch(NOW) + 2 * 86_400
+    # Two days left, four days of validity configured: cut to the certificate's end,
+    # refreshed half-way through what is left.
+    at = end - 2 * 86_400
+    short = ps.pending(b"\x01", now=dt.datetime.fromtimestamp(at, dt.UTC))
+    assert (short.next_update, short.refresh_at) == (end, at + 86_400)
+    # The ResponseData says so too (what clients see, not only the store's schedule).
+    built = ps.encoder.tbs(
+        serial=1, hash_alg=CertIdHash.SHA1, status=CertStatusKind.GOOD,
+        this_update=dt.datetime.fromtimestamp(at, dt.UTC),
+        next_update=pki.responder.not_valid_after_utc,
+        produced_at=dt.datetime.fromtimestamp(at, dt.UTC),
+    )  # fmt: skip
+    assert dict(short.tbs)[int(CertIdHash.SHA1)] == built
+    # Under eight hours left: nothing is signed.
+    with pytest.raises(ResponderCertificateExpiring, match="renew-responder"):
+        ps.pending(b"\x01", now=dt.datetime.fromtimestamp(end - 8 * 3600 + 1, dt.UTC))
+    with pytest.raises(ResponderCertificateExpiring):
+        ps.for_records([_record(b"\x02")], at=end - 3600)
+    assert ps.pending(b"\x01", now=dt.datetime.fromtimestamp(end - 8 * 3600, dt.UTC))
+
+
+def test_a_renewed_responder_certificate_is_adopted_an_older_one_is_not() -> None:
+    pki = _Pki()
+    ps = pki.presigner
+    old = ps.records([ps.pending(b"\x01", now=NOW)], [b"s1", b"s2"])[0]
+    assert isinstance(old, OcspRecord)
+    assert old.envelope is not None
+    renewed = pki.renewed(NOW, NOW + dt.timedelta(days=180))
+    encoded = ResponseEnvelope.for_responder(renewed, ECDSA_SHA256).encoded
+    assert ps.adopt(old.envelope.encoded) is False  # the one in use
+    assert ps.adopt(encoded) is True
+    assert ps.responder_not_after == _epoch(NOW + dt.timedelta(days=180))
+    assert ps.adopt(old.envelope.encoded) is False  # older: never back
+    assert ps.adopt(encoded) is False
+    # Responses near the old certificate's end get their full validity again, and carry
+    # the renewed certificate.
+    at = dt.datetime.fromtimestamp(_epoch(pki.responder.not_valid_after_utc) - 3600, dt.UTC)
+    rec = ps.records([ps.pending(b"\x01", now=at)], [b"s1", b"s2"])[0]
+    assert isinstance(rec, OcspRecord)
+    assert rec.envelope is not None
+    assert rec.next_update == _epoch(at) + 4 * 86_400
+    assert rec.envelope.encoded == encoded
+    assert rec.envelope.since == _epoch(NOW) > old.envelope.since
+    assert rec.envelope.key_hash == old.envelope.key_hash
+    assert ResponseEnvelope(rec.envelope.key_hash, encoded).certificate() == renewed

@@ -16,6 +16,7 @@ import trio
 
 from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
 from core.store import (
+    ENVELOPE_GENERATION_KEY,
     CertRecord,
     CertStatus,
     CertStatusView,
@@ -393,11 +394,11 @@ def test_ocsp_due_walks_with_a_cursor(store: Store) -> None:
 
 def test_put_ocsp_keeps_one_envelope_per_responder_key(store: Store) -> None:
     """The envelope is stored with the first record that needs it, replaced when the
-    responder's certificate for that key changes, and a nested transaction that rolls
+    responder's certificate for that key is renewed, and a nested transaction that rolls
     back takes its envelope with it (the next record stores it again)."""
     key = b"k" * 20
-    env1 = OcspEnvelope(key_hash=key, encoded=b"first")
-    env2 = OcspEnvelope(key_hash=key, encoded=b"second")
+    env1 = OcspEnvelope(key_hash=key, encoded=b"first", since=100)
+    env2 = OcspEnvelope(key_hash=key, encoded=b"second", since=200)
 
     def record(env: OcspEnvelope) -> OcspRecord:
         return OcspRecord(
@@ -427,6 +428,40 @@ def test_put_ocsp_keeps_one_envelope_per_responder_key(store: Store) -> None:
     store.write(lambda t: t.put_ocsp(serial_bytes(22), record(env2)))
     with store.read() as txn:
         assert txn.get_ocsp_envelope(key) == b"second"
+
+
+def test_a_renewed_envelope_is_never_replaced_by_an_older_one(store: Store) -> None:
+    """`hanko ca renew-responder` stores the renewed certificate's envelope while the
+    core, not caught up yet, goes on storing the old one with each batch: the later
+    certificate (by notBefore) stays. Responders learn of a replacement by the
+    envelope generation, which moves only then."""
+    key = b"r" * 20
+    old = OcspEnvelope(key_hash=key, encoded=b"old", since=100)
+    new = OcspEnvelope(key_hash=key, encoded=b"new", since=101)
+
+    def generation() -> int:
+        with store.read() as txn:
+            return txn.counter(ENVELOPE_GENERATION_KEY.decode())
+
+    def envelope() -> bytes | None:
+        with store.read() as txn:
+            return txn.get_ocsp_envelope(key)
+
+    assert store.write(lambda t: t.put_ocsp_envelope(old)) is True
+    first = generation()
+    assert store.write(lambda t: t.put_ocsp_envelope(old)) is False
+    assert store.write(lambda t: t.put_ocsp_envelope(new)) is True
+    assert envelope() == b"new"
+    moved = generation()
+    assert moved != first
+    store.write(lambda t: t.put_ocsp(serial_bytes(1), OcspRecord(
+        this_update=1, next_update=2, refresh_at=3, signed={1: b"s"}, envelope=old
+    )))  # fmt: skip
+    assert store.write(lambda t: t.put_ocsp_envelope(old)) is False
+    same_second = OcspEnvelope(key_hash=key, encoded=b"other", since=101)
+    assert store.write(lambda t: t.put_ocsp_envelope(same_second)) is False
+    assert envelope() == b"new"
+    assert generation() == moved
 
 
 def test_put_ocsp_many_moves_each_due_entry_and_stores_the_envelope_once(store: Store) -> None:

@@ -1,0 +1,186 @@
+"""`hanko ca renew-responder`: a new certificate for the delegated OCSP responder's key.
+
+The responder certificate carries ocsp-nocheck, so it is short-lived (90 days) and must
+be renewed while the CA runs. The key stays in the HSM and only its certificate
+changes, so every response already signed verifies under the new certificate as under
+the old: renewal replaces the envelope the store keeps for that key (the certificate
+the responders put around each stored response) and nothing is re-signed.
+
+Issuance in two steps, as for subscriber certificates: every field is fixed, the
+certificate is signed with a throwaway key and linted (pkilint, BR OCSP responder
+profile), then signed for real by the issuing CA key in the HSM. Then, in this order:
+the old PEM is kept beside the new one, the new one replaces it (whole and durable),
+and the store takes its envelope in one commit with an audit entry. A running
+`hanko serve` adopts it from the store within a second (ocsp.refresher); responders
+drop their cached answers at their next tick (ocsp.server).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from core import ca_certs
+from core.clock import Clock, to_epoch
+from core.config import Config, read_secret
+from core.errors import HankoError, PolicyError
+from core.files import write_atomically
+from core.issuance import lint
+from core.store import OcspEnvelope, Store, WriteTxn
+from ocsp.codec import ResponseEnvelope
+from signer.algorithms import KeyType, SignAlgorithm
+from signer.hsm_key import hsm_private_key
+from signer.splice import signature_algorithm_der
+from signer.token import TokenSession
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+class RenewalRefused(HankoError):
+    code = "renewal_refused"
+
+
+@dataclass(frozen=True)
+class Renewal:
+    certificate: x509.Certificate
+    previous: x509.Certificate
+    kept_as: Path  # where the previous certificate's PEM now is
+
+
+def _load(path: Path, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise RenewalRefused(f"cannot read the {what} {path}: {exc.strerror}") from None
+    except ValueError:
+        raise RenewalRefused(f"{path} is not a PEM certificate ({what})") from None
+
+
+def _throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    if not key_type.is_ec:  # the signature's length aside, what pkilint sees is the same
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    curve = ec.SECP384R1() if key_type is KeyType.ECDSA_P384 else ec.SECP256R1()
+    return ec.generate_private_key(curve)
+
+
+def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
+    path = cfg.path(cfg.ca.ocsp_responder_cert)
+    issuing = _load(cfg.path(cfg.ca.issuer_cert), "issuing CA certificate")
+    current = _load(path, "OCSP responder certificate")
+    key_type = KeyType(cfg.ca.key_type)
+    now = clock.now()
+    ahead = (current.not_valid_before_utc - now).total_seconds()
+    if ahead > 2:
+        raise RenewalRefused(
+            "the current responder certificate is not valid before "
+            f"{current.not_valid_before_utc.isoformat()}: is this machine's clock right?"
+        )
+    if now.replace(microsecond=0) <= current.not_valid_before_utc:
+        # Of two certificates with one notBefore the store keeps the first ("newer" is
+        # by notBefore, which has whole seconds): start in the next second.
+        time.sleep(max(ahead, 0) + 1 - now.microsecond / 1e6)
+        now = clock.now()
+        if now.replace(microsecond=0) <= current.not_valid_before_utc:
+            raise RenewalRefused("the responder certificate was renewed less than a second ago")
+    not_after = min(now + ca_certs.OCSP_RESPONDER_VALIDITY, issuing.not_valid_after_utc)
+    if not_after <= current.not_valid_after_utc:
+        raise RenewalRefused(
+            f"the issuing CA certificate ends at {issuing.not_valid_after_utc.isoformat()}: "
+            "a renewed responder certificate would not outlive the current one "
+            f"(valid until {current.not_valid_after_utc.isoformat()})"
+        )
+    builder = ca_certs.ocsp_responder_builder(
+        subject=current.subject,
+        public_key=current.public_key(),  # type: ignore[arg-type]
+        issuer=issuing,
+        not_before=now,
+        not_after=not_after,
+        serial=x509.random_serial_number(),
+    )
+    digest = ca_certs.hash_for(key_type)
+    findings = lint.lint_findings(
+        builder.sign(_throwaway_key(key_type), digest).public_bytes(serialization.Encoding.DER),
+        "ocsp_responder",
+    )
+    if findings:
+        raise PolicyError(
+            "lint_failed",
+            "the renewed responder certificate failed linting: " + "; ".join(findings),
+        )
+    renewed = _sign_in_hsm(cfg, builder, issuing, current)
+
+    kept_as = path.with_name(f"{path.stem}-{current.serial_number:x}{path.suffix}")
+    pem = serialization.Encoding.PEM
+    if not kept_as.exists():
+        write_atomically(kept_as, [current.public_bytes(pem)])
+    write_atomically(path, [renewed.public_bytes(pem)])
+
+    alg_der, _ = signature_algorithm_der(key_type)
+    env = ResponseEnvelope.for_responder(renewed, alg_der)
+    envelope = OcspEnvelope(
+        key_hash=env.key_hash, encoded=env.encoded, since=to_epoch(renewed.not_valid_before_utc)
+    )
+
+    def op(txn: WriteTxn) -> None:
+        txn.put_ocsp_envelope(envelope)
+        txn.audit(
+            at_us=to_epoch(now) * 1_000_000,
+            actor="cli",
+            action="ocsp.responder_renewed",
+            subject=f"{renewed.serial_number:x}",
+            detail={
+                "previous": f"{current.serial_number:x}",
+                "not_after": renewed.not_valid_after_utc.isoformat(),
+            },
+        )
+
+    store = Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
+    try:
+        store.write(op)
+    finally:
+        store.close()
+    return Renewal(renewed, current, kept_as)
+
+
+def _sign_in_hsm(
+    cfg: Config,
+    builder: x509.CertificateBuilder,
+    issuing: x509.Certificate,
+    responder: x509.Certificate,
+) -> x509.Certificate:
+    """`builder` signed by the issuing CA key in the HSM, after checking that the token
+    holds the keys the two certificates name (a wrong label must not certify some other
+    key, nor sign with one)."""
+    h = cfg.hsm
+    session = TokenSession(
+        h.module,
+        h.token_label,
+        read_secret(cfg, h.pin),
+        softhsm_conf=str(cfg.path(h.softhsm_conf)) if h.softhsm_conf else None,
+    )
+    try:
+        checks = (
+            (cfg.ca.issuer_key_label, issuing, "ca.issuer_key_label", "ca.issuer_cert"),
+            (cfg.ca.ocsp_responder_key_label, responder, "ca.ocsp_responder_key_label",
+             "ca.ocsp_responder_cert"),
+        )  # fmt: skip
+        for label, cert, label_field, cert_field in checks:
+            held = serialization.load_der_public_key(session.public_key_der(label))
+            if held.public_bytes(*_SPKI) != cert.public_key().public_bytes(*_SPKI):
+                raise RenewalRefused(
+                    f"{label_field}: the HSM key {label!r} is not the key of {cert_field}"
+                )
+        label = cfg.ca.issuer_key_label
+
+        def sign(alg: SignAlgorithm, data: bytes) -> bytes:
+            return session.sign(label, alg, data)
+
+        key = hsm_private_key(session.public_key_der(label), sign)
+        return builder.sign(key, ca_certs.hash_for(KeyType(cfg.ca.key_type)))
+    finally:
+        session.close()
