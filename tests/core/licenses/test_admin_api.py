@@ -294,10 +294,18 @@ def test_kill_9_mid_stream_leaves_the_books_whole(service: Service) -> None:
     certs = hanko("licenses", "certificates", "-c", c, "kanto", "--json", check=True)
     import json
 
-    stored = {x["serial"] for x in json.loads(certs.stdout)["certificates"]}
+    listed = [x["serial"] for x in json.loads(certs.stdout)["certificates"]]
+    stored = set(listed)
     assert set(acknowledged) <= stored  # nothing acknowledged was lost
     inv = json.loads(hanko("licenses", "inventory", "-c", c, "kanto", "--json", check=True).stdout)
-    assert inv["non_pooled"]["used"] == len(stored)  # one unit per stored certificate
+    if inv["non_pooled"]["used"] != len(stored):
+        # Seen once in CI (79 units used, 75 certificates); kept to explain a next time.
+        ledger = hanko("licenses", "ledger", "-c", c, "kanto", "--json", "--limit", "10000")
+        pytest.fail(
+            f"{inv['non_pooled']['used']} units used, {len(stored)} certificates "
+            f"({len(listed)} listed, {len(acknowledged)} acknowledged); "
+            f"inventory {inv['non_pooled']}; ledger {ledger.stdout}"
+        )
     # What was in flight at the kill is either wholly there or wholly absent.
     assert len(stored) - len(acknowledged) < 2048
 
