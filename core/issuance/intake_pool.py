@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import trio
@@ -18,6 +20,7 @@ from core.errors import PolicyError
 from core.issuance.intake import CheckedCsr, check_csr, check_many
 
 INLINE_BELOW = 16  # requests; fewer than this are checked in the calling process
+PARENT_CHECK_SECONDS = 0.5
 
 
 class IntakePool:
@@ -31,7 +34,10 @@ class IntakePool:
         # spawn, not fork: forking a process that runs trio and threads is unsafe.
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self._processes, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self._processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
             )
         return self._executor
 
@@ -55,6 +61,19 @@ class IntakePool:
             for result in await trio.to_thread.run_sync(future.result):
                 out.append(PolicyError(*result) if isinstance(result, tuple) else result)
         return out
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: go when the service goes, even killed with SIGKILL. (A worker
+    waits on a queue whose write end every worker holds too, so it never sees EOF:
+    orphans of a killed `hanko serve` stayed for good.)"""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def check_inline(items: list[tuple[str, tuple[str, ...]]]) -> list[CheckedCsr | PolicyError]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -62,3 +67,48 @@ def test_small_requests_stay_inline() -> None:
         assert pool.batches == 0
     finally:
         pool.close()
+
+
+_OWNER = """
+import sys, trio
+from tests.core.issuance.test_intake_pool import ALL, csr
+from cryptography.hazmat.primitives.asymmetric import ec
+from core.issuance.intake_pool import INLINE_BELOW, IntakePool
+pool = IntakePool(processes=2)
+items = [(csr(f"h{i}.example.co.jp", ec.generate_private_key(ec.SECP256R1())), ALL)
+         for i in range(INLINE_BELOW)]
+trio.run(pool.check, items)
+print(" ".join(str(p) for p in pool._pool()._processes), flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_workers_go_when_their_owner_is_killed() -> None:
+    """`hanko serve` killed with SIGKILL must not leave intake processes behind."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[3],
+    )
+    try:
+        assert owner.stdout is not None
+        workers = [int(p) for p in owner.stdout.readline().split()]
+        assert len(workers) == 2
+        assert all(_alive(p) for p in workers)
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in workers):
+        assert time.monotonic() < deadline, f"intake workers outlived their owner: {workers}"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
