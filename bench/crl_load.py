@@ -37,10 +37,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.clock import SystemClock
+from core.base.clock import SystemClock
+from core.base.reasons import RevocationReason
+from core.cmd.wiring import crl_publisher, signer_pool, store_writer
 from core.config import Config, load_config
-from core.store import RevocationReason, Store, WriteTxn
-from core.wiring import crl_publisher, signer_pool, store_writer
+from core.store import Store, WriteTxn
 from crl.encoder import revoked_entry
 from crl.publisher import CrlPublisher, PublishedCrl
 

@@ -41,8 +41,8 @@ from cryptography.x509.oid import NameOID
 from bench.proc_cpu import children_cpu, spent, tree_cpu
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
+from core.cmd.wiring import worker_spec
 from core.config import Config, load_config
-from core.wiring import worker_spec
 from signer.algorithms import KeyType
 
 BIN = Path(sys.executable).parent

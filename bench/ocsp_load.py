@@ -41,12 +41,10 @@ from cryptography.x509 import ocsp
 
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
-from core.clock import FixedClock, SystemClock
-from core.config import Config, load_config
-from core.errors import HankoError
-from core.issuance.engine import IssuanceEngine
-from core.store import CertRecord, CertStatus, RevocationReason, Store, WriteTxn
-from core.wiring import (
+from core.base.clock import FixedClock, SystemClock
+from core.base.errors import HankoError
+from core.base.reasons import RevocationReason
+from core.cmd.wiring import (
     issuance_engine,
     ocsp_refresher,
     responder_processes,
@@ -54,6 +52,9 @@ from core.wiring import (
     store_writer,
     worker_spec,
 )
+from core.config import Config, load_config
+from core.issuance.engine import IssuanceEngine
+from core.store import CertRecord, CertStatus, Store, WriteTxn
 from crl.encoder import revoked_entry
 from ocsp.codec import CertIdHash
 from signer.algorithms import KeyType
@@ -128,7 +129,7 @@ def _requests(
     store: Store, sample: list[bytes], issuer: x509.Certificate
 ) -> list[tuple[bytes, bytes, bytes]]:
     """(serial, OCSP request DER, stored SHA-1 response DER) for each sampled serial."""
-    from core.der import encode_unsigned_integer, sequence, tlv
+    from core.base.der import encode_unsigned_integer, sequence, tlv
     from ocsp.codec import Envelopes, IssuerHashes
 
     name_hash, key_hash = IssuerHashes(issuer).by_hash[CertIdHash.SHA1]
@@ -326,7 +327,7 @@ def run(
     workdir: Path,
 ) -> dict[str, Any]:  # fmt: skip
     issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
-    from core.issuance.profile import issuer_info
+    from core.ca.issuer import issuer_info
 
     key_id = issuer_info(issuer, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=True).key_id
     store_path = workdir / "lmdb"

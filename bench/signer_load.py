@@ -25,9 +25,9 @@ from typing import Any
 import trio
 
 from bench.stats import median, percentile
+from core.base.errors import HankoError
+from core.cmd.wiring import signer_pool, worker_spec
 from core.config import Config, load_config
-from core.errors import HankoError
-from core.wiring import signer_pool, worker_spec
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.pool import Priority, SignerPool, WorkerSpec
 

@@ -26,10 +26,10 @@ import trio
 from cryptography import x509
 
 from bench.ocsp_load import _hanko_get, _refresh_all, _requests, load_store
+from core.ca.issuer import issuer_info
+from core.cmd.wiring import responder_settings
 from core.config import load_config
-from core.issuance.profile import issuer_info
 from core.store import Store
-from core.wiring import responder_settings
 from ocsp import http
 from ocsp.server import ResponderState
 from signer.algorithms import KeyType

@@ -14,8 +14,8 @@ from typing import Any
 
 from cryptography import x509
 
-from core.der import encode_length, encode_time, encode_unsigned_integer, sequence, tlv
-from core.store.records import RevocationReason
+from core.base.der import encode_length, encode_time, encode_unsigned_integer, sequence, tlv
+from core.base.reasons import RevocationReason
 
 _V2 = bytes.fromhex("020101")
 _TRUE = bytes.fromhex("0101ff")

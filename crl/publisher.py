@@ -29,10 +29,10 @@ from pathlib import Path
 import msgspec
 import trio
 
-from core.clock import Clock, to_epoch
-from core.errors import PublishError, StoreError
-from core.files import write_atomically
-from core.issuance.profile import IssuerInfo
+from core.base.clock import Clock, to_epoch
+from core.base.errors import PublishError, StoreError
+from core.base.files import write_atomically
+from core.ca.issuer import IssuerInfo
 from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.records import CrlState
 from crl.encoder import signed_parts, tbs_parts

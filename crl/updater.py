@@ -14,7 +14,7 @@ import logging
 import msgspec
 import trio
 
-from core.errors import HankoError
+from core.base.errors import HankoError
 from crl.publisher import CrlPublisher, PublishedCrl
 
 log = logging.getLogger("hanko.crl")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from core.der import (
+from core.base.der import (
     encode_unsigned_integer,
     generalized_time,
     generalized_time_at,
@@ -28,8 +28,8 @@ from core.der import (
     sequence,
     tlv,
 )
-from core.errors import MalformedOcspRequest
-from core.store.records import RevocationReason
+from core.base.errors import MalformedOcspRequest
+from core.base.reasons import RevocationReason
 
 _SEQUENCE = 0x30
 _OCTET_STRING = 0x04

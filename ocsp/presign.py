@@ -13,17 +13,11 @@ from collections.abc import Sequence
 
 import msgspec
 
-from core.clock import from_epoch, to_epoch
-from core.der import integer_from_octets
-from core.errors import ResponderCertificateExpiring, SignerError, StoreError
-from core.store.records import (
-    CertRecord,
-    CertStatus,
-    CertStatusView,
-    OcspEnvelope,
-    OcspRecord,
-    RevocationReason,
-)
+from core.base.clock import from_epoch, to_epoch
+from core.base.der import integer_from_octets
+from core.base.errors import ResponderCertificateExpiring, SignerError, StoreError
+from core.base.reasons import RevocationReason
+from core.store.records import CertRecord, CertStatus, CertStatusView, OcspEnvelope, OcspRecord
 from ocsp.codec import (
     GOOD_STATUS,
     CertIdHash,

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import msgspec
 import trio
 
-from core.clock import Clock, from_epoch, to_epoch
-from core.errors import HankoError
+from core.base.clock import Clock, from_epoch, to_epoch
+from core.base.errors import HankoError
 from core.store import (
     CertStatusView,
     GroupCommitWriter,

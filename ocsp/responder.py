@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from core.errors import MalformedOcspRequest
+from core.base.errors import MalformedOcspRequest
 from core.store.records import SERIAL_WIDTH, ocsp_response_in
 from ocsp.codec import (
     CertIdHash,

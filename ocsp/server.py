@@ -34,7 +34,7 @@ import msgspec
 import uvloop
 from cryptography import x509
 
-from core.errors import HankoError
+from core.base.errors import HankoError
 from core.store import ENVELOPE_GENERATION_KEY, STATUS_GENERATION_KEY, Store
 from core.store.records import ENVELOPE_PREFIX
 from ocsp import http

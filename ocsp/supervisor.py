@@ -10,7 +10,7 @@ import sys
 import msgspec
 import trio
 
-from core.errors import HankoError
+from core.base.errors import HankoError
 from ocsp.server import ServerSettings
 
 log = logging.getLogger("hanko.ocsp")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 import hashlib
 
+from cryptography.hazmat.primitives import hashes
+
 
 class SignAlgorithm(enum.IntEnum):
     RSA_PKCS1_SHA256 = 1
@@ -93,3 +95,8 @@ class KeyType(enum.Enum):
         if self is KeyType.ECDSA_P384:
             return alg is SignAlgorithm.ECDSA_SHA384
         return not alg.is_ecdsa
+
+
+def hash_for(key_type: KeyType) -> hashes.SHA256 | hashes.SHA384:
+    """The digest an issuer key of this type signs certificates, CRLs and OCSP with."""
+    return hashes.SHA384() if key_type is KeyType.ECDSA_P384 else hashes.SHA256()

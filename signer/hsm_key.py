@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from core.errors import SignerError
+from core.base.errors import SignerError
 from signer.algorithms import SignAlgorithm
 
 SignFn = Callable[[SignAlgorithm, bytes], bytes]

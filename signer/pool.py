@@ -29,7 +29,7 @@ import msgspec
 import outcome
 import trio
 
-from core.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
+from core.base.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
 from signer.algorithms import PREHASHED, SignAlgorithm
 from signer.messages import (
     FROM_WORKER,

@@ -9,7 +9,7 @@ import trio
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from core.errors import SignerError
+from core.base.errors import SignerError
 from signer.algorithms import SignAlgorithm
 from signer.pool import Priority
 

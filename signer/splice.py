@@ -16,9 +16,9 @@ from typing import Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core.der import bit_string, ecdsa_signature_from_raw, read_tlv, sequence
-from core.errors import SignerError
-from signer.algorithms import KeyType, SignAlgorithm
+from core.base.der import bit_string, ecdsa_signature_from_raw, read_tlv, sequence
+from core.base.errors import SignerError
+from signer.algorithms import KeyType, SignAlgorithm, hash_for
 from signer.hsm_key import HsmEcPrivateKey, HsmRsaPrivateKey, hsm_private_key
 from signer.pool import Priority
 
@@ -101,8 +101,6 @@ def signature_algorithm_der(key_type: KeyType) -> tuple[bytes, bytes]:
 
     from cryptography import x509
     from cryptography.x509.oid import NameOID
-
-    from core.ca_certs import hash_for
 
     key = placeholder_key(key_type)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "placeholder")])

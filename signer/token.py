@@ -28,8 +28,8 @@ from pkcs11.exceptions import (
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
-from core.der import ecdsa_signature_from_raw
-from core.errors import HsmUnavailable, SignerError
+from core.base.der import ecdsa_signature_from_raw
+from core.base.errors import HsmUnavailable, SignerError
 from signer.algorithms import DIGEST_INFO_PREFIX, KeyType, SignAlgorithm
 
 _LIBS: dict[str, Any] = {}

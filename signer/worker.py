@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from core.errors import HankoError, SignerError
+from core.base.errors import HankoError, SignerError
 from signer.algorithms import PREHASHED, SignAlgorithm
 from signer.messages import (
     TO_WORKER,

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 
 MAX_CSR_BYTES = 64 * 1024
 _PEM = re.compile(

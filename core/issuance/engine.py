@@ -24,22 +24,17 @@ import msgspec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from core.clock import Clock, from_epoch, to_epoch
+from core.base.clock import Clock, from_epoch, to_epoch
+from core.base.dnsnames import check_common_name, covered_by, normalize_dns_name
+from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError
+from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReason
+from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig, ProfileConfig
-from core.errors import Conflict, HankoError, NotFound, PolicyError, SignerError
 from core.issuance import lint as lint_mod
 from core.issuance.intake import CheckedCsr
 from core.issuance.intake_pool import IntakePool, check_inline
 from core.issuance.keys import spki_sha256
-from core.issuance.messages import (
-    CertificateView,
-    IssueRequest,
-    IssueResult,
-    ReasonName,
-    RevocationView,
-)
-from core.issuance.names import check_common_name, covered_by, normalize_dns_name
-from core.issuance.profile import IssuerInfo
+from core.issuance.messages import CertificateView, IssueRequest, IssueResult, RevocationView
 from core.issuance.tbs import TbsEncoder
 from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
 from core.licenses import book, policy
@@ -53,7 +48,6 @@ from core.store import (
     OcspRecord,
     OrgRecord,
     ReadTxn,
-    RevocationReason,
     Store,
     WriteTxn,
     serial_bytes,
@@ -64,15 +58,6 @@ from signer.algorithms import SignAlgorithm
 from signer.pool import Priority
 from signer.splice import BatchSigner, assemble, signature_algorithm_der
 
-REASONS: dict[ReasonName, RevocationReason] = {
-    "unspecified": RevocationReason.UNSPECIFIED,
-    "keyCompromise": RevocationReason.KEY_COMPROMISE,
-    "affiliationChanged": RevocationReason.AFFILIATION_CHANGED,
-    "superseded": RevocationReason.SUPERSEDED,
-    "cessationOfOperation": RevocationReason.CESSATION_OF_OPERATION,
-    "privilegeWithdrawn": RevocationReason.PRIVILEGE_WITHDRAWN,
-}
-REASON_NAMES: dict[RevocationReason, ReasonName] = {v: k for k, v in REASONS.items()}
 RENEWAL_WINDOW_DAYS = 90
 REISSUE_ADD_NAMES_DAYS = 30
 _DAY = 86400

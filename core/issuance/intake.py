@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.issuance.csr import parse_csr
 from core.issuance.keys import check_subscriber_key
 

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import trio
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.issuance.intake import CheckedCsr, check_csr, check_many
 
 INLINE_BELOW = 16  # requests; fewer than this are checked in the calling process

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 
 SubscriberKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 

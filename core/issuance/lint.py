@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 
 
 @lru_cache(maxsize=4)

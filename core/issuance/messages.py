@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from core.base.reasons import ReasonName
+
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 
 SerialHex = Annotated[
@@ -20,14 +22,6 @@ Identifier = Annotated[
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
         description="letters, digits, '.', '_', '-'; at most 64",
     ),
-]
-ReasonName = Literal[
-    "unspecified",
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
 ]
 
 

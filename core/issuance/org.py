@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.store import OrgRecord
 
 # Letters, digits, space, apostrophe, comma, hyphen, period, colon, equals (the

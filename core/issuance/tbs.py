@@ -17,10 +17,10 @@ from functools import lru_cache
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from core.ca_certs import EV_POLICY, OV_POLICY
-from core.der import encode_length, encode_time, encode_unsigned_integer, sequence, tlv
+from core.base.der import encode_length, encode_time, encode_unsigned_integer, sequence, tlv
+from core.ca.certs import EV_POLICY, OV_POLICY
+from core.ca.issuer import IssuerInfo
 from core.issuance.profile import (
-    IssuerInfo,
     authority_information_access,
     freshest_crl,
     subject_for,

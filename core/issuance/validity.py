@@ -1,29 +1,15 @@
 """The BR validity schedule (ballot SC-081): the limits in force on a given date.
 
-Pure. The schedule is data in configuration; the default is the BR's.
+Pure. The schedule is data in configuration (core/config/schedule.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import msgspec
+from core.base.errors import PolicyError
+from core.config.schedule import ScheduleEntry
 
-from core.errors import PolicyError
-
-
-class ScheduleEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    since: dt.date  # in force from 00:00 UTC of this date
-    max_days: int  # longest certificate validity
-    dcv_reuse_days: int  # how long a domain validation may be reused
-
-
-BR_SCHEDULE = (
-    ScheduleEntry(since=dt.date(2020, 9, 1), max_days=398, dcv_reuse_days=398),
-    ScheduleEntry(since=dt.date(2026, 3, 15), max_days=200, dcv_reuse_days=200),
-    ScheduleEntry(since=dt.date(2027, 3, 15), max_days=100, dcv_reuse_days=100),
-    ScheduleEntry(since=dt.date(2029, 3, 15), max_days=47, dcv_reuse_days=10),
-)
 ORG_REUSE_DAYS = 398
 SECOND = dt.timedelta(seconds=1)
 

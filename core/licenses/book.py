@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from core.errors import Conflict, NotFound, PolicyError
+from core.base.errors import Conflict, NotFound, PolicyError
 from core.licenses import policy
 from core.licenses.policy import CHARGING_KINDS, Operation, Outcome
 from core.store import (

@@ -12,9 +12,9 @@ from typing import TypeVar
 
 import msgspec
 
-from core.clock import Clock, from_epoch, to_epoch
-from core.errors import PolicyError
-from core.issuance.names import normalize_dns_name
+from core.base.clock import Clock, from_epoch, to_epoch
+from core.base.dnsnames import normalize_dns_name
+from core.base.errors import PolicyError
 from core.licenses import book, policy, terms
 from core.licenses import messages as lm
 from core.store import (

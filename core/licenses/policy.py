@@ -26,9 +26,9 @@ from typing import Literal
 
 import msgspec
 
+from core.base.dnsnames import covered_by
+from core.base.errors import PolicyError
 from core.config import LICENSE_KINDS
-from core.errors import PolicyError
-from core.issuance.names import covered_by
 from core.licenses import terms
 from core.store.records import CertRecord, LedgerEntry, LicenseRecord, Lot
 

@@ -22,7 +22,6 @@ from core.store.records import (
     OcspEnvelope,
     OcspRecord,
     OrgRecord,
-    RevocationReason,
     RevocationRecord,
     serial_bytes,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "OcspRecord",
     "OrgRecord",
     "ReadTxn",
-    "RevocationReason",
     "RevocationRecord",
     "Store",
     "WriteTxn",

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import lmdb
 import msgspec
 
-from core.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
+from core.base.errors import DuplicateSerial, NotFound, SchemaMismatch, StoreError
+from core.base.reasons import RevocationReason
 from core.store.records import (
     ACCOUNT,
     AUDIT,
@@ -48,7 +49,6 @@ from core.store.records import (
     OcspEnvelope,
     OcspRecord,
     OrgRecord,
-    RevocationReason,
     RevocationRecord,
     due_key,
     due_key_at,

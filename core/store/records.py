@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from core.base.reasons import RevocationReason
+
 T = TypeVar("T")
 
 # 2: CRL entries, log, expiry index and partition state (crl_* databases).
@@ -26,17 +28,6 @@ SERIAL_WIDTH = 20
 class CertStatus(enum.IntEnum):
     GOOD = 0
     REVOKED = 1
-
-
-class RevocationReason(enum.IntEnum):
-    """The CRLReason codes the BR allow in public TLS CRLs and OCSP (BR 7.2.2)."""
-
-    UNSPECIFIED = 0
-    KEY_COMPROMISE = 1
-    AFFILIATION_CHANGED = 3
-    SUPERSEDED = 4
-    CESSATION_OF_OPERATION = 5
-    PRIVILEGE_WITHDRAWN = 9
 
 
 class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 import trio
 
-from core.errors import StoreError
+from core.base.errors import StoreError
 from core.store.lmdb_store import Store, WriteTxn
 
 T = TypeVar("T")

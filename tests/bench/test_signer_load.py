@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from bench.signer_load import raw_ceiling
-from core.errors import HankoError
-from core.wiring import worker_spec
+from core.base.errors import HankoError
+from core.cmd.wiring import worker_spec
 from signer.algorithms import KeyType
 from tests.conftest import DevCA
 

@@ -269,7 +269,7 @@ def test_every_command_shortens_the_gil_switch_interval_and_tunes_the_collector(
 ) -> None:
     # The core's trio thread must not wait 5 ms for the GIL behind a group commit
     # (docs/architecture.md, "The GIL switch interval").
-    from core import cli
+    from core import main as cli
 
     set_to: list[float] = []
     thresholds: list[int] = []

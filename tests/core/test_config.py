@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.base.errors import ConfigError
 from core.config import OcspConfig, check_config, load_config
-from core.errors import ConfigError
 from tests.conftest import DevCA
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import os
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from core.der import (
+from core.base.der import (
     ecdsa_signature_from_raw,
     encode_length,
     generalized_time,

@@ -1,6 +1,6 @@
 import pytest
 
-from core.units import ByteSize, Duration
+from core.base.units import ByteSize, Duration
 
 
 @pytest.mark.parametrize(

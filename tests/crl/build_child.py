@@ -10,10 +10,10 @@ from pathlib import Path
 
 import trio
 
-from core.clock import SystemClock
+from core.base.clock import SystemClock
+from core.base.errors import SignerError
+from core.cmd.wiring import crl_publisher, open_store, signer_pool, store_writer
 from core.config import load_config
-from core.errors import SignerError
-from core.wiring import crl_publisher, open_store, signer_pool, store_writer
 from signer.algorithms import SignAlgorithm
 from signer.pool import Priority, SignerPool
 

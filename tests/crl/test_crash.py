@@ -13,8 +13,9 @@ from pathlib import Path
 
 from cryptography import x509
 
-from core.store import RevocationReason, WriteTxn, serial_bytes
-from core.wiring import open_store
+from core.base.reasons import RevocationReason
+from core.cmd.wiring import open_store
+from core.store import WriteTxn, serial_bytes
 from crl.encoder import revoked_entry
 from crl.publisher import counter_name
 from tests.conftest import BIN, DevCA, hanko, openssl_crl_check

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from core.clock import FixedClock
+from core.base.clock import FixedClock
+from core.base.reasons import RevocationReason
+from core.cmd.wiring import crl_publisher
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from core.store import RevocationReason
-from core.wiring import crl_publisher
 from crl.encoder import revoked_entry, tbs_cert_list
 from crl.publisher import PublishedCrl
 from tests.conftest import DevCA, crl_pem, hanko, lint_crl, openssl_crl_check

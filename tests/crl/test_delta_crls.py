@@ -12,12 +12,12 @@ import msgspec
 import pytest
 from cryptography import x509
 
-from core.clock import FixedClock
+from core.base.clock import FixedClock
+from core.base.errors import NotFound, PolicyError
+from core.cmd.wiring import crl_publisher, crl_updater
 from core.config import Config, ProfileConfig
-from core.errors import NotFound, PolicyError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from core.wiring import crl_publisher, crl_updater
 from crl.schedule import Kind
 from tests.conftest import DevCA, crl_pem, hanko, lint_crl, openssl_crl_check
 from tests.core.issuance.test_engine import csr_pem, run, setup

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.errors import MalformedOcspRequest
-from core.store.records import RevocationReason
+from core.base.errors import MalformedOcspRequest
+from core.base.reasons import RevocationReason
 from ocsp.codec import (
     CertIdHash,
     CertStatusKind,
@@ -241,7 +241,7 @@ def test_several_requests_and_absent_hash_parameters(pki: dict) -> None:
     one = _request(pki["leaf"], pki["ca"], hashes.SHA1())
     req = parse_request(one)
     # Re-encode by hand: two Requests, the second with hashAlgorithm parameters absent.
-    from core.der import encode_unsigned_integer, sequence, tlv
+    from core.base.der import encode_unsigned_integer, sequence, tlv
 
     h = req.cert_ids[0]
     cid1 = sequence(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.x509 import ocsp
 
-from core.clock import FixedClock, to_epoch
+from core.base.clock import FixedClock, to_epoch
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.store import serial_bytes

@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.errors import ResponderCertificateExpiring, SignerError, StoreError
-from core.store.records import CertRecord, CertStatus, OcspRecord, RevocationReason
+from core.base.errors import ResponderCertificateExpiring, SignerError, StoreError
+from core.base.reasons import RevocationReason
+from core.store.records import CertRecord, CertStatus, OcspRecord
 from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder, ResponseEnvelope
 from ocsp.presign import Presigner
 from signer.algorithms import SignAlgorithm

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from core.clock import FixedClock, to_epoch
+from core.base.clock import FixedClock, to_epoch
+from core.cmd.wiring import ocsp_refresher, presigner
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.store import CertStatus, WriteTxn, serial_bytes
-from core.wiring import ocsp_refresher, presigner
 from ocsp.codec import CertIdHash, Envelopes
 from ocsp.refresher import RETRY_AFTER, OcspRefresher
 from tests.conftest import DevCA

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from core.der import read_tlv, sequence
+from core.base.der import read_tlv, sequence
 from tests.conftest import BIN, DevCA, csr, free_port, lint_ocsp
 
 Ready = tuple[httpx.Client, httpx.Client, DevCA]

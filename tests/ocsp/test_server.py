@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
-from core.clock import FixedClock
+from core.base.clock import FixedClock
+from core.cmd.wiring import ocsp_refresher, responder_settings
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from core.wiring import ocsp_refresher, responder_settings
 from ocsp import http
 from ocsp.server import ResponderState
 from tests.conftest import DevCA

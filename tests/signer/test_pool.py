@@ -18,12 +18,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from core.bootstrap import ISSUING_LABEL as ISSUING
-from core.bootstrap import OCSP_LABEL
+from core.base.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
+from core.base.units import Duration
+from core.ca.bootstrap import ISSUING_LABEL as ISSUING
+from core.ca.bootstrap import OCSP_LABEL
+from core.cmd.wiring import signer_pool
 from core.config import Config
-from core.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
-from core.units import Duration
-from core.wiring import signer_pool
 from signer.algorithms import SignAlgorithm
 from signer.pool import Priority, SignerPool
 from tests.conftest import DevCA

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.der import read_tlv
-from core.wiring import signer_pool
+from core.base.der import read_tlv
+from core.cmd.wiring import signer_pool
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.software import SoftwareSigner
 from signer.splice import sign_templates, splice_signature, split_signed, throwaway_key

@@ -17,7 +17,7 @@ import shutil, sys
 from pathlib import Path
 import signer.token as token
 from core.config import load_config, read_secret
-from core.errors import HsmUnavailable
+from core.base.errors import HsmUnavailable
 
 cfg = load_config(Path(sys.argv[1]))
 source, work, mode = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]

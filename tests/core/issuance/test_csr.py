@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.issuance.csr import parse_csr
 
 

@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from core.clock import FixedClock, to_epoch
+from core.base.clock import FixedClock, to_epoch
+from core.base.errors import Conflict, HankoError, PolicyError
+from core.base.reasons import RevocationReason
+from core.cmd.wiring import issuance_engine, open_store, signer_pool, store_writer
 from core.config import Config
-from core.errors import Conflict, HankoError, PolicyError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
 from core.licenses import book
@@ -28,12 +30,10 @@ from core.store import (
     CertStatus,
     DomainRecord,
     OrgRecord,
-    RevocationReason,
     Store,
     WriteTxn,
     serial_bytes,
 )
-from core.wiring import issuance_engine, open_store, signer_pool, store_writer
 from tests.conftest import DevCA, lint, openssl_verify
 
 UTC = dt.UTC

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.issuance.intake import CheckedCsr
 from core.issuance.intake_pool import INLINE_BELOW, IntakePool, check_inline
 

@@ -5,7 +5,7 @@ import secrets
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.issuance.keys import (
     _ROCA_PRIMES,
     check_subscriber_key,

@@ -1,7 +1,7 @@
 import pytest
 
-from core.errors import PolicyError
-from core.issuance.names import covered_by, normalize_dns_name, registrable_domain
+from core.base.dnsnames import covered_by, normalize_dns_name, registrable_domain
+from core.base.errors import PolicyError
 
 
 @pytest.mark.parametrize(

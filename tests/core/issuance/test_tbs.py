@@ -10,10 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from core import ca_certs
-from core.errors import PolicyError
+from core.base.errors import PolicyError
+from core.ca import certs as ca_certs
+from core.ca.issuer import issuer_info
 from core.issuance.lint import lint_findings, require_clean
-from core.issuance.profile import build_template, issuer_info
+from core.issuance.profile import build_template
 from core.issuance.tbs import TbsEncoder
 from core.store import OrgRecord
 from signer.algorithms import KeyType

@@ -2,8 +2,9 @@ import datetime as dt
 
 import pytest
 
-from core.errors import PolicyError
-from core.issuance.validity import BR_SCHEDULE, check_days, in_force, not_after_for
+from core.base.errors import PolicyError
+from core.config.schedule import BR_SCHEDULE
+from core.issuance.validity import check_days, in_force, not_after_for
 
 UTC = dt.UTC
 

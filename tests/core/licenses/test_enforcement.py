@@ -12,8 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from core.clock import FixedClock, to_epoch
-from core.errors import NotFound, PolicyError
+from core.base.clock import FixedClock, to_epoch
+from core.base.errors import NotFound, PolicyError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
 from core.licenses import book

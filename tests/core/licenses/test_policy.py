@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 from core.licenses import policy, terms
 from core.store import CertRecord, CertStatus, LicenseRecord
 

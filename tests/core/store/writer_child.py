@@ -8,14 +8,8 @@ from pathlib import Path
 
 import trio
 
-from core.store import (
-    CertRecord,
-    CertStatus,
-    GroupCommitWriter,
-    RevocationReason,
-    Store,
-    serial_bytes,
-)
+from core.base.reasons import RevocationReason
+from core.store import CertRecord, CertStatus, GroupCommitWriter, Store, serial_bytes
 from crl.encoder import revoked_entry
 
 # Any well-formed entry: these tests are about the store, the CRL tests about entries.

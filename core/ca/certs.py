@@ -10,11 +10,10 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from signer.algorithms import KeyType
+from signer.algorithms import KeyType, hash_for
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -28,10 +27,6 @@ ISSUING_VALIDITY = dt.timedelta(days=5 * 365)
 # Delegated responder certificates are short-lived: they carry ocsp-nocheck, so nothing
 # can revoke them; expiry is the only way they stop being trusted.
 OCSP_RESPONDER_VALIDITY = dt.timedelta(days=90)
-
-
-def hash_for(key_type: KeyType) -> hashes.SHA256 | hashes.SHA384:
-    return hashes.SHA384() if key_type is KeyType.ECDSA_P384 else hashes.SHA256()
 
 
 def _name(org: str, common_name: str) -> x509.Name:

@@ -4,6 +4,7 @@ process tree. Every task lives in one nursery; SIGINT or SIGTERM shuts it down c
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 from typing import Any
@@ -13,16 +14,13 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from core import rpc
-from core.clock import Clock, SystemClock
-from core.config import Config, read_secret
-from core.errors import HankoError
-from core.http_app import App, Request, Route
-from core.issuance.intake_pool import IntakePool
-from core.licenses import http as licenses_http
-from core.licenses.desk import LicenseDesk
-from core.store import GroupCommitWriter, Store
-from core.wiring import (
+from core.api import licenses as licenses_http
+from core.api import rpc
+from core.api.router import App, Request, Route
+from core.base.clock import Clock, SystemClock
+from core.base.errors import HankoError
+from core.cmd.common import add_config
+from core.cmd.wiring import (
     crl_publisher,
     crl_updater,
     crl_url_list,
@@ -34,6 +32,10 @@ from core.wiring import (
     signer_pool,
     store_writer,
 )
+from core.config import Config, read_secret
+from core.issuance.intake_pool import IntakePool
+from core.licenses.desk import LicenseDesk
+from core.store import GroupCommitWriter, Store
 from crl.http import CrlFiles
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
@@ -193,3 +195,16 @@ async def _main(cfg: Config) -> None:
 def serve(cfg: Config) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     trio.run(_main, cfg)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from core.config import load_config
+
+    serve(load_config(args.config))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the service in the foreground")
+    add_config(p)
+    p.set_defaults(func=cmd_serve)

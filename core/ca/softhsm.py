@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from core.errors import BootstrapError
+from core.base.errors import BootstrapError
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 INSTALL_HINT = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from core.http_app import HttpError, Request, Route
+from core.api.router import HttpError, Request, Route
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk
 from core.store import GroupCommitWriter, Store

@@ -25,15 +25,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core import ca_certs
-from core.clock import Clock, to_epoch
+from core.base.clock import Clock, to_epoch
+from core.base.errors import HankoError, PolicyError
+from core.base.files import write_atomically
+from core.ca import certs as ca_certs
 from core.config import Config, read_secret
-from core.errors import HankoError, PolicyError
-from core.files import write_atomically
 from core.issuance import lint
 from core.store import OcspEnvelope, Store, WriteTxn
 from ocsp.codec import ResponseEnvelope
-from signer.algorithms import KeyType, SignAlgorithm
+from signer.algorithms import KeyType, SignAlgorithm, hash_for
 from signer.hsm_key import hsm_private_key
 from signer.splice import signature_algorithm_der
 from signer.token import TokenSession
@@ -102,7 +102,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
         not_after=not_after,
         serial=x509.random_serial_number(),
     )
-    digest = ca_certs.hash_for(key_type)
+    digest = hash_for(key_type)
     findings = lint.lint_findings(
         builder.sign(_throwaway_key(key_type), digest).public_bytes(serialization.Encoding.DER),
         "ocsp_responder",
@@ -181,6 +181,6 @@ def _sign_in_hsm(
             return session.sign(label, alg, data)
 
         key = hsm_private_key(session.public_key_der(label), sign)
-        return builder.sign(key, ca_certs.hash_for(KeyType(cfg.ca.key_type)))
+        return builder.sign(key, hash_for(KeyType(cfg.ca.key_type)))
     finally:
         session.close()

@@ -8,7 +8,7 @@ import secrets as _random
 import stat
 from pathlib import Path
 
-from core.errors import SecretError
+from core.base.errors import SecretError
 
 
 def write_secret_file(path: Path, value: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from core.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
+from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
 from crl.http import CrlFiles
 
 T = TypeVar("T")

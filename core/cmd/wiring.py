@@ -8,12 +8,12 @@ from typing import Any
 
 from cryptography import x509
 
-from core.clock import Clock
+from core.base.clock import Clock
+from core.base.errors import ConfigError
+from core.ca.issuer import issuer_info
 from core.config import Config, parse_listen, read_secret
-from core.errors import ConfigError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
-from core.issuance.profile import issuer_info
 from core.licenses import book
 from core.store import GroupCommitWriter, Store
 from crl.http import url_list

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from core.errors import HankoError
+from core.base.errors import HankoError
+from core.cmd.common import Parser, add_config
 
 T = TypeVar("T")
 
@@ -102,11 +103,11 @@ def _certificates_lines(v: Any) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.clock import SystemClock
+    from core.base.clock import SystemClock
+    from core.cmd.wiring import license_settings, open_store
     from core.config import load_config
     from core.licenses import messages as lm
     from core.licenses.desk import LicenseDesk
-    from core.wiring import license_settings, open_store
 
     cfg = load_config(args.config)
     desk = LicenseDesk(license_settings(cfg), SystemClock())
@@ -211,11 +212,9 @@ def run(args: argparse.Namespace) -> int:
 _READS = frozenset({"inventory", "show", "ledger", "certificates", "check"})
 
 
-def add_parser(
-    sub: Any, parser_class: type[argparse.ArgumentParser], add_config: Callable[[Any], None]
-) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser("licenses", help="accounts, licenses, inventory and the ledger")
-    lic = p.add_subparsers(dest="licenses_cmd", required=True, parser_class=parser_class)
+    lic = p.add_subparsers(dest="licenses_cmd", required=True, parser_class=Parser)
 
     def action(name: str, help_text: str, *, account: bool = True, license: bool = False) -> Any:
         a = lic.add_parser(name, help=help_text)

@@ -16,7 +16,7 @@ from functools import lru_cache
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from core.errors import PolicyError
+from core.base.errors import PolicyError
 
 MAX_NAME = 253
 MAX_LABEL = 63

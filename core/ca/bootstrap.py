@@ -16,10 +16,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from core import ca_certs, softhsm
-from core.clock import Clock
-from core.errors import BootstrapError
-from core.secrets import new_pin, new_token, write_secret_file
+from core.base.clock import Clock
+from core.base.errors import BootstrapError
+from core.base.secretfiles import new_pin, new_token, write_secret_file
+from core.ca import certs as ca_certs
+from core.ca import softhsm
 from core.store import Store
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.hsm_key import SignFn, hsm_private_key

@@ -7,13 +7,13 @@ from typing import Any
 
 import msgspec
 
-from core.admin_messages import DomainIn, DomainOut, OrganizationIn
-from core.clock import Clock, from_epoch, to_epoch
-from core.errors import HankoError
-from core.http_app import Request, Route, status_for
+from core.api.admin_messages import DomainIn, DomainOut, OrganizationIn
+from core.api.router import Request, Route, status_for
+from core.base.clock import Clock, from_epoch, to_epoch
+from core.base.dnsnames import normalize_dns_name
+from core.base.errors import HankoError
 from core.issuance import messages as m
 from core.issuance.engine import IssuanceEngine
-from core.issuance.names import normalize_dns_name
 from core.issuance.org import check_org
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk

@@ -1,0 +1,80 @@
+"""`hanko bench`: the benchmarks' subcommands (each module runs its own measurement)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from core.cmd.common import Parser, add_config
+
+
+def cmd_bench_store(args: argparse.Namespace) -> int:
+    from bench.store_commit import main as bench_main
+
+    return bench_main(["--json"] if args.json else [])
+
+
+def cmd_bench_issue(args: argparse.Namespace) -> int:
+    from bench.issue_load import run_from_cli
+
+    return run_from_cli(args)
+
+
+def cmd_bench_ocsp(args: argparse.Namespace) -> int:
+    from bench.ocsp_load import run_from_cli
+
+    return run_from_cli(args)
+
+
+def cmd_bench_crl(args: argparse.Namespace) -> int:
+    from bench.crl_load import run_from_cli
+
+    return run_from_cli(args)
+
+
+def cmd_bench_signer(args: argparse.Namespace) -> int:
+    from bench.signer_load import run_from_cli
+
+    return run_from_cli(args)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bench", help="run a benchmark")
+    bench = p.add_subparsers(dest="bench", required=True, parser_class=Parser)
+    b = bench.add_parser("store", help="durable writes/s: group commit against one commit each")
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.set_defaults(func=cmd_bench_store)
+    b = bench.add_parser("signer", help="signatures/s and latency through the batched signer")
+    add_config(b)
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
+    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
+    b.set_defaults(func=cmd_bench_signer)
+    b = bench.add_parser("issue", help="certificates/s through the signing RPC and the ceiling")
+    add_config(b)
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
+    b.add_argument("--connections", type=int, default=64, help="connections, single endpoint")
+    b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
+    b.add_argument("--batch-connections", type=int, default=4, help="connections, batch endpoint")
+    b.set_defaults(func=cmd_bench_issue)
+    b = bench.add_parser("ocsp", help="OCSP responder against cfssl and nginx; refresh; latency")
+    add_config(b)
+    b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
+    b.add_argument("--revoked", type=float, default=0.1, help="fraction revoked")
+    b.add_argument("--sample", type=int, default=10_000, help="distinct requests wrk cycles")
+    b.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    b.add_argument("--connections", type=int, default=64)
+    b.add_argument(
+        "--hashes",
+        default="",
+        help="CertID hashes to pre-sign (sha1,sha256); default: the config's",
+    )
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.set_defaults(func=cmd_bench_ocsp)
+    b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
+    add_config(b)
+    b.add_argument("--entries", type=int, default=1_000_000, help="revocations per set")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.set_defaults(func=cmd_bench_crl)

@@ -1,0 +1,99 @@
+"""`hanko init`, `hanko check-config` and `hanko ca`: the CA itself and its configuration."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from core.base.errors import ConfigError
+from core.cmd.common import Parser, add_config, print_json
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock
+    from core.ca.bootstrap import init_ca
+    from signer.algorithms import KeyType
+
+    result = init_ca(
+        args.directory,
+        key_type=KeyType(args.key_type),
+        clock=SystemClock(),
+        base_url=args.base_url,
+    )
+    if args.json:
+        print_json(
+            {
+                "directory": str(result.directory),
+                "config": str(result.config),
+                "root_serial": f"{result.root.serial_number:x}",
+                "issuing_serial": f"{result.issuing.serial_number:x}",
+                "ocsp_responder_serial": f"{result.ocsp_responder.serial_number:x}",
+            }
+        )
+    else:
+        print(f"created a development CA in {result.directory}")
+        print(f"configuration: {result.config}")
+        print(f"next: hanko check-config -c {result.config}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from core.config import check_config, config_path
+
+    path = config_path(args.config)
+    _, problems = check_config(path)
+    if problems:
+        raise ConfigError(problems)
+    if args.json:
+        print_json({"config": str(path), "ok": True})
+    else:
+        print(f"{path}: ok")
+    return 0
+
+
+def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock
+    from core.ca.responder import renew_responder
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    done = renew_responder(cfg, clock=SystemClock())
+    cert = done.certificate
+    print(
+        f"OCSP responder certificate renewed: serial {cert.serial_number:x}, valid until "
+        f"{cert.not_valid_after_utc.isoformat()} (the previous one is kept as {done.kept_as})"
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="create a development CA (SoftHSM token, CA certs, LMDB)")
+    p.add_argument("directory", type=Path, help="folder to create; must not exist or be empty")
+    p.add_argument(
+        "--key-type",
+        default="ecdsa-p256",
+        choices=["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"],
+        help="key type of the root, issuing and OCSP keys (default: ecdsa-p256)",
+    )
+    p.add_argument(
+        "--base-url",
+        default=None,
+        help="public http:// base URL written into AIA and CRL distribution points",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("check-config", help="validate a configuration file")
+    add_config(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("ca", help="the CA's own certificates")
+    ca = p.add_subparsers(dest="ca_command", required=True, parser_class=Parser)
+    c = ca.add_parser(
+        "renew-responder",
+        help="a new certificate for the OCSP responder's key; a running service adopts it",
+    )
+    add_config(c)
+    c.set_defaults(func=cmd_ca_renew_responder)

@@ -1,0 +1,112 @@
+"""`hanko org` and `hanko domain`: validated organizations and their domains."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from core.cmd.common import Parser, add_config, print_struct
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from core.api.admin_messages import OrganizationIn
+    from core.api.rpc import org_record
+    from core.base.clock import SystemClock
+    from core.cmd.wiring import license_settings, open_store
+    from core.config import load_config
+    from core.licenses.desk import LicenseDesk
+
+    cfg = load_config(args.config)
+    body = OrganizationIn(
+        id=args.id,
+        level=args.level,
+        organization=args.name,
+        country=args.country,
+        state=args.state,
+        locality=args.locality,
+        jurisdiction_country=args.jurisdiction_country,
+        business_category=args.business_category,
+        registration_number=args.registration_number,
+        account=args.account,
+        parent=args.parent,
+    )
+    org = org_record(body, SystemClock())
+    desk = LicenseDesk(license_settings(cfg), SystemClock())
+    with open_store(cfg) as store:
+        org = store.write(desk.attach_org(org, actor="cli"))
+    if args.json:
+        print_struct(org)
+    else:
+        print(f"organization {org.id} ({org.level.upper()}): {org.organization}")
+    return 0
+
+
+def cmd_domain_remove(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock, to_epoch
+    from core.base.dnsnames import normalize_dns_name
+    from core.cmd.wiring import open_store
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    domain = normalize_dns_name(args.domain, allow_wildcard=False)
+    at_us = to_epoch(SystemClock().now()) * 1_000_000
+    with open_store(cfg) as store:
+        store.write(lambda t: t.remove_domain(args.org, domain, at_us=at_us, actor="cli"))
+    print(f"domain {domain} removed from {args.org}: no new certificate will name it")
+    return 0
+
+
+def cmd_domain_validate(args: argparse.Namespace) -> int:
+    from core.api.admin_messages import DomainIn
+    from core.api.rpc import domain_record
+    from core.base.clock import SystemClock, to_epoch
+    from core.cmd.wiring import open_store
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
+
+    at_us = to_epoch(SystemClock().now()) * 1_000_000
+    with open_store(cfg) as store:
+        store.write(lambda t: t.put_domain(rec, at_us=at_us, actor="cli"))
+    if args.json:
+        print_struct(rec)
+    else:
+        print(f"domain {rec.domain} validated for {args.org} by {rec.method}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("org", help="organizations (the validated subject of certificates)")
+    org = p.add_subparsers(dest="org", required=True, parser_class=Parser)
+    o = org.add_parser("create", help="record an organization whose identity was validated")
+    add_config(o)
+    o.add_argument("--id", required=True, help="organization id used by issuance requests")
+    o.add_argument("--level", choices=["ov", "ev"], required=True)
+    o.add_argument("--name", required=True, help="registered English name (subject O)")
+    o.add_argument("--country", required=True, help="two-letter ISO code, e.g. JP")
+    o.add_argument("--state", help="romanized prefecture, e.g. Tokyo-to")
+    o.add_argument("--locality", help="romanized city or ward, e.g. Chiyoda-ku (no numbers)")
+    o.add_argument("--jurisdiction-country", help="EV: country of incorporation")
+    o.add_argument("--business-category", help="EV: e.g. 'Private Organization'")
+    o.add_argument("--registration-number", help="EV: company registration number")
+    o.add_argument("--account", help="the account (primary client) it belongs to")
+    o.add_argument("--parent", help="sub-organization: the primary organization (OV only)")
+    o.add_argument("--json", action="store_true", help="print the result as JSON")
+    o.set_defaults(func=cmd_org_create)
+
+    p = sub.add_parser("domain", help="domain validations of an organization")
+    dom = p.add_subparsers(dest="domain_cmd", required=True, parser_class=Parser)
+    d = dom.add_parser("validate", help="record that an organization controls a domain")
+    add_config(d)
+    d.add_argument("--org", required=True)
+    d.add_argument("--domain", required=True, help="the validated domain, e.g. example.co.jp")
+    d.add_argument("--method", choices=["dns-txt", "http-file", "email"], default="dns-txt")
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
+    d.set_defaults(func=cmd_domain_validate)
+
+    d = dom.add_parser("remove", help="withdraw a domain validation: no new certificate names it")
+    add_config(d)
+    d.add_argument("--org", required=True)
+    d.add_argument("--domain", required=True)
+    d.set_defaults(func=cmd_domain_remove)

@@ -1,0 +1,172 @@
+"""The checks a type cannot express: ranges, files that must exist, secrets that must be
+readable and private. One function per table, each returning readable lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.base.errors import HankoError
+from core.base.reasons import ALL_REASON_NAMES
+from core.config.secrets import read_secret
+from core.config.settings import LICENSE_KINDS, Config, SecretRef
+
+KEY_TYPES = ("rsa", "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _listen_problems(value: str, where: str) -> list[str]:
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def _secret_problems(cfg: Config, ref: SecretRef, where: str) -> list[str]:
+    if (ref.file is None) == (ref.env is None):
+        return [f"{where}: give exactly one of 'file' or 'env'"]
+    try:
+        read_secret(cfg, ref)
+    except HankoError as exc:
+        return [f"{where}: {exc.message}"]
+    return []
+
+
+def _file_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    for where, value in (
+        ("ca.root_cert", cfg.ca.root_cert),
+        ("ca.issuer_cert", cfg.ca.issuer_cert),
+        ("ca.ocsp_responder_cert", cfg.ca.ocsp_responder_cert),
+        ("hsm.softhsm_conf", cfg.hsm.softhsm_conf),
+        ("issuance.blocked_keys_file", cfg.issuance.blocked_keys_file),
+    ):
+        if value is not None and not cfg.path(value).is_file():
+            problems.append(f"{where}: file {cfg.path(value)} does not exist")
+    if not Path(cfg.hsm.module).is_file():
+        problems.append(
+            f"hsm.module: PKCS#11 module {cfg.hsm.module} does not exist"
+            " (for SoftHSM: apt-get install softhsm2)"
+        )
+    return problems
+
+
+def _access_problems(cfg: Config) -> list[str]:
+    problems = _secret_problems(cfg, cfg.hsm.pin, "hsm.pin")
+    problems += _secret_problems(cfg, cfg.api.rpc_token, "api.rpc_token")
+    problems += _secret_problems(cfg, cfg.api.admin_token, "api.admin_token")
+    problems += _listen_problems(cfg.api.listen, "api.listen")
+    if not cfg.ca.base_url.startswith("http://"):
+        # BR 7.1.2.7.7 / RFC 5280: CRL and OCSP URLs in certificates are plain HTTP.
+        problems.append("ca.base_url: must be an http:// URL (CRL and OCSP URLs are not HTTPS)")
+    return problems
+
+
+def _signer_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    sig = cfg.signer
+    if sig.workers < 0:
+        problems.append("signer.workers: must be 0 (one per CPU) or more")
+    if not 1 <= sig.batch_max <= 4096:
+        problems.append("signer.batch_max: must be between 1 and 4096")
+    if sig.bulk_batch_max and not sig.batch_max <= sig.bulk_batch_max <= 4096:
+        problems.append(
+            "signer.bulk_batch_max: must be 0 (4 x batch_max) or between signer.batch_max and 4096"
+        )
+    if sig.queue_max < sig.batch_max:
+        problems.append("signer.queue_max: must be at least signer.batch_max")
+    elif sig.queue_max < sig.bulk_batch:
+        problems.append("signer.queue_max: must be at least signer.bulk_batch_max")
+    if cfg.store.group_commit_max < 1:
+        problems.append("store.group_commit_max: must be at least 1")
+    return problems
+
+
+def _issuance_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    iss = cfg.issuance
+    if not 1 <= iss.crl_partitions <= 65535:
+        problems.append("issuance.crl_partitions: must be between 1 and 65535")
+    if not 0.0 <= iss.lint_sample_rate <= 1.0:
+        problems.append("issuance.lint_sample_rate: must be between 0 and 1")
+    if not iss.validity_schedule:
+        problems.append("issuance.validity_schedule: needs at least one entry")
+    if not iss.profiles:
+        problems.append("issuance.profiles: define at least one profile")
+    for name, prof in iss.profiles.items():
+        where = f"issuance.profiles.{name}"
+        problems += [
+            f"{where}.key_types: unknown key type {kt!r}"
+            for kt in prof.key_types
+            if kt not in KEY_TYPES
+        ]
+        problems += [
+            f"{where}.revocation_reasons: unknown reason {reason!r}"
+            for reason in prof.revocation_reasons
+            if reason not in ALL_REASON_NAMES
+        ]
+        if prof.max_sans < 1:
+            problems.append(f"{where}.max_sans: must be at least 1")
+        problems += [
+            f"{where}.license_kinds: unknown kind {kind!r} (known: {', '.join(LICENSE_KINDS)})"
+            for kind in prof.license_kinds
+            if kind not in LICENSE_KINDS
+        ]
+    if not -720 <= cfg.licenses.utc_offset_minutes <= 840:
+        problems.append("licenses.utc_offset_minutes: must be between -720 and 840")
+    return problems
+
+
+def _crl_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    crl = cfg.crl
+    if not 3600 <= crl.validity.seconds <= 10 * 86400:
+        problems.append("crl.validity: must be between 1h and 10d (BR 4.9.7)")
+    if not 0 <= crl.change_delay.seconds <= 86400:
+        problems.append("crl.change_delay: must be between 0s and 24h (BR 4.9.7)")
+    if not 60 <= crl.cadence.seconds <= min(7 * 86400, crl.validity.seconds / 2):
+        problems.append(
+            "crl.cadence: must be between 1m and 7d, and at most half of crl.validity"
+            " (so a CRL is replaced well before its nextUpdate)"
+        )
+    if not 2 * crl.change_delay.seconds <= crl.delta_validity.seconds <= crl.validity.seconds:
+        problems.append(
+            "crl.delta_validity: must be at least twice crl.change_delay and at most crl.validity"
+        )
+    return problems
+
+
+def _ocsp_problems(cfg: Config) -> list[str]:
+    oc = cfg.ocsp
+    problems = _listen_problems(oc.listen, "ocsp.listen")
+    if not 8 * 3600 <= oc.validity.seconds <= 10 * 86400:
+        problems.append("ocsp.validity: must be between 8h and 10d (BR 4.9.10)")
+    if not 0.0 < oc.refresh_fraction <= 0.5:
+        problems.append("ocsp.refresh_fraction: must be above 0 and at most 0.5 (the half-life)")
+    if not oc.cert_id_hashes:
+        problems.append("ocsp.cert_id_hashes: name at least one of sha1, sha256")
+    if oc.processes < 0:
+        problems.append("ocsp.processes: must be 0 (one per CPU) or more")
+    if not 1 <= oc.cache_entries <= 100_000_000:
+        problems.append("ocsp.cache_entries: must be between 1 and 100000000")
+    if not 1 <= oc.refresh_batch <= 4096 or oc.refresh_parallel < 1:
+        problems.append("ocsp.refresh_batch: 1..4096, and ocsp.refresh_parallel at least 1")
+    return problems
+
+
+def semantic_problems(cfg: Config) -> list[str]:
+    """Every problem a typed Config can still have, in the order of the file's tables."""
+    return (
+        _file_problems(cfg)
+        + _access_problems(cfg)
+        + _signer_problems(cfg)
+        + _issuance_problems(cfg)
+        + _crl_problems(cfg)
+        + _ocsp_problems(cfg)
+    )

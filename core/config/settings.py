@@ -1,0 +1,219 @@
+"""The configuration's shape: one msgspec Struct per TOML table, unknown keys refused.
+
+Defaults live here with the reason for each. The checks that need more than a type
+(ranges, files, secrets) are in core/config/checks.py; loading in core/config/load.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from core.base.units import ByteSize, Duration
+from core.config.schedule import BR_SCHEDULE, ScheduleEntry
+
+# The kinds core/licenses/policy.py implements (named here: config imports no policy).
+LICENSE_KINDS = ("pooled", "non_pooled", "domain_bundle", "coupon", "monthly")
+
+_STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
+
+
+class SecretRef(msgspec.Struct, **_STRICT):
+    """Where a secret is read from: exactly one of a file (mode 0600) or an env variable."""
+
+    file: str | None = None
+    env: str | None = None
+
+
+class StoreConfig(msgspec.Struct, **_STRICT):
+    path: str = "lmdb"
+    # LMDB reserves address space, not disk: the map can be generous.
+    map_size: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8GiB"))
+    # Group commit: at most this many queued writes share one durable commit.
+    group_commit_max: int = 2048
+    # Extra time the writer waits for more work before committing; 0 commits as soon
+    # as the previous commit is done (the queue that built up meanwhile is the group).
+    group_commit_linger: Duration = msgspec.field(default_factory=lambda: Duration("0ms"))
+
+
+class HsmConfig(msgspec.Struct, **_STRICT):
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "hanko"  # noqa: S105 - a token label, not a secret
+    pin: SecretRef = msgspec.field(default_factory=SecretRef)
+    # SoftHSM only: its configuration file (sets SOFTHSM2_CONF for hanko and its workers).
+    softhsm_conf: str | None = None
+
+
+class SignerConfig(msgspec.Struct, **_STRICT):
+    # 0 means one worker process per CPU.
+    workers: int = 0
+    batch_max: int = 64
+    # Batches of refresh and bulk requests only may grow to this (fewer, larger batches
+    # cost the core less per signature; interactive requests still go in batch_max).
+    # 0: four times batch_max, at most 4096 and queue_max (256 for the defaults).
+    bulk_batch_max: int = 0
+    batch_delay: Duration = msgspec.field(default_factory=lambda: Duration("500us"))
+    queue_max: int = 8192
+    # A worker that does not answer a batch in this time is killed and replaced.
+    batch_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+
+    @property
+    def bulk_batch(self) -> int:
+        """`bulk_batch_max` with its default worked out."""
+        return self.bulk_batch_max or max(
+            self.batch_max, min(4 * self.batch_max, 4096, self.queue_max)
+        )
+
+
+class CaConfig(msgspec.Struct, **_STRICT):
+    root_cert: str
+    issuer_cert: str
+    issuer_key_label: str
+    ocsp_responder_cert: str
+    ocsp_responder_key_label: str
+    # Public base URL written into AIA and CRL distribution points.
+    base_url: str
+    key_type: Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] = "ecdsa-p256"
+
+
+class ProfileConfig(msgspec.Struct, **_STRICT):
+    """A certificate product: what it may contain and how long it may live."""
+
+    level: Literal["ov", "ev"]
+    wildcard: bool = True
+    max_sans: int = 100
+    # "rsa" accepts any RSA size >= 2048 bits; otherwise name each type.
+    key_types: list[str] = msgspec.field(
+        default_factory=lambda: ["rsa", "ecdsa-p256", "ecdsa-p384"]
+    )
+    # None: one day less than the maximum in force on the issuance date (the BR make
+    # the maximum a MUST and one day less a SHOULD, to avoid leap-second ambiguity).
+    default_validity_days: int | None = None
+    # Put the first name into the subject's commonName too. The BR call a common name
+    # NOT RECOMMENDED (pkilint warns), so only profiles for legacy clients turn it on.
+    include_common_name: bool = False
+    # Point certificates at delta CRLs (Freshest CRL). For private PKI profiles only: the
+    # BR profile of a public TLS certificate has no such extension.
+    delta_crl: bool = False
+    # The CRLReasons a revocation of this profile's certificates may give (BR 7.2.2
+    # allows these six for subscriber certificates; a profile may narrow them).
+    # The license kinds that may pay for this profile's certificates.
+    license_kinds: list[str] = msgspec.field(default_factory=lambda: list(LICENSE_KINDS))
+    revocation_reasons: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "unspecified",
+            "keyCompromise",
+            "affiliationChanged",
+            "superseded",
+            "cessationOfOperation",
+            "privilegeWithdrawn",
+        ]
+    )
+
+
+def _default_profiles() -> dict[str, ProfileConfig]:
+    return {"ov": ProfileConfig(level="ov"), "ev": ProfileConfig(level="ev", wildcard=False)}
+
+
+class IssuanceConfig(msgspec.Struct, **_STRICT):
+    # CRL partitions; a certificate's partition is chosen at issuance and never changes.
+    crl_partitions: int = 16
+    # Write the OCSP URL into Authority Information Access.
+    ocsp: bool = True
+    # pkilint on the throwaway-key certificate before the real signature: none, a
+    # sample, or all of them.
+    lint: Literal["none", "sample", "all"] = "none"
+    lint_sample_rate: float = 0.01
+    # One SHA-256 of a SubjectPublicKeyInfo (hex) per line: keys never to certify.
+    blocked_keys_file: str | None = None
+    # The BR validity schedule (SC-081); the entry in force on the issuance date applies.
+    validity_schedule: list[ScheduleEntry] = msgspec.field(
+        default_factory=lambda: list(BR_SCHEDULE)
+    )
+    profiles: dict[str, ProfileConfig] = msgspec.field(default_factory=_default_profiles)
+
+
+class LicenseConfig(msgspec.Struct, **_STRICT):
+    # Every issuance draws on a license of the organization's account. Off only for a
+    # private CA that does not sell certificates (and the benchmark's baseline).
+    enforce: bool = True
+    # The calendar contracts are written in (minutes east of UTC; Japan: 540): a term
+    # that "ends 2015-05-31" ends at midnight there.
+    utc_offset_minutes: int = 540
+    # The inventory view's "expiring soon": lots and terms ending within this time.
+    expiring_soon: Duration = msgspec.field(default_factory=lambda: Duration("30d"))
+
+
+class CrlConfig(msgspec.Struct, **_STRICT):
+    # Where partition CRLs are written (and served from, by the CRL HTTP server).
+    publish_dir: str = "crl"
+    # nextUpdate - thisUpdate; the BR allow at most 10 days.
+    validity: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
+    # A partition is rebuilt this long after its first unpublished revocation (the BR:
+    # within 24 hours), so a burst of revocations costs one build.
+    change_delay: Duration = msgspec.field(default_factory=lambda: Duration("60s"))
+    # Every partition is rebuilt at least this often, changed or not (the BR: 7 days).
+    cadence: Duration = msgspec.field(default_factory=lambda: Duration("1d"))
+    # nextUpdate - thisUpdate of delta CRLs (built when a profile has delta_crl).
+    delta_validity: Duration = msgspec.field(default_factory=lambda: Duration("1d"))
+
+
+class OcspConfig(msgspec.Struct, **_STRICT):
+    # The responder's address: where {ca.base_url}/ocsp (the URL in AIA) is routed.
+    listen: str = "127.0.0.1:8080"
+    # Responder processes sharing the port (SO_REUSEPORT); 0 = one per CPU.
+    processes: int = 0
+    # nextUpdate - thisUpdate; the BR allow 8 hours to 10 days.
+    validity: Duration = msgspec.field(default_factory=lambda: Duration("4d"))
+    # Re-sign once this fraction of the validity has passed (the BR: half-life).
+    refresh_fraction: float = 0.5
+    # CertID hashes a response is pre-signed for. SHA-1 is what OpenSSL, GnuTLS, nginx
+    # and browsers send today; RFC 9919 recommends SHA-256. Each costs a signature.
+    cert_id_hashes: list[Literal["sha1", "sha256"]] = msgspec.field(
+        default_factory=lambda: ["sha1", "sha256"]
+    )
+    # Responses re-signed per signer batch, and batches in flight, by the refresher.
+    refresh_batch: int = 512
+    refresh_parallel: int = 8
+    # Answers each responder process keeps ready (about 3.4 KB each; every process has
+    # its own cache). Past the bound the cache starts again empty.
+    cache_entries: int = 200_000
+    # HTTP limits of the responder: request head, POST body, and timeouts.
+    max_header: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8KiB"))
+    max_body: ByteSize = msgspec.field(default_factory=lambda: ByteSize("4KiB"))
+    idle_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+    request_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
+
+    @property
+    def responder_processes(self) -> int:
+        """`processes` with its default worked out: one per CPU. Two per CPU cut p99 on a
+        200,000-certificate store but cost requests/s and p99 on 1,000,000
+        (docs/architecture.md, "Responder processes")."""
+        return self.processes or os.cpu_count() or 1
+
+
+class ApiConfig(msgspec.Struct, **_STRICT):
+    listen: str = "127.0.0.1:8443"
+    rpc_token: SecretRef = msgspec.field(default_factory=SecretRef)
+    admin_token: SecretRef = msgspec.field(default_factory=SecretRef)
+
+
+class Config(msgspec.Struct, **_STRICT):
+    store: StoreConfig
+    hsm: HsmConfig
+    ca: CaConfig
+    api: ApiConfig
+    signer: SignerConfig = msgspec.field(default_factory=SignerConfig)
+    issuance: IssuanceConfig = msgspec.field(default_factory=IssuanceConfig)
+    crl: CrlConfig = msgspec.field(default_factory=CrlConfig)
+    licenses: LicenseConfig = msgspec.field(default_factory=LicenseConfig)
+    ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
+    # Filled in by load_config: relative paths in the file are relative to its folder.
+    base_dir: str = ""
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
