@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from core.issuance.messages import Identifier
+from core.base.fields import Identifier
 
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 

@@ -29,8 +29,8 @@ from core.base.clock import Clock, to_epoch
 from core.base.errors import HankoError, PolicyError
 from core.base.files import write_atomically
 from core.ca import certs as ca_certs
+from core.ca import lint
 from core.config import Config, read_secret
-from core.issuance import lint
 from core.store import OcspEnvelope, Store, WriteTxn
 from ocsp.codec import ResponseEnvelope
 from signer.algorithms import KeyType, SignAlgorithm, hash_for

@@ -28,9 +28,9 @@ from core.base.clock import Clock, from_epoch, to_epoch
 from core.base.dnsnames import check_common_name, covered_by, normalize_dns_name
 from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError
 from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReason
+from core.ca import lint as lint_mod
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig, ProfileConfig
-from core.issuance import lint as lint_mod
 from core.issuance.intake import CheckedCsr
 from core.issuance.intake_pool import IntakePool, check_inline
 from core.issuance.keys import spki_sha256

@@ -1,6 +1,6 @@
 """Requests and answers of the signing RPC, as msgspec Structs (unknown fields refused).
 
-The published JSON Schema is generated from these types (see core/rpc.py)."""
+The published JSON Schema is generated from these types (see core/api/rpc.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from core.base.fields import Identifier, SerialHex
 from core.base.reasons import ReasonName
 
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
-
-SerialHex = Annotated[
-    str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{1,40}$", description="serial in hex")
-]
-Identifier = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="letters, digits, '.', '_', '-'; at most 64",
-    ),
-]
 
 
 class IssueRequest(msgspec.Struct, **_STRICT):

@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from core.base.errors import PolicyError
 from core.ca import certs as ca_certs
 from core.ca.issuer import issuer_info
-from core.issuance.lint import lint_findings, require_clean
+from core.ca.lint import lint_findings, require_clean
 from core.issuance.profile import build_template
 from core.issuance.tbs import TbsEncoder
 from core.store import OrgRecord

@@ -575,7 +575,8 @@ def test_status_generation_moves_with_every_certificate_write(store: Store) -> N
     g4 = generation()
     child = (
         "import sys; from pathlib import Path; "
-        "from core.store import Store, serial_bytes; from core.base.reasons import RevocationReason; "
+        "from core.store import Store, serial_bytes; "
+        "from core.base.reasons import RevocationReason; "
         "s = Store(Path(sys.argv[1])); "
         "s.write(lambda t: t.revoke(serial_bytes(9003), at=1, actor='c', "
         "reason=RevocationReason.UNSPECIFIED, entry_der=bytes.fromhex(sys.argv[2]))); s.close()"

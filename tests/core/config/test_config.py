@@ -11,7 +11,7 @@ from core.base.errors import ConfigError
 from core.config import OcspConfig, check_config, load_config
 from tests.conftest import DevCA
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _variant(ca: DevCA, tmp_path: Path, old: str, new: str) -> Path:

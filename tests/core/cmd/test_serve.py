@@ -74,7 +74,7 @@ def running(pid: int) -> bool:
 
 def issue_a_batch(base: str, ca: DevCA) -> None:
     """Issue 20 certificates in one batch: enough to start the intake processes."""
-    from tests.core.test_rpc import csr
+    from tests.core.api.test_rpc import csr
 
     with client(base, ca, "admin") as admin:
         paying_org(admin, "s")

@@ -1,0 +1,198 @@
+"""The layers import only downward, and the packages form no cycle.
+
+Every import counts, the lazy ones inside functions too: a lazy import is still a
+dependency, only a later one. Layer by layer, bottom first (docs/architecture.md):
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("core.base",),  # clock, errors, units, DER, files, secrets, children, DNS names
+    ("core.config", "core.store"),
+    ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
+    ("core.issuance", "core.licenses"),  # policy and the engine that orchestrates it
+    ("core.api",),  # router, RPC, admin and licence handlers
+    ("core.cmd",),  # command groups, wiring, serve
+    ("bench",),
+    ("core.main",),  # the entry point: builds the parser from every command group
+)
+TOP_PACKAGES = ("core", "signer", "ocsp", "crl", "bench")
+
+# Modules that must stay free of I/O frameworks: protocol logic and policy, tested
+# without sockets, stores or tokens.
+PURE = ("core.base", "core.issuance.policy", "ocsp.codec", "ocsp.connection", "crl.encoder")
+IO_MODULES = ("trio", "lmdb", "pkcs11", "asyncio", "uvloop", "hypercorn", "socket")
+
+
+def unit_of(module: str) -> str:
+    """The package a module belongs to for layering: the longest LAYERS name it is in."""
+    best = ""
+    for name in itertools.chain.from_iterable(LAYERS):
+        if (module == name or module.startswith(name + ".")) and len(name) > len(best):
+            best = name
+    if not best:
+        raise LookupError(f"{module} is in no layer: add it to tests/test_layering.py")
+    return best
+
+
+def layer_of(module: str) -> int:
+    unit = unit_of(module)
+    return next(i for i, names in enumerate(LAYERS) if unit in names)
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(root: Path, path: Path) -> Iterable[tuple[int, str]]:
+    """(line, imported module) for every import in the file, relative ones resolved."""
+    me = module_name(root, path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            yield node.lineno, target
+            # `from core import main` imports the module core.main
+            for alias in node.names:
+                yield node.lineno, f"{target}.{alias.name}"
+
+
+def project_modules(root: Path, packages: Iterable[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for pkg in packages:
+        for path in sorted((root / pkg).rglob("*.py")):
+            found[module_name(root, path)] = path
+    return found
+
+
+def check(root: Path, packages: tuple[str, ...] = TOP_PACKAGES) -> list[str]:
+    """Every upward import, every package cycle and every I/O import in a pure module."""
+    modules = project_modules(root, packages)
+    problems: list[str] = []
+    edges: dict[str, set[str]] = {}
+    for mod, path in modules.items():
+        if mod in packages:  # the top-level package markers hold nothing
+            continue
+        mine = unit_of(mod)
+        for line, target in imports_of(root, path):
+            top = target.split(".")[0]
+            if top in IO_MODULES and any(mod == p or mod.startswith(p + ".") for p in PURE):
+                problems.append(f"{path.relative_to(root)}:{line}: pure module imports {target}")
+            if target not in modules or target in packages:
+                continue
+            theirs = unit_of(target)
+            if layer_of(target) > layer_of(mod):
+                problems.append(
+                    f"{path.relative_to(root)}:{line}: {mod} (layer {layer_of(mod)}) imports"
+                    f" {target} (layer {layer_of(target)}) upward"
+                )
+            if theirs != mine:
+                edges.setdefault(mine, set()).add(theirs)
+    for group in cycles(edges):
+        problems.append(f"packages that import each other in a cycle: {', '.join(group)}")
+    return problems
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Each group of packages that import each other round a cycle (Tarjan's strongly
+    connected components of more than one package)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_layers_import_only_downward_and_packages_form_no_cycle() -> None:
+    assert check(ROOT) == []
+
+
+def test_every_product_module_is_in_a_layer() -> None:
+    for mod in project_modules(ROOT, TOP_PACKAGES):
+        if mod not in TOP_PACKAGES:
+            unit_of(mod)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for pkg in TOP_PACKAGES:
+        (tmp_path / pkg).mkdir(exist_ok=True)
+        (tmp_path / pkg / "__init__.py").touch()
+    return tmp_path
+
+
+def test_an_upward_import_is_found_even_inside_a_function(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "core/base/__init__.py": "",
+            "core/base/clock.py": "def now():\n    from core.api import router\n",
+            "core/api/__init__.py": "",
+            "core/api/router.py": "from core.base import clock\n",
+        },
+    )
+    problems = check(root)
+    assert any("core.base.clock (layer 0) imports core.api.router (layer 4)" in p for p in problems)
+
+
+def test_a_cycle_between_packages_of_one_layer_is_found(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "ocsp/codec.py": "import crl.encoder\n",
+            "crl/encoder.py": "from ocsp import presign\n",
+            "ocsp/presign.py": "",
+        },
+    )
+    assert check(root) == ["packages that import each other in a cycle: crl, ocsp"]
+
+
+@pytest.mark.parametrize("module", ["trio", "lmdb", "pkcs11.util"])
+def test_a_pure_module_importing_io_is_found(tmp_path: Path, module: str) -> None:
+    root = _tree(tmp_path, {"ocsp/codec.py": f"import {module}\n"})
+    assert check(root) == [f"ocsp/codec.py:1: pure module imports {module}"]
