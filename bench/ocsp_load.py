@@ -103,7 +103,7 @@ def load_store(
                 rec = CertRecord(
                     serial=serial, issuer=issuer_key_id, status=CertStatus.GOOD,
                     not_before=now - 86400, not_after=now + 90 * 86400, names=[],
-                    account="bench", profile="ov", partition=serial[-1] % 16, der=b"",
+                    organization="bench", profile="ov", partition=serial[-1] % 16, der=b"",
                 )  # fmt: skip
                 txn.insert_cert(rec, at_us=now * 1_000_000, actor="bench")
                 if is_revoked:

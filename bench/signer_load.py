@@ -29,7 +29,8 @@ from core.base.errors import HankoError
 from core.cmd.wiring import signer_pool, worker_spec
 from core.config import Config, load_config
 from signer.algorithms import KeyType, SignAlgorithm
-from signer.pool import Priority, SignerPool, WorkerSpec
+from signer.api import Priority
+from signer.pool import SignerPool, WorkerSpec
 
 MESSAGE = os.urandom(700)
 BENCH_KEYS = {

@@ -37,8 +37,7 @@ from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.records import CrlState
 from crl.encoder import signed_parts, tbs_parts
 from crl.schedule import Job, Kind, plan
-from signer.pool import Priority
-from signer.splice import BatchSigner
+from signer.api import BatchSigner, Priority
 
 PARTITIONS_COUNTER = "crl:partitions"
 

@@ -28,8 +28,7 @@ from core.store import (
     WriteTxn,
 )
 from ocsp.presign import Presigner, lacks_revocation_time
-from signer.pool import Priority
-from signer.splice import BatchSigner
+from signer.api import BatchSigner, Priority
 
 log = logging.getLogger("hanko.ocsp")
 

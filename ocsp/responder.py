@@ -20,7 +20,8 @@ from collections.abc import Callable
 import msgspec
 
 from core.base.errors import MalformedOcspRequest
-from core.store.records import SERIAL_WIDTH, ocsp_response_in
+from core.store.keys import SERIAL_WIDTH
+from core.store.records import ocsp_response_in
 from ocsp.codec import (
     CertIdHash,
     Envelopes,

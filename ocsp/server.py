@@ -35,8 +35,7 @@ import uvloop
 from cryptography import x509
 
 from core.base.errors import HankoError
-from core.store import ENVELOPE_GENERATION_KEY, STATUS_GENERATION_KEY, Store
-from core.store.records import ENVELOPE_PREFIX
+from core.store import Store
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.responder import MALFORMED, Answer, Responder
@@ -81,21 +80,16 @@ class ResponderState:
     def __init__(self, settings: ServerSettings, store: Store) -> None:
         self.settings = settings
         self._parent = os.getppid()
-        self._env = store.env
-        self._ocsp_db = store.handle("ocsp")
-        self._certs_db = store.handle("certs")
-        self._meta_db = store.handle("meta")
-        self._counters_db = store.handle("counters")
+        self._view = store.ocsp_view()
         self._status: bytes | None = None  # the store's status generation, as last read
         self._envelopes: bytes | None = None  # and its envelope generation
-        self._txn: Any = None
         issuer = x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes())
         self.responder = Responder(
             IssuerHashes(issuer),
             frozenset(CertIdHash(h) for h in settings.hashes),
-            lookup=self._get_ocsp,
-            issued=self._issued,
-            envelope=self._get_envelope,
+            lookup=self._view.response,
+            issued=self._view.issued,
+            envelope=self._view.envelope,
             refresh=self._renew,
         )
         self.prefix = settings.prefix.encode()
@@ -108,22 +102,9 @@ class ResponderState:
         self.answered = 0
         self.tick(time.monotonic(), int(time.time()))
 
-    def _get_ocsp(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._txn.get(key, db=self._ocsp_db)
-        return value
-
-    def _get_envelope(self, key_hash: bytes) -> bytes | None:
-        value: bytes | None = self._txn.get(ENVELOPE_PREFIX + key_hash, db=self._meta_db)
-        return value
-
-    def _issued(self, key: bytes) -> bool:
-        return self._txn.get(key, db=self._certs_db) is not None
-
     def tick(self, now: float, wall: int) -> None:
         """The 100 ms tick: `now` monotonic, `wall` the epoch second."""
         self.now = now
-        if self._txn is None:
-            self._txn = self._env.begin(buffers=False)
         if wall != self.second:
             self.second = wall
             self.date = http.http_date(wall)
@@ -131,20 +112,22 @@ class ResponderState:
         self._renew()
 
     def _renew(self) -> None:
-        # py-lmdb has no renew(): a fresh read transaction ten times a second is cheap.
-        self._txn.abort()
-        self._txn = self._env.begin(buffers=False)
-        status = self._txn.get(STATUS_GENERATION_KEY, db=self._counters_db)
+        view = self._view
+        view.renew()
+        status = view.status_generation()
         if status != self._status:
             self._status = status
             self.gen += 1
-        envelopes = self._txn.get(ENVELOPE_GENERATION_KEY, db=self._counters_db)
+        envelopes = view.envelope_generation()
         if envelopes != self._envelopes:
             # A responder certificate was renewed: every answer carries the old one.
             # (At start there is nothing to forget yet: clearing costs nothing.)
             self.cache.clear()
             self.responder.forget_envelopes()
             self._envelopes = envelopes
+
+    def close(self) -> None:
+        self._view.close()
 
     async def ticker(self) -> None:
         sweep_every = int(1 / TICK)
@@ -174,7 +157,7 @@ class ResponderState:
             raise http.HttpError(405, "use GET or POST")
         entry = self.cache.get(key)
         if entry is not None and entry.gen != self.gen:
-            raw = self._get_ocsp(entry.answer.key)
+            raw = self._view.response(entry.answer.key)
             if raw == entry.raw:
                 entry.gen = self.gen
             else:
@@ -188,7 +171,7 @@ class ResponderState:
             answer = self.responder.answer(der, self.second)
             if not answer.successful:
                 return self._plain(answer.body, head)
-            raw = self._get_ocsp(answer.key) or b""
+            raw = self._view.response(answer.key) or b""
             etag = b'"%s"' % hashlib.sha1(answer.body).hexdigest()[:20].encode()  # noqa: S324 - an ETag, not security
             fixed = b"".join(
                 (
@@ -354,6 +337,7 @@ async def serve(settings: ServerSettings) -> None:
         conn.transport.close()
     with contextlib.suppress(asyncio.CancelledError):
         await ticker
+    state.close()
     store.close()
 
 

@@ -16,7 +16,6 @@ with a clear SignerError if that fails too.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import os
 import subprocess
@@ -31,6 +30,7 @@ import trio
 
 from core.base.errors import HsmUnavailable, SignerClosed, SignerError, SignerOverloaded
 from signer.algorithms import PREHASHED, SignAlgorithm
+from signer.api import Priority
 from signer.messages import (
     FROM_WORKER,
     BatchResult,
@@ -44,12 +44,6 @@ from signer.messages import (
 
 START_TIMEOUT = 30.0
 RESTART_BACKOFF = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-class Priority(enum.IntEnum):
-    INTERACTIVE = 0  # issuance a portal is waiting for
-    REFRESH = 1  # OCSP re-signing before the refresh point
-    BULK = 2  # rebuilds, benchmarks, back-fills
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from core.base.errors import SignerError
 from signer.algorithms import SignAlgorithm
-from signer.pool import Priority
+from signer.api import Priority
 
 SoftwareKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

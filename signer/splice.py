@@ -11,7 +11,6 @@ signature (a BasicOCSPResponse's certs) is kept.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -19,25 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from core.base.der import bit_string, ecdsa_signature_from_raw, read_tlv, sequence
 from core.base.errors import SignerError
 from signer.algorithms import KeyType, SignAlgorithm, hash_for
+from signer.api import BatchSigner, Priority
 from signer.hsm_key import HsmEcPrivateKey, HsmRsaPrivateKey, hsm_private_key
-from signer.pool import Priority
 
 _SEQUENCE = 0x30
 _BIT_STRING = 0x03
-
-
-class BatchSigner(Protocol):
-    async def sign_many(
-        self,
-        items: Sequence[tuple[str, SignAlgorithm, bytes]],
-        *,
-        priority: Priority = ...,
-        wait: bool = ...,
-    ) -> list[bytes | SignerError]: ...
-
-    async def sign_digest(
-        self, label: str, alg: SignAlgorithm, digest: bytes, *, priority: Priority = ...
-    ) -> bytes: ...
 
 
 def split_signed(der: bytes) -> tuple[bytes, bytes, bytes]:

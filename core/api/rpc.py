@@ -116,7 +116,7 @@ def routes(
     async def put_domain(request: Request) -> tuple[int, Any]:
         org_id = request.params["org"]
         rec = domain_record(org_id, await request.json(DomainIn), clock)
-        at_us = to_epoch(clock.now()) * 1_000_000
+        at_us = clock.now_us()
 
         await writer.submit(lambda t: t.put_domain(rec, at_us=at_us, actor="admin"))
         return 201, domain_out(rec)
@@ -124,7 +124,7 @@ def routes(
     async def remove_domain(request: Request) -> tuple[int, Any]:
         org_id = request.params["org"]
         domain = normalize_dns_name(request.params["domain"], allow_wildcard=False)
-        at_us = to_epoch(clock.now()) * 1_000_000
+        at_us = clock.now_us()
         rec = await writer.submit(
             lambda t: t.remove_domain(org_id, domain, at_us=at_us, actor="admin")
         )

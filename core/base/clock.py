@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
-from typing import Protocol
 
 UTC = dt.UTC
+US_PER_SECOND = 1_000_000
 
 
-class Clock(Protocol):
+class Clock(abc.ABC):
+    @abc.abstractmethod
     def now(self) -> dt.datetime:
         """The current time, timezone-aware UTC."""
-        ...
+
+    def now_us(self) -> int:
+        """The current time in microseconds since the epoch, at whole seconds: what the
+        audit log records (records made in one second share it, as the store's times do)."""
+        return to_epoch(self.now()) * US_PER_SECOND
 
 
-class SystemClock:
+class SystemClock(Clock):
     def now(self) -> dt.datetime:
         return dt.datetime.now(UTC)
 
 
-class FixedClock:
+class FixedClock(Clock):
     """A clock for tests: stands still until told to move."""
 
     def __init__(self, at: dt.datetime) -> None:
@@ -44,3 +50,8 @@ def to_epoch(at: dt.datetime) -> int:
 
 def from_epoch(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, UTC)
+
+
+def epoch_us(seconds: int) -> int:
+    """Epoch seconds as the audit log's microseconds."""
+    return seconds * US_PER_SECOND

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core.base.clock import Clock, to_epoch
+from core.base.clock import Clock, epoch_us, to_epoch
 from core.base.errors import HankoError, PolicyError
 from core.base.files import write_atomically
 from core.ca import certs as ca_certs
@@ -129,7 +129,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
     def op(txn: WriteTxn) -> None:
         txn.put_ocsp_envelope(envelope)
         txn.audit(
-            at_us=to_epoch(now) * 1_000_000,
+            at_us=epoch_us(to_epoch(now)),
             actor="cli",
             action="ocsp.responder_renewed",
             subject=f"{renewed.serial_number:x}",

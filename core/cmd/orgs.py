@@ -42,14 +42,14 @@ def cmd_org_create(args: argparse.Namespace) -> int:
 
 
 def cmd_domain_remove(args: argparse.Namespace) -> int:
-    from core.base.clock import SystemClock, to_epoch
+    from core.base.clock import SystemClock
     from core.base.dnsnames import normalize_dns_name
     from core.cmd.wiring import open_store
     from core.config import load_config
 
     cfg = load_config(args.config)
     domain = normalize_dns_name(args.domain, allow_wildcard=False)
-    at_us = to_epoch(SystemClock().now()) * 1_000_000
+    at_us = SystemClock().now_us()
     with open_store(cfg) as store:
         store.write(lambda t: t.remove_domain(args.org, domain, at_us=at_us, actor="cli"))
     print(f"domain {domain} removed from {args.org}: no new certificate will name it")
@@ -59,14 +59,14 @@ def cmd_domain_remove(args: argparse.Namespace) -> int:
 def cmd_domain_validate(args: argparse.Namespace) -> int:
     from core.api.admin_messages import DomainIn
     from core.api.rpc import domain_record
-    from core.base.clock import SystemClock, to_epoch
+    from core.base.clock import SystemClock
     from core.cmd.wiring import open_store
     from core.config import load_config
 
     cfg = load_config(args.config)
     rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
 
-    at_us = to_epoch(SystemClock().now()) * 1_000_000
+    at_us = SystemClock().now_us()
     with open_store(cfg) as store:
         store.write(lambda t: t.put_domain(rec, at_us=at_us, actor="cli"))
     if args.json:

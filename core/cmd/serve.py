@@ -75,7 +75,7 @@ def build_app(
             "signer": msgspec.to_builtins(pool.statistics()),
             "writer": msgspec.to_builtins(writer.statistics()),
             "store": store.stat(),
-            "issuance": {"issued": engine.issued, "linted": engine.linted},
+            "issuance": msgspec.to_builtins(engine.statistics()),
             "ocsp_refresher": (
                 msgspec.to_builtins(refresher.statistics()) if refresher is not None else None
             ),

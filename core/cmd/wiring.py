@@ -25,8 +25,9 @@ from ocsp.refresher import OcspRefresher
 from ocsp.server import ServerSettings
 from ocsp.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
+from signer.api import BatchSigner
 from signer.pool import SignerPool, WorkerSpec
-from signer.splice import BatchSigner, signature_algorithm_der
+from signer.splice import signature_algorithm_der
 
 
 def open_store(cfg: Config, *, readonly: bool = False) -> Store:

@@ -28,9 +28,10 @@ _PEM = re.compile(
 
 
 @dataclass(frozen=True)
-class CsrInfo:
-    public_key: CertificatePublicKeyTypes
-    requested_names: tuple[str, ...]  # as written by the customer, CN first
+class CsrRequest:
+    """What a CSR asks for, as written by the customer."""
+
+    names: tuple[str, ...]  # CN first, then the SAN DNS names, deduplicated
     common_name: str | None
 
 
@@ -56,7 +57,8 @@ def _der_from(data: bytes) -> bytes:
         raise PolicyError("csr_malformed", "the CSR's base64 body is damaged") from None
 
 
-def parse_csr(data: bytes | str) -> CsrInfo:
+def parse_csr(data: bytes | str) -> tuple[CertificatePublicKeyTypes, CsrRequest]:
+    """The CSR's public key (its proof of possession verified) and what it asks for."""
     raw = data.encode() if isinstance(data, str) else data
     der = _der_from(raw)
     try:
@@ -105,4 +107,4 @@ def parse_csr(data: bytes | str) -> CsrInfo:
     seen: dict[str, None] = {}
     for name in names:
         seen.setdefault(name, None)
-    return CsrInfo(public_key=public_key, requested_names=tuple(seen), common_name=common_name)
+    return public_key, CsrRequest(names=tuple(seen), common_name=common_name)

@@ -12,32 +12,38 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 
 from core.base.errors import PolicyError
-from core.issuance.csr import parse_csr
+from core.issuance.csr import CsrRequest, parse_csr
 from core.issuance.keys import check_subscriber_key
+
+Item = tuple[str, tuple[str, ...]]  # (CSR text, the key types the profile allows)
 
 
 @dataclass(frozen=True)
 class CheckedCsr:
-    spki: bytes
-    names: tuple[str, ...]  # as requested, CN first
-    common_name: str | None
+    spki: bytes  # SubjectPublicKeyInfo DER of a key the profile allows
+    request: CsrRequest
 
 
 def check_csr(text: str, allowed: tuple[str, ...]) -> CheckedCsr:
-    info = parse_csr(text)
-    key = check_subscriber_key(info.public_key, allowed=allowed)
+    public_key, request = parse_csr(text)
+    key = check_subscriber_key(public_key, allowed=allowed)
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return CheckedCsr(spki=spki, names=info.requested_names, common_name=info.common_name)
+    return CheckedCsr(spki=spki, request=request)
 
 
-def check_many(items: list[tuple[str, tuple[str, ...]]]) -> list[CheckedCsr | tuple[str, str]]:
-    """For the pool: refusals come back as (code, message), which pickle cleanly."""
-    out: list[CheckedCsr | tuple[str, str]] = []
+def check_each(items: list[Item]) -> list[CheckedCsr | PolicyError]:
+    out: list[CheckedCsr | PolicyError] = []
     for text, allowed in items:
         try:
             out.append(check_csr(text, allowed))
         except PolicyError as exc:
-            out.append((exc.code, exc.message))
+            out.append(exc)
     return out
+
+
+def check_portable(items: list[Item]) -> list[CheckedCsr | tuple[str, str]]:
+    """`check_each` for the pool: refusals come back as (code, message), which pickle
+    cleanly (PolicyError's own arguments do not round-trip)."""
+    return [r if isinstance(r, CheckedCsr) else (r.code, r.message) for r in check_each(items)]

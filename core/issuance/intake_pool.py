@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import trio
 
 from core.base.errors import PolicyError
-from core.issuance.intake import CheckedCsr, check_csr, check_many
+from core.issuance.intake import CheckedCsr, Item, check_each, check_portable
 
 INLINE_BELOW = 16  # requests; fewer than this are checked in the calling process
 PARENT_CHECK_SECONDS = 0.5
@@ -46,14 +46,13 @@ class IntakePool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    async def check(
-        self, items: list[tuple[str, tuple[str, ...]]]
-    ) -> list[CheckedCsr | PolicyError]:
+    async def check(self, items: list[Item]) -> list[CheckedCsr | PolicyError]:
         if len(items) < INLINE_BELOW:
-            return check_inline(items)
+            return check_each(items)
         size = -(-len(items) // self._processes)
         futures = [
-            self._pool().submit(check_many, items[i : i + size]) for i in range(0, len(items), size)
+            self._pool().submit(check_portable, items[i : i + size])
+            for i in range(0, len(items), size)
         ]
         self.batches += 1
         out: list[CheckedCsr | PolicyError] = []
@@ -74,13 +73,3 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def check_inline(items: list[tuple[str, tuple[str, ...]]]) -> list[CheckedCsr | PolicyError]:
-    out: list[CheckedCsr | PolicyError] = []
-    for text, allowed in items:
-        try:
-            out.append(check_csr(text, allowed))
-        except PolicyError as exc:
-            out.append(exc)
-    return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from core.base.clock import epoch_us
 from core.base.errors import Conflict, NotFound, PolicyError
 from core.licenses import policy
 from core.licenses.policy import CHARGING_KINDS, Operation, Outcome
@@ -97,6 +98,53 @@ def license_for(read: ReadTxn, org: OrgRecord, requested: str | None) -> License
     if lic.account != org.account:
         raise PolicyError("license_not_of_account", f"license {lic.id} belongs to another account")
     return lic
+
+
+def precheck_issue(
+    read: ReadTxn,
+    *,
+    requested: str | None,
+    org: OrgRecord,
+    profile: str,
+    allowed_kinds: Sequence[str],
+    names: Sequence[str],
+    operation: Operation,
+    previous: CertRecord | None,
+    serial: str,
+    not_before: int,
+    not_after: int,
+    settings: Settings,
+) -> tuple[Operation, str]:
+    """Which license pays for an issuance, and whether it can, asked on a snapshot before
+    anything is signed (a refusal costs no signature). `charge_issue` asks again in the
+    commit, where concurrent issuances are serialized. Returns the operation as licensing
+    sees it (a certificate from before licensing is reissued as a new one: it pays)."""
+    if operation == "reissue" and previous is not None and previous.license:
+        lic = read.get_license(previous.license)
+        if lic is None:
+            raise PolicyError("license_unknown", f"no license {previous.license!r}")
+        if requested is not None and requested != lic.id:
+            raise PolicyError(
+                "license_mismatch",
+                f"a reissue stays on its original's license {lic.id}, not {requested}",
+            )
+    else:
+        operation = "new" if operation == "reissue" else operation
+        lic = license_for(read, org, requested)
+    issue_outcome(
+        read,
+        policy.lapse(lic, not_before).license,
+        operation=operation,
+        allowed_kinds=allowed_kinds,
+        profile=profile,
+        names=names,
+        not_before=not_before,
+        not_after=not_after,
+        serial=serial,
+        previous=previous,
+        settings=settings,
+    )
+    return operation, lic.id
 
 
 def issue_outcome(
@@ -272,7 +320,7 @@ def save_account(
 ) -> AccountRecord:
     """Store a changed account with its audit record, in the same transaction."""
     txn.put_account(acct)
-    txn.audit(at_us=now * 1_000_000, actor=actor, action=action, subject=acct.id, detail=detail)
+    txn.audit(at_us=epoch_us(now), actor=actor, action=action, subject=acct.id, detail=detail)
     return acct
 
 

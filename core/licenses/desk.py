@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
-from core.base.clock import Clock, from_epoch, to_epoch
+from core.base.clock import Clock, epoch_us, from_epoch, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import PolicyError
 from core.licenses import book, policy, terms
@@ -66,7 +66,7 @@ class LicenseDesk:
         )
 
         def op(txn: WriteTxn) -> lm.AccountView:
-            book.create_account(txn, rec, at_us=now * 1_000_000, actor=actor)
+            book.create_account(txn, rec, at_us=epoch_us(now), actor=actor)
             return self.account_view(txn, rec.id)
 
         return op
@@ -129,7 +129,7 @@ class LicenseDesk:
                     rec = msgspec.structs.replace(
                         rec, account=existing.account, parent=existing.parent
                     )
-            txn.put_org(rec, at_us=now * 1_000_000, actor=actor)
+            txn.put_org(rec, at_us=epoch_us(now), actor=actor)
             return rec
 
         return op
@@ -323,7 +323,7 @@ class LicenseDesk:
             found.append(
                 lm.CertSummary(
                     serial=cert.serial.hex(),
-                    organization=cert.account,
+                    organization=cert.organization,
                     profile=cert.profile,
                     names=list(cert.names),
                     status="good" if good else "revoked",

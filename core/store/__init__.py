@@ -1,12 +1,9 @@
-"""The LMDB certificate status store: records, transactions and the group-commit writer."""
+"""The store: the LMDB environment, records, one module of reads and writes per domain
+(certs, crl, ocsp, licensing, orgs, audit, counters), the key layout (keys.py), the
+responder's read-only view and the group-commit writer."""
 
-from core.store.lmdb_store import (
-    ENVELOPE_GENERATION_KEY,
-    STATUS_GENERATION_KEY,
-    ReadTxn,
-    Store,
-    WriteTxn,
-)
+from core.store.environment import Store
+from core.store.keys import ENVELOPE_GENERATION_KEY, STATUS_GENERATION_KEY, serial_bytes
 from core.store.records import (
     AccountRecord,
     AuditEntry,
@@ -23,8 +20,8 @@ from core.store.records import (
     OcspRecord,
     OrgRecord,
     RevocationRecord,
-    serial_bytes,
 )
+from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 from core.store.writer import GroupCommitWriter
 
 __all__ = [
@@ -37,6 +34,8 @@ __all__ = [
     "CertStatus",
     "CertStatusView",
     "DomainRecord",
+    "Done",
+    "Failed",
     "GroupCommitWriter",
     "IdempotencyRecord",
     "LedgerEntry",

@@ -20,10 +20,6 @@ T = TypeVar("T")
 # 2: CRL entries, log, expiry index and partition state (crl_* databases).
 SCHEMA_VERSION = 2
 
-# Serials are at most 20 octets (RFC 5280 4.1.2.2); keys pad them to this width so that
-# LMDB's byte order is the serial's numeric order.
-SERIAL_WIDTH = 20
-
 
 class CertStatus(enum.IntEnum):
     GOOD = 0
@@ -37,7 +33,7 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     not_before: int  # epoch seconds
     not_after: int
     names: list[str]
-    account: str
+    organization: str  # the validated subject's organization id
     profile: str
     partition: int  # CRL partition, fixed at issuance for the certificate's life
     der: bytes
@@ -46,9 +42,9 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     # When the order was first issued; a reissue keeps it, so windows that run "from
     # issuance" (adding names by reissue) cannot be stretched by reissuing again.
     first_issued: int | None = None
-    # Licensing (issue 7). `account_id` is the paying account (`account` above is the
-    # organization); `charged` is what the certificate took from `license` (cert-days or
-    # units); `released` once a pooled charge was returned or a live slot freed.
+    # Licensing: `account_id` is the paying account; `charged` is what the certificate
+    # took from `license` (cert-days or units); `released` once a pooled charge was
+    # returned or a live slot freed.
     account_id: str = ""
     license: str = ""
     charged: int = 0
@@ -68,7 +64,7 @@ class CertStatusView(msgspec.Struct, array_like=True, frozen=True, gc=False):
     not_before: msgspec.Raw
     not_after: int
     names: msgspec.Raw
-    account: msgspec.Raw
+    organization: msgspec.Raw
     profile: msgspec.Raw
     partition: msgspec.Raw
     der: msgspec.Raw
@@ -242,38 +238,6 @@ LICENSE = Codec(LicenseRecord)
 LEDGER = Codec(LedgerEntry)
 
 
-def serial_bytes(serial: int) -> bytes:
-    """The store's form of a serial: minimal unsigned big-endian octets, no leading zero."""
-    if serial <= 0:
-        raise ValueError("serials are positive integers")
-    return serial.to_bytes((serial.bit_length() + 7) // 8, "big")
-
-
-def serial_key(serial: bytes) -> bytes:
-    if not 0 < len(serial) <= SERIAL_WIDTH or serial[0] == 0:
-        raise ValueError(
-            f"serial must be 1..{SERIAL_WIDTH} octets without a leading zero, got {serial.hex()}"
-        )
-    return serial.rjust(SERIAL_WIDTH, b"\0")
-
-
-def revocation_key(issuer: bytes, partition: int, serial: bytes) -> bytes:
-    """issuer | partition | serial: one LMDB range per CRL partition, in serial order."""
-    return issuer + partition.to_bytes(2, "big") + serial_key(serial)
-
-
-def partition_prefix(issuer: bytes, partition: int) -> bytes:
-    return issuer + partition.to_bytes(2, "big")
-
-
-def seq_key(prefix: bytes, seq: int) -> bytes:
-    return prefix + seq.to_bytes(8, "big")
-
-
-def expiry_key(not_after: int, serial: bytes) -> bytes:
-    return not_after.to_bytes(8, "big") + serial_key(serial)
-
-
 # Pre-signed OCSP responses, one record per serial: a fixed header, then one signed
 # response per CertID hash (SHA-1, SHA-256). A flat layout rather than msgpack because
 # the responder reads it on every request and only needs one slice of it.
@@ -286,11 +250,6 @@ def expiry_key(not_after: int, serial: bytes) -> bytes:
 _OCSP_HEADER = 24
 _OCSP_HEAD = struct.Struct(">QQQ")  # this_update, next_update, refresh_at
 _OCSP_ENTRY = struct.Struct(">BI")  # CertIdHash value, length of the response
-# Where the header keeps refresh_at: big-endian, as the due index keys start with it.
-OCSP_REFRESH_AT = slice(16, _OCSP_HEADER)
-ENVELOPE_PREFIX = b"ocsp_envelope:"
-# The notBefore (8 bytes, epoch seconds) of the certificate in a key's stored envelope.
-ENVELOPE_SINCE_PREFIX = b"ocsp_envelope_since:"
 
 
 class OcspEnvelope(msgspec.Struct, frozen=True, gc=False):
@@ -352,12 +311,3 @@ def ocsp_response_in(raw: bytes, hash_id: int) -> tuple[int, int, bytes] | None:
             )
         pos += 5 + size
     return None
-
-
-def due_key(at: int, serial: bytes) -> bytes:
-    return due_key_at(at, serial_key(serial))
-
-
-def due_key_at(at: int, key: bytes) -> bytes:
-    """`due_key` of a serial already made a store key (`serial_key`)."""
-    return at.to_bytes(8, "big") + key

@@ -16,19 +16,23 @@ import msgspec
 import trio
 
 from core.base.errors import StoreError
-from core.store.lmdb_store import Store, WriteTxn
+from core.store.environment import Store
+from core.store.transactions import Done, Failed, WriteTxn
 
 T = TypeVar("T")
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("done", "error", "op", "value")
+    __slots__ = ("done", "op", "result")
 
     def __init__(self, op: Callable[[WriteTxn], T]) -> None:
         self.op = op
         self.done = trio.Event()
-        self.value: T | None = None
-        self.error: BaseException | None = None
+        self.result: Done[T] | Failed | None = None
+
+    def finish(self, result: Done[T] | Failed) -> None:
+        self.result = result
+        self.done.set()
 
 
 class WriterStatistics(msgspec.Struct, frozen=True):
@@ -63,9 +67,10 @@ class GroupCommitWriter:
         pending: _Pending[T] = _Pending(op)
         self._send.send_nowait(pending)
         await pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return pending.value  # type: ignore[return-value]
+        result = pending.result
+        if isinstance(result, Done):
+            return result.value
+        raise result.error if result is not None else StoreError("write never finished")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer loop; start it with `nursery.start(writer.run)`."""
@@ -90,8 +95,7 @@ class GroupCommitWriter:
                     pending = self._receive.receive_nowait()
                 except trio.WouldBlock:
                     break
-                pending.error = StoreError("the store writer stopped before this write")
-                pending.done.set()
+                pending.finish(Failed(StoreError("the store writer stopped before this write")))
 
     async def _commit(self, group: list[_Pending[Any]]) -> None:
         ops = [p.op for p in group]
@@ -102,20 +106,16 @@ class GroupCommitWriter:
         except Exception as exc:
             err = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
             for p in group:
-                p.error = err
-                p.done.set()
+                p.finish(Failed(err))
             self._failed += len(group)
             return
         self._commits += 1
         self._ops += len(group)
         self._largest = max(self._largest, len(group))
-        for p, (ok, value) in zip(group, results, strict=True):
-            if ok:
-                p.value = value
-            else:
-                p.error = value
+        for p, result in zip(group, results, strict=True):
+            if isinstance(result, Failed):
                 self._failed += 1
-            p.done.set()
+            p.finish(result)
 
     def statistics(self) -> WriterStatistics:
         return WriterStatistics(

@@ -15,7 +15,8 @@ from core.base.errors import SignerError
 from core.cmd.wiring import crl_publisher, open_store, signer_pool, store_writer
 from core.config import load_config
 from signer.algorithms import SignAlgorithm
-from signer.pool import Priority, SignerPool
+from signer.api import Priority
+from signer.pool import SignerPool
 
 
 class Stalling:

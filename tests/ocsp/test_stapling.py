@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from core.store.records import serial_bytes
+from core.store.keys import serial_bytes
 from tests.conftest import DevCA, free_port, hanko
 
 Ready = tuple[httpx.Client, httpx.Client, DevCA]

@@ -25,7 +25,8 @@ from core.ca.bootstrap import OCSP_LABEL
 from core.cmd.wiring import signer_pool
 from core.config import Config
 from signer.algorithms import SignAlgorithm
-from signer.pool import Priority, SignerPool
+from signer.api import Priority
+from signer.pool import SignerPool
 from tests.conftest import DevCA
 
 

@@ -31,8 +31,8 @@ def pem(csr: x509.CertificateSigningRequest) -> str:
 
 
 def test_names_cn_first_deduplicated() -> None:
-    info = parse_csr(pem(make_csr()))
-    assert info.requested_names == ("www.example.co.jp", "api.example.co.jp")
+    _, info = parse_csr(pem(make_csr()))
+    assert info.names == ("www.example.co.jp", "api.example.co.jp")
     assert info.common_name == "www.example.co.jp"
 
 
@@ -49,12 +49,12 @@ def test_names_cn_first_deduplicated() -> None:
 )
 def test_pem_variants(mangle: object) -> None:
     text = mangle(pem(make_csr()))  # type: ignore[operator]
-    assert parse_csr(text).requested_names[0] == "www.example.co.jp"
+    assert parse_csr(text)[1].names[0] == "www.example.co.jp"
 
 
 def test_der() -> None:
     der = make_csr().public_bytes(serialization.Encoding.DER)
-    assert parse_csr(der).common_name == "www.example.co.jp"
+    assert parse_csr(der)[1].common_name == "www.example.co.jp"
 
 
 def test_der_ending_in_a_whitespace_byte() -> None:
@@ -66,7 +66,7 @@ def test_der_ending_in_a_whitespace_byte() -> None:
             break
     else:
         pytest.fail("no CSR ending in a whitespace byte was generated")
-    assert parse_csr(der).common_name == "www.example.co.jp"
+    assert parse_csr(der)[1].common_name == "www.example.co.jp"
 
 
 def test_ou_and_email_are_accepted_and_ignored() -> None:
@@ -76,8 +76,8 @@ def test_ou_and_email_are_accepted_and_ignored() -> None:
             x509.NameAttribute(NameOID.EMAIL_ADDRESS, "admin@example.co.jp"),
         ]
     )
-    info = parse_csr(pem(csr))
-    assert info.requested_names == ("www.example.co.jp", "api.example.co.jp")
+    _, info = parse_csr(pem(csr))
+    assert info.names == ("www.example.co.jp", "api.example.co.jp")
 
 
 def code_of(data: str | bytes) -> str:

@@ -533,7 +533,7 @@ def test_lint_all_runs_pkilint_before_signing(ca: DevCA) -> None:
     ]
 
     async def job(engine: IssuanceEngine) -> tuple[list[Any], int]:
-        return await engine.issue_many(reqs, actor="t"), engine.linted
+        return await engine.issue_many(reqs, actor="t"), engine.statistics().linted
 
     results, linted = run(ca, clock, job, config=config, **setup("lint", NOW))
     assert all(isinstance(r, IssueResult) for r in results)

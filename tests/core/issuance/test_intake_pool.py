@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from core.base.errors import PolicyError
-from core.issuance.intake import CheckedCsr
-from core.issuance.intake_pool import INLINE_BELOW, IntakePool, check_inline
+from core.issuance.intake import CheckedCsr, check_each
+from core.issuance.intake_pool import INLINE_BELOW, IntakePool
 
 ALL = ("rsa", "ecdsa-p256", "ecdsa-p384")
 
@@ -43,7 +43,7 @@ def test_pool_matches_inline() -> None:
     try:
         pooled = trio.run(pool.check, items)
         assert pool.batches == 1  # large enough to use the processes
-        inline = check_inline(items)
+        inline = check_each(items)
     finally:
         pool.close()
     assert len(pooled) == len(inline) == len(items)

@@ -73,7 +73,7 @@ def cert(out: policy.Outcome, when: str, *, days: int = 90, serial: bytes = b"\x
         not_before=now,
         not_after=now + days * DAY - 1,
         names=["a.example.jp"],
-        account="o",
+        organization="o",
         profile="ov",
         partition=0,
         der=b"",

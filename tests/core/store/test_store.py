@@ -21,6 +21,7 @@ from core.store import (
     CertRecord,
     CertStatus,
     CertStatusView,
+    Failed,
     GroupCommitWriter,
     OcspEnvelope,
     OcspRecord,
@@ -28,7 +29,7 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
-from core.store.records import due_key
+from core.store.keys import due_key
 from crl.encoder import revoked_entry
 
 # Any well-formed entry: these tests are about the store, the CRL tests about entries.
@@ -46,7 +47,7 @@ def cert(serial: int, *, partition: int = 0, not_after: int = 2_000_000_000) -> 
         not_before=1_700_000_000,
         not_after=not_after,
         names=[f"www{serial}.example.co.jp"],
-        account="acct-1",
+        organization="acct-1",
         profile="ov",
         partition=partition,
         der=b"\x30\x03\x02\x01\x01",
@@ -412,8 +413,7 @@ def test_put_ocsp_keeps_one_envelope_per_responder_key(store: Store) -> None:
     def op(txn: WriteTxn) -> None:
         for n in (21, 22):
             txn.insert_cert(cert(n), at_us=1, actor="test")
-        ok, _ = txn.attempt(fail_after_put)
-        assert not ok
+        assert isinstance(txn.attempt(fail_after_put), Failed)
         assert txn.get_ocsp_envelope(key) is None
         txn.put_ocsp(serial_bytes(22), record(env1))
 
@@ -567,7 +567,7 @@ def test_status_generation_moves_with_every_certificate_write(store: Store) -> N
         t.insert_cert(cert(9002), at_us=1, actor="t")
         raise ValueError("no")
 
-    assert store.write(lambda t: t.attempt(insert_then_fail))[0] is False
+    assert isinstance(store.write(lambda t: t.attempt(insert_then_fail)), Failed)
     assert generation() == g3
 
     # It lives in the store: a writer in another process moves it as well.

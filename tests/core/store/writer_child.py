@@ -32,7 +32,7 @@ def main() -> None:
                     not_before=0,
                     not_after=2_000_000_000,
                     names=[f"h{i}.example.com"],
-                    account="a",
+                    organization="a",
                     profile="ov",
                     partition=0,
                     der=b"\x30\x00",

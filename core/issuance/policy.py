@@ -1,0 +1,228 @@
+"""Issuance policy: pure functions from a request and what the store says to a decision.
+
+No I/O: the engine reads `Facts` from one store snapshot and calls `decide`, which runs
+the validators in the order a customer should hear about problems (profile and
+organization first, then the key, the names, the domains, the validity, and last what a
+renewal or reissue may do). Each validator raises PolicyError with its own code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from core.base.clock import from_epoch, to_epoch
+from core.base.dnsnames import check_common_name, covered_by, normalize_dns_name
+from core.base.errors import PolicyError
+from core.config import IssuanceConfig, ProfileConfig, ScheduleEntry
+from core.issuance.intake import CheckedCsr
+from core.issuance.messages import IssueRequest
+from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
+from core.licenses.policy import Operation
+from core.store.records import CertRecord, CertStatus, DomainRecord, OrgRecord
+
+RENEWAL_WINDOW_DAYS = 90
+REISSUE_ADD_NAMES_DAYS = 30
+DAY = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What one store snapshot says about a request."""
+
+    org: OrgRecord | None
+    org_validated_at: int  # the primary organization's, for a sub-organization
+    key_blocked: bool  # the store's blocked-key list names the CSR's key
+    domains: tuple[DomainRecord, ...]  # the organization's validated domains
+    renewal_of: CertRecord | None
+    reissue_of: CertRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to issue: everything the TBS and the record need but the serial."""
+
+    org: OrgRecord
+    profile: ProfileConfig
+    names: list[str]
+    common_name: str | None
+    spki_sha256: bytes
+    not_before: dt.datetime
+    not_after: dt.datetime
+    operation: Operation
+    previous: CertRecord | None  # what a renewal or reissue replaces
+    replaces: bytes | None  # a reissue revokes its original (superseded) in its commit
+    first_issued: int  # epoch seconds; a reissue keeps its original's
+
+
+def profile_of(config: IssuanceConfig, name: str) -> ProfileConfig:
+    prof = config.profiles.get(name)
+    if prof is None:
+        raise PolicyError(
+            "profile_unknown",
+            f"no profile named {name!r} (known: {', '.join(sorted(config.profiles))})",
+        )
+    return prof
+
+
+def check_organization(prof: ProfileConfig, facts: Facts, req: IssueRequest, now: int) -> OrgRecord:
+    org = facts.org
+    if org is None:
+        raise PolicyError("organization_unknown", f"no organization {req.organization!r}")
+    if prof.level == "ev" and org.level != "ev":
+        raise PolicyError(
+            "organization_level_insufficient", f"organization {org.id} is validated for OV only"
+        )
+    if facts.org_validated_at + ORG_REUSE_DAYS * DAY < now:
+        raise PolicyError(
+            "organization_validation_expired",
+            f"organization {org.id}'s validation is older than {ORG_REUSE_DAYS} days",
+        )
+    return org
+
+
+def check_key(csr: CheckedCsr, facts: Facts, blocked: frozenset[bytes]) -> bytes:
+    """The SHA-256 of the key's SubjectPublicKeyInfo, unless the key is blocked."""
+    digest = hashlib.sha256(csr.spki).digest()
+    if facts.key_blocked or digest in blocked:
+        raise PolicyError("key_blocked", "this key is blocked (it was reported compromised)")
+    return digest
+
+
+def subject_names(csr: CheckedCsr, prof: ProfileConfig) -> tuple[list[str], str | None]:
+    """The certificate's DNS names (A-labels, deduplicated) and its common name."""
+    requested = csr.request
+    names = list(
+        dict.fromkeys(normalize_dns_name(n, allow_wildcard=prof.wildcard) for n in requested.names)
+    )
+    if len(names) > prof.max_sans:
+        raise PolicyError(
+            "too_many_names", f"{len(names)} names exceed this profile's {prof.max_sans}"
+        )
+    if requested.common_name is not None:
+        check_common_name(normalize_dns_name(requested.common_name, allow_wildcard=prof.wildcard))
+    common_name = names[0] if prof.include_common_name and len(names[0]) <= 64 else None
+    return names, common_name
+
+
+def check_domains(
+    names: Sequence[str], org: OrgRecord, facts: Facts, rule: ScheduleEntry, now: dt.datetime
+) -> None:
+    """Every name is under a domain validated for the organization, recently enough."""
+    for name in names:
+        covering = [d for d in facts.domains if covered_by(name, d.domain)]
+        if not covering:
+            raise PolicyError(
+                "domain_not_validated", f"{name} is not under a domain validated for {org.id}"
+            )
+        if max(d.validated_at for d in covering) + rule.dcv_reuse_days * DAY < to_epoch(now):
+            raise PolicyError(
+                "domain_validation_expired",
+                f"the validation of {name}'s domain is older than the"
+                f" {rule.dcv_reuse_days} days allowed on {now.date()}",
+            )
+
+
+def check_previous(old: CertRecord | None, serial_hex: str, org_id: str, what: str) -> CertRecord:
+    """The certificate a renewal or reissue names: issued, to this organization, live."""
+    if old is None:
+        raise PolicyError(f"{what}_of_unknown", f"no certificate with serial {serial_hex}")
+    if old.organization != org_id:
+        raise PolicyError(
+            f"{what}_of_other_organization",
+            f"certificate {serial_hex} belongs to another organization",
+        )
+    if old.status is CertStatus.REVOKED:
+        raise PolicyError(f"{what}_of_revoked", f"certificate {serial_hex} is revoked")
+    return old
+
+
+def renewed_not_after(
+    old: CertRecord, not_after: dt.datetime, rule: ScheduleEntry, now: dt.datetime
+) -> dt.datetime:
+    """A renewal opens RENEWAL_WINDOW_DAYS before expiry and carries the old
+    certificate's remaining time over, within the maximum in force."""
+    if to_epoch(now) < old.not_after - RENEWAL_WINDOW_DAYS * DAY:
+        raise PolicyError(
+            "renewal_too_early", f"renewal opens {RENEWAL_WINDOW_DAYS} days before expiry"
+        )
+    carried = max(0, old.not_after - to_epoch(now))
+    return min(not_after + dt.timedelta(seconds=carried), not_after_for(now, rule.max_days))
+
+
+def reissued_not_after(
+    old: CertRecord, names: Sequence[str], org: OrgRecord, rule: ScheduleEntry, now: dt.datetime
+) -> dt.datetime:
+    """A reissue keeps its original's expiry (within the maximum in force today: the BR
+    win), may add names only early on, and never changes the organization's name."""
+    added = set(names) - set(old.names)
+    first_issued = old.first_issued or old.not_before
+    if added and to_epoch(now) > first_issued + REISSUE_ADD_NAMES_DAYS * DAY:
+        raise PolicyError(
+            "reissue_adds_names_late",
+            f"names can be added by reissue only within {REISSUE_ADD_NAMES_DAYS} days"
+            f" of issuance: {', '.join(sorted(added))}",
+        )
+    old_cert = x509.load_der_x509_certificate(old.der)
+    old_org = old_cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    if old_org and old_org[0].value != org.organization:
+        raise PolicyError(
+            "reissue_org_changed",
+            "the organization name changed: that needs a new certificate, not a reissue",
+        )
+    return min(from_epoch(old.not_after), not_after_for(now, rule.max_days))
+
+
+def decide(
+    req: IssueRequest,
+    csr: CheckedCsr | PolicyError,
+    facts: Facts,
+    *,
+    config: IssuanceConfig,
+    blocked: frozenset[bytes],
+    now: dt.datetime,
+) -> Decision:
+    """The whole policy for one request; a PolicyError names the first rule it breaks."""
+    prof = profile_of(config, req.profile)
+    org = check_organization(prof, facts, req, to_epoch(now))
+    if isinstance(csr, PolicyError):  # reported after profile and organization
+        raise csr
+    spki_sha256 = check_key(csr, facts, blocked)
+    names, common_name = subject_names(csr, prof)
+    schedule = tuple(config.validity_schedule)
+    rule = in_force(schedule, now)
+    check_domains(names, org, facts, rule, now)
+    days = req.validity_days or prof.default_validity_days or rule.max_days - 1
+    check_days(schedule, now, days)
+    not_after = not_after_for(now, days)
+    if req.renewal_of is not None and req.reissue_of is not None:
+        raise PolicyError("renewal_and_reissue", "a request is a renewal or a reissue, not both")
+    operation: Operation = "new"
+    previous: CertRecord | None = None
+    first_issued = to_epoch(now)
+    if req.renewal_of is not None:
+        previous = check_previous(facts.renewal_of, req.renewal_of, org.id, "renewal")
+        not_after = renewed_not_after(previous, not_after, rule, now)
+        operation = "renewal"
+    if req.reissue_of is not None:
+        previous = check_previous(facts.reissue_of, req.reissue_of, org.id, "reissue")
+        not_after = reissued_not_after(previous, names, org, rule, now)
+        operation = "reissue"
+        first_issued = previous.first_issued or previous.not_before
+    return Decision(
+        org=org,
+        profile=prof,
+        names=names,
+        common_name=common_name,
+        spki_sha256=spki_sha256,
+        not_before=now,
+        not_after=not_after,
+        operation=operation,
+        previous=previous,
+        replaces=previous.serial if operation == "reissue" and previous is not None else None,
+        first_issued=first_issued,
+    )

@@ -1,0 +1,67 @@
+"""ReadTxn and WriteTxn: every domain of the store in one transaction.
+
+Each domain module (certs, crl, ocsp, licensing, orgs, audit, counters) adds its own
+reads and writes; a transaction is all of them, so one commit can issue a certificate,
+charge its licence, schedule its OCSP response and audit it together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from core.store.audit import AuditReads
+from core.store.certs import CertReads, CertWrites
+from core.store.licensing import LicensingReads, LicensingWrites
+from core.store.ocsp import OcspReads, OcspWrites
+from core.store.orgs import OrgReads, OrgWrites
+
+T = TypeVar("T")
+
+
+class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, AuditReads):
+    """A read-only snapshot. Closing it releases the reader slot."""
+
+    def __enter__(self) -> ReadTxn:
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Done(Generic[T]):
+    """A nested transaction that committed, with what its op returned."""
+
+    value: T
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A nested transaction rolled back, with the error its op raised."""
+
+    error: Exception
+
+
+Attempt = Done[T] | Failed
+
+
+class WriteTxn(CertWrites, OcspWrites, LicensingWrites, OrgWrites, ReadTxn):
+    """The only way state changes. Each mutation appends its own audit entry."""
+
+    def __init__(self, txn: Any, dbs: dict[bytes, Any], env: Any) -> None:
+        super().__init__(txn, dbs)
+        self._env = env
+
+    def __enter__(self) -> WriteTxn:
+        return self
+
+    def attempt(self, op: Callable[[WriteTxn], T]) -> Attempt[T]:
+        """Run `op` in a nested transaction: if it raises, only its own changes are
+        rolled back and the error is returned; the enclosing transaction goes on."""
+        child = self._env.begin(write=True, parent=self.txn)
+        try:
+            value = op(WriteTxn(child, self.dbs, self._env))
+        except Exception as exc:
+            child.abort()
+            return Failed(exc)
+        child.commit()
+        return Done(value)
