@@ -24,13 +24,15 @@ from pathlib import Path
 import pytest
 import trio
 from cryptography import x509
+from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench.fixture import pedantic
 from bench.ocsp_load import _hanko_get, _refresh_all, _requests, load_store
 from core.ca.issuer import issuer_info
 from core.cmd.wiring import responder_settings
 from core.config import load_config
 from core.store import Store
-from ocsp import http
+from ocsp.connection import Request
 from ocsp.server import ResponderState
 from signer.algorithms import KeyType
 
@@ -43,7 +45,7 @@ PER_TICK = 3_000
 @pytest.fixture(scope="module")
 def state(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ResponderState, list[http.RequestHead]]]:
+) -> Iterator[tuple[ResponderState, list[Request]]]:
     ca = tmp_path_factory.mktemp("responder") / "ca"
     subprocess.run(
         [str(Path(sys.executable).parent / "hanko"), "init", str(ca)],
@@ -60,7 +62,7 @@ def state(
     trio.run(lambda: _refresh_all(cfg, store, CERTS, loaded_at=now))
     picked = random.Random(5019).sample(serials, DISTINCT)
     heads = [
-        http.parse_head(b"GET %s HTTP/1.1\r\nHost: x" % _hanko_get(s, der).encode(), max_body=4096)
+        Request(b"GET", _hanko_get(s, der).encode(), b"", True, None)
         for s, der, _ in _requests(store, picked, issuer)
     ]
     st = ResponderState(responder_settings(cfg, store_path=path), store)
@@ -68,7 +70,7 @@ def state(
     store.close()
 
 
-def _serve(st: ResponderState, heads: list[http.RequestHead], *, every_tick: bool) -> None:
+def _serve(st: ResponderState, heads: list[Request], *, every_tick: bool) -> None:
     wall = int(time.time())
     i = 0
     for k in range(TICKS):
@@ -76,20 +78,20 @@ def _serve(st: ResponderState, heads: list[http.RequestHead], *, every_tick: boo
         if every_tick:
             st.gen += 1
         for _ in range(PER_TICK):
-            wire = st.handle(heads[i], b"")
+            wire = st.handle(heads[i])
             i = (i + 1) % len(heads)
     assert wire.startswith(b"HTTP/1.1 200 ")
 
 
 def test_revalidate_every_tick(
-    benchmark: pytest.FixtureRequest, state: tuple[ResponderState, list[http.RequestHead]]
+    benchmark: BenchmarkFixture, state: tuple[ResponderState, list[Request]]
 ) -> None:
     st, heads = state
-    benchmark.pedantic(lambda: _serve(st, heads, every_tick=True), rounds=10, warmup_rounds=1)  # type: ignore[attr-defined]
+    pedantic(benchmark, lambda: _serve(st, heads, every_tick=True), rounds=10, warmup_rounds=1)
 
 
 def test_revalidate_every_second(
-    benchmark: pytest.FixtureRequest, state: tuple[ResponderState, list[http.RequestHead]]
+    benchmark: BenchmarkFixture, state: tuple[ResponderState, list[Request]]
 ) -> None:
     st, heads = state
-    benchmark.pedantic(lambda: _serve(st, heads, every_tick=False), rounds=10, warmup_rounds=1)  # type: ignore[attr-defined]
+    pedantic(benchmark, lambda: _serve(st, heads, every_tick=False), rounds=10, warmup_rounds=1)

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench.fixture import pedantic
 from bench.store_commit import _revoke, _seed
 from core.store import Failed, Store
 
@@ -26,15 +28,13 @@ def seeded(tmp_path: Path) -> Iterator[tuple[Store, Iterator[bytes]]]:
     store.close()
 
 
-def test_commit_one(
-    benchmark: pytest.FixtureRequest, seeded: tuple[Store, Iterator[bytes]]
-) -> None:
+def test_commit_one(benchmark: BenchmarkFixture, seeded: tuple[Store, Iterator[bytes]]) -> None:
     store, serials = seeded
-    benchmark.pedantic(lambda: store.write(_revoke(next(serials))), rounds=300, iterations=1)  # type: ignore[attr-defined]
+    pedantic(benchmark, lambda: store.write(_revoke(next(serials))), rounds=300, iterations=1)
 
 
 def test_commit_group_256(
-    benchmark: pytest.FixtureRequest, seeded: tuple[Store, Iterator[bytes]]
+    benchmark: BenchmarkFixture, seeded: tuple[Store, Iterator[bytes]]
 ) -> None:
     store, serials = seeded
 
@@ -42,4 +42,4 @@ def test_commit_group_256(
         results = store.commit_group([_revoke(s) for s in itertools.islice(serials, 256)])
         assert not any(isinstance(r, Failed) for r in results)
 
-    benchmark.pedantic(group, rounds=100, iterations=1)  # type: ignore[attr-defined]
+    pedantic(benchmark, group, rounds=100, iterations=1)

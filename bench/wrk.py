@@ -32,7 +32,10 @@ def run_wrk(
         check=True,
         timeout=seconds + 60,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no request rate:\n{out}")
+    rate = float(found.group(1))
     lat = {}
     for q in ("50", "99"):
         m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)

@@ -1,8 +1,8 @@
-"""The responder's HTTP/1.1, with no I/O: request heads in, response bytes out.
+"""The responder's HTTP/1.1 answers, with no I/O: response bytes, error answers and the
+OCSP request inside a GET path. Requests are framed by ocsp/connection.py.
 
 Only what an OCSP responder needs (RFC 6960 appendix A, RFC 9919 section 5): GET with
-the request in the path, POST with it in the body, keep-alive and pipelining, and
-strict limits. Chunked request bodies are refused (411): OCSP clients send a length.
+the request in the path, POST with it in the body, keep-alive and pipelining.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 
@@ -21,15 +20,6 @@ class HttpError(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    method: bytes
-    target: bytes
-    keep_alive: bool
-    content_length: int
-    if_none_match: bytes | None
 
 
 _REASONS = {
@@ -45,54 +35,6 @@ _REASONS = {
     431: b"Request Header Fields Too Large",
     505: b"HTTP Version Not Supported",
 }
-
-
-def parse_head(head: bytes, *, max_body: int) -> RequestHead:
-    """Parse a request head (without its final CRLFCRLF)."""
-    lines = head.split(b"\r\n")
-    try:
-        method, target, version = lines[0].split(b" ")
-    except ValueError:
-        raise HttpError(400, "malformed request line") from None
-    if version == b"HTTP/1.1":
-        keep_alive = True
-    elif version == b"HTTP/1.0":
-        keep_alive = False
-    elif version.startswith(b"HTTP/"):
-        raise HttpError(505, "only HTTP/1.0 and HTTP/1.1")
-    else:
-        raise HttpError(400, "malformed request line")
-    content_length = 0
-    seen_length = False
-    if_none_match = None
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name[-1:] in b" \t":
-            raise HttpError(400, "malformed header line")
-        name = name.lower()
-        value = value.strip(b" \t")
-        if name == b"content-length":
-            if (
-                not value.isdigit()
-                or len(value) > 9
-                or (seen_length and int(value) != content_length)
-            ):
-                raise HttpError(400, "bad Content-Length")
-            content_length = int(value)
-            seen_length = True
-        elif name == b"connection":
-            tokens = value.lower()
-            if b"close" in tokens:
-                keep_alive = False
-            elif b"keep-alive" in tokens:
-                keep_alive = True
-        elif name == b"if-none-match":
-            if_none_match = value
-        elif name == b"transfer-encoding":
-            raise HttpError(411, "send the body with a Content-Length")
-    if content_length > max_body:
-        raise HttpError(413, "request body too large")
-    return RequestHead(method, target, keep_alive, content_length, if_none_match)
 
 
 def request_from_path(target: bytes, prefix: bytes) -> bytes | None:

@@ -34,16 +34,17 @@ import msgspec
 import uvloop
 from cryptography import x509
 
+from core.base import children
 from core.base.errors import HankoError
 from core.store import Store
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
+from ocsp.connection import Connection, Limits, Request, State
 from ocsp.responder import MALFORMED, Answer, Responder
 
 TICK = 0.1
 _GET = b"GET"
 _POST = b"POST"
-_HEADER_END = b"\r\n\r\n"
 _NO_STORE = b"Cache-Control: no-store\r\n"
 
 
@@ -79,7 +80,6 @@ class ResponderState:
 
     def __init__(self, settings: ServerSettings, store: Store) -> None:
         self.settings = settings
-        self._parent = os.getppid()
         self._view = store.ocsp_view()
         self._status: bytes | None = None  # the store's status generation, as last read
         self._envelopes: bytes | None = None  # and its envelope generation
@@ -98,7 +98,13 @@ class ResponderState:
         self.second = 0
         self.date = b""
         self.cache: dict[bytes, _Cached] = {}
-        self.connections: set[Connection] = set()
+        self.connections: set[Protocol] = set()
+        self.limits = Limits(
+            max_header=settings.max_header,
+            max_body=settings.max_body,
+            idle_timeout=settings.idle_timeout,
+            request_timeout=settings.request_timeout,
+        )
         self.answered = 0
         self.tick(time.monotonic(), int(time.time()))
 
@@ -137,22 +143,16 @@ class ResponderState:
             self.tick(time.monotonic(), int(time.time()))
             n += 1
             if n % sweep_every == 0:
-                # A responder must not outlive `hanko serve`, even one killed with
-                # SIGKILL. (PR_SET_PDEATHSIG does not fit: it fires when the forking
-                # *thread* ends, and trio forks from a worker thread it retires.)
-                if os.getppid() != self._parent:
-                    os.kill(os.getpid(), signal.SIGTERM)
-                for conn in list(self.connections):
-                    if self.now > conn.deadline:
-                        conn.timed_out()
+                for proto in list(self.connections):
+                    if self.now > proto.conn.deadline:
+                        proto.timed_out()
 
-    def handle(self, head: http.RequestHead, body: bytes) -> bytes:
+    def handle(self, head: Request) -> bytes:
         if head.method == _GET:
             key = head.target
             der: bytes | None = None
         elif head.method == _POST:
-            key = body
-            der = body
+            key = der = head.body
         else:
             raise http.HttpError(405, "use GET or POST")
         entry = self.cache.get(key)
@@ -221,7 +221,7 @@ class ResponderState:
             b"Cache-Control: max-age=%d, public, no-transform, must-revalidate\r\n" % max_age
         )
 
-    def _plain(self, body: bytes, head: http.RequestHead) -> bytes:
+    def _plain(self, body: bytes, head: Request) -> bytes:
         """An OCSP error answer: not cacheable, it may change as soon as issuance or
         the refresher catches up."""
         self.answered += 1
@@ -230,20 +230,20 @@ class ResponderState:
         )
 
 
-class Connection(asyncio.Protocol):
-    __slots__ = ("buf", "closing", "deadline", "state", "transport")
+class Protocol(asyncio.Protocol):
+    """asyncio's side of one connection: bytes to the sans-IO Connection and answers
+    back. The ticker closes it when its deadline passes."""
+
+    __slots__ = ("conn", "state", "transport")
 
     def __init__(self, state: ResponderState) -> None:
         self.state = state
-        self.buf = b""
-        self.closing = False
-        self.deadline = 0.0
+        self.conn = Connection(state.limits, state.now)
         self.transport: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.state.connections.add(self)
-        self.deadline = self.state.now + self.state.settings.idle_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -255,53 +255,29 @@ class Connection(asyncio.Protocol):
         self.transport.resume_reading()
 
     def timed_out(self) -> None:
-        if self.buf:  # a request started and never finished: a slow client
-            self._fail(http.HttpError(408, "request not completed in time"))
-        else:
-            self.transport.close()
-
-    def _fail(self, err: http.HttpError) -> None:
-        headers = b"Allow: GET, POST\r\n" if err.status == 405 else b""
-        self.transport.write(http.error_response(err, date=self.state.date, headers=headers))
-        self.closing = True
-        self.buf = b""
+        err = self.conn.expired()
+        if err is not None:  # a request started and never finished: a slow client
+            self.transport.write(http.error_response(err, date=self.state.date))
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
         state = self.state
-        settings = state.settings
-        buf = self.buf + data if self.buf else data
-        out: list[bytes] = []
-        try:
-            while buf:
-                i = buf.find(_HEADER_END)
-                if i < 0:
-                    if len(buf) > settings.max_header:
-                        raise http.HttpError(431, "request head too large")
+        requests, err = self.conn.receive(data, state.now)
+        if requests:
+            out: list[bytes] = []
+            for r in requests:
+                try:
+                    out.append(state.handle(r))
+                except http.HttpError as exc:  # a method we do not serve: the last answer
+                    err = exc
                     break
-                if i > settings.max_header:
-                    raise http.HttpError(431, "request head too large")
-                head = http.parse_head(buf[:i], max_body=settings.max_body)
-                end = i + 4 + head.content_length
-                if len(buf) < end:
-                    break
-                out.append(state.handle(head, buf[i + 4 : end]))
-                buf = buf[end:]
-                if not head.keep_alive:
-                    self.closing = True
-                    break
-        except http.HttpError as err:
             if out:
-                self.transport.write(b"".join(out))
-            self._fail(err)
-            return
-        self.buf = buf
-        self.deadline = state.now + (settings.request_timeout if buf else settings.idle_timeout)
-        if out:
-            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
-        if self.closing:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if err is not None:
+            headers = b"Allow: GET, POST\r\n" if err.status == 405 else b""
+            self.transport.write(http.error_response(err, date=state.date, headers=headers))
+            self.transport.close()
+        elif self.conn.state is State.CLOSED:
             self.transport.close()
 
 
@@ -321,7 +297,7 @@ async def serve(settings: ServerSettings) -> None:
     store = Store(Path(settings.store_path), map_size=settings.map_size, readonly=True)
     state = ResponderState(settings, store)
     sock = listening_socket(settings.host, settings.port)
-    server = await loop.create_server(lambda: Connection(state), sock=sock)
+    server = await loop.create_server(lambda: Protocol(state), sock=sock)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -333,8 +309,8 @@ async def serve(settings: ServerSettings) -> None:
     await stop.wait()
     server.close()
     ticker.cancel()
-    for conn in list(state.connections):
-        conn.transport.close()
+    for proto in list(state.connections):
+        proto.transport.close()
     with contextlib.suppress(asyncio.CancelledError):
         await ticker
     state.close()
@@ -349,6 +325,8 @@ def main(argv: list[str]) -> int:
         return 2
     # Startup failures go to stdout as one "error ..." line: the supervisor reads it
     # and reports it as the reason `hanko serve` cannot start.
+    # A responder must not outlive `hanko serve`, even one killed with SIGKILL.
+    children.exit_with_parent(os.getppid())
     try:
         uvloop.run(serve(settings))
     except OSError as exc:

@@ -22,6 +22,15 @@ OV_POLICY = x509.ObjectIdentifier("2.23.140.1.2.2")
 EV_POLICY = x509.ObjectIdentifier("2.23.140.1.1")
 ANY_POLICY = x509.ObjectIdentifier("2.5.29.32.0")
 
+
+def ca_public_key(cert: x509.Certificate) -> PublicKey:
+    """The key of one of our own certificates: always EC or RSA (hanko makes no other)."""
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TypeError(f"{type(key).__name__} is not a key type hanko's CAs use")
+    return key
+
+
 ROOT_VALIDITY = dt.timedelta(days=20 * 365)
 ISSUING_VALIDITY = dt.timedelta(days=5 * 365)
 # Delegated responder certificates are short-lived: they carry ocsp-nocheck, so nothing
@@ -114,7 +123,7 @@ def build_issuing_ca(
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public_key(root)),
             critical=False,
         )
         .add_extension(
@@ -190,7 +199,7 @@ def ocsp_responder_builder(
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public_key(issuer)),
             critical=False,
         )
     )

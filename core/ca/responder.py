@@ -96,7 +96,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
         )
     builder = ca_certs.ocsp_responder_builder(
         subject=current.subject,
-        public_key=current.public_key(),  # type: ignore[arg-type]
+        public_key=ca_certs.ca_public_key(current),
         issuer=issuing,
         not_before=now,
         not_after=not_after,

@@ -39,6 +39,7 @@ from core.store import GroupCommitWriter, Store
 from crl.http import CrlFiles
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
+from ocsp.supervisor import ResponderProcesses
 from signer.pool import SignerPool
 
 log = logging.getLogger("hanko")
@@ -54,6 +55,7 @@ def build_app(
     intake: IntakePool | None = None,
     refresher: OcspRefresher | None = None,
     crl_updater: CrlUpdater | None = None,
+    responders: ResponderProcesses | None = None,
 ) -> App:
     engine = issuance_engine(
         cfg,
@@ -76,6 +78,10 @@ def build_app(
             "writer": msgspec.to_builtins(writer.statistics()),
             "store": store.stat(),
             "issuance": msgspec.to_builtins(engine.statistics()),
+            "intake": msgspec.to_builtins(intake.statistics()) if intake is not None else None,
+            "ocsp_responders": (
+                msgspec.to_builtins(responders.statistics()) if responders is not None else None
+            ),
             "ocsp_refresher": (
                 msgspec.to_builtins(refresher.statistics()) if refresher is not None else None
             ),
@@ -123,6 +129,7 @@ async def run_service(
         updater = crl_updater(
             cfg, crl_publisher(cfg, signer=pool, store=store, writer=writer, clock=clock)
         )
+        responders = responder_processes(cfg) if refresher is not None else None
         app = build_app(
             cfg,
             store=store,
@@ -132,6 +139,7 @@ async def run_service(
             intake=intake,
             refresher=refresher,
             crl_updater=updater,
+            responders=responders,
         )
         hc = HypercornConfig()
         hc.bind = [cfg.api.listen]
@@ -142,9 +150,9 @@ async def run_service(
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
             await nursery.start(updater.run)
             nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
-            if refresher is not None:
+            if refresher is not None and responders is not None:
                 await nursery.start(refresher.run)
-                ocsp_bind = await nursery.start(responder_processes(cfg).run)
+                ocsp_bind = await nursery.start(responders.run)
                 log.info("OCSP responder on %s", ocsp_bind)
             binds = await nursery.start(hypercorn_serve, app, hc)
             log.info("hanko serving on %s", ", ".join(binds))

@@ -10,24 +10,33 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 
+import msgspec
 import trio
 
+from core.base import children
 from core.base.errors import PolicyError
 from core.issuance.intake import CheckedCsr, Item, check_each, check_portable
 
 INLINE_BELOW = 16  # requests; fewer than this are checked in the calling process
-PARENT_CHECK_SECONDS = 0.5
+
+
+class IntakeStatistics(msgspec.Struct, frozen=True):
+    processes: int
+    started: bool  # the processes start with the first large batch
+    requests: int  # CSRs checked
+    inline: int  # of which in the calling process (small requests)
+    batches: int  # large batches spread over the processes
 
 
 class IntakePool:
     def __init__(self, processes: int = 0) -> None:
         self._processes = processes or os.cpu_count() or 1
         self._executor: ProcessPoolExecutor | None = None
-        self.batches = 0
+        self._batches = 0
+        self._requests = 0
+        self._inline = 0
 
     def _pool(self) -> ProcessPoolExecutor:
         # Made on first use: a service that never sees a large batch starts no processes.
@@ -36,10 +45,19 @@ class IntakePool:
             self._executor = ProcessPoolExecutor(
                 max_workers=self._processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=children.exit_with_parent,
                 initargs=(os.getpid(),),
             )
         return self._executor
+
+    def statistics(self) -> IntakeStatistics:
+        return IntakeStatistics(
+            processes=self._processes,
+            started=self._executor is not None,
+            requests=self._requests,
+            inline=self._inline,
+            batches=self._batches,
+        )
 
     def close(self) -> None:
         if self._executor is not None:
@@ -47,29 +65,18 @@ class IntakePool:
             self._executor = None
 
     async def check(self, items: list[Item]) -> list[CheckedCsr | PolicyError]:
+        self._requests += len(items)
         if len(items) < INLINE_BELOW:
+            self._inline += len(items)
             return check_each(items)
         size = -(-len(items) // self._processes)
         futures = [
             self._pool().submit(check_portable, items[i : i + size])
             for i in range(0, len(items), size)
         ]
-        self.batches += 1
+        self._batches += 1
         out: list[CheckedCsr | PolicyError] = []
         for future in futures:
             for result in await trio.to_thread.run_sync(future.result):
                 out.append(PolicyError(*result) if isinstance(result, tuple) else result)
         return out
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In each worker: go when the service goes, even killed with SIGKILL. (A worker
-    waits on a queue whose write end every worker holds too, so it never sees EOF:
-    orphans of a killed `hanko serve` stayed for good.)"""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

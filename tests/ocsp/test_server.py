@@ -15,7 +15,7 @@ from core.base.clock import FixedClock
 from core.cmd.wiring import ocsp_refresher, responder_settings
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from ocsp import http
+from ocsp.connection import Request
 from ocsp.server import ResponderState
 from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, run, setup
@@ -44,10 +44,10 @@ def test_a_status_change_is_served_at_the_next_tick_a_refresh_within_a_second(
         cert = x509.load_pem_x509_certificate(issued.certificate.encode())
         state = ResponderState(responder_settings(cfg), engine.store)
         target = b"/ocsp/" + base64.b64encode(request_der(cert, issuer, hashes.SHA1()))
-        head = http.parse_head(b"GET " + target + b" HTTP/1.1\r\nHost: x", max_body=4096)
+        head = Request(b"GET", target, b"", True, None)
 
         def served() -> ocsp.OCSPResponse:
-            wire = state.handle(head, b"")
+            wire = state.handle(head)
             assert wire.startswith(b"HTTP/1.1 200 ")
             return ocsp.load_der_ocsp_response(wire.split(b"\r\n\r\n", 1)[1])
 
@@ -104,10 +104,7 @@ def test_the_answer_cache_keeps_to_its_bound(ca: DevCA) -> None:
         sizes = []
         for cert in [*certs, certs[0]]:
             der = request_der(cert, issuer, hashes.SHA1())
-            head = http.parse_head(
-                b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: %d" % len(der), max_body=4096
-            )
-            wire = state.handle(head, der)
+            wire = state.handle(Request(b"POST", b"/ocsp", der, True, None))
             answer = ocsp.load_der_ocsp_response(wire.split(b"\r\n\r\n", 1)[1])
             assert answer.serial_number == cert.serial_number
             assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD

@@ -42,7 +42,7 @@ def test_pool_matches_inline() -> None:
     pool = IntakePool(processes=2)
     try:
         pooled = trio.run(pool.check, items)
-        assert pool.batches == 1  # large enough to use the processes
+        assert pool.statistics().batches == 1  # large enough to use the processes
         inline = check_each(items)
     finally:
         pool.close()
@@ -64,7 +64,8 @@ def test_small_requests_stay_inline() -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         [result] = trio.run(pool.check, [(csr("a.example.co.jp", key), ALL)])
         assert isinstance(result, CheckedCsr)
-        assert pool.batches == 0
+        stats = pool.statistics()
+        assert (stats.batches, stats.inline, stats.started) == (0, 1, False)
     finally:
         pool.close()
 
