@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.base.httpdate import http_date
+
 _NAME = re.compile(r"^(0|[1-9][0-9]{0,4})(-delta)?\.crl$")
 CHUNK = 64 << 10
 
@@ -30,10 +32,6 @@ def etag(st: os.stat_result) -> bytes:
     # A rebuild renames a new file over the name: a new inode, and a new mtime (its
     # thisUpdate), with every new content.
     return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'.encode()
-
-
-def http_date(epoch: float) -> bytes:
-    return email.utils.formatdate(epoch, usegmt=True).encode()
 
 
 def not_modified(headers: Mapping[bytes, bytes], tag: bytes, mtime: int) -> bool:

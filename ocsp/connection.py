@@ -63,7 +63,6 @@ class Connection:
     __slots__ = (
         "_body",
         "_done",
-        "_error",
         "_events",
         "_head",
         "_in_head",
@@ -85,7 +84,6 @@ class Connection:
         self._head = 0  # bytes of the current request's head seen so far
         self._in_head = False
         self._events = 0  # callbacks so far: a read that caused none only continued a head
-        self._error: HttpError | None = None
         self.state = State.IDLE
         self.deadline = now + limits.idle_timeout
 
@@ -99,34 +97,18 @@ class Connection:
             self.state = State.REQUEST
             self.deadline = now + self._limits.request_timeout
         done = self._done
-        error: HttpError | None = None
         events = self._events
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            error = cause if isinstance(cause, HttpError) else HttpError(400, "malformed request")
-        except httptools.HttpParserInvalidMethodError:
-            # llhttp knows no method it was not built with: when the last request line
-            # in the data is well formed but names another method, that is a method we
-            # do not allow; anything else is noise.
-            lines = _REQUEST_LINE.findall(data)
-            if lines and lines[-1] not in (b"GET", b"POST"):
-                error = HttpError(405, "use GET or POST")
-            else:
-                error = HttpError(400, "malformed request")
-        except httptools.HttpParserUpgrade:
-            error = HttpError(400, "protocol upgrades are not served here")
-        except httptools.HttpParserError:
-            error = HttpError(400, "malformed request")
+            error = None
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            error = _refusal(exc, data)
         if error is None and self._in_head and events == self._events:
             # The bytes continue a header llhttp is still collecting (a slowloris sends
             # one that never ends): the callbacks have not counted them.
             self._head += len(data)
             if self._head > self._limits.max_header:
                 error = HttpError(431, "request head too large")
-        if error is None:
-            error = self._error
         self._done = []
         for i, req in enumerate(done):
             if not req.keep_alive:
@@ -203,3 +185,20 @@ class Connection:
         self._head += n
         if self._head > self._limits.max_header:
             raise HttpError(431, "request head too large")
+
+
+def _refusal(exc: Exception, data: bytes) -> HttpError:
+    """The answer to a request llhttp (or one of our callbacks) refused."""
+    if isinstance(exc, httptools.HttpParserCallbackError):
+        cause = exc.__context__
+        return cause if isinstance(cause, HttpError) else HttpError(400, "malformed request")
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        # llhttp knows no method it was not built with: when the last request line in
+        # the data is well formed but names another method, that is a method we do not
+        # allow; anything else is noise.
+        lines = _REQUEST_LINE.findall(data)
+        if lines and lines[-1] not in (b"GET", b"POST"):
+            return HttpError(405, "use GET or POST")
+    if isinstance(exc, httptools.HttpParserUpgrade):
+        return HttpError(400, "protocol upgrades are not served here")
+    return HttpError(400, "malformed request")

@@ -9,7 +9,8 @@ from pathlib import Path
 import msgspec
 
 from core.store import Store
-from ocsp.codec import CertIdHash, Envelopes
+from ocsp.codec import CertIdHash
+from ocsp.response_codec import Envelopes
 
 
 class ExportSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 from urllib.parse import unquote_to_bytes
 
 
@@ -51,10 +50,6 @@ def request_from_path(target: bytes, prefix: bytes) -> bytes | None:
         return base64.b64decode(path, validate=True)
     except (binascii.Error, ValueError):
         return None
-
-
-def http_date(epoch: float) -> bytes:
-    return email.utils.formatdate(epoch, usegmt=True).encode()
 
 
 def response(

@@ -18,13 +18,8 @@ from core.base.der import integer_from_octets
 from core.base.errors import ResponderCertificateExpiring, SignerError, StoreError
 from core.base.reasons import RevocationReason
 from core.store.records import CertRecord, CertStatus, CertStatusView, OcspEnvelope, OcspRecord
-from ocsp.codec import (
-    GOOD_STATUS,
-    CertIdHash,
-    ResponseEncoder,
-    ResponseEnvelope,
-    revoked_status_at,
-)
+from ocsp.codec import CertIdHash
+from ocsp.response_codec import GOOD_STATUS, ResponseEncoder, ResponseEnvelope, revoked_status_at
 from signer.algorithms import SignAlgorithm
 
 _REVOKED = CertStatus.REVOKED

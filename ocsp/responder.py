@@ -22,14 +22,8 @@ import msgspec
 from core.base.errors import MalformedOcspRequest
 from core.store.keys import SERIAL_WIDTH
 from core.store.records import ocsp_response_in
-from ocsp.codec import (
-    CertIdHash,
-    Envelopes,
-    IssuerHashes,
-    ResponseStatus,
-    error_response,
-    parse_request,
-)
+from ocsp.codec import CertIdHash, IssuerHashes, ResponseStatus, error_response, parse_request
+from ocsp.response_codec import Envelopes
 
 MALFORMED = error_response(ResponseStatus.MALFORMED_REQUEST)
 UNAUTHORIZED = error_response(ResponseStatus.UNAUTHORIZED)

@@ -36,6 +36,7 @@ from cryptography import x509
 
 from core.base import children
 from core.base.errors import HankoError
+from core.base.httpdate import http_date
 from core.store import Store
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
@@ -113,7 +114,7 @@ class ResponderState:
         self.now = now
         if wall != self.second:
             self.second = wall
-            self.date = http.http_date(wall)
+            self.date = http_date(wall)
             self.gen += 1
         self._renew()
 
@@ -171,25 +172,10 @@ class ResponderState:
             answer = self.responder.answer(der, self.second)
             if not answer.successful:
                 return self._plain(answer.body, head)
-            raw = self._view.response(answer.key) or b""
-            etag = b'"%s"' % hashlib.sha1(answer.body).hexdigest()[:20].encode()  # noqa: S324 - an ETag, not security
-            fixed = b"".join(
-                (
-                    b"Last-Modified: ",
-                    http.http_date(answer.this_update),
-                    b"\r\nExpires: ",
-                    http.http_date(answer.next_update),
-                    b"\r\nETag: ",
-                    etag,
-                    b"\r\n",
-                )
-            )
-            entry = _Cached(answer, raw, self.gen, etag, fixed)
-            if len(self.cache) >= self.settings.cache_entries:
-                # Starting again beats LRU bookkeeping on every hit: the working set
-                # refills at miss cost (for a pre-signed answer, a parse and a lookup).
-                self.cache.clear()
-            self.cache[key] = entry
+            entry = self._remember(key, answer)
+        return self._respond(entry, head)
+
+    def _respond(self, entry: _Cached, head: Request) -> bytes:
         self.answered += 1
         if head.if_none_match is not None and entry.etag in head.if_none_match:
             return http.response(
@@ -214,6 +200,28 @@ class ResponderState:
         return http.response(
             200, entry.answer.body, date=self.date, keep_alive=False, headers=self._caching(entry)
         )
+
+    def _remember(self, key: bytes, answer: Answer) -> _Cached:
+        raw = self._view.response(answer.key) or b""
+        etag = b'"%s"' % hashlib.sha1(answer.body).hexdigest()[:20].encode()  # noqa: S324 - an ETag, not security
+        fixed = b"".join(
+            (
+                b"Last-Modified: ",
+                http_date(answer.this_update),
+                b"\r\nExpires: ",
+                http_date(answer.next_update),
+                b"\r\nETag: ",
+                etag,
+                b"\r\n",
+            )
+        )
+        entry = _Cached(answer, raw, self.gen, etag, fixed)
+        if len(self.cache) >= self.settings.cache_entries:
+            # Starting again beats LRU bookkeeping on every hit: the working set refills
+            # at miss cost (for a pre-signed answer, a parse and a lookup).
+            self.cache.clear()
+        self.cache[key] = entry
+        return entry
 
     def _caching(self, entry: _Cached) -> bytes:
         max_age = max(0, entry.answer.next_update - self.second)

@@ -10,37 +10,42 @@ signature (a BasicOCSPResponse's certs) is kept.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core.base.der import bit_string, ecdsa_signature_from_raw, read_tlv, sequence
+from core.base.der import (
+    BIT_STRING,
+    SEQUENCE,
+    bit_string,
+    ecdsa_signature_from_raw,
+    read_tlv,
+    sequence,
+)
 from core.base.errors import SignerError
 from signer.algorithms import KeyType, SignAlgorithm, hash_for
 from signer.api import BatchSigner, Priority
 from signer.hsm_key import HsmEcPrivateKey, HsmRsaPrivateKey, hsm_private_key
 
-_SEQUENCE = 0x30
-_BIT_STRING = 0x03
-
 
 def split_signed(der: bytes) -> tuple[bytes, bytes, bytes]:
     """(to-be-signed, signatureAlgorithm, trailing elements) of a signed SEQUENCE."""
     tag, start, end = read_tlv(der, 0)
-    if tag != _SEQUENCE or end != len(der):
+    if tag != SEQUENCE or end != len(der):
         raise ValueError("not a single DER SEQUENCE")
     tbs_tag, _, tbs_end = read_tlv(der, start)
     alg_tag, _, alg_end = read_tlv(der, tbs_end)
     sig_tag, _, sig_end = read_tlv(der, alg_end)
-    if (tbs_tag, alg_tag, sig_tag) != (_SEQUENCE, _SEQUENCE, _BIT_STRING):
+    if (tbs_tag, alg_tag, sig_tag) != (SEQUENCE, SEQUENCE, BIT_STRING):
         raise ValueError("not a signed structure (TBS, algorithm, BIT STRING)")
     return der[start:tbs_end], der[tbs_end:alg_end], der[sig_end:end]
 
 
 def splice_signature(template: bytes, signature: bytes) -> bytes:
     tbs, alg, trailer = split_signed(template)
-    return sequence(tbs + alg + bit_string(signature) + trailer)
+    return assemble(tbs, alg, signature, trailer)
 
 
 def throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
@@ -78,10 +83,12 @@ def placeholder_key(key_type: KeyType) -> HsmEcPrivateKey | HsmRsaPrivateKey:
     return hsm_private_key(public_der, lambda alg, data: signature)
 
 
+@functools.cache
 def signature_algorithm_der(key_type: KeyType) -> tuple[bytes, bytes]:
     """(AlgorithmIdentifier DER, placeholder signature) of this issuer key type, taken
     from a certificate cryptography builds with the placeholder key: the same bytes its
-    builder writes into every TBS."""
+    builder writes into every TBS. Cached: the engine, the refresher and the CRL
+    publisher all need it, and each call makes a throwaway key."""
     import datetime as dt
 
     from cryptography import x509
@@ -104,9 +111,10 @@ def signature_algorithm_der(key_type: KeyType) -> tuple[bytes, bytes]:
     return alg, cert.signature
 
 
-def assemble(tbs: bytes, algorithm: bytes, signature: bytes) -> bytes:
-    """A signed X.509 object from its parts (Certificate, CertificateList, ...)."""
-    return sequence(tbs + algorithm + bit_string(signature))
+def assemble(tbs: bytes, algorithm: bytes, signature: bytes, trailer: bytes = b"") -> bytes:
+    """A signed X.509 object from its parts (Certificate, CertificateList, an OCSP
+    BasicResponse with its certificates as `trailer`, ...)."""
+    return sequence(tbs + algorithm + bit_string(signature) + trailer)
 
 
 async def sign_templates(
@@ -125,5 +133,5 @@ async def sign_templates(
         if isinstance(sig, SignerError):
             out.append(sig)
         else:
-            out.append(sequence(tbs + alg_der + bit_string(sig) + trailer))
+            out.append(assemble(tbs, alg_der, sig, trailer))
     return out

@@ -209,3 +209,15 @@ def test_a_cycle_between_packages_of_one_layer_is_found(tmp_path: Path) -> None:
 def test_a_pure_module_importing_io_is_found(tmp_path: Path, module: str) -> None:
     root = _tree(tmp_path, {"ocsp/codec.py": f"import {module}\n"})
     assert check(root) == [f"ocsp/codec.py:1: pure module imports {module}"]
+
+
+MAX_LINES = 500
+
+
+def test_no_product_module_is_over_500_lines() -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in project_modules(ROOT, TOP_PACKAGES).values()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}

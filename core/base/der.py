@@ -9,6 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+# Universal tags hanko reads and writes.
+INTEGER = 0x02
+BIT_STRING = 0x03
+OCTET_STRING = 0x04
+NULL = 0x05
+OID = 0x06
+SEQUENCE = 0x30
+
 
 def encode_length(n: int) -> bytes:
     if n < 0x80:

@@ -52,13 +52,8 @@ def _to_a_label(label: str) -> str:
         ) from None
 
 
-@lru_cache(maxsize=65536)
-def normalize_dns_name(raw: str, *, allow_wildcard: bool) -> str:
-    """The canonical (lowercase, A-label) form of a requested name, or a PolicyError.
-
-    Pure, so cached: the same names come back with every renewal and reissue. (A
-    refusal raises, and lru_cache does not cache exceptions.)"""
-    name = raw.strip()
+def _check_host_form(raw: str, name: str) -> None:
+    """What customers paste instead of a host name: schemes, paths, addresses, ports."""
     if not name:
         raise PolicyError("name_empty", "a requested name is empty or only spaces")
     if "://" in name:
@@ -79,10 +74,11 @@ def normalize_dns_name(raw: str, *, allow_wildcard: bool) -> str:
         raise PolicyError(
             "name_invalid_characters", f"{raw!r} contains characters not allowed in a host name"
         )
-    name = name.rstrip(".").lower()
-    labels = name.split(".")
-    wildcard = labels[0] == "*"
-    if wildcard:
+
+
+def _split_wildcard(raw: str, labels: list[str], *, allow_wildcard: bool) -> list[str]:
+    """The labels under a leading `*` (refused where the profile has no wildcards)."""
+    if labels[0] == "*":
         if not allow_wildcard:
             raise PolicyError(
                 "wildcard_not_allowed",
@@ -97,17 +93,10 @@ def normalize_dns_name(raw: str, *, allow_wildcard: bool) -> str:
         raise PolicyError("name_invalid_characters", f"{raw!r} contains '?'")
     if len(labels) < 2 or any(not label for label in labels):
         raise PolicyError("name_not_fqdn", f"{raw!r} is not a fully qualified domain name")
-    a_labels = [_to_a_label(label) for label in labels]
-    for label in a_labels:
-        if len(label) > MAX_LABEL or not _LDH.match(label):
-            raise PolicyError(
-                "name_invalid", f"{raw!r}: label {label!r} is not a valid host name label"
-            )
-    if all(label.isdigit() for label in a_labels):
-        raise PolicyError("name_is_ip", f"{raw!r} looks like an IP address")
-    canonical = ".".join(a_labels)
-    if len(canonical) > MAX_NAME:
-        raise PolicyError("name_too_long", f"{raw!r} is longer than {MAX_NAME} characters")
+    return labels
+
+
+def _check_public(raw: str, canonical: str) -> None:
     psl = _psl()
     if psl.publicsuffix(canonical) is None:
         raise PolicyError(
@@ -119,7 +108,31 @@ def normalize_dns_name(raw: str, *, allow_wildcard: bool) -> str:
         raise PolicyError(
             "name_is_public_suffix", f"{raw!r} is a public suffix, not a registrable name"
         )
-    return ("*." if wildcard else "") + canonical
+
+
+@lru_cache(maxsize=65536)
+def normalize_dns_name(raw: str, *, allow_wildcard: bool) -> str:
+    """The canonical (lowercase, A-label) form of a requested name, or a PolicyError.
+
+    Pure, so cached: the same names come back with every renewal and reissue. (A
+    refusal raises, and lru_cache does not cache exceptions.)"""
+    name = raw.strip()
+    _check_host_form(raw, name)
+    all_labels = name.rstrip(".").lower().split(".")
+    labels = _split_wildcard(raw, all_labels, allow_wildcard=allow_wildcard)
+    a_labels = [_to_a_label(label) for label in labels]
+    for label in a_labels:
+        if len(label) > MAX_LABEL or not _LDH.match(label):
+            raise PolicyError(
+                "name_invalid", f"{raw!r}: label {label!r} is not a valid host name label"
+            )
+    if all(label.isdigit() for label in a_labels):
+        raise PolicyError("name_is_ip", f"{raw!r} looks like an IP address")
+    canonical = ".".join(a_labels)
+    if len(canonical) > MAX_NAME:
+        raise PolicyError("name_too_long", f"{raw!r} is longer than {MAX_NAME} characters")
+    _check_public(raw, canonical)
+    return ("*." if len(labels) < len(all_labels) else "") + canonical
 
 
 def registrable_domain(name: str) -> str:

@@ -32,7 +32,7 @@ from core.ca import certs as ca_certs
 from core.ca import lint
 from core.config import Config, read_secret
 from core.store import OcspEnvelope, Store, WriteTxn
-from ocsp.codec import ResponseEnvelope
+from ocsp.response_codec import ResponseEnvelope
 from signer.algorithms import KeyType, SignAlgorithm, hash_for
 from signer.hsm_key import hsm_private_key
 from signer.splice import signature_algorithm_der

@@ -102,114 +102,106 @@ def _certificates_lines(v: Any) -> list[str]:
     return lines
 
 
+def _check_lines(r: Any) -> list[str]:
+    return [
+        *r.problems,
+        f"{r.licenses} licenses, {r.ledger_entries} ledger entries:"
+        f" {'the books balance' if r.ok else 'PROBLEMS FOUND'}",
+    ]
+
+
+Lines = Callable[[Any], list[str]]
+# action -> (what it reads in a snapshot, how it is printed)
+_READ_ACTIONS: dict[str, tuple[Callable[[Any, Any, argparse.Namespace], Any], Lines]] = {
+    "inventory": (lambda desk, txn, a: desk.inventory(txn, a.account), _inventory_lines),
+    "show": (lambda desk, txn, a: desk.account_view(txn, a.account), _account_lines),
+    "ledger": (
+        lambda desk, txn, a: desk.ledger(txn, a.account, since=a.since, limit=a.limit),
+        _ledger_lines,
+    ),
+    "certificates": (lambda desk, txn, a: desk.certificates(txn, a.account), _certificates_lines),
+    "check": (lambda desk, txn, a: desk.check(txn), _check_lines),
+}
+
+
+def _write_op(desk: Any, a: argparse.Namespace) -> tuple[Callable[[Any], Any], Lines]:
+    """The store write an action makes (inputs typed first: same limits as the API)."""
+    from core.licenses import messages as lm
+
+    action = a.licenses_cmd
+    if action == "create-account":
+        body = _typed(
+            lm.AccountIn,
+            id=a.account,
+            name=a.name,
+            included_admins=a.included_admins,
+            included_orgs=a.included_orgs,
+        )
+        return desk.create_account(body, actor="cli"), _account_lines
+    if action == "configure":
+        settings = _typed(
+            lm.AccountSettingsIn, default_license=a.default_license, extras_license=a.extras_license
+        )
+        return desk.configure(a.account, settings, actor="cli"), _account_lines
+    if action == "add-admin":
+        admin = _typed(lm.AdminIn, email=a.email)
+        return desk.add_admin(a.account, admin, actor="cli"), _account_lines
+    if action == "remove-admin":
+        return desk.remove_admin(a.account, a.email, actor="cli"), _account_lines
+    return _license_write_op(desk, a)
+
+
+def _license_write_op(desk: Any, a: argparse.Namespace) -> tuple[Callable[[Any], Any], Lines]:
+    from core.licenses import messages as lm
+
+    action = a.licenses_cmd
+    if action == "buy":
+        lic = _typed(
+            lm.LicenseIn,
+            id=a.license,
+            kind=a.kind,
+            quantity=a.quantity,
+            years=a.years,
+            months=a.months,
+        )
+        return desk.buy(a.account, lic, actor="cli"), _license_lines
+    if action == "add":
+        more = _typed(lm.LicenseAddIn, quantity=a.quantity)
+        return desk.add(a.account, a.license, more, actor="cli"), _license_lines
+    if action == "renew":
+        renewal = _typed(lm.LicenseRenewIn, years=a.years, months=a.months, quantity=a.quantity)
+        return desk.renew(a.account, a.license, renewal, actor="cli"), _license_lines
+    if action == "add-domain":
+        dom = _typed(lm.LicenseDomainIn, domain=a.domain)
+        return desk.add_domain(a.account, a.license, dom, actor="cli"), _license_lines
+    # record-lapses
+    sweep = desk.sweep()
+    return (
+        lambda txn: {"lapses_recorded": sweep(txn)},
+        lambda d: [f"{d['lapses_recorded']} lapses recorded"],
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.cmd.wiring import license_settings, open_store
     from core.config import load_config
-    from core.licenses import messages as lm
     from core.licenses.desk import LicenseDesk
 
     cfg = load_config(args.config)
     desk = LicenseDesk(license_settings(cfg), SystemClock())
     action = args.licenses_cmd
-    with open_store(cfg, readonly=action in _READS) as store:
-        if action in _READS:
+    read = _READ_ACTIONS.get(action)
+    with open_store(cfg, readonly=read is not None) as store:
+        if read is not None:
+            fetch, lines = read
             with store.read() as txn:
-                if action == "inventory":
-                    _emit(args, desk.inventory(txn, args.account), _inventory_lines)
-                elif action == "show":
-                    _emit(args, desk.account_view(txn, args.account), _account_lines)
-                elif action == "ledger":
-                    view = desk.ledger(txn, args.account, since=args.since, limit=args.limit)
-                    _emit(args, view, _ledger_lines)
-                elif action == "certificates":
-                    _emit(args, desk.certificates(txn, args.account), _certificates_lines)
-                else:  # check
-                    result = desk.check(txn)
-                    _emit(
-                        args,
-                        result,
-                        lambda r: [
-                            *r.problems,
-                            f"{r.licenses} licenses, {r.ledger_entries} ledger entries:"
-                            f" {'the books balance' if r.ok else 'PROBLEMS FOUND'}",
-                        ],
-                    )
-                    return 0 if result.ok else 1
-            return 0
-        if action == "create-account":
-            body = _typed(
-                lm.AccountIn,
-                id=args.account,
-                name=args.name,
-                included_admins=args.included_admins,
-                included_orgs=args.included_orgs,
-            )
-            _emit(args, store.write(desk.create_account(body, actor="cli")), _account_lines)
-        elif action == "configure":
-            settings = _typed(
-                lm.AccountSettingsIn,
-                default_license=args.default_license,
-                extras_license=args.extras_license,
-            )
-            _emit(
-                args,
-                store.write(desk.configure(args.account, settings, actor="cli")),
-                _account_lines,
-            )
-        elif action == "add-admin":
-            admin = _typed(lm.AdminIn, email=args.email)
-            _emit(
-                args, store.write(desk.add_admin(args.account, admin, actor="cli")), _account_lines
-            )
-        elif action == "remove-admin":
-            _emit(
-                args,
-                store.write(desk.remove_admin(args.account, args.email, actor="cli")),
-                _account_lines,
-            )
-        elif action == "buy":
-            lic = _typed(
-                lm.LicenseIn,
-                id=args.license,
-                kind=args.kind,
-                quantity=args.quantity,
-                years=args.years,
-                months=args.months,
-            )
-            _emit(args, store.write(desk.buy(args.account, lic, actor="cli")), _license_lines)
-        elif action == "add":
-            more = _typed(lm.LicenseAddIn, quantity=args.quantity)
-            _emit(
-                args,
-                store.write(desk.add(args.account, args.license, more, actor="cli")),
-                _license_lines,
-            )
-        elif action == "renew":
-            renewal = _typed(
-                lm.LicenseRenewIn, years=args.years, months=args.months, quantity=args.quantity
-            )
-            _emit(
-                args,
-                store.write(desk.renew(args.account, args.license, renewal, actor="cli")),
-                _license_lines,
-            )
-        elif action == "add-domain":
-            dom = _typed(lm.LicenseDomainIn, domain=args.domain)
-            _emit(
-                args,
-                store.write(desk.add_domain(args.account, args.license, dom, actor="cli")),
-                _license_lines,
-            )
-        else:  # record-lapses
-            n = store.write(desk.sweep())
-            _emit(
-                args, {"lapses_recorded": n}, lambda d: [f"{d['lapses_recorded']} lapses recorded"]
-            )
+                view = fetch(desk, txn, args)
+            _emit(args, view, lines)
+            return 1 if action == "check" and not view.ok else 0
+        op, lines = _write_op(desk, args)
+        _emit(args, store.write(op), lines)
     return 0
-
-
-_READS = frozenset({"inventory", "show", "ledger", "certificates", "check"})
 
 
 def register(sub: Any) -> None:

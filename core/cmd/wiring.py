@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from cryptography import x509
 
 from core.base.clock import Clock
 from core.base.errors import ConfigError
-from core.ca.issuer import issuer_info
+from core.ca.issuer import IssuerInfo, issuer_info
 from core.config import Config, parse_listen, read_secret
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
@@ -19,15 +20,31 @@ from core.store import GroupCommitWriter, Store
 from crl.http import url_list
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
-from ocsp.codec import CertIdHash, ResponseEncoder
+from ocsp.codec import CertIdHash
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
+from ocsp.response_codec import ResponseEncoder
 from ocsp.server import ServerSettings
 from ocsp.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 from signer.api import BatchSigner
 from signer.pool import SignerPool, WorkerSpec
 from signer.splice import signature_algorithm_der
+
+
+@functools.lru_cache(maxsize=8)
+def _load_issuer(path: Path, mtime_ns: int, key_type: str, base_url: str, ocsp: bool) -> IssuerInfo:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    return issuer_info(cert, KeyType(key_type), base_url, ocsp=ocsp)
+
+
+def issuer(cfg: Config) -> IssuerInfo:
+    """The issuing CA as configured, read once per file version (the engine, the CRL
+    publisher, the URL list and the OCSP encoder all need it)."""
+    path = cfg.path(cfg.ca.issuer_cert)
+    return _load_issuer(
+        path, path.stat().st_mtime_ns, cfg.ca.key_type, cfg.ca.base_url, cfg.issuance.ocsp
+    )
 
 
 def open_store(cfg: Config, *, readonly: bool = False) -> Store:
@@ -86,7 +103,6 @@ def issuance_engine(
 ) -> IssuanceEngine:
     """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
     responder certificate it adopts is the one issuance and revocation sign under."""
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     chain = cfg.path(cfg.ca.issuer_cert).read_text() + cfg.path(cfg.ca.root_cert).read_text()
     blocked: set[bytes] = set()
     if cfg.issuance.blocked_keys_file is not None:
@@ -106,9 +122,7 @@ def issuance_engine(
             blocked.add(digest)
     return IssuanceEngine(
         config=cfg.issuance,
-        issuer=issuer_info(
-            issuing, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=cfg.issuance.ocsp
-        ),
+        issuer=issuer(cfg),
         issuer_key_label=cfg.ca.issuer_key_label,
         chain_pem=chain,
         signer=signer,
@@ -138,11 +152,9 @@ def crl_publisher(
     clock: Clock,
     directory: Path | None = None,
 ) -> CrlPublisher:
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
-    key_type = KeyType(cfg.ca.key_type)
-    alg_der, _ = signature_algorithm_der(key_type)
+    alg_der, _ = signature_algorithm_der(KeyType(cfg.ca.key_type))
     return CrlPublisher(
-        issuer=issuer_info(issuing, key_type, cfg.ca.base_url, ocsp=cfg.issuance.ocsp),
+        issuer=issuer(cfg),
         issuer_key_label=cfg.ca.issuer_key_label,
         signature_algorithm=alg_der,
         signer=signer,
@@ -159,8 +171,7 @@ def crl_publisher(
 
 def crl_url_list(cfg: Config, store: Store | None = None) -> dict[str, Any]:
     """Every partition's CRL URL (today's count and any a smaller count left behind)."""
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
-    info = issuer_info(issuing, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=False)
+    info = issuer(cfg)
     high = 0
     own = store is None and cfg.path(cfg.store.path).joinpath("data.mdb").exists()
     reader = open_store(cfg, readonly=True) if own else store
@@ -173,7 +184,9 @@ def crl_url_list(cfg: Config, store: Store | None = None) -> dict[str, Any]:
             reader.close()
     partitions = range(max(high, cfg.issuance.crl_partitions))
     return url_list(
-        issuing.subject.rfc4514_string(), info.key_id, [info.crl_url(p) for p in partitions]
+        info.certificate.subject.rfc4514_string(),
+        info.key_id,
+        [info.crl_url(p) for p in partitions],
     )
 
 
@@ -186,10 +199,11 @@ def crl_updater(cfg: Config, publisher: CrlPublisher) -> CrlUpdater:
 
 
 def response_encoder(cfg: Config) -> ResponseEncoder:
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     responder = x509.load_pem_x509_certificate(cfg.path(cfg.ca.ocsp_responder_cert).read_bytes())
     alg_der, _ = signature_algorithm_der(KeyType(cfg.ca.key_type))
-    return ResponseEncoder(issuer=issuing, responder=responder, signature_algorithm=alg_der)
+    return ResponseEncoder(
+        issuer=issuer(cfg).certificate, responder=responder, signature_algorithm=alg_der
+    )
 
 
 def presigner(cfg: Config) -> Presigner:

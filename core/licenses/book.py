@@ -15,7 +15,7 @@ import msgspec
 
 from core.base.clock import epoch_us
 from core.base.errors import Conflict, NotFound, PolicyError
-from core.licenses import policy
+from core.licenses import balances, policy
 from core.licenses.policy import CHARGING_KINDS, Operation, Outcome
 from core.store import (
     AccountRecord,
@@ -402,8 +402,8 @@ def check(read: ReadTxn) -> list[str]:
     kinds: dict[str, str] = {}
     for lic in read.iter_licenses():
         kinds[lic.id] = lic.kind
-        derived = policy.derive(lic, read.iter_ledger(license=lic.id))
-        problems += [f"license {lic.id}: {d}" for d in policy.differences(lic, derived)]
+        derived = balances.derive(lic, read.iter_ledger(license=lic.id))
+        problems += [f"license {lic.id}: {d}" for d in balances.differences(lic, derived)]
     paid: dict[str, str] = {}  # serial hex -> license, from consume/transfer entries
     for e in read.iter_ledger():
         if e.movement in ("consume", "transfer") and e.item in ("certificate", ""):

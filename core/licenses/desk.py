@@ -15,7 +15,7 @@ import msgspec
 from core.base.clock import Clock, epoch_us, from_epoch, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import PolicyError
-from core.licenses import book, policy, terms
+from core.licenses import balances, book, policy, terms
 from core.licenses import messages as lm
 from core.store import (
     AccountRecord,
@@ -237,7 +237,7 @@ class LicenseDesk:
 
     def license_view(self, read: ReadTxn, lic: LicenseRecord, now: int) -> lm.LicenseView:
         live = read.count_live(lic.id, now) if lic.kind == "monthly" else 0
-        t = policy.totals(lic, now=now, soon=self._settings.expiring_soon, live=live)
+        t = balances.totals(lic, now=now, soon=self._settings.expiring_soon, live=live)
         shown = policy.lapse(lic, now).license
         termed = lic.kind in policy.TERM_KINDS
         return lm.LicenseView(
@@ -274,11 +274,11 @@ class LicenseDesk:
         book.account_of(read, account)
         now = self._now()
         views = [self.license_view(read, lic, now) for lic in read.iter_licenses(account)]
-        sums = {section: policy.Totals() for section in _SECTION_UNITS}
+        sums = {section: balances.Totals() for section in _SECTION_UNITS}
         for v in views:
             t = v.totals
             section = _SECTIONS[v.kind]
-            sums[section] = sums[section] + policy.Totals(
+            sums[section] = sums[section] + balances.Totals(
                 t.purchased, t.used, t.available, t.expiring_soon, t.lapsed
             )
         s = {k: _totals_view(v, _SECTION_UNITS[k]) for k, v in sums.items()}
@@ -355,7 +355,7 @@ class LicenseDesk:
         )
 
 
-def _totals_view(t: policy.Totals, unit: str) -> lm.TotalsView:
+def _totals_view(t: balances.Totals, unit: str) -> lm.TotalsView:
     return lm.TotalsView(
         unit=unit,
         purchased=t.purchased,

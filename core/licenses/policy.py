@@ -30,7 +30,7 @@ from core.base.dnsnames import covered_by
 from core.base.errors import PolicyError
 from core.config import LICENSE_KINDS
 from core.licenses import terms
-from core.store.records import CertRecord, LedgerEntry, LicenseRecord, Lot
+from core.store.records import CertRecord, LicenseRecord, Lot
 
 KINDS: tuple[str, ...] = LICENSE_KINDS
 UNIT_KINDS = frozenset({"non_pooled", "coupon"})
@@ -157,17 +157,10 @@ def renew(
     )
 
 
-def _credit(
-    lic: LicenseRecord,
-    movement: str,
-    *,
-    quantity: int,
-    now: int,
-    offset: int,
-    years: int | None = None,
-    months: int | None = None,
-) -> Outcome:
-    kind = lic.kind
+def _check_terms(
+    kind: str, movement: str, *, quantity: int, years: int | None, months: int | None
+) -> None:
+    """The term a purchase or renewal names must fit its kind; an `add` names none."""
     if kind == "pooled" and movement != "add":
         lo, hi = POOLED_YEARS
         if years is None or not lo <= years <= hi:
@@ -182,6 +175,49 @@ def _credit(
     if kind == "coupon" and quantity < MIN_COUPONS:
         raise _refuse("license_quantity_invalid", f"coupons are sold {MIN_COUPONS} or more")
 
+
+def _new_term(
+    lic: LicenseRecord,
+    movement: str,
+    *,
+    now: int,
+    offset: int,
+    years: int | None,
+    months: int | None,
+) -> tuple[int, int, int]:
+    """(start, end, from) of the term a purchase or renewal makes: `from` is where the
+    paid time begins (the old end, for a continuation)."""
+    kind = lic.kind
+    if movement == "purchase":
+        start = term_from = now
+    elif kind == "domain_bundle" or now < lic.end:
+        start, term_from = lic.start, lic.end  # a continuation
+    else:
+        start = term_from = now  # a late pooled or monthly renewal: a new term
+    if kind == "domain_bundle":
+        # A renewal's year starts on the old last day: 2015-05-31 -> 2016-05-31.
+        end = terms.end_of_month_after_year(
+            term_from - 1 if movement == "renew" else term_from, offset
+        )
+    elif kind == "pooled":
+        end = terms.add_years(term_from, years or 0, offset)
+    else:
+        end = terms.add_months(term_from, months or 0, offset)
+    return start, end, term_from
+
+
+def _credit(
+    lic: LicenseRecord,
+    movement: str,
+    *,
+    quantity: int,
+    now: int,
+    offset: int,
+    years: int | None = None,
+    months: int | None = None,
+) -> Outcome:
+    kind = lic.kind
+    _check_terms(kind, movement, quantity=quantity, years=years, months=months)
     if kind in UNIT_KINDS:
         lot = Lot(
             seq=len(lic.lots) + 1,
@@ -198,21 +234,9 @@ def _credit(
         days = terms.whole_days(end - now) if kind == "pooled" else 0
         total = lic.quantity + quantity
     else:
-        if movement == "purchase":
-            start = term_from = now
-        elif kind == "domain_bundle" or now < lic.end:
-            start, term_from = lic.start, lic.end  # a continuation
-        else:
-            start = term_from = now  # a late pooled or monthly renewal: a new term
-        if kind == "domain_bundle":
-            # A renewal's year starts on the old last day: 2015-05-31 -> 2016-05-31.
-            end = terms.end_of_month_after_year(
-                term_from - 1 if movement == "renew" else term_from, offset
-            )
-        elif kind == "pooled":
-            end = terms.add_years(term_from, years or 0, offset)
-        else:
-            end = terms.add_months(term_from, months or 0, offset)
+        start, end, term_from = _new_term(
+            lic, movement, now=now, offset=offset, years=years, months=months
+        )
         days = terms.whole_days(end - term_from) if kind == "pooled" else 0
         total = quantity
     grown = total - lic.quantity
@@ -423,133 +447,3 @@ def _take_unit(lic: LicenseRecord, *, now: int, serial: str, item: str, note: st
             f"license {lic.id}'s {UNIT_NAMES[lic.kind]} lapsed a year after purchase",
         )
     raise _refuse("license_exhausted", f"license {lic.id} has no {UNIT_NAMES[lic.kind]} left")
-
-
-# -- the ledger as the truth ----------------------------------------------------------
-
-
-def derive(base: LicenseRecord, entries: Iterable[LedgerEntry]) -> LicenseRecord:
-    """The license's balances recomputed from its ledger alone (identity and kind from
-    `base`). The check command compares this with the cached record."""
-    lic = LicenseRecord(
-        id=base.id,
-        account=base.account,
-        kind=base.kind,
-        created_at=base.created_at,
-        start=base.start,
-    )
-    lots: dict[int, Lot] = {}
-    quantity = balance = consumed = returned = lapsed = end = 0
-    domains: list[str] = []
-    for e in entries:
-        if e.movement in ("purchase", "add", "renew"):
-            quantity += e.quantity
-            if e.term_end and lic.kind in TERM_KINDS:
-                end = e.term_end
-            if lic.kind in UNIT_KINDS:
-                lots[e.lot] = Lot(seq=e.lot, at=e.at, expires=e.term_end, quantity=e.amount)
-        if lic.kind == "pooled":
-            balance += e.amount
-        if e.movement == "consume":
-            consumed -= e.amount
-            if e.lot in lots:
-                lots[e.lot] = msgspec.structs.replace(lots[e.lot], used=lots[e.lot].used - e.amount)
-        elif e.movement == "lapse":
-            lapsed -= e.amount
-            if e.lot in lots:
-                lot = lots[e.lot]
-                lots[e.lot] = msgspec.structs.replace(lot, lapsed=lot.lapsed - e.amount)
-        elif e.movement == "return":
-            returned += e.amount
-        elif e.movement == "domain":
-            domains.append(e.note)
-    return msgspec.structs.replace(
-        lic,
-        end=end,
-        quantity=quantity,
-        balance=balance,
-        consumed=consumed,
-        returned=returned,
-        lapsed=lapsed,
-        lots=[lots[k] for k in sorted(lots)],
-        domains=domains,
-    )
-
-
-def differences(cached: LicenseRecord, derived: LicenseRecord) -> list[str]:
-    """The fields where the cached balances disagree with the ledger."""
-    out = []
-    names = ("end", "quantity", "balance", "consumed", "returned", "lapsed", "lots", "domains")
-    for name in names:
-        have, want = getattr(cached, name), getattr(derived, name)
-        if have != want:
-            out.append(f"{name}: cached {have!r}, ledger says {want!r}")
-    return out
-
-
-# -- views ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Totals:
-    """One license's inventory in its own unit, as an operator reads it at `now`."""
-
-    purchased: int = 0
-    used: int = 0
-    available: int = 0
-    expiring_soon: int = 0  # available now, gone within the "soon" window
-    lapsed: int = 0  # recorded lapses plus those due and not yet recorded
-
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(
-            self.purchased + other.purchased,
-            self.used + other.used,
-            self.available + other.available,
-            self.expiring_soon + other.expiring_soon,
-            self.lapsed + other.lapsed,
-        )
-
-
-def totals(lic: LicenseRecord, *, now: int, soon: int, live: int = 0) -> Totals:
-    """Purchased, used, available, expiring soon and lapsed, without writing: what is
-    due to lapse counts as lapsed already."""
-    lic = lapse(lic, now).license
-    if lic.kind in UNIT_KINDS:
-        purchased = sum(lot.quantity for lot in lic.lots)
-        left = [(lot.quantity - lot.used - lot.lapsed, lot.expires) for lot in lic.lots]
-        return Totals(
-            purchased=purchased,
-            used=sum(lot.used for lot in lic.lots),
-            available=sum(n for n, _ in left),
-            expiring_soon=sum(n for n, expires in left if expires - now <= soon),
-            lapsed=lic.lapsed,
-        )
-    in_term = now < lic.end
-    ending = in_term and lic.end - now <= soon
-    if lic.kind == "pooled":
-        used = lic.consumed - lic.returned
-        return Totals(
-            purchased=lic.balance + used + lic.lapsed,
-            used=used,
-            available=lic.balance,
-            expiring_soon=lic.balance if ending else 0,
-            lapsed=lic.lapsed,
-        )
-    if lic.kind == "domain_bundle":  # in domains: 3 per license
-        room = lic.quantity * DOMAINS_PER_BUNDLE
-        free = room - len(lic.domains) if in_term else 0
-        return Totals(
-            purchased=room,
-            used=len(lic.domains),
-            available=free,
-            expiring_soon=room if ending else 0,
-            lapsed=0 if in_term else room,
-        )
-    free = max(0, lic.quantity - live) if in_term else 0  # monthly: live slots
-    return Totals(
-        purchased=lic.quantity,
-        used=live,
-        available=free,
-        expiring_soon=lic.quantity if ending else 0,
-        lapsed=0 if in_term else lic.quantity,
-    )

@@ -15,15 +15,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.base.errors import MalformedOcspRequest
 from core.base.reasons import RevocationReason
-from ocsp.codec import (
-    CertIdHash,
+from ocsp.codec import CertIdHash, ResponseStatus, error_response, parse_request
+from ocsp.response_codec import (
     CertStatusKind,
     Envelopes,
     ResponseEncoder,
     ResponseEnvelope,
-    ResponseStatus,
-    error_response,
-    parse_request,
     responder_key_hash,
 )
 from signer.splice import split_signed

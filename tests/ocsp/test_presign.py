@@ -13,8 +13,9 @@ from cryptography.x509.oid import NameOID
 from core.base.errors import ResponderCertificateExpiring, SignerError, StoreError
 from core.base.reasons import RevocationReason
 from core.store.records import CertRecord, CertStatus, OcspRecord
-from ocsp.codec import CertIdHash, CertStatusKind, ResponseEncoder, ResponseEnvelope
+from ocsp.codec import CertIdHash
 from ocsp.presign import Presigner
+from ocsp.response_codec import CertStatusKind, ResponseEncoder, ResponseEnvelope
 from signer.algorithms import SignAlgorithm
 from tests.ocsp.test_codec import ECDSA_SHA256, _cert
 

@@ -18,8 +18,9 @@ from core.cmd.wiring import ocsp_refresher, presigner
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.store import CertStatus, WriteTxn, serial_bytes
-from ocsp.codec import CertIdHash, Envelopes
+from ocsp.codec import CertIdHash
 from ocsp.refresher import RETRY_AFTER, OcspRefresher
+from ocsp.response_codec import Envelopes
 from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, run, setup
 

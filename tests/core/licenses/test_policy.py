@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from core.base.errors import PolicyError
-from core.licenses import policy, terms
+from core.licenses import balances, policy, terms
 from core.store import CertRecord, CertStatus, LicenseRecord
 
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -441,6 +441,6 @@ def test_the_ledger_alone_rebuilds_every_balance() -> None:
                 )
             )
         lic = record(policy.lapse(lic, at("2028-01-01")))
-        assert policy.differences(lic, policy.derive(lic, entries)) == [], kind
+        assert balances.differences(lic, balances.derive(lic, entries)) == [], kind
         wrong = msgspec.structs.replace(lic, balance=lic.balance + 1, consumed=lic.consumed + 1)
-        assert len(policy.differences(wrong, policy.derive(lic, entries))) == 2
+        assert len(balances.differences(wrong, balances.derive(lic, entries))) == 2
