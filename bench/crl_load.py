@@ -285,7 +285,7 @@ def run(cfg: Config, *, certs: int, workdir: Path) -> dict[str, Any]:
     cfg = msgspec.structs.replace(
         cfg,
         store=msgspec.structs.replace(cfg.store, path=str(workdir / "lmdb")),
-        issuance=msgspec.structs.replace(cfg.issuance, crl_partitions=65),
+        crl=msgspec.structs.replace(cfg.crl, partitions=65),
     )
     issuer_cert = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     issuer = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest

@@ -8,7 +8,7 @@ folder, with the [signer] and [issuance] settings of the given configuration), i
   request) and POST /v1/certificates:batch (--batch certificates per request), first with
   license enforcement off, then on (every certificate takes a non-pooled unit and writes
   its ledger entry in its commit); the ratio on/off is what enforcement costs; then once
-  more with OCSP off (`[issuance] ocsp = false`: no OCSP URL, no "good" responses to
+  more with OCSP off (`[ocsp] enabled = false`: no OCSP URL, no "good" responses to
   pre-sign, a CRL-only CA as the BR now allow), where a certificate is one signature
   instead of 1 + one per CertID hash.
 Every request issues a real certificate (new serial, durable commit). Subscriber keys are
@@ -91,10 +91,13 @@ def _configure(config: Path, base: Config, port: int) -> None:
     text = re.sub(r"(?m)^workers = .*$", f"workers = {s.workers}", text)
     text = re.sub(r"(?m)^batch_max = .*$", f"batch_max = {s.batch_max}", text)
     text = re.sub(r"(?m)^batch_delay = .*$", f'batch_delay = "{s.batch_delay.text}"', text)
+    # `hanko init` writes an [ocsp] table: `enabled` goes first in it (each measurement
+    # sets it, _RUNS).
+    text = text.replace("\n[ocsp]\n", "\n[ocsp]\nenabled = true\n", 1)
     text += (
-        "\n[issuance]\nocsp = true\n"  # each measurement sets it (_RUNS)
-        f"crl_partitions = {base.issuance.crl_partitions}\n"
-        f'lint = "{base.issuance.lint}"\nlint_sample_rate = {base.issuance.lint_sample_rate}\n'
+        f"\n[crl]\npartitions = {base.crl.partitions}\n"
+        f'\n[issuance]\nlint = "{base.issuance.lint}"\n'
+        f"lint_sample_rate = {base.issuance.lint_sample_rate}\n"
     )
     config.write_text(text)
 
@@ -131,7 +134,7 @@ def bench_key_type(
         for name, enforce, ocsp in _RUNS:
             config = ca / "hanko.toml"
             text = re.sub(r"(?ms)^\[licenses\]\nenforce = \w+\n", "", config.read_text())
-            text = re.sub(r"(?m)^ocsp = \w+$", f"ocsp = {str(ocsp).lower()}", text)
+            text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", text)
             config.write_text(text + f"[licenses]\nenforce = {str(enforce).lower()}\n")
             runs[name] = _measure(
                 ca,

@@ -44,6 +44,7 @@ from ocsp.connection import Connection, Limits, Request, State
 from ocsp.responder import MALFORMED, Answer, Responder
 
 TICK = 0.1
+_CLOSED = State.CLOSED
 _GET = b"GET"
 _POST = b"POST"
 _NO_STORE = b"Cache-Control: no-store\r\n"
@@ -270,8 +271,14 @@ class Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        requests, err = self.conn.receive(data, state.now)
-        if requests:
+        conn = self.conn
+        requests, err = conn.receive(data, state.now)
+        if len(requests) == 1:  # the common case: one request per read
+            try:
+                self.transport.write(state.handle(requests[0]))
+            except http.HttpError as exc:  # a method we do not serve
+                err = exc
+        elif requests:  # pipelined: one write for all the answers
             out: list[bytes] = []
             for r in requests:
                 try:
@@ -279,13 +286,12 @@ class Protocol(asyncio.Protocol):
                 except http.HttpError as exc:  # a method we do not serve: the last answer
                     err = exc
                     break
-            if out:
-                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.transport.write(b"".join(out))
         if err is not None:
             headers = b"Allow: GET, POST\r\n" if err.status == 405 else b""
             self.transport.write(http.error_response(err, date=state.date, headers=headers))
             self.transport.close()
-        elif self.conn.state is State.CLOSED:
+        elif conn.state is _CLOSED:
             self.transport.close()
 
 

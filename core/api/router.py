@@ -1,6 +1,6 @@
-"""The core's HTTP surface (hypercorn, trio worker): health, statistics, and the routes
-later issues add (signing RPC, admin API, CRL files). A tiny ASGI router of our own: the
-surface is small and every error must be a precise JSON answer, never an HTML 500.
+"""The core's HTTP surface (hypercorn, trio worker): health, statistics, the signing
+RPC, the admin API and the CRL files. A tiny ASGI router of our own: the surface is
+small and every error must be a precise JSON answer, never an HTML 500.
 """
 
 from __future__ import annotations

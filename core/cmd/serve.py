@@ -123,7 +123,7 @@ async def run_service(
         clock = SystemClock()
         refresher = (
             ocsp_refresher(cfg, signer=pool, store=store, writer=writer, clock=clock)
-            if cfg.issuance.ocsp
+            if cfg.ocsp.enabled
             else None
         )
         updater = crl_updater(
@@ -194,7 +194,7 @@ async def _main(cfg: Config) -> None:
 
             nursery.start_soon(stop_on_signal)
             binds = await nursery.start(run_service, cfg)
-            ocsp = f", OCSP on {cfg.ocsp.listen}" if cfg.issuance.ocsp else ""
+            ocsp = f", OCSP on {cfg.ocsp.listen}" if cfg.ocsp.enabled else ""
             print(
                 f"hanko: serving the API on {', '.join(binds)}{ocsp} (Ctrl-C to stop)", flush=True
             )

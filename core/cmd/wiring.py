@@ -43,7 +43,7 @@ def issuer(cfg: Config) -> IssuerInfo:
     publisher, the URL list and the OCSP encoder all need it)."""
     path = cfg.path(cfg.ca.issuer_cert)
     return _load_issuer(
-        path, path.stat().st_mtime_ns, cfg.ca.key_type, cfg.ca.base_url, cfg.issuance.ocsp
+        path, path.stat().st_mtime_ns, cfg.ca.key_type, cfg.ca.base_url, cfg.ocsp.enabled
     )
 
 
@@ -131,7 +131,8 @@ def issuance_engine(
         clock=clock,
         blocked_keys=blocked,
         intake=intake,
-        presigner=(ocsp_presigner or presigner(cfg)) if cfg.issuance.ocsp else None,
+        presigner=(ocsp_presigner or presigner(cfg)) if cfg.ocsp.enabled else None,
+        crl_partitions=cfg.crl.partitions,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
     )
 
@@ -162,7 +163,7 @@ def crl_publisher(
         writer=writer,
         clock=clock,
         directory=directory or cfg.path(cfg.crl.publish_dir),
-        partitions=cfg.issuance.crl_partitions,
+        partitions=cfg.crl.partitions,
         validity=dt.timedelta(seconds=cfg.crl.validity.seconds),
         deltas=any(p.delta_crl for p in cfg.issuance.profiles.values()),
         delta_validity=dt.timedelta(seconds=cfg.crl.delta_validity.seconds),
@@ -182,7 +183,7 @@ def crl_url_list(cfg: Config, store: Store | None = None) -> dict[str, Any]:
     finally:
         if own and reader is not None:
             reader.close()
-    partitions = range(max(high, cfg.issuance.crl_partitions))
+    partitions = range(max(high, cfg.crl.partitions))
     return url_list(
         info.certificate.subject.rfc4514_string(),
         info.key_id,

@@ -91,8 +91,6 @@ def _signer_problems(cfg: Config) -> list[str]:
 def _issuance_problems(cfg: Config) -> list[str]:
     problems: list[str] = []
     iss = cfg.issuance
-    if not 1 <= iss.crl_partitions <= 65535:
-        problems.append("issuance.crl_partitions: must be between 1 and 65535")
     if not 0.0 <= iss.lint_sample_rate <= 1.0:
         problems.append("issuance.lint_sample_rate: must be between 0 and 1")
     if not iss.validity_schedule:
@@ -126,6 +124,8 @@ def _issuance_problems(cfg: Config) -> list[str]:
 def _crl_problems(cfg: Config) -> list[str]:
     problems: list[str] = []
     crl = cfg.crl
+    if not 1 <= crl.partitions <= 65535:
+        problems.append("crl.partitions: must be between 1 and 65535")
     if not 3600 <= crl.validity.seconds <= 10 * 86400:
         problems.append("crl.validity: must be between 1h and 10d (BR 4.9.7)")
     if not 0 <= crl.change_delay.seconds <= 86400:

@@ -41,6 +41,10 @@ def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
     return None
 
 
+# Keys that moved to another table: named with their new place.
+MOVED = {"issuance.crl_partitions": "crl.partitions", "issuance.ocsp": "ocsp.enabled"}
+
+
 def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix: str) -> list[str]:
     """Walk the raw TOML against the Struct tree; msgspec alone stops at the first error."""
     problems: list[str] = []
@@ -48,6 +52,9 @@ def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix:
     fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
     for key, value in raw.items():
         path = f"{prefix}{key}"
+        if path in MOVED:
+            problems.append(f"{path}: moved to {MOVED[path]}")
+            continue
         if key not in fields or key == "base_dir":
             close = difflib.get_close_matches(key, [k for k in fields if k != "base_dir"], n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""

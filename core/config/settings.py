@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from core.base.reasons import ALL_REASON_NAMES
 from core.base.units import ByteSize, Duration
 from core.config.schedule import BR_SCHEDULE, ScheduleEntry
 
@@ -98,20 +99,11 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     # Point certificates at delta CRLs (Freshest CRL). For private PKI profiles only: the
     # BR profile of a public TLS certificate has no such extension.
     delta_crl: bool = False
-    # The CRLReasons a revocation of this profile's certificates may give (BR 7.2.2
-    # allows these six for subscriber certificates; a profile may narrow them).
     # The license kinds that may pay for this profile's certificates.
     license_kinds: list[str] = msgspec.field(default_factory=lambda: list(LICENSE_KINDS))
-    revocation_reasons: list[str] = msgspec.field(
-        default_factory=lambda: [
-            "unspecified",
-            "keyCompromise",
-            "affiliationChanged",
-            "superseded",
-            "cessationOfOperation",
-            "privilegeWithdrawn",
-        ]
-    )
+    # The CRLReasons a revocation of this profile's certificates may give (BR 7.2.2
+    # allows these six for subscriber certificates; a profile may narrow them).
+    revocation_reasons: list[str] = msgspec.field(default_factory=lambda: list(ALL_REASON_NAMES))
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:
@@ -119,10 +111,6 @@ def _default_profiles() -> dict[str, ProfileConfig]:
 
 
 class IssuanceConfig(msgspec.Struct, **_STRICT):
-    # CRL partitions; a certificate's partition is chosen at issuance and never changes.
-    crl_partitions: int = 16
-    # Write the OCSP URL into Authority Information Access.
-    ocsp: bool = True
     # pkilint on the throwaway-key certificate before the real signature: none, a
     # sample, or all of them.
     lint: Literal["none", "sample", "all"] = "none"
@@ -148,6 +136,9 @@ class LicenseConfig(msgspec.Struct, **_STRICT):
 
 
 class CrlConfig(msgspec.Struct, **_STRICT):
+    # A certificate's partition (serial mod partitions) is chosen at issuance, written
+    # into its CRL distribution point, and never changes.
+    partitions: int = 16
     # Where partition CRLs are written (and served from, by the CRL HTTP server).
     publish_dir: str = "crl"
     # nextUpdate - thisUpdate; the BR allow at most 10 days.
@@ -162,6 +153,9 @@ class CrlConfig(msgspec.Struct, **_STRICT):
 
 
 class OcspConfig(msgspec.Struct, **_STRICT):
+    # Pre-sign responses, run the responder, and write the OCSP URL into Authority
+    # Information Access. Off: CRLs only (OCSP is optional for TLS since 2024-03-15).
+    enabled: bool = True
     # The responder's address: where {ca.base_url}/ocsp (the URL in AIA) is routed.
     listen: str = "127.0.0.1:8080"
     # Responder processes sharing the port (SO_REUSEPORT); 0 = one per CPU.

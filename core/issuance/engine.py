@@ -12,12 +12,10 @@ transaction, before anyone is answered. The engine only orchestrates.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 import msgspec
 from cryptography import x509
@@ -68,8 +66,7 @@ class EngineStatistics(msgspec.Struct, frozen=True):
     revoked: int  # revocations this engine committed (not counting repeats)
 
 
-@dataclass(frozen=True)
-class _Prepared:
+class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
     request: IssueRequest
     tbs: bytes
     record: CertRecord
@@ -77,8 +74,7 @@ class _Prepared:
     decision: policy.Decision
 
 
-@dataclass(frozen=True)
-class _Signed:
+class _Signed(msgspec.Struct, frozen=True):
     """A prepared certificate with its signature and its pre-signed OCSP responses."""
 
     prepared: _Prepared
@@ -116,8 +112,10 @@ class IssuanceEngine:
         intake: IntakePool | None = None,
         presigner: Presigner | None = None,
         licensing: book.Settings | None = None,
+        crl_partitions: int = 16,
     ) -> None:
         self._config = config
+        self._partitions = crl_partitions
         # None: license enforcement off (a private CA, or the benchmark's baseline).
         self._licensing = licensing
         self._presigner = presigner
@@ -299,8 +297,8 @@ class IssuanceEngine:
                 not_after=to_epoch(decision.not_after),
                 settings=self._licensing,
             )
-            decision = dataclasses.replace(decision, operation=operation)
-        partition = serial % self._config.crl_partitions
+            decision = msgspec.structs.replace(decision, operation=operation)
+        partition = serial % self._partitions
         prof = decision.profile
         tbs = self._tbs.tbs(
             org=decision.org,

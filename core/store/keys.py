@@ -54,8 +54,6 @@ ENVELOPE_SINCE_PREFIX = b"ocsp_envelope_since:"
 
 # Serials are at most 20 octets (RFC 5280 4.1.2.2).
 SERIAL_WIDTH = 20
-# Where an encoded OcspRecord keeps refresh_at: big-endian, as due keys start with it.
-OCSP_REFRESH_AT = slice(16, 24)
 
 
 def serial_bytes(serial: int) -> bytes:

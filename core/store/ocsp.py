@@ -11,12 +11,11 @@ from core.store.keys import (
     ENVELOPE_GENERATION,
     ENVELOPE_PREFIX,
     ENVELOPE_SINCE_PREFIX,
-    OCSP_REFRESH_AT,
     due_key,
     due_key_at,
     serial_key,
 )
-from core.store.records import OcspEnvelope, OcspRecord
+from core.store.records import OCSP_REFRESH_AT, OcspEnvelope, OcspRecord
 
 
 class OcspReads(CounterReads):
@@ -54,7 +53,7 @@ class OcspReads(CounterReads):
         return n
 
     def get_ocsp_envelope(self, key_hash: bytes) -> bytes | None:
-        """The encoded envelope (ocsp.codec.ResponseEnvelope) of a responder key."""
+        """The encoded envelope (ocsp.response_codec.ResponseEnvelope) of a responder key."""
         raw: bytes | None = self.txn.get(ENVELOPE_PREFIX + key_hash, db=self.dbs[b"meta"])
         return raw
 

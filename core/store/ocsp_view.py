@@ -41,7 +41,7 @@ class OcspView:
         return self._txn.get(key, db=self._certs) is not None
 
     def envelope(self, key_hash: bytes) -> bytes | None:
-        """The encoded envelope (ocsp.codec.ResponseEnvelope) of a responder key."""
+        """The encoded envelope (ocsp.response_codec.ResponseEnvelope) of a responder key."""
         value: bytes | None = self._txn.get(ENVELOPE_PREFIX + key_hash, db=self._meta)
         return value
 

@@ -245,11 +245,13 @@ LEDGER = Codec(LedgerEntry)
 # A signed response is the ResponseData and its signature, without the envelope (the
 # signature algorithm and the responder's certificate, most of the bytes): that is kept
 # once per responder key (OcspEnvelope, in the meta database) and put around on the way
-# out (ocsp.codec.ResponseEnvelope). Records written before this layout hold whole
+# out (ocsp.response_codec.ResponseEnvelope). Records written before this layout hold whole
 # OCSPResponses and are served as they are until re-signed.
 _OCSP_HEADER = 24
 _OCSP_HEAD = struct.Struct(">QQQ")  # this_update, next_update, refresh_at
 _OCSP_ENTRY = struct.Struct(">BI")  # CertIdHash value, length of the response
+# Where the header keeps refresh_at: big-endian, as due keys (keys.due_key) start with it.
+OCSP_REFRESH_AT = slice(16, _OCSP_HEADER)
 
 
 class OcspEnvelope(msgspec.Struct, frozen=True, gc=False):

@@ -8,8 +8,9 @@ charge its licence, schedule its OCSP response and audit it together.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+import msgspec
 
 from core.store.audit import AuditReads
 from core.store.certs import CertReads, CertWrites
@@ -27,15 +28,13 @@ class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, AuditReads):
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class Done(Generic[T]):
+class Done(msgspec.Struct, Generic[T], frozen=True):
     """A nested transaction that committed, with what its op returned."""
 
     value: T
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
+class Failed(msgspec.Struct, frozen=True):
     """A nested transaction rolled back, with the error its op raised."""
 
     error: Exception

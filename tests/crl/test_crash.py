@@ -36,7 +36,7 @@ def verified(ca: DevCA, path: Path) -> bool:
 
 def test_kill_9_mid_build(fresh_ca: DevCA) -> None:
     text = fresh_ca.config_path.read_text()
-    fresh_ca.config_path.write_text(text + "\n[issuance]\ncrl_partitions = 1\n")
+    fresh_ca.config_path.write_text(text + "\n[crl]\npartitions = 1\n")
     cfg = fresh_ca.config
     issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     key_id = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest

@@ -56,7 +56,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             clock=clock,
             directory=out,
         )
-        partitions = range(ca.config.issuance.crl_partitions)
+        partitions = range(ca.config.crl.partitions)
         first = [(await publisher.publish_full(p))[0] for p in partitions]
         first_der = [c.read() for c in first]
         second = [(await publisher.publish_full(p))[0] for p in partitions]
@@ -237,8 +237,7 @@ def test_cli_crl(scenario: dict[str, Any]) -> None:
     urls = hanko("crl", "urls", "-c", str(ca.config_path))
     assert urls.returncode == 0
     assert urls.stdout.split() == [
-        f"http://pki.hanko.example.com/crl/{p}.crl"
-        for p in range(ca.config.issuance.crl_partitions)
+        f"http://pki.hanko.example.com/crl/{p}.crl" for p in range(ca.config.crl.partitions)
     ]
     built = hanko("crl", "-c", str(ca.config_path), "--json")
     assert built.returncode == 0, built.stderr

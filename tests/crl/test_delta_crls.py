@@ -34,8 +34,9 @@ def private_pki(ca: DevCA) -> Config:
         delta_crl=True,
         revocation_reasons=["unspecified", "keyCompromise", "superseded"],
     )
-    issuance = msgspec.structs.replace(cfg.issuance, crl_partitions=2, profiles=profiles)
-    return msgspec.structs.replace(cfg, issuance=issuance)
+    issuance = msgspec.structs.replace(cfg.issuance, profiles=profiles)
+    crl = msgspec.structs.replace(cfg.crl, partitions=2)
+    return msgspec.structs.replace(cfg, issuance=issuance, crl=crl)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +254,7 @@ def test_expired_entries_leave_only_after_a_crl_past_their_expiry(fresh_ca: DevC
     clock = FixedClock(NOW)
     cfg = msgspec.structs.replace(
         fresh_ca.config,
-        issuance=msgspec.structs.replace(fresh_ca.config.issuance, crl_partitions=1),
+        crl=msgspec.structs.replace(fresh_ca.config.crl, partitions=1),
     )
 
     async def job(engine: IssuanceEngine) -> list[list[int]]:
@@ -294,7 +295,7 @@ def test_updater_publishes_what_is_due(fresh_ca: DevCA) -> None:
     clock = FixedClock(NOW)
     cfg = msgspec.structs.replace(
         fresh_ca.config,
-        issuance=msgspec.structs.replace(fresh_ca.config.issuance, crl_partitions=2),
+        crl=msgspec.structs.replace(fresh_ca.config.crl, partitions=2),
     )
 
     async def job(engine: IssuanceEngine) -> list[list[tuple[int, str, int]]]:

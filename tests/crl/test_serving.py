@@ -91,8 +91,7 @@ def test_published_by_the_updater_and_served_with_validators(
 
     urls = public.get("/crl/urls.json").json()
     assert urls["crl_urls"] == [
-        f"http://pki.hanko.example.com/crl/{p}.crl"
-        for p in range(ca.config.issuance.crl_partitions)
+        f"http://pki.hanko.example.com/crl/{p}.crl" for p in range(ca.config.crl.partitions)
     ]
     assert urls["issuer_key_id"] == (
         issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
@@ -119,7 +118,7 @@ def test_published_by_the_updater_and_served_with_validators(
     assert listed.get_revoked_certificate_by_serial_number(int(issued["serial"], 16)) is not None
     assert crl_number(now.content) > crl_number(before.content)
     stats = admin.get("/v1/statistics").json()["crl_updater"]
-    assert stats["published_full"] >= ca.config.issuance.crl_partitions + 1
+    assert stats["published_full"] >= ca.config.crl.partitions + 1
     assert stats["failures"] == 0
 
 

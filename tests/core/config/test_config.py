@@ -46,6 +46,24 @@ def test_every_problem_is_reported(dev_ca: DevCA, tmp_path: Path) -> None:
     assert "signer.batch_max: Expected `int`, got `str`" in problems
 
 
+def test_a_key_that_moved_names_its_new_place(dev_ca: DevCA, tmp_path: Path) -> None:
+    path = _variant(
+        dev_ca, tmp_path, "[api]", "[issuance]\ncrl_partitions = 4\nocsp = false\n\n[api]"
+    )
+    _, problems = check_config(path)
+    assert problems == [
+        "issuance.crl_partitions: moved to crl.partitions",
+        "issuance.ocsp: moved to ocsp.enabled",
+    ]
+    moved = _variant(
+        dev_ca, tmp_path, "[ocsp]\n", "[crl]\npartitions = 4\n\n[ocsp]\nenabled = false\n"
+    )
+    cfg, problems = check_config(moved)
+    assert problems == []
+    assert cfg is not None
+    assert (cfg.crl.partitions, cfg.ocsp.enabled) == (4, False)
+
+
 def test_missing_required_key(dev_ca: DevCA, tmp_path: Path) -> None:
     path = _variant(dev_ca, tmp_path, 'issuer_key_label = "hanko-issuing-1"\n', "")
     _, problems = check_config(path)

@@ -156,7 +156,7 @@ def without_ocsp(ca: DevCA) -> Config:
     certificate (90 days after `hanko init`): no response can be signed then (ocsp.presign
     refuses), and these tests are about something else."""
     cfg = ca.config
-    return msgspec.structs.replace(cfg, issuance=msgspec.structs.replace(cfg.issuance, ocsp=False))
+    return msgspec.structs.replace(cfg, ocsp=msgspec.structs.replace(cfg.ocsp, enabled=False))
 
 
 def setup(
