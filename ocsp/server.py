@@ -22,6 +22,7 @@ import contextlib
 import gc
 import hashlib
 import os
+import resource
 import signal
 import socket
 import sys
@@ -45,6 +46,10 @@ from ocsp.responder import MALFORMED, Answer, Responder
 
 TICK = 0.1
 _CLOSED = State.CLOSED
+_IDLE = State.IDLE
+# Descriptors a responder keeps for itself beyond its connections: the LMDB files, the
+# listening socket, its pipes, the event loop's own.
+FD_RESERVE = 64
 _GET = b"GET"
 _POST = b"POST"
 _NO_STORE = b"Cache-Control: no-store\r\n"
@@ -63,6 +68,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     idle_timeout: float = 30.0
     request_timeout: float = 10.0
     cache_entries: int = 200_000
+    max_connections: int = 10_000
 
 
 class _Cached(msgspec.Struct, gc=False):  # untracked by the collector, as Answer is
@@ -100,7 +106,11 @@ class ResponderState:
         self.second = 0
         self.date = b""
         self.cache: dict[bytes, _Cached] = {}
-        self.connections: set[Protocol] = set()
+        # Open connections in the order they were accepted (dicts keep it): shedding
+        # looks for the oldest idle one first.
+        self.connections: dict[Protocol, None] = {}
+        self.capacity = settings.max_connections
+        self.shed = 0
         self.limits = Limits(
             max_header=settings.max_header,
             max_body=settings.max_body,
@@ -136,6 +146,20 @@ class ResponderState:
 
     def close(self) -> None:
         self._view.close()
+
+    def admit(self, proto: Protocol) -> None:
+        """Take a new connection; at capacity, close the oldest idle one to make room
+        (or the oldest of all when none is idle: a client trickling a request is the
+        one to go, not the one that just arrived)."""
+        conns = self.connections
+        if len(conns) >= self.capacity:
+            victim = next((p for p in conns if p.conn.state is _IDLE), None)
+            if victim is None:
+                victim = next(iter(conns))
+            del conns[victim]
+            victim.transport.close()
+            self.shed += 1
+        conns[proto] = None
 
     async def ticker(self) -> None:
         sweep_every = int(1 / TICK)
@@ -252,10 +276,10 @@ class Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.state.connections.add(self)
+        self.state.admit(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
+        self.state.connections.pop(self, None)
 
     def pause_writing(self) -> None:  # a client that does not read: stop reading it
         self.transport.pause_reading()
@@ -306,10 +330,22 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def raise_open_files() -> int:
+    """Raise the soft open-file limit to the hard one (a responder holds a descriptor per
+    client); the connections that fit under it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return max(1, soft - FD_RESERVE) if soft != resource.RLIM_INFINITY else 1 << 30
+
+
 async def serve(settings: ServerSettings) -> None:
     loop = asyncio.get_running_loop()
+    fits = raise_open_files()
     store = Store(Path(settings.store_path), map_size=settings.map_size, readonly=True)
     state = ResponderState(settings, store)
+    state.capacity = min(settings.max_connections, fits)
     sock = listening_socket(settings.host, settings.port)
     server = await loop.create_server(lambda: Protocol(state), sock=sock)
     stop = asyncio.Event()

@@ -35,8 +35,8 @@ class Request(msgspec.Struct, eq=False):
     """Messages `messages[lo:hi]`, all to be signed with one key and algorithm, for one
     caller. A `sign` caller has one message and is woken directly through its task (the
     hot path: no Event, no ParkingLot). A `sign_many` run is one request however long:
-    a refresh used to queue two requests per certificate, and their building, queueing
-    and settling one by one cost the core about 1 us per signature. A batch that has
+    one request per message (two per refreshed certificate) cost the core about 1 us
+    per signature to build, queue and settle. A batch that has
     room for part of a run takes that part (`split`); the rest stays at the head of its
     queue.
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from core.base.fields import Identifier
 
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
+# A validation date names its time zone (a bare local time is ambiguous by hours).
+ValidatedAt = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 
 class OrganizationIn(msgspec.Struct, **_STRICT):
@@ -24,7 +26,7 @@ class OrganizationIn(msgspec.Struct, **_STRICT):
     registration_number: str | None = None
     # When the identity was validated; default: now. A sub-organization takes its
     # parent's instead.
-    validated_at: dt.datetime | None = None
+    validated_at: ValidatedAt | None = None
     # The account (primary client) it belongs to, and for a sub-organization the
     # primary organization whose validation it shares (OV only).
     account: Identifier | None = None
@@ -34,7 +36,7 @@ class OrganizationIn(msgspec.Struct, **_STRICT):
 class DomainIn(msgspec.Struct, **_STRICT):
     domain: str
     method: Literal["dns-txt", "http-file", "email"]
-    validated_at: dt.datetime | None = None
+    validated_at: ValidatedAt | None = None
 
 
 class DomainOut(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,6 +3,7 @@ the admin API (admin token). Thin: decode, call the engine or the store, encode.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import msgspec
@@ -11,7 +12,7 @@ from core.api.admin_messages import DomainIn, DomainOut, OrganizationIn
 from core.api.router import Request, Route, status_for
 from core.base.clock import Clock, from_epoch, to_epoch
 from core.base.dnsnames import normalize_dns_name
-from core.base.errors import HankoError
+from core.base.errors import HankoError, PolicyError
 from core.issuance import messages as m
 from core.issuance.engine import IssuanceEngine
 from core.issuance.org import check_org
@@ -41,8 +42,22 @@ def json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": components}
 
 
+def _validated_at(given: dt.datetime | None, clock: Clock, what: str) -> dt.datetime:
+    """When a validation happened: now, or a time already past (one in the future would
+    never expire as the reuse rules expect)."""
+    now = clock.now()
+    if given is None:
+        return now
+    if given > now:
+        raise PolicyError(
+            "validation_in_future",
+            f"{what} validated_at {given.isoformat()} is in the future (now {now.isoformat()})",
+        )
+    return given
+
+
 def org_record(body: OrganizationIn, clock: Clock) -> OrgRecord:
-    at = body.validated_at or clock.now()
+    at = _validated_at(body.validated_at, clock, "the organization's")
     return check_org(
         OrgRecord(
             id=body.id,
@@ -63,7 +78,7 @@ def org_record(body: OrganizationIn, clock: Clock) -> OrgRecord:
 
 def domain_record(org_id: str, body: DomainIn, clock: Clock) -> DomainRecord:
     name = normalize_dns_name(body.domain, allow_wildcard=False)
-    at = body.validated_at or clock.now()
+    at = _validated_at(body.validated_at, clock, f"{name}'s")
     return DomainRecord(org_id=org_id, domain=name, validated_at=to_epoch(at), method=body.method)
 
 

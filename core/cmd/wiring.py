@@ -267,4 +267,5 @@ def responder_settings(
         idle_timeout=oc.idle_timeout.seconds,
         request_timeout=oc.request_timeout.seconds,
         cache_entries=oc.cache_entries,
+        max_connections=oc.max_connections,
     )

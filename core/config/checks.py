@@ -153,6 +153,8 @@ def _ocsp_problems(cfg: Config) -> list[str]:
         problems.append("ocsp.cert_id_hashes: name at least one of sha1, sha256")
     if oc.processes < 0:
         problems.append("ocsp.processes: must be 0 (one per CPU) or more")
+    if not 1 <= oc.max_connections <= 1_000_000:
+        problems.append("ocsp.max_connections: must be between 1 and 1000000")
     if not 1 <= oc.cache_entries <= 100_000_000:
         problems.append("ocsp.cache_entries: must be between 1 and 100000000")
     if not 1 <= oc.refresh_batch <= 4096 or oc.refresh_parallel < 1:

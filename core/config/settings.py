@@ -175,6 +175,9 @@ class OcspConfig(msgspec.Struct, **_STRICT):
     # Answers each responder process keeps ready (about 3.4 KB each; every process has
     # its own cache). Past the bound the cache starts again empty.
     cache_entries: int = 200_000
+    # Connections each responder process keeps open; past it the oldest idle one is
+    # closed for a new one (and the soft open-file limit is raised to the hard one).
+    max_connections: int = 10_000
     # HTTP limits of the responder: request head, POST body, and timeouts.
     max_header: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8KiB"))
     max_body: ByteSize = msgspec.field(default_factory=lambda: ByteSize("4KiB"))

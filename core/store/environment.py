@@ -21,6 +21,20 @@ from core.store.records import SCHEMA_VERSION
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
 T = TypeVar("T")
+# The store holds every certificate, licence and audit entry: its owner alone reads it.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _keep_private(path: Path) -> None:
+    """The folder 0700 and the LMDB files 0600, also for a store made before that rule
+    or copied with other modes."""
+    if path.stat().st_mode & 0o777 != DIR_MODE:
+        path.chmod(DIR_MODE)
+    for name in ("data.mdb", "lock.mdb"):
+        f = path / name
+        if f.exists() and f.stat().st_mode & 0o777 != FILE_MODE:
+            f.chmod(FILE_MODE)
 
 
 class Store:
@@ -50,9 +64,12 @@ class Store:
                 sync=True,
                 metasync=True,
                 lock=True,
+                mode=FILE_MODE,
             )
         except lmdb.Error as exc:
             raise StoreError(f"cannot open LMDB environment at {path}: {exc}") from exc
+        if not readonly:
+            _keep_private(path)
         try:
             self._dbs = self._open_dbs(create=create and not readonly)
             self._check_schema(create=create and not readonly)

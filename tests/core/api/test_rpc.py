@@ -194,3 +194,39 @@ def test_schema_is_published(service: Service) -> None:
         schema["$defs"]
     )
     assert schema["$defs"]["IssueRequest"]["required"] == ["csr", "profile", "organization"]
+
+
+ORG = {
+    "level": "ov",
+    "organization": "Future Japan K.K.",
+    "country": "JP",
+    "state": "Tokyo-to",
+    "locality": "Chiyoda-ku",
+}
+
+
+@pytest.mark.parametrize(
+    ("validated_at", "code"),
+    [("2099-01-01T00:00:00Z", "validation_in_future"), ("2026-01-01T00:00:00", "invalid_request")],
+)
+def test_validation_dates_must_be_past_and_zoned(
+    ready: tuple[httpx.Client, httpx.Client, DevCA], validated_at: str, code: str
+) -> None:
+    _, admin, _ = ready
+    r = admin.post(
+        "/v1/admin/organizations", json={"id": "future", **ORG, "validated_at": validated_at}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == code
+    # Nothing was recorded: the organization does not exist.
+    r = admin.post(
+        "/v1/admin/organizations/future/domains", json={"domain": "f.co.jp", "method": "dns-txt"}
+    )
+    assert r.status_code == 404, r.text
+    r = admin.post(
+        "/v1/admin/organizations/acme/domains",
+        json={"domain": "later.co.jp", "method": "dns-txt", "validated_at": validated_at},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == code
+    assert admin.delete("/v1/admin/organizations/acme/domains/later.co.jp").status_code == 404

@@ -88,6 +88,23 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
         assert [a.seq for a in r.iter_audit()] == [1, 2, 3]
 
 
+def test_the_store_is_private_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "lmdb"
+    with Store(path, create=True, map_size=1 << 24):
+        pass
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (path, path / "data.mdb")}
+    assert modes == {"lmdb": 0o700, "data.mdb": 0o600}
+    # A store copied with looser modes is tightened when opened for writing.
+    path.chmod(0o755)
+    (path / "data.mdb").chmod(0o644)
+    with Store(path, readonly=True):
+        assert (path / "data.mdb").stat().st_mode & 0o777 == 0o644  # readers change nothing
+    with Store(path):
+        pass
+    assert path.stat().st_mode & 0o777 == 0o700
+    assert (path / "data.mdb").stat().st_mode & 0o777 == 0o600
+
+
 def test_open_missing_environment_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="run `hanko init` first"):
         Store(tmp_path / "nothing")
