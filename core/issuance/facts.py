@@ -19,9 +19,8 @@ def facts_for(read: ReadTxn, req: IssueRequest, csr: CheckedCsr | PolicyError) -
     if org is not None and org.parent:  # a sub-organization shares its primary's
         parent = read.get_org(org.parent)
         validated_at = parent.validated_at if parent is not None else 0
-    blocked = isinstance(csr, CheckedCsr) and (
-        read.blocked_key(hashlib.sha256(csr.spki).digest()) is not None
-    )
+    digest = hashlib.sha256(csr.spki).digest() if isinstance(csr, CheckedCsr) else b""
+    blocked = bool(digest) and read.blocked_key(digest) is not None
 
     def previous(serial_hex: str | None) -> CertRecord | None:
         return None if serial_hex is None else read.get_cert(serial_from_hex(serial_hex))
@@ -29,6 +28,7 @@ def facts_for(read: ReadTxn, req: IssueRequest, csr: CheckedCsr | PolicyError) -
     return policy.Facts(
         org=org,
         org_validated_at=validated_at,
+        spki_sha256=digest,
         key_blocked=blocked,
         domains=tuple(read.iter_domains(org.id)) if org is not None else (),
         renewal_of=previous(req.renewal_of),

@@ -9,7 +9,6 @@ renewal or reissue may do). Each validator raises PolicyError with its own code.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 
 import msgspec
@@ -35,7 +34,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True):
 
     org: OrgRecord | None
     org_validated_at: int  # the primary organization's, for a sub-organization
-    key_blocked: bool  # the store's blocked-key list names the CSR's key
+    spki_sha256: bytes  # of the CSR's key (b"" when the CSR was refused)
+    key_blocked: bool  # the store's blocked-key list names it
     domains: tuple[DomainRecord, ...]  # the organization's validated domains
     renewal_of: CertRecord | None
     reissue_of: CertRecord | None
@@ -84,9 +84,9 @@ def check_organization(prof: ProfileConfig, facts: Facts, req: IssueRequest, now
     return org
 
 
-def check_key(csr: CheckedCsr, facts: Facts, blocked: frozenset[bytes]) -> bytes:
+def check_key(facts: Facts, blocked: frozenset[bytes]) -> bytes:
     """The SHA-256 of the key's SubjectPublicKeyInfo, unless the key is blocked."""
-    digest = hashlib.sha256(csr.spki).digest()
+    digest = facts.spki_sha256
     if facts.key_blocked or digest in blocked:
         raise PolicyError("key_blocked", "this key is blocked (it was reported compromised)")
     return digest
@@ -190,9 +190,9 @@ def decide(
     org = check_organization(prof, facts, req, to_epoch(now))
     if isinstance(csr, PolicyError):  # reported after profile and organization
         raise csr
-    spki_sha256 = check_key(csr, facts, blocked)
+    spki_sha256 = check_key(facts, blocked)
     names, common_name = subject_names(csr, prof)
-    schedule = tuple(config.validity_schedule)
+    schedule = config.validity_schedule
     rule = in_force(schedule, now)
     check_domains(names, org, facts, rule, now)
     days = req.validity_days or prof.default_validity_days or rule.max_days - 1

@@ -6,6 +6,7 @@ Pure. The schedule is data in configuration (core/config/schedule.py).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from core.base.errors import PolicyError
 from core.config.schedule import ScheduleEntry
@@ -14,7 +15,7 @@ ORG_REUSE_DAYS = 398
 SECOND = dt.timedelta(seconds=1)
 
 
-def in_force(schedule: tuple[ScheduleEntry, ...], at: dt.datetime) -> ScheduleEntry:
+def in_force(schedule: Sequence[ScheduleEntry], at: dt.datetime) -> ScheduleEntry:
     day = at.astimezone(dt.UTC).date()
     current = None
     for entry in sorted(schedule, key=lambda e: e.since):
@@ -30,7 +31,7 @@ def not_after_for(not_before: dt.datetime, days: int) -> dt.datetime:
     return not_before + dt.timedelta(days=days) - SECOND
 
 
-def check_days(schedule: tuple[ScheduleEntry, ...], at: dt.datetime, days: int) -> None:
+def check_days(schedule: Sequence[ScheduleEntry], at: dt.datetime, days: int) -> None:
     limit = in_force(schedule, at).max_days
     if days < 1:
         raise PolicyError("validity_invalid", "validity_days must be at least 1")
