@@ -34,6 +34,8 @@ from signer.splice import signature_algorithm_der
 
 @functools.lru_cache(maxsize=8)
 def _load_issuer(path: Path, mtime_ns: int, key_type: str, base_url: str, ocsp: bool) -> IssuerInfo:
+    # `mtime_ns` is only part of the cache key: a replaced file is read again.
+    del mtime_ns
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     return issuer_info(cert, KeyType(key_type), base_url, ocsp=ocsp)
 
