@@ -32,7 +32,10 @@ _GET = b"GET"
 _TRANSFER_ENCODING = b"transfer-encoding"
 _CONTENT_LENGTH = b"content-length"
 _IF_NONE_MATCH = b"if-none-match"
-_WATCHED_LENGTHS = frozenset(map(len, (_TRANSFER_ENCODING, _CONTENT_LENGTH, _IF_NONE_MATCH)))
+_IF_MODIFIED_SINCE = b"if-modified-since"  # CDNs revalidate CRLs with it
+_WATCHED_LENGTHS = frozenset(
+    map(len, (_TRANSFER_ENCODING, _CONTENT_LENGTH, _IF_NONE_MATCH, _IF_MODIFIED_SINCE))
+)
 _REQUEST_LINE = re.compile(rb"(?:^|\n)([A-Z][A-Z-]*) [^ \r\n]+ HTTP/1\.[01]\r?\n")
 
 
@@ -62,6 +65,7 @@ class Request(msgspec.Struct, frozen=True, gc=False):
     body: bytes
     keep_alive: bool
     if_none_match: bytes | None
+    if_modified_since: bytes | None = None
 
 
 class Connection:
@@ -72,6 +76,7 @@ class Connection:
         "_done",
         "_head",
         "_idle_timeout",
+        "_ims",
         "_in_head",
         "_inm",
         "_max_body",
@@ -94,6 +99,7 @@ class Connection:
         self._url = b""
         self._body = b""
         self._inm: bytes | None = None
+        self._ims: bytes | None = None
         self._head = 0  # bytes of the current request's head seen so far
         self._in_head = False
         self.state = _IDLE
@@ -150,6 +156,7 @@ class Connection:
         self._url = b""
         self._body = b""
         self._inm = None
+        self._ims = None
         self._head = 0
         self._in_head = True
 
@@ -175,6 +182,8 @@ class Connection:
                 raise HttpError(413, "request body too large")
         elif lower == _IF_NONE_MATCH:
             self._inm = value
+        elif lower == _IF_MODIFIED_SINCE:
+            self._ims = value
 
     def on_headers_complete(self) -> None:
         self._in_head = False  # the rest of this request is body
@@ -193,6 +202,7 @@ class Connection:
                 self._body,
                 parser.should_keep_alive(),
                 self._inm,
+                self._ims,
             )
         )
         self.state = _IDLE

@@ -61,8 +61,10 @@ def response(
     headers: bytes = b"",
     content_type: bytes = b"application/ocsp-response",
     send_body: bool = True,
+    length: bool = True,
 ) -> bytes:
-    """A whole response; `headers` holds extra lines, each ending in CRLF."""
+    """A whole response; `headers` holds extra lines, each ending in CRLF. `length`
+    False: no Content-Length (a 304 carries none of its own)."""
     return b"".join(
         (
             b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
@@ -70,7 +72,7 @@ def response(
             date,
             b"\r\nContent-Type: ",
             content_type,
-            b"\r\nContent-Length: %d\r\n" % len(body),
+            b"\r\nContent-Length: %d\r\n" % len(body) if length else b"\r\n",
             headers,
             b"" if keep_alive else b"Connection: close\r\n",
             b"\r\n",

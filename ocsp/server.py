@@ -18,6 +18,7 @@ second). Revalidating every 100 ms was about a sixth of a responder's CPU on a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import hashlib
@@ -42,6 +43,7 @@ from core.store import Store
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.connection import Connection, Limits, Request, State
+from ocsp.crl_files import PublishedCrls, not_modified
 from ocsp.responder import MALFORMED, Answer, Responder
 
 TICK = 0.1
@@ -52,7 +54,12 @@ _IDLE = State.IDLE
 FD_RESERVE = 64
 _GET = b"GET"
 _POST = b"POST"
+_HEAD = b"HEAD"
+_CRL_PREFIX = b"/crl/"
+_PKIX_CRL = b"application/pkix-crl"
 _NO_STORE = b"Cache-Control: no-store\r\n"
+# Answers larger than this go out in chunks of it, with flow control.
+STREAM_CHUNK = 64 << 10
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -69,6 +76,16 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout: float = 10.0
     cache_entries: int = 200_000
     max_connections: int = 10_000
+    # The CRL publish directory, served under /crl/ (empty: no CRLs here).
+    crl_dir: str = ""
+    crl_max_age: int = 60
+
+
+class Streamed(msgspec.Struct, frozen=True, gc=False):
+    """An answer whose body is written from a buffer shared by every download."""
+
+    head: bytes
+    body: bytes
 
 
 class _Cached(msgspec.Struct, gc=False):  # untracked by the collector, as Answer is
@@ -101,6 +118,11 @@ class ResponderState:
             refresh=self._renew,
         )
         self.prefix = settings.prefix.encode()
+        self.crls = (
+            PublishedCrls(Path(settings.crl_dir), max_age=settings.crl_max_age)
+            if settings.crl_dir
+            else None
+        )
         self.gen = 0
         self.now = 0.0
         self.second = 0
@@ -118,6 +140,7 @@ class ResponderState:
             request_timeout=settings.request_timeout,
         )
         self.answered = 0
+        self.crl_answers = 0
         self.tick(time.monotonic(), int(time.time()))
 
     def tick(self, now: float, wall: int) -> None:
@@ -173,7 +196,9 @@ class ResponderState:
                     if self.now > proto.conn.deadline:
                         proto.timed_out()
 
-    def handle(self, head: Request) -> bytes:
+    def handle(self, head: Request) -> bytes | Streamed:
+        if self.crls is not None and head.target.startswith(_CRL_PREFIX):
+            return self._crl(self.crls, head)
         if head.method == _GET:
             key = head.target
             der: bytes | None = None
@@ -199,6 +224,29 @@ class ResponderState:
                 return self._plain(answer.body, head)
             entry = self._remember(key, answer)
         return self._respond(entry, head)
+
+    def _crl(self, crls: PublishedCrls, head: Request) -> bytes | Streamed:
+        if head.method not in (_GET, _HEAD):
+            raise http.HttpError(405, "use GET or HEAD for CRLs")
+        name = head.target[len(_CRL_PREFIX) :].split(b"?", 1)[0].decode("latin-1")
+        found = crls.get(name)
+        if found is None:
+            raise http.HttpError(404, f"no CRL named {name[:64]}")
+        self.crl_answers += 1
+        validators = {}
+        if head.if_none_match is not None:
+            validators[b"if-none-match"] = head.if_none_match
+        if head.if_modified_since is not None:
+            validators[b"if-modified-since"] = head.if_modified_since
+        fresh = bool(validators) and not_modified(validators, found.etag, found.mtime)
+        head_bytes = http.response(
+            304 if fresh else 200, found.body, date=self.date, keep_alive=head.keep_alive,
+            headers=found.headers, content_type=_PKIX_CRL, send_body=False, length=not fresh,
+        )  # fmt: skip
+        if fresh or head.method != _GET:
+            return head_bytes
+        # The body is the cached file itself: no copy per download.
+        return Streamed(head_bytes, found.body)
 
     def _respond(self, entry: _Cached, head: Request) -> bytes:
         self.answered += 1
@@ -265,14 +313,21 @@ class ResponderState:
 
 class Protocol(asyncio.Protocol):
     """asyncio's side of one connection: bytes to the sans-IO Connection and answers
-    back. The ticker closes it when its deadline passes."""
+    back. The ticker closes it when its deadline passes.
 
-    __slots__ = ("conn", "state", "transport")
+    Answers go out whole, except a large one (a CRL of megabytes): it is written a
+    chunk at a time, the next only once the client has taken the last (asyncio's
+    flow control), so a client that does not read holds one chunk of memory rather
+    than a copy of the file. Meanwhile nothing more is read from it."""
+
+    __slots__ = ("_backlog", "_paused", "conn", "state", "transport")
 
     def __init__(self, state: ResponderState) -> None:
         self.state = state
         self.conn = Connection(state.limits, state.now)
         self.transport: Any = None
+        self._backlog: collections.deque[memoryview] = collections.deque()
+        self._paused = False
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -280,12 +335,44 @@ class Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.pop(self, None)
+        self._backlog.clear()
 
     def pause_writing(self) -> None:  # a client that does not read: stop reading it
+        self._paused = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.transport.resume_reading()
+        self._paused = False
+        if self._backlog:
+            self._pump()
+        if not self._paused and not self._backlog:
+            self.transport.resume_reading()
+
+    def _write(self, data: bytes | Streamed) -> None:
+        if data.__class__ is bytes and len(data) <= STREAM_CHUNK and not self._backlog:
+            self.transport.write(data)  # every OCSP answer: one write
+            return
+        if isinstance(data, Streamed):
+            self._write(data.head)
+            data = data.body
+        view = memoryview(data)
+        self._backlog.extend(view[i : i + STREAM_CHUNK] for i in range(0, len(view), STREAM_CHUNK))
+        self.transport.pause_reading()
+        self._pump()
+
+    def _pump(self) -> None:
+        backlog = self._backlog
+        while backlog and not self._paused:
+            self.transport.write(backlog.popleft())
+        # A download that makes progress is not idle.
+        self.conn.deadline = max(
+            self.conn.deadline, self.state.now + self.state.limits.idle_timeout
+        )
+        if not backlog and not self._paused:
+            if self.conn.state is _CLOSED:
+                self.transport.close()
+            else:
+                self.transport.resume_reading()
 
     def timed_out(self) -> None:
         err = self.conn.expired()
@@ -299,23 +386,29 @@ class Protocol(asyncio.Protocol):
         requests, err = conn.receive(data, state.now)
         if len(requests) == 1:  # the common case: one request per read
             try:
-                self.transport.write(state.handle(requests[0]))
-            except http.HttpError as exc:  # a method we do not serve
+                self._write(state.handle(requests[0]))
+            except http.HttpError as exc:  # a method or a file we do not serve
                 err = exc
         elif requests:  # pipelined: one write for all the answers
             out: list[bytes] = []
             for r in requests:
                 try:
-                    out.append(state.handle(r))
+                    answer = state.handle(r)
                 except http.HttpError as exc:  # a method we do not serve: the last answer
                     err = exc
                     break
-            self.transport.write(b"".join(out))
+                if isinstance(answer, Streamed):
+                    self._write(b"".join(out))
+                    self._write(answer)
+                    out = []
+                else:
+                    out.append(answer)
+            self._write(b"".join(out))
         if err is not None:
             headers = b"Allow: GET, POST\r\n" if err.status == 405 else b""
-            self.transport.write(http.error_response(err, date=state.date, headers=headers))
-            self.transport.close()
-        elif conn.state is _CLOSED:
+            self._write(http.error_response(err, date=state.date, headers=headers))
+            conn.state = _CLOSED
+        if conn.state is _CLOSED and not self._backlog:
             self.transport.close()
 
 

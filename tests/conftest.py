@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -200,11 +202,18 @@ Service = tuple[str, DevCA, subprocess.Popen[str]]
 def service(
     fresh_ca: DevCA, request: pytest.FixtureRequest
 ) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
-    """`hanko serve` on a fresh CA; parametrize indirectly with TOML to add to its config."""
+    """`hanko serve` on a fresh CA; parametrize indirectly with TOML to add to its config
+    (it lands in the last table, [ocsp]) or a dict of replacements and that TOML."""
     port = free_port()
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
-    text += getattr(request, "param", "")
+    param = getattr(request, "param", "")
+    if isinstance(param, dict):  # {"replace": [(old, new), ...], "append": TOML}
+        for old, new in param.get("replace", []):
+            assert old in text, old
+            text = text.replace(old, new)
+        param = param.get("append", "")
+    text += param
     fresh_ca.config_path.write_text(text)
     proc = subprocess.Popen(
         [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
@@ -212,11 +221,11 @@ def service(
         stderr=subprocess.PIPE,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"https://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/healthz", timeout=1, verify=tls(fresh_ca)).status_code == 200:
                 break
         except httpx.TransportError:
             time.sleep(0.1)
@@ -230,8 +239,37 @@ def service(
         proc.wait()
 
 
-def token(ca: DevCA, role: str) -> str:
+def token(ca: DevCA, role: str = "admin") -> str:
     return (ca.directory / "secrets" / f"{role}.token").read_text().strip()
+
+
+def tls(ca: DevCA) -> ssl.SSLContext:
+    """A client context trusting the CA's internal TLS CA (DIR/tls/internal-ca.pem)."""
+    return ssl.create_default_context(cafile=str(ca.directory / "tls" / "internal-ca.pem"))
+
+
+def anonymous(base: str, ca: DevCA) -> httpx.Client:
+    return httpx.Client(base_url=base, verify=tls(ca), timeout=30)
+
+
+def new_key(base: str, ca: DevCA, role: str, *accounts: str, **extra: Any) -> dict[str, Any]:
+    """An API key made over the admin API: its id, secret and record."""
+    body: dict[str, Any] = {"role": role, **extra}
+    if role == "admin":
+        body["all_accounts"] = True
+    else:
+        body["accounts"] = list(accounts)
+    with client(base, ca, "admin") as admin:
+        r = admin.post("/v1/admin/keys", json=body)
+    assert r.status_code == 201, r.text
+    created: dict[str, Any] = r.json()
+    return created
+
+
+def keyed(base: str, ca: DevCA, secret: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {secret}"}, verify=tls(ca), timeout=30
+    )
 
 
 def csr(*names: str) -> str:
@@ -247,10 +285,13 @@ def csr(*names: str) -> str:
     )
 
 
-def client(base: str, ca: DevCA, role: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=base, headers={"Authorization": f"Bearer {token(ca, role)}"}, timeout=30
-    )
+def client(base: str, ca: DevCA, role: str, *accounts: str) -> httpx.Client:
+    """ "admin": the operator's admin token. "rpc": an issuer key of its own for
+    `accounts` (default: acme, the `ready` fixture's), which must exist."""
+    if role == "admin":
+        return keyed(base, ca, token(ca, "admin"))
+    key = new_key(base, ca, "issuer" if role == "rpc" else role, *(accounts or ("acme",)))
+    return keyed(base, ca, key["secret"])
 
 
 def paying_org(admin: httpx.Client, org_id: str, *, domain: str = "example.co.jp") -> None:
@@ -288,4 +329,4 @@ def ready(service: Service) -> tuple[httpx.Client, httpx.Client, DevCA]:
     base, ca, _ = service
     admin = client(base, ca, "admin")
     paying_org(admin, "acme")
-    return client(base, ca, "rpc"), admin, ca
+    return client(base, ca, "rpc", "acme"), admin, ca

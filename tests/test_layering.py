@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.base",),  # clock, errors, units, DER, files, secrets, children, DNS names
     ("core.config", "core.store"),
     ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
-    ("core.issuance", "core.licenses"),  # policy and the engine that orchestrates it
+    ("core.issuance", "core.licenses", "core.access"),  # policy, the engine, API keys
     ("core.api",),  # router, RPC, admin and licence handlers
     ("core.cmd",),  # command groups, wiring, serve
     ("bench",),
@@ -36,6 +36,8 @@ PURE = (
     "core.base.units",
     "core.issuance.policy",
     "core.licenses.policy",
+    "core.access.roles",
+    "core.access.ratelimit",
     "crl.encoder",
     "crl.schedule",
     "ocsp.codec",

@@ -1,5 +1,6 @@
-"""Admin API routes for accounts and licenses (admin token). Thin: decode, run the
-desk's op through the group-commit writer or read a snapshot, encode."""
+"""Admin API routes for accounts and licenses (admin keys), and the read-only views of
+an account for its own keys (/v1/accounts/...). Thin: decode, run the desk's op
+through the group-commit writer or read a snapshot, encode."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from core.licenses.desk import LicenseDesk
 from core.store import GroupCommitWriter, Store
 
 _ACCOUNT = "/v1/admin/accounts/{account}"
+_OWN = "/v1/accounts/{account}"
 _LICENSE = _ACCOUNT + "/licenses/{license}"
 
 
@@ -29,33 +31,38 @@ def _query_int(request: Request, name: str, default: int, *, high: int) -> int:
 def routes(desk: LicenseDesk, store: Store, writer: GroupCommitWriter) -> list[Route]:
     async def create_account(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.AccountIn)
-        return 201, await writer.submit(desk.create_account(body, actor="admin"))
+        return 201, await writer.submit(desk.create_account(body, actor=request.principal.id))
 
     async def list_accounts(request: Request) -> tuple[int, Any]:
         with store.read() as txn:
             return 200, desk.accounts(txn)
 
     async def get_account(request: Request) -> tuple[int, Any]:
+        request.check_account(request.params["account"], f"account {request.params['account']!r}")
         with store.read() as txn:
             return 200, desk.account_view(txn, request.params["account"])
 
     async def configure(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.AccountSettingsIn)
-        op = desk.configure(request.params["account"], body, actor="admin")
+        op = desk.configure(request.params["account"], body, actor=request.principal.id)
         return 200, await writer.submit(op)
 
     async def add_admin(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.AdminIn)
-        op = desk.add_admin(request.params["account"], body, actor="admin")
+        op = desk.add_admin(request.params["account"], body, actor=request.principal.id)
         return 201, await writer.submit(op)
 
     async def remove_admin(request: Request) -> tuple[int, Any]:
         p = request.params
-        return 200, await writer.submit(desk.remove_admin(p["account"], p["email"], actor="admin"))
+        return 200, await writer.submit(
+            desk.remove_admin(p["account"], p["email"], actor=request.principal.id)
+        )
 
     async def buy(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.LicenseIn)
-        return 201, await writer.submit(desk.buy(request.params["account"], body, actor="admin"))
+        return 201, await writer.submit(
+            desk.buy(request.params["account"], body, actor=request.principal.id)
+        )
 
     async def get_license(request: Request) -> tuple[int, Any]:
         with store.read() as txn:
@@ -64,21 +71,24 @@ def routes(desk: LicenseDesk, store: Store, writer: GroupCommitWriter) -> list[R
     async def add(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.LicenseAddIn)
         p = request.params
-        return 200, await writer.submit(desk.add(p["account"], p["license"], body, actor="admin"))
+        return 200, await writer.submit(
+            desk.add(p["account"], p["license"], body, actor=request.principal.id)
+        )
 
     async def renew(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.LicenseRenewIn)
         p = request.params
-        op = desk.renew(p["account"], p["license"], body, actor="admin")
+        op = desk.renew(p["account"], p["license"], body, actor=request.principal.id)
         return 200, await writer.submit(op)
 
     async def add_domain(request: Request) -> tuple[int, Any]:
         body = await request.json(lm.LicenseDomainIn)
         p = request.params
-        op = desk.add_domain(p["account"], p["license"], body, actor="admin")
+        op = desk.add_domain(p["account"], p["license"], body, actor=request.principal.id)
         return 201, await writer.submit(op)
 
     async def inventory(request: Request) -> tuple[int, Any]:
+        request.check_account(request.params["account"], f"account {request.params['account']!r}")
         with store.read() as txn:
             return 200, desk.inventory(txn, request.params["account"])
 
@@ -89,6 +99,7 @@ def routes(desk: LicenseDesk, store: Store, writer: GroupCommitWriter) -> list[R
             return 200, desk.ledger(txn, request.params["account"], since=since, limit=limit)
 
     async def certificates(request: Request) -> tuple[int, Any]:
+        request.check_account(request.params["account"], f"account {request.params['account']!r}")
         with store.read() as txn:
             return 200, desk.certificates(txn, request.params["account"])
 
@@ -112,4 +123,8 @@ def routes(desk: LicenseDesk, store: Store, writer: GroupCommitWriter) -> list[R
         Route("GET", _ACCOUNT + "/ledger", "admin", ledger),
         Route("GET", _ACCOUNT + "/certificates", "admin", certificates),
         Route("GET", "/v1/admin/licenses/check", "admin", check),
+        # An account's own keys (issuer, reader) see its licences and certificates.
+        Route("GET", _OWN, "read", get_account),
+        Route("GET", _OWN + "/inventory", "read", inventory),
+        Route("GET", _OWN + "/certificates", "read", certificates),
     ]

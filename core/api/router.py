@@ -1,19 +1,23 @@
 """The core's HTTP surface (hypercorn, trio worker): health, statistics, the signing
-RPC, the admin API and the CRL files. A tiny ASGI router of our own: the surface is
-small and every error must be a precise JSON answer, never an HTML 500.
+RPC and the admin API. A tiny ASGI router of our own: the surface is small and every
+error must be a precise JSON answer, never an HTML 500.
 """
 
 from __future__ import annotations
 
-import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+import trio
 
+from core.access.roles import Capability, Principal
 from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
-from crl.http import CrlFiles
+
+if TYPE_CHECKING:
+    from core.api.auth import Authenticator
 
 T = TypeVar("T")
 log = logging.getLogger("hanko.http")
@@ -41,17 +45,25 @@ def status_for(exc: HankoError) -> int:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or []
 
 
 class Route(msgspec.Struct, frozen=True):
     method: str
     path: str  # segments in braces are parameters: /v1/certificates/{serial}
-    role: str | None  # None: no token needed; else "rpc" or "admin"
+    need: Capability | None  # None: public; else what the caller's role must allow
     handler: Handler
 
     def match(self, path: str) -> dict[str, str] | None:
@@ -69,15 +81,60 @@ class Route(msgspec.Struct, frozen=True):
         return params
 
 
-class Request:
-    """What a handler sees: path parameters and a body read with a size limit."""
+ANONYMOUS = Principal(id="anonymous", role="reader", accounts=frozenset())
 
-    def __init__(self, scope: Scope, receive: Receive, params: dict[str, str]) -> None:
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) == len({key for key, _ in pairs}):
+        return
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise HttpError(400, "duplicate_key", f"the JSON object has the key {key!r} twice")
+        seen.add(key)
+
+
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """msgspec keeps the last of two equal keys; a CA must not guess which one a client
+    meant. The standard parser reports every object's pairs (only when msgspec has
+    already accepted the body, so it never sees malformed JSON)."""
+    json.loads(body, object_pairs_hook=_unique_keys)
+
+
+class Request:
+    """What a handler sees: path parameters, who is asking, and a body read with a size
+    limit and a deadline."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        params: dict[str, str],
+        principal: Principal = ANONYMOUS,
+        *,
+        body_timeout: float = 30.0,
+    ) -> None:
         self.scope = scope
         self.params = params
+        self.principal = principal
         self._receive = receive
+        self._body_timeout = body_timeout
+
+    def check_account(self, account: str, what: str) -> None:
+        """404 for what lies outside the caller's accounts: as if it did not exist."""
+        if not self.principal.sees(account):
+            raise NotFound(f"no {what}")
 
     async def body(self, limit: int = MAX_BODY) -> bytes:
+        try:
+            with trio.fail_after(self._body_timeout):
+                return await self._read_body(limit)
+        except trio.TooSlowError:
+            raise HttpError(
+                408, "body_timeout", f"the request body took over {self._body_timeout:g}s"
+            ) from None
+
+    async def _read_body(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -93,26 +150,37 @@ class Request:
                 return b"".join(chunks)
 
     async def json(self, typ: type[T]) -> T:
-        """The body decoded into `typ`: 400 for broken JSON, 422 for the wrong shape."""
+        """The body decoded into `typ`: 400 for broken JSON or a key given twice, 422
+        for the wrong shape."""
         body = await self.body()
         try:
-            return msgspec.json.decode(body, type=typ)
+            value = msgspec.json.decode(body, type=typ)
         except msgspec.ValidationError as exc:
             raise HttpError(422, "invalid_request", str(exc)) from None
         except msgspec.DecodeError as exc:
             raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        _refuse_duplicate_keys(body)
+        return value
+
+
+def _ambiguous_framing(scope: Scope) -> bool:
+    """Content-Length and Transfer-Encoding together (RFC 9112 6.3): the two framings
+    may disagree, the classic request-smuggling set-up. h11 lets it through."""
+    names = {name for name, _ in scope["headers"]}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 class App:
-    """Routes requests by exact method and path; checks the bearer token of the route's
-    role in constant time; turns every failure into `{"error": CODE, "detail": TEXT}`."""
+    """Routes requests by exact method and path; asks the authenticator who is calling
+    and checks the route's capability; turns every failure into
+    `{"error": CODE, "detail": TEXT}`."""
 
     def __init__(
-        self, routes: list[Route], tokens: dict[str, str], *, crl_files: CrlFiles | None = None
+        self, routes: list[Route], auth: Authenticator, *, body_timeout: float = 30.0
     ) -> None:
         self._routes = routes
-        self._tokens = {role: token.encode() for role, token in tokens.items()}
-        self._crl_files = crl_files
+        self._auth = auth
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -120,38 +188,33 @@ class App:
             return
         if scope["type"] != "http":
             return
-        path: str = scope["path"]
-        if self._crl_files is not None and path.startswith("/crl/") and path.endswith(".crl"):
-            await self._crl(self._crl_files, scope, send, path[len("/crl/") :])
-            return
+        extra: list[tuple[bytes, bytes]] = []
         try:
+            if _ambiguous_framing(scope):
+                extra.append((b"connection", b"close"))
+                raise HttpError(
+                    400, "ambiguous_framing", "Content-Length and Transfer-Encoding together"
+                )
             route, params = self._find(scope["method"], scope["path"])
-            if route.role is not None:
-                self._authorize(scope, route.role)
-            status, body = await route.handler(Request(scope, receive, params))
+            principal = ANONYMOUS
+            if route.need is not None:
+                principal = self._auth.principal(scope)
+                if not principal.can(route.need):
+                    raise HttpError(
+                        403, "forbidden", f"a {principal.role} key may not {route.need} here"
+                    )
+            request = Request(scope, receive, params, principal, body_timeout=self._body_timeout)
+            status, body = await route.handler(request)
         except HttpError as exc:
             status, body = exc.status, {"error": exc.code, "detail": exc.detail}
+            extra += exc.headers
         except HankoError as exc:
             status, body = status_for(exc), {"error": exc.code, "detail": exc.message}
         except Exception:
             # A bug, not the client's doing: log it whole, answer JSON without details.
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status, body = 500, {"error": "internal_error", "detail": "internal error (logged)"}
-        await self._respond(send, status, body)
-
-    async def _crl(self, files: CrlFiles, scope: Scope, send: Send, name: str) -> None:
-        """CRL files stream their own answer; only a refusal is JSON."""
-        if scope["method"] not in ("GET", "HEAD"):
-            await self._respond(send, 405, {"error": "method_not_allowed", "detail": "GET or HEAD"})
-            return
-        try:
-            if await files(scope, send, name):
-                return
-        except OSError:
-            # Reading a published file failed mid-answer; the client sees a cut body.
-            log.exception("serving CRL %s", name)
-            return
-        await self._respond(send, 404, {"error": "not_found", "detail": f"no CRL named {name}"})
+        await self._respond(send, status, body, extra)
 
     def _find(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = False
@@ -166,21 +229,9 @@ class App:
             raise HttpError(405, "method_not_allowed", f"{method} is not allowed here")
         raise HttpError(404, "not_found", f"no route for {path}")
 
-    def _authorize(self, scope: Scope, role: str) -> None:
-        header = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value
-                break
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not token:
-            raise HttpError(401, "unauthenticated", "send Authorization: Bearer <token>")
-        expected = self._tokens.get(role)
-        if expected is None or not hmac.compare_digest(token.strip(), expected):
-            # A valid token of another role is refused the same way: roles never mix.
-            raise HttpError(403, "forbidden", f"this endpoint needs the {role} token")
-
-    async def _respond(self, send: Send, status: int, body: Any) -> None:
+    async def _respond(
+        self, send: Send, status: int, body: Any, extra: list[tuple[bytes, bytes]]
+    ) -> None:
         payload = _JSON.encode(body)
         await send(
             {
@@ -190,6 +241,7 @@ class App:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),
                     (b"cache-control", b"no-store"),
+                    *extra,
                 ],
             }
         )

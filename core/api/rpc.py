@@ -1,5 +1,6 @@
-"""HTTP handlers of the signing RPC (rpc token) and of the issuance preconditions on
-the admin API (admin token). Thin: decode, call the engine or the store, encode."""
+"""HTTP handlers of the signing RPC (issuer keys; readers read) and of the issuance
+preconditions on the admin API (admin keys). Thin: decode, call the engine or the
+store, encode. The engine keeps every call inside the caller's accounts."""
 
 from __future__ import annotations
 
@@ -100,11 +101,13 @@ def routes(
 ) -> list[Route]:
     async def issue(request: Request) -> tuple[int, Any]:
         body = await request.json(m.IssueRequest)
-        return 201, await engine.issue(body, actor="rpc")
+        who = request.principal
+        return 201, await engine.issue(body, actor=who.id, accounts=who.accounts)
 
     async def issue_batch(request: Request) -> tuple[int, Any]:
         body = await request.json(m.BatchIssueRequest)
-        results = await engine.issue_many(body.requests, actor="rpc")
+        who = request.principal
+        results = await engine.issue_many(body.requests, actor=who.id, accounts=who.accounts)
         items = [
             m.BatchItem(error=m.ItemError(error=r.code, detail=r.message))
             if isinstance(r, HankoError)
@@ -114,18 +117,22 @@ def routes(
         return 200, m.BatchIssueResult(results=items)
 
     async def get_certificate(request: Request) -> tuple[int, Any]:
-        return 200, engine.view(request.params["serial"])
+        return 200, engine.view(request.params["serial"], accounts=request.principal.accounts)
 
     async def revoke(request: Request) -> tuple[int, Any]:
         body = await request.json(m.RevokeRequest)
-        return 200, await engine.revoke(request.params["serial"], body.reason, actor="rpc")
+        who = request.principal
+        view = await engine.revoke(
+            request.params["serial"], body.reason, actor=who.id, accounts=who.accounts
+        )
+        return 200, view
 
     async def schema(request: Request) -> tuple[int, Any]:
         return 200, json_schema()
 
     async def put_org(request: Request) -> tuple[int, Any]:
         org = org_record(await request.json(OrganizationIn), clock)
-        org = await writer.submit(desk.attach_org(org, actor="admin"))
+        org = await writer.submit(desk.attach_org(org, actor=request.principal.id))
         return 201, msgspec.structs.asdict(org) | {"validated_at": from_epoch(org.validated_at)}
 
     async def put_domain(request: Request) -> tuple[int, Any]:
@@ -133,23 +140,25 @@ def routes(
         rec = domain_record(org_id, await request.json(DomainIn), clock)
         at_us = clock.now_us()
 
-        await writer.submit(lambda t: t.put_domain(rec, at_us=at_us, actor="admin"))
+        actor = request.principal.id
+        await writer.submit(lambda t: t.put_domain(rec, at_us=at_us, actor=actor))
         return 201, domain_out(rec)
 
     async def remove_domain(request: Request) -> tuple[int, Any]:
         org_id = request.params["org"]
         domain = normalize_dns_name(request.params["domain"], allow_wildcard=False)
         at_us = clock.now_us()
+        actor = request.principal.id
         rec = await writer.submit(
-            lambda t: t.remove_domain(org_id, domain, at_us=at_us, actor="admin")
+            lambda t: t.remove_domain(org_id, domain, at_us=at_us, actor=actor)
         )
         return 200, domain_out(rec)
 
     return [
-        Route("POST", "/v1/certificates", "rpc", issue),
-        Route("POST", "/v1/certificates:batch", "rpc", issue_batch),
-        Route("GET", "/v1/certificates/{serial}", "rpc", get_certificate),
-        Route("POST", "/v1/certificates/{serial}/revoke", "rpc", revoke),
+        Route("POST", "/v1/certificates", "issue", issue),
+        Route("POST", "/v1/certificates:batch", "issue", issue_batch),
+        Route("GET", "/v1/certificates/{serial}", "read", get_certificate),
+        Route("POST", "/v1/certificates/{serial}/revoke", "revoke", revoke),
         Route("GET", "/v1/schema", None, schema),
         Route("POST", "/v1/admin/organizations", "admin", put_org),
         Route("POST", "/v1/admin/organizations/{org}/domains", "admin", put_domain),

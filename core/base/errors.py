@@ -47,6 +47,12 @@ class PublishError(HankoError):
     code = "publish_failed"
 
 
+class StoreFull(StoreError):
+    """The LMDB map reached `[store] max_map_size`: writes are refused, reads go on."""
+
+    code = "store_full"
+
+
 class SchemaMismatch(StoreError):
     code = "store_schema_mismatch"
 

@@ -63,3 +63,12 @@ class ByteSize:
 
     def __hash__(self) -> int:
         return hash(self.bytes)
+
+
+def format_bytes(n: int) -> str:
+    """`n` in the largest binary unit that divides it: 8589934592 -> "8GiB"."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        size = _SIZE_UNITS[unit]
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n}B"

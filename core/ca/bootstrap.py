@@ -20,7 +20,7 @@ from core.base.clock import Clock
 from core.base.errors import BootstrapError
 from core.base.secretfiles import new_pin, new_token, write_secret_file
 from core.ca import certs as ca_certs
-from core.ca import softhsm
+from core.ca import internal_tls, softhsm
 from core.store import Store
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.hsm_key import SignFn, hsm_private_key
@@ -85,7 +85,6 @@ def _init(
     pin, so_pin = new_pin(), new_pin()
     write_secret_file(secrets_dir / "hsm.pin", pin)
     write_secret_file(secrets_dir / "hsm-so.pin", so_pin)
-    write_secret_file(secrets_dir / "rpc.token", new_token())
     write_secret_file(secrets_dir / "admin.token", new_token())
 
     conf = softhsm.write_conf(directory)
@@ -135,6 +134,7 @@ def _init(
     (ca_dir / "ocsp-responder.pem").write_bytes(responder.public_bytes(pem))
     (ca_dir / "chain.pem").write_bytes(issuing.public_bytes(pem) + root.public_bytes(pem))
 
+    internal_tls.create(directory / "tls", label=directory.name, now=now)
     Store(directory / "lmdb", create=True, map_size=8 << 30).close()
     config = directory / "hanko.toml"
     config.write_text(_config_text(key_type=key_type, base_url=base_url, when=now.isoformat()))
@@ -173,6 +173,7 @@ def _config_text(*, key_type: KeyType, base_url: str, when: str) -> str:
 [store]
 path = "lmdb"
 map_size = "8GiB"
+max_map_size = "64GiB"         # the map grows by itself up to this
 
 [hsm]
 module = "{softhsm.SOFTHSM_MODULE}"
@@ -196,8 +197,11 @@ base_url = "{base_url}"
 
 [api]
 listen = "127.0.0.1:8443"
-rpc_token = {{ file = "secrets/rpc.token" }}
-admin_token = {{ file = "secrets/admin.token" }}
+admin_token = {{ file = "secrets/admin.token" }}  # the first admin; API keys: hanko keys create
+# The internal TLS CA (tls/internal-ca.pem) signed this for localhost and 127.0.0.1.
+tls_cert = "tls/api.pem"
+tls_key = "tls/api.key"
+# client_ca = "tls/internal-ca.pem"   # require client certificates (hanko tls client-cert)
 
 [ocsp]
 listen = "127.0.0.1:8080"   # the responder; {base_url}/ocsp in AIA must route here

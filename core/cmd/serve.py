@@ -1,6 +1,7 @@
-"""`hanko serve`: wires the store writer, the signer pool and the HTTP app into one trio
-process tree. Every task lives in one nursery; SIGINT or SIGTERM shuts it down cleanly
-(the HTTP server stops accepting, in-flight work finishes, workers exit)."""
+"""`hanko serve`: wires the store writer, the signer pool, the API listener (TLS) and
+the status listener (OCSP and CRLs, plain HTTP) into one trio process tree. Every task
+lives in one nursery; SIGINT or SIGTERM shuts it down cleanly (listeners stop, workers
+exit)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from typing import Any
 
 import msgspec
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
+from core.api import api_keys as keys_http
 from core.api import licenses as licenses_http
 from core.api import rpc
+from core.api.auth import Authenticator
 from core.api.router import App, Request, Route
+from core.api.server import ApiListener, PeerCertificates
 from core.base.clock import Clock, SystemClock
 from core.base.errors import HankoError
 from core.cmd.common import add_config
@@ -24,6 +26,7 @@ from core.cmd.wiring import (
     crl_publisher,
     crl_updater,
     crl_url_list,
+    hypercorn_config,
     issuance_engine,
     license_settings,
     ocsp_refresher,
@@ -36,7 +39,6 @@ from core.config import Config, read_secret
 from core.issuance.intake_pool import IntakePool
 from core.licenses.desk import LicenseDesk
 from core.store import GroupCommitWriter, Store
-from crl.http import CrlFiles
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
 from ocsp.supervisor import ResponderProcesses
@@ -56,6 +58,8 @@ def build_app(
     refresher: OcspRefresher | None = None,
     crl_updater: CrlUpdater | None = None,
     responders: ResponderProcesses | None = None,
+    peers: PeerCertificates | None = None,
+    listener: ApiListener | None = None,
 ) -> App:
     engine = issuance_engine(
         cfg,
@@ -68,12 +72,22 @@ def build_app(
     )
 
     desk = LicenseDesk(license_settings(cfg), clock)
+    auth = Authenticator(
+        store, clock, admin_token=read_secret(cfg, cfg.api.admin_token), peer_certificate=peers
+    )
 
     async def healthz(request: Request) -> tuple[int, Any]:
         return 200, {"status": "ok"}
 
+    async def readyz(request: Request) -> tuple[int, Any]:
+        checks = readiness(writer, pool, responders)
+        ready = all(checks.values())
+        return (200 if ready else 503), {"ready": ready, "checks": checks}
+
     async def statistics(request: Request) -> tuple[int, Any]:
         return 200, {
+            "api": msgspec.to_builtins(listener.statistics()) if listener is not None else None,
+            "auth": msgspec.to_builtins(auth.statistics()),
             "signer": msgspec.to_builtins(pool.statistics()),
             "writer": msgspec.to_builtins(writer.statistics()),
             "store": store.stat(),
@@ -95,21 +109,29 @@ def build_app(
 
     routes = [
         Route("GET", "/healthz", None, healthz),
+        Route("GET", "/readyz", None, readyz),
         Route("GET", "/v1/statistics", "admin", statistics),
         Route("GET", "/crl/urls.json", None, crl_urls),
         *rpc.routes(engine, store, writer, clock, desk),
         *licenses_http.routes(desk, store, writer),
+        *keys_http.routes(store, writer, clock),
     ]
-    tokens = {
-        "rpc": read_secret(cfg, cfg.api.rpc_token),
-        "admin": read_secret(cfg, cfg.api.admin_token),
+    return App(routes, auth, body_timeout=cfg.api.body_timeout.seconds)
+
+
+def readiness(
+    writer: GroupCommitWriter, pool: SignerPool, responders: ResponderProcesses | None
+) -> dict[str, bool]:
+    """What /readyz checks: the store takes writes, a signer worker is up, and so is
+    every status responder (a load balancer stops sending work while one is not)."""
+    checks = {
+        "store_writable": not writer.statistics().full,
+        "signer": any(w.alive for w in pool.statistics().workers),
     }
-    files = CrlFiles(
-        cfg.path(cfg.crl.publish_dir),
-        # A CDN may keep a CRL as long as a new revocation may wait to be published.
-        max_age=max(int(cfg.crl.change_delay.seconds), 1),
-    )
-    return App(routes, tokens, crl_files=files)
+    if responders is not None:
+        stats = responders.statistics()
+        checks["status_responders"] = stats.alive == stats.processes
+    return checks
 
 
 async def run_service(
@@ -129,7 +151,11 @@ async def run_service(
         updater = crl_updater(
             cfg, crl_publisher(cfg, signer=pool, store=store, writer=writer, clock=clock)
         )
-        responders = responder_processes(cfg) if refresher is not None else None
+        # The status listener serves the CRL files even with OCSP off.
+        responders = responder_processes(cfg)
+        peers = PeerCertificates()
+        hc = hypercorn_config(cfg)
+        listener = ApiListener(hc, max_connections=cfg.api.max_connections, peers=peers)
         app = build_app(
             cfg,
             store=store,
@@ -140,21 +166,19 @@ async def run_service(
             refresher=refresher,
             crl_updater=updater,
             responders=responders,
+            peers=peers,
+            listener=listener,
         )
-        hc = HypercornConfig()
-        hc.bind = [cfg.api.listen]
-        hc.accesslog = None
-        hc.errorlog = log
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
             await nursery.start(updater.run)
             nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
-            if refresher is not None and responders is not None:
+            if refresher is not None:
                 await nursery.start(refresher.run)
-                ocsp_bind = await nursery.start(responders.run)
-                log.info("OCSP responder on %s", ocsp_bind)
-            binds = await nursery.start(hypercorn_serve, app, hc)
+            status_bind = await nursery.start(responders.run)
+            log.info("status listener (OCSP, CRLs) on %s", status_bind)
+            binds = await nursery.start(listener.run, app)
             log.info("hanko serving on %s", ", ".join(binds))
             task_status.started(binds)
     finally:
@@ -194,9 +218,11 @@ async def _main(cfg: Config) -> None:
 
             nursery.start_soon(stop_on_signal)
             binds = await nursery.start(run_service, cfg)
-            ocsp = f", OCSP on {cfg.ocsp.listen}" if cfg.ocsp.enabled else ""
+            what = "OCSP and CRLs" if cfg.ocsp.enabled else "CRLs"
             print(
-                f"hanko: serving the API on {', '.join(binds)}{ocsp} (Ctrl-C to stop)", flush=True
+                f"hanko: serving the API on {', '.join(binds)}, {what} on"
+                f" http://{cfg.ocsp.listen} (Ctrl-C to stop)",
+                flush=True,
             )
 
 
@@ -208,6 +234,8 @@ def serve(cfg: Config) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from core.config import load_config
 
+    # load_config refuses what must not run: a routable listener without TLS, a key
+    # others can read.
     serve(load_config(args.config))
     return 0
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from hypercorn.config import Config as HypercornConfig
 
 from core.base.clock import Clock
 from core.base.errors import ConfigError
@@ -17,9 +20,9 @@ from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
 from core.store import GroupCommitWriter, Store
-from crl.http import url_list
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
+from crl.urls import url_list
 from ocsp.codec import CertIdHash
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
@@ -50,7 +53,12 @@ def issuer(cfg: Config) -> IssuerInfo:
 
 
 def open_store(cfg: Config, *, readonly: bool = False) -> Store:
-    return Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes, readonly=readonly)
+    return Store(
+        cfg.path(cfg.store.path),
+        map_size=cfg.store.map_size.bytes,
+        max_map_size=cfg.store.max_map_size.bytes,
+        readonly=readonly,
+    )
 
 
 def store_writer(cfg: Config, store: Store) -> GroupCommitWriter:
@@ -201,6 +209,30 @@ def crl_updater(cfg: Config, publisher: CrlPublisher) -> CrlUpdater:
     )
 
 
+def hypercorn_config(cfg: Config) -> HypercornConfig:
+    """The API listener's hypercorn settings: TLS (and mTLS) as configured, and the
+    header deadline as hypercorn's keep-alive timer, which runs from a connection's
+    start or its last answer until a request head is complete, bytes or not."""
+    api = cfg.api
+    hc = HypercornConfig()
+    hc.bind = [api.listen]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hanko.http")
+    hc.keep_alive_timeout = api.header_timeout.seconds
+    hc.ssl_handshake_timeout = api.header_timeout.seconds
+    # One read may not outlast a whole body; the body deadline itself is the app's.
+    hc.read_timeout = int(max(api.header_timeout.seconds, api.body_timeout.seconds)) + 1
+    hc.backlog = 1024
+    if api.tls_cert is not None and api.tls_key is not None:
+        hc.certfile = str(cfg.path(api.tls_cert))
+        hc.keyfile = str(cfg.path(api.tls_key))
+        hc.ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
+        if api.client_ca is not None:
+            hc.ca_certs = str(cfg.path(api.client_ca))
+            hc.verify_mode = ssl.CERT_REQUIRED
+    return hc
+
+
 def response_encoder(cfg: Config) -> ResponseEncoder:
     responder = x509.load_pem_x509_certificate(cfg.path(cfg.ca.ocsp_responder_cert).read_bytes())
     alg_der, _ = signature_algorithm_der(KeyType(cfg.ca.key_type))
@@ -245,8 +277,8 @@ def ocsp_refresher(
 def responder_processes(
     cfg: Config, *, store_path: Path | None = None, listen: str | None = None
 ) -> ResponderProcesses:
-    """The OCSP responder processes of `hanko serve` (the benchmark points them at its
-    own store and port)."""
+    """The status listener of `hanko serve`: OCSP at /ocsp and the CRL files at /crl/
+    (the benchmark points it at its own store and port)."""
     settings = responder_settings(cfg, store_path=store_path, listen=listen)
     return ResponderProcesses(settings, cfg.ocsp.responder_processes)
 
@@ -270,4 +302,7 @@ def responder_settings(
         request_timeout=oc.request_timeout.seconds,
         cache_entries=oc.cache_entries,
         max_connections=oc.max_connections,
+        crl_dir=str(cfg.path(cfg.crl.publish_dir)),
+        # A CDN may keep a CRL as long as a new revocation may wait to be published.
+        crl_max_age=max(int(cfg.crl.change_delay.seconds), 1),
     )

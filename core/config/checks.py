@@ -3,6 +3,7 @@ readable and private. One function per table, each returning readable lines."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from core.base.errors import HankoError
@@ -59,12 +60,58 @@ def _file_problems(cfg: Config) -> list[str]:
 
 def _access_problems(cfg: Config) -> list[str]:
     problems = _secret_problems(cfg, cfg.hsm.pin, "hsm.pin")
-    problems += _secret_problems(cfg, cfg.api.rpc_token, "api.rpc_token")
     problems += _secret_problems(cfg, cfg.api.admin_token, "api.admin_token")
     problems += _listen_problems(cfg.api.listen, "api.listen")
+    problems += _api_problems(cfg)
     if not cfg.ca.base_url.startswith("http://"):
         # BR 7.1.2.7.7 / RFC 5280: CRL and OCSP URLs in certificates are plain HTTP.
         problems.append("ca.base_url: must be an http:// URL (CRL and OCSP URLs are not HTTPS)")
+    return problems
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_problems(cfg: Config) -> list[str]:
+    api = cfg.api
+    problems: list[str] = []
+    if (api.tls_cert is None) != (api.tls_key is None):
+        problems.append("api.tls_cert, api.tls_key: give both or neither")
+    for where, value in (
+        ("api.tls_cert", api.tls_cert),
+        ("api.tls_key", api.tls_key),
+        ("api.client_ca", api.client_ca),
+    ):
+        if value is not None and not cfg.path(value).is_file():
+            problems.append(f"{where}: file {cfg.path(value)} does not exist")
+    if api.tls_key is not None and cfg.path(api.tls_key).is_file():
+        mode = cfg.path(api.tls_key).stat().st_mode & 0o777
+        if mode & 0o077:
+            problems.append(
+                f"api.tls_key: {cfg.path(api.tls_key)} is readable by others"
+                f" (mode {mode:o}); chmod 600 it"
+            )
+    if api.client_ca is not None and api.tls_cert is None:
+        problems.append("api.client_ca: needs TLS (api.tls_cert and api.tls_key)")
+    try:
+        host, _ = parse_listen(api.listen)
+    except ValueError:
+        host = "127.0.0.1"  # reported by _listen_problems
+    if api.tls_cert is None and not is_loopback(host):
+        problems.append(
+            f"api.listen: {api.listen} is not a loopback address, and API keys must not"
+            " cross a network in cleartext: set api.tls_cert and api.tls_key"
+        )
+    if not 1 <= api.max_connections <= 100_000:
+        problems.append("api.max_connections: must be between 1 and 100000")
+    if not 0.1 <= api.header_timeout.seconds <= 600 or not 0.1 <= api.body_timeout.seconds <= 600:
+        problems.append("api.header_timeout, api.body_timeout: must be between 100ms and 10m")
     return problems
 
 
@@ -85,6 +132,8 @@ def _signer_problems(cfg: Config) -> list[str]:
         problems.append("signer.queue_max: must be at least signer.bulk_batch_max")
     if cfg.store.group_commit_max < 1:
         problems.append("store.group_commit_max: must be at least 1")
+    if cfg.store.max_map_size.bytes < cfg.store.map_size.bytes:
+        problems.append("store.max_map_size: must be at least store.map_size")
     return problems
 
 

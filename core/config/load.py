@@ -43,6 +43,9 @@ def _struct_type(annotation: Any) -> type[msgspec.Struct] | None:
 
 # Keys that moved to another table: named with their new place.
 MOVED = {"issuance.crl_partitions": "crl.partitions", "issuance.ocsp": "ocsp.enabled"}
+REMOVED = {
+    "api.rpc_token": "API keys replace it: hanko keys create -c CONFIG --role issuer --account A",
+}
 
 
 def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix: str) -> list[str]:
@@ -54,6 +57,9 @@ def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix:
         path = f"{prefix}{key}"
         if path in MOVED:
             problems.append(f"{path}: moved to {MOVED[path]}")
+            continue
+        if path in REMOVED:
+            problems.append(f"{path}: removed; {REMOVED[path]}")
             continue
         if key not in fields or key == "base_dir":
             close = difflib.get_close_matches(key, [k for k in fields if k != "base_dir"], n=1)

@@ -33,6 +33,9 @@ class StoreConfig(msgspec.Struct, **_STRICT):
     path: str = "lmdb"
     # LMDB reserves address space, not disk: the map can be generous.
     map_size: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8GiB"))
+    # A write that does not fit doubles the map, up to this; past it writes answer 503
+    # store_full (reads go on) until it is raised.
+    max_map_size: ByteSize = msgspec.field(default_factory=lambda: ByteSize("64GiB"))
     # Group commit: at most this many queued writes share one durable commit.
     group_commit_max: int = 2048
     # Extra time the writer waits for more work before committing; 0 commits as soon
@@ -194,8 +197,25 @@ class OcspConfig(msgspec.Struct, **_STRICT):
 
 class ApiConfig(msgspec.Struct, **_STRICT):
     listen: str = "127.0.0.1:8443"
-    rpc_token: SecretRef = msgspec.field(default_factory=SecretRef)
+    # The operator's first admin credential; every other caller has an API key.
     admin_token: SecretRef = msgspec.field(default_factory=SecretRef)
+    # TLS: a certificate chain and its key (PEM; the key file 0600). Without them the
+    # API only listens on loopback. `client_ca`: clients must present a certificate
+    # issued by it (mTLS).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
+    # Open connections at most; past it, new ones wait in the kernel's backlog.
+    max_connections: int = 1000
+    # From a connection's start (or its previous answer) to a complete request head,
+    # TLS handshake included; also the keep-alive idle time.
+    header_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
+    # A request body, whole (408 past it).
+    body_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 class Config(msgspec.Struct, **_STRICT):

@@ -26,19 +26,17 @@ from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReaso
 from core.ca import lint as lint_mod
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig
-from core.issuance import policy
-from core.issuance.facts import facts_for
+from core.issuance import policy, revocation
+from core.issuance.facts import check_org_scope, facts_for
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
 from core.issuance.intake import CheckedCsr, check_each
 from core.issuance.intake_pool import IntakePool
-from core.issuance.keys import spki_sha256
 from core.issuance.messages import CertificateView, IssueRequest, IssueResult, RevocationView
 from core.issuance.pem import pem_certificate, serial_from_hex
 from core.issuance.tbs import TbsEncoder
 from core.issuance.views import certificate_view
 from core.licenses import book
 from core.store import (
-    BlockedKey,
     CertRecord,
     CertStatus,
     Done,
@@ -81,18 +79,6 @@ class _Signed(msgspec.Struct, frozen=True):
     der: bytes
     ocsp: OcspRecord | SignerError | None  # the new certificate's "good" responses
     ocsp_replaced: OcspRecord | SignerError | None  # the reissued one's "revoked"
-
-
-def _store_ocsp(
-    txn: WriteTxn, serial: bytes, rec: OcspRecord | SignerError | None, now: dt.datetime
-) -> None:
-    """Store fresh responses; if their signing failed, ask the refresher to retry now
-    (the status is committed regardless: the CRL carries it, and the last response
-    stays served until its nextUpdate)."""
-    if isinstance(rec, OcspRecord):
-        txn.put_ocsp(serial, rec)
-    elif isinstance(rec, SignerError):
-        txn.schedule_ocsp(serial, to_epoch(now))
 
 
 class IssuanceEngine:
@@ -162,15 +148,24 @@ class IssuanceEngine:
 
     # -- issuance -------------------------------------------------------------------
 
-    async def issue(self, request: IssueRequest, *, actor: str) -> IssueResult:
-        [result] = await self.issue_many([request], actor=actor)
+    async def issue(
+        self, request: IssueRequest, *, actor: str, accounts: frozenset[str] | None = None
+    ) -> IssueResult:
+        [result] = await self.issue_many([request], actor=actor, accounts=accounts)
         if isinstance(result, HankoError):
             raise result
         return result
 
     async def issue_many(
-        self, requests: Sequence[IssueRequest], *, actor: str
+        self,
+        requests: Sequence[IssueRequest],
+        *,
+        actor: str,
+        accounts: frozenset[str] | None = None,
     ) -> list[IssueResult | HankoError]:
+        """Issue each request. `actor` is the caller (the audit log's actor; idempotency
+        keys are its own); `accounts`, when given, the only accounts whose
+        organizations it may issue for (others are answered as not found)."""
         now = self._clock.now().replace(microsecond=0)
         out: list[IssueResult | HankoError | None] = [None] * len(requests)
         prepared: list[tuple[int, _Prepared]] = []
@@ -182,7 +177,9 @@ class IssuanceEngine:
         with self._store.read() as txn:
             for i, req in enumerate(requests):
                 try:
-                    ids = ids_for(req)
+                    if accounts is not None:
+                        check_org_scope(txn, req.organization, accounts)
+                    ids = ids_for(req, actor)
                     replay = self._replay(txn, ids)
                     if replay is not None:
                         out[i] = replay
@@ -358,7 +355,7 @@ class IssuanceEngine:
                 actor=actor,
             )
         txn.insert_cert(record, at_us=epoch_us(to_epoch(now)), actor=actor)
-        _store_ocsp(txn, record.serial, s.ocsp, now)
+        revocation.store_ocsp(txn, record.serial, s.ocsp, now)
         replaces = decision.replaces
         if replaces is not None:
             old = txn.get_cert(replaces)
@@ -375,7 +372,7 @@ class IssuanceEngine:
                     int.from_bytes(replaces, "big"), now, RevocationReason.SUPERSEDED
                 ),
             )
-            _store_ocsp(txn, replaces, s.ocsp_replaced, now)
+            revocation.store_ocsp(txn, replaces, s.ocsp_replaced, now)
         if p.ids is not None:
             txn.put_idempotency(
                 p.ids.key, IdempotencyRecord(body_sha256=p.ids.body, serials=[record.serial])
@@ -427,7 +424,14 @@ class IssuanceEngine:
 
     # -- revocation and status ------------------------------------------------------
 
-    async def revoke(self, serial_hex: str, reason: ReasonName, *, actor: str) -> RevocationView:
+    async def revoke(
+        self,
+        serial_hex: str,
+        reason: ReasonName,
+        *,
+        actor: str,
+        accounts: frozenset[str] | None = None,
+    ) -> RevocationView:
         serial = serial_from_hex(serial_hex)
         code = REASONS[reason]
         at = self._clock.now().replace(microsecond=0)
@@ -435,7 +439,7 @@ class IssuanceEngine:
         entry = revoked_entry(int.from_bytes(serial, "big"), at, code)
         with self._store.read() as read:
             current = read.get_cert(serial)
-        if current is None:
+        if current is None or (accounts is not None and current.account_id not in accounts):
             raise NotFound(f"no certificate with serial {serial.hex()}")
         prof = self._config.profiles.get(current.profile)
         if prof is not None and reason not in prof.revocation_reasons:
@@ -453,27 +457,7 @@ class IssuanceEngine:
             )
             ocsp = self._presigner.record(pending, sigs)
 
-        def op(txn: WriteTxn) -> tuple[int, RevocationReason, bool]:
-            rev, created = txn.revoke(serial, at=now, reason=code, actor=actor, entry_der=entry)
-            if created:
-                _store_ocsp(txn, serial, ocsp, at)
-                revoked = txn.get_cert(serial)
-                if revoked is not None and revoked.license:
-                    book.release(txn, revoked, now=now, actor=actor)
-            if created and code is RevocationReason.KEY_COMPROMISE:
-                cert = txn.get_cert(serial)
-                if cert is None:  # revoke() just found it; cannot vanish in this txn
-                    raise NotFound(f"no certificate with serial {serial.hex()}")
-                spki = spki_sha256(x509.load_der_x509_certificate(cert.der).public_key())
-                txn.block_key(
-                    BlockedKey(
-                        spki_sha256=spki, blocked_at=now, reason="keyCompromise", serial=serial
-                    ),
-                    at_us=epoch_us(now),
-                    actor=actor,
-                )
-            return rev.revoked_at, rev.reason, not created
-
+        op = revocation.revoke_op(serial, code, at, entry=entry, ocsp=ocsp, actor=actor)
         revoked_at, stored_reason, already = await self._writer.submit(op)
         self._revoked += not already
         return RevocationView(
@@ -483,6 +467,11 @@ class IssuanceEngine:
             already_revoked=already,
         )
 
-    def view(self, serial_hex: str) -> CertificateView:
+    def view(self, serial_hex: str, *, accounts: frozenset[str] | None = None) -> CertificateView:
+        serial = serial_from_hex(serial_hex)
         with self._store.read() as txn:
-            return certificate_view(txn, serial_from_hex(serial_hex))
+            if accounts is not None:
+                rec = txn.get_cert(serial)
+                if rec is None or rec.account_id not in accounts:
+                    raise NotFound(f"no certificate with serial {serial.hex()}")
+            return certificate_view(txn, serial)

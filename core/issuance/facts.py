@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
-from core.base.errors import PolicyError
+from core.base.errors import NotFound, PolicyError
 from core.issuance import policy
 from core.issuance.intake import CheckedCsr
 from core.issuance.messages import IssueRequest
 from core.issuance.pem import serial_from_hex
 from core.store import CertRecord, ReadTxn
+
+
+def check_org_scope(read: ReadTxn, org_id: str, accounts: frozenset[str]) -> None:
+    """An organization outside the caller's accounts is one it cannot know of: the
+    same answer as for one that does not exist."""
+    org = read.get_org(org_id)
+    if org is None or org.account not in accounts:
+        raise NotFound(f"no organization {org_id!r}", code="organization_unknown")
 
 
 def facts_for(read: ReadTxn, req: IssueRequest, csr: CheckedCsr | PolicyError) -> policy.Facts:

@@ -27,11 +27,15 @@ class Replayed:
     serials: list[bytes]
 
 
-def ids_for(req: IssueRequest) -> IdempotencyIds | None:
+def ids_for(req: IssueRequest, caller: str) -> IdempotencyIds | None:
+    """Each caller (API key) has idempotency keys of its own: two tenants' "order-1"
+    never meet."""
     if req.idempotency_key is None:
         return None
     return IdempotencyIds(
-        key=hashlib.sha256(b"issue\0" + req.idempotency_key.encode()).digest(),
+        key=hashlib.sha256(
+            b"issue\0" + caller.encode() + b"\0" + req.idempotency_key.encode()
+        ).digest(),
         body=hashlib.sha256(_JSON.encode(req)).digest(),
     )
 

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from core.base.clock import from_epoch, to_epoch
 from core.base.dnsnames import check_common_name, covered_by, normalize_dns_name
-from core.base.errors import PolicyError
+from core.base.errors import NotFound, PolicyError
 from core.config import IssuanceConfig, ProfileConfig, ScheduleEntry
 from core.issuance.intake import CheckedCsr
 from core.issuance.messages import IssueRequest
@@ -71,7 +71,9 @@ def profile_of(config: IssuanceConfig, name: str) -> ProfileConfig:
 def check_organization(prof: ProfileConfig, facts: Facts, req: IssueRequest, now: int) -> OrgRecord:
     org = facts.org
     if org is None:
-        raise PolicyError("organization_unknown", f"no organization {req.organization!r}")
+        # 404, as for an organization outside the caller's accounts: the two must not
+        # be told apart.
+        raise NotFound(f"no organization {req.organization!r}", code="organization_unknown")
     if prof.level == "ev" and org.level != "ev":
         raise PolicyError(
             "organization_level_insufficient", f"organization {org.id} is validated for OV only"

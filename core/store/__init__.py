@@ -1,11 +1,12 @@
 """The store: the LMDB environment, records, one module of reads and writes per domain
-(certs, crl, ocsp, licensing, orgs, audit, counters), the key layout (keys.py), the
+(certs, crl, ocsp, licensing, orgs, API keys, audit, counters), the key layout (keys.py), the
 responder's read-only view and the group-commit writer."""
 
 from core.store.environment import Store
 from core.store.keys import ENVELOPE_GENERATION_KEY, STATUS_GENERATION_KEY, serial_bytes
 from core.store.records import (
     AccountRecord,
+    ApiKeyRecord,
     AuditEntry,
     BlockedKey,
     CertRecord,
@@ -28,6 +29,7 @@ __all__ = [
     "ENVELOPE_GENERATION_KEY",
     "STATUS_GENERATION_KEY",
     "AccountRecord",
+    "ApiKeyRecord",
     "AuditEntry",
     "BlockedKey",
     "CertRecord",

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from core.base.errors import SchemaMismatch, StoreError
+from core.base.errors import SchemaMismatch, StoreError, StoreFull
+from core.base.units import format_bytes
+from core.store.gate import ResizeGate
 from core.store.keys import DB_NAMES, MAX_DBS, SCHEMA_KEY
 from core.store.ocsp_view import OcspView
 from core.store.records import SCHEMA_VERSION
@@ -24,6 +26,8 @@ T = TypeVar("T")
 # The store holds every certificate, licence and audit entry: its owner alone reads it.
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# How long a map resize waits for open transactions (a CRL snapshot) to close.
+RESIZE_WAIT_SECONDS = 10.0
 
 
 def _keep_private(path: Path) -> None:
@@ -45,11 +49,18 @@ class Store:
         path: Path,
         *,
         map_size: int = 8 << 30,
+        max_map_size: int | None = None,
         readonly: bool = False,
         create: bool = False,
     ) -> None:
+        """`map_size` is the map reserved at open; a write that does not fit doubles
+        it, up to `max_map_size` (default: no growth). Past that, writes raise
+        StoreFull and reads go on."""
         self.path = path
         self.readonly = readonly
+        self.max_map_size = max(map_size, max_map_size or map_size)
+        self._gate = ResizeGate()
+        self._full = False
         if not readonly and not create and not (path / "data.mdb").exists():
             raise StoreError(f"no LMDB environment at {path} (run `hanko init` first)")
         try:
@@ -122,8 +133,50 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def full(self) -> bool:
+        """A write found the map at max_map_size. From then on every write is refused
+        at once, big or small, until the store is opened with a higher limit: what fits
+        by chance is no promise, and an operator has to act either way."""
+        return self._full
+
+    def _refuse_full(self) -> StoreFull:
+        self._full = True
+        return StoreFull(
+            f"the store is full: its map reached [store] max_map_size"
+            f" ({format_bytes(self.max_map_size)}); writes are refused until it is raised"
+        )
+
+    def map_size(self) -> int:
+        return int(self.env.info()["map_size"])
+
+    def _begin(self, *, write: bool) -> Any:
+        """A transaction inside the gate (the caller leaves it when the transaction
+        ends). A map grown by another process is adopted first."""
+        while True:
+            self._gate.enter()
+            try:
+                return self.env.begin(write=write, buffers=False)
+            except lmdb.MapResizedError:
+                self._gate.leave()
+                self._gate.exclusive(lambda: self.env.set_mapsize(0), timeout=RESIZE_WAIT_SECONDS)
+            except BaseException:
+                self._gate.leave()
+                raise
+
+    def _grow(self) -> None:
+        """Double the map, up to max_map_size; StoreFull past it."""
+        current = self.map_size()
+        if current >= self.max_map_size:
+            raise self._refuse_full()
+        target = min(current * 2, self.max_map_size)
+        if not self._gate.exclusive(
+            lambda: self.env.set_mapsize(target), timeout=RESIZE_WAIT_SECONDS
+        ):
+            raise StoreError("the store's map could not grow: a reader stayed open")
+
     def read(self) -> ReadTxn:
-        return ReadTxn(self.env.begin(write=False, buffers=False), self._dbs)
+        return ReadTxn(self._begin(write=False), self._dbs, self._gate.leave)
 
     def write(self, op: Callable[[WriteTxn], T]) -> T:
         """Run `op` in one write transaction and commit it durably; one commit per call.
@@ -131,15 +184,7 @@ class Store:
         The group-commit writer is the fast path for servers; this is for the CLI, for
         bootstrap and for the one-commit-per-write baseline.
         """
-        if self.readonly:
-            raise StoreError("store is open read-only")
-        txn = self.env.begin(write=True)
-        try:
-            result = op(WriteTxn(txn, self._dbs, self.env))
-        except BaseException:
-            txn.abort()
-            raise
-        txn.commit()
+        [result] = self._commit(lambda group: [op(group)])
         return result
 
     def commit_group(self, ops: list[Callable[[WriteTxn], Any]]) -> list[Done[Any] | Failed]:
@@ -148,17 +193,31 @@ class Store:
         An op that raises is rolled back alone and its exception returned in its slot;
         the others still commit. If the commit itself fails, every op fails with it.
         """
+        return self._commit(lambda group: [group.attempt(op) for op in ops])
+
+    def _commit(self, run: Callable[[WriteTxn], list[T]]) -> list[T]:
+        """One durable write transaction. A map too small for it is grown and the whole
+        transaction run again (nothing of the first try was kept)."""
         if self.readonly:
             raise StoreError("store is open read-only")
-        txn = self.env.begin(write=True)
-        try:
-            group = WriteTxn(txn, self._dbs, self.env)
-            results = [group.attempt(op) for op in ops]
-            txn.commit()
-        except BaseException:
-            txn.abort()
-            raise
-        return results
+        if self._full:
+            raise self._refuse_full()
+        while True:
+            txn = self._begin(write=True)
+            try:
+                results = run(WriteTxn(txn, self._dbs, self.env))
+                txn.commit()
+            except lmdb.MapFullError:
+                txn.abort()
+                self._gate.leave()
+                self._grow()
+                continue
+            except BaseException:
+                txn.abort()
+                self._gate.leave()
+                raise
+            self._gate.leave()
+            return results
 
     def stat(self) -> dict[str, int]:
         with self.env.begin() as txn:

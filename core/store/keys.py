@@ -36,6 +36,8 @@ DB_NAMES = (
     b"ledger_index",
     b"license_live",
     b"account_certs",
+    b"api_keys",  # key id -> ApiKeyRecord
+    b"api_key_secrets",  # SHA-256 of a key's secret -> key id
 )
 MAX_DBS = 32  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta

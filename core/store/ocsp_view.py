@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import lmdb
+
 from core.store.keys import ENVELOPE_GENERATION_KEY, ENVELOPE_PREFIX, STATUS_GENERATION_KEY
 
 
@@ -22,12 +24,21 @@ class OcspView:
         self._certs = dbs[b"certs"]
         self._meta = dbs[b"meta"]
         self._counters = dbs[b"counters"]
-        self._txn = env.begin(buffers=False)
+        self._txn = self._begin()
+
+    def _begin(self) -> Any:
+        try:
+            return self._env.begin(buffers=False)
+        except lmdb.MapResizedError:
+            # The writer grew the map: adopt its size (this process has no other
+            # transaction open) and read on.
+            self._env.set_mapsize(0)
+            return self._env.begin(buffers=False)
 
     def renew(self) -> None:
         """Read from the store as it is now."""
         self._txn.abort()
-        self._txn = self._env.begin(buffers=False)
+        self._txn = self._begin()
 
     def close(self) -> None:
         self._txn.abort()

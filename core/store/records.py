@@ -148,6 +148,24 @@ class IdempotencyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=Tr
     serials: list[bytes]
 
 
+class ApiKeyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """An API credential. The secret itself is never stored, only its SHA-256 (the
+    secret is 256 random bits: a slow hash would protect nothing more)."""
+
+    id: str
+    secret_sha256: bytes
+    role: str  # issuer, reader or admin (core/access/roles.py)
+    accounts: list[str]  # empty with all_accounts
+    all_accounts: bool
+    created_at: int  # epoch seconds
+    created_by: str
+    expires_at: int = 0  # epoch seconds; 0: never
+    rate: float = 0.0  # requests per second; 0: unlimited
+    client_cert_sha256: bytes = b""  # when set, only over mTLS with that certificate
+    revoked_at: int = 0
+    label: str = ""
+
+
 class AccountRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     """A primary client: its organizations, administrators and licenses."""
 
@@ -234,6 +252,7 @@ REVOCATION = Codec(RevocationRecord)
 CRL_STATE = Codec(CrlState)
 AUDIT = Codec(AuditEntry)
 ACCOUNT = Codec(AccountRecord)
+API_KEY = Codec(ApiKeyRecord)
 LICENSE = Codec(LicenseRecord)
 LEDGER = Codec(LedgerEntry)
 

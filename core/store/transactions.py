@@ -1,6 +1,6 @@
 """ReadTxn and WriteTxn: every domain of the store in one transaction.
 
-Each domain module (certs, crl, ocsp, licensing, orgs, audit, counters) adds its own
+Each domain module (certs, crl, ocsp, licensing, orgs, API keys, audit, counters) adds its own
 reads and writes; a transaction is all of them, so one commit can issue a certificate,
 charge its licence, schedule its OCSP response and audit it together.
 """
@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import lmdb
 import msgspec
 
+from core.store.api_keys import ApiKeyReads, ApiKeyWrites
 from core.store.audit import AuditReads
 from core.store.certs import CertReads, CertWrites
 from core.store.licensing import LicensingReads, LicensingWrites
@@ -21,7 +23,7 @@ from core.store.orgs import OrgReads, OrgWrites
 T = TypeVar("T")
 
 
-class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, AuditReads):
+class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, ApiKeyReads, AuditReads):
     """A read-only snapshot. Closing it releases the reader slot."""
 
     def __enter__(self) -> ReadTxn:
@@ -43,7 +45,7 @@ class Failed(msgspec.Struct, frozen=True):
 Attempt = Done[T] | Failed
 
 
-class WriteTxn(CertWrites, OcspWrites, LicensingWrites, OrgWrites, ReadTxn):
+class WriteTxn(CertWrites, OcspWrites, LicensingWrites, OrgWrites, ApiKeyWrites, ReadTxn):
     """The only way state changes. Each mutation appends its own audit entry."""
 
     def __init__(self, txn: Any, dbs: dict[bytes, Any], env: Any) -> None:
@@ -59,6 +61,10 @@ class WriteTxn(CertWrites, OcspWrites, LicensingWrites, OrgWrites, ReadTxn):
         child = self._env.begin(write=True, parent=self.txn)
         try:
             value = op(WriteTxn(child, self.dbs, self._env))
+        except lmdb.MapFullError:
+            # Not this op's fault: the whole group is retried once the map has grown.
+            child.abort()
+            raise
         except Exception as exc:
             child.abort()
             return Failed(exc)

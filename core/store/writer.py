@@ -9,17 +9,19 @@ after its data is durable.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import msgspec
 import trio
 
-from core.base.errors import StoreError
+from core.base.errors import StoreError, StoreFull
 from core.store.environment import Store
 from core.store.transactions import Done, Failed, WriteTxn
 
 T = TypeVar("T")
+log = logging.getLogger("hanko.store")
 
 
 class _Pending(Generic[T]):
@@ -42,6 +44,7 @@ class WriterStatistics(msgspec.Struct, frozen=True):
     failed_ops: int
     largest_group: int
     mean_group: float
+    full: bool  # the map is at max_map_size: writes are refused
 
 
 class GroupCommitWriter:
@@ -59,6 +62,7 @@ class GroupCommitWriter:
         self._failed = 0
         self._largest = 0
         self._running = False
+        self._full = False
 
     async def submit(self, op: Callable[[WriteTxn], T]) -> T:
         """Run `op` inside a durable commit and return its result (or raise its error)."""
@@ -105,6 +109,10 @@ class GroupCommitWriter:
             results = await trio.to_thread.run_sync(self._store.commit_group, ops)
         except Exception as exc:
             err = exc if isinstance(exc, StoreError) else StoreError(f"commit failed: {exc}")
+            if isinstance(err, StoreFull):
+                if not self._full:  # one line when it starts, not one per refused write
+                    log.error("%s", err.message)  # noqa: TRY400 - a state, not a bug: no traceback
+                self._full = True
             for p in group:
                 p.finish(Failed(err))
             self._failed += len(group)
@@ -125,4 +133,5 @@ class GroupCommitWriter:
             failed_ops=self._failed,
             largest_group=self._largest,
             mean_group=(self._ops / self._commits) if self._commits else 0.0,
+            full=self._full,
         )

@@ -1,4 +1,5 @@
-"""CRLs published by `hanko serve`'s updater and served over HTTP to CDNs."""
+"""CRLs published by `hanko serve`'s updater and served over plain HTTP to CDNs by the
+status listener (the OCSP port: one status host name serves /ocsp and /crl/)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import httpx
 import pytest
 from cryptography import x509
 
-from tests.conftest import DevCA, csr
+from tests.conftest import DevCA, anonymous, csr
+from tests.ocsp.test_responder import ocsp_base
 
 FAST = '\n[crl]\nchange_delay = "1s"\n'
 
@@ -42,7 +44,7 @@ def test_published_by_the_updater_and_served_with_validators(
     ready: tuple[httpx.Client, httpx.Client, DevCA],
 ) -> None:
     rpc, admin, ca = ready
-    public = httpx.Client(base_url=str(rpc.base_url), timeout=30)
+    public = httpx.Client(base_url=ocsp_base(ca), timeout=30)
     issuer = x509.load_pem_x509_certificate((ca.directory / "ca" / "issuing.pem").read_bytes())
     r = wait_for(public, "/crl/0.crl")
     assert r.status_code == 200, r.text
@@ -88,8 +90,10 @@ def test_published_by_the_updater_and_served_with_validators(
         assert bad.status_code == status, path
         assert bad.headers["content-type"] == "application/json"
     assert public.post("/crl/0.crl").status_code == 405
-
-    urls = public.get("/crl/urls.json").json()
+    # The API listener serves no CRL; it lists their URLs.
+    api = anonymous(str(rpc.base_url), ca)
+    assert api.get("/crl/0.crl").status_code == 404
+    urls = api.get("/crl/urls.json").json()
     assert urls["crl_urls"] == [
         f"http://pki.hanko.example.com/crl/{p}.crl" for p in range(ca.config.crl.partitions)
     ]
@@ -122,19 +126,29 @@ def test_published_by_the_updater_and_served_with_validators(
     assert stats["failures"] == 0
 
 
+@pytest.mark.parametrize("service", ["processes = 1\n"], indirect=True)
 def test_memory_does_not_grow_with_concurrent_downloads(
     service: tuple[str, DevCA, subprocess.Popen[str]],
 ) -> None:
-    base, ca, proc = service
+    _, ca, proc = service
+    base = ocsp_base(ca)
     host, port = base.removeprefix("http://").split(":")
     publish = ca.config.path(ca.config.crl.publish_dir)
     publish.mkdir(parents=True, exist_ok=True)
     big = publish / "4242.crl"  # stands in for a CRL of a few hundred thousand entries
     payload = bytes(range(256)) * (128 << 10)  # 32 MiB
     big.write_bytes(payload)
-    httpx.get(f"{base}/healthz")
+    # The responder keeps one copy of each published file: read it in first.
+    assert httpx.get(f"{base}/crl/4242.crl", timeout=60).content == payload
+    [responder] = [
+        int(pid)
+        for pid in subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if "ocsp.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    ]
     time.sleep(1)
-    before = rss_kib(proc.pid)
+    before = rss_kib(responder)
     stalled = []
     for _ in range(40):
         s = socket.create_connection((host, int(port)))
@@ -142,11 +156,11 @@ def test_memory_does_not_grow_with_concurrent_downloads(
         s.sendall(f"GET /crl/4242.crl HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         stalled.append(s)  # never read: the server must wait, not buffer 40 x 32 MiB
     time.sleep(2)
-    during = rss_kib(proc.pid)
+    during = rss_kib(responder)
     whole = httpx.get(f"{base}/crl/4242.crl", timeout=60)
     for s in stalled:
         s.close()
     assert whole.content == payload
     assert proc.poll() is None
-    # Buffering whole files would add 40 x 32 MiB; streaming adds a chunk per download.
+    # Buffering a copy per download would add 40 x 32 MiB; flow control, a chunk each.
     assert during - before < 16 << 10, (before, during)

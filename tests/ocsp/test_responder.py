@@ -306,7 +306,7 @@ def test_slow_clients_are_cut_off(fresh_ca: DevCA) -> None:
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        assert "OCSP on" in proc.stdout.readline()
+        assert "OCSP and CRLs on" in proc.stdout.readline()
         started = time.monotonic()
         reply = raw_exchange(fresh_ca, b"GET /ocsp/MEIw HTTP/1.1\r\nHost: sl", timeout=15)
         assert reply.startswith(b"HTTP/1.1 408 ")

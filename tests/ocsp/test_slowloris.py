@@ -47,8 +47,8 @@ def limited(fresh_ca: DevCA) -> Iterator[tuple[str, str, DevCA]]:
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        assert "OCSP on" in proc.stdout.readline()
-        yield f"http://127.0.0.1:{api}", f"127.0.0.1:{status}", fresh_ca
+        assert "OCSP and CRLs on" in proc.stdout.readline()
+        yield f"https://127.0.0.1:{api}", f"127.0.0.1:{status}", fresh_ca
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Service, client, csr, hanko, paying_org
+from tests.conftest import Service, anonymous, client, csr, hanko, keyed, new_key, paying_org
 
 ORG = {
     "level": "ov",
@@ -50,11 +50,12 @@ def issue(rpc: httpx.Client, account: str, name: str, **extra: Any) -> httpx.Res
 
 def test_tokens_are_kept_apart(service: Service) -> None:
     base, ca, _ = service
-    admin, rpc = client(base, ca, "admin"), client(base, ca, "rpc")
+    admin = client(base, ca, "admin")
     paying_org(admin, "acme")
+    rpc = client(base, ca, "rpc")
     for path in ("/v1/admin/accounts", "/v1/admin/accounts/acme/inventory"):
         assert rpc.get(path).status_code == 403
-        assert httpx.get(base + path).status_code == 401
+        assert anonymous(base, ca).get(path).status_code == 401
         assert admin.get(path).status_code == 200
     r = admin.post(
         "/v1/certificates",
@@ -147,7 +148,7 @@ def test_administrators_are_added_and_removed(service: Service) -> None:
     r = admin.post(path, json={"email": "suzuki@tohoku.co.jp"})  # one included, no extras
     assert (r.status_code, r.json()["error"]) == (422, "license_required")
     before = admin.get("/v1/admin/accounts/tohoku/ledger").json()
-    r = client(base, ca, "rpc").delete(f"{path}/sato@tohoku.co.jp")
+    r = client(base, ca, "rpc", "tohoku").delete(f"{path}/sato@tohoku.co.jp")
     assert r.status_code in (401, 403)
     r = admin.delete(f"{path}/sato@tohoku.co.jp")
     assert r.status_code == 200, r.text
@@ -163,8 +164,9 @@ def test_administrators_are_added_and_removed(service: Service) -> None:
 
 def test_inventory_ledger_and_certificates_by_account(service: Service) -> None:
     base, ca, _ = service
-    admin, rpc = client(base, ca, "admin"), client(base, ca, "rpc")
+    admin = client(base, ca, "admin")
     open_account(admin, "kanto", {"id": "pool", "kind": "pooled", "quantity": 2, "years": 1})
+    rpc = client(base, ca, "rpc", "kanto")
     r = admin.post(
         "/v1/admin/accounts/kanto/licenses",
         json={"id": "units", "kind": "non_pooled", "quantity": 5},
@@ -217,7 +219,7 @@ def test_inventory_ledger_and_certificates_by_account(service: Service) -> None:
     assert certs["expiring_in_10_days"] == [short.json()["serial"]]
     assert certs["expiring_in_30_days"] == [short.json()["serial"], mid.json()["serial"]]
     assert admin.get("/v1/admin/licenses/check").json()["ok"] is True
-    schema = httpx.get(f"{base}/v1/schema").json()["$defs"]
+    schema = anonymous(base, ca).get("/v1/schema").json()["$defs"]
     assert {"LicenseIn", "InventoryView", "LedgerView", "AccountCertificates"} <= set(schema)
 
 
@@ -225,11 +227,12 @@ def test_200_simultaneous_issuances_against_100_units(service: Service) -> None:
     base, ca, _ = service
     admin = client(base, ca, "admin")
     open_account(admin, "kanto", {"id": "units", "kind": "non_pooled", "quantity": 100})
+    secret = new_key(base, ca, "issuer", "kanto")["secret"]
     barrier = threading.Barrier(200)
 
     def one(i: int) -> httpx.Response:
         body = {"csr": csr(f"h{i}.kanto.co.jp"), "profile": "ov", "organization": "kanto"}
-        with client(base, ca, "rpc") as rpc:
+        with keyed(base, ca, secret) as rpc:
             barrier.wait(timeout=60)
             return rpc.post("/v1/certificates", json=body, timeout=120)
 
@@ -258,12 +261,13 @@ def test_kill_9_mid_stream_leaves_the_books_whole(service: Service) -> None:
     base, ca, proc = service
     admin = client(base, ca, "admin")
     open_account(admin, "kanto", {"id": "units", "kind": "non_pooled", "quantity": 100000})
+    secret = new_key(base, ca, "issuer", "kanto")["secret"]
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
 
     def stream(worker: int) -> None:
-        with client(base, ca, "rpc") as rpc:
+        with keyed(base, ca, secret) as rpc:
             for i in range(2000):  # bounded; the kill ends it long before
                 if stop.is_set():
                     return

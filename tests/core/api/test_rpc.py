@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DevCA, csr, openssl_verify, paying_org
+from tests.conftest import DevCA, anonymous, client, csr, openssl_verify, paying_org
 
 Service = tuple[str, DevCA, subprocess.Popen[str]]
 
@@ -133,12 +133,12 @@ def test_policy_refusals_over_http(ready: tuple[httpx.Client, httpx.Client, DevC
 
 
 def test_tokens_do_not_mix(ready: tuple[httpx.Client, httpx.Client, DevCA]) -> None:
-    rpc, admin, _ = ready
+    rpc, admin, ca = ready
     body = {"csr": csr("www.example.co.jp"), "profile": "ov", "organization": "acme"}
     assert admin.post("/v1/certificates", json=body).status_code == 403
     assert rpc.post("/v1/admin/organizations", json={}).status_code == 403
-    anonymous = httpx.post(str(rpc.base_url) + "/v1/certificates", json=body)
-    assert anonymous.status_code == 401
+    nobody = anonymous(str(rpc.base_url), ca).post("/v1/certificates", json=body)
+    assert nobody.status_code == 401
 
 
 def test_admin_refusals(ready: tuple[httpx.Client, httpx.Client, DevCA]) -> None:
@@ -167,12 +167,13 @@ def test_admin_refusals(ready: tuple[httpx.Client, httpx.Client, DevCA]) -> None
 def test_a_removed_domain_is_no_longer_issued_for(
     ready: tuple[httpx.Client, httpx.Client, DevCA],
 ) -> None:
-    rpc, admin, _ = ready
+    _, admin, ca = ready
     paying_org(admin, "kanto", domain="kanto.co.jp")
+    rpc = client(str(admin.base_url), ca, "rpc", "acme", "kanto")
     body = {"csr": csr("www.kanto.co.jp"), "profile": "ov", "organization": "kanto"}
     assert rpc.post("/v1/certificates", json=body).status_code == 201
     path = "/v1/admin/organizations/kanto/domains/KANTO.co.jp"
-    assert rpc.delete(path).status_code == 403  # the rpc token is not an admin's
+    assert rpc.delete(path).status_code == 403  # an issuer key is not an admin's
     r = admin.delete(path)
     assert r.status_code == 200, r.text
     assert (r.json()["organization"], r.json()["domain"]) == ("kanto", "kanto.co.jp")
@@ -188,8 +189,8 @@ def test_a_removed_domain_is_no_longer_issued_for(
 
 
 def test_schema_is_published(service: Service) -> None:
-    base, _, _ = service
-    schema = httpx.get(f"{base}/v1/schema").json()
+    base, ca, _ = service
+    schema = anonymous(base, ca).get("/v1/schema").json()
     assert {"IssueRequest", "IssueResult", "BatchIssueRequest", "RevokeRequest"} <= set(
         schema["$defs"]
     )

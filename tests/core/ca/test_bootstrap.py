@@ -100,5 +100,6 @@ def test_init_writes_only_inside_its_directory(tmp_path: Path) -> None:
         "lmdb",
         "secrets",
         "softhsm2.conf",
+        "tls",
         "tokens",
     ]

@@ -103,8 +103,11 @@ def test_every_subcommand_has_help(clean_env: dict[str, str]) -> None:
 
 
 def test_secrets_are_private_files(fresh_ca: DevCA) -> None:
-    for name in ("hsm.pin", "hsm-so.pin", "rpc.token", "admin.token"):
+    for name in ("hsm.pin", "hsm-so.pin", "admin.token"):
         assert os.stat(fresh_ca.directory / "secrets" / name).st_mode & 0o777 == 0o600
+    for name in ("api.key", "internal-ca.key"):
+        assert os.stat(fresh_ca.directory / "tls" / name).st_mode & 0o777 == 0o600
+    assert os.stat(fresh_ca.directory / "tls").st_mode & 0o777 == 0o700
     assert os.stat(fresh_ca.directory / "secrets").st_mode & 0o777 == 0o700
     assert os.stat(fresh_ca.directory / "tokens").st_mode & 0o777 == 0o700
 

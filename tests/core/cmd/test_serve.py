@@ -8,10 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import BIN, DevCA, client, paying_org, token
+from tests.conftest import BIN, DevCA, anonymous, client, new_key, paying_org
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -23,10 +22,8 @@ def worker_pids(parent: int) -> list[int]:
 
 def test_health_and_statistics(service: tuple[str, DevCA, subprocess.Popen[str]]) -> None:
     base, ca, _proc = service
-    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    stats = httpx.get(
-        f"{base}/v1/statistics", headers={"Authorization": f"Bearer {token(ca, 'admin')}"}
-    )
+    assert anonymous(base, ca).get("/healthz").json() == {"status": "ok"}
+    stats = client(base, ca, "admin").get("/v1/statistics")
     assert stats.status_code == 200
     body = stats.json()
     assert len(body["signer"]["workers"]) >= 1
@@ -40,27 +37,29 @@ def test_health_and_statistics(service: tuple[str, DevCA, subprocess.Popen[str]]
     [
         ({}, 401, "unauthenticated"),
         ({"Authorization": "Basic abc"}, 401, "unauthenticated"),
-        ({"Authorization": "Bearer wrong"}, 403, "forbidden"),
-        ("rpc", 403, "forbidden"),
+        ({"Authorization": "Bearer wrong"}, 401, "unauthenticated"),
+        ("issuer", 403, "forbidden"),
     ],
 )
-def test_statistics_needs_the_admin_token(
+def test_statistics_needs_an_admin(
     service: tuple[str, DevCA, subprocess.Popen[str]], headers: object, status: int, code: str
 ) -> None:
     base, ca, _ = service
-    if headers == "rpc":
-        headers = {"Authorization": f"Bearer {token(ca, 'rpc')}"}
-    r = httpx.get(f"{base}/v1/statistics", headers=headers)  # type: ignore[arg-type]
+    if headers == "issuer":
+        with client(base, ca, "admin") as admin:
+            paying_org(admin, "acme")
+        headers = {"Authorization": f"Bearer {new_key(base, ca, 'issuer', 'acme')['secret']}"}
+    r = anonymous(base, ca).get("/v1/statistics", headers=headers)  # type: ignore[arg-type]
     assert r.status_code == status
     assert r.json()["error"] == code
     assert r.headers["content-type"] == "application/json"
 
 
 def test_unknown_routes_are_json_errors(service: tuple[str, DevCA, subprocess.Popen[str]]) -> None:
-    base, _, _ = service
-    r = httpx.get(f"{base}/nope")
+    base, ca, _ = service
+    r = anonymous(base, ca).get("/nope")
     assert (r.status_code, r.json()["error"]) == (404, "not_found")
-    r = httpx.post(f"{base}/healthz", content=b"x")
+    r = anonymous(base, ca).post("/healthz", content=b"x")
     assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
 
 
@@ -81,11 +80,8 @@ def issue_a_batch(base: str, ca: DevCA) -> None:
     items = [
         {"csr": csr(f"h{i}.example.co.jp"), "profile": "ov", "organization": "s"} for i in range(20)
     ]
-    r = httpx.post(
-        f"{base}/v1/certificates:batch",
-        json={"requests": items},
-        timeout=60,
-        headers={"Authorization": f"Bearer {token(ca, 'rpc')}"},
+    r = client(base, ca, "rpc", "s").post(
+        "/v1/certificates:batch", json={"requests": items}, timeout=60
     )
     assert r.status_code == 200
     assert all(item["result"] for item in r.json()["results"])

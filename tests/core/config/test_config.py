@@ -32,7 +32,7 @@ def test_generated_config_is_valid(dev_ca: DevCA) -> None:
 
 
 def test_misspelt_key_is_named_with_its_path(dev_ca: DevCA, tmp_path: Path) -> None:
-    path = _variant(dev_ca, tmp_path, "map_size =", "mapsize =")
+    path = _variant(dev_ca, tmp_path, "\nmap_size =", "\nmapsize =")
     _, problems = check_config(path)
     assert problems == ["store.mapsize: unknown key (did you mean 'store.map_size'?)"]
 
@@ -88,11 +88,11 @@ def test_durations_need_units(dev_ca: DevCA, tmp_path: Path, value: str, message
 
 
 def test_secret_file_must_be_private(fresh_ca: DevCA) -> None:
-    token = fresh_ca.directory / "secrets" / "rpc.token"
+    token = fresh_ca.directory / "secrets" / "admin.token"
     token.chmod(0o644)
     _, problems = check_config(fresh_ca.config_path)
     assert len(problems) == 1
-    assert problems[0].startswith("api.rpc_token: secret file")
+    assert problems[0].startswith("api.admin_token: secret file")
     assert "chmod 600" in problems[0]
 
 

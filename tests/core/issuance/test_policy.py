@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from core.base.clock import to_epoch
-from core.base.errors import PolicyError
+from core.base.errors import NotFound, PolicyError
 from core.config import IssuanceConfig
 from core.issuance import policy
 from core.issuance.csr import CsrRequest
@@ -102,7 +102,7 @@ def previous(
 
 
 def refusal(req: IssueRequest, f: policy.Facts, csr: CheckedCsr | PolicyError = CSR) -> str:
-    with pytest.raises(PolicyError) as err:
+    with pytest.raises((PolicyError, NotFound)) as err:
         policy.decide(req, csr, f, config=CONFIG, blocked=frozenset(), now=NOW)
     return err.value.code
 

@@ -1,0 +1,1 @@
+"""Who may do what: API keys, their roles and accounts, and the rate they may go at."""
