@@ -80,6 +80,7 @@ def _serve(st: ResponderState, heads: list[Request], *, every_tick: bool) -> Non
         for _ in range(PER_TICK):
             wire = st.handle(heads[i])
             i = (i + 1) % len(heads)
+    assert isinstance(wire, bytes)  # OCSP answers are never streamed
     assert wire.startswith(b"HTTP/1.1 200 ")
 
 
