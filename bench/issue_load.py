@@ -4,13 +4,15 @@ For an RSA-2048 and an ECDSA P-256 issuing CA (each made by `hanko init` in a te
 folder, with the [signer] and [issuance] settings of the given configuration), in one run:
 - the signer's raw ceiling: the same number of processes as signer workers calling
   python-pkcs11 sign() on the issuing key in a loop, nothing else;
-- `hanko serve` on loopback, driven by wrk: POST /v1/certificates (one certificate per
-  request) and POST /v1/certificates:batch (--batch certificates per request), first with
-  license enforcement off, then on (every certificate takes a non-pooled unit and writes
-  its ledger entry in its commit); the ratio on/off is what enforcement costs; then once
-  more with OCSP off (`[ocsp] enabled = false`: no OCSP URL, no "good" responses to
-  pre-sign, a CRL-only CA as the BR now allow), where a certificate is one signature
-  instead of 1 + one per CertID hash.
+- `hanko serve` on loopback, driven by wrk over TLS (the API's default) with an issuer
+  API key: POST /v1/certificates (one certificate per request) and POST
+  /v1/certificates:batch (--batch certificates per request), first with license
+  enforcement off, then on (every certificate takes a non-pooled unit and writes its
+  ledger entry in its commit); the ratio on/off is what enforcement costs; then once more
+  with OCSP off (`[ocsp] enabled = false`: no OCSP URL, no "good" responses to pre-sign,
+  a CRL-only CA as the BR now allow), where a certificate is one signature instead of 1 +
+  one per CertID hash; and last over plain HTTP (TLS off, loopback only), enforcement
+  off: the ratio TLS/plain is what TLS costs with connections kept alive.
 Every request issues a real certificate (new serial, durable commit). Subscriber keys are
 ECDSA P-256; the CSR is the same in every request, which costs the server the same work.
 Each measurement also reports the CPU each role spent per certificate (the core, the CSR
@@ -25,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -102,8 +105,14 @@ def _configure(config: Path, base: Config, port: int) -> None:
     config.write_text(text)
 
 
-# (name, licence enforcement, OCSP pre-signing) of each measurement against one CA
-_RUNS = (("licenses_off", False, True), ("licenses_on", True, True), ("ocsp_off", False, False))
+# (name, licence enforcement, OCSP pre-signing, TLS) of each measurement against one CA
+_RUNS = (
+    ("licenses_off", False, True, True),
+    ("licenses_on", True, True, True),
+    ("ocsp_off", False, False, True),
+    ("plain_http", False, True, False),
+)
+_TLS_LINES = ('tls_cert = "tls/api.pem"\n', 'tls_key = "tls/api.key"\n')
 
 
 def bench_key_type(
@@ -131,15 +140,19 @@ def bench_key_type(
         )
 
         runs = {}
-        for name, enforce, ocsp in _RUNS:
-            config = ca / "hanko.toml"
-            text = re.sub(r"(?ms)^\[licenses\]\nenforce = \w+\n", "", config.read_text())
-            text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", text)
-            config.write_text(text + f"[licenses]\nenforce = {str(enforce).lower()}\n")
+        initial = (ca / "hanko.toml").read_text()
+        for name, enforce, ocsp, tls in _RUNS:
+            text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", initial)
+            if not tls:
+                for line in _TLS_LINES:
+                    text = text.replace(line, "")
+            (ca / "hanko.toml").write_text(text + f"[licenses]\nenforce = {str(enforce).lower()}\n")
             runs[name] = _measure(
                 ca,
                 port,
+                name=name,
                 enforce=enforce,
+                tls=tls,
                 seconds=seconds,
                 connections=connections,
                 batch=batch,
@@ -156,7 +169,7 @@ def bench_key_type(
         "signer_cpu_us_per_signature_at_ceiling": round(workers / ceiling * 1e6, 1),
     }
     for mode in ("single", "batch"):
-        for name, _, ocsp in _RUNS:
+        for name, _, ocsp, _tls in _RUNS:
             m = runs[name][mode]
             sigs = per_cert if ocsp else 1
             report[f"{mode}_{name}"] = {
@@ -169,6 +182,9 @@ def bench_key_type(
         report[f"{mode}_enforcement_ratio"] = (
             round(runs["licenses_on"][mode]["certificates_per_s"] / off, 3) if off else None
         )
+        plain = runs["plain_http"][mode]["certificates_per_s"]
+        # TLS on (licenses_off) over TLS off (plain_http): the aim is 0.9 or more.
+        report[f"{mode}_tls_ratio"] = round(off / plain, 3) if plain else None
     return report
 
 
@@ -176,15 +192,18 @@ def _measure(
     ca: Path,
     port: int,
     *,
+    name: str,
     enforce: bool,
+    tls: bool,
     seconds: float,
     connections: int,
     batch: int,
     batch_connections: int,
 ) -> dict[str, Any]:
-    """`hanko serve` on `ca`; an organization (with enforcement: under an account whose
-    default license is a million non-pooled units, so every certificate takes one and
-    writes its ledger entry); wrk on the single and the batch endpoint."""
+    """`hanko serve` on `ca`; an account and its organization (with enforcement, the
+    account's default license is a million non-pooled units, so every certificate takes
+    one and writes its ledger entry); an issuer key for the account; wrk on the single
+    and the batch endpoint."""
     server = subprocess.Popen(
         [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
         stdout=subprocess.DEVNULL,
@@ -193,11 +212,16 @@ def _measure(
     )
     tmp = ca.parent
     try:
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        api = httpx.Client(
+            base_url=url,
+            verify=ssl.create_default_context(cafile=str(ca / "tls" / "internal-ca.pem")),
+            timeout=30,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if api.get("/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -206,19 +230,18 @@ def _measure(
                 raise SystemExit(f"hanko serve did not start: {detail}")
             time.sleep(0.2)
         admin = {"Authorization": f"Bearer {(ca / 'secrets/admin.token').read_text().strip()}"}
-        rpc_token = (ca / "secrets/rpc.token").read_text().strip()
-        org_id = "bench-on" if enforce else "bench-off"
+        org_id = f"bench-{name.replace('_', '-')}"
+        api.post(
+            "/v1/admin/accounts", headers=admin, json={"id": org_id, "name": "Bench"}
+        ).raise_for_status()
         if enforce:
-            httpx.post(
-                f"{url}/v1/admin/accounts", headers=admin, json={"id": org_id, "name": "Bench"}
-            ).raise_for_status()
-            httpx.post(
-                f"{url}/v1/admin/accounts/{org_id}/licenses",
+            api.post(
+                f"/v1/admin/accounts/{org_id}/licenses",
                 headers=admin,
                 json={"id": "units", "kind": "non_pooled", "quantity": 1_000_000},
             ).raise_for_status()
-        httpx.post(
-            f"{url}/v1/admin/organizations",
+        api.post(
+            "/v1/admin/organizations",
             headers=admin,
             json={
                 "id": org_id,
@@ -227,25 +250,27 @@ def _measure(
                 "country": "JP",
                 "state": "Tokyo-to",
                 "locality": "Chiyoda-ku",
-                **({"account": org_id} if enforce else {}),
+                "account": org_id,
             },
         ).raise_for_status()
-        httpx.post(
-            f"{url}/v1/admin/organizations/{org_id}/domains",
+        api.post(
+            f"/v1/admin/organizations/{org_id}/domains",
             headers=admin,
             json={"domain": "example.co.jp", "method": "dns-txt"},
         ).raise_for_status()
+        key = api.post(
+            "/v1/admin/keys", headers=admin, json={"role": "issuer", "accounts": [org_id]}
+        )
+        key.raise_for_status()
+        secret = key.json()["secret"]
         item = {"csr": _csr(), "profile": "ov", "organization": org_id}
         single_lua, batch_lua = tmp / "single.lua", tmp / "batch.lua"
-        _lua(single_lua, json.dumps(item).encode(), rpc_token)
-        _lua(batch_lua, json.dumps({"requests": [item] * batch}).encode(), rpc_token)
+        _lua(single_lua, json.dumps(item).encode(), secret)
+        _lua(batch_lua, json.dumps({"requests": [item] * batch}).encode(), secret)
         # warm up: the first requests load modules and open the signer pipes
         for _ in range(20):
-            httpx.post(
-                f"{url}/v1/certificates",
-                json=item,
-                headers={"Authorization": f"Bearer {rpc_token}"},
-                timeout=30,
+            api.post(
+                "/v1/certificates", json=item, headers={"Authorization": f"Bearer {secret}"}
             ).raise_for_status()
         single = _run_counted(
             server.pid,
@@ -325,6 +350,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
                 ("licenses_off", "licenses off"),
                 ("licenses_on", "licenses on "),
                 ("ocsp_off", "OCSP off    "),
+                ("plain_http", "plain HTTP  "),
             ):
                 m = r[f"{mode}_{run}"]
                 extra = f", {m['batch_size']} per request" if mode == "batch" else ""
@@ -342,4 +368,6 @@ def run_from_cli(args: argparse.Namespace) -> int:
                 )
             ratio = r[f"{mode}_enforcement_ratio"]
             print(f"  {mode:<6} with enforcement / without: {ratio:.1%}" if ratio else "")
+            tls = r[f"{mode}_tls_ratio"]
+            print(f"  {mode:<6} TLS / plain HTTP (aim: 90% or more): {tls:.1%}" if tls else "")
     return 0

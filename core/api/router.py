@@ -28,6 +28,7 @@ Handler = Callable[["Request"], Awaitable[tuple[int, Any]]]
 MAX_BODY = 4 << 20  # a batch of 1000 CSRs fits; anything larger is refused with 413
 
 _JSON = msgspec.json.Encoder()
+_UNREAD_BODY = frozenset((408, 413))
 
 
 def status_for(exc: HankoError) -> int:
@@ -208,6 +209,9 @@ class App:
         except HttpError as exc:
             status, body = exc.status, {"error": exc.code, "detail": exc.detail}
             extra += exc.headers
+            if exc.status in _UNREAD_BODY and (b"connection", b"close") not in extra:
+                # The rest of the body was never read: the connection cannot go on.
+                extra.append((b"connection", b"close"))
         except HankoError as exc:
             status, body = status_for(exc), {"error": exc.code, "detail": exc.message}
         except Exception:

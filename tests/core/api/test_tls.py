@@ -51,7 +51,7 @@ def test_clients_verify_the_api_certificate_against_the_internal_ca(service: Ser
         ["gnutls-cli", "--x509cafile", str(internal), "-p", port, "127.0.0.1"],
         input="", capture_output=True, text=True, timeout=20, check=False,
     )  # fmt: skip
-    assert "Certificate is trusted" in gnutls.stdout + gnutls.stderr, gnutls.stdout
+    assert "The certificate is trusted" in gnutls.stdout + gnutls.stderr, gnutls.stdout
     # Not the public hierarchy: the CA's own roots do not vouch for the listener.
     r = curl("--cacert", str(ca.directory / "ca" / "root.pem"), f"{base}/healthz")
     assert r.returncode != 0
@@ -135,23 +135,32 @@ def test_serve_refuses_a_routable_address_without_tls(fresh_ca: DevCA) -> None:
 
 
 def test_the_internal_certificates_are_clean_rfc_5280(dev_ca: DevCA, tmp_path: Path) -> None:
+    """pkilint's RFC 5280 linter finds nothing but the name "localhost": its DNS name
+    check wants two labels, and clients ask for https://localhost by that name. (These
+    certificates are the API's own, not the public hierarchy's; the public hierarchy's
+    are linted with the CA/B profiles.)"""
     tls = dev_ca.directory / "tls"
     server, internal = x509.load_pem_x509_certificates((tls / "api.pem").read_bytes())
-    assert (
-        internal.subject
-        == x509.load_pem_x509_certificate((tls / "internal-ca.pem").read_bytes()).subject
-    )
+    ca_cert = x509.load_pem_x509_certificate((tls / "internal-ca.pem").read_bytes())
+    assert internal == ca_cert
+    expected = {"server": {'Invalid domain name syntax: "localhost"'}, "ca": set()}
     for name, cert in (("server", server), ("ca", internal)):
         path = tmp_path / f"{name}.pem"
         path.write_bytes(cert.public_bytes(Encoding.PEM))
         out = subprocess.run(
-            [str(BIN / "lint_pkix_cert"), "lint", "-s", "ERROR", str(path)],
+            [str(BIN / "lint_pkix_cert"), "lint", "-s", "WARNING", "-f", "JSON", str(path)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        assert out.stdout.strip() == "", out.stdout
+        findings = {
+            finding.get("message")
+            for result in json.loads(out.stdout)["results"]
+            for finding in result["finding_descriptions"]
+        }
+        assert findings == expected[name], findings
     san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["localhost"]
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1", "::1"]
+    assert server.verify_directly_issued_by(ca_cert) is None
 
 
 def test_an_admin_made_key_works_with_a_client(service: Service) -> None:
