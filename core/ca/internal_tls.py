@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.base.files import write_atomically
+
 CA_FILE = "internal-ca.pem"
 CA_KEY_FILE = "internal-ca.key"
 SERVER_FILE = "api.pem"
@@ -24,15 +26,18 @@ LEAF_DAYS = 397  # what browsers accept for a server certificate, a sane bound h
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+        fh.write(_private_pem(key))
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:
@@ -128,13 +133,32 @@ def create(directory: Path, *, label: str, now: dt.datetime) -> None:
     (directory / SERVER_FILE).write_bytes(server.public_bytes(pem) + ca_cert.public_bytes(pem))
 
 
-def issue_client(directory: Path, *, name: str, out: Path, now: dt.datetime) -> x509.Certificate:
-    """A client certificate from the internal CA in `directory`, for mTLS: OUT.pem (the
-    certificate) and OUT.key (0600)."""
+def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_cert = x509.load_pem_x509_certificate((directory / CA_FILE).read_bytes())
     ca_key = serialization.load_pem_private_key((directory / CA_KEY_FILE).read_bytes(), None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise TypeError("the internal CA key is not an ECDSA key")
+    return ca_cert, ca_key
+
+
+def renew_server(directory: Path, *, now: dt.datetime) -> x509.Certificate:
+    """A new key and certificate for the listener (DIR/api.key, DIR/api.pem), each file
+    replaced whole; `hanko serve` reads them at start."""
+    ca_cert, ca_key = _load_ca(directory)
+    server, key = _leaf(
+        ca_cert, ca_key, common_name="localhost", names=SERVER_NAMES,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH, now=now,
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    write_atomically(directory / SERVER_KEY_FILE, [_private_pem(key)], mode=0o600)
+    write_atomically(directory / SERVER_FILE, [server.public_bytes(pem), ca_cert.public_bytes(pem)])
+    return server
+
+
+def issue_client(directory: Path, *, name: str, out: Path, now: dt.datetime) -> x509.Certificate:
+    """A client certificate from the internal CA in `directory`, for mTLS: OUT.pem (the
+    certificate) and OUT.key (0600)."""
+    ca_cert, ca_key = _load_ca(directory)
     cert, key = _leaf(
         ca_cert, ca_key, common_name=name, names=(),
         usage=ExtendedKeyUsageOID.CLIENT_AUTH, now=now,

@@ -34,6 +34,24 @@ def cmd_tls_client_cert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tls_renew_server(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock
+    from core.base.errors import HankoError
+    from core.ca import internal_tls
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    directory = Path(cfg.base_dir) / "tls"
+    if not (directory / internal_tls.CA_KEY_FILE).is_file():
+        raise HankoError(f"no internal TLS CA in {directory} (hanko init makes one)")
+    cert = internal_tls.renew_server(directory, now=SystemClock().now())
+    print(
+        f"{directory / internal_tls.SERVER_FILE}: a new certificate until"
+        f" {cert.not_valid_after_utc:%Y-%m-%d}; restart hanko serve to use it"
+    )
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("tls", help="the API listener's internal TLS CA")
     t = p.add_subparsers(dest="tls_cmd", required=True, parser_class=Parser)
@@ -42,3 +60,6 @@ def register(sub: Any) -> None:
     c.add_argument("--name", required=True, help="the client's name (its certificate's CN)")
     c.add_argument("--out", required=True, help="writes OUT.pem and OUT.key")
     c.set_defaults(func=cmd_tls_client_cert)
+    r = t.add_parser("renew-server", help="a new certificate and key for the API listener")
+    add_config(r)
+    r.set_defaults(func=cmd_tls_renew_server)

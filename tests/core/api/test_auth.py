@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 
 from core.access import keys
-from core.access.ratelimit import TokenBucket, retry_after
 from core.api.auth import ADMIN_TOKEN_ID, Authenticator
 from core.api.router import HttpError
 from core.base.clock import FixedClock, to_epoch
-from core.base.errors import NotFound, PolicyError
 from core.store import AccountRecord, Store
 
 START = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
@@ -119,41 +117,3 @@ def test_the_rate_is_a_token_bucket_with_retry_after(store: Store) -> None:
     ticker.now += 0.5  # one more token
     assert auth.principal(scope(key.secret)).id == key.id
     assert refusal(auth, scope(key.secret)) == (429, "rate_limited")
-
-
-def test_bucket_arithmetic() -> None:
-    bucket = TokenBucket(0.5, now=0.0)  # one request every two seconds, burst of one
-    assert bucket.take(0.0) == 0.0
-    assert bucket.take(0.5) == pytest.approx(1.5)
-    assert bucket.take(2.0) == 0.0
-    assert (retry_after(0.01), retry_after(1.0), retry_after(1.2)) == (1, 1, 2)
-
-
-@pytest.mark.parametrize(
-    ("fields", "code"),
-    [
-        ({"role": "admin", "accounts": ["acme"]}, "invalid_key_scope"),
-        ({"role": "admin"}, "invalid_key_scope"),
-        ({"role": "issuer", "all_accounts": True}, "invalid_key_scope"),
-        ({"role": "reader"}, "invalid_key_scope"),
-        ({"role": "issuer", "accounts": ["acme"], "expires_in": "10"}, "invalid_key_expiry"),
-        ({"role": "issuer", "accounts": ["acme"], "expires_in": "20000d"}, "invalid_key_expiry"),
-        ({"role": "issuer", "accounts": ["acme"], "rate": 0}, "invalid_key_rate"),
-        (
-            {"role": "issuer", "accounts": ["acme"], "client_cert_sha256": "ab"},
-            "invalid_client_cert",
-        ),
-    ],
-)
-def test_keys_that_cannot_be_made(fields: dict[str, Any], code: str) -> None:
-    with pytest.raises(PolicyError) as err:
-        keys.create(keys.KeyIn(**fields), now=0, actor="test")
-    assert err.value.code == code
-
-
-def test_a_key_for_an_unknown_account_is_refused_and_nothing_is_stored(store: Store) -> None:
-    _, op = keys.create(keys.KeyIn(role="issuer", accounts=["acme", "nobody"]), now=0, actor="test")
-    with pytest.raises(NotFound):
-        store.write(op)
-    with store.read() as txn:
-        assert list(txn.iter_api_keys()) == []

@@ -168,3 +168,19 @@ def test_an_admin_made_key_works_with_a_client(service: Service) -> None:
     paying_org(client(base, ca, "admin"), "acme")
     key = new_key(base, ca, "reader", "acme")
     assert key["secret"].startswith("hks_")
+
+
+def test_the_listener_certificate_is_renewed_in_place(fresh_ca: DevCA) -> None:
+    tls = fresh_ca.directory / "tls"
+    before = x509.load_pem_x509_certificates((tls / "api.pem").read_bytes())[0]
+    key_before = (tls / "api.key").read_bytes()
+    out = hanko("tls", "renew-server", "-c", str(fresh_ca.config_path))
+    assert out.returncode == 0, out.stderr
+    assert "restart hanko serve" in out.stdout
+    after, ca_cert = x509.load_pem_x509_certificates((tls / "api.pem").read_bytes())
+    assert after.serial_number != before.serial_number
+    assert (tls / "api.key").read_bytes() != key_before
+    assert (tls / "api.key").stat().st_mode & 0o777 == 0o600
+    after.verify_directly_issued_by(ca_cert)
+    checked = hanko("check-config", "-c", str(fresh_ca.config_path))
+    assert checked.returncode == 0, checked.stderr
