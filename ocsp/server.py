@@ -297,7 +297,10 @@ class ResponderState:
         return entry
 
     def _caching(self, entry: _Cached) -> bytes:
-        max_age = max(0, entry.answer.next_update - self.second)
+        # The tick's second may trail a response signed within the last 100 ms: never
+        # promise more than the response's own validity.
+        answer = entry.answer
+        max_age = max(0, answer.next_update - max(self.second, answer.this_update))
         return entry.fixed + (
             b"Cache-Control: max-age=%d, public, no-transform, must-revalidate\r\n" % max_age
         )
