@@ -14,7 +14,7 @@ import httpx
 
 from core.issuance.pem import serial_from_hex
 from core.store import CertStatus, Store
-from tests.conftest import DevCA, Service, client, csr, keyed, new_key, paying_org
+from tests.conftest import DevCA, Service, anonymous, client, csr, keyed, new_key, paying_org
 
 A, B, C = "alpha", "bravo", "charlie"
 Body = Callable[[], dict[str, Any]]
@@ -81,6 +81,16 @@ ADMIN_ROUTES = [
         lambda: {"id": "units", "kind": "non_pooled", "quantity": 3},
     ),
     Call("POST", "/v1/admin/accounts/{account}/settings", lambda: {"extras_license": "units"}),
+    Call(
+        "POST",
+        "/v1/admin/accounts/{account}/licenses",
+        lambda: {"id": "bundle", "kind": "domain_bundle", "quantity": 1},
+    ),
+    Call(
+        "POST",
+        "/v1/admin/accounts/{account}/licenses/bundle/domains",
+        lambda: {"domain": "charlie.co.jp"},
+    ),
     Call("GET", "/v1/admin/accounts/{account}/inventory"),
     Call("GET", "/v1/admin/accounts/{account}/ledger"),
     Call("GET", "/v1/admin/accounts/{account}/certificates"),
@@ -182,6 +192,12 @@ def test_every_route_answers_2xx_403_or_404_and_refusals_change_nothing(
     assert r.json()["results"][0]["error"]["error"] == "organization_unknown"
     assert audit_by(ca, ids) == before
     assert all(status_of(ca, s) is CertStatus.GOOD for s in certs.values())
+
+    # The public routes answer everyone, with a key or without.
+    for name in (*http, None):
+        who = http[name] if name is not None else anonymous(base, ca)
+        for path in ("/healthz", "/readyz", "/v1/schema", "/crl/urls.json"):
+            assert who.get(path).status_code == 200, (name, path)
 
     # -- what each key may do: 2xx -------------------------------------------------------
     for name, accounts in (("customer", (A,)), ("reseller", (A, B)), ("reader", (A,))):
