@@ -17,7 +17,7 @@ DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
 # softhsm2: the HSM the tests and the dev service use; openssl, gnutls-bin, nginx and wrk
 # are the interop peers and load generator the tests and benchmarks drive; golang-cfssl
 # (`cfssl ocspserve`) is the Go OCSP responder `hanko bench ocsp` compares against.
-APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl)
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 

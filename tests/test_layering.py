@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.base",),  # clock, errors, units, DER, files, secrets, children, DNS names
     ("core.config", "core.store"),
     ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
-    ("core.issuance", "core.licenses", "core.access"),  # policy, the engine, API keys
+    ("core.issuance", "core.licenses", "core.access", "core.acme"),  # policy, engine, keys, ACME RA
     ("core.api",),  # router, RPC, admin and licence handlers
     ("core.cmd",),  # command groups, wiring, serve
     ("bench",),
@@ -38,6 +38,10 @@ PURE = (
     "core.licenses.policy",
     "core.access.roles",
     "core.access.ratelimit",
+    "core.acme.jws",
+    "core.acme.nonces",
+    "core.acme.problems",
+    "core.acme.messages",
     "crl.encoder",
     "crl.schedule",
     "ocsp.codec",

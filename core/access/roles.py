@@ -12,17 +12,18 @@ from typing import Literal
 import msgspec
 
 Role = Literal["issuer", "reader", "admin"]
-Capability = Literal["read", "issue", "revoke", "admin"]
+Capability = Literal["read", "issue", "revoke", "admin", "eab"]
 ROLES: tuple[Role, ...] = ("issuer", "reader", "admin")
 
 CAPABILITIES: dict[Role, frozenset[Capability]] = {
     # A portal or reseller back end: its customers' certificates, start to end.
-    "issuer": frozenset({"read", "issue", "revoke"}),
+    # `eab`: External Account Binding credentials for its accounts' organizations.
+    "issuer": frozenset({"read", "issue", "revoke", "eab"}),
     # Dashboards and monitoring of the same.
     "reader": frozenset({"read"}),
     # The CA's operators: vetting, accounts, licences, keys; they revoke on problem
     # reports (BR 4.9.5) but never issue themselves.
-    "admin": frozenset({"read", "revoke", "admin"}),
+    "admin": frozenset({"read", "revoke", "admin", "eab"}),
 }
 
 

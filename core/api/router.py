@@ -61,6 +61,14 @@ class HttpError(Exception):
         self.headers = headers or []
 
 
+class Raw(msgspec.Struct, frozen=True):
+    """An answer a handler shapes itself (ACME: its content types, Location, nonces)."""
+
+    body: bytes
+    content_type: bytes = b"application/json"
+    headers: list[tuple[bytes, bytes]] = msgspec.field(default_factory=list)
+
+
 class Route(msgspec.Struct, frozen=True):
     method: str
     path: str  # segments in braces are parameters: /v1/certificates/{serial}
@@ -236,13 +244,18 @@ class App:
     async def _respond(
         self, send: Send, status: int, body: Any, extra: list[tuple[bytes, bytes]]
     ) -> None:
-        payload = _JSON.encode(body)
+        content_type = b"application/json"
+        if isinstance(body, Raw):
+            payload, content_type = body.body, body.content_type
+            extra = [*extra, *body.headers]
+        else:
+            payload = _JSON.encode(body)
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", content_type),
                     (b"content-length", str(len(payload)).encode()),
                     (b"cache-control", b"no-store"),
                     *extra,

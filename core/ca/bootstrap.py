@@ -86,6 +86,7 @@ def _init(
     write_secret_file(secrets_dir / "hsm.pin", pin)
     write_secret_file(secrets_dir / "hsm-so.pin", so_pin)
     write_secret_file(secrets_dir / "admin.token", new_token())
+    write_secret_file(secrets_dir / "acme-eab.secret", new_token())
 
     conf = softhsm.write_conf(directory)
     softhsm.init_token(util, conf, TOKEN_LABEL, so_pin, pin)
@@ -202,6 +203,10 @@ admin_token = {{ file = "secrets/admin.token" }}  # the first admin; API keys: h
 tls_cert = "tls/api.pem"
 tls_key = "tls/api.key"
 # client_ca = "tls/internal-ca.pem"   # require client certificates (hanko tls client-cert)
+
+[acme]
+# External Account Binding keys are derived from this secret (hanko acme eab create).
+eab_secret = {{ file = "secrets/acme-eab.secret" }}
 
 [ocsp]
 listen = "127.0.0.1:8080"   # the responder; {base_url}/ocsp in AIA must route here

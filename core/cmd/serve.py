@@ -8,14 +8,18 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import time
 from typing import Any
 
 import msgspec
 import trio
 
+from core.acme.nonces import Nonces
+from core.acme.ra import RegistrationAuthority
+from core.api import acme_eab, rpc
 from core.api import api_keys as keys_http
 from core.api import licenses as licenses_http
-from core.api import rpc
+from core.api.acme import AcmeFrontEnd
 from core.api.auth import Authenticator
 from core.api.router import App, Request, Route
 from core.api.server import ApiListener, PeerCertificates
@@ -31,11 +35,13 @@ from core.cmd.wiring import (
     license_settings,
     ocsp_refresher,
     open_store,
+    ra_settings,
     responder_processes,
     signer_pool,
     store_writer,
 )
 from core.config import Config, read_secret
+from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.licenses.desk import LicenseDesk
 from core.store import GroupCommitWriter, Store
@@ -108,6 +114,7 @@ def build_app(
         return 200, crl_url_list(cfg, store)
 
     routes = [
+        *acme_routes(cfg, store=store, writer=writer, engine=engine, clock=clock),
         Route("GET", "/healthz", None, healthz),
         Route("GET", "/readyz", None, readyz),
         Route("GET", "/v1/statistics", "admin", statistics),
@@ -117,6 +124,33 @@ def build_app(
         *keys_http.routes(store, writer, clock),
     ]
     return App(routes, auth, body_timeout=cfg.api.body_timeout.seconds)
+
+
+def acme_routes(
+    cfg: Config, *, store: Store, writer: GroupCommitWriter, engine: IssuanceEngine, clock: Clock
+) -> list[Route]:
+    """ACME and its EAB credentials, when `[acme]` has an eab_secret."""
+    if not cfg.acme.active or cfg.acme.eab_secret is None:
+        return []
+    master = read_secret(cfg, cfg.acme.eab_secret).encode()
+    ra = RegistrationAuthority(
+        store=store,
+        writer=writer,
+        engine=engine,
+        clock=clock,
+        issuance=cfg.issuance,
+        settings=ra_settings(cfg, master),
+    )
+    nonces = Nonces(
+        capacity=cfg.acme.nonce_capacity,
+        lifetime=cfg.acme.nonce_lifetime.seconds,
+        now=time.monotonic(),
+    )
+    profiles = frozenset(cfg.issuance.profiles)
+    return [
+        *AcmeFrontEnd(ra, nonces).routes(),
+        *acme_eab.routes(store, writer, clock, master=master, profiles=profiles),
+    ]
 
 
 def readiness(

@@ -12,6 +12,7 @@ from typing import Any
 from cryptography import x509
 from hypercorn.config import Config as HypercornConfig
 
+from core.acme import ra as acme_ra
 from core.base.clock import Clock
 from core.base.errors import ConfigError
 from core.ca.issuer import IssuerInfo, issuer_info
@@ -144,6 +145,14 @@ def issuance_engine(
         presigner=(ocsp_presigner or presigner(cfg)) if cfg.ocsp.enabled else None,
         crl_partitions=cfg.crl.partitions,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
+    )
+
+
+def ra_settings(cfg: Config, master: bytes) -> acme_ra.Settings:
+    return acme_ra.Settings(
+        eab_secret=master,
+        order_lifetime=int(cfg.acme.order_lifetime.seconds),
+        authz_lifetime=int(cfg.acme.authz_lifetime.seconds),
     )
 
 

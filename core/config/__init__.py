@@ -10,6 +10,7 @@ from core.config.schedule import BR_SCHEDULE, ScheduleEntry
 from core.config.secrets import read_secret
 from core.config.settings import (
     LICENSE_KINDS,
+    AcmeConfig,
     ApiConfig,
     CaConfig,
     Config,
@@ -27,6 +28,7 @@ from core.config.settings import (
 __all__ = [
     "BR_SCHEDULE",
     "LICENSE_KINDS",
+    "AcmeConfig",
     "ApiConfig",
     "CaConfig",
     "Config",

@@ -218,6 +218,23 @@ class ApiConfig(msgspec.Struct, **_STRICT):
         return self.tls_cert is not None
 
 
+class AcmeConfig(msgspec.Struct, **_STRICT):
+    """ACME on the API listener (/acme/directory); it needs `eab_secret`, the secret
+    External Account Binding keys are derived from (a 0600 file or the environment)."""
+
+    enabled: bool = True
+    eab_secret: SecretRef | None = None
+    order_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
+    authz_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
+    # Outstanding replay nonces remembered at most, and how long one stays good.
+    nonce_capacity: int = 200_000
+    nonce_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("5m"))
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.eab_secret is not None
+
+
 class Config(msgspec.Struct, **_STRICT):
     store: StoreConfig
     hsm: HsmConfig
@@ -228,6 +245,7 @@ class Config(msgspec.Struct, **_STRICT):
     crl: CrlConfig = msgspec.field(default_factory=CrlConfig)
     licenses: LicenseConfig = msgspec.field(default_factory=LicenseConfig)
     ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
+    acme: AcmeConfig = msgspec.field(default_factory=AcmeConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 

@@ -137,6 +137,11 @@ class IssuanceEngine:
     def writer(self) -> GroupCommitWriter:
         return self._writer
 
+    @property
+    def chain_pem(self) -> str:
+        """The issuing CA and the root, PEM: what follows a certificate in a chain."""
+        return self._chain
+
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
             issued=self._issued,

@@ -84,6 +84,8 @@ class Store:
         try:
             self._dbs = self._open_dbs(create=create and not readonly)
             self._check_schema(create=create and not readonly)
+            if not readonly:
+                self._index_domains()
         except BaseException:
             self.env.close()
             raise
@@ -119,6 +121,18 @@ class Store:
             raise SchemaMismatch(
                 f"{self.path} has schema version {int(raw)}, this hanko needs {SCHEMA_VERSION}"
             )
+
+    def _index_domains(self) -> None:
+        """Fill the domain -> organizations index of a store made before it existed."""
+        with self.env.begin(write=True) as txn:
+            if (
+                txn.stat(self._dbs[b"domain_orgs"])["entries"]
+                or not txn.stat(self._dbs[b"domains"])["entries"]
+            ):
+                return
+            for key in txn.cursor(db=self._dbs[b"domains"]).iternext(values=False):
+                org, _, domain = bytes(key).partition(b"\0")
+                txn.put(domain + b"\0" + org, b"", db=self._dbs[b"domain_orgs"])
 
     def close(self) -> None:
         self.env.close()

@@ -38,8 +38,16 @@ DB_NAMES = (
     b"account_certs",
     b"api_keys",  # key id -> ApiKeyRecord
     b"api_key_secrets",  # SHA-256 of a key's secret -> key id
+    # ACME: EAB credentials by kid, accounts by id and by key thumbprint, orders and
+    # authorizations by id.
+    b"acme_eab",
+    b"acme_accounts",
+    b"acme_keys",
+    b"acme_orders",
+    b"acme_authz",
+    b"domain_orgs",  # domain \0 org id -> b"": which organizations validated a domain
 )
-MAX_DBS = 32  # LMDB fixes the count at open: room for databases added later
+MAX_DBS = 64  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta
 
 # The counter ReadTxn.status_generation reads; responders read it by key.
@@ -105,6 +113,10 @@ def domain_prefix(org_id: str) -> bytes:
 
 def domain_key(org_id: str, domain: str) -> bytes:
     return domain_prefix(org_id) + domain.encode()
+
+
+def domain_org_key(domain: str, org_id: str) -> bytes:
+    return domain.encode() + b"\0" + org_id.encode()
 
 
 def account_prefix(account: str) -> bytes:

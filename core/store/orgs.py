@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from core.base.errors import NotFound
 from core.store.audit import AuditWrites
-from core.store.keys import domain_key, domain_prefix
+from core.store.keys import domain_key, domain_org_key, domain_prefix
 from core.store.records import DOMAIN, ORG, DomainRecord, OrgRecord
 from core.store.txn import Txn
 
@@ -15,6 +15,19 @@ class OrgReads(Txn):
     def get_org(self, org_id: str) -> OrgRecord | None:
         raw = self.txn.get(org_id.encode(), db=self.dbs[b"orgs"])
         return None if raw is None else ORG.decode(raw)
+
+    def orgs_of_domain(self, domain: str) -> list[str]:
+        """The organizations holding a validation of exactly `domain`."""
+        prefix = domain.encode() + b"\0"
+        cur = self.txn.cursor(db=self.dbs[b"domain_orgs"])
+        found: list[str] = []
+        if not cur.set_range(prefix):
+            return found
+        for key in cur.iternext(values=False):
+            if not key.startswith(prefix):
+                break
+            found.append(key[len(prefix) :].decode())
+        return found
 
     def iter_domains(self, org_id: str) -> Iterator[DomainRecord]:
         prefix = domain_prefix(org_id)
@@ -44,6 +57,7 @@ class OrgWrites(OrgReads, AuditWrites):
             raise NotFound(f"no organization {rec.org_id!r}")
         key = domain_key(rec.org_id, rec.domain)
         self.txn.put(key, DOMAIN.encode(rec), db=self.dbs[b"domains"])
+        self.txn.put(domain_org_key(rec.domain, rec.org_id), b"", db=self.dbs[b"domain_orgs"])
         self.audit(
             at_us=at_us,
             actor=actor,
@@ -61,6 +75,7 @@ class OrgWrites(OrgReads, AuditWrites):
         if raw is None:
             raise NotFound(f"{domain} is not a validated domain of organization {org_id!r}")
         self.txn.delete(key, db=self.dbs[b"domains"])
+        self.txn.delete(domain_org_key(domain, org_id), db=self.dbs[b"domain_orgs"])
         self.audit(
             at_us=at_us, actor=actor, action="domain.remove", subject=domain, detail={"org": org_id}
         )

@@ -166,6 +166,63 @@ class ApiKeyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     label: str = ""
 
 
+class EabRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """An External Account Binding credential. Its HMAC key is never stored: it is
+    derived from the `[acme] eab_secret` and the salt (core/acme/eab.py)."""
+
+    kid: str
+    salt: bytes
+    account: str  # hanko's account, organization, profile and licence it issues under
+    organization: str
+    profile: str
+    license: str = ""
+    created_at: int = 0
+    created_by: str = ""
+    acme_account: str = ""  # the ACME account bound to it ("" until newAccount)
+    revoked_at: int = 0
+
+
+class AcmeAccountRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    id: str
+    jwk: bytes  # the account key's canonical JWK (JSON)
+    thumbprint: str
+    eab_kid: str
+    created_at: int
+    status: str = "valid"  # valid, deactivated
+    contact: list[str] = msgspec.field(default_factory=list)
+
+
+class AcmeChallenge(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    type: str  # http-01, dns-01
+    token: str
+    status: str = "pending"  # pending, processing, valid, invalid
+    validated_at: int = 0
+    error: str = ""
+
+
+class AcmeAuthzRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    id: str
+    acme_account: str
+    name: str  # the identifier, without "*."
+    wildcard: bool
+    status: str  # pending, valid, invalid, deactivated, expired
+    expires: int
+    challenges: list[AcmeChallenge] = msgspec.field(default_factory=list)
+
+
+class AcmeOrderRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    id: str
+    acme_account: str
+    names: list[str]  # as requested ("*.example.com" for a wildcard)
+    authz: list[str]
+    status: str  # pending, ready, processing, valid, invalid
+    expires: int
+    created_at: int
+    serial: bytes = b""  # the certificate, once valid
+    replaces: str = ""  # RFC 9773: the serial (hex) this order renews
+    error: str = ""
+
+
 class AccountRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     """A primary client: its organizations, administrators and licenses."""
 
@@ -253,6 +310,10 @@ CRL_STATE = Codec(CrlState)
 AUDIT = Codec(AuditEntry)
 ACCOUNT = Codec(AccountRecord)
 API_KEY = Codec(ApiKeyRecord)
+EAB = Codec(EabRecord)
+ACME_ACCOUNT = Codec(AcmeAccountRecord)
+ACME_AUTHZ = Codec(AcmeAuthzRecord)
+ACME_ORDER = Codec(AcmeOrderRecord)
 LICENSE = Codec(LicenseRecord)
 LEDGER = Codec(LedgerEntry)
 

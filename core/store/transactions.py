@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import lmdb
 import msgspec
 
+from core.store.acme import AcmeReads, AcmeWrites
 from core.store.api_keys import ApiKeyReads, ApiKeyWrites
 from core.store.audit import AuditReads
 from core.store.certs import CertReads, CertWrites
@@ -23,7 +24,7 @@ from core.store.orgs import OrgReads, OrgWrites
 T = TypeVar("T")
 
 
-class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, ApiKeyReads, AuditReads):
+class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, ApiKeyReads, AcmeReads, AuditReads):
     """A read-only snapshot. Closing it releases the reader slot."""
 
     def __enter__(self) -> ReadTxn:
@@ -45,7 +46,9 @@ class Failed(msgspec.Struct, frozen=True):
 Attempt = Done[T] | Failed
 
 
-class WriteTxn(CertWrites, OcspWrites, LicensingWrites, OrgWrites, ApiKeyWrites, ReadTxn):
+class WriteTxn(
+    CertWrites, OcspWrites, LicensingWrites, OrgWrites, ApiKeyWrites, AcmeWrites, ReadTxn
+):
     """The only way state changes. Each mutation appends its own audit entry."""
 
     def __init__(self, txn: Any, dbs: dict[bytes, Any], env: Any) -> None:
