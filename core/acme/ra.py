@@ -62,6 +62,12 @@ def order_status(authz: Sequence[AcmeAuthzRecord]) -> str:
     return "ready"
 
 
+def _pem_csr(der: bytes) -> str:
+    b64 = base64.b64encode(der).decode()
+    lines = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+    return f"-----BEGIN CERTIFICATE REQUEST-----\n{lines}\n-----END CERTIFICATE REQUEST-----\n"
+
+
 def _issuance_problem(exc: HankoError) -> Problem:
     if isinstance(exc, Problem):
         return exc
@@ -311,10 +317,8 @@ class RegistrationAuthority:
         if order_status(authz) != "ready" or order.status not in ("ready", "pending"):
             raise Problem("orderNotReady", f"order {order_id} is {order.status}")
         der = jws.b64decode(csr_b64)
-        b64 = base64.b64encode(der).decode()
-        lines = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
         request = IssueRequest(
-            csr=f"-----BEGIN CERTIFICATE REQUEST-----\n{lines}\n-----END CERTIFICATE REQUEST-----\n",
+            csr=_pem_csr(der),
             profile=eab.profile,
             organization=eab.organization,
             license=eab.license or None,
