@@ -20,11 +20,12 @@ from core.acme.eab import hmac_key
 from core.acme.messages import Identifier
 from core.acme.problems import Problem
 from core.base.clock import Clock, to_epoch
-from core.base.dnsnames import covered_by, normalize_dns_name
+from core.base.dnsnames import normalize_dns_name
 from core.base.errors import HankoError, NotFound, PolicyError, SignerError, StoreError
 from core.config import IssuanceConfig
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
+from core.issuance.policy import validation_covers
 from core.issuance.validity import in_force
 from core.store import (
     AcmeAccountRecord,
@@ -226,7 +227,7 @@ class RegistrationAuthority:
             raise Problem("rejectedIdentifier", f"profile {eab.profile} issues no wildcard: {name}")
         base = name.removeprefix("*.")
         reuse = in_force(self._issuance.validity_schedule, self._clock.now()).dcv_reuse_days * DAY
-        own = [d for d in txn.iter_domains(eab.organization) if covered_by(name, d.domain)]
+        own = [d for d in txn.iter_domains(eab.organization) if validation_covers(d, name)]
         fresh = [d for d in own if d.validated_at + reuse >= now]
         authz_id = _new_id()
         expires = now + self._settings.authz_lifetime
@@ -299,6 +300,9 @@ class RegistrationAuthority:
             if order is None or order.acme_account != acct.id:
                 raise Problem("malformed", f"no order {order_id!r} of this account", status=404)
             authz = [a for a in map(txn.get_acme_authz, order.authz) if a is not None]
+        if order.status == "pending":
+            # Its authorizations move on their own (challenges); the order follows them.
+            order = msgspec.structs.replace(order, status=order_status(authz))
         return order, authz
 
     def authorization(self, acct: AcmeAccountRecord, authz_id: str) -> AcmeAuthzRecord:

@@ -14,6 +14,7 @@ import msgspec
 
 from core.acme import jws
 from core.acme import messages as am
+from core.acme.challenges import ChallengeRunner
 from core.acme.nonces import Nonces
 from core.acme.problems import Problem
 from core.acme.ra import RegistrationAuthority, expiry
@@ -51,9 +52,12 @@ def base_url(request: Request) -> str:
 
 
 class AcmeFrontEnd:
-    def __init__(self, ra: RegistrationAuthority, nonces: Nonces) -> None:
+    def __init__(
+        self, ra: RegistrationAuthority, nonces: Nonces, challenges: ChallengeRunner
+    ) -> None:
         self._ra = ra
         self._nonces = nonces
+        self._challenges = challenges
 
     # -- answers --------------------------------------------------------------------
 
@@ -252,6 +256,7 @@ class AcmeFrontEnd:
                     status=c.status,
                     token=c.token,
                     validated=expiry(c.validated_at) if c.validated_at else None,
+                    error=Problem("incorrectResponse", c.error).document() if c.error else None,
                 )
                 for c in authz.challenges
             ],
@@ -263,15 +268,19 @@ class AcmeFrontEnd:
         return 200, self._authz_view(signed.base, authz), []
 
     async def challenge(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
-        acct, _ = self._own(signed)
+        acct, eab = self._own(signed)
         authz = self._ra.authorization(acct, signed.params["authz"])
-        for c in authz.challenges:
-            if c.type == signed.params["type"]:
-                if authz.status == "valid" or c.status != "pending":
-                    view = self._authz_view(signed.base, authz).challenges
-                    return 200, next(v for v in view if v.type == c.type), []
-                raise Problem("malformed", f"{c.type} validation is not built yet", status=501)
-        raise Problem("malformed", f"no {signed.params['type']} challenge here", status=404)
+        kind = signed.params["type"]
+        if signed.payload not in (b"", b"{}"):
+            # POST-as-GET reads it; {} takes it up (RFC 8555 7.5.1).
+            raise Problem("malformed", "a challenge is taken up with {}")
+        if signed.payload == b"{}":
+            authz = await self._challenges.respond(acct, eab, authz, kind)
+        for view in self._authz_view(signed.base, authz).challenges:
+            if view.type == kind:
+                up = [(b"link", f'<{signed.base}/acme/authz/{authz.id}>;rel="up"'.encode())]
+                return 200, view, up
+        raise Problem("malformed", f"no {kind} challenge here", status=404)
 
     async def certificate(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         acct, eab = self._own(signed)

@@ -9,11 +9,13 @@ import argparse
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import trio
 
+from core.acme.challenges import ChallengeRunner
 from core.acme.nonces import Nonces
 from core.acme.ra import RegistrationAuthority
 from core.api import acme_eab, rpc
@@ -27,6 +29,7 @@ from core.base.clock import Clock, SystemClock
 from core.base.errors import HankoError
 from core.cmd.common import add_config
 from core.cmd.wiring import (
+    acme_validator,
     crl_publisher,
     crl_updater,
     crl_url_list,
@@ -66,7 +69,10 @@ def build_app(
     responders: ResponderProcesses | None = None,
     peers: PeerCertificates | None = None,
     listener: ApiListener | None = None,
+    background: list[Callable[..., Awaitable[None]]] | None = None,
 ) -> App:
+    """The API's routes; tasks they need running are appended to `background`."""
+    background = background if background is not None else []
     engine = issuance_engine(
         cfg,
         signer=pool,
@@ -114,7 +120,9 @@ def build_app(
         return 200, crl_url_list(cfg, store)
 
     routes = [
-        *acme_routes(cfg, store=store, writer=writer, engine=engine, clock=clock),
+        *acme_routes(
+            cfg, store=store, writer=writer, engine=engine, clock=clock, background=background
+        ),
         Route("GET", "/healthz", None, healthz),
         Route("GET", "/readyz", None, readyz),
         Route("GET", "/v1/statistics", "admin", statistics),
@@ -127,9 +135,16 @@ def build_app(
 
 
 def acme_routes(
-    cfg: Config, *, store: Store, writer: GroupCommitWriter, engine: IssuanceEngine, clock: Clock
+    cfg: Config,
+    *,
+    store: Store,
+    writer: GroupCommitWriter,
+    engine: IssuanceEngine,
+    clock: Clock,
+    background: list[Callable[..., Awaitable[None]]],
 ) -> list[Route]:
-    """ACME and its EAB credentials, when `[acme]` has an eab_secret."""
+    """ACME and its EAB credentials, when `[acme]` has an eab_secret; the challenge
+    runner goes to `background` (tasks `hanko serve` starts)."""
     if not cfg.acme.active or cfg.acme.eab_secret is None:
         return []
     master = read_secret(cfg, cfg.acme.eab_secret).encode()
@@ -147,8 +162,10 @@ def acme_routes(
         now=time.monotonic(),
     )
     profiles = frozenset(cfg.issuance.profiles)
+    runner = ChallengeRunner(writer=writer, clock=clock, validator=acme_validator(cfg))
+    background.append(runner.run)
     return [
-        *AcmeFrontEnd(ra, nonces).routes(),
+        *AcmeFrontEnd(ra, nonces, runner).routes(),
         *acme_eab.routes(store, writer, clock, master=master, profiles=profiles),
     ]
 
@@ -190,6 +207,7 @@ async def run_service(
         peers = PeerCertificates()
         hc = hypercorn_config(cfg)
         listener = ApiListener(hc, max_connections=cfg.api.max_connections, peers=peers)
+        background: list[Callable[..., Awaitable[None]]] = []
         app = build_app(
             cfg,
             store=store,
@@ -202,6 +220,7 @@ async def run_service(
             responders=responders,
             peers=peers,
             listener=listener,
+            background=background,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -210,6 +229,8 @@ async def run_service(
             nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
             if refresher is not None:
                 await nursery.start(refresher.run)
+            for task in background:
+                await nursery.start(task)
             status_bind = await nursery.start(responders.run)
             log.info("status listener (OCSP, CRLs) on %s", status_bind)
             binds = await nursery.start(listener.run, app)

@@ -13,6 +13,7 @@ from cryptography import x509
 from hypercorn.config import Config as HypercornConfig
 
 from core.acme import ra as acme_ra
+from core.acme.validation import Validator
 from core.base.clock import Clock
 from core.base.errors import ConfigError
 from core.ca.issuer import IssuerInfo, issuer_info
@@ -153,6 +154,16 @@ def ra_settings(cfg: Config, master: bytes) -> acme_ra.Settings:
         eab_secret=master,
         order_lifetime=int(cfg.acme.order_lifetime.seconds),
         authz_lifetime=int(cfg.acme.authz_lifetime.seconds),
+    )
+
+
+def acme_validator(cfg: Config) -> Validator:
+    a = cfg.acme
+    return Validator(
+        http_port=a.http01_port,
+        resolver=a.dns_resolver,
+        allow_private=a.allow_private_targets,
+        timeout=a.validation_timeout.seconds,
     )
 
 

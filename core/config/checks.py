@@ -67,6 +67,10 @@ def _access_problems(cfg: Config) -> list[str]:
         problems += _secret_problems(cfg, cfg.acme.eab_secret, "acme.eab_secret")
     if not 1_000 <= cfg.acme.nonce_capacity <= 10_000_000:
         problems.append("acme.nonce_capacity: must be between 1000 and 10000000")
+    if not 1 <= cfg.acme.http01_port <= 65535:
+        problems.append("acme.http01_port: must be a port number")
+    if cfg.acme.dns_resolver is not None:
+        problems += _listen_problems(cfg.acme.dns_resolver, "acme.dns_resolver")
     if not cfg.ca.base_url.startswith("http://"):
         # BR 7.1.2.7.7 / RFC 5280: CRL and OCSP URLs in certificates are plain HTTP.
         problems.append("ca.base_url: must be an http:// URL (CRL and OCSP URLs are not HTTPS)")

@@ -229,6 +229,13 @@ class AcmeConfig(msgspec.Struct, **_STRICT):
     # Outstanding replay nonces remembered at most, and how long one stays good.
     nonce_capacity: int = 200_000
     nonce_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("5m"))
+    # http-01 fetches from this port; dns-01 and the names' addresses are looked up
+    # through this resolver (HOST:PORT; default: the system's).
+    http01_port: int = 80
+    dns_resolver: str | None = None
+    # Let validation connect to loopback and private addresses: for tests only.
+    allow_private_targets: bool = False
+    validation_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
 
     @property
     def active(self) -> bool:

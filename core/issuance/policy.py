@@ -110,12 +110,21 @@ def subject_names(csr: CheckedCsr, prof: ProfileConfig) -> tuple[list[str], str 
     return names, common_name
 
 
+def validation_covers(validation: DomainRecord, name: str) -> bool:
+    """Whether a domain validation authorizes `name`. A validation by a file on the
+    website (BR 3.2.2.4.18, ACME http-01) covers that FQDN alone, never its subdomains
+    or a wildcard; DNS and e-mail validations cover the domain and every name under it."""
+    if validation.method == "http-file":
+        return name == validation.domain
+    return covered_by(name, validation.domain)
+
+
 def check_domains(
     names: Sequence[str], org: OrgRecord, facts: Facts, rule: ScheduleEntry, now: dt.datetime
 ) -> None:
     """Every name is under a domain validated for the organization, recently enough."""
     for name in names:
-        covering = [d for d in facts.domains if covered_by(name, d.domain)]
+        covering = [d for d in facts.domains if validation_covers(d, name)]
         if not covering:
             raise PolicyError(
                 "domain_not_validated", f"{name} is not under a domain validated for {org.id}"
