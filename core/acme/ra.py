@@ -14,14 +14,16 @@ import secrets
 from collections.abc import Sequence
 
 import msgspec
+from cryptography import x509
 
-from core.acme import jws
+from core.acme import jws, renewal
 from core.acme.eab import hmac_key
 from core.acme.messages import Identifier
 from core.acme.problems import Problem
 from core.base.clock import Clock, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import HankoError, NotFound, PolicyError, SignerError, StoreError
+from core.base.reasons import REASON_NAMES, RevocationReason
 from core.config import IssuanceConfig
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
@@ -32,10 +34,12 @@ from core.store import (
     AcmeAuthzRecord,
     AcmeChallenge,
     AcmeOrderRecord,
+    CertStatus,
     EabRecord,
     GroupCommitWriter,
     ReadTxn,
     Store,
+    serial_bytes,
 )
 
 DAY = 86400
@@ -266,8 +270,7 @@ class RegistrationAuthority:
         now = to_epoch(self._clock.now())
         with self._store.read() as txn:
             authz = [self._authorize(txn, acct, eab, n, now) for n in names]
-            if replaces is not None:
-                self._check_replaces(txn, eab, replaces)
+            replaced = self._check_replaces(txn, eab, replaces) if replaces is not None else ""
         order = AcmeOrderRecord(
             id=_new_id(),
             acme_account=acct.id,
@@ -276,21 +279,19 @@ class RegistrationAuthority:
             status=order_status(authz),
             expires=min([now + self._settings.order_lifetime, *(a.expires for a in authz)]),
             created_at=now,
-            replaces=replaces or "",
+            replaces=replaced,
         )
         at_us = self._clock.now_us()
         await self._writer.submit(lambda t: t.put_acme_order(order, authz, at_us=at_us))
         return order, authz
 
-    def _check_replaces(self, txn: ReadTxn, eab: EabRecord, serial_hex: str) -> None:
-        try:
-            rec = txn.get_cert(bytes.fromhex(serial_hex))
-        except ValueError:
-            rec = None
+    def _check_replaces(self, txn: ReadTxn, eab: EabRecord, cert_id: str) -> str:
+        """The serial (hex) an RFC 9773 `replaces` names: a certificate of this account."""
+        serial = renewal.parse_cert_id(cert_id, self._engine.issuer_key_id)
+        rec = txn.get_cert(serial)
         if rec is None or rec.account_id != eab.account:
-            raise Problem(
-                "malformed", f"replaces names no certificate of this account: {serial_hex}"
-            )
+            raise Problem("malformed", f"replaces names no certificate of this account: {cert_id}")
+        return serial.hex()
 
     def order(
         self, acct: AcmeAccountRecord, order_id: str
@@ -358,6 +359,62 @@ class RegistrationAuthority:
             raise Problem("badCSR", f"the CSR cannot be read or names no DNS SAN: {exc}") from None
         if requested != set(names):
             raise Problem("badCSR", "the CSR's names are not the order's identifiers")
+
+    def renewal_info(self, cert_id: str) -> tuple[int, int]:
+        serial = renewal.parse_cert_id(cert_id, self._engine.issuer_key_id)
+        with self._store.read() as txn:
+            rec = txn.get_cert(serial)
+        if rec is None:
+            raise Problem("malformed", "no certificate with this identifier", status=404)
+        return renewal.suggested_window(
+            rec.not_before, rec.not_after, revoked=rec.status is CertStatus.REVOKED,
+            now=to_epoch(self._clock.now()),
+        )  # fmt: skip
+
+    async def revoke(
+        self,
+        der: bytes,
+        reason: int | None,
+        *,
+        account: tuple[AcmeAccountRecord, EabRecord] | None,
+        key: jws.PublicKey | None,
+    ) -> None:
+        """revokeCert by the account that may (its hanko account holds the
+        certificate) or by the certificate's own key; the profile's reasons apply."""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise Problem("malformed", "certificate is not a DER certificate") from None
+        serial_hex = f"{cert.serial_number:x}"
+        code = 0 if reason is None else reason
+        try:
+            name = REASON_NAMES[RevocationReason(code)]
+        except ValueError:
+            raise Problem("badRevocationReason", f"{code} is not a revocation reason") from None
+        with self._store.read() as txn:
+            rec = txn.get_cert(serial_bytes(cert.serial_number))
+        if rec is None or rec.der != der:
+            raise Problem("malformed", "no certificate of this CA matches", status=404)
+        if account is not None:
+            actor = f"acme:{account[0].id}"
+            if rec.account_id != account[1].account:
+                raise Problem("unauthorized", "this account may not revoke that certificate")
+        else:
+            actor = "acme:certificate-key"
+            if key is None or jws.canonical_jwk(key) != jws.canonical_jwk(cert.public_key()):  # type: ignore[arg-type]
+                raise Problem(
+                    "unauthorized", "signed with neither the account nor the certificate key"
+                )
+        if rec.status is CertStatus.REVOKED:
+            raise Problem("alreadyRevoked", f"certificate {serial_hex} is revoked already")
+        try:
+            view = await self._engine.revoke(serial_hex, name, actor=actor)
+        except PolicyError as exc:
+            raise Problem("badRevocationReason", exc.message) from None
+        except HankoError as exc:
+            raise _issuance_problem(exc) from None
+        if view.already_revoked:
+            raise Problem("alreadyRevoked", f"certificate {serial_hex} is revoked already")
 
     def certificate(self, acct: AcmeAccountRecord, eab: EabRecord, serial_hex: str) -> str:
         """The PEM chain of a certificate this account's orders issued."""

@@ -87,6 +87,8 @@ class AcmeFrontEnd:
             Route("POST", "/acme/chall/{authz}/{type}", None, post(self.challenge)),
             Route("POST", "/acme/cert/{serial}", None, post(self.certificate)),
             Route("POST", "/acme/key-change", None, post(self.key_change)),
+            Route("POST", "/acme/revoke-cert", None, post(self.revoke_cert, jwk=None)),
+            Route("GET", "/acme/renewal-info/{id}", None, self.renewal_info),
         ]
 
     async def directory(self, request: Request) -> tuple[int, Any]:
@@ -110,7 +112,7 @@ class AcmeFrontEnd:
     # -- the POST pipeline ----------------------------------------------------------
 
     def _post(
-        self, handler: Handler, *, jwk: bool = False
+        self, handler: Handler, *, jwk: bool | None = False
     ) -> Callable[[Request], Awaitable[tuple[int, Any]]]:
         async def run(request: Request) -> tuple[int, Any]:
             base = base_url(request)
@@ -131,7 +133,9 @@ class AcmeFrontEnd:
 
         return run
 
-    async def _verify(self, request: Request, base: str, *, jwk: bool) -> Signed:
+    async def _verify(self, request: Request, base: str, *, jwk: bool | None) -> Signed:
+        """`jwk`: True, signed with a jwk (newAccount); False, with an account's kid;
+        None, either (revokeCert by the certificate's key or by an account)."""
         if not _header(request, b"content-type").startswith(_JOSE):
             raise Problem("malformed", "send Content-Type: application/jose+json", status=415)
         parsed = jws.parse(await request.body(limit=64 << 10))
@@ -142,6 +146,8 @@ class AcmeFrontEnd:
         if header.url != url:
             raise Problem("unauthorized", f"the JWS url {header.url!r} is not this request's {url}")
         account = eab = None
+        if jwk is None:
+            jwk = header.jwk is not None
         if jwk:
             if header.jwk is None or header.kid is not None:
                 raise Problem("malformed", "this request is signed with a jwk, not a kid")
@@ -286,6 +292,25 @@ class AcmeFrontEnd:
         acct, eab = self._own(signed)
         pem = self._ra.certificate(acct, eab, signed.params["serial"])
         return 200, pem.encode(), []
+
+    async def revoke_cert(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        body: am.RevokeCert = self._decode(signed.payload, am.RevokeCert)
+        der = jws.b64decode(body.certificate)
+        if signed.jwk is not None:
+            await self._ra.revoke(der, body.reason, account=None, key=jws.public_key(signed.jwk))
+        else:
+            await self._ra.revoke(der, body.reason, account=self._own(signed), key=None)
+        return 200, b"", []
+
+    async def renewal_info(self, request: Request) -> tuple[int, Any]:
+        base = base_url(request)
+        try:
+            start, end = self._ra.renewal_info(request.params["id"])
+        except Problem as exc:
+            return self._problem(base, exc)
+        body = am.RenewalInfo(suggestedWindow={"start": expiry(start), "end": expiry(end)})
+        # Ask again in six hours (RFC 9773 4.3.1): windows move with revocations.
+        return 200, Raw(_JSON.encode(body), headers=[(b"retry-after", b"21600")])
 
     async def key_change(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         """RFC 8555 7.3.5: the payload is a JWS by the new key over {account, oldKey}."""

@@ -138,6 +138,10 @@ class IssuanceEngine:
         return self._writer
 
     @property
+    def issuer_key_id(self) -> bytes:
+        return self._issuer.key_id
+
+    @property
     def chain_pem(self) -> str:
         """The issuing CA and the root, PEM: what follows a certificate in a chain."""
         return self._chain

@@ -1,0 +1,47 @@
+"""Renewal information (RFC 9773): the certificate identifier clients send, and the
+window hanko suggests, inside the renewal window its own rules open (90 days before
+expiry, core/issuance/policy.py)."""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+from core.acme.jws import b64decode, b64encode
+from core.acme.problems import Problem
+
+DAY = 86400
+RENEWAL_WINDOW = 90 * DAY
+
+
+def cert_id(cert: x509.Certificate) -> str:
+    """base64url(AKI keyIdentifier) "." base64url(serial, DER INTEGER content)."""
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    serial = cert.serial_number
+    raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # DER: a sign bit fits
+    return f"{b64encode(aki.key_identifier or b'')}.{b64encode(raw)}"
+
+
+def parse_cert_id(value: str, issuer_key_id: bytes) -> bytes:
+    """The serial (store form: minimal unsigned octets) a certificate identifier names."""
+    aki, sep, serial = value.partition(".")
+    if not sep or not aki or not serial:
+        raise Problem("malformed", "a certificate identifier is AKI.serial in base64url")
+    if b64decode(aki) != issuer_key_id:
+        raise Problem(
+            "malformed", "this certificate was not issued by this CA's issuer", status=404
+        )
+    raw = b64decode(serial).lstrip(b"\0")
+    if not raw:
+        raise Problem("malformed", "the certificate identifier names no serial")
+    return raw
+
+
+def suggested_window(
+    not_before: int, not_after: int, *, revoked: bool, now: int
+) -> tuple[int, int]:
+    """(start, end) in epoch seconds: the last third of the lifetime, at most the 90 days
+    a renewal may open before expiry, its first half; for a revoked certificate, now."""
+    if revoked:
+        return now - DAY, now
+    lead = min(RENEWAL_WINDOW, (not_after - not_before) // 3)
+    return not_after - lead, not_after - lead // 2
