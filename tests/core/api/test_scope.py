@@ -196,7 +196,7 @@ def test_every_route_answers_2xx_403_or_404_and_refusals_change_nothing(
     # The public routes answer everyone, with a key or without.
     for name in (*http, None):
         who = http[name] if name is not None else anonymous(base, ca)
-        for path in ("/healthz", "/readyz", "/v1/schema", "/crl/urls.json"):
+        for path in ("/healthz", "/readyz", "/v1/schema", "/crl/urls.json", "/acme/directory"):
             assert who.get(path).status_code == 200, (name, path)
 
     # -- what each key may do: 2xx -------------------------------------------------------
@@ -249,3 +249,31 @@ def test_idempotency_keys_are_each_keys_own(service: Service) -> None:
     assert first.status_code == again.status_code == other.status_code == 201
     assert first.json()["serial"] == again.json()["serial"]  # a replay for its own key
     assert other.json()["serial"] != first.json()["serial"]  # never another key's answer
+
+
+def test_eab_credentials_are_made_by_admins_and_their_accounts_issuers(service: Service) -> None:
+    base, ca, _ = service
+    admin = client(base, ca, "admin")
+    for account in (A, B):
+        paying_org(admin, account, domain=f"{account}.co.jp")
+    customer = keyed(base, ca, new_key(base, ca, "issuer", A)["secret"])
+    reader = keyed(base, ca, new_key(base, ca, "reader", A)["secret"])
+
+    def body(account: str) -> dict[str, str]:
+        return {"account": account, "organization": account, "profile": "ov"}
+
+    made = customer.post("/v1/acme/eab", json=body(A))
+    assert made.status_code == 201, made.text
+    assert {"kid", "hmac_key", "directory"} <= set(made.json())
+    assert customer.post("/v1/acme/eab", json=body(B)).status_code == 404
+    assert reader.post("/v1/acme/eab", json=body(A)).status_code == 403
+    theirs = admin.post("/v1/acme/eab", json=body(B))
+    assert theirs.status_code == 201
+    assert [e["kid"] for e in customer.get("/v1/acme/eab").json()] == [made.json()["kid"]]
+    assert len(admin.get("/v1/acme/eab").json()) == 2
+    r = customer.post(f"/v1/acme/eab/{theirs.json()['kid']}/revoke")
+    assert r.status_code == 404
+    r = customer.post(f"/v1/acme/eab/{made.json()['kid']}/revoke")
+    assert r.status_code == 200
+    assert r.json()["revoked_at"] is not None
+    assert all("hmac_key" not in e for e in admin.get("/v1/acme/eab").json())
