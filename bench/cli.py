@@ -38,6 +38,12 @@ def cmd_bench_signer(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_acme(args: argparse.Namespace) -> int:
+    from bench.acme_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=Parser)
@@ -73,6 +79,12 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_bench_ocsp)
+    b = bench.add_parser("acme", help="complete ACME orders/s against Pebble, 1 to 64 accounts")
+    add_config(b)
+    b.add_argument("--accounts", default="1,16,64", help="comma-separated concurrent accounts")
+    b.add_argument("--seconds", type=float, default=10.0, help="time per level")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.set_defaults(func=cmd_bench_acme)
     b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
     add_config(b)
     b.add_argument("--entries", type=int, default=1_000_000, help="revocations per set")

@@ -40,10 +40,13 @@ _STATUS = {
 class Problem(HankoError):
     """An ACME error: `kind` is the ACME error type without its namespace."""
 
-    def __init__(self, kind: str, detail: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, kind: str, detail: str, *, status: int | None = None, retry_after: int = 0
+    ) -> None:
         super().__init__(detail, code=kind)
         self.kind = kind
         self.status = status or _STATUS.get(kind, 400)
+        self.retry_after = retry_after  # seconds, for rateLimited
 
     def document(self) -> dict[str, Any]:
         return {"type": NS + self.kind, "detail": self.message, "status": self.status}

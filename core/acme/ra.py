@@ -306,6 +306,14 @@ class RegistrationAuthority:
             order = msgspec.structs.replace(order, status=order_status(authz))
         return order, authz
 
+    def orders(self, acct: AcmeAccountRecord) -> list[str]:
+        """The account's orders still pending, ready or processing, and valid ones that
+        have not expired (RFC 8555 7.1.2.1 lists those), oldest first."""
+        now = to_epoch(self._clock.now())
+        with self._store.read() as txn:
+            found = [txn.get_acme_order(i) for i in txn.acme_orders_of(acct.id)]
+        return [o.id for o in found if o is not None and o.status != "invalid" and o.expires >= now]
+
     def authorization(self, acct: AcmeAccountRecord, authz_id: str) -> AcmeAuthzRecord:
         with self._store.read() as txn:
             authz = txn.get_acme_authz(authz_id)

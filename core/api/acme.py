@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from core.access.ratelimit import TokenBucket, retry_after
 from core.acme import jws
 from core.acme import messages as am
 from core.acme.challenges import ChallengeRunner
@@ -53,11 +54,18 @@ def base_url(request: Request) -> str:
 
 class AcmeFrontEnd:
     def __init__(
-        self, ra: RegistrationAuthority, nonces: Nonces, challenges: ChallengeRunner
+        self,
+        ra: RegistrationAuthority,
+        nonces: Nonces,
+        challenges: ChallengeRunner,
+        *,
+        account_rate: float = 0.0,
     ) -> None:
         self._ra = ra
         self._nonces = nonces
         self._challenges = challenges
+        self._rate = account_rate
+        self._buckets: dict[str, TokenBucket] = {}
 
     # -- answers --------------------------------------------------------------------
 
@@ -70,7 +78,24 @@ class AcmeFrontEnd:
 
     def _problem(self, base: str, exc: Problem) -> tuple[int, Raw]:
         body = _JSON.encode(exc.document())
-        return exc.status, Raw(body, _PROBLEM, self._headers(base, []))
+        extra = [(b"retry-after", str(exc.retry_after).encode())] if exc.retry_after else []
+        return exc.status, Raw(body, _PROBLEM, self._headers(base, extra))
+
+    def _throttle(self, account_id: str) -> None:
+        """Each ACME account's requests, at most `rate` a second (a token bucket)."""
+        if not self._rate:
+            return
+        now = time.monotonic()
+        bucket = self._buckets.get(account_id)
+        if bucket is None:
+            bucket = self._buckets[account_id] = TokenBucket(self._rate, now)
+        wait = bucket.take(now)
+        if wait:
+            raise Problem(
+                "rateLimited",
+                f"this account is limited to {self._rate:g} requests a second",
+                retry_after=retry_after(wait),
+            )
 
     def routes(self) -> list[Route]:
         post = self._post
@@ -80,6 +105,7 @@ class AcmeFrontEnd:
             Route("GET", "/acme/new-nonce", None, self.new_nonce),
             Route("POST", "/acme/new-account", None, post(self.new_account, jwk=True)),
             Route("POST", "/acme/acct/{id}", None, post(self.update_account)),
+            Route("POST", "/acme/acct/{id}/orders", None, post(self.orders)),
             Route("POST", "/acme/new-order", None, post(self.new_order)),
             Route("POST", "/acme/order/{id}", None, post(self.get_order)),
             Route("POST", "/acme/order/{id}/finalize", None, post(self.finalize)),
@@ -160,6 +186,7 @@ class AcmeFrontEnd:
             if not header.kid.startswith(prefix):
                 raise Problem("accountDoesNotExist", f"{header.kid} is not an account URL here")
             account, eab = self._ra.account(header.kid[len(prefix) :])
+            self._throttle(account.id)
             key_jwk = None
             key = jws.public_key(msgspec.json.decode(account.jwk))
         jws.verify(key, header.alg, parsed.signing_input, parsed.signature)
@@ -218,6 +245,13 @@ class AcmeFrontEnd:
             if body.contact is not None or body.status is not None:
                 acct = await self._ra.update_account(acct, contact=body.contact, status=body.status)
         return 200, self._account_view(signed, acct), []
+
+    async def orders(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        acct, _ = self._own(signed)
+        if signed.params["id"] != acct.id:
+            raise Problem("unauthorized", "an account may only list its own orders")
+        ids = self._ra.orders(acct)
+        return 200, {"orders": [f"{signed.base}/acme/order/{i}" for i in ids]}, []
 
     def _order_view(self, base: str, order: AcmeOrderRecord) -> am.Order:
         return am.Order(

@@ -165,7 +165,7 @@ def acme_routes(
     runner = ChallengeRunner(writer=writer, clock=clock, validator=acme_validator(cfg))
     background.append(runner.run)
     return [
-        *AcmeFrontEnd(ra, nonces, runner).routes(),
+        *AcmeFrontEnd(ra, nonces, runner, account_rate=cfg.acme.account_rate).routes(),
         *acme_eab.routes(store, writer, clock, master=master, profiles=profiles),
     ]
 

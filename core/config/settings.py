@@ -236,6 +236,9 @@ class AcmeConfig(msgspec.Struct, **_STRICT):
     # Let validation connect to loopback and private addresses: for tests only.
     allow_private_targets: bool = False
     validation_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
+    # Requests a second per ACME account, bursts of one second's worth (429 rateLimited
+    # with Retry-After beyond); 0: unlimited.
+    account_rate: float = 50.0
 
     @property
     def active(self) -> bool:

@@ -44,6 +44,19 @@ class AcmeReads(Txn):
         raw = self.txn.get(order_id.encode(), db=self.dbs[b"acme_orders"])
         return None if raw is None else ACME_ORDER.decode(raw)
 
+    def acme_orders_of(self, account_id: str, *, limit: int = 1000) -> list[str]:
+        """The account's order ids, oldest first, at most `limit`."""
+        prefix = account_id.encode() + b"\0"
+        cur = self.txn.cursor(db=self.dbs[b"acme_account_orders"])
+        found: list[str] = []
+        if not cur.set_range(prefix):
+            return found
+        for key in cur.iternext(values=False):
+            if not key.startswith(prefix) or len(found) >= limit:
+                break
+            found.append(bytes(key[len(prefix) + 8 :]).decode())
+        return found
+
     def get_acme_authz(self, authz_id: str) -> AcmeAuthzRecord | None:
         raw = self.txn.get(authz_id.encode(), db=self.dbs[b"acme_authz"])
         return None if raw is None else ACME_AUTHZ.decode(raw)
@@ -107,6 +120,8 @@ class AcmeWrites(AcmeReads, AuditWrites):
         for a in authz:
             self.txn.put(a.id.encode(), ACME_AUTHZ.encode(a), db=self.dbs[b"acme_authz"])
         self.txn.put(order.id.encode(), ACME_ORDER.encode(order), db=self.dbs[b"acme_orders"])
+        index = order.acme_account.encode() + b"\0" + order.created_at.to_bytes(8, "big")
+        self.txn.put(index + order.id.encode(), b"", db=self.dbs[b"acme_account_orders"])
         self.audit(
             at_us=at_us, actor=f"acme:{order.acme_account}", action=f"acme.order_{order.status}",
             subject=order.id, detail={"names": ",".join(order.names)},

@@ -46,6 +46,7 @@ DB_NAMES = (
     b"acme_orders",
     b"acme_authz",
     b"domain_orgs",  # domain \0 org id -> b"": which organizations validated a domain
+    b"acme_account_orders",  # ACME account id \0 created (8 octets) order id -> b""
 )
 MAX_DBS = 64  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta

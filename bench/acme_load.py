@@ -1,0 +1,248 @@
+"""`hanko bench acme`: complete ACME orders per second (newOrder, authorizations,
+finalize, download), p50 and p99, with 1, 16 and 64 concurrent ACME accounts, against
+hanko and against Debian's Pebble on the same machine, driven by the same client code
+(bench/acme_client.py).
+
+hanko: a fresh ECDSA P-256 CA made by `hanko init` with the given configuration's
+[signer] settings, licence enforcement on, OCSP pre-signing on, the per-account
+request limit off (`[acme] account_rate = 0`), every order durably
+committed and its certificate HSM-signed (SoftHSM); the accounts' names are under a
+domain validated for their organization, so authorizations are valid at once.
+Pebble: PEBBLE_VA_NOSLEEP=1 and PEBBLE_VA_ALWAYS_VALID=1 (a challenge passes at once,
+but the client still takes it up and polls), PEBBLE_WFE_NONCEREJECT=0 (it would refuse
+5% of good nonces on purpose), External Account Binding required as in hanko. Pebble
+keeps everything in memory and signs in software.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bench.acme_client import Account, AcmeError, connect
+from bench.issue_load import _configure, _free_port
+from core.acme.jws import b64decode, b64encode
+from core.config import Config, load_config
+
+BIN = Path(sys.executable).parent
+MAX_ORDERS = 20_000  # per level: the loop is bounded in count as well as in time
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _level(accounts: list[Account], seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = trio.current_time() + seconds
+
+    async def worker(account: Account) -> None:
+        while trio.current_time() < deadline and len(latencies) < MAX_ORDERS:
+            try:
+                latencies.append(await account.order())
+            except (AcmeError, httpx.HTTPError) as exc:
+                errors.append(str(exc)[:200])
+                if len(errors) > 100:
+                    return
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for account in accounts:
+            nursery.start_soon(worker, account)
+    wall = time.perf_counter() - started
+    return {
+        "accounts": len(accounts),
+        "orders": len(latencies),
+        "orders_per_s": round(len(latencies) / wall, 1),
+        "p50_ms": round(_percentile(latencies, 0.5) * 1e3, 1),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1e3, 1),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+    }
+
+
+async def _drive(
+    directory_url: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str],
+    levels: list[int], seconds: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    http, directory = await connect(directory_url, ca_file)
+    async with http:
+        accounts = [Account(http, directory, name) for name in names]
+        for account, (kid, key) in zip(accounts, creds, strict=True):
+            await account.register(kid, key)
+        for account in accounts[:4]:  # warm up: modules, signer pipes, connections
+            await account.order()
+        return [await _level(accounts[:n], seconds) for n in levels]
+
+
+def _wait_up(url: str, ca_file: str, proc: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, verify=ca_file, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} did not start: {proc.stderr.read() if proc.stderr else ''}")
+    raise SystemExit(f"{what} did not start within 60 s")
+
+
+def bench_hanko(base: Config, tmp: Path, levels: list[int], seconds: float) -> list[dict[str, Any]]:
+    ca = tmp / "hanko"
+    subprocess.run([str(BIN / "hanko"), "init", str(ca)], check=True, capture_output=True)
+    port = _free_port()
+    _configure(ca / "hanko.toml", base, port)
+    text = (ca / "hanko.toml").read_text().replace("127.0.0.1:8080", f"127.0.0.1:{_free_port()}")
+    # Protocol speed: the per-account request limit would cap one busy account.
+    line = 'eab_secret = { file = "secrets/acme-eab.secret" }'
+    text = text.replace(line, f"{line}\naccount_rate = 0")
+    (ca / "hanko.toml").write_text(text)
+    server = subprocess.Popen(
+        [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    bundle = str(ca / "tls" / "internal-ca.pem")
+    url = f"https://127.0.0.1:{port}"
+    try:
+        _wait_up(f"{url}/healthz", bundle, server, "hanko serve")
+        token = (ca / "secrets" / "admin.token").read_text().strip()
+        admin = httpx.Client(base_url=url, verify=bundle, timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        for path, body in (
+            ("/v1/admin/accounts", {"id": "bench", "name": "Bench K.K."}),
+            ("/v1/admin/accounts/bench/licenses",
+             {"id": "pool", "kind": "pooled", "quantity": 1_000_000, "years": 1}),
+            ("/v1/admin/organizations",
+             {"id": "bench", "account": "bench", "level": "ov", "organization": "Bench K.K.",
+              "country": "JP", "state": "Tokyo-to", "locality": "Chiyoda-ku"}),
+            ("/v1/admin/organizations/bench/domains",
+             {"domain": "example.co.jp", "method": "dns-txt"}),
+        ):  # fmt: skip
+            admin.post(path, json=body).raise_for_status()
+        creds = []
+        for _ in range(max(levels)):
+            r = admin.post(
+                "/v1/acme/eab", json={"account": "bench", "organization": "bench", "profile": "ov"}
+            )
+            r.raise_for_status()
+            creds.append((r.json()["kid"], b64decode(r.json()["hmac_key"])))
+        names = [f"acct{i}.example.co.jp" for i in range(max(levels))]
+        return trio.run(_drive, f"{url}/acme/directory", bundle, creds, names, levels, seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _pebble_tls(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        ), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp / "pebble.pem", tmp / "pebble.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def bench_pebble(tmp: Path, levels: list[int], seconds: float) -> list[dict[str, Any]]:
+    cert, key = _pebble_tls(tmp)
+    port = _free_port()
+    creds = [(f"kid-{i}", secrets.token_bytes(32)) for i in range(max(levels))]
+    config = {
+        "pebble": {
+            "listenAddress": f"127.0.0.1:{port}",
+            "managementListenAddress": "",
+            "certificate": str(cert),
+            "privateKey": str(key),
+            "httpPort": _free_port(),
+            "tlsPort": _free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": True,
+            "externalAccountMACKeys": {kid: b64encode(k) for kid, k in creds},
+        }
+    }
+    (tmp / "pebble.json").write_text(json.dumps(config))
+    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_VA_ALWAYS_VALID": "1",
+           "PEBBLE_WFE_NONCEREJECT": "0"}  # fmt: skip
+    server = subprocess.Popen(
+        ["pebble", "-config", str(tmp / "pebble.json")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"https://127.0.0.1:{port}"
+    try:
+        _wait_up(f"{url}/dir", str(cert), server, "pebble")
+        names = [f"acct{i}.example.com" for i in range(max(levels))]
+        return trio.run(_drive, f"{url}/dir", str(cert), creds, names, levels, seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    if shutil.which("pebble") is None:
+        raise SystemExit("pebble is not installed: run scripts/dev.sh setup")
+    base = load_config(args.config)
+    levels = sorted({int(n) for n in args.accounts.split(",")})
+    with tempfile.TemporaryDirectory(prefix="hanko-bench-acme-") as tmp:
+        hanko = bench_hanko(base, Path(tmp), levels, args.seconds)
+        pebble = bench_pebble(Path(tmp), levels, args.seconds)
+    report: dict[str, Any] = {"seconds": args.seconds, "levels": []}
+    for h, p in zip(hanko, pebble, strict=True):
+        ratio = round(h["orders_per_s"] / p["orders_per_s"], 3) if p["orders_per_s"] else None
+        report["levels"].append({"accounts": h["accounts"], "hanko": h, "pebble": p,
+                                 "hanko_over_pebble": ratio})  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"ACME orders (newOrder to download), {args.seconds:g}s per level")
+    for level in report["levels"]:
+        h, p = level["hanko"], level["pebble"]
+        print(f"  {level['accounts']:>3} accounts: hanko {h['orders_per_s']:>7.1f}/s"
+              f" (p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms, errors {h['errors']}),"
+              f" pebble {p['orders_per_s']:>7.1f}/s (p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms,"
+              f" errors {p['errors']}); hanko/pebble {level['hanko_over_pebble']}")  # fmt: skip
+    return 0
