@@ -88,13 +88,15 @@ async def _drive(
     levels: list[int], seconds: float,
 ) -> list[dict[str, Any]]:  # fmt: skip
     http, directory = await connect(directory_url, ca_file)
-    async with http:
+    try:
         accounts = [Account(http, directory, name) for name in names]
         for account, (kid, key) in zip(accounts, creds, strict=True):
             await account.register(kid, key)
         for account in accounts[:4]:  # warm up: modules, signer pipes, connections
             await account.order()
         return [await _level(accounts[:n], seconds) for n in levels]
+    finally:
+        await http.aclose()
 
 
 def _wait_up(url: str, ca_file: str, proc: subprocess.Popen[str], what: str) -> None:
