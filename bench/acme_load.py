@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import ipaddress
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,7 +55,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _level(accounts: list[Account], seconds: float) -> dict[str, Any]:
+class Part(msgspec.Struct, frozen=True):
+    latencies: list[float]
+    errors: list[str]
+    wall: float
+
+
+async def _run(accounts: list[Account], seconds: float) -> Part:
     latencies: list[float] = []
     errors: list[str] = []
     deadline = trio.current_time() + seconds
@@ -71,9 +79,60 @@ async def _level(accounts: list[Account], seconds: float) -> dict[str, Any]:
     async with trio.open_nursery() as nursery:
         for account in accounts:
             nursery.start_soon(worker, account)
-    wall = time.perf_counter() - started
+    return Part(latencies=latencies, errors=errors, wall=time.perf_counter() - started)
+
+
+async def _client_part(job: dict[str, Any], barrier: Any) -> Part:
+    """One client process's share of a level: register its accounts, warm up, wait for
+    the others, then run."""
+    http, directory = await connect(job["directory"], job["ca_file"])
+    try:
+        accounts = [Account(http, directory, name) for name in job["names"]]
+        for account, (kid, key) in zip(accounts, job["creds"], strict=True):
+            await account.register(kid, bytes.fromhex(key))
+        for account in accounts[:2]:  # modules, signer pipes, connections
+            await account.order()
+        await trio.to_thread.run_sync(barrier.wait)
+        return await _run(accounts, job["seconds"])
+    finally:
+        await http.aclose()
+
+
+def _client_process(job: dict[str, Any], barrier: Any, results: Any) -> None:
+    results.put(msgspec.json.encode(trio.run(_client_part, job, barrier)))
+
+
+def _level(
+    directory: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str], *,
+    seconds: float, processes: int,
+) -> dict[str, Any]:  # fmt: skip
+    """One level: the accounts split over client processes (one Python process cannot
+    keep 64 accounts busy: it was the limit, for both servers)."""
+    n = len(names)
+    count = min(n, processes)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    procs = []
+    for k in range(count):
+        job = {
+            "directory": directory,
+            "ca_file": ca_file,
+            "creds": [(kid, key.hex()) for kid, key in creds[k::count]],
+            "names": names[k::count],
+            "seconds": seconds,
+        }
+        proc = ctx.Process(target=_client_process, args=(job, barrier, results))
+        proc.start()
+        procs.append(proc)
+    parts = [msgspec.json.decode(results.get(timeout=seconds + 300), type=Part) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    latencies = [x for part in parts for x in part.latencies]
+    errors = [e for part in parts for e in part.errors]
+    wall = max(part.wall for part in parts)
     return {
-        "accounts": len(accounts),
+        "accounts": n,
+        "client_processes": count,
         "orders": len(latencies),
         "orders_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1e3, 1),
@@ -83,20 +142,17 @@ async def _level(accounts: list[Account], seconds: float) -> dict[str, Any]:
     }
 
 
-async def _drive(
-    directory_url: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str],
-    levels: list[int], seconds: float,
+def _levels(
+    directory: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str],
+    levels: list[int], seconds: float, processes: int,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    http, directory = await connect(directory_url, ca_file)
-    try:
-        accounts = [Account(http, directory, name) for name in names]
-        for account, (kid, key) in zip(accounts, creds, strict=True):
-            await account.register(kid, key)
-        for account in accounts[:4]:  # warm up: modules, signer pipes, connections
-            await account.order()
-        return [await _level(accounts[:n], seconds) for n in levels]
-    finally:
-        await http.aclose()
+    """Each level with accounts of its own (an EAB credential binds one account)."""
+    out, used = [], 0
+    for n in levels:
+        out.append(_level(directory, ca_file, creds[used : used + n], names[used : used + n],
+                          seconds=seconds, processes=processes))  # fmt: skip
+        used += n
+    return out
 
 
 def _wait_up(url: str, ca_file: str, proc: subprocess.Popen[str], what: str) -> None:
@@ -112,7 +168,9 @@ def _wait_up(url: str, ca_file: str, proc: subprocess.Popen[str], what: str) -> 
     raise SystemExit(f"{what} did not start within 60 s")
 
 
-def bench_hanko(base: Config, tmp: Path, levels: list[int], seconds: float) -> list[dict[str, Any]]:
+def bench_hanko(
+    base: Config, tmp: Path, levels: list[int], seconds: float, processes: int
+) -> list[dict[str, Any]]:
     ca = tmp / "hanko"
     subprocess.run([str(BIN / "hanko"), "init", str(ca)], check=True, capture_output=True)
     port = _free_port()
@@ -147,14 +205,14 @@ def bench_hanko(base: Config, tmp: Path, levels: list[int], seconds: float) -> l
         ):  # fmt: skip
             admin.post(path, json=body).raise_for_status()
         creds = []
-        for _ in range(max(levels)):
+        for _ in range(sum(levels)):
             r = admin.post(
                 "/v1/acme/eab", json={"account": "bench", "organization": "bench", "profile": "ov"}
             )
             r.raise_for_status()
             creds.append((r.json()["kid"], b64decode(r.json()["hmac_key"])))
-        names = [f"acct{i}.example.co.jp" for i in range(max(levels))]
-        return trio.run(_drive, f"{url}/acme/directory", bundle, creds, names, levels, seconds)
+        names = [f"acct{i}.example.co.jp" for i in range(sum(levels))]
+        return _levels(f"{url}/acme/directory", bundle, creds, names, levels, seconds, processes)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -187,10 +245,12 @@ def _pebble_tls(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def bench_pebble(tmp: Path, levels: list[int], seconds: float) -> list[dict[str, Any]]:
+def bench_pebble(
+    tmp: Path, levels: list[int], seconds: float, processes: int
+) -> list[dict[str, Any]]:
     cert, key = _pebble_tls(tmp)
     port = _free_port()
-    creds = [(f"kid-{i}", secrets.token_bytes(32)) for i in range(max(levels))]
+    creds = [(f"kid-{i}", secrets.token_bytes(32)) for i in range(sum(levels))]
     config = {
         "pebble": {
             "listenAddress": f"127.0.0.1:{port}",
@@ -217,8 +277,8 @@ def bench_pebble(tmp: Path, levels: list[int], seconds: float) -> list[dict[str,
     url = f"https://127.0.0.1:{port}"
     try:
         _wait_up(f"{url}/dir", str(cert), server, "pebble")
-        names = [f"acct{i}.example.com" for i in range(max(levels))]
-        return trio.run(_drive, f"{url}/dir", str(cert), creds, names, levels, seconds)
+        names = [f"acct{i}.example.com" for i in range(sum(levels))]
+        return _levels(f"{url}/dir", str(cert), creds, names, levels, seconds, processes)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -230,9 +290,13 @@ def run_from_cli(args: argparse.Namespace) -> int:
     base = load_config(args.config)
     levels = sorted({int(n) for n in args.accounts.split(",")})
     with tempfile.TemporaryDirectory(prefix="hanko-bench-acme-") as tmp:
-        hanko = bench_hanko(base, Path(tmp), levels, args.seconds)
-        pebble = bench_pebble(Path(tmp), levels, args.seconds)
-    report: dict[str, Any] = {"seconds": args.seconds, "levels": []}
+        hanko = bench_hanko(base, Path(tmp), levels, args.seconds, args.client_processes)
+        pebble = bench_pebble(Path(tmp), levels, args.seconds, args.client_processes)
+    report: dict[str, Any] = {
+        "seconds": args.seconds,
+        "client_processes": args.client_processes,
+        "levels": [],
+    }
     for h, p in zip(hanko, pebble, strict=True):
         ratio = round(h["orders_per_s"] / p["orders_per_s"], 3) if p["orders_per_s"] else None
         report["levels"].append({"accounts": h["accounts"], "hanko": h, "pebble": p,

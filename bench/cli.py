@@ -83,6 +83,7 @@ def register(sub: Any) -> None:
     add_config(b)
     b.add_argument("--accounts", default="1,16,64", help="comma-separated concurrent accounts")
     b.add_argument("--seconds", type=float, default=10.0, help="time per level")
+    b.add_argument("--client-processes", type=int, default=4, help="load generator processes")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.set_defaults(func=cmd_bench_acme)
     b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
