@@ -26,6 +26,7 @@ from core.store import AcmeAccountRecord, AcmeAuthzRecord, AcmeOrderRecord, EabR
 _JSON = msgspec.json.Encoder()
 _PROBLEM = b"application/problem+json"
 _JOSE = b"application/jose+json"
+KEY_CACHE = 100_000  # parsed account keys kept; starting again past it beats LRU upkeep
 Handler = Callable[["Signed"], Awaitable[tuple[int, Any, list[tuple[bytes, bytes]]]]]
 
 
@@ -66,6 +67,7 @@ class AcmeFrontEnd:
         self._challenges = challenges
         self._rate = account_rate
         self._buckets: dict[str, TokenBucket] = {}
+        self._keys: dict[str, jws.PublicKey] = {}
 
     # -- answers --------------------------------------------------------------------
 
@@ -80,6 +82,16 @@ class AcmeFrontEnd:
         body = _JSON.encode(exc.document())
         extra = [(b"retry-after", str(exc.retry_after).encode())] if exc.retry_after else []
         return exc.status, Raw(body, _PROBLEM, self._headers(base, extra))
+
+    def _account_key(self, account: AcmeAccountRecord) -> jws.PublicKey:
+        """The account's public key, parsed once per key (a key change has a new
+        thumbprint, so the cache never serves a replaced key)."""
+        key = self._keys.get(account.thumbprint)
+        if key is None:
+            if len(self._keys) >= KEY_CACHE:
+                self._keys.clear()
+            key = self._keys[account.thumbprint] = jws.public_key(msgspec.json.decode(account.jwk))
+        return key
 
     def _throttle(self, account_id: str) -> None:
         """Each ACME account's requests, at most `rate` a second (a token bucket)."""
@@ -188,7 +200,7 @@ class AcmeFrontEnd:
             account, eab = self._ra.account(header.kid[len(prefix) :])
             self._throttle(account.id)
             key_jwk = None
-            key = jws.public_key(msgspec.json.decode(account.jwk))
+            key = self._account_key(account)
         jws.verify(key, header.alg, parsed.signing_input, parsed.signature)
         return Signed(
             base=base,
