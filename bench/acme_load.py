@@ -71,7 +71,7 @@ async def _run(accounts: list[Account], seconds: float) -> Part:
             try:
                 latencies.append(await account.order())
             except (AcmeError, httpx.HTTPError) as exc:
-                errors.append(str(exc)[:200])
+                errors.append(f"{exc.__class__.__name__}: {exc}"[:200])
                 if len(errors) > 100:
                     return
 
