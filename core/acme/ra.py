@@ -67,6 +67,42 @@ def order_status(authz: Sequence[AcmeAuthzRecord]) -> str:
     return "ready"
 
 
+def _current(
+    txn: ReadTxn, order: AcmeOrderRecord, now: int
+) -> tuple[AcmeOrderRecord, list[AcmeAuthzRecord]]:
+    """An order as it stands now: its authorizations move on their own (challenges,
+    deactivation, time), and a pending or ready order follows them."""
+    authz = [_expired(a, now) for a in map(txn.get_acme_authz, order.authz) if a is not None]
+    if order.status in ("pending", "ready"):
+        if order.expires < now:
+            return msgspec.structs.replace(order, status="invalid", error="expired"), authz
+        return msgspec.structs.replace(order, status=order_status(authz)), authz
+    return order, authz
+
+
+def _expired(authz: AcmeAuthzRecord, now: int) -> AcmeAuthzRecord:
+    """A pending or valid authorization past its time reads as expired."""
+    if authz.status in ("pending", "valid") and authz.expires < now:
+        return msgspec.structs.replace(authz, status="expired")
+    return authz
+
+
+def check_contacts(contact: Sequence[str]) -> list[str]:
+    """mailto: addresses only, at most 4 (RFC 8555 7.3: unsupportedContact, invalidContact)."""
+    if len(contact) > 4:
+        raise Problem("invalidContact", "at most 4 contacts")
+    out = []
+    for c in contact:
+        if not c.startswith("mailto:"):
+            raise Problem("unsupportedContact", f"only mailto: contacts are accepted, not {c!r}")
+        address = c.removeprefix("mailto:")
+        local, at, domain = address.partition("@")
+        if not at or not local or "." not in domain or "," in address or "?" in address:
+            raise Problem("invalidContact", f"{c!r} is not an e-mail address")
+        out.append(c)
+    return out
+
+
 def _pem_csr(der: bytes) -> str:
     b64 = base64.b64encode(der).decode()
     lines = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
@@ -300,11 +336,7 @@ class RegistrationAuthority:
             order = txn.get_acme_order(order_id)
             if order is None or order.acme_account != acct.id:
                 raise Problem("malformed", f"no order {order_id!r} of this account", status=404)
-            authz = [a for a in map(txn.get_acme_authz, order.authz) if a is not None]
-        if order.status == "pending":
-            # Its authorizations move on their own (challenges); the order follows them.
-            order = msgspec.structs.replace(order, status=order_status(authz))
-        return order, authz
+            return _current(txn, order, to_epoch(self._clock.now()))
 
     def orders(self, acct: AcmeAccountRecord) -> list[str]:
         """The account's orders still pending, ready or processing, and valid ones that
@@ -312,14 +344,26 @@ class RegistrationAuthority:
         now = to_epoch(self._clock.now())
         with self._store.read() as txn:
             found = [txn.get_acme_order(i) for i in txn.acme_orders_of(acct.id)]
-        return [o.id for o in found if o is not None and o.status != "invalid" and o.expires >= now]
+            current = [_current(txn, o, now)[0] for o in found if o is not None]
+        return [o.id for o in current if o.status != "invalid" and o.expires >= now]
 
     def authorization(self, acct: AcmeAccountRecord, authz_id: str) -> AcmeAuthzRecord:
         with self._store.read() as txn:
             authz = txn.get_acme_authz(authz_id)
         if authz is None or authz.acme_account != acct.id:
             raise Problem("malformed", f"no authorization {authz_id!r} of this account", status=404)
-        return authz
+        return _expired(authz, to_epoch(self._clock.now()))
+
+    async def deactivate_authorization(
+        self, acct: AcmeAccountRecord, authz_id: str
+    ) -> AcmeAuthzRecord:
+        """RFC 8555 7.5.2: the client gives an authorization up (orders using it fail)."""
+        authz = self.authorization(acct, authz_id)
+        if authz.status not in ("pending", "valid"):
+            raise Problem("malformed", f"authorization {authz_id} is {authz.status}")
+        done = msgspec.structs.replace(authz, status="deactivated")
+        await self._writer.submit(lambda t: t.put_acme_authz(done))
+        return done
 
     async def finalize(
         self, acct: AcmeAccountRecord, eab: EabRecord, order_id: str, csr_b64: str

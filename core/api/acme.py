@@ -18,7 +18,7 @@ from core.acme import messages as am
 from core.acme.challenges import ChallengeRunner
 from core.acme.nonces import Nonces
 from core.acme.problems import Problem
-from core.acme.ra import RegistrationAuthority, expiry
+from core.acme.ra import RegistrationAuthority, check_contacts, expiry
 from core.api.router import Raw, Request, Route
 from core.base.errors import HankoError
 from core.store import AcmeAccountRecord, AcmeAuthzRecord, AcmeOrderRecord, EabRecord
@@ -238,7 +238,7 @@ class AcmeFrontEnd:
             url=f"{signed.base}/acme/new-account",
             only_existing=body.onlyReturnExisting,
             eab_raw=body.externalAccountBinding,
-            contact=body.contact or [],
+            contact=check_contacts(body.contact or []),
         )
         location = [(b"location", f"{signed.base}/acme/acct/{acct.id}".encode())]
         return (201 if created else 200), self._account_view(signed, acct), location
@@ -255,7 +255,8 @@ class AcmeFrontEnd:
         if signed.payload:
             body: am.AccountUpdate = self._decode(signed.payload, am.AccountUpdate)
             if body.contact is not None or body.status is not None:
-                acct = await self._ra.update_account(acct, contact=body.contact, status=body.status)
+                contact = check_contacts(body.contact) if body.contact is not None else None
+                acct = await self._ra.update_account(acct, contact=contact, status=body.status)
         return 200, self._account_view(signed, acct), []
 
     async def orders(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
@@ -279,6 +280,9 @@ class AcmeFrontEnd:
     async def new_order(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         acct, eab = self._own(signed)
         body: am.NewOrder = self._decode(signed.payload, am.NewOrder)
+        if body.notBefore is not None or body.notAfter is not None:
+            # The profile and the schedule in force decide a certificate's validity.
+            raise Problem("malformed", "notBefore and notAfter are not accepted here")
         order, _ = await self._ra.new_order(acct, eab, body.identifiers, replaces=body.replaces)
         location = [(b"location", f"{signed.base}/acme/order/{order.id}".encode())]
         return 201, self._order_view(signed.base, order), location
@@ -316,6 +320,12 @@ class AcmeFrontEnd:
 
     async def get_authz(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         acct, _ = self._own(signed)
+        if signed.payload:
+            body = self._decode(signed.payload, dict)
+            if body != {"status": "deactivated"}:
+                raise Problem("malformed", 'an authorization only takes {"status": "deactivated"}')
+            authz = await self._ra.deactivate_authorization(acct, signed.params["id"])
+            return 200, self._authz_view(signed.base, authz), []
         authz = self._ra.authorization(acct, signed.params["id"])
         return 200, self._authz_view(signed.base, authz), []
 

@@ -239,3 +239,65 @@ def test_an_exhausted_licence_is_unauthorized_and_charges_nothing(service: Servi
     assert "license_exhausted" in (err.value.detail or "")
     assert admin.get("/v1/admin/accounts/tiny/ledger").json() == ledger
     assert acme_state(ca)[1] == certs
+
+
+def test_account_and_order_edges(service: Service) -> None:
+    base, ca, _ = service
+    paying_org(client(base, ca, "admin"), "acme")
+    acme = Acme(base, ca)
+    eab = make_eab(base, ca)
+    before = acme_state(ca)
+    for contact, kind in (
+        ("tel:+81312345678", "unsupportedContact"),
+        ("mailto:nobody", "invalidContact"),
+    ):
+        binding = messages.ExternalAccountBinding.from_data(
+            account_public_key=acme.key.public_key(), kid=eab["kid"],
+            hmac_key=eab["hmac_key"], directory=acme.directory,
+        )  # fmt: skip
+        with pytest.raises(messages.Error) as err:
+            acme.client.new_account(messages.NewRegistration.from_data(
+                contact=(contact,), terms_of_service_agreed=True,
+                external_account_binding=binding,
+            ))  # fmt: skip
+        assert err.value.typ == f"urn:ietf:params:acme:error:{kind}"
+    assert acme_state(ca) == before
+    account = acme.register(eab)
+
+    # onlyReturnExisting: the account of a known key; none for an unknown one.
+    key = acme.raw
+    url = acme.directory["newAccount"]
+    found = raw_post(base, ca, "/acme/new-account", sign(
+        key, {"jwk": jws.canonical_jwk(key.public_key()), "url": url, "nonce": nonce(base, ca)},
+        b'{"onlyReturnExisting": true}'))  # fmt: skip
+    assert (found.status_code, found.headers["location"]) == (200, account.uri)
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    missing = raw_post(base, ca, "/acme/new-account", sign(
+        stranger, {"jwk": jws.canonical_jwk(stranger.public_key()), "url": url,
+                   "nonce": nonce(base, ca)}, b'{"onlyReturnExisting": true}'))  # fmt: skip
+    assert missing.json()["type"] == "urn:ietf:params:acme:error:accountDoesNotExist"
+
+    # notBefore/notAfter are the profile's to decide.
+    order_url = acme.directory["newOrder"]
+    dated = json.dumps({"identifiers": [{"type": "dns", "value": "www.example.co.jp"}],
+                        "notAfter": "2027-01-01T00:00:00Z"}).encode()  # fmt: skip
+    kid = {"kid": account.uri}
+    r = raw_post(base, ca, "/acme/new-order",
+                 sign(key, {**kid, "url": order_url, "nonce": nonce(base, ca)}, dated))  # fmt: skip
+    assert r.json()["type"] == "urn:ietf:params:acme:error:malformed"
+
+    # A deactivated authorization fails its order; finalize is refused.
+    order = acme.client.new_order(csr("www.example.co.jp").encode())
+    authz_url = order.body.authorizations[0]
+    body = b'{"status": "deactivated"}'
+    r = raw_post(base, ca, authz_url.removeprefix(base),
+                 sign(key, {**kid, "url": authz_url, "nonce": nonce(base, ca)}, body))  # fmt: skip
+    assert (r.status_code, r.json()["status"]) == (200, "deactivated"), r.text
+    _, certs = acme_state(ca)
+    with pytest.raises(messages.Error) as err:
+        acme.client.begin_finalization(order)
+    assert err.value.typ == "urn:ietf:params:acme:error:orderNotReady"
+    assert acme_state(ca)[1] == certs
+    listed = acme.net.post(f"{account.uri}/orders", None,
+                           new_nonce_url=acme.directory["newNonce"]).json()["orders"]  # fmt: skip
+    assert order.uri not in listed  # invalid now
