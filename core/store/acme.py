@@ -46,16 +46,8 @@ class AcmeReads(Txn):
 
     def acme_orders_of(self, account_id: str, *, limit: int = 1000) -> list[str]:
         """The account's order ids, oldest first, at most `limit`."""
-        prefix = account_id.encode() + b"\0"
-        cur = self.txn.cursor(db=self.dbs[b"acme_account_orders"])
-        found: list[str] = []
-        if not cur.set_range(prefix):
-            return found
-        for key in cur.iternext(values=False):
-            if not key.startswith(prefix) or len(found) >= limit:
-                break
-            found.append(bytes(key[len(prefix) + 8 :]).decode())
-        return found
+        found = self.suffixes(b"acme_account_orders", account_id.encode() + b"\0", limit=limit)
+        return [entry[8:].decode() for entry in found]  # after the 8-octet creation time
 
     def get_acme_authz(self, authz_id: str) -> AcmeAuthzRecord | None:
         raw = self.txn.get(authz_id.encode(), db=self.dbs[b"acme_authz"])

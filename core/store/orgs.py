@@ -18,16 +18,7 @@ class OrgReads(Txn):
 
     def orgs_of_domain(self, domain: str) -> list[str]:
         """The organizations holding a validation of exactly `domain`."""
-        prefix = domain.encode() + b"\0"
-        cur = self.txn.cursor(db=self.dbs[b"domain_orgs"])
-        found: list[str] = []
-        if not cur.set_range(prefix):
-            return found
-        for key in cur.iternext(values=False):
-            if not key.startswith(prefix):
-                break
-            found.append(key[len(prefix) :].decode())
-        return found
+        return [o.decode() for o in self.suffixes(b"domain_orgs", domain.encode() + b"\0")]
 
     def iter_domains(self, org_id: str) -> Iterator[DomainRecord]:
         prefix = domain_prefix(org_id)

@@ -21,6 +21,19 @@ class Txn:
     def __enter__(self) -> Any:
         return self
 
+    def suffixes(self, db: bytes, prefix: bytes, *, limit: int | None = None) -> list[bytes]:
+        """What follows `prefix` in the keys of `db` that start with it, in key order
+        (index databases: the value is empty, the key is the whole entry)."""
+        cur = self.txn.cursor(db=self.dbs[db])
+        found: list[bytes] = []
+        if not cur.set_range(prefix):
+            return found
+        for key in cur.iternext(values=False):
+            if not key.startswith(prefix) or (limit is not None and len(found) >= limit):
+                break
+            found.append(bytes(key[len(prefix) :]))
+        return found
+
     def __exit__(self, *exc: object) -> None:
         self.txn.abort()
         done, self._on_close = self._on_close, None
