@@ -138,6 +138,10 @@ class RegistrationAuthority:
         self._issuance = issuance
         self._settings = settings
 
+    @property
+    def issuer_key_id(self) -> bytes:
+        return self._engine.issuer_key_id
+
     # -- accounts -------------------------------------------------------------------
 
     def _eab_for(self, txn: ReadTxn, raw: object, url: str, jwk: dict[str, object]) -> EabRecord:

@@ -16,9 +16,12 @@ RENEWAL_WINDOW = 90 * DAY
 def cert_id(cert: x509.Certificate) -> str:
     """base64url(AKI keyIdentifier) "." base64url(serial, DER INTEGER content)."""
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    serial = cert.serial_number
+    return cert_id_of(aki.key_identifier or b"", cert.serial_number)
+
+
+def cert_id_of(issuer_key_id: bytes, serial: int) -> str:
     raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # DER: a sign bit fits
-    return f"{b64encode(aki.key_identifier or b'')}.{b64encode(raw)}"
+    return f"{b64encode(issuer_key_id)}.{b64encode(raw)}"
 
 
 def parse_cert_id(value: str, issuer_key_id: bytes) -> bytes:

@@ -19,6 +19,7 @@ from core.acme.challenges import ChallengeRunner
 from core.acme.nonces import Nonces
 from core.acme.problems import Problem
 from core.acme.ra import RegistrationAuthority, check_contacts, expiry
+from core.acme.renewal import cert_id_of
 from core.api.router import Raw, Request, Route
 from core.base.errors import HankoError
 from core.store import AcmeAccountRecord, AcmeAuthzRecord, AcmeOrderRecord, EabRecord
@@ -274,7 +275,12 @@ class AcmeFrontEnd:
             authorizations=[f"{base}/acme/authz/{a}" for a in order.authz],
             finalize=f"{base}/acme/order/{order.id}/finalize",
             certificate=f"{base}/acme/cert/{order.serial.hex()}" if order.serial else None,
-            replaces=order.replaces or None,
+            # RFC 9773: the certificate identifier the client gave.
+            replaces=(
+                cert_id_of(self._ra.issuer_key_id, int(order.replaces, 16))
+                if order.replaces
+                else None
+            ),
         )
 
     async def new_order(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:

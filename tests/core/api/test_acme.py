@@ -301,3 +301,61 @@ def test_account_and_order_edges(service: Service) -> None:
     listed = acme.net.post(f"{account.uri}/orders", None,
                            new_nonce_url=acme.directory["newNonce"]).json()["orders"]  # fmt: skip
     assert order.uri not in listed  # invalid now
+
+
+def test_revocation_by_the_certificate_key_and_renewal_by_replaces(service: Service) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    base, ca, _ = service
+    admin = client(base, ca, "admin")
+    paying_org(admin, "acme")
+    acme = Acme(base, ca)
+    acme.register(make_eab(base, ca))
+    cert_key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k.example.co.jp")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("k.example.co.jp")]), False)
+        .sign(cert_key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    order = acme.client.poll_and_finalize(acme.client.new_order(request))
+    leaf = x509.load_pem_x509_certificates(order.fullchain_pem.encode())[0]
+    der = leaf.public_bytes(serialization.Encoding.DER)
+
+    # replaces makes the order a renewal under hanko's rules: not 90 days before expiry.
+    url = acme.directory["newOrder"]
+    body = json.dumps({"identifiers": [{"type": "dns", "value": "k.example.co.jp"}],
+                       "replaces": cert_id(leaf)}).encode()  # fmt: skip
+    assert acme.account is not None
+    kid = acme.account.uri
+    header = {"kid": kid, "url": url, "nonce": nonce(base, ca)}
+    r = raw_post(base, ca, "/acme/new-order", sign(acme.raw, header, body))
+    assert r.status_code == 201, r.text
+    assert r.json()["replaces"] == cert_id(leaf)
+    finalize = r.json()["finalize"]
+    csr_b64 = jws.b64encode(
+        x509.load_pem_x509_csr(request).public_bytes(serialization.Encoding.DER)
+    )
+    r = raw_post(base, ca, finalize.removeprefix(base), sign(
+        acme.raw, {"kid": acme.account.uri, "url": finalize, "nonce": nonce(base, ca)},
+        json.dumps({"csr": csr_b64}).encode()))  # fmt: skip
+    assert r.json()["type"] == "urn:ietf:params:acme:error:unauthorized", r.text
+    assert "renewal_too_early" in r.json()["detail"]
+
+    # Revoked by a request signed with the certificate's own key (no account).
+    revoke = acme.directory["revokeCert"]
+    payload = json.dumps({"certificate": jws.b64encode(der), "reason": 1}).encode()
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    for key, status in ((stranger, 403), (cert_key, 200)):
+        header = {"jwk": jws.canonical_jwk(key.public_key()), "url": revoke,
+                  "nonce": nonce(base, ca)}  # fmt: skip
+        r = raw_post(base, ca, "/acme/revoke-cert", sign(key, header, payload))
+        assert r.status_code == status, r.text
+    view = admin.get(f"/v1/certificates/{leaf.serial_number:x}").json()
+    assert (view["status"], view["reason"]) == ("revoked", "keyCompromise")
+    header = {"jwk": jws.canonical_jwk(cert_key.public_key()), "url": revoke,
+              "nonce": nonce(base, ca)}  # fmt: skip
+    again = raw_post(base, ca, "/acme/revoke-cert", sign(cert_key, header, payload))
+    assert again.json()["type"] == "urn:ietf:params:acme:error:alreadyRevoked"
