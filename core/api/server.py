@@ -48,6 +48,16 @@ class PeerCertificates:
         self._by_client.pop(client, None)
 
 
+class _Server(TCPServer):
+    """hypercorn's connection, which otherwise lingers after the client has gone until
+    its keep-alive timer fires (up to `header_timeout`), holding its connection slot:
+    clients that connect and leave quickly could fill the cap with the departed."""
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
 class _CappedListener(trio.abc.Listener[trio.abc.Stream]):
     """Accepts only while a connection slot is free: past the cap, clients wait in the
     kernel's backlog instead of taking file descriptors and memory."""
@@ -127,7 +137,7 @@ class ApiListener:
                     client = parse_socket_addr(sock.family, sock.getpeername())
                     self.peers.add(client, hashlib.sha256(der).digest())
             # hypercorn types the stream as SSLStream but handles a plain one too.
-            server = TCPServer(app, self._config, context, ConnectionState({}), stream)  # type: ignore[arg-type]
+            server = _Server(app, self._config, context, ConnectionState({}), stream)  # type: ignore[arg-type]
             await server.run()
         finally:
             if client is not None:
