@@ -135,9 +135,19 @@ def lint_ocsp(path: Path) -> list[str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports (all held while they are picked, so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @dataclass(frozen=True)
@@ -204,9 +214,9 @@ def service(
 ) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
     """`hanko serve` on a fresh CA; parametrize indirectly with TOML to add to its config
     (it lands in the last table, [ocsp]) or a dict of replacements and that TOML."""
-    port = free_port()
+    port, status = free_ports(2)
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
-    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{status}")
     param = getattr(request, "param", "")
     if isinstance(param, dict):  # {"replace": [(old, new), ...], "append": TOML}
         for old, new in param.get("replace", []):

@@ -206,7 +206,12 @@ async def run_service(
         responders = responder_processes(cfg)
         peers = PeerCertificates()
         hc = hypercorn_config(cfg)
-        listener = ApiListener(hc, max_connections=cfg.api.max_connections, peers=peers)
+        listener = ApiListener(
+            hc,
+            max_connections=cfg.api.max_connections,
+            peers=peers,
+            body_timeout=cfg.api.body_timeout.seconds,
+        )
         background: list[Callable[..., Awaitable[None]]] = []
         app = build_app(
             cfg,

@@ -230,9 +230,9 @@ def crl_updater(cfg: Config, publisher: CrlPublisher) -> CrlUpdater:
 
 
 def hypercorn_config(cfg: Config) -> HypercornConfig:
-    """The API listener's hypercorn settings: TLS (and mTLS) as configured, and the
-    header deadline as hypercorn's keep-alive timer, which runs from a connection's
-    start or its last answer until a request head is complete, bytes or not."""
+    """The API listener's settings, in hypercorn's Config (binds, TLS and mTLS files):
+    the listener (core/api/server.py) reads the sockets, the TLS context, the TLS
+    handshake limit and the header deadline (`keep_alive_timeout`) from it."""
     api = cfg.api
     hc = HypercornConfig()
     hc.bind = [api.listen]
@@ -240,8 +240,6 @@ def hypercorn_config(cfg: Config) -> HypercornConfig:
     hc.errorlog = logging.getLogger("hanko.http")
     hc.keep_alive_timeout = api.header_timeout.seconds
     hc.ssl_handshake_timeout = api.header_timeout.seconds
-    # One read may not outlast a whole body; the body deadline itself is the app's.
-    hc.read_timeout = int(max(api.header_timeout.seconds, api.body_timeout.seconds)) + 1
     hc.backlog = 1024
     if api.tls_cert is not None and api.tls_key is not None:
         hc.certfile = str(cfg.path(api.tls_cert))

@@ -22,7 +22,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from core.store.keys import serial_bytes
-from tests.conftest import DevCA, free_port, hanko
+from tests.conftest import DevCA, free_ports, hanko
 
 Ready = tuple[httpx.Client, httpx.Client, DevCA]
 NAME = "www.example.co.jp"
@@ -135,7 +135,7 @@ def test_nginx_staples_hanko_responses(ready: Ready, tmp_path: Path) -> None:
     served = httpx.get(f"http://{ca.config.ocsp.listen}/ocsp/{b64}").content
     assert served == staple.read_bytes()
 
-    fetch_port, file_port = free_port(), free_port()
+    fetch_port, file_port = free_ports(2)
     conf = nginx_conf(
         tmp_path, fetch_port, file_port, f"http://{ca.config.ocsp.listen}/ocsp", staple
     )

@@ -21,7 +21,7 @@ from tests.conftest import (
     DevCA,
     anonymous,
     client,
-    free_port,
+    free_ports,
     lint,
     openssl_verify,
 )
@@ -56,7 +56,7 @@ def _start(cmd: list[str], **kw: object) -> subprocess.Popen[str]:
 def deployment(fresh_ca: DevCA) -> Iterator[Deployment]:
     if shutil.which("certbot") is None or shutil.which("pebble-challtestsrv") is None:
         pytest.fail("certbot and pebble are not installed: run scripts/dev.sh setup")
-    api, status, dns, management, http = (free_port() for _ in range(5))
+    api, status, dns, management, http = free_ports(5)
     chall = _start(["pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
                     "-dns01", f"127.0.0.1:{dns}", "-management", f"127.0.0.1:{management}",
                     "-http01", "", "-https01", "", "-tlsalpn01", ""])  # fmt: skip
