@@ -97,9 +97,9 @@ def _checked(body: KeyIn) -> tuple[list[str], bytes, int]:
     return accounts, fingerprint, lifetime
 
 
-def create(body: KeyIn, *, now: int, actor: str) -> tuple[str, Callable[[WriteTxn], CreatedKey]]:
-    """The new key's secret and the op that stores it. Raises PolicyError (422) for a
-    scope, expiry, rate or certificate that cannot make a key."""
+def create(body: KeyIn, *, now: int, actor: str) -> Callable[[WriteTxn], CreatedKey]:
+    """The op that stores a new key; its result holds the secret, shown once. Raises
+    PolicyError (422) for a scope, expiry, rate or certificate that cannot make a key."""
     accounts, fingerprint, lifetime = _checked(body)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     rec = ApiKeyRecord(
@@ -123,7 +123,7 @@ def create(body: KeyIn, *, now: int, actor: str) -> tuple[str, Callable[[WriteTx
         txn.put_api_key(rec, at_us=now * 1_000_000, actor=actor)
         return CreatedKey(id=rec.id, secret=secret, key=key_out(rec))
 
-    return secret, op
+    return op
 
 
 def revoke(key_id: str, *, now: int, actor: str) -> Callable[[WriteTxn], KeyOut]:

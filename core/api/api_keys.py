@@ -15,7 +15,7 @@ from core.store import GroupCommitWriter, Store
 def routes(store: Store, writer: GroupCommitWriter, clock: Clock) -> list[Route]:
     async def create(request: Request) -> tuple[int, Any]:
         body = await request.json(keys.KeyIn)
-        _, op = keys.create(body, now=to_epoch(clock.now()), actor=request.principal.id)
+        op = keys.create(body, now=to_epoch(clock.now()), actor=request.principal.id)
         return 201, await writer.submit(op)
 
     async def list_keys(request: Request) -> tuple[int, Any]:

@@ -41,7 +41,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         client_cert_sha256=fingerprint,
         label=args.label or "",
     )
-    _, op = keys.create(body, now=to_epoch(SystemClock().now()), actor="cli")
+    op = keys.create(body, now=to_epoch(SystemClock().now()), actor="cli")
     with open_store(cfg) as store:
         created = store.write(op)
     if args.json:

@@ -43,7 +43,7 @@ def test_keys_that_cannot_be_made(fields: dict[str, Any], code: str) -> None:
 
 
 def test_a_key_for_an_unknown_account_is_refused_and_nothing_is_stored(store: Store) -> None:
-    _, op = keys.create(keys.KeyIn(role="issuer", accounts=["acme", "nobody"]), now=0, actor="test")
+    op = keys.create(keys.KeyIn(role="issuer", accounts=["acme", "nobody"]), now=0, actor="test")
     with pytest.raises(NotFound):
         store.write(op)
     with store.read() as txn:
@@ -51,7 +51,7 @@ def test_a_key_for_an_unknown_account_is_refused_and_nothing_is_stored(store: St
 
 
 def test_a_key_is_stored_and_revoked_with_its_audit_entries(store: Store) -> None:
-    _, op = keys.create(
+    op = keys.create(
         keys.KeyIn(role="issuer", accounts=["acme"], expires_in="90d", rate=5, label="portal"),
         now=1_000,
         actor="cli",

@@ -45,7 +45,7 @@ def scope(secret: str, client: tuple[str, int] = ("127.0.0.1", 5000)) -> dict[st
 
 
 def make(store: Store, clock: FixedClock, **fields: Any) -> keys.CreatedKey:
-    _, op = keys.create(keys.KeyIn(**fields), now=to_epoch(clock.now()), actor="test")
+    op = keys.create(keys.KeyIn(**fields), now=to_epoch(clock.now()), actor="test")
     return store.write(op)
 
 
