@@ -29,6 +29,23 @@ class TokenBucket:
         return (1.0 - self._tokens) / self._rate
 
 
+class Buckets:
+    """A token bucket per caller (an API key, an ACME account), made on its first
+    request. As many as there are callers: each is a key or an account on record."""
+
+    __slots__ = ("_by_caller",)
+
+    def __init__(self) -> None:
+        self._by_caller: dict[str, TokenBucket] = {}
+
+    def take(self, caller: str, rate: float, now: float) -> float:
+        """TokenBucket.take for `caller`, at `rate` requests a second."""
+        bucket = self._by_caller.get(caller)
+        if bucket is None:
+            bucket = self._by_caller[caller] = TokenBucket(rate, now)
+        return bucket.take(now)
+
+
 def retry_after(seconds: float) -> int:
     """Retry-After is whole seconds: round up, at least 1."""
     return max(1, math.ceil(seconds))

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from core.access.ratelimit import TokenBucket, retry_after
+from core.access.ratelimit import Buckets, retry_after
 from core.acme import jws
 from core.acme import messages as am
 from core.acme.challenges import ChallengeRunner
@@ -67,7 +67,7 @@ class AcmeFrontEnd:
         self._nonces = nonces
         self._challenges = challenges
         self._rate = account_rate
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets = Buckets()
         self._keys: dict[str, jws.PublicKey] = {}
 
     # -- answers --------------------------------------------------------------------
@@ -98,11 +98,7 @@ class AcmeFrontEnd:
         """Each ACME account's requests, at most `rate` a second (a token bucket)."""
         if not self._rate:
             return
-        now = time.monotonic()
-        bucket = self._buckets.get(account_id)
-        if bucket is None:
-            bucket = self._buckets[account_id] = TokenBucket(self._rate, now)
-        wait = bucket.take(now)
+        wait = self._buckets.take(account_id, self._rate, time.monotonic())
         if wait:
             raise Problem(
                 "rateLimited",

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from core.access.keys import secret_digest
-from core.access.ratelimit import TokenBucket, retry_after
+from core.access.ratelimit import Buckets, retry_after
 from core.access.roles import ROLES, Principal
 from core.api.router import HttpError
 from core.base.clock import Clock, to_epoch
@@ -62,7 +62,7 @@ class Authenticator:
         self._monotonic = monotonic
         self._admin = admin_token.encode()
         self._peer = peer_certificate
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets = Buckets()
         self._accepted = self._unauthenticated = self._expired = 0
         self._wrong_cert = self._limited = 0
 
@@ -91,11 +91,7 @@ class Authenticator:
                     f"API key {rec.id} is bound to a client certificate this connection lacks",
                 )
         if rec.rate:
-            now = self._monotonic()
-            bucket = self._buckets.get(rec.id)
-            if bucket is None:
-                bucket = self._buckets[rec.id] = TokenBucket(rec.rate, now)
-            wait = bucket.take(now)
+            wait = self._buckets.take(rec.id, rec.rate, self._monotonic())
             if wait:
                 self._limited += 1
                 raise HttpError(
