@@ -1,4 +1,4 @@
-"""The core's HTTP surface (hypercorn, trio worker): health, statistics, the signing
+"""The core's HTTP surface (served by core/api/http1.py): health, statistics, the signing
 RPC and the admin API. A tiny ASGI router of our own: the surface is small and every
 error must be a precise JSON answer, never an HTML 500.
 """
@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-import trio
 
 from core.access.roles import Capability, Principal
 from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
@@ -28,7 +27,6 @@ Handler = Callable[["Request"], Awaitable[tuple[int, Any]]]
 MAX_BODY = 4 << 20  # a batch of 1000 CSRs fits; anything larger is refused with 413
 
 _JSON = msgspec.json.Encoder()
-_UNREAD_BODY = frozenset((408, 413))
 
 
 def status_for(exc: HankoError) -> int:
@@ -112,7 +110,7 @@ def _refuse_duplicate_keys(body: bytes) -> None:
 
 class Request:
     """What a handler sees: path parameters, who is asking, and a body read with a size
-    limit and a deadline."""
+    limit (the listener, core/api/http1.py, holds it to its deadline)."""
 
     def __init__(
         self,
@@ -120,14 +118,11 @@ class Request:
         receive: Receive,
         params: dict[str, str],
         principal: Principal = ANONYMOUS,
-        *,
-        body_timeout: float = 30.0,
     ) -> None:
         self.scope = scope
         self.params = params
         self.principal = principal
         self._receive = receive
-        self._body_timeout = body_timeout
 
     def check_account(self, account: str, what: str) -> None:
         """404 for what lies outside the caller's accounts: as if it did not exist."""
@@ -135,15 +130,6 @@ class Request:
             raise NotFound(f"no {what}")
 
     async def body(self, limit: int = MAX_BODY) -> bytes:
-        try:
-            with trio.fail_after(self._body_timeout):
-                return await self._read_body(limit)
-        except trio.TooSlowError:
-            raise HttpError(
-                408, "body_timeout", f"the request body took over {self._body_timeout:g}s"
-            ) from None
-
-    async def _read_body(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -172,38 +158,18 @@ class Request:
         return value
 
 
-def _ambiguous_framing(scope: Scope) -> bool:
-    """Content-Length and Transfer-Encoding together (RFC 9112 6.3): the two framings
-    may disagree, the classic request-smuggling set-up. h11 lets it through."""
-    names = {name for name, _ in scope["headers"]}
-    return b"content-length" in names and b"transfer-encoding" in names
-
-
 class App:
     """Routes requests by exact method and path; asks the authenticator who is calling
     and checks the route's capability; turns every failure into
     `{"error": CODE, "detail": TEXT}`."""
 
-    def __init__(
-        self, routes: list[Route], auth: Authenticator, *, body_timeout: float = 30.0
-    ) -> None:
+    def __init__(self, routes: list[Route], auth: Authenticator) -> None:
         self._routes = routes
         self._auth = auth
-        self._body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
         extra: list[tuple[bytes, bytes]] = []
         try:
-            if _ambiguous_framing(scope):
-                extra.append((b"connection", b"close"))
-                raise HttpError(
-                    400, "ambiguous_framing", "Content-Length and Transfer-Encoding together"
-                )
             route, params = self._find(scope["method"], scope["path"])
             principal = ANONYMOUS
             if route.need is not None:
@@ -212,13 +178,13 @@ class App:
                     raise HttpError(
                         403, "forbidden", f"a {principal.role} key may not {route.need} here"
                     )
-            request = Request(scope, receive, params, principal, body_timeout=self._body_timeout)
+            request = Request(scope, receive, params, principal)
             status, body = await route.handler(request)
         except HttpError as exc:
             status, body = exc.status, {"error": exc.code, "detail": exc.detail}
             extra += exc.headers
-            if exc.status in _UNREAD_BODY and (b"connection", b"close") not in extra:
-                # The rest of the body was never read: the connection cannot go on.
+            if exc.status == 413 and (b"connection", b"close") not in extra:
+                # A client sending more than a route takes gets no second request.
                 extra.append((b"connection", b"close"))
         except HankoError as exc:
             status, body = status_for(exc), {"error": exc.code, "detail": exc.message}
@@ -263,12 +229,3 @@ class App:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return

@@ -131,7 +131,7 @@ def build_app(
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),
     ]
-    return App(routes, auth, body_timeout=cfg.api.body_timeout.seconds)
+    return App(routes, auth)
 
 
 def acme_routes(
