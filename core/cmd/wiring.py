@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -236,8 +235,6 @@ def hypercorn_config(cfg: Config) -> HypercornConfig:
     api = cfg.api
     hc = HypercornConfig()
     hc.bind = [api.listen]
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hanko.http")
     hc.keep_alive_timeout = api.header_timeout.seconds
     hc.ssl_handshake_timeout = api.header_timeout.seconds
     hc.backlog = 1024
