@@ -123,13 +123,14 @@ class Store:
             )
 
     def _index_domains(self) -> None:
-        """Fill the domain -> organizations index of a store made before it existed."""
-        with self.env.begin(write=True) as txn:
-            if (
-                txn.stat(self._dbs[b"domain_orgs"])["entries"]
-                or not txn.stat(self._dbs[b"domains"])["entries"]
-            ):
+        """Fill the domain -> organizations index of a store made before it existed.
+        Looked at in a read transaction: every writable open (each CLI command) comes
+        here, and only an old store needs the writer's lock."""
+        with self.env.begin() as txn:
+            indexed = txn.stat(self._dbs[b"domain_orgs"])["entries"]
+            if indexed or not txn.stat(self._dbs[b"domains"])["entries"]:
                 return
+        with self.env.begin(write=True) as txn:
             for key in txn.cursor(db=self._dbs[b"domains"]).iternext(values=False):
                 org, _, domain = bytes(key).partition(b"\0")
                 txn.put(domain + b"\0" + org, b"", db=self._dbs[b"domain_orgs"])
