@@ -11,11 +11,12 @@ from core.cmd.common import Parser, add_config, print_json, print_struct
 
 def _master(cfg: Any) -> bytes:
     from core.base.errors import ConfigError
-    from core.config import read_secret
+    from core.cmd.wiring import eab_master
 
-    if cfg.acme.eab_secret is None:
+    master = eab_master(cfg)
+    if master is None:
         raise ConfigError(["acme.eab_secret: not set; ACME needs it (hanko init writes one)"])
-    return read_secret(cfg, cfg.acme.eab_secret).encode()
+    return master
 
 
 def cmd_eab_create(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from core.cmd.wiring import (
     crl_publisher,
     crl_updater,
     crl_url_list,
+    eab_master,
     hypercorn_config,
     issuance_engine,
     license_settings,
@@ -145,9 +146,9 @@ def acme_routes(
 ) -> list[Route]:
     """ACME and its EAB credentials, when `[acme]` has an eab_secret; the challenge
     runner goes to `background` (tasks `hanko serve` starts)."""
-    if not cfg.acme.active or cfg.acme.eab_secret is None:
+    master = eab_master(cfg) if cfg.acme.enabled else None
+    if master is None:
         return []
-    master = read_secret(cfg, cfg.acme.eab_secret).encode()
     ra = RegistrationAuthority(
         store=store,
         writer=writer,

@@ -148,6 +148,13 @@ def issuance_engine(
     )
 
 
+def eab_master(cfg: Config) -> bytes | None:
+    """The secret EAB keys are derived from, or None when `[acme]` names none."""
+    if cfg.acme.eab_secret is None:
+        return None
+    return read_secret(cfg, cfg.acme.eab_secret).encode()
+
+
 def ra_settings(cfg: Config, master: bytes) -> acme_ra.Settings:
     return acme_ra.Settings(
         eab_secret=master,

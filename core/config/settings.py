@@ -240,10 +240,6 @@ class AcmeConfig(msgspec.Struct, **_STRICT):
     # with Retry-After beyond); 0: unlimited.
     account_rate: float = 50.0
 
-    @property
-    def active(self) -> bool:
-        return self.enabled and self.eab_secret is not None
-
 
 class Config(msgspec.Struct, **_STRICT):
     store: StoreConfig
