@@ -11,12 +11,14 @@ answer, and a body `body_timeout` after its head; nothing a client trickles move
 
 from __future__ import annotations
 
-import email.utils
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httptools
 import trio
+
+from core.base.httpdate import http_date
 
 Scope = dict[str, Any]
 App = Callable[
@@ -113,6 +115,17 @@ class _Parser:
         self.head_done = False
 
 
+_DATE: list[Any] = [0, b""]  # the second, and its Date line: formatted once a second
+
+
+def _date_line() -> bytes:
+    now = int(time.time())
+    if now != _DATE[0]:
+        _DATE[0], _DATE[1] = now, b"date: " + http_date(now) + b"\r\n"
+    line: bytes = _DATE[1]
+    return line
+
+
 def _error(status: int, code: str, detail: str) -> bytes:
     """The router's JSON error shape, for what is refused before the router sees it."""
     body = b'{"error":"%s","detail":"%s"}' % (code.encode(), detail.encode())
@@ -164,41 +177,52 @@ class Http1Connection:
         return False
 
     async def run(self) -> None:
-        parser = self._parser
+        """Serve until done; a client that leaves or stops reading ends it quietly,
+        also while it is being told why it is refused."""
         try:
-            while True:
-                head_deadline = trio.current_time() + self._header_timeout
-                if not parser.ready:
-                    ok = await self._fill(
-                        head_deadline, lambda: parser.head_done or bool(parser.ready)
-                    )
-                    if not ok:
-                        if parser.current is not None:  # a head begun and not finished
-                            await self._send(
-                                _error(408, "header_timeout", "the request head took too long")
-                            )
-                        return
-                    if not parser.ready:
-                        req = parser.current
-                        assert req is not None  # noqa: S101
-                        if (b"expect", b"100-continue") in req.headers:
-                            await self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
-                        body_deadline = trio.current_time() + self._body_timeout
-                        if not await self._fill(body_deadline, lambda: bool(parser.ready)):
-                            if not self._eof:
-                                await self._send(
-                                    _error(408, "body_timeout", "the request body took too long")
-                                )
-                            return
-                request = parser.ready.pop(0)
-                if not await self._answer(request):
-                    return
-        except httptools.HttpParserUpgrade:
-            await self._send(_error(400, "upgrade_refused", "protocol upgrades are not served"))
-        except httptools.HttpParserError as exc:
-            await self._send(self._refusal(str(exc)))
+            refusal = await self._serve()
+            if refusal is not None:
+                await self._send(refusal)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
+
+    async def _serve(self) -> bytes | None:
+        """Requests answered in turn; the refusal to send last, if the protocol broke."""
+        try:
+            while True:
+                got = await self._next()
+                if not isinstance(got, _Request):
+                    return got
+                if not await self._answer(got):
+                    return None
+        except httptools.HttpParserUpgrade:
+            return _error(400, "upgrade_refused", "protocol upgrades are not served")
+        except httptools.HttpParserError as exc:
+            return self._refusal(str(exc))
+
+    async def _next(self) -> _Request | bytes | None:
+        """The next whole request; else a refusal to send (a deadline passed with a
+        request under way), or None (the client left, or was idle too long)."""
+        parser = self._parser
+        if parser.ready:  # pipelined behind the last one
+            return parser.ready.pop(0)
+        head_deadline = trio.current_time() + self._header_timeout
+        if not await self._fill(head_deadline, lambda: parser.head_done or bool(parser.ready)):
+            begun = parser.current is not None
+            return (
+                _error(408, "header_timeout", "the request head took too long") if begun else None
+            )
+        if not parser.ready:
+            req = parser.current
+            assert req is not None  # noqa: S101 - the head is done, the body is not
+            if (b"expect", b"100-continue") in req.headers:
+                await self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body_deadline = trio.current_time() + self._body_timeout
+            if not await self._fill(body_deadline, lambda: bool(parser.ready)):
+                if self._eof:
+                    return None
+                return _error(408, "body_timeout", "the request body took too long")
+        return parser.ready.pop(0)
 
     def _refusal(self, reason: str) -> bytes:
         parser = self._parser
@@ -254,7 +278,7 @@ class Http1Connection:
                     if name.lower() == b"connection" and value.lower() == b"close":
                         close = True
                     lines.append(bytes(name) + b": " + bytes(value) + b"\r\n")
-                lines.append(b"date: " + email.utils.formatdate(usegmt=True).encode() + b"\r\n")
+                lines.append(_date_line())
                 if close:
                     lines.append(b"connection: close\r\n")
                 lines.append(b"\r\n")
@@ -270,5 +294,9 @@ class Http1Connection:
         return not close
 
     async def _send(self, data: bytes) -> None:
-        with trio.move_on_after(self._body_timeout):
+        """Write an answer; a client that does not take it within `body_timeout` loses
+        the connection (a half-written answer cannot be followed by another)."""
+        with trio.move_on_after(self._body_timeout) as scope:
             await self._stream.send_all(data)
+        if scope.cancelled_caught:
+            raise trio.BrokenResourceError("the client did not read its answer in time")
