@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 import trio
@@ -248,7 +249,8 @@ class Http1Connection:
             "http_version": req.version,
             "method": req.method.decode("ascii"),
             "scheme": self._scheme,
-            "path": (url.path or b"/").decode("latin-1"),
+            # ASGI: the path percent-decoded (as hypercorn gave it), the raw one beside it.
+            "path": unquote((url.path or b"/").decode("latin-1")),
             "raw_path": url.path or b"/",
             "query_string": url.query or b"",
             "headers": req.headers,

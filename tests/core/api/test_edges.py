@@ -158,3 +158,14 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(service: Service) -> None
     assert limited[0].headers["retry-after"] == "1"
     time.sleep(1.1)
     assert reader.get("/v1/accounts/acme").status_code == 200
+
+
+def test_paths_are_percent_decoded(service: Service) -> None:
+    base, ca, _ = service
+    admin = client(base, ca, "admin")
+    assert admin.post("/v1/admin/accounts", json={"id": "tohoku", "name": "T"}).status_code == 201
+    path = "/v1/admin/accounts/tohoku/administrators"
+    assert admin.post(path, json={"email": "sato@tohoku.co.jp"}).status_code == 201
+    r = admin.delete(f"{path}/sato%40tohoku.co.jp")
+    assert r.status_code == 200, r.text
+    assert admin.get("/v1/admin/accounts/tohoku").json()["admins"] == []
