@@ -19,7 +19,8 @@ import msgspec
 
 from core.base.httpdate import http_date
 
-_NAME = re.compile(r"^(0|[1-9][0-9]{0,4})(-delta)?\.crl$")
+# Partition CRLs, their deltas, and the root CA's CRL (`hanko ca root-crl`).
+_NAME = re.compile(r"^(root|(0|[1-9][0-9]{0,4})(-delta)?)\.crl$")
 
 
 def file_for(name: str) -> str | None:

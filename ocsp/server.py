@@ -41,10 +41,13 @@ from core.base.errors import HankoError
 from core.base.httpdate import http_date
 from core.store import Store
 from ocsp import http
+from ocsp.ca_files import CaFiles
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.connection import Connection, Limits, Request, State
-from ocsp.crl_files import PublishedCrls, not_modified
+from ocsp.crl_files import CrlFile, PublishedCrls, not_modified
+from ocsp.paths import Route, Router
 from ocsp.responder import MALFORMED, Answer, Responder
+from ocsp.settings import ServerSettings
 
 TICK = 0.1
 _CLOSED = State.CLOSED
@@ -55,30 +58,12 @@ FD_RESERVE = 64
 _GET = b"GET"
 _POST = b"POST"
 _HEAD = b"HEAD"
-_CRL_PREFIX = b"/crl/"
 _PKIX_CRL = b"application/pkix-crl"
+_OCSP = Route.OCSP
+_CRL = Route.CRL
 _NO_STORE = b"Cache-Control: no-store\r\n"
 # Answers larger than this go out in chunks of it, with flow control.
 STREAM_CHUNK = 64 << 10
-
-
-class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    store_path: str
-    map_size: int
-    issuer_cert: str
-    host: str
-    port: int
-    hashes: list[int]
-    prefix: str = "/ocsp/"
-    max_header: int = 8192
-    max_body: int = 4096
-    idle_timeout: float = 30.0
-    request_timeout: float = 10.0
-    cache_entries: int = 200_000
-    max_connections: int = 10_000
-    # The CRL publish directory, served under /crl/ (empty: no CRLs here).
-    crl_dir: str = ""
-    crl_max_age: int = 60
 
 
 class Streamed(msgspec.Struct, frozen=True, gc=False):
@@ -117,7 +102,9 @@ class ResponderState:
             envelope=self._view.envelope,
             refresh=self._renew,
         )
-        self.prefix = settings.prefix.encode()
+        self.router = Router(settings.paths)
+        self.prefix = self.router.ocsp_prefix
+        self.ca_files = CaFiles(settings.paths.ca_files)
         self.crls = (
             PublishedCrls(Path(settings.crl_dir), max_age=settings.crl_max_age)
             if settings.crl_dir
@@ -140,7 +127,7 @@ class ResponderState:
             request_timeout=settings.request_timeout,
         )
         self.answered = 0
-        self.crl_answers = 0
+        self.file_answers = 0
         self.tick(time.monotonic(), int(time.time()))
 
     def tick(self, now: float, wall: int) -> None:
@@ -197,8 +184,9 @@ class ResponderState:
                         proto.timed_out()
 
     def handle(self, head: Request) -> bytes | Streamed:
-        if self.crls is not None and head.target.startswith(_CRL_PREFIX):
-            return self._crl(self.crls, head)
+        route = self.router.route(head.method, head.target)
+        if route is not _OCSP:
+            return self._file(route, head)
         if head.method == _GET:
             key = head.target
             der: bytes | None = None
@@ -225,14 +213,21 @@ class ResponderState:
             entry = self._remember(key, answer)
         return self._respond(entry, head)
 
-    def _crl(self, crls: PublishedCrls, head: Request) -> bytes | Streamed:
-        if head.method not in (_GET, _HEAD):
-            raise http.HttpError(405, "use GET or HEAD for CRLs")
-        name = head.target[len(_CRL_PREFIX) :].split(b"?", 1)[0].decode("latin-1")
-        found = crls.get(name)
+    def _file(self, route: Route, head: Request) -> bytes | Streamed:
+        """A CRL or a CA certificate: GET or HEAD, conditional."""
+        path = head.target.split(b"?", 1)[0]
+        found: CrlFile | None = None
+        if route is _CRL and self.crls is not None:
+            found = self.crls.get(path[len(self.router.crl_prefix) :].decode("latin-1"))
+            content_type = _PKIX_CRL
+        elif route is Route.CA_FILE:
+            found = self.ca_files.get(path)
+            content_type = self.ca_files.content_type(path)
         if found is None:
-            raise http.HttpError(404, f"no CRL named {name[:64]}")
-        self.crl_answers += 1
+            raise http.HttpError(404, "nothing here")
+        if head.method not in (_GET, _HEAD):
+            raise http.HttpError(405, "use GET or HEAD")
+        self.file_answers += 1
         validators = {}
         if head.if_none_match is not None:
             validators[b"if-none-match"] = head.if_none_match
@@ -241,7 +236,7 @@ class ResponderState:
         fresh = bool(validators) and not_modified(validators, found.etag, found.mtime)
         head_bytes = http.response(
             304 if fresh else 200, found.body, date=self.date, keep_alive=head.keep_alive,
-            headers=found.headers, content_type=_PKIX_CRL, send_body=False, length=not fresh,
+            headers=found.headers, content_type=content_type, send_body=False, length=not fresh,
         )  # fmt: skip
         if fresh or head.method != _GET:
             return head_bytes

@@ -11,7 +11,7 @@ import trio
 
 from core.base import children
 from core.base.errors import HankoError
-from ocsp.server import ServerSettings
+from ocsp.settings import ServerSettings
 
 log = logging.getLogger("hanko.ocsp")
 START_TIMEOUT = 30.0

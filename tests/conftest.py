@@ -98,10 +98,11 @@ def lint(path: Path, cert_type: str) -> list[str]:
     return findings
 
 
-def lint_crl(path: Path, profile: str, severity: str = "WARNING") -> str:
-    """pkilint's CRL findings (`-p BR` or `-p PKIX`) at `severity` or worse; "" is clean."""
+def lint_crl(path: Path, profile: str, severity: str = "WARNING", kind: str = "CRL") -> str:
+    """pkilint's CRL findings (`-p BR` or `-p PKIX`) at `severity` or worse; "" is clean.
+    `kind` "ARL" for a CRL of CA certificates (the root's)."""
     result = subprocess.run(
-        [str(BIN / "lint_crl"), "lint", "-t", "CRL", "-p", profile, "-s", severity,
+        [str(BIN / "lint_crl"), "lint", "-t", kind, "-p", profile, "-s", severity,
          "--document-format", "DER", str(path)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

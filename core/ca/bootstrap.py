@@ -21,6 +21,8 @@ from core.base.errors import BootstrapError
 from core.base.secretfiles import new_pin, new_token, write_secret_file
 from core.ca import certs as ca_certs
 from core.ca import internal_tls, softhsm
+from core.ca.root_crl import MAX_VALIDITY, publish_root_crl
+from core.config import load_config
 from core.store import Store
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.hsm_key import SignFn, hsm_private_key
@@ -139,6 +141,8 @@ def _init(
     Store(directory / "lmdb", create=True, map_size=8 << 30).close()
     config = directory / "hanko.toml"
     config.write_text(_config_text(key_type=key_type, base_url=base_url, when=now.isoformat()))
+    # The issuing CA's certificate names the root's CRL: publish the first one now.
+    publish_root_crl(load_config(config), clock=clock, validity=MAX_VALIDITY)
     _fsync_tree(directory)
     return InitResult(directory, config, root, issuing, responder)
 
@@ -194,7 +198,12 @@ issuer_cert = "ca/issuing.pem"
 issuer_key_label = "{ISSUING_LABEL}"
 ocsp_responder_cert = "ca/ocsp-responder.pem"
 ocsp_responder_key_label = "{OCSP_LABEL}"
+root_key_label = "{ROOT_LABEL}"   # used only by `hanko ca root-crl`
 base_url = "{base_url}"
+# Each defaults to a path under base_url; the status listener serves each at its path.
+# ocsp_url = "{base_url}/ocsp"
+# crl_url = "{base_url}/crl"              # partition p's CRL: {{crl_url}}/{{p}}.crl
+# issuer_url = "{base_url}/ca/issuing.cer"
 
 [api]
 listen = "127.0.0.1:8443"

@@ -51,3 +51,42 @@ def require_clean(der: bytes, level: str) -> None:
     findings = lint_findings(der, level)
     if findings:
         raise PolicyError("lint_failed", "the certificate failed linting: " + "; ".join(findings))
+
+
+@lru_cache(maxsize=2)
+def _crl_validator(kind: str) -> tuple[Any, Any]:
+    from pkilint import loader, pkix
+    from pkilint.cabf import cabf_crl
+    from pkilint.pkix import crl, extension, name
+
+    crl_type = crl.CertificateRevocationListType[kind]
+    validator = crl.create_pkix_crl_validator_container(
+        [
+            pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+            pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+        ],
+        [
+            crl.create_issuer_validator_container([]),
+            crl.create_validity_validator_container(
+                [cabf_crl.create_validity_period_validator(crl_type)]
+            ),
+            crl.create_extensions_validator_container([]),
+            cabf_crl.CabfCrlReasonCodeAllowlistValidator(crl_type),
+        ],
+    )
+    return validator, loader.RFC5280CertificateListDocumentLoader()
+
+
+def crl_findings(der: bytes, kind: str) -> list[str]:
+    """pkilint's BR findings of ERROR or FATAL severity for a CRL; `kind` is "CRL"
+    (subscriber certificates) or "ARL" (CA certificates, the root's)."""
+    from pkilint.validation import ValidationFindingSeverity
+
+    validator, doc_loader = _crl_validator(kind)
+    doc = doc_loader.load_der_document(der, "crl")
+    return [
+        f"{desc.finding.code}: {desc.message or ''}".rstrip(": ")
+        for result in validator.validate(doc.root)
+        for desc in result.finding_descriptions
+        if desc.finding.severity <= ValidationFindingSeverity.ERROR
+    ]

@@ -30,13 +30,12 @@ from core.base.errors import HankoError, PolicyError
 from core.base.files import write_atomically
 from core.ca import certs as ca_certs
 from core.ca import lint
-from core.config import Config, read_secret
+from core.ca.hsm import check_key, hsm_session, signing_key
+from core.config import Config
 from core.store import OcspEnvelope, Store, WriteTxn
 from ocsp.response_codec import ResponseEnvelope
-from signer.algorithms import KeyType, SignAlgorithm, hash_for
-from signer.hsm_key import hsm_private_key
+from signer.algorithms import KeyType, hash_for
 from signer.splice import signature_algorithm_der
-from signer.token import TokenSession
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -61,7 +60,7 @@ def _load(path: Path, what: str) -> x509.Certificate:
         raise RenewalRefused(f"{path} is not a PEM certificate ({what})") from None
 
 
-def _throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+def throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     if not key_type.is_ec:  # the signature's length aside, what pkilint sees is the same
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     curve = ec.SECP384R1() if key_type is KeyType.ECDSA_P384 else ec.SECP256R1()
@@ -104,7 +103,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
     )
     digest = hash_for(key_type)
     findings = lint.lint_findings(
-        builder.sign(_throwaway_key(key_type), digest).public_bytes(serialization.Encoding.DER),
+        builder.sign(throwaway_key(key_type), digest).public_bytes(serialization.Encoding.DER),
         "ocsp_responder",
     )
     if findings:
@@ -154,33 +153,11 @@ def _sign_in_hsm(
     responder: x509.Certificate,
 ) -> x509.Certificate:
     """`builder` signed by the issuing CA key in the HSM, after checking that the token
-    holds the keys the two certificates name (a wrong label must not certify some other
-    key, nor sign with one)."""
-    h = cfg.hsm
-    session = TokenSession(
-        h.module,
-        h.token_label,
-        read_secret(cfg, h.pin),
-        softhsm_conf=str(cfg.path(h.softhsm_conf)) if h.softhsm_conf else None,
-    )
-    try:
-        checks = (
-            (cfg.ca.issuer_key_label, issuing, "ca.issuer_key_label", "ca.issuer_cert"),
-            (cfg.ca.ocsp_responder_key_label, responder, "ca.ocsp_responder_key_label",
-             "ca.ocsp_responder_cert"),
-        )  # fmt: skip
-        for label, cert, label_field, cert_field in checks:
-            held = serialization.load_der_public_key(session.public_key_der(label))
-            if held.public_bytes(*_SPKI) != cert.public_key().public_bytes(*_SPKI):
-                raise RenewalRefused(
-                    f"{label_field}: the HSM key {label!r} is not the key of {cert_field}"
-                )
-        label = cfg.ca.issuer_key_label
-
-        def sign(alg: SignAlgorithm, data: bytes) -> bytes:
-            return session.sign(label, alg, data)
-
-        key = hsm_private_key(session.public_key_der(label), sign)
+    holds the keys the two certificates name."""
+    with hsm_session(cfg) as session:
+        check_key(session, cfg.ca.issuer_key_label, issuing,
+                  "ca.issuer_key_label", "ca.issuer_cert")  # fmt: skip
+        check_key(session, cfg.ca.ocsp_responder_key_label, responder,
+                  "ca.ocsp_responder_key_label", "ca.ocsp_responder_cert")  # fmt: skip
+        key = signing_key(session, cfg.ca.issuer_key_label)
         return builder.sign(key, hash_for(KeyType(cfg.ca.key_type)))
-    finally:
-        session.close()

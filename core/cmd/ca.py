@@ -67,6 +67,32 @@ def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ca_root_crl(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from core.base.clock import SystemClock
+    from core.ca.root_crl import publish_root_crl
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    done = publish_root_crl(cfg, clock=SystemClock(), validity=dt.timedelta(days=args.days))
+    if args.json:
+        print_json(
+            {
+                "path": str(done.path),
+                "crl_number": done.number,
+                "this_update": done.this_update.isoformat(),
+                "next_update": done.next_update.isoformat(),
+            }
+        )
+    else:
+        print(
+            f"root CRL {done.number} written to {done.path}, valid until"
+            f" {done.next_update.isoformat()}"
+        )
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("init", help="create a development CA (SoftHSM token, CA certs, LMDB)")
     p.add_argument("directory", type=Path, help="folder to create; must not exist or be empty")
@@ -97,3 +123,11 @@ def register(sub: Any) -> None:
     )
     add_config(c)
     c.set_defaults(func=cmd_ca_renew_responder)
+    c = ca.add_parser(
+        "root-crl",
+        help="sign the root CA's CRL with the root key (run it from a timer, e.g. monthly)",
+    )
+    add_config(c)
+    c.add_argument("--days", type=int, default=365, help="validity in days (at most 365)")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=cmd_ca_root_crl)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import ssl
@@ -9,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID
 from hypercorn.config import Config as HypercornConfig
 
 from core.acme import ra as acme_ra
 from core.acme.validation import Validator
 from core.base.clock import Clock
 from core.base.errors import ConfigError
-from core.ca.issuer import IssuerInfo, issuer_info
+from core.ca.issuer import CaUrls, IssuerInfo, issuer_info
+from core.ca.root_crl import FILE_NAME as ROOT_CRL_FILE
 from core.config import Config, parse_listen, read_secret
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
@@ -25,10 +28,11 @@ from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
 from crl.urls import url_list
 from ocsp.codec import CertIdHash
+from ocsp.paths import StatusPaths, url_path
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
 from ocsp.response_codec import ResponseEncoder
-from ocsp.server import ServerSettings
+from ocsp.settings import ServerSettings
 from ocsp.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 from signer.api import BatchSigner
@@ -37,11 +41,16 @@ from signer.splice import signature_algorithm_der
 
 
 @functools.lru_cache(maxsize=8)
-def _load_issuer(path: Path, mtime_ns: int, key_type: str, base_url: str, ocsp: bool) -> IssuerInfo:
+def _load_issuer(path: Path, mtime_ns: int, key_type: str, urls: CaUrls, ocsp: bool) -> IssuerInfo:
     # `mtime_ns` is only part of the cache key: a replaced file is read again.
     del mtime_ns
     cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return issuer_info(cert, KeyType(key_type), base_url, ocsp=ocsp)
+    return issuer_info(cert, KeyType(key_type), urls, ocsp=ocsp)
+
+
+def ca_urls(cfg: Config) -> CaUrls:
+    ca = cfg.ca
+    return CaUrls.from_base(ca.base_url, ocsp=ca.ocsp_url, crl=ca.crl_url, issuer=ca.issuer_url)
 
 
 def issuer(cfg: Config) -> IssuerInfo:
@@ -49,7 +58,7 @@ def issuer(cfg: Config) -> IssuerInfo:
     publisher, the URL list and the OCSP encoder all need it)."""
     path = cfg.path(cfg.ca.issuer_cert)
     return _load_issuer(
-        path, path.stat().st_mtime_ns, cfg.ca.key_type, cfg.ca.base_url, cfg.ocsp.enabled
+        path, path.stat().st_mtime_ns, cfg.ca.key_type, ca_urls(cfg), cfg.ocsp.enabled
     )
 
 
@@ -305,6 +314,35 @@ def responder_processes(
     return ResponderProcesses(settings, cfg.ocsp.responder_processes)
 
 
+def status_paths(cfg: Config) -> StatusPaths:
+    """Where the status listener serves OCSP, the CRLs and the CA certificates: at the
+    paths of the URLs the certificates carry (the root's, from the issuing CA's AIA)."""
+    urls = ca_urls(cfg)
+    files = {url_path(urls.issuer): str(cfg.path(cfg.ca.issuer_cert))}
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    root_url, root_crl_url = _root_urls(issuing)
+    if root_url is not None:
+        files[url_path(root_url)] = str(cfg.path(cfg.ca.root_cert))
+    if root_crl_url is not None:
+        files[url_path(root_crl_url)] = str(cfg.path(cfg.crl.publish_dir) / ROOT_CRL_FILE)
+    return StatusPaths(ocsp=url_path(urls.ocsp), crl=url_path(urls.crl), ca_files=files)
+
+
+def _root_urls(issuing: x509.Certificate) -> tuple[str | None, str | None]:
+    """The root's certificate and CRL URLs that the issuing CA's certificate names."""
+    ext = issuing.extensions
+    cert_url = crl_url = None
+    with contextlib.suppress(x509.ExtensionNotFound):
+        for desc in ext.get_extension_for_class(x509.AuthorityInformationAccess).value:
+            if desc.access_method == AuthorityInformationAccessOID.CA_ISSUERS:
+                cert_url = str(desc.access_location.value)
+    with contextlib.suppress(x509.ExtensionNotFound):
+        for point in ext.get_extension_for_class(x509.CRLDistributionPoints).value:
+            for name in point.full_name or ():
+                crl_url = str(name.value)
+    return cert_url, crl_url
+
+
 def responder_settings(
     cfg: Config, *, store_path: Path | None = None, listen: str | None = None
 ) -> ServerSettings:
@@ -317,7 +355,7 @@ def responder_settings(
         host=host,
         port=port,
         hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
-        prefix="/ocsp/",  # the path of {base_url}/ocsp in AIA; the root works too
+        paths=status_paths(cfg),
         max_header=oc.max_header.bytes,
         max_body=oc.max_body.bytes,
         idle_timeout=oc.idle_timeout.seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.base.errors import HankoError
 from core.base.reasons import ALL_REASON_NAMES
@@ -71,9 +72,29 @@ def _access_problems(cfg: Config) -> list[str]:
         problems.append("acme.http01_port: must be a port number")
     if cfg.acme.dns_resolver is not None:
         problems += _listen_problems(cfg.acme.dns_resolver, "acme.dns_resolver")
-    if not cfg.ca.base_url.startswith("http://"):
-        # BR 7.1.2.7.7 / RFC 5280: CRL and OCSP URLs in certificates are plain HTTP.
-        problems.append("ca.base_url: must be an http:// URL (CRL and OCSP URLs are not HTTPS)")
+    return problems + _url_problems(cfg)
+
+
+def _url_problems(cfg: Config) -> list[str]:
+    """BR 7.1.2.7.7 / RFC 5280: CRL, OCSP and caIssuers URLs in certificates are plain
+    HTTP; the status listener tells them apart by path."""
+    ca = cfg.ca
+    problems = []
+    for where, url in (("ca.base_url", ca.base_url), ("ca.ocsp_url", ca.ocsp_url),
+                       ("ca.crl_url", ca.crl_url), ("ca.issuer_url", ca.issuer_url)):  # fmt: skip
+        if url and (not url.startswith("http://") or " " in url or "?" in url or "#" in url):
+            problems.append(f"{where}: must be an http:// URL without a query (CRL, OCSP and "
+                            "CA certificate URLs are not HTTPS)")  # fmt: skip
+    base = ca.base_url.rstrip("/")
+    crl = urlsplit(ca.crl_url or f"{base}/crl").path.rstrip("/")
+    issuer = urlsplit(ca.issuer_url or f"{base}/ca/issuing.cer").path
+    ocsp = urlsplit(ca.ocsp_url or f"{base}/ocsp").path.rstrip("/")
+    if not crl:
+        problems.append("ca.crl_url: needs a path (the CRLs are served under it, not at the root)")
+    if issuer.rstrip("/") in ("", crl, ocsp) or issuer.startswith(crl + "/"):
+        problems.append("ca.issuer_url: must name a file apart from the OCSP and CRL paths")
+    if ocsp and (ocsp == crl or ocsp.startswith(crl + "/") or crl.startswith(ocsp + "/")):
+        problems.append("ca.ocsp_url, ca.crl_url: their paths must not overlap")
     return problems
 
 

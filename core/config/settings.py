@@ -81,6 +81,14 @@ class CaConfig(msgspec.Struct, **_STRICT):
     # Public base URL written into AIA and CRL distribution points.
     base_url: str
     key_type: Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] = "ecdsa-p256"
+    # Each of these defaults to a path under base_url: {base_url}/ocsp, {base_url}/crl
+    # (the folder of the partition CRLs) and {base_url}/ca/issuing.cer (AIA caIssuers).
+    # The status listener serves each at its URL's path.
+    ocsp_url: str = ""
+    crl_url: str = ""
+    issuer_url: str = ""
+    # The root CA's key: used only by `hanko ca root-crl`.
+    root_key_label: str = "hanko-root-1"
 
 
 class ProfileConfig(msgspec.Struct, **_STRICT):

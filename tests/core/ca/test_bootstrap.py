@@ -96,6 +96,7 @@ def test_init_writes_only_inside_its_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["only-here"]
     assert sorted(p.name for p in target.iterdir()) == [
         "ca",
+        "crl",
         "hanko.toml",
         "lmdb",
         "secrets",

@@ -1,0 +1,118 @@
+"""`hanko ca root-crl`: the root CA's CRL, which the issuing CA's certificate names in
+its CRL distribution point. The root key signs nothing else after `hanko init`, so
+this is the one command that uses it.
+
+The BR (4.9.7) ask for a new root CRL at least every twelve months and within 24 hours
+of revoking a subordinate CA: run this from a timer well inside its validity. Prepare,
+then sign: the CRL is built and linted (pkilint, BR ARL) with a throwaway key first,
+then signed in the HSM, written whole into the CRL folder as root.crl (the status
+listener serves it there), with its number and an audit entry in the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from core.base.clock import Clock, epoch_us, to_epoch
+from core.base.errors import HankoError, PolicyError
+from core.base.files import write_atomically
+from core.ca import lint
+from core.ca.hsm import check_key, hsm_session, signing_key
+from core.ca.responder import throwaway_key
+from core.config import Config
+from core.store import Store, WriteTxn
+from signer.algorithms import KeyType, hash_for
+
+# BR 4.9.7: nextUpdate at most twelve months after thisUpdate for CA certificates.
+MAX_VALIDITY = dt.timedelta(days=365)
+FILE_NAME = "root.crl"
+
+
+class RootCrlRefused(HankoError):
+    code = "root_crl_refused"
+
+
+@dataclass(frozen=True)
+class RootCrl:
+    path: Path
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+
+def counter_name(root: x509.Certificate) -> str:
+    ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    return f"root-crl:{ski.hex()}"
+
+
+def build(
+    root: x509.Certificate, *, number: int, now: dt.datetime, validity: dt.timedelta
+) -> x509.CertificateRevocationListBuilder:
+    ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    this_update = now.replace(microsecond=0)
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.subject)
+        .last_update(this_update)
+        .next_update(this_update + validity)
+        .add_extension(x509.AuthorityKeyIdentifier(ski, None, None), critical=False)
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+
+
+def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> RootCrl:
+    if not dt.timedelta(hours=1) <= validity <= MAX_VALIDITY:
+        raise RootCrlRefused("--days: the root CRL's validity must be 1 to 365 days (BR 4.9.7)")
+    try:
+        root = x509.load_pem_x509_certificate(cfg.path(cfg.ca.root_cert).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise RootCrlRefused(
+            f"ca.root_cert: cannot read {cfg.path(cfg.ca.root_cert)}: {exc}"
+        ) from None
+    key_type = KeyType(cfg.ca.key_type)
+    digest = hash_for(key_type)
+    store = Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
+    try:
+        with store.read() as txn:
+            number = txn.counter(counter_name(root)) + 1
+        now = clock.now()
+        builder = build(root, number=number, now=now, validity=validity)
+        findings = lint.crl_findings(
+            builder.sign(throwaway_key(key_type), digest).public_bytes(serialization.Encoding.DER),
+            "ARL",
+        )
+        if findings:
+            raise PolicyError("lint_failed", "the root CRL failed linting: " + "; ".join(findings))
+        with hsm_session(cfg) as session:
+            check_key(session, cfg.ca.root_key_label, root, "ca.root_key_label", "ca.root_cert")
+            crl = builder.sign(signing_key(session, cfg.ca.root_key_label), digest)
+        this_update = crl.last_update_utc
+        next_update = crl.next_update_utc
+        assert next_update is not None  # noqa: S101 - set by build()
+
+        def op(txn: WriteTxn) -> None:
+            # The number is taken in the commit that records the CRL: a second run
+            # racing this one fails here instead of publishing the same number twice.
+            if txn.next_counter(counter_name(root)) != number:
+                raise RootCrlRefused("another root CRL was published meanwhile; run it again")
+            txn.audit(
+                at_us=epoch_us(to_epoch(now)),
+                actor="cli",
+                action="crl.root_published",
+                subject=str(number),
+                detail={"next_update": next_update.isoformat()},
+            )
+
+        store.write(op)
+    finally:
+        store.close()
+    path = cfg.path(cfg.crl.publish_dir) / FILE_NAME
+    write_atomically(
+        path, [crl.public_bytes(serialization.Encoding.DER)], mtime=int(this_update.timestamp())
+    )
+    return RootCrl(path, number, this_update, next_update)
