@@ -27,6 +27,7 @@ class CrlUpdaterStatistics(msgspec.Struct, frozen=True, kw_only=True):
     failures: int
     last_error: str | None
     building: int | None  # the partition being built now
+    build_seconds: dict[str, float]  # the last build of each file, by its name
 
 
 class CrlUpdater:
@@ -51,6 +52,7 @@ class CrlUpdater:
         self._last_error: str | None = None
         self._building: int | None = None
         self._failed_at: dict[int, float] = {}
+        self._build_seconds: dict[str, float] = {}
 
     async def update_once(self) -> list[PublishedCrl]:
         """Publish every CRL due now; returns what was written."""
@@ -74,6 +76,7 @@ class CrlUpdater:
                 self._building = None
             self._failed_at.pop(job.partition, None)
             for crl in done:
+                self._build_seconds[crl.path.name] = sum(crl.phases.values())
                 if crl.kind.value == "full":
                     self._full += 1
                 else:
@@ -102,4 +105,5 @@ class CrlUpdater:
             failures=self._failures,
             last_error=self._last_error,
             building=self._building,
+            build_seconds=dict(self._build_seconds),
         )

@@ -23,9 +23,7 @@ import contextlib
 import gc
 import hashlib
 import os
-import resource
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -46,15 +44,13 @@ from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.connection import Connection, Limits, Request, State
 from ocsp.crl_files import CrlFile, PublishedCrls, not_modified
 from ocsp.paths import Route, Router
-from ocsp.responder import MALFORMED, Answer, Responder
+from ocsp.process import listening_socket, raise_open_files, report
+from ocsp.responder import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
 from ocsp.settings import ServerSettings
 
 TICK = 0.1
 _CLOSED = State.CLOSED
 _IDLE = State.IDLE
-# Descriptors a responder keeps for itself beyond its connections: the LMDB files, the
-# listening socket, its pipes, the event loop's own.
-FD_RESERVE = 64
 _GET = b"GET"
 _POST = b"POST"
 _HEAD = b"HEAD"
@@ -126,8 +122,10 @@ class ResponderState:
             idle_timeout=settings.idle_timeout,
             request_timeout=settings.request_timeout,
         )
-        self.answered = 0
-        self.file_answers = 0
+        # Counters `hanko serve` sums over its responders (a stats line a second).
+        self.successful = self.misses = self.not_modified = self.file_answers = 0
+        self.not_found = 0
+        self.errors: dict[bytes, int] = {MALFORMED: 0, UNAUTHORIZED: 0, TRY_LATER: 0}
         self.tick(time.monotonic(), int(time.time()))
 
     def tick(self, now: float, wall: int) -> None:
@@ -157,6 +155,15 @@ class ResponderState:
     def close(self) -> None:
         self._view.close()
 
+    def counts(self) -> dict[str, int]:
+        e = self.errors
+        return {
+            "successful": self.successful, "malformed_request": e[MALFORMED],
+            "unauthorized": e[UNAUTHORIZED], "try_later": e[TRY_LATER],
+            "cache_misses": self.misses, "not_modified": self.not_modified,
+            "files": self.file_answers, "not_found": self.not_found, "shed": self.shed,
+        }  # fmt: skip
+
     def admit(self, proto: Protocol) -> None:
         """Take a new connection; at capacity, close the oldest idle one to make room
         (or the oldest of all when none is idle: a client trickling a request is the
@@ -179,6 +186,7 @@ class ResponderState:
             self.tick(time.monotonic(), int(time.time()))
             n += 1
             if n % sweep_every == 0:
+                report(self.counts())
                 for proto in list(self.connections):
                     if self.now > proto.conn.deadline:
                         proto.timed_out()
@@ -203,6 +211,7 @@ class ResponderState:
                 del self.cache[key]
                 entry = None
         if entry is None:
+            self.misses += 1
             if der is None:
                 der = http.request_from_path(head.target, self.prefix)
                 if der is None:
@@ -224,6 +233,7 @@ class ResponderState:
             found = self.ca_files.get(path)
             content_type = self.ca_files.content_type(path)
         if found is None:
+            self.not_found += 1
             raise http.HttpError(404, "nothing here")
         if head.method not in (_GET, _HEAD):
             raise http.HttpError(405, "use GET or HEAD")
@@ -244,8 +254,9 @@ class ResponderState:
         return Streamed(head_bytes, found.body)
 
     def _respond(self, entry: _Cached, head: Request) -> bytes:
-        self.answered += 1
+        self.successful += 1
         if head.if_none_match is not None and entry.etag in head.if_none_match:
+            self.not_modified += 1
             return http.response(
                 304,
                 b"",
@@ -303,7 +314,7 @@ class ResponderState:
     def _plain(self, body: bytes, head: Request) -> bytes:
         """An OCSP error answer: not cacheable, it may change as soon as issuance or
         the refresher catches up."""
-        self.answered += 1
+        self.errors[body] = self.errors.get(body, 0) + 1
         return http.response(
             200, body, date=self.date, keep_alive=head.keep_alive, headers=_NO_STORE
         )
@@ -410,27 +421,6 @@ class Protocol(asyncio.Protocol):
             self.transport.close()
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    return sock
-
-
-def raise_open_files() -> int:
-    """Raise the soft open-file limit to the hard one (a responder holds a descriptor per
-    client); the connections that fit under it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    return max(1, soft - FD_RESERVE) if soft != resource.RLIM_INFINITY else 1 << 30
-
-
 async def serve(settings: ServerSettings) -> None:
     loop = asyncio.get_running_loop()
     fits = raise_open_files()
@@ -447,6 +437,7 @@ async def serve(settings: ServerSettings) -> None:
     # out of the collector's sight, a full collection only walks what serving creates.
     gc.freeze()
     print("ready", flush=True)  # the supervisor waits for this line
+    os.set_blocking(1, False)
     await stop.wait()
     server.close()
     ticker.cancel()

@@ -3,6 +3,7 @@ listens, restarts one that dies, and stops them all when the service stops."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -14,6 +15,7 @@ from core.base.errors import HankoError
 from ocsp.settings import ServerSettings
 
 log = logging.getLogger("hanko.ocsp")
+_COUNTS = msgspec.json.Decoder(dict[str, int])
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 # A responder that keeps dying is restarted less and less often, down to every 5 s.
@@ -26,6 +28,10 @@ class ResponderStatistics(msgspec.Struct, frozen=True):
     alive: int
     restarts: int
     pids: list[int]
+    # Answers by kind, summed over every responder since the start (a restarted
+    # responder's last report is kept): successful, malformed_request, unauthorized,
+    # try_later, cache_misses, not_modified, files, not_found, shed.
+    counts: dict[str, int]
 
 
 class ResponderProcesses:
@@ -40,14 +46,40 @@ class ResponderProcesses:
         self._count = count
         self._restarts = 0
         self._procs: list[trio.Process] = []
+        self._readers: trio.Nursery | None = None
+        self._reported: dict[int, dict[str, int]] = {}  # by pid: its last stats line
+        self._gone: dict[str, int] = {}  # what responders that exited had reported
 
     def statistics(self) -> ResponderStatistics:
+        counts = dict(self._gone)
+        for reported in self._reported.values():
+            for name, n in reported.items():
+                counts[name] = counts.get(name, 0) + n
         return ResponderStatistics(
             processes=self._count,
             alive=sum(p.returncode is None for p in self._procs),
             restarts=self._restarts,
             pids=[p.pid for p in self._procs],
+            counts=counts,
         )
+
+    async def _read_stats(self, proc: trio.Process) -> None:
+        """The responder's stats lines, until it exits (then its totals are kept)."""
+        stdout = proc.stdout
+        assert stdout is not None  # noqa: S101 - spawn() gives it one
+        buffered = b""
+        try:
+            while chunk := await stdout.receive_some(4096):
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"stats "):
+                        with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                            self._reported[proc.pid] = _COUNTS.decode(line[6:])
+        finally:
+            last = self._reported.pop(proc.pid, {})
+            for name, n in last.items():
+                self._gone[name] = self._gone.get(name, 0) + n
 
     async def _start(self) -> trio.Process:
         proc = await children.spawn(self._argv)
@@ -68,7 +100,9 @@ class ResponderProcesses:
                 procs.append(await self._start())
             task_status.started(f"{self._settings.host}:{self._settings.port}")
             async with trio.open_nursery() as nursery:
+                self._readers = nursery
                 for slot in range(len(procs)):
+                    nursery.start_soon(self._read_stats, procs[slot])
                     nursery.start_soon(self._watch, procs, slot)
         finally:
             with trio.CancelScope(shield=True):
@@ -79,6 +113,8 @@ class ResponderProcesses:
                     await children.stop(p, grace=STOP_TIMEOUT)
 
     async def _watch(self, procs: list[trio.Process], slot: int) -> None:
+        readers = self._readers
+        assert readers is not None  # noqa: S101 - run() started this
         backoff = children.Backoff(RESTART_WAITS)
         while True:
             started = trio.current_time()
@@ -89,3 +125,4 @@ class ResponderProcesses:
             self._restarts += 1
             await trio.sleep(backoff.next())
             procs[slot] = await self._start()
+            readers.start_soon(self._read_stats, procs[slot])

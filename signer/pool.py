@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import trio
@@ -103,7 +103,8 @@ class SignerPool:
         self._closed = False
         self._workers: dict[int, WorkerProcess | None] = {}
         self._key_types: dict[str, str] = {}
-        # statistics
+        # statistics; each answered batch's size, for metrics
+        self.on_batch: Callable[[int], None] | None = None
         self._batches = 0
         self._signatures = 0
         self._largest = 0
@@ -435,6 +436,8 @@ class SignerPool:
             self._batches += 1
             self._signatures += n
             self._largest = max(self._largest, n)
+            if self.on_batch is not None:
+                self.on_batch(n)
             counts[0] += 1
             counts[1] += n
             batch.done.set()

@@ -215,9 +215,10 @@ def service(
 ) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
     """`hanko serve` on a fresh CA; parametrize indirectly with TOML to add to its config
     (it lands in the last table, [ocsp]) or a dict of replacements and that TOML."""
-    port, status = free_ports(2)
+    port, status, metrics = free_ports(3)
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{status}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{metrics}")
     param = getattr(request, "param", "")
     if isinstance(param, dict):  # {"replace": [(old, new), ...], "append": TOML}
         for old, new in param.get("replace", []):

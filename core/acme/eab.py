@@ -55,6 +55,19 @@ def hmac_key(master: bytes, kid: str, salt: bytes) -> bytes:
     return hmac.new(master, b"hanko eab\0" + kid.encode() + b"\0" + salt, hashlib.sha256).digest()
 
 
+def new_salt(
+    master: bytes, kid: str, token: Callable[[int], bytes] = secrets.token_bytes
+) -> tuple[bytes, str]:
+    """A random salt and the HMAC key it gives, base64url. A key starting with "-"
+    reads as an option to certbot's and lego's argument parsers (one key in 64), so
+    such a salt is drawn again."""
+    while True:
+        salt = token(16)
+        key = b64encode(hmac_key(master, kid, salt))
+        if not key.startswith("-"):
+            return salt, key
+
+
 def eab_out(rec: EabRecord) -> EabOut:
     return EabOut(
         kid=rec.kid,
@@ -83,7 +96,7 @@ def create(
         known = ", ".join(sorted(profiles))
         raise PolicyError("profile_unknown", f"no profile named {body.profile!r} (known: {known})")
     kid = KID_PREFIX + secrets.token_hex(10)
-    salt = secrets.token_bytes(16)
+    salt, key = new_salt(master, kid)
     rec = EabRecord(
         kid=kid,
         salt=salt,
@@ -94,7 +107,6 @@ def create(
         created_at=now,
         created_by=actor,
     )
-    key = b64encode(hmac_key(master, kid, salt))
 
     def op(txn: WriteTxn) -> CreatedEab:
         org = txn.get_org(body.organization)

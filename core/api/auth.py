@@ -66,6 +66,10 @@ class Authenticator:
         self._accepted = self._unauthenticated = self._expired = 0
         self._wrong_cert = self._limited = 0
 
+    def set_admin_token(self, token: str) -> None:
+        """A rotated admin token (SIGHUP): the old one is refused from now on."""
+        self._admin = token.encode()
+
     def principal(self, scope: Mapping[str, Any]) -> Principal:
         """The caller, or HttpError 401 (no or unknown credential), 403 (a key bound to
         another client certificate) or 429 (over its rate)."""

@@ -153,6 +153,7 @@ class Http1Connection:
         body_timeout: float,
         max_header: int = 16 << 10,
         max_body: int = 4 << 20,
+        draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self._stream = stream
         self._app = app
@@ -163,6 +164,14 @@ class Http1Connection:
         self._body_timeout = body_timeout
         self._parser = _Parser(max_header, max_body + 1)
         self._eof = False
+        self._draining = draining
+        self._idle: trio.CancelScope | None = None  # while waiting for a next request
+
+    def close_if_idle(self) -> None:
+        """Draining: end the connection if it waits for a request none of which has
+        arrived; one under way is answered, with `Connection: close`."""
+        if self._idle is not None and self._parser.current is None:
+            self._idle.cancel()
 
     async def _fill(self, deadline: float, until: Callable[[], bool]) -> bool:
         """Read until `until()` holds; False if the client left or time ran out."""
@@ -207,8 +216,14 @@ class Http1Connection:
         parser = self._parser
         if parser.ready:  # pipelined behind the last one
             return parser.ready.pop(0)
+        if self._draining() and parser.current is None:
+            return None
         head_deadline = trio.current_time() + self._header_timeout
-        if not await self._fill(head_deadline, lambda: parser.head_done or bool(parser.ready)):
+        head = False  # also when drain() ends the wait
+        with trio.CancelScope() as self._idle:
+            head = await self._fill(head_deadline, lambda: parser.head_done or bool(parser.ready))
+        self._idle = None
+        if not head:
             begun = parser.current is not None
             return (
                 _error(408, "header_timeout", "the request head took too long") if begun else None
@@ -269,7 +284,7 @@ class Http1Connection:
             raise AssertionError("unreachable")  # pragma: no cover
 
         parts: list[bytes] = []
-        close = not req.keep_alive
+        close = not req.keep_alive or self._draining()
 
         async def send(message: Mapping[str, Any]) -> None:
             nonlocal close

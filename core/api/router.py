@@ -5,14 +5,19 @@ error must be a precise JSON answer, never an HTML 500.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
+import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from core.access.roles import Capability, Principal
+from core.base import logs
 from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
 
 if TYPE_CHECKING:
@@ -158,28 +163,90 @@ class Request:
         return value
 
 
+class Answered(msgspec.Struct, frozen=True):
+    """One request as the access log and the metrics see it."""
+
+    method: str
+    route: str  # the route's path template ("unmatched" for a 404 without a route)
+    status: int
+    seconds: float
+    key_id: str | None
+    request_id: str
+    client: str | None
+
+
+Observer = Callable[[Answered], None]
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
 class App:
     """Routes requests by exact method and path; asks the authenticator who is calling
     and checks the route's capability; turns every failure into
-    `{"error": CODE, "detail": TEXT}`."""
+    `{"error": CODE, "detail": TEXT}`. Every answer carries a request id (the client's
+    X-Request-Id if it is a plain token, else a new one), which every log line of the
+    request names; `observe` sees each request once answered (access log, metrics)."""
 
-    def __init__(self, routes: list[Route], auth: Authenticator) -> None:
+    def __init__(
+        self, routes: list[Route], auth: Authenticator | None, observe: Observer | None = None
+    ) -> None:
         self._routes = routes
         self._auth = auth
+        self._observe = observe
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(3)
+
+    @property
+    def authenticator(self) -> Authenticator | None:
+        return self._auth
+
+    def _request_id(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _REQUEST_ID.match(value):
+                return str(value.decode("ascii"))
+        return f"{self._id_prefix}-{next(self._ids):x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extra: list[tuple[bytes, bytes]] = []
+        started = time.monotonic()
+        request_id = self._request_id(scope)
+        # The route's template and the caller, as far as the request got.
+        seen: list[Any] = ["unmatched", ANONYMOUS]
+        with logs.bind(request_id=request_id):
+            status = await self._handle(scope, receive, send, request_id, seen)
+        template, principal = seen
+        if self._observe is not None:
+            client = scope.get("client")
+            self._observe(
+                Answered(
+                    method=scope["method"],
+                    route=template,
+                    status=status,
+                    seconds=time.monotonic() - started,
+                    key_id=None if principal is ANONYMOUS else principal.id,
+                    request_id=request_id,
+                    client=None if client is None else str(client[0]),
+                )
+            )
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, seen: list[Any]
+    ) -> int:
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
         try:
             route, params = self._find(scope["method"], scope["path"])
+            seen[:] = [route.path, ANONYMOUS]
             principal = ANONYMOUS
             if route.need is not None:
+                if self._auth is None:
+                    raise HttpError(401, "unauthenticated", "no credentials are taken here")
                 principal = self._auth.principal(scope)
+                seen[1] = principal
                 if not principal.can(route.need):
                     raise HttpError(
                         403, "forbidden", f"a {principal.role} key may not {route.need} here"
                     )
             request = Request(scope, receive, params, principal)
-            status, body = await route.handler(request)
+            with logs.bind(key_id=principal.id):
+                status, body = await route.handler(request)
         except HttpError as exc:
             status, body = exc.status, {"error": exc.code, "detail": exc.detail}
             extra += exc.headers
@@ -193,6 +260,7 @@ class App:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status, body = 500, {"error": "internal_error", "detail": "internal error (logged)"}
         await self._respond(send, status, body, extra)
+        return status
 
     def _find(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = False

@@ -3,23 +3,39 @@ under the header deadline, remembers each TLS peer's certificate, and serves eac
 connection with core/api/http1.py (HTTP/1.1 on llhttp; hypercorn cost about 550 us of
 CPU per request here).
 
-hypercorn's Config still describes the listener (binds, TLS files, mTLS, timeouts):
-`hanko serve` builds it in one place (core/cmd/wiring.py).
+Two operations for the service's signals: `reload` swaps the TLS context (new
+handshakes get the new certificate, open connections keep theirs) and the deadlines;
+`drain` stops accepting, lets every request under way finish and be answered, closes
+idle keep-alive connections, and returns when none is left or its time is up.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
+import ssl
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import msgspec
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.utils import parse_socket_addr, repr_socket_addr
 
 from core.api.http1 import App, Http1Connection
+from core.base.errors import HankoError
+
+_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+class ListenerSettings(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None  # set: a client certificate from this CA is required
+    max_connections: int = 1000
+    header_timeout: float = 10.0  # also the TLS handshake's and the keep-alive idle limit
+    body_timeout: float = 30.0
+    backlog: int = 1024
 
 
 class ListenerStatistics(msgspec.Struct, frozen=True):
@@ -27,6 +43,36 @@ class ListenerStatistics(msgspec.Struct, frozen=True):
     max_connections: int
     accepted: int
     handshakes_failed: int
+    draining: bool
+    tls_reloads: int
+
+
+class ListenError(HankoError):
+    code = "listen_failed"
+
+
+def tls_context(settings: ListenerSettings) -> ssl.SSLContext | None:
+    """The server's TLS context from the files `settings` names (None: plain HTTP).
+    A file that cannot be read or a key that does not match is one HankoError."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    ctx.set_alpn_protocols(["http/1.1"])  # HTTP/1.1 only: core/api/http1.py
+    try:
+        ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if settings.client_ca is not None:
+            ctx.load_verify_locations(settings.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise HankoError(
+            f"api TLS: cannot load {settings.tls_cert}, {settings.tls_key}"
+            f"{' or ' + settings.client_ca if settings.client_ca else ''}: {exc}",
+            code="tls_files",
+        ) from None
+    return ctx
 
 
 class PeerCertificates:
@@ -47,110 +93,156 @@ class PeerCertificates:
         self._by_client.pop(client, None)
 
 
-class _CappedListener(trio.abc.Listener[trio.abc.Stream]):
-    """Accepts only while a connection slot is free: past the cap, clients wait in the
-    kernel's backlog instead of taking file descriptors and memory."""
-
-    def __init__(self, inner: trio.abc.Listener[Any], slots: trio.Semaphore) -> None:
-        self._inner = inner
-        self._slots = slots
-
-    async def accept(self) -> trio.abc.Stream:
-        await self._slots.acquire()
-        try:
-            stream: trio.abc.Stream = await self._inner.accept()
-        except BaseException:
-            self._slots.release()
-            raise
-        return stream
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+def _address(sock: Any, peer: bool) -> tuple[str, int]:
+    addr = sock.getpeername() if peer else sock.getsockname()
+    return (str(addr[0]), int(addr[1]))
 
 
 class ApiListener:
-    def __init__(
-        self,
-        config: HypercornConfig,
-        *,
-        max_connections: int,
-        peers: PeerCertificates,
-        body_timeout: float = 30.0,
-    ) -> None:
-        self._config = config
-        self._body_timeout = body_timeout
-        self._max = max_connections
-        self._slots = trio.Semaphore(max_connections)
+    def __init__(self, settings: ListenerSettings, *, peers: PeerCertificates) -> None:
+        self._settings = settings
+        self._tls = tls_context(settings)  # refused here, before anything starts
+        self._slots = trio.Semaphore(settings.max_connections)
+        self._max = settings.max_connections
         self.peers = peers
         self._accepted = 0
+        self._open = 0
         self._failed_handshakes = 0
+        self._reloads = 0
+        self._draining = False
+        self._accepting: trio.CancelScope | None = None
+        self._connections: set[Http1Connection] = set()
+        self._idle_now = trio.Event()
+
+    def draining(self) -> bool:
+        return self._draining
+
+    def _bind(self) -> socket.socket:
+        s = self._settings
+        family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((s.host, s.port))
+            sock.listen(s.backlog)
+        except OSError as exc:
+            sock.close()
+            raise ListenError(
+                f"api.listen: cannot listen on {s.host}:{s.port}: {exc.strerror}"
+            ) from None
+        return sock
 
     async def run(
         self, app: Any, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        hc = self._config
-        sockets = hc.create_sockets()
-        ssl_context = hc.create_ssl_context()
-        if ssl_context is not None:
-            ssl_context.set_alpn_protocols(["http/1.1"])  # HTTP/1.1 only: core/api/http1.py
-        listeners: list[trio.abc.Listener[Any]] = []
-        binds = []
-        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
-            sock.listen(hc.backlog)
-            inner: trio.abc.Listener[Any] = trio.SocketListener(
-                trio.socket.from_stdlib_socket(sock)
-            )
-            if ssl_context is not None:
-                inner = trio.SSLListener(inner, ssl_context, https_compatible=True)
-            listeners.append(_CappedListener(inner, self._slots))
-            scheme = "https" if ssl_context is not None else "http"
-            binds.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
-        task_status.started(binds)
-        await trio.serve_listeners(partial(self._connection, app), listeners)
+        sock = self._bind()
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        host, port = _address(sock, peer=False)
+        scheme = "https" if self._tls is not None else "http"
+        shown = f"[{host}]" if ":" in host else host
+        async with trio.open_nursery() as connections:
+            with trio.CancelScope() as self._accepting:
+                task_status.started([f"{scheme}://{shown}:{port}"])
+                while True:
+                    await self._slots.acquire()
+                    try:
+                        stream = await listener.accept()
+                    except BaseException:
+                        self._release()
+                        raise
+                    connections.start_soon(self._connection, app, stream)
+            # Draining: no new connection; the nursery waits for the open ones.
+            await listener.aclose()
 
-    async def _connection(self, app: App, stream: trio.abc.Stream) -> None:
+    async def _connection(self, app: App, transport: trio.SocketStream) -> None:
         self._accepted += 1
-        client = None
+        self._open += 1
+        client = _address(transport.socket, peer=True)
+        server = _address(transport.socket, peer=False)
+        stream: trio.abc.Stream = transport
+        certified = False
         try:
-            if isinstance(stream, trio.SSLStream):
+            if self._tls is not None:
+                tls = trio.SSLStream(transport, self._tls, server_side=True, https_compatible=True)
+                stream = tls
                 try:
-                    with trio.fail_after(self._config.ssl_handshake_timeout):
-                        await stream.do_handshake()
+                    with trio.fail_after(self._settings.header_timeout):
+                        await tls.do_handshake()
                 except (trio.BrokenResourceError, trio.TooSlowError):
                     self._failed_handshakes += 1
                     await trio.aclose_forcefully(stream)
                     return
-                der = stream.getpeercert(binary_form=True)
+                der = tls.getpeercert(binary_form=True)
                 if der:
-                    sock = stream.transport_stream.socket
-                    client = parse_socket_addr(sock.family, sock.getpeername())
                     self.peers.add(client, hashlib.sha256(der).digest())
-            sock = _socket_of(stream)
+                    certified = True
             connection = Http1Connection(
                 stream,
                 app,
-                scheme="https" if isinstance(stream, trio.SSLStream) else "http",
-                client=parse_socket_addr(sock.family, sock.getpeername()),
-                server=parse_socket_addr(sock.family, sock.getsockname()),
-                header_timeout=self._config.keep_alive_timeout,
-                body_timeout=self._body_timeout,
+                scheme="https" if self._tls is not None else "http",
+                client=client,
+                server=server,
+                header_timeout=self._settings.header_timeout,
+                body_timeout=self._settings.body_timeout,
+                draining=self.draining,
             )
-            await connection.run()
+            self._connections.add(connection)
+            try:
+                await connection.run()
+            finally:
+                self._connections.discard(connection)
             await trio.aclose_forcefully(stream)
         finally:
-            if client is not None:
+            if certified:
                 self.peers.remove(client)
-            self._slots.release()
+            self._open -= 1
+            self._release()
+
+    def _release(self) -> None:
+        self._slots.release()
+        if self._draining and self._slots.value == self._max:
+            self._idle_now.set()
+
+    @property
+    def tls(self) -> bool:
+        return self._tls is not None
+
+    def reload(self, settings: ListenerSettings) -> None:
+        """New TLS files (read again even under the same names: a renewed certificate)
+        and deadlines for connections from now on; open ones keep what they have. The
+        address and the connection cap need a restart. A TLS file that cannot be
+        loaded raises and keeps the old context."""
+        old = self._settings
+        if (settings.tls_cert is None) != (old.tls_cert is None):
+            raise HankoError(
+                "api.tls_cert: switching TLS on or off needs a restart", code="reload_refused"
+            )
+        if self._tls is not None:
+            self._tls = tls_context(settings)
+            self._reloads += 1
+        self._settings = msgspec.structs.replace(
+            settings, host=old.host, port=old.port, max_connections=old.max_connections
+        )
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop accepting and wait for every request under way; True if all finished
+        within `timeout` seconds."""
+        self._draining = True
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for connection in list(self._connections):
+            connection.close_if_idle()
+        with trio.move_on_after(timeout):
+            await self._idle_now.wait()
+            return True
+        return False
 
     def statistics(self) -> ListenerStatistics:
         return ListenerStatistics(
-            open_connections=self._max - self._slots.value,
+            open_connections=self._open,
             max_connections=self._max,
             accepted=self._accepted,
             handshakes_failed=self._failed_handshakes,
+            draining=self._draining,
+            tls_reloads=self._reloads,
         )
-
-
-def _socket_of(stream: trio.abc.Stream) -> Any:
-    inner: Any = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
-    return inner.socket

@@ -213,6 +213,13 @@ tls_cert = "tls/api.pem"
 tls_key = "tls/api.key"
 # client_ca = "tls/internal-ca.pem"   # require client certificates (hanko tls client-cert)
 
+[log]
+format = "text"      # "json": one object a line, for a log shipper
+level = "info"
+
+[metrics]
+listen = "127.0.0.1:9464"   # Prometheus: GET /metrics
+
 [acme]
 # External Account Binding keys are derived from this secret (hanko acme eab create).
 eab_secret = {{ file = "secrets/acme-eab.secret" }}

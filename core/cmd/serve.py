@@ -1,15 +1,17 @@
 """`hanko serve`: wires the store writer, the signer pool, the API listener (TLS) and
 the status listener (OCSP and CRLs, plain HTTP) into one trio process tree. Every task
-lives in one nursery; SIGINT or SIGTERM shuts it down cleanly (listeners stop, workers
-exit)."""
+lives in one nursery. SIGTERM or SIGINT drains the API and then stops everything
+cleanly; SIGHUP reloads what can change while serving (core/cmd/control.py)."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,20 +25,23 @@ from core.api import api_keys as keys_http
 from core.api import licenses as licenses_http
 from core.api.acme import AcmeFrontEnd
 from core.api.auth import Authenticator
-from core.api.router import App, Request, Route
+from core.api.router import App, Observer, Request, Route
 from core.api.server import ApiListener, PeerCertificates
-from core.base.clock import Clock, SystemClock
+from core.base import logs
+from core.base.clock import Clock, SystemClock, to_epoch
 from core.base.errors import HankoError
+from core.cmd import telemetry
 from core.cmd.common import add_config
+from core.cmd.control import Reloader, handle_signals
 from core.cmd.wiring import (
     acme_validator,
     crl_publisher,
     crl_updater,
     crl_url_list,
     eab_master,
-    hypercorn_config,
     issuance_engine,
     license_settings,
+    listener_settings,
     ocsp_refresher,
     open_store,
     ra_settings,
@@ -71,6 +76,8 @@ def build_app(
     peers: PeerCertificates | None = None,
     listener: ApiListener | None = None,
     background: list[Callable[..., Awaitable[None]]] | None = None,
+    observe: Observer | None = None,
+    metrics: telemetry.Metrics | None = None,
 ) -> App:
     """The API's routes; tasks they need running are appended to `background`."""
     background = background if background is not None else []
@@ -82,7 +89,10 @@ def build_app(
         clock=clock,
         intake=intake,
         ocsp_presigner=refresher.presigner if refresher is not None else None,
+        observe=metrics.issued if metrics is not None else None,
     )
+    if metrics is not None:
+        metrics.sources["issuance"] = engine.statistics
 
     desk = LicenseDesk(license_settings(cfg), clock)
     auth = Authenticator(
@@ -132,7 +142,7 @@ def build_app(
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),
     ]
-    return App(routes, auth)
+    return App(routes, auth, observe)
 
 
 def acme_routes(
@@ -187,7 +197,11 @@ def readiness(
 
 
 async def run_service(
-    cfg: Config, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    cfg: Config,
+    signals: AsyncIterator[int],
+    *,
+    config_path: Path,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     store = open_store(cfg)
     intake = IntakePool()
@@ -206,14 +220,13 @@ async def run_service(
         # The status listener serves the CRL files even with OCSP off.
         responders = responder_processes(cfg)
         peers = PeerCertificates()
-        hc = hypercorn_config(cfg)
-        listener = ApiListener(
-            hc,
-            max_connections=cfg.api.max_connections,
-            peers=peers,
-            body_timeout=cfg.api.body_timeout.seconds,
-        )
+        listener = ApiListener(listener_settings(cfg), peers=peers)
         background: list[Callable[..., Awaitable[None]]] = []
+        metrics = telemetry.Metrics() if cfg.metrics.listen else None
+        if metrics is not None:
+            watch(cfg, metrics, store=store, writer=writer, pool=pool, listener=listener,
+                  responders=responders, refresher=refresher, updater=updater,
+                  clock=clock)  # fmt: skip
         app = build_app(
             cfg,
             store=store,
@@ -227,7 +240,10 @@ async def run_service(
             peers=peers,
             listener=listener,
             background=background,
+            observe=telemetry.observer(cfg, metrics),
+            metrics=metrics,
         )
+        reloader = Reloader(cfg, config_path, listener=listener, auth=app.authenticator)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
@@ -240,11 +256,59 @@ async def run_service(
             status_bind = await nursery.start(responders.run)
             log.info("status listener (OCSP, CRLs) on %s", status_bind)
             binds = await nursery.start(listener.run, app)
-            log.info("hanko serving on %s", ", ".join(binds))
+            if metrics is not None:
+                [scrape] = await nursery.start(
+                    telemetry.MetricsEndpoint(metrics, cfg.metrics.listen).run
+                )
+                log.info("metrics on %s/metrics", scrape)
+            log.info("hanko serving on %s", ", ".join(binds), extra={"event": "serve.started"})
             task_status.started(binds)
+            await handle_signals(
+                signals, reloader=reloader, listener=listener, stop=nursery.cancel_scope.cancel
+            )
     finally:
         intake.close()
         store.close()
+
+
+def watch(
+    cfg: Config,
+    metrics: telemetry.Metrics,
+    *,
+    store: Store,
+    writer: GroupCommitWriter,
+    pool: SignerPool,
+    listener: ApiListener,
+    responders: ResponderProcesses,
+    refresher: OcspRefresher | None,
+    updater: CrlUpdater,
+    clock: Clock,
+) -> None:
+    """Point the metrics at the components: their hooks and their statistics."""
+    writer.on_commit = metrics.committed
+    pool.on_batch = metrics.signer_batch.observe
+    metrics.sources.update(
+        signer=pool.statistics,
+        writer=writer.statistics,
+        store=store.map_use,
+        responders=responders.statistics,
+        crl=updater.statistics,
+        listener=listener.statistics,
+    )
+    if refresher is not None:
+        metrics.sources["refresher"] = refresher.statistics
+    metrics.crl_dir = cfg.path(cfg.crl.publish_dir)
+    desk = LicenseDesk(license_settings(cfg), clock)
+
+    def balances() -> Iterator[tuple[str, str, str, str, int]]:
+        with store.read() as txn:
+            now = to_epoch(clock.now())
+            for account in desk.accounts(txn):
+                for lic in txn.iter_licenses(account.id):
+                    view = desk.license_view(txn, lic, now)
+                    yield account.id, view.id, view.kind, view.totals.unit, view.totals.available
+
+    metrics.licenses = balances
 
 
 LAPSE_SWEEP_SECONDS = 3600
@@ -265,20 +329,14 @@ async def record_lapses(writer: GroupCommitWriter, desk: LicenseDesk) -> None:
         await trio.sleep(LAPSE_SWEEP_SECONDS)
 
 
-async def _main(cfg: Config) -> None:
-    # The receiver must outlive the nursery: while it is open, SIGINT and SIGTERM are
-    # ours to turn into a clean cancellation instead of a KeyboardInterrupt.
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+async def _main(cfg: Config, config_path: Path) -> None:
+    # The receiver must outlive the nursery: while it is open, SIGINT, SIGTERM and SIGHUP
+    # are ours to handle instead of a KeyboardInterrupt or the end of the process.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
-
-            async def stop_on_signal() -> None:
-                async for _ in signals:
-                    log.info("shutting down")
-                    nursery.cancel_scope.cancel()
-                    return
-
-            nursery.start_soon(stop_on_signal)
-            binds = await nursery.start(run_service, cfg)
+            binds = await nursery.start(
+                functools.partial(run_service, cfg, signals, config_path=config_path)
+            )
             what = "OCSP and CRLs" if cfg.ocsp.enabled else "CRLs"
             print(
                 f"hanko: serving the API on {', '.join(binds)}, {what} on"
@@ -287,17 +345,18 @@ async def _main(cfg: Config) -> None:
             )
 
 
-def serve(cfg: Config) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    trio.run(_main, cfg)
+def serve(cfg: Config, config_path: Path) -> None:
+    logs.configure(cfg.log.format, cfg.log.level)
+    trio.run(_main, cfg, config_path)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from core.config import load_config
+    from core.config import config_path, load_config
 
     # load_config refuses what must not run: a routable listener without TLS, a key
     # others can read.
-    serve(load_config(args.config))
+    path = config_path(args.config)
+    serve(load_config(path), path)
     return 0
 
 

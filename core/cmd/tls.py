@@ -47,7 +47,8 @@ def cmd_tls_renew_server(args: argparse.Namespace) -> int:
     cert = internal_tls.renew_server(directory, now=SystemClock().now())
     print(
         f"{directory / internal_tls.SERVER_FILE}: a new certificate until"
-        f" {cert.not_valid_after_utc:%Y-%m-%d}; restart hanko serve to use it"
+        f" {cert.not_valid_after_utc:%Y-%m-%d}; a running hanko serve takes it on SIGHUP"
+        " (systemctl reload hanko)"
     )
     return 0
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import ssl
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
-from hypercorn.config import Config as HypercornConfig
 
 from core.acme import ra as acme_ra
 from core.acme.validation import Validator
+from core.api.server import ListenerSettings
 from core.base.clock import Clock
 from core.base.errors import ConfigError
 from core.ca.issuer import CaUrls, IssuerInfo, issuer_info
 from core.ca.root_crl import FILE_NAME as ROOT_CRL_FILE
 from core.config import Config, parse_listen, read_secret
-from core.issuance.engine import IssuanceEngine
+from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
 from core.store import GroupCommitWriter, Store
@@ -120,6 +119,7 @@ def issuance_engine(
     clock: Clock,
     intake: IntakePool | None = None,
     ocsp_presigner: Presigner | None = None,
+    observe: Observe | None = None,
 ) -> IssuanceEngine:
     """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
     responder certificate it adopts is the one issuance and revocation sign under."""
@@ -154,6 +154,7 @@ def issuance_engine(
         presigner=(ocsp_presigner or presigner(cfg)) if cfg.ocsp.enabled else None,
         crl_partitions=cfg.crl.partitions,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
+        observe=observe,
     )
 
 
@@ -244,24 +245,23 @@ def crl_updater(cfg: Config, publisher: CrlPublisher) -> CrlUpdater:
     )
 
 
-def hypercorn_config(cfg: Config) -> HypercornConfig:
-    """The API listener's settings, in hypercorn's Config (binds, TLS and mTLS files):
-    the listener (core/api/server.py) reads the sockets, the TLS context, the TLS
-    handshake limit and the header deadline (`keep_alive_timeout`) from it."""
+def listener_settings(cfg: Config) -> ListenerSettings:
     api = cfg.api
-    hc = HypercornConfig()
-    hc.bind = [api.listen]
-    hc.keep_alive_timeout = api.header_timeout.seconds
-    hc.ssl_handshake_timeout = api.header_timeout.seconds
-    hc.backlog = 1024
-    if api.tls_cert is not None and api.tls_key is not None:
-        hc.certfile = str(cfg.path(api.tls_cert))
-        hc.keyfile = str(cfg.path(api.tls_key))
-        hc.ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
-        if api.client_ca is not None:
-            hc.ca_certs = str(cfg.path(api.client_ca))
-            hc.verify_mode = ssl.CERT_REQUIRED
-    return hc
+    host, port = parse_listen(api.listen)
+
+    def file(value: str | None) -> str | None:
+        return None if value is None else str(cfg.path(value))
+
+    return ListenerSettings(
+        host=host,
+        port=port,
+        tls_cert=file(api.tls_cert),
+        tls_key=file(api.tls_key),
+        client_ca=file(api.client_ca),
+        max_connections=api.max_connections,
+        header_timeout=api.header_timeout.seconds,
+        body_timeout=api.body_timeout.seconds,
+    )
 
 
 def response_encoder(cfg: Config) -> ResponseEncoder:

@@ -220,6 +220,9 @@ class ApiConfig(msgspec.Struct, **_STRICT):
     header_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
     # A request body, whole (408 past it).
     body_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
+    # SIGTERM: new connections are refused at once; requests under way have this long
+    # to be answered before the service stops anyway.
+    drain_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
 
     @property
     def tls(self) -> bool:
@@ -249,6 +252,20 @@ class AcmeConfig(msgspec.Struct, **_STRICT):
     account_rate: float = 50.0
 
 
+class LogConfig(msgspec.Struct, **_STRICT):
+    # "json": one object a line (time, level, event, and the request id, key id,
+    # serial or account where they apply); "text": for a terminal. Both to stderr.
+    format: Literal["json", "text"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # One line per API request (method, route, status, duration, key id).
+    access_log: bool = True
+
+
+class MetricsConfig(msgspec.Struct, **_STRICT):
+    # Prometheus text on http://{listen}/metrics; "" turns it off.
+    listen: str = "127.0.0.1:9464"
+
+
 class Config(msgspec.Struct, **_STRICT):
     store: StoreConfig
     hsm: HsmConfig
@@ -260,6 +277,8 @@ class Config(msgspec.Struct, **_STRICT):
     licenses: LicenseConfig = msgspec.field(default_factory=LicenseConfig)
     ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
     acme: AcmeConfig = msgspec.field(default_factory=AcmeConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 

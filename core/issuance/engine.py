@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import random
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 
 import msgspec
 from cryptography import x509
@@ -54,6 +55,8 @@ from ocsp.presign import Pending, Presigner
 from signer.algorithms import SignAlgorithm
 from signer.api import BatchSigner, Priority
 from signer.splice import assemble, signature_algorithm_der
+
+Observe = Callable[[str, str, float], None]
 
 
 class EngineStatistics(msgspec.Struct, frozen=True):
@@ -99,7 +102,9 @@ class IssuanceEngine:
         presigner: Presigner | None = None,
         licensing: book.Settings | None = None,
         crl_partitions: int = 16,
+        observe: Observe | None = None,
     ) -> None:
+        self._observe = observe  # each request's (profile, result, seconds): metrics
         self._config = config
         self._partitions = crl_partitions
         # None: license enforcement off (a private CA, or the benchmark's baseline).
@@ -175,6 +180,7 @@ class IssuanceEngine:
         """Issue each request. `actor` is the caller (the audit log's actor; idempotency
         keys are its own); `accounts`, when given, the only accounts whose
         organizations it may issue for (others are answered as not found)."""
+        started = time.monotonic()
         now = self._clock.now().replace(microsecond=0)
         out: list[IssueResult | HankoError | None] = [None] * len(requests)
         prepared: list[tuple[int, _Prepared]] = []
@@ -208,6 +214,10 @@ class IssuanceEngine:
                     out[i] = result
         results = [r if r is not None else HankoError("request was not processed") for r in out]
         self._refused += sum(isinstance(r, PolicyError) for r in results)
+        if self._observe is not None:
+            took = time.monotonic() - started
+            for req, r in zip(requests, results, strict=True):
+                self._observe(req.profile, r.code if isinstance(r, HankoError) else "issued", took)
         return results
 
     async def _sign(

@@ -10,6 +10,7 @@ after its data is durable.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -58,6 +59,8 @@ class GroupCommitWriter:
         # can never outgrow the number of callers in flight.
         self._send, self._receive = trio.open_memory_channel[_Pending[Any]](float("inf"))
         self._commits = 0
+        # Each durable commit's (ops, seconds), for metrics.
+        self.on_commit: Callable[[int, float], None] | None = None
         self._ops = 0
         self._failed = 0
         self._largest = 0
@@ -103,6 +106,7 @@ class GroupCommitWriter:
 
     async def _commit(self, group: list[_Pending[Any]]) -> None:
         ops = [p.op for p in group]
+        started = time.monotonic()
         try:
             # LMDB write transactions belong to one thread; the whole group runs in one
             # worker-thread call, so the trio loop keeps accepting work meanwhile.
@@ -120,6 +124,8 @@ class GroupCommitWriter:
         self._commits += 1
         self._ops += len(group)
         self._largest = max(self._largest, len(group))
+        if self.on_commit is not None:
+            self.on_commit(len(group), time.monotonic() - started)
         for p, result in zip(group, results, strict=True):
             if isinstance(result, Failed):
                 self._failed += 1
