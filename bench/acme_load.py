@@ -41,6 +41,7 @@ from cryptography.x509.oid import NameOID
 
 from bench.acme_client import Account, AcmeError, connect
 from bench.issue_load import _configure, _free_port
+from bench.report import maybe_write
 from core.acme.jws import b64decode, b64encode
 from core.config import Config, load_config
 
@@ -302,6 +303,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
         ratio = round(h["orders_per_s"] / p["orders_per_s"], 3) if valid else None
         report["levels"].append({"accounts": h["accounts"], "hanko": h, "pebble": p,
                                  "hanko_over_pebble": ratio})  # fmt: skip
+    maybe_write(args, "acme", report)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from core.cmd.common import Parser, add_config
@@ -11,7 +12,10 @@ from core.cmd.common import Parser, add_config
 def cmd_bench_store(args: argparse.Namespace) -> int:
     from bench.store_commit import main as bench_main
 
-    return bench_main(["--json"] if args.json else [])
+    argv = ["--json"] if args.json else []
+    if args.report is not None:
+        argv += ["--report", str(args.report)]
+    return bench_main(argv)
 
 
 def cmd_bench_issue(args: argparse.Namespace) -> int:
@@ -44,15 +48,27 @@ def cmd_bench_acme(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def _report_arg(b: argparse.ArgumentParser) -> None:
+    b.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<bench>.html with plots, and the JSON beside it",
+    )
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=Parser)
     b = bench.add_parser("store", help="durable writes/s: group commit against one commit each")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_arg(b)
     b.set_defaults(func=cmd_bench_store)
     b = bench.add_parser("signer", help="signatures/s and latency through the batched signer")
     add_config(b)
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_arg(b)
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
@@ -60,6 +76,7 @@ def register(sub: Any) -> None:
     b = bench.add_parser("issue", help="certificates/s through the signing RPC and the ceiling")
     add_config(b)
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_arg(b)
     b.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
     b.add_argument("--connections", type=int, default=64, help="connections, single endpoint")
     b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
@@ -78,6 +95,7 @@ def register(sub: Any) -> None:
         help="CertID hashes to pre-sign (sha1,sha256); default: the config's",
     )
     b.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(b)
     b.set_defaults(func=cmd_bench_ocsp)
     b = bench.add_parser("acme", help="complete ACME orders/s against Pebble, 1 to 64 accounts")
     add_config(b)
@@ -85,9 +103,11 @@ def register(sub: Any) -> None:
     b.add_argument("--seconds", type=float, default=10.0, help="time per level")
     b.add_argument("--client-processes", type=int, default=4, help="load generator processes")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(b)
     b.set_defaults(func=cmd_bench_acme)
     b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
     add_config(b)
     b.add_argument("--entries", type=int, default=1_000_000, help="revocations per set")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(b)
     b.set_defaults(func=cmd_bench_crl)

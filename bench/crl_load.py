@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.report import maybe_write
 from core.base.clock import SystemClock
 from core.base.reasons import RevocationReason
 from core.cmd.wiring import crl_publisher, signer_pool, store_writer
@@ -363,6 +364,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     with tempfile.TemporaryDirectory(prefix="hanko-bench-crl-") as tmp:
         report = run(cfg, certs=args.entries, workdir=Path(tmp))
+    maybe_write(args, "crl", report)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

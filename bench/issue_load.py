@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.proc_cpu import children_cpu, spent, tree_cpu
+from bench.report import maybe_write
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
 from core.cmd.wiring import worker_spec
@@ -334,6 +335,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             batch=args.batch,
             batch_connections=args.batch_connections,
         )
+    maybe_write(args, "issue", report)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

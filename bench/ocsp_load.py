@@ -38,6 +38,8 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from bench import ocsp_peers as peers
+from bench.progress import Progress
+from bench.report import maybe_write
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
 from core.base.clock import FixedClock, SystemClock
@@ -65,8 +67,11 @@ REASONS = [RevocationReason.KEY_COMPROMISE, RevocationReason.SUPERSEDED,
            RevocationReason.CESSATION_OF_OPERATION, RevocationReason.UNSPECIFIED]  # fmt: skip
 
 
+PROGRESS = Progress("ocsp")
+
+
 def _progress(text: str) -> None:
-    print(f"bench ocsp: {text}", file=sys.stderr, flush=True)
+    PROGRESS.say(text)
 
 
 def load_store(
@@ -84,6 +89,7 @@ def load_store(
     parts at `segment_due(now, segments, k)`, so the refresh can be run a part at a time."""
     rng = random.Random(seed)
     serials: list[bytes] = []
+    bar = PROGRESS.bar(f"storing {n:,} certificates", n) if n >= 10 * CHUNK else None
     for start in range(0, n, CHUNK):
         batch = []
         for _ in range(min(CHUNK, n - start)):
@@ -109,6 +115,10 @@ def load_store(
                 txn.schedule_ocsp(serial, segment_due(now, segments, i * segments // n))
 
         store.write(op)
+        if bar is not None:
+            bar.advance(len(batch))
+    if bar is not None:
+        bar.close()
     return serials
 
 
@@ -180,6 +190,7 @@ async def _refresh_all(
         ceilings = [await trio.to_thread.run_sync(ceiling)] if ceiling else []
         seconds = cpu = possible = 0.0
         parts = []
+        bar = PROGRESS.bar(f"re-signing {n:,} responses in {segments} parts", n)
         for k in range(segments):
             # Everything in part k is due by now; what the refresher stores is due days later.
             clock.set(dt.datetime.fromtimestamp(segment_due(loaded_at, segments, k), dt.UTC))
@@ -199,6 +210,8 @@ async def _refresh_all(
                 possible += around * part_seconds
                 part["of_ceiling"] = round(done * per_cert / part_seconds / around, 3)
             parts.append(part)
+            bar.advance(done)
+        bar.close()
         refreshed = refresher.statistics().refreshed
         report = {
             "responses": refreshed,
@@ -325,6 +338,7 @@ def run(
                     peers.check_all, url, reqs, lambda s, d: "/ocsp", "POST"
                 )
                 for name, script in (("hanko GET", lua_get), ("hanko POST", lua_post)):
+                    _progress(f"wrk -c{connections} for {seconds:g} s against {name}")
                     results[name] = await trio.to_thread.run_sync(
                         functools.partial(
                             run_wrk, url, script, connections=connections, seconds=seconds
@@ -336,21 +350,34 @@ def run(
     finally:
         store.close()
 
-    results.update(peers.cfssl(workdir, reqs, connections, seconds))
-    results.update(peers.nginx(workdir, reqs, connections, seconds))
     report["load"] = results
-    h_get, h_post = results["hanko GET"]["requests_per_s"], results["hanko POST"]["requests_per_s"]
-    report["ratios"] = {
-        "hanko_get_over_cfssl_post": round(h_get / results["cfssl POST"]["requests_per_s"], 2),
-        "hanko_post_over_cfssl_post": round(h_post / results["cfssl POST"]["requests_per_s"], 2),
-        "hanko_get_over_nginx_get": round(h_get / results["nginx GET"]["requests_per_s"], 2),
-    }
+    report["ratios"] = _peers(results, workdir, reqs, connections, seconds)
     report["settings"] = {
         "connections": connections, "seconds_per_run": seconds, "distinct_requests": len(reqs),
         "responder_processes": cfg.ocsp.responder_processes,
         "cert_id_hashes": list(cfg.ocsp.cert_id_hashes),
     }  # fmt: skip
     return report
+
+
+def _peers(
+    results: dict[str, dict[str, float]],
+    workdir: Path,
+    reqs: list[tuple[bytes, bytes, bytes]],
+    connections: int,
+    seconds: float,
+) -> dict[str, float]:
+    """cfssl and nginx under the same load, added to `results`; hanko's ratios to them."""
+    _progress(f"wrk -c{connections} for {seconds:g} s against cfssl ocspserve (POST)")
+    results.update(peers.cfssl(workdir, reqs, connections, seconds))
+    _progress(f"wrk -c{connections} for {seconds:g} s against nginx (GET of the same bytes)")
+    results.update(peers.nginx(workdir, reqs, connections, seconds))
+    h_get, h_post = results["hanko GET"]["requests_per_s"], results["hanko POST"]["requests_per_s"]
+    return {
+        "hanko_get_over_cfssl_post": round(h_get / results["cfssl POST"]["requests_per_s"], 2),
+        "hanko_post_over_cfssl_post": round(h_post / results["cfssl POST"]["requests_per_s"], 2),
+        "hanko_get_over_nginx_get": round(h_get / results["nginx GET"]["requests_per_s"], 2),
+    }
 
 
 def _print_text(report: dict[str, Any]) -> None:
@@ -395,6 +422,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             cfg, certs=args.certs, revoked=args.revoked, sample=args.sample,
             seconds=args.seconds, connections=args.connections, workdir=Path(tmp),
         )  # fmt: skip
+    maybe_write(args, "ocsp", report)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

@@ -24,6 +24,8 @@ from typing import Any
 
 import trio
 
+from bench.progress import Progress
+from bench.report import maybe_write
 from bench.stats import median, percentile
 from core.base.errors import HankoError
 from core.cmd.wiring import signer_pool, worker_spec
@@ -215,20 +217,27 @@ def run(cfg: Config, *, callers: Sequence[int], seconds: float, rounds: int) -> 
         "message_bytes": len(MESSAGE),
         "algorithms": {},
     }
+    progress = Progress("signer")
+    # Each round: the raw ceiling, then every caller count batched and unbatched.
+    steps = len(BENCH_KEYS) * rounds * (1 + 2 * len(callers))
+    bar = progress.bar(f"{steps} measurements of {seconds:g} s", steps)
     for name, (label, _, alg) in BENCH_KEYS.items():
         raw: list[float] = []
         batched: dict[int, list[dict[str, float]]] = {n: [] for n in callers}
         unbatched: dict[int, list[dict[str, float]]] = {n: [] for n in callers}
         for _ in range(rounds):
             raw.append(raw_ceiling(spec, label, alg, workers, seconds))
+            bar.advance()
             for n, r in pool_run(
                 cfg, label, alg, callers, seconds, batched=True, workers=workers
             ).items():
                 batched[n].append(r)
+            bar.advance(len(callers))
             for n, r in pool_run(
                 cfg, label, alg, callers, seconds, batched=False, workers=workers
             ).items():
                 unbatched[n].append(r)
+            bar.advance(len(callers))
         ceiling = median(raw)
 
         def summary(rows: list[dict[str, float]], ceiling: float = ceiling) -> dict[str, float]:
@@ -249,6 +258,7 @@ def run(cfg: Config, *, callers: Sequence[int], seconds: float, rounds: int) -> 
                 "batched_over_unbatched": round(b["per_s"] / u["per_s"], 2),
             }
         report["algorithms"][name] = entry
+    bar.close()
     return report
 
 
@@ -280,6 +290,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
     if not callers or min(callers) < 1:
         raise SystemExit("--callers needs positive integers, e.g. 1,16,256")
     report = run(cfg, callers=callers, seconds=args.seconds, rounds=args.rounds)
+    maybe_write(args, "signer", report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from bench.report import maybe_write
 from core.base.reasons import RevocationReason
 from core.store import CertRecord, CertStatus, GroupCommitWriter, Store, WriteTxn, serial_bytes
 from crl.encoder import revoked_entry
@@ -124,10 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--group", type=int, default=50000, help="revocations through group commit")
     p.add_argument("--concurrency", type=int, default=512, help="concurrent writers")
     p.add_argument("--dir", type=Path, default=None, help="where the LMDB environment goes")
+    p.add_argument("--report", type=Path, default=None, help="write an HTML report here")
     args = p.parse_args(argv)
     res = run(
         single=args.single, group=args.group, concurrency=args.concurrency, directory=args.dir
     )
+    maybe_write(args, "store", res)
     if args.json:
         print(json.dumps(res, indent=2))
     else:

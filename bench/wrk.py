@@ -37,7 +37,7 @@ def run_wrk(
         raise RuntimeError(f"wrk printed no request rate:\n{out}")
     rate = float(found.group(1))
     lat = {}
-    for q in ("50", "99"):
+    for q in ("50", "75", "90", "99"):
         m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         lat[q] = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
     done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
@@ -46,6 +46,8 @@ def run_wrk(
     return {
         "requests_per_s": rate,
         "p50_ms": lat["50"],
+        "p75_ms": lat["75"],
+        "p90_ms": lat["90"],
         "p99_ms": lat["99"],
         "non_2xx": float(bad.group(1)) if bad else 0.0,
         "socket_errors": 1.0 if errors else 0.0,

@@ -16,8 +16,9 @@ DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
 
 # softhsm2: the HSM the tests and the dev service use; openssl, gnutls-bin, nginx and wrk
 # are the interop peers and load generator the tests and benchmarks drive; golang-cfssl
-# (`cfssl ocspserve`) is the Go OCSP responder `hanko bench ocsp` compares against.
-APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble)
+# (`cfssl ocspserve`) is the Go OCSP responder `hanko bench ocsp` compares against;
+# systemd gives systemd-analyze, which checks configs/hanko.service.
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
@@ -71,9 +72,20 @@ need_venv() {
     fi
 }
 
+# `hanko` on PATH for the README's commands: a link to this checkout's virtualenv.
+link_cli() {
+    local bin=/usr/local/bin
+    if [ -w "$bin" ] && { [ ! -e "$bin/hanko" ] || [ -L "$bin/hanko" ]; }; then
+        ln -sfn "$VENV/bin/hanko" "$bin/hanko"
+    elif ! command -v hanko >/dev/null 2>&1; then
+        log "hanko is not on PATH: use $VENV/bin/hanko (or add $VENV/bin to PATH)"
+    fi
+}
+
 setup() {
     need_apt
     need_venv
+    link_cli
 }
 
 cmd=${1:-}

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from core.base.reasons import ALL_REASON_NAMES
 from core.cmd.common import add_config, print_struct, run_with_engine
 
@@ -31,10 +33,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
         license=args.license,
     )
     result = run_with_engine(cfg, lambda engine: engine.issue(request, actor="cli"))
+    root = cfg.path(cfg.ca.root_cert).read_text() if args.with_root else ""
     if args.json:
-        print_struct(result)
+        print_struct(msgspec.structs.replace(result, chain=result.chain + root))
     else:
-        sys.stdout.write(result.certificate + result.chain)
+        sys.stdout.write(result.certificate + result.chain + root)
+        # The serial on stderr, so stdout stays the PEM a server is given.
+        sys.stderr.write(f"issued {result.serial} (valid until {result.not_after.isoformat()})\n")
     return 0
 
 
@@ -52,7 +57,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("issue", help="issue a certificate; prints it and its chain as PEM")
+    p = sub.add_parser(
+        "issue", help="issue a certificate; prints it and its chain as PEM, the serial on stderr"
+    )
     add_config(p)
     p.add_argument("--csr", type=Path, required=True, help="CSR file (PEM or DER)")
     p.add_argument("--profile", required=True, help="profile name from the configuration")
@@ -61,6 +68,9 @@ def register(sub: Any) -> None:
     p.add_argument("--renewal-of", default=None, help="serial (hex) of the certificate renewed")
     p.add_argument("--reissue-of", default=None, help="serial (hex) of the certificate reissued")
     p.add_argument("--license", default=None, help="the license that pays (default: account's)")
+    p.add_argument(
+        "--with-root", action="store_true", help="end the chain with the root (default: without)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_issue)
 

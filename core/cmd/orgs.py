@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_struct
+from core.cmd.common import Parser, add_config, print_json, print_struct
 
 
 def cmd_org_create(args: argparse.Namespace) -> int:
@@ -52,7 +52,10 @@ def cmd_domain_remove(args: argparse.Namespace) -> int:
     at_us = SystemClock().now_us()
     with open_store(cfg) as store:
         store.write(lambda t: t.remove_domain(args.org, domain, at_us=at_us, actor="cli"))
-    print(f"domain {domain} removed from {args.org}: no new certificate will name it")
+    if args.json:
+        print_json({"org": args.org, "domain": domain, "removed": True})
+    else:
+        print(f"domain {domain} removed from {args.org}: no new certificate will name it")
     return 0
 
 
@@ -76,6 +79,92 @@ def cmd_domain_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _org_json(org: Any) -> dict[str, Any]:
+    import msgspec
+
+    from core.base.clock import from_epoch
+
+    out: dict[str, Any] = msgspec.structs.asdict(org)
+    out["validated_at"] = from_epoch(org.validated_at).isoformat()
+    return out
+
+
+def cmd_org_list(args: argparse.Namespace) -> int:
+    from core.cmd.wiring import open_store
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    with open_store(cfg, readonly=True) as store, store.read() as txn:
+        orgs = list(txn.iter_orgs(args.account))
+        domains = {o.id: sum(1 for _ in txn.iter_domains(o.id)) for o in orgs}
+    if args.json:
+        print_json([{**_org_json(o), "domains": domains[o.id]} for o in orgs])
+        return 0
+    for o in orgs:
+        print(f"{o.id}\t{o.level}\t{o.account or '-'}\t{domains[o.id]} domains\t{o.organization}")
+    return 0
+
+
+def cmd_org_show(args: argparse.Namespace) -> int:
+    from core.base.clock import from_epoch
+    from core.base.errors import NotFound
+    from core.cmd.wiring import open_store
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    with open_store(cfg, readonly=True) as store, store.read() as txn:
+        org = txn.get_org(args.id)
+        if org is None:
+            raise NotFound(f"no organization {args.id!r} (hanko org list)")
+        domains = list(txn.iter_domains(org.id))
+    if args.json:
+        print_json({**_org_json(org), "domains": [_domain_json(d) for d in domains]})
+        return 0
+    subject = ", ".join(
+        f"{k}={v}"
+        for k, v in (
+            ("O", org.organization),
+            ("L", org.locality),
+            ("ST", org.state),
+            ("C", org.country),
+        )
+        if v
+    )
+    print(f"organization {org.id} ({org.level.upper()}), account {org.account or '-'}")
+    print(f"subject: {subject}")
+    print(f"validated: {from_epoch(org.validated_at).isoformat()}")
+    if org.parent:
+        print(f"sub-organization of {org.parent}")
+    for d in domains:
+        print(f"domain {d.domain} ({d.method}, {from_epoch(d.validated_at).isoformat()})")
+    return 0
+
+
+def _domain_json(d: Any) -> dict[str, Any]:
+    from core.base.clock import from_epoch
+
+    return {"domain": d.domain, "method": d.method,
+            "validated_at": from_epoch(d.validated_at).isoformat()}  # fmt: skip
+
+
+def cmd_domain_list(args: argparse.Namespace) -> int:
+    from core.base.errors import NotFound
+    from core.cmd.wiring import open_store
+    from core.config import load_config
+
+    cfg = load_config(args.config)
+    with open_store(cfg, readonly=True) as store, store.read() as txn:
+        if txn.get_org(args.org) is None:
+            raise NotFound(f"no organization {args.org!r} (hanko org list)")
+        domains = list(txn.iter_domains(args.org))
+    if args.json:
+        print_json([_domain_json(d) for d in domains])
+    else:
+        for d in domains:
+            print(f"{d.domain}\t{d.method}")
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("org", help="organizations (the validated subject of certificates)")
     org = p.add_subparsers(dest="org", required=True, parser_class=Parser)
@@ -94,6 +183,16 @@ def register(sub: Any) -> None:
     o.add_argument("--parent", help="sub-organization: the primary organization (OV only)")
     o.add_argument("--json", action="store_true", help="print the result as JSON")
     o.set_defaults(func=cmd_org_create)
+    o = org.add_parser("list", help="every organization (of one account with --account)")
+    add_config(o)
+    o.add_argument("--account", help="only this account's organizations")
+    o.add_argument("--json", action="store_true", help="print the result as JSON")
+    o.set_defaults(func=cmd_org_list)
+    o = org.add_parser("show", help="one organization: its subject and validated domains")
+    add_config(o)
+    o.add_argument("id", help="organization id")
+    o.add_argument("--json", action="store_true", help="print the result as JSON")
+    o.set_defaults(func=cmd_org_show)
 
     p = sub.add_parser("domain", help="domain validations of an organization")
     dom = p.add_subparsers(dest="domain_cmd", required=True, parser_class=Parser)
@@ -109,4 +208,11 @@ def register(sub: Any) -> None:
     add_config(d)
     d.add_argument("--org", required=True)
     d.add_argument("--domain", required=True)
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
     d.set_defaults(func=cmd_domain_remove)
+
+    d = dom.add_parser("list", help="the validated domains of an organization")
+    add_config(d)
+    d.add_argument("--org", required=True)
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
+    d.set_defaults(func=cmd_domain_list)

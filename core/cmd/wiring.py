@@ -123,7 +123,9 @@ def issuance_engine(
 ) -> IssuanceEngine:
     """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
     responder certificate it adopts is the one issuance and revocation sign under."""
-    chain = cfg.path(cfg.ca.issuer_cert).read_text() + cfg.path(cfg.ca.root_cert).read_text()
+    # What a TLS server sends after its certificate: the issuing CA. The root is in the
+    # clients' trust stores; sending it only costs every handshake bytes.
+    chain = cfg.path(cfg.ca.issuer_cert).read_text()
     blocked: set[bytes] = set()
     if cfg.issuance.blocked_keys_file is not None:
         path = cfg.path(cfg.issuance.blocked_keys_file)

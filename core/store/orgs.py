@@ -16,6 +16,13 @@ class OrgReads(Txn):
         raw = self.txn.get(org_id.encode(), db=self.dbs[b"orgs"])
         return None if raw is None else ORG.decode(raw)
 
+    def iter_orgs(self, account: str | None = None) -> Iterator[OrgRecord]:
+        """Every organization in id order (of one account, when given)."""
+        for _, value in self.txn.cursor(db=self.dbs[b"orgs"]):
+            org = ORG.decode(value)
+            if account is None or org.account == account:
+                yield org
+
     def orgs_of_domain(self, domain: str) -> list[str]:
         """The organizations holding a validation of exactly `domain`."""
         return [o.decode() for o in self.suffixes(b"domain_orgs", domain.encode() + b"\0")]

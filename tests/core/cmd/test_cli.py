@@ -202,7 +202,9 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
     )
     issued = hanko("issue", "-c", c, "--csr", str(req), "--profile", "ov", "--organization", "acme")
     assert issued.returncode == 0, issued.stderr
-    assert issued.stdout.count("BEGIN CERTIFICATE") == 3  # leaf, issuing CA, root
+    assert issued.stdout.count("BEGIN CERTIFICATE") == 2  # leaf, issuing CA; no root
+    assert issued.stderr.startswith("issued ")
+    printed_serial = issued.stderr.split()[1]
     leaf = tmp_path / "leaf.pem"
     leaf.write_text(issued.stdout)
     from tests.conftest import openssl_verify
@@ -218,6 +220,7 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
         .stdout.split("=")[1]
         .strip()
     )
+    assert int(printed_serial, 16) == int(serial, 16)
     inventory = hanko("licenses", "inventory", "-c", c, "acme", "--json", check=True)
     units = json.loads(inventory.stdout)["non_pooled"]
     assert (units["purchased"], units["used"], units["available"]) == (10, 1, 9)
