@@ -36,6 +36,7 @@ class ListenerSettings(msgspec.Struct, frozen=True):
     header_timeout: float = 10.0  # also the TLS handshake's and the keep-alive idle limit
     body_timeout: float = 30.0
     backlog: int = 1024
+    setting: str = "api.listen"  # the configuration key errors name
 
 
 class ListenerStatistics(msgspec.Struct, frozen=True):
@@ -113,6 +114,8 @@ class ApiListener:
         self._accepting: trio.CancelScope | None = None
         self._connections: set[Http1Connection] = set()
         self._idle_now = trio.Event()
+        # Bound now: a port in use is refused before anything else starts.
+        self._sock = self._bind()
 
     def draining(self) -> bool:
         return self._draining
@@ -128,14 +131,14 @@ class ApiListener:
         except OSError as exc:
             sock.close()
             raise ListenError(
-                f"api.listen: cannot listen on {s.host}:{s.port}: {exc.strerror}"
+                f"{s.setting}: cannot listen on {s.host}:{s.port}: {exc.strerror}"
             ) from None
         return sock
 
     async def run(
         self, app: Any, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        sock = self._bind()
+        sock = self._sock
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         host, port = _address(sock, peer=False)
         scheme = "https" if self._tls is not None else "http"

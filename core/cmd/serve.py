@@ -244,6 +244,9 @@ async def run_service(
             metrics=metrics,
         )
         reloader = Reloader(cfg, config_path, listener=listener, auth=app.authenticator)
+        endpoint = (
+            telemetry.MetricsEndpoint(metrics, cfg.metrics.listen) if metrics is not None else None
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
@@ -256,10 +259,8 @@ async def run_service(
             status_bind = await nursery.start(responders.run)
             log.info("status listener (OCSP, CRLs) on %s", status_bind)
             binds = await nursery.start(listener.run, app)
-            if metrics is not None:
-                [scrape] = await nursery.start(
-                    telemetry.MetricsEndpoint(metrics, cfg.metrics.listen).run
-                )
+            if endpoint is not None:
+                [scrape] = await nursery.start(endpoint.run)
                 log.info("metrics on %s/metrics", scrape)
             log.info("hanko serving on %s", ", ".join(binds), extra={"event": "serve.started"})
             task_status.started(binds)

@@ -267,7 +267,8 @@ class MetricsEndpoint:
     def __init__(self, metrics: Metrics, listen: str) -> None:
         host, port = parse_listen(listen)
         self._listener = ApiListener(
-            ListenerSettings(host=host, port=port, max_connections=64), peers=PeerCertificates()
+            ListenerSettings(host=host, port=port, max_connections=64, setting="metrics.listen"),
+            peers=PeerCertificates(),
         )
 
         async def scrape(request: Request) -> tuple[int, Any]:
