@@ -44,6 +44,7 @@ class Bar:
         self._text = text
         self._total = max(total, 1)
         self._done = 0
+        self._shown = -1  # the count last drawn
         self._t0 = self._last = time.monotonic()
         self._draw(force=True)
 
@@ -56,6 +57,7 @@ class Bar:
         if not force and now - self._last < (0.2 if self._p._tty else FILE_EVERY):
             return
         self._last = now
+        self._shown = self._done
         frac = self._done / self._total
         filled = int(frac * BAR)
         elapsed = now - self._t0
@@ -68,7 +70,8 @@ class Bar:
 
     def close(self) -> None:
         self._done = self._total
-        self._draw(force=True)
+        if self._shown != self._done:
+            self._draw(force=True)
         if self._p._tty:
             self._p._out.write("\n")
         self._p.say(f"{self._text}: done in {time.monotonic() - self._t0:.1f} s")
