@@ -168,6 +168,7 @@ class Answered(msgspec.Struct, frozen=True):
 
     method: str
     route: str  # the route's path template ("unmatched" for a 404 without a route)
+    path: str  # the path as asked (it names the serial, the account...)
     status: int
     seconds: float
     key_id: str | None
@@ -219,6 +220,7 @@ class App:
                 Answered(
                     method=scope["method"],
                     route=template,
+                    path=scope["path"][:256],
                     status=status,
                     seconds=time.monotonic() - started,
                     key_id=None if principal is ANONYMOUS else principal.id,

@@ -83,7 +83,10 @@ def cmd_eab_revoke(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     with open_store(cfg) as store:
         out = store.write(eab.revoke(args.kid, now=to_epoch(SystemClock().now()), actor="cli"))
-    print(f"EAB credential {out.kid} revoked: its ACME account is refused from now on")
+    if args.json:
+        print_struct(out)
+    else:
+        print(f"EAB credential {out.kid} revoked: its ACME account is refused from now on")
     return 0
 
 
@@ -107,4 +110,5 @@ def register(sub: Any) -> None:
     r = eab.add_parser("revoke", help="refuse a credential and its ACME account")
     add_config(r)
     r.add_argument("kid")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=cmd_eab_revoke)

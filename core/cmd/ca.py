@@ -60,6 +60,15 @@ def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     done = renew_responder(cfg, clock=SystemClock())
     cert = done.certificate
+    if args.json:
+        print_json(
+            {
+                "serial": f"{cert.serial_number:x}",
+                "not_after": cert.not_valid_after_utc.isoformat(),
+                "previous_kept_as": str(done.kept_as),
+            }
+        )
+        return 0
     print(
         f"OCSP responder certificate renewed: serial {cert.serial_number:x}, valid until "
         f"{cert.not_valid_after_utc.isoformat()} (the previous one is kept as {done.kept_as})"
@@ -122,6 +131,7 @@ def register(sub: Any) -> None:
         help="a new certificate for the OCSP responder's key; a running service adopts it",
     )
     add_config(c)
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_ca_renew_responder)
     c = ca.add_parser(
         "root-crl",

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from core.base.errors import HankoError
 from core.cmd.common import add_config, print_json, run_with_engine
 
@@ -90,7 +92,10 @@ def cmd_ocsp_export(args: argparse.Namespace) -> int:
     removed = (
         f", {summary.removed} files of expired certificates removed" if summary.removed else ""
     )
-    print(f"{args.out}: {summary.written} OCSP responses{removed}")
+    if args.json:
+        print_json({"out": str(args.out), **msgspec.to_builtins(summary)})
+    else:
+        print(f"{args.out}: {summary.written} OCSP responses{removed}")
     if summary.stale:
         shown = ", ".join(summary.stale[:5]) + (", ..." if len(summary.stale) > 5 else "")
         print(
@@ -128,4 +133,5 @@ def register(sub: Any) -> None:
     add_config(e)
     e.add_argument("--out", type=Path, required=True, help="folder to write into")
     e.add_argument("--hash", choices=["sha1", "sha256"], default="sha1", help="CertID hash")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_ocsp_export)

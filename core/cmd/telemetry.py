@@ -243,13 +243,14 @@ def observer(cfg: Config, metrics: Metrics | None) -> Observer:
             access.info(
                 "%s %s %d %.1fms",
                 a.method,
-                a.route,
+                a.path,
                 a.status,
                 a.seconds * 1000,
                 extra={
                     "event": "http.request",
                     "method": a.method,
                     "route": a.route,
+                    "path": a.path,
                     "status": a.status,
                     "duration_ms": round(a.seconds * 1000, 2),
                     "key_id": a.key_id,

@@ -298,6 +298,7 @@ def test_slow_clients_are_cut_off(fresh_ca: DevCA) -> None:
     idle keep-alive connection is closed."""
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{free_port()}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     text += 'request_timeout = "1s"\nidle_timeout = "2s"\n'
     fresh_ca.config_path.write_text(text)
     proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
-from tests.conftest import BIN, DevCA, client, free_ports, paying_org
+from tests.conftest import BIN, DevCA, client, free_port, free_ports, paying_org
 from tests.ocsp.test_responder import issue, request_der
 
 SLOW = 2_000
@@ -38,6 +38,7 @@ def limited(fresh_ca: DevCA) -> Iterator[tuple[str, str, DevCA]]:
     api, status = free_ports(2)
     text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{api}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{status}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     text += f'request_timeout = "{REQUEST_TIMEOUT:g}s"\nidle_timeout = "30s"\n'
     fresh_ca.config_path.write_text(text)
     proc = subprocess.Popen(

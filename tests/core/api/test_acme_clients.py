@@ -21,6 +21,7 @@ from tests.conftest import (
     DevCA,
     anonymous,
     client,
+    free_port,
     free_ports,
     lint,
     openssl_verify,
@@ -64,6 +65,7 @@ def deployment(fresh_ca: DevCA) -> Iterator[Deployment]:
     text = text.replace("127.0.0.1:8443", f"127.0.0.1:{api}").replace(
         "127.0.0.1:8080", f"127.0.0.1:{status}"
     )
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     text = text.replace(
         'eab_secret = { file = "secrets/acme-eab.secret" }',
         'eab_secret = { file = "secrets/acme-eab.secret" }\n'

@@ -251,11 +251,25 @@ def test_first_certificate_from_the_command_line(fresh_ca: DevCA, tmp_path: Path
     )
     fresh = tmp_path / "fresh.csr"
     subprocess.run(
-        ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", str(tmp_path / "k2"), "-subj", "/CN=www.example.co.jp",
-         "-out", str(fresh)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k2"),
+            "-subj",
+            "/CN=www.example.co.jp",
+            "-out",
+            str(fresh),
+        ],
+        check=True,
+        capture_output=True,
+    )
     refused = hanko(
         "issue", "-c", c, "--csr", str(fresh), "--profile", "ov", "--organization", "acme"
     )
@@ -287,3 +301,54 @@ def test_every_command_shortens_the_gil_switch_interval_and_tunes_the_collector(
     # ... and collects young objects far less often than CPython's 700 allocations.
     assert thresholds == [cli.GC_THRESHOLD]
     assert cli.GC_THRESHOLD > 700
+
+
+def test_org_list_show_and_domain_list(fresh_ca: DevCA) -> None:
+    c = str(fresh_ca.config_path)
+    for account in ("acme", "kanto"):
+        hanko(
+            "licenses", "create-account", "-c", c, account, "--name", f"{account} K.K.", check=True
+        )
+        hanko(
+            "org",
+            "create",
+            "-c",
+            c,
+            "--account",
+            account,
+            "--id",
+            account,
+            "--level",
+            "ov",
+            "--name",
+            f"{account.title()} K.K.",
+            "--country",
+            "JP",
+            "--state",
+            "Tokyo-to",
+            "--locality",
+            "Chiyoda-ku",
+            check=True,
+        )
+    for domain in ("example.co.jp", "example.jp"):
+        hanko("domain", "validate", "-c", c, "--org", "acme", "--domain", domain, check=True)
+    listed = json.loads(hanko("org", "list", "-c", c, "--json", check=True).stdout)
+    assert [(o["id"], o["account"], o["domains"]) for o in listed] == [
+        ("acme", "acme", 2),
+        ("kanto", "kanto", 0),
+    ]
+    only = json.loads(hanko("org", "list", "-c", c, "--account", "kanto", "--json").stdout)
+    assert [o["id"] for o in only] == ["kanto"]
+    shown = json.loads(hanko("org", "show", "-c", c, "acme", "--json", check=True).stdout)
+    assert shown["organization"] == "Acme K.K."
+    assert [d["domain"] for d in shown["domains"]] == ["example.co.jp", "example.jp"]
+    text = hanko("org", "show", "-c", c, "acme", check=True).stdout
+    assert "subject: O=Acme K.K., L=Chiyoda-ku, ST=Tokyo-to, C=JP" in text
+    domains = json.loads(hanko("domain", "list", "-c", c, "--org", "acme", "--json").stdout)
+    assert [d["method"] for d in domains] == ["dns-txt", "dns-txt"]
+    hanko("domain", "remove", "-c", c, "--org", "acme", "--domain", "example.jp", check=True)
+    plain = hanko("domain", "list", "-c", c, "--org", "acme", check=True).stdout
+    assert plain.splitlines() == ["example.co.jp\tdns-txt"]
+    missing = hanko("org", "show", "-c", c, "nobody")
+    assert missing.returncode == 1
+    assert missing.stderr == "hanko: error: no organization 'nobody' (hanko org list)\n"

@@ -140,7 +140,9 @@ def test_json_logs_parse_line_by_line_and_hold_no_secret(service: Service) -> No
     base, ca, proc = service
     admin = client(base, ca, "admin")
     paying_org(admin, "acme")
-    issue(client(base, ca, "rpc", "acme"))
+    rpc = client(base, ca, "rpc", "acme")
+    serial = f"{issue(rpc).serial_number:x}"
+    assert rpc.get(f"/v1/certificates/{serial}").status_code == 200
     refused = httpx.get(
         base + "/v1/statistics",
         verify=tls(ca),
@@ -163,6 +165,8 @@ def test_json_logs_parse_line_by_line_and_hold_no_secret(service: Service) -> No
     issued = [a for a in access if a["route"] == "/v1/certificates" and a["status"] == 201]
     assert len(issued) == 1
     assert issued[0]["key_id"] not in (None, "admin-token")
+    looked_up = [a for a in access if a["route"] == "/v1/certificates/{serial}"]
+    assert looked_up[0]["path"] == f"/v1/certificates/{serial}"  # the serial, in the log
     assert token(ca) not in err  # the admin token: never in a log
 
 

@@ -48,6 +48,7 @@ def small_store(fresh_ca: DevCA) -> tuple[str, DevCA]:
     text = fresh_ca.config_path.read_text()
     text = text.replace("127.0.0.1:8443", f"127.0.0.1:{api}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     head, _, rest = text.partition("[store]")
     _, _, rest = rest.partition("\n[")
     fresh_ca.config_path.write_text(head + SMALL + "\n[" + rest)
