@@ -82,6 +82,7 @@ class Metrics:
             "hanko_signer_batch_size", "Signatures per signer batch", buckets=_SIZES, registry=r
         )
         self.sources: dict[str, Source] = {}
+        self._api_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.crl_dir: Path | None = None
         self.licenses: Callable[[], Iterator[tuple[str, str, str, str, int]]] | None = None
         r.register(_FromStatistics(self))
@@ -95,8 +96,17 @@ class Metrics:
         self.commit_group.observe(ops)
 
     def answered(self, a: Answered) -> None:
-        self.api_requests.labels(a.route, a.method, str(a.status)).inc()
-        self.api_seconds.labels(a.route).observe(a.seconds)
+        # The labelled children, looked up once per (route, method, status): labels()
+        # takes a lock and builds its key on every call.
+        key = (a.route, a.method, a.status)
+        children = self._api_children.get(key)
+        if children is None:
+            children = self._api_children[key] = (
+                self.api_requests.labels(a.route, a.method, str(a.status)),
+                self.api_seconds.labels(a.route),
+            )
+        children[0].inc()
+        children[1].observe(a.seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
