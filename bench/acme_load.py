@@ -41,6 +41,7 @@ from cryptography.x509.oid import NameOID
 
 from bench.acme_client import Account, AcmeError, connect
 from bench.issue_load import _configure, _free_port
+from bench.progress import Progress
 from bench.report import maybe_write
 from core.acme.jws import b64decode, b64encode
 from core.config import Config, load_config
@@ -143,6 +144,9 @@ def _level(
     }
 
 
+PROGRESS = Progress("acme")
+
+
 def _levels(
     directory: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str],
     levels: list[int], seconds: float, processes: int,
@@ -150,6 +154,7 @@ def _levels(
     """Each level with accounts of its own (an EAB credential binds one account)."""
     out, used = [], 0
     for n in levels:
+        PROGRESS.say(f"{directory}: {n} accounts for {seconds:g} s")
         out.append(_level(directory, ca_file, creds[used : used + n], names[used : used + n],
                           seconds=seconds, processes=processes))  # fmt: skip
         used += n

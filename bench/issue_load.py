@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.proc_cpu import children_cpu, spent, tree_cpu
+from bench.progress import Progress
 from bench.report import maybe_write
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
@@ -86,6 +87,9 @@ def _lua(path: Path, body: bytes, token: str) -> None:
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
     )
+
+
+PROGRESS = Progress("issue")
 
 
 def _configure(config: Path, base: Config, port: int) -> None:
@@ -138,11 +142,15 @@ def bench_key_type(
         _configure(ca / "hanko.toml", base, port)
         cfg = load_config(ca / "hanko.toml")
         workers = cfg.signer.workers or os.cpu_count() or 1
+        PROGRESS.say(f"{key_type.value}: the signer's raw ceiling ({seconds:g} s)")
         ceiling = raw_ceiling(
             worker_spec(cfg), cfg.ca.issuer_key_label, key_type.default_algorithm, workers, seconds
         )
 
         runs = {}
+        bar = PROGRESS.bar(
+            f"{key_type.value}: {len(_RUNS)} configurations, 2 endpoints", len(_RUNS)
+        )
         initial = (ca / "hanko.toml").read_text()
         for name, enforce, ocsp, tls in _RUNS:
             text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", initial)
@@ -161,6 +169,8 @@ def bench_key_type(
                 batch=batch,
                 batch_connections=batch_connections,
             )
+            bar.advance()
+        bar.close()
     # A certificate is one signature, plus one "good" OCSP response per CertID hash when
     # pre-signing is on: the signer's share of its ceiling counts them all.
     per_cert = 1 + len(cfg.ocsp.cert_id_hashes)

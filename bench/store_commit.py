@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from bench.progress import Progress
 from bench.report import maybe_write
 from core.base.reasons import RevocationReason
 from core.store import CertRecord, CertStatus, GroupCommitWriter, Store, WriteTxn, serial_bytes
@@ -104,9 +105,15 @@ def run(*, single: int, group: int, concurrency: int, directory: Path | None) ->
     with tempfile.TemporaryDirectory(dir=directory, prefix="hanko-bench-store-") as tmp:
         store = Store(Path(tmp), create=True, map_size=4 << 30)
         try:
-            serials = _seed(store, single + group)
-            single_rate = one_commit_per_write(store, serials[:single])
-            group_rate, mean_group = group_commit(store, serials[single:], concurrency)
+            progress = Progress("store")
+            with progress.phase(f"storing {single + group:,} certificates"):
+                serials = _seed(store, single + group)
+            with progress.phase(f"{single:,} revocations, one durable commit each"):
+                single_rate = one_commit_per_write(store, serials[:single])
+            with progress.phase(
+                f"{group:,} revocations through group commit ({concurrency} writers)"
+            ):
+                group_rate, mean_group = group_commit(store, serials[single:], concurrency)
         finally:
             store.close()
     return {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from core.base.files import sync_folder
 from core.store import Store
 from ocsp.codec import CertIdHash
 from ocsp.response_codec import Envelopes
@@ -66,7 +67,7 @@ def export_responses(store: Store, out: Path, *, hash_alg: CertIdHash, now: int)
                 written += _publish(out, ready)
     written += _publish(out, ready)
     if removed:
-        _sync_folder(out)
+        sync_folder(out)
     return ExportSummary(written=written, stale=stale, removed=removed)
 
 
@@ -77,15 +78,7 @@ def _publish(out: Path, ready: list[tuple[Path, Path]]) -> int:
     os.sync()  # one call for thousands of files; fsync on each would cost a disk flush each
     for tmp, target in ready:
         os.replace(tmp, target)
-    _sync_folder(out)
+    sync_folder(out)
     n = len(ready)
     ready.clear()
     return n
-
-
-def _sync_folder(out: Path) -> None:
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

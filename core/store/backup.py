@@ -25,6 +25,7 @@ from typing import Any
 import lmdb
 
 from core.base.errors import StoreError
+from core.base.files import sync_folder
 from core.store.environment import FILE_MODE, Store
 from core.store.keys import DB_NAMES
 
@@ -38,14 +39,6 @@ def _sha256(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def backup(store: Store, out: Path, *, now: dt.datetime) -> dict[str, Any]:
@@ -84,7 +77,7 @@ def backup(store: Store, out: Path, *, now: dt.datetime) -> dict[str, Any]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(partial, out)
-        _fsync_dir(out.parent)
+        sync_folder(out.parent)
     return manifest
 
 
@@ -178,7 +171,7 @@ def restore(archive: Path, target: Path, *, map_size: int) -> dict[str, Any]:
             raise StoreError(f"{archive}: data.mdb does not match its checksum (damaged copy)")
         (target / "lock.mdb").unlink(missing_ok=True)
         os.replace(partial, target / "data.mdb")
-        _fsync_dir(target)
+        sync_folder(target)
     except (OSError, tarfile.TarError) as exc:
         raise StoreError(f"restore from {archive} failed: {exc}") from None
     finally:

