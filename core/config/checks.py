@@ -189,6 +189,16 @@ def _issuance_problems(cfg: Config) -> list[str]:
         ]
         if prof.max_sans < 1:
             problems.append(f"{where}.max_sans: must be at least 1")
+        day = 86400
+        windows = [("renewal_window", prof.renewal_window), ("name_change_window",
+                   prof.name_change_window), ("reissue_window", prof.reissue_window)]  # fmt: skip
+        problems += [
+            f"{where}.{key}: must be between 0s and 398d"
+            for key, window in windows
+            if window is not None and not 0 <= window.seconds <= 398 * day
+        ]
+        if prof.reissue_limit is not None and prof.reissue_limit < 0:
+            problems.append(f"{where}.reissue_limit: must be 0 (no reissue) or more")
         problems += [
             f"{where}.license_kinds: unknown kind {kind!r} (known: {', '.join(LICENSE_KINDS)})"
             for kind in prof.license_kinds

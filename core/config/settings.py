@@ -115,10 +115,26 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     # The CRLReasons a revocation of this profile's certificates may give (BR 7.2.2
     # allows these six for subscriber certificates; a profile may narrow them).
     revocation_reasons: list[str] = msgspec.field(default_factory=lambda: list(ALL_REASON_NAMES))
+    # A request for exactly one name, www.<registrable domain> (or the bare domain),
+    # gets the other as a second SAN when that one is validated for the organization,
+    # at no extra charge (hosting resellers' and Sectigo's rule; DigiCert's newer
+    # products have none).
+    www_pair: bool = False
+    # Renewal opens this long before the renewed certificate's expiry.
+    renewal_window: Duration = msgspec.field(default_factory=lambda: Duration("90d"))
+    # Reissues of one order at most (None: unlimited), and only this long after its
+    # first issuance (None: any time; the Secom EV example: 1 within 25d).
+    reissue_limit: int | None = None
+    reissue_window: Duration | None = None
+    # Adding or changing names by reissue: only this long after first issuance.
+    name_change_window: Duration = msgspec.field(default_factory=lambda: Duration("30d"))
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:
-    return {"ov": ProfileConfig(level="ov"), "ev": ProfileConfig(level="ev", wildcard=False)}
+    return {
+        "ov": ProfileConfig(level="ov", www_pair=True),
+        "ev": ProfileConfig(level="ev", wildcard=False, www_pair=True),
+    }
 
 
 class IssuanceConfig(msgspec.Struct, **_STRICT):

@@ -210,8 +210,11 @@ class IssuanceEngine:
                     out[i] = signed
             ready_ok = [(i, s) for i, s in ready if isinstance(s, _Signed)]
             if ready_ok:
-                for i, result in await self._commit_all(ready_ok, actor=actor, now=now):
-                    out[i] = result
+                notices = {i: p.decision.notice for i, p in prepared if p.decision.notice}
+                for i, done in await self._commit_all(ready_ok, actor=actor, now=now):
+                    if isinstance(done, IssueResult) and i in notices:
+                        done = msgspec.structs.replace(done, notice=notices[i])  # noqa: PLW2901
+                    out[i] = done
         results = [r if r is not None else HankoError("request was not processed") for r in out]
         self._refused += sum(isinstance(r, PolicyError) for r in results)
         if self._observe is not None:
@@ -347,6 +350,7 @@ class IssuanceEngine:
             partition=partition,
             der=b"",
             first_issued=decision.first_issued,
+            reissues=decision.reissues,
             account_id=decision.org.account,
             license=license_id,
         )
@@ -460,13 +464,7 @@ class IssuanceEngine:
             current = read.get_cert(serial)
         if current is None or (accounts is not None and current.account_id not in accounts):
             raise NotFound(f"no certificate with serial {serial.hex()}")
-        prof = self._config.profiles.get(current.profile)
-        if prof is not None and reason not in prof.revocation_reasons:
-            raise PolicyError(
-                "reason_not_allowed",
-                f"profile {current.profile!r} does not allow revocation for {reason}"
-                f" (allowed: {', '.join(prof.revocation_reasons)})",
-            )
+        revocation.check_reason(self._config.profiles.get(current.profile), current, reason)
         ocsp: OcspRecord | SignerError | None = None
         # Sign only what may be stored: a revoked certificate keeps its revocation.
         if self._presigner is not None and current.status is CertStatus.GOOD:

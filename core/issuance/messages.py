@@ -37,6 +37,9 @@ class IssueResult(msgspec.Struct, frozen=True, kw_only=True):
     # What it took from the license: certificate-days (pooled) or units (non-pooled,
     # coupons); 0 for bundles, monthly plans and reissues.
     charged: int = 0
+    # Something the customer should know that did not stop issuance: why the www /
+    # bare-domain pair was not added.
+    notice: str | None = None
 
 
 class BatchIssueRequest(msgspec.Struct, **_STRICT):

@@ -15,17 +15,21 @@ import msgspec
 from cryptography import x509
 
 from core.base.clock import from_epoch, to_epoch
-from core.base.dnsnames import check_common_name, covered_by, normalize_dns_name
+from core.base.dnsnames import (
+    check_common_name,
+    covered_by,
+    normalize_dns_name,
+    registrable_domain,
+)
 from core.base.errors import NotFound, PolicyError
 from core.config import IssuanceConfig, ProfileConfig, ScheduleEntry
 from core.issuance.intake import CheckedCsr
 from core.issuance.messages import IssueRequest
+from core.issuance.profile import subject_for
 from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
 from core.licenses.policy import Operation
 from core.store.records import CertRecord, CertStatus, DomainRecord, OrgRecord
 
-RENEWAL_WINDOW_DAYS = 90
-REISSUE_ADD_NAMES_DAYS = 30
 DAY = 86400
 
 
@@ -56,6 +60,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     previous: CertRecord | None  # what a renewal or reissue replaces
     replaces: bytes | None  # a reissue revokes its original (superseded) in its commit
     first_issued: int  # epoch seconds; a reissue keeps its original's
+    reissues: int = 0  # reissues of the order, this one included
+    notice: str | None = None  # for the customer: why the www / bare pair was not added
 
 
 def profile_of(config: IssuanceConfig, name: str) -> ProfileConfig:
@@ -151,40 +157,131 @@ def check_previous(old: CertRecord | None, serial_hex: str, org_id: str, what: s
     return old
 
 
+def _days(seconds: float) -> str:
+    return f"{seconds / DAY:g} days"
+
+
 def renewed_not_after(
-    old: CertRecord, not_after: dt.datetime, rule: ScheduleEntry, now: dt.datetime
-) -> dt.datetime:
-    """A renewal opens RENEWAL_WINDOW_DAYS before expiry and carries the old
-    certificate's remaining time over, within the maximum in force."""
-    if to_epoch(now) < old.not_after - RENEWAL_WINDOW_DAYS * DAY:
+    old: CertRecord, not_after: dt.datetime, prof: ProfileConfig, rule: ScheduleEntry,
+    now: dt.datetime,
+) -> dt.datetime:  # fmt: skip
+    """A renewal opens `renewal_window` before expiry and carries the old certificate's
+    remaining time over, within the maximum in force."""
+    window = prof.renewal_window.seconds
+    if to_epoch(now) < old.not_after - window:
+        opens = from_epoch(int(old.not_after - window))
         raise PolicyError(
-            "renewal_too_early", f"renewal opens {RENEWAL_WINDOW_DAYS} days before expiry"
+            "renewal_too_early",
+            f"renewal opens {_days(window)} before expiry, on {opens.isoformat()}",
         )
     carried = max(0, old.not_after - to_epoch(now))
     return min(not_after + dt.timedelta(seconds=carried), not_after_for(now, rule.max_days))
 
 
-def reissued_not_after(
-    old: CertRecord, names: Sequence[str], org: OrgRecord, rule: ScheduleEntry, now: dt.datetime
-) -> dt.datetime:
+def check_reissue(
+    old: CertRecord, names: Sequence[str], org: OrgRecord, prof: ProfileConfig,
+    rule: ScheduleEntry, *, now: dt.datetime,
+) -> dt.datetime:  # fmt: skip
     """A reissue keeps its original's expiry (within the maximum in force today: the BR
-    win), may add names only early on, and never changes the organization's name."""
-    added = set(names) - set(old.names)
+    win); the profile limits how many, how late, and how late names may change; and the
+    organization's validated subject must be the original's (a changed company is a
+    new certificate, never a reissue)."""
     first_issued = old.first_issued or old.not_before
-    if added and to_epoch(now) > first_issued + REISSUE_ADD_NAMES_DAYS * DAY:
+    since = to_epoch(now) - first_issued
+    if prof.reissue_limit is not None and old.reissues >= prof.reissue_limit:
         raise PolicyError(
-            "reissue_adds_names_late",
-            f"names can be added by reissue only within {REISSUE_ADD_NAMES_DAYS} days"
-            f" of issuance: {', '.join(sorted(added))}",
+            "reissue_limit_reached",
+            f"this order was reissued {old.reissues} times; the profile allows"
+            f" {prof.reissue_limit}",
         )
-    old_cert = x509.load_der_x509_certificate(old.der)
-    old_org = old_cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
-    if old_org and old_org[0].value != org.organization:
+    if prof.reissue_window is not None and since > prof.reissue_window.seconds:
         raise PolicyError(
-            "reissue_org_changed",
-            "the organization name changed: that needs a new certificate, not a reissue",
+            "reissue_window_closed",
+            f"a reissue is possible within {_days(prof.reissue_window.seconds)} of issuance",
         )
+    added = set(names) - set(old.names)
+    if added and since > prof.name_change_window.seconds:
+        raise PolicyError(
+            "name_change_window_closed",
+            f"names can be added or changed by reissue only within"
+            f" {_days(prof.name_change_window.seconds)} of issuance: {', '.join(sorted(added))}",
+        )
+    check_same_subject(old, org)
     return min(from_epoch(old.not_after), not_after_for(now, rule.max_days))
+
+
+def check_same_subject(old: CertRecord, org: OrgRecord) -> None:
+    """The organization's subject fields now against those of the original certificate."""
+    subject = x509.load_der_x509_certificate(old.der).subject
+    wanted = subject_for(org, None, "ev" if _is_ev(subject) else "ov")
+    common = x509.NameOID.COMMON_NAME
+    before = sorted((a.oid.dotted_string, str(a.value)) for a in subject if a.oid != common)
+    now_fields = sorted((a.oid.dotted_string, str(a.value)) for a in wanted)
+    if before != now_fields:
+        changed = sorted({oid for oid, _ in set(before) ^ set(now_fields)})
+        names = ", ".join(_OID_NAMES.get(o, o) for o in changed)
+        raise PolicyError(
+            "reissue_subject_changed",
+            f"the organization's validated subject changed since the original ({names}):"
+            " that needs a new certificate, not a reissue",
+        )
+
+
+def _is_ev(subject: x509.Name) -> bool:
+    return bool(subject.get_attributes_for_oid(x509.NameOID.JURISDICTION_COUNTRY_NAME))
+
+
+_OID_NAMES = {
+    x509.NameOID.ORGANIZATION_NAME.dotted_string: "organization",
+    x509.NameOID.LOCALITY_NAME.dotted_string: "locality",
+    x509.NameOID.STATE_OR_PROVINCE_NAME.dotted_string: "state",
+    x509.NameOID.COUNTRY_NAME.dotted_string: "country",
+    x509.NameOID.BUSINESS_CATEGORY.dotted_string: "business category",
+    x509.NameOID.JURISDICTION_COUNTRY_NAME.dotted_string: "jurisdiction country",
+    x509.NameOID.SERIAL_NUMBER.dotted_string: "registration number",
+}
+
+
+def www_pair(
+    names: list[str], prof: ProfileConfig, org: OrgRecord, facts: Facts, rule: ScheduleEntry,
+    *, now: dt.datetime,
+) -> tuple[list[str], str | None]:  # fmt: skip
+    """One name, www.<registrable domain> or the registrable domain itself: the other
+    added when it has a current validation of its own for the organization (validating
+    www. does not cover the bare domain; an http-file validation covers one name only).
+    Otherwise the names as they are, and why the other was not added."""
+    if not prof.www_pair or len(names) != 1 or names[0].startswith("*."):
+        return names, None
+    name = names[0]
+    if name.startswith("www.") and registrable_domain(name) == name[4:]:
+        partner = name[4:]
+    elif registrable_domain(name) == name:
+        partner = "www." + name
+    else:
+        return names, None
+    fresh = to_epoch(now) - rule.dcv_reuse_days * DAY
+    if any(validation_covers(d, partner) and d.validated_at >= fresh for d in facts.domains):
+        return [name, partner], None
+    return names, (
+        f"{partner} was not added: it has no current domain validation for {org.id}"
+        f" (a validation of {name} does not cover it)"
+    )
+
+
+def _pair_in_reissue(
+    previous: CertRecord, requested: list[str], paired: list[str], notice: str | None,
+    prof: ProfileConfig, *, now: dt.datetime,
+) -> tuple[list[str], str | None]:  # fmt: skip
+    """The pair is a courtesy: it never turns a reissue into a name change once names
+    may no longer change."""
+    first = previous.first_issued or previous.not_before
+    late = to_epoch(now) - first > prof.name_change_window.seconds
+    if late and paired != requested and not set(paired) <= set(previous.names):
+        return requested, (
+            f"{paired[-1]} was not added: names change by reissue only within"
+            f" {_days(prof.name_change_window.seconds)} of issuance"
+        )
+    return paired, notice
 
 
 def decide(
@@ -206,6 +303,8 @@ def decide(
     schedule = config.validity_schedule
     rule = in_force(schedule, now)
     check_domains(names, org, facts, rule, now)
+    requested_names = names
+    names, notice = www_pair(names, prof, org, facts, rule, now=now)
     days = req.validity_days or prof.default_validity_days or rule.max_days - 1
     check_days(schedule, now, days)
     not_after = not_after_for(now, days)
@@ -216,13 +315,16 @@ def decide(
     first_issued = to_epoch(now)
     if req.renewal_of is not None:
         previous = check_previous(facts.renewal_of, req.renewal_of, org.id, "renewal")
-        not_after = renewed_not_after(previous, not_after, rule, now)
+        not_after = renewed_not_after(previous, not_after, prof, rule, now)
         operation = "renewal"
+    reissues = 0
     if req.reissue_of is not None:
         previous = check_previous(facts.reissue_of, req.reissue_of, org.id, "reissue")
-        not_after = reissued_not_after(previous, names, org, rule, now)
+        names, notice = _pair_in_reissue(previous, requested_names, names, notice, prof, now=now)
+        not_after = check_reissue(previous, names, org, prof, rule, now=now)
         operation = "reissue"
         first_issued = previous.first_issued or previous.not_before
+        reissues = previous.reissues + 1
     return Decision(
         org=org,
         profile=prof,
@@ -235,4 +337,6 @@ def decide(
         previous=previous,
         replaces=previous.serial if operation == "reissue" and previous is not None else None,
         first_issued=first_issued,
+        reissues=reissues,
+        notice=notice,
     )

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from cryptography import x509
 
 from core.base.clock import epoch_us, to_epoch
-from core.base.errors import NotFound, SignerError
+from core.base.errors import NotFound, PolicyError, SignerError
 from core.base.reasons import RevocationReason
+from core.config import ProfileConfig
 from core.issuance.keys import spki_sha256
 from core.licenses import book
-from core.store import BlockedKey, OcspRecord, WriteTxn
+from core.store import BlockedKey, CertRecord, OcspRecord, WriteTxn
 
 
 def store_ocsp(
@@ -62,3 +63,13 @@ def revoke_op(
         return rev.revoked_at, rev.reason, not created
 
     return op
+
+
+def check_reason(prof: ProfileConfig | None, rec: CertRecord, reason: str) -> None:
+    """A profile may narrow the reasons its certificates can be revoked for."""
+    if prof is not None and reason not in prof.revocation_reasons:
+        raise PolicyError(
+            "reason_not_allowed",
+            f"profile {rec.profile!r} does not allow revocation for {reason}"
+            f" (allowed: {', '.join(prof.revocation_reasons)})",
+        )

@@ -50,6 +50,8 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     charged: int = 0
     lot: int = 0
     released: bool = False
+    # Reissues of the order up to this certificate (its first issuance: 0).
+    reissues: int = 0
 
 
 class CertStatusView(msgspec.Struct, array_like=True, frozen=True, gc=False):

@@ -444,7 +444,7 @@ def test_reissue_keeps_expiry_and_supersedes(ca: DevCA) -> None:
     assert old_view.status == "revoked"
     assert old_view.reason == "superseded"
     assert isinstance(late, PolicyError)
-    assert late.code == "reissue_adds_names_late"
+    assert late.code == "name_change_window_closed"
     assert isinstance(again, PolicyError)
     assert again.code == "reissue_of_revoked"
 

@@ -19,6 +19,7 @@ from core.issuance import policy
 from core.issuance.csr import CsrRequest
 from core.issuance.intake import CheckedCsr
 from core.issuance.messages import IssueRequest
+from core.issuance.profile import subject_for
 from core.store.records import CertRecord, CertStatus, DomainRecord, OrgRecord
 
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
@@ -63,9 +64,10 @@ def request(**fields: object) -> IssueRequest:
     )
 
 
-def _der(organization: str) -> bytes:
+def _der(org: OrgRecord) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+    cn = x509.NameAttribute(NameOID.COMMON_NAME, "www.example.co.jp")
+    name = x509.Name([*subject_for(org, None, org.level), cn])
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -84,7 +86,8 @@ def previous(
     not_before: int,
     days: int,
     names: tuple[str, ...] = ("www.example.co.jp",),
-    organization: str = ORG.organization,
+    org: OrgRecord = ORG,
+    reissues: int = 0,
 ) -> CertRecord:
     return CertRecord(
         serial=b"\x42",
@@ -96,8 +99,9 @@ def previous(
         organization="acme",
         profile="ov",
         partition=0,
-        der=_der(organization),
+        der=_der(org),
         first_issued=not_before,
+        reissues=reissues,
     )
 
 
@@ -109,7 +113,10 @@ def refusal(req: IssueRequest, f: policy.Facts, csr: CheckedCsr | PolicyError = 
 
 def test_a_new_certificate_gets_one_day_less_than_the_maximum_in_force() -> None:
     d = policy.decide(request(), CSR, facts(), config=CONFIG, blocked=frozenset(), now=NOW)
-    assert (d.operation, d.names, d.replaces) == ("new", ["www.example.co.jp"], None)
+    # The profile pairs www with the bare domain, which example.co.jp's DNS validation
+    # covers.
+    pair = ["www.example.co.jp", "example.co.jp"]
+    assert (d.operation, d.names, d.replaces, d.notice) == ("new", pair, None, None)
     assert d.not_after - d.not_before == dt.timedelta(days=199) - dt.timedelta(seconds=1)
 
 
@@ -159,6 +166,7 @@ def test_a_reissue_keeps_the_expiry_and_may_add_names_only_early() -> None:
     assert (d.operation, d.replaces, d.first_issued) == ("reissue", b"\x42", start)
     assert to_epoch(d.not_after) == original.not_after
     late = previous(not_before=to_epoch(NOW) - 31 * DAY, days=150, names=("a.example.co.jp",))
-    assert refusal(request(reissue_of="42"), facts(reissue_of=late)) == "reissue_adds_names_late"
-    renamed = previous(not_before=start, days=150, organization="Acme Holdings K.K.")
-    assert refusal(request(reissue_of="42"), facts(reissue_of=renamed)) == "reissue_org_changed"
+    assert refusal(request(reissue_of="42"), facts(reissue_of=late)) == "name_change_window_closed"
+    renamed_org = msgspec.structs.replace(ORG, organization="Acme Holdings K.K.")
+    renamed = previous(not_before=start, days=150, org=renamed_org)
+    assert refusal(request(reissue_of="42"), facts(reissue_of=renamed)) == "reissue_subject_changed"
