@@ -386,6 +386,8 @@ class RegistrationAuthority:
             renewal_of=order.replaces or None,
             # A finalize retried after a crash gets the same certificate, charged once.
             idempotency_key=f"acme-order:{order.id}",
+            # The certificate names exactly the order's identifiers (RFC 8555 7.4).
+            www_pair=False,
         )
         self._check_csr_names(der, order.names)
         try:

@@ -25,6 +25,9 @@ class IssueRequest(msgspec.Struct, **_STRICT):
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     # The license that pays; default: the account's. A reissue stays on its original's.
     license: Identifier | None = None
+    # The www / bare-domain pair: None as the profile says (`www_pair`), false never
+    # (ACME orders get exactly the names ordered).
+    www_pair: bool | None = None
 
 
 class IssueResult(msgspec.Struct, frozen=True, kw_only=True):

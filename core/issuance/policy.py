@@ -304,7 +304,8 @@ def decide(
     rule = in_force(schedule, now)
     check_domains(names, org, facts, rule, now)
     requested_names = names
-    names, notice = www_pair(names, prof, org, facts, rule, now=now)
+    pairing = prof if req.www_pair is not False else msgspec.structs.replace(prof, www_pair=False)
+    names, notice = www_pair(names, pairing, org, facts, rule, now=now)
     days = req.validity_days or prof.default_validity_days or rule.max_days - 1
     check_days(schedule, now, days)
     not_after = not_after_for(now, days)

@@ -30,6 +30,7 @@ def test_issue_get_revoke(ready: tuple[httpx.Client, httpx.Client, DevCA], tmp_p
         "not_after",
         "license",
         "charged",
+        "notice",
     }
     assert body["license"] == "acme-pool"
     assert body["charged"] == 199  # the default validity, in certificate-days

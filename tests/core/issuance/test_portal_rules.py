@@ -122,6 +122,9 @@ def test_other_requests_are_untouched(names: tuple[str, ...]) -> None:
 def test_the_switch_and_a_single_name_profile() -> None:
     off = decide(("www.example.co.jp",), cfg=config(www_pair=False))
     assert (off.names, off.notice) == (["www.example.co.jp"], None)
+    # A request may refuse the pair (ACME orders do: exactly the names ordered).
+    asked = decide(("www.example.co.jp",), www_pair=False)
+    assert (asked.names, asked.notice) == (["www.example.co.jp"], None)
     single = decide(("www.example.co.jp",), cfg=config(max_sans=1))
     assert single.names == ["www.example.co.jp", "example.co.jp"]  # the pair is not a SAN bought
 
