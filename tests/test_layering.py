@@ -19,7 +19,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.base",),  # clock, errors, units, DER, files, secrets, children, DNS names
     ("core.config", "core.store"),
     ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
-    ("core.issuance", "core.licenses", "core.access", "core.acme"),  # policy, engine, keys, ACME RA
+    # policy, engine, keys, ACME RA, pushed events
+    ("core.issuance", "core.licenses", "core.access", "core.acme", "core.notify"),
     ("core.api",),  # router, RPC, admin and licence handlers
     ("core.cmd",),  # command groups, wiring, serve
     ("bench",),
@@ -38,6 +39,9 @@ PURE = (
     "core.licenses.policy",
     "core.access.roles",
     "core.access.ratelimit",
+    "core.notify.signing",
+    "core.notify.retry",
+    "core.notify.targets",
     "core.acme.jws",
     "core.acme.nonces",
     "core.acme.problems",

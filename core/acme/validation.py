@@ -10,7 +10,6 @@ Every lookup and fetch has a deadline.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 
 import dns.asyncresolver
 import dns.exception
@@ -20,6 +19,7 @@ import msgspec
 import trio
 
 from core.acme.jws import b64encode
+from core.base.netaddr import allowed_address
 
 MAX_BODY = 512  # a key authorization is about 130 bytes
 
@@ -36,13 +36,6 @@ def key_authorization(token: str, thumbprint: str) -> str:
 
 def dns01_value(key_auth: str) -> str:
     return b64encode(hashlib.sha256(key_auth.encode()).digest())
-
-
-def allowed_address(address: str, *, allow_private: bool) -> bool:
-    ip = ipaddress.ip_address(address)
-    if allow_private:
-        return not ip.is_unspecified and not ip.is_multicast
-    return ip.is_global
 
 
 class Validator:
