@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from bench import cli as bench_cmd
 from core.base.errors import ConfigError, HankoError
-from core.cmd import acme, backup, ca, certs, keys, orgs, serve, status, tls
+from core.cmd import acme, backup, ca, certs, keys, notify, orgs, serve, status, tls
 from core.cmd import licenses as licenses_cmd
 from core.cmd.common import EXIT_FAILURE, Parser
 
@@ -23,7 +23,20 @@ from core.cmd.common import EXIT_FAILURE, Parser
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hanko", description="hanko certificate authority back end")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    groups = (ca, serve, keys, tls, acme, orgs, licenses_cmd, certs, status, backup, bench_cmd)
+    groups = (
+        ca,
+        serve,
+        keys,
+        tls,
+        acme,
+        orgs,
+        licenses_cmd,
+        certs,
+        status,
+        backup,
+        notify,
+        bench_cmd,
+    )
     for group in groups:
         group.register(sub)
     return parser

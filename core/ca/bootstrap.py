@@ -89,6 +89,7 @@ def _init(
     write_secret_file(secrets_dir / "hsm-so.pin", so_pin)
     write_secret_file(secrets_dir / "admin.token", new_token())
     write_secret_file(secrets_dir / "acme-eab.secret", new_token())
+    write_secret_file(secrets_dir / "notify.secret", new_token())
 
     conf = softhsm.write_conf(directory)
     softhsm.init_token(util, conf, TOKEN_LABEL, so_pin, pin)
@@ -219,6 +220,11 @@ level = "info"
 
 [metrics]
 listen = "127.0.0.1:9464"   # Prometheus: GET /metrics
+
+[notify]
+# Webhook signing secrets are derived from this (hanko licenses webhook set).
+secret = {{ file = "secrets/notify.secret" }}
+expiry_days = [30, 10]      # certificate reminders, days before expiry
 
 [acme]
 # External Account Binding keys are derived from this secret (hanko acme eab create).

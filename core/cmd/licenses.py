@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from core.base.errors import HankoError
+from core.cmd import notify
 from core.cmd.common import Parser, add_config
 
 T = TypeVar("T")
@@ -260,3 +261,4 @@ def register(sub: Any) -> None:
     action("certificates", "the account's live certificates, and those expiring soon")
     action("check", "recompute every balance from the ledger; exit 1 if any differs", account=False)
     action("record-lapses", "write the lapses due by now into the ledger", account=False)
+    notify.register_webhook(lic)

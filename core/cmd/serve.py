@@ -23,6 +23,7 @@ from core.acme.ra import RegistrationAuthority
 from core.api import acme_eab, rpc
 from core.api import api_keys as keys_http
 from core.api import licenses as licenses_http
+from core.api import webhooks as webhooks_http
 from core.api.acme import AcmeFrontEnd
 from core.api.auth import Authenticator
 from core.api.router import App, Observer, Request, Route
@@ -42,6 +43,8 @@ from core.cmd.wiring import (
     issuance_engine,
     license_settings,
     listener_settings,
+    notifier,
+    notify_master,
     ocsp_refresher,
     open_store,
     ra_settings,
@@ -53,7 +56,9 @@ from core.config import Config, read_secret
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.licenses.desk import LicenseDesk
-from core.store import GroupCommitWriter, Store
+from core.notify import reminders
+from core.notify.delivery import Notifier
+from core.store import GroupCommitWriter, Store, WriteTxn
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
 from ocsp.supervisor import ResponderProcesses
@@ -141,8 +146,18 @@ def build_app(
         *rpc.routes(engine, store, writer, clock, desk),
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),
+        *webhook_routes(cfg, writer, clock),
     ]
     return App(routes, auth, observe)
+
+
+def webhook_routes(cfg: Config, writer: GroupCommitWriter, clock: Clock) -> list[Route]:
+    master = notify_master(cfg)
+    if master is None:
+        return []
+    return webhooks_http.routes(
+        writer, clock, master=master, allow_private=cfg.notify.allow_private
+    )
 
 
 def acme_routes(
@@ -221,12 +236,22 @@ async def run_service(
         responders = responder_processes(cfg)
         peers = PeerCertificates()
         listener = ApiListener(listener_settings(cfg), peers=peers)
+        notify = notifier(cfg, store=store, writer=writer, clock=clock)
         background: list[Callable[..., Awaitable[None]]] = []
         metrics = telemetry.Metrics() if cfg.metrics.listen else None
         if metrics is not None:
-            watch(cfg, metrics, store=store, writer=writer, pool=pool, listener=listener,
-                  responders=responders, refresher=refresher, updater=updater,
-                  clock=clock)  # fmt: skip
+            watch(
+                cfg,
+                metrics,
+                store=store,
+                writer=writer,
+                pool=pool,
+                listener=listener,
+                responders=responders,
+                refresher=refresher,
+                updater=updater,
+                clock=clock,
+            )
         app = build_app(
             cfg,
             store=store,
@@ -252,6 +277,11 @@ async def run_service(
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
             await nursery.start(updater.run)
             nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
+            if notify is not None:
+                await nursery.start(notify.run)
+                if metrics is not None:
+                    metrics.sources["notify"] = functools.partial(notify_statistics, notify, store)
+                nursery.start_soon(send_reminders, cfg, store, writer, clock)
             if refresher is not None:
                 await nursery.start(refresher.run)
             for task in background:
@@ -270,6 +300,12 @@ async def run_service(
     finally:
         intake.close()
         store.close()
+
+
+def notify_statistics(notify: Notifier, store: Store) -> dict[str, Any]:
+    with store.read() as txn:
+        counts = txn.outbox_counts()
+    return {"notifier": notify.statistics(), "outbox": counts}
 
 
 def watch(
@@ -310,6 +346,37 @@ def watch(
                     yield account.id, view.id, view.kind, view.totals.unit, view.totals.available
 
     metrics.licenses = balances
+
+
+# Delivered and given-up events stay in the outbox this long (for `hanko notify status`).
+OUTBOX_KEEP_DAYS = 7
+
+
+async def send_reminders(
+    cfg: Config, store: Store, writer: GroupCommitWriter, clock: Clock
+) -> None:
+    """Queue the reminders due (expiring certificates, lapsing licences), at start and
+    every `[notify] sweep_every`."""
+    desk = LicenseDesk(license_settings(cfg), clock)
+    while True:
+        now = to_epoch(clock.now())
+        with store.read() as txn:
+            due = reminders.due(
+                txn,
+                desk,
+                now=now,
+                expiry_days=cfg.notify.expiry_days,
+                license_days=cfg.notify.license_days,
+            )
+        keep_until = now - OUTBOX_KEEP_DAYS * 86400
+        try:
+            if due:
+                n = await writer.submit(reminders.queue(due, now=now))
+                log.info("queued %d reminders", n, extra={"event": "notify.reminders"})
+            await writer.submit(functools.partial(WriteTxn.prune_settled, before=keep_until))
+        except HankoError as exc:
+            log.warning("queueing reminders failed: %s", exc.message)
+        await trio.sleep(cfg.notify.sweep_every.seconds)
 
 
 LAPSE_SWEEP_SECONDS = 3600

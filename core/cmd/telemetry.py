@@ -207,6 +207,16 @@ class _FromStatistics(Collector):
             build.add_metric([name], seconds)
         yield build
 
+    def _notify(self, s: dict[str, Any]) -> Iterator[Any]:
+        n, o = s["notifier"], s["outbox"]
+        yield _counter("hanko_webhook_attempts", "Webhook deliveries tried", n.attempts)
+        yield _counter("hanko_webhook_delivered", "Webhook events delivered", n.delivered)
+        yield _counter(
+            "hanko_webhook_failed_attempts", "Webhook deliveries that failed", n.failed_attempts
+        )
+        yield _counter("hanko_webhook_given_up", "Webhook events given up", n.given_up)
+        yield _gauge("hanko_webhook_pending", "Events in the outbox not yet delivered", o.pending)
+
     def _listener(self, s: Any) -> Iterator[Any]:
         yield _gauge("hanko_api_open_connections", "Open API connections", s.open_connections)
         yield _counter("hanko_api_connections", "API connections accepted", s.accepted)

@@ -22,6 +22,7 @@ from core.config import Config, parse_listen, read_secret
 from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
+from core.notify.delivery import Notifier
 from core.store import GroupCommitWriter, Store
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
@@ -157,6 +158,38 @@ def issuance_engine(
         crl_partitions=cfg.crl.partitions,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
         observe=observe,
+    )
+
+
+def notify_master(cfg: Config) -> bytes | None:
+    """The secret webhook signing secrets are derived from, or None (no webhooks)."""
+    if cfg.notify.secret is None:
+        return None
+    return read_secret(cfg, cfg.notify.secret).encode()
+
+
+def require_notify_master(cfg: Config) -> bytes:
+    master = notify_master(cfg)
+    if master is None:
+        raise ConfigError(["notify.secret: set it to use webhooks (hanko init writes one)"])
+    return master
+
+
+def notifier(
+    cfg: Config, *, store: Store, writer: GroupCommitWriter, clock: Clock
+) -> Notifier | None:
+    master = notify_master(cfg)
+    if master is None:
+        return None
+    n = cfg.notify
+    return Notifier(
+        store=store,
+        writer=writer,
+        clock=clock,
+        master=master,
+        schedule=[int(d.seconds) for d in n.retry_schedule],
+        timeout=n.timeout.seconds,
+        allow_private=n.allow_private,
     )
 
 

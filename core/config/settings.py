@@ -277,6 +277,30 @@ class LogConfig(msgspec.Struct, **_STRICT):
     access_log: bool = True
 
 
+def _retry_schedule() -> list[Duration]:
+    hourly = [Duration(f"{h}h") for h in range(2, 25)]
+    return [Duration(d) for d in ("30s", "90s", "5m", "15m", "30m", "1h")] + hourly
+
+
+class NotifyConfig(msgspec.Struct, **_STRICT):
+    """Pushed events to each account's webhook (`hanko licenses webhook set`). Signing
+    secrets are derived from `secret` (a 0600 file or the environment); without it no
+    webhook can be set."""
+
+    secret: SecretRef | None = None
+    # Let webhooks name loopback and private addresses: for tests and private CAs.
+    allow_private: bool = False
+    # Days before expiry at which a certificate's reminder event goes out.
+    expiry_days: list[int] = msgspec.field(default_factory=lambda: [30, 10])
+    # Days ahead at which licence units lapsing unused, and a licence term ending, are told.
+    license_days: int = 30
+    # After the first attempt, when each retry is due; then the event is given up.
+    retry_schedule: list[Duration] = msgspec.field(default_factory=_retry_schedule)
+    timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
+    # How often `hanko serve` looks for reminders due (and once at start).
+    sweep_every: Duration = msgspec.field(default_factory=lambda: Duration("1h"))
+
+
 class MetricsConfig(msgspec.Struct, **_STRICT):
     # Prometheus text on http://{listen}/metrics; "" turns it off.
     listen: str = "127.0.0.1:9464"
@@ -295,6 +319,7 @@ class Config(msgspec.Struct, **_STRICT):
     acme: AcmeConfig = msgspec.field(default_factory=AcmeConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 

@@ -27,7 +27,7 @@ from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReaso
 from core.ca import lint as lint_mod
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig
-from core.issuance import policy, revocation
+from core.issuance import events, policy, revocation
 from core.issuance.facts import check_org_scope, facts_for
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
 from core.issuance.intake import CheckedCsr, check_each
@@ -379,6 +379,7 @@ class IssuanceEngine:
             )
         txn.insert_cert(record, at_us=epoch_us(to_epoch(now)), actor=actor)
         revocation.store_ocsp(txn, record.serial, s.ocsp, now)
+        events.issued(txn, record, at=to_epoch(now))
         replaces = decision.replaces
         if replaces is not None:
             old = txn.get_cert(replaces)
@@ -396,6 +397,7 @@ class IssuanceEngine:
                 ),
             )
             revocation.store_ocsp(txn, replaces, s.ocsp_replaced, now)
+            events.revoked(txn, replaces, RevocationReason.SUPERSEDED, at=to_epoch(now))
         if p.ids is not None:
             txn.put_idempotency(
                 p.ids.key, IdempotencyRecord(body_sha256=p.ids.body, serials=[record.serial])

@@ -13,6 +13,7 @@ from core.base.clock import epoch_us, to_epoch
 from core.base.errors import NotFound, PolicyError, SignerError
 from core.base.reasons import RevocationReason
 from core.config import ProfileConfig
+from core.issuance import events
 from core.issuance.keys import spki_sha256
 from core.licenses import book
 from core.store import BlockedKey, CertRecord, OcspRecord, WriteTxn
@@ -47,6 +48,7 @@ def revoke_op(
         rev, created = txn.revoke(serial, at=now, reason=code, actor=actor, entry_der=entry)
         if created:
             store_ocsp(txn, serial, ocsp, at)
+            events.revoked(txn, serial, code, at=now)
             revoked = txn.get_cert(serial)
             if revoked is not None and revoked.license:
                 book.release(txn, revoked, now=now, actor=actor)

@@ -1,19 +1,18 @@
-"""When a failed delivery is tried again: quickly at first, then hourly, for a day
-(a receiver down for a night still gets every event); then the event is given up and
-says so in `hanko notify status`."""
+"""When a failed delivery is tried again: quickly at first, then hourly, for a day by
+default ([notify] retry_schedule), so a receiver down for a night still gets every
+event; then the event is given up and `hanko notify status` says so."""
 
 from __future__ import annotations
 
-# Seconds after the first attempt at which each retry is due.
-SCHEDULE: tuple[int, ...] = (30, 90, 300, 900, 1800, 3600, *range(7200, 86400 + 1, 3600))
-GIVE_UP_AFTER = 86400
+from collections.abc import Sequence
 
 
-def next_attempt(first_attempt: int, attempts: int) -> int | None:
+def next_attempt(first_attempt: int, attempts: int, schedule: Sequence[int]) -> int | None:
     """When attempt number `attempts + 1` is due (epoch seconds), or None: given up.
-    `attempts` is how many were made, the first at `first_attempt`."""
+    `attempts` is how many were made, the first at `first_attempt`; `schedule` holds
+    each retry's delay after the first attempt."""
     if attempts < 1:
         return first_attempt
-    if attempts > len(SCHEDULE):
+    if attempts > len(schedule):
         return None
-    return first_attempt + SCHEDULE[attempts - 1]
+    return first_attempt + schedule[attempts - 1]

@@ -61,6 +61,17 @@ class CertReads(CrlReads, CounterReads):
                 return
             yield key[8:].lstrip(b"\0")
 
+    def expiring_between(self, after: int, before: int) -> Iterator[tuple[int, bytes]]:
+        """(not_after, serial) of certificates with after < not_after <= before."""
+        cur = self.txn.cursor(db=self.dbs[b"expiry"])
+        if not cur.set_range((after + 1).to_bytes(8, "big")):
+            return
+        for key in cur.iternext(keys=True, values=False):
+            not_after = int.from_bytes(key[:8], "big")
+            if not_after > before:
+                return
+            yield not_after, key[8:].lstrip(b"\0")
+
     def blocked_key(self, spki_sha256: bytes) -> BlockedKey | None:
         raw = self.txn.get(spki_sha256, db=self.dbs[b"blocked_keys"])
         return None if raw is None else BLOCKED.decode(raw)

@@ -47,6 +47,12 @@ DB_NAMES = (
     b"acme_authz",
     b"domain_orgs",  # domain \0 org id -> b"": which organizations validated a domain
     b"acme_account_orders",  # ACME account id \0 created (8 octets) order id -> b""
+    # Pushed events: account -> WebhookRecord, seq -> OutboxRecord, next attempt | seq,
+    # and the marks that make a reminder happen once.
+    b"webhooks",
+    b"outbox",
+    b"outbox_due",
+    b"notify_marks",
 )
 MAX_DBS = 64  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta

@@ -18,13 +18,16 @@ from core.store.api_keys import ApiKeyReads, ApiKeyWrites
 from core.store.audit import AuditReads
 from core.store.certs import CertReads, CertWrites
 from core.store.licensing import LicensingReads, LicensingWrites
+from core.store.notify import NotifyReads, NotifyWrites
 from core.store.ocsp import OcspReads, OcspWrites
 from core.store.orgs import OrgReads, OrgWrites
 
 T = TypeVar("T")
 
 
-class ReadTxn(CertReads, OcspReads, LicensingReads, OrgReads, ApiKeyReads, AcmeReads, AuditReads):
+class ReadTxn(
+    CertReads, OcspReads, LicensingReads, OrgReads, ApiKeyReads, AcmeReads, NotifyReads, AuditReads
+):
     """A read-only snapshot. Closing it releases the reader slot."""
 
     def __enter__(self) -> ReadTxn:
@@ -47,7 +50,14 @@ Attempt = Done[T] | Failed
 
 
 class WriteTxn(
-    CertWrites, OcspWrites, LicensingWrites, OrgWrites, ApiKeyWrites, AcmeWrites, ReadTxn
+    CertWrites,
+    OcspWrites,
+    LicensingWrites,
+    OrgWrites,
+    ApiKeyWrites,
+    AcmeWrites,
+    NotifyWrites,
+    ReadTxn,
 ):
     """The only way state changes. Each mutation appends its own audit entry."""
 

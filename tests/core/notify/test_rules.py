@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from core.base.errors import PolicyError
+from core.config.settings import NotifyConfig
 from core.notify import retry, signing, targets
 
 SECRET = b"whsec-test"
@@ -30,13 +31,14 @@ def test_a_signature_verifies_and_nothing_else_does() -> None:
 
 
 def test_retries_run_for_a_day_then_stop() -> None:
+    schedule = [int(d.seconds) for d in NotifyConfig().retry_schedule]
     first = 1_000_000
-    assert retry.next_attempt(first, 0) == first
-    assert retry.next_attempt(first, 1) == first + 30
-    due = [retry.next_attempt(first, n) for n in range(1, len(retry.SCHEDULE) + 1)]
+    assert retry.next_attempt(first, 0, schedule) == first
+    assert retry.next_attempt(first, 1, schedule) == first + 30
+    due = [retry.next_attempt(first, n, schedule) for n in range(1, len(schedule) + 1)]
     assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(due))
-    assert due[-1] == first + retry.GIVE_UP_AFTER
-    assert retry.next_attempt(first, len(retry.SCHEDULE) + 1) is None
+    assert due[-1] == first + 86400  # a day
+    assert retry.next_attempt(first, len(schedule) + 1, schedule) is None
 
 
 @pytest.mark.parametrize(

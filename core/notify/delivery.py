@@ -1,0 +1,188 @@
+"""Delivery of the outbox to webhooks: at least once, in the background of `hanko
+serve`, never in the way of issuance.
+
+Each due event is POSTed as its stored JSON body with `Hanko-Signature` (signing.py)
+and `Hanko-Event-Id`; a 2xx answer settles it as delivered, anything else (a status,
+a timeout, a refused connection) schedules the next attempt by `[notify]
+retry_schedule` or, past it, gives it up. The receiver's name is resolved at each
+attempt and every address checked (targets.py), so a name that later points inside
+the network is refused then. Redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import trio
+
+from core.base.clock import Clock, to_epoch
+from core.base.errors import HankoError
+from core.base.netaddr import allowed_address
+from core.notify import retry, signing, targets
+from core.store import GroupCommitWriter, Store, WriteTxn
+from core.store.notify import OutboxRecord
+
+log = logging.getLogger("hanko.notify")
+BATCH = 50
+CONCURRENCY = 8
+
+
+def webhook_secret(master: bytes, account: str, salt: bytes) -> bytes:
+    """The signing secret of an account's webhook: derived, never stored."""
+    return hmac.new(
+        master, b"hanko webhook\0" + account.encode() + b"\0" + salt, hashlib.sha256
+    ).digest()
+
+
+def secret_text(secret: bytes) -> str:
+    return "whsec_" + secret.hex()
+
+
+class NotifierStatistics(msgspec.Struct, frozen=True):
+    attempts: int
+    delivered: int
+    failed_attempts: int
+    given_up: int
+    last_error: str | None
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        writer: GroupCommitWriter,
+        clock: Clock,
+        master: bytes,
+        schedule: Sequence[int],
+        timeout: float,
+        allow_private: bool,
+        poll: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._writer = writer
+        self._clock = clock
+        self._master = master
+        self._schedule = list(schedule)
+        self._timeout = timeout
+        self._allow_private = allow_private
+        self._poll = poll
+        self._attempts = self._delivered = self._failed = self._given_up = 0
+        self._last_error: str | None = None
+
+    def statistics(self) -> NotifierStatistics:
+        return NotifierStatistics(
+            attempts=self._attempts,
+            delivered=self._delivered,
+            failed_attempts=self._failed,
+            given_up=self._given_up,
+            last_error=self._last_error,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+            while True:
+                await self.deliver_due(client)
+                await trio.sleep(self._poll)
+
+    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+        now = to_epoch(self._clock.now())
+        with self._store.read() as txn:
+            due = txn.due_events(now, limit=BATCH)
+        limit = trio.CapacityLimiter(CONCURRENCY)
+        async with trio.open_nursery() as nursery:
+            for rec in due:
+                nursery.start_soon(self._one, client, rec, limit)
+        return len(due)
+
+    async def _one(
+        self, client: httpx.AsyncClient, rec: OutboxRecord, limit: trio.CapacityLimiter
+    ) -> None:
+        async with limit:
+            error = await self._post(client, rec)
+        now = to_epoch(self._clock.now())
+        self._attempts += 1
+        next_at = None
+        if error is not None:
+            self._failed += 1
+            self._last_error = f"event {rec.seq} to {rec.account}: {error}"
+            next_at = retry.next_attempt(rec.first_attempt or now, rec.attempts + 1, self._schedule)
+            log.warning(
+                "webhook delivery failed: %s",
+                error,
+                extra={
+                    "event": "notify.failed",
+                    "account": rec.account,
+                    "event_seq": rec.seq,
+                    "attempt": rec.attempts + 1,
+                },
+            )
+
+        def op(txn: WriteTxn) -> OutboxRecord:
+            return txn.settle_event(
+                rec.seq, now=now, delivered=error is None, next_at=next_at, error=error or ""
+            )
+
+        try:
+            settled = await self._writer.submit(op)
+        except HankoError as exc:  # a full store: the event stays due and is tried again
+            self._last_error = exc.message
+            return
+        if settled.delivered_at:
+            self._delivered += 1
+        elif settled.given_up:
+            self._given_up += 1
+            log.error(
+                "webhook event given up after %d attempts",
+                settled.attempts,
+                extra={"event": "notify.given_up", "account": rec.account, "event_seq": rec.seq},
+            )
+
+    async def _post(self, client: httpx.AsyncClient, rec: OutboxRecord) -> str | None:
+        """None when the receiver took the event; else why not."""
+        with self._store.read() as txn:
+            hook = txn.get_webhook(rec.account)
+        if hook is None:
+            return "the account has no webhook any more"
+        try:
+            targets.check_url(hook.url, allow_private=self._allow_private)
+            await self._check_addresses(hook.url)
+        except HankoError as exc:
+            return exc.message
+        secret = webhook_secret(self._master, hook.account, hook.salt)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "hanko-webhook/1",
+            "Hanko-Event-Id": f"evt_{rec.seq:016x}",
+            signing.HEADER: signing.signature(secret, rec.body, to_epoch(self._clock.now())),
+        }
+        try:
+            with trio.fail_after(self._timeout + 1):
+                r = await client.post(hook.url, content=rec.body, headers=headers)
+        except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
+            return f"{exc.__class__.__name__} posting to {hook.url}"
+        if 200 <= r.status_code < 300:
+            return None
+        return f"{hook.url} answered {r.status_code}"
+
+    async def _check_addresses(self, url: str) -> None:
+        host = urlsplit(url).hostname or ""
+        port = urlsplit(url).port or (443 if url.startswith("https") else 80)
+        try:
+            infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+        except OSError as exc:
+            raise HankoError(f"cannot resolve {host}: {exc}", code="webhook_unresolvable") from None
+        addresses = {str(info[4][0]) for info in infos}
+        bad = [a for a in addresses if not allowed_address(a, allow_private=self._allow_private)]
+        if bad:
+            raise HankoError(
+                f"{host} resolves to {', '.join(sorted(bad))}, which is not public",
+                code="webhook_url_private",
+            )
