@@ -30,6 +30,7 @@ from core.store.notify import OutboxRecord
 
 log = logging.getLogger("hanko.notify")
 BATCH = 50
+NO_WEBHOOK = "the account has no webhook any more"
 CONCURRENCY = 8
 
 
@@ -113,7 +114,11 @@ class Notifier:
         if error is not None:
             self._failed += 1
             self._last_error = f"event {rec.seq} to {rec.account}: {error}"
-            next_at = retry.next_attempt(rec.first_attempt or now, rec.attempts + 1, self._schedule)
+            next_at = (
+                None  # no receiver to try again: given up at once
+                if error == NO_WEBHOOK
+                else retry.next_attempt(rec.first_attempt or now, rec.attempts + 1, self._schedule)
+            )
             log.warning(
                 "webhook delivery failed: %s",
                 error,
@@ -150,7 +155,7 @@ class Notifier:
         with self._store.read() as txn:
             hook = txn.get_webhook(rec.account)
         if hook is None:
-            return "the account has no webhook any more"
+            return NO_WEBHOOK
         try:
             targets.check_url(hook.url, allow_private=self._allow_private)
             await self._check_addresses(hook.url)
