@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.config", "core.store"),
     ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
     # policy, engine, keys, ACME RA, pushed events
-    ("core.issuance", "core.licenses", "core.access", "core.acme", "core.notify"),
+    ("core.issuance", "core.licenses", "core.access", "core.acme", "core.notify", "core.ct"),
     ("core.api",),  # router, RPC, admin and licence handlers
     ("core.cmd",),  # command groups, wiring, serve
     ("bench",),
@@ -40,6 +40,7 @@ PURE = (
     "core.access.roles",
     "core.access.ratelimit",
     "core.notify.signing",
+    "core.ct.sct",
     "core.notify.retry",
     "core.notify.targets",
     "core.acme.jws",

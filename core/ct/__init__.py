@@ -1,0 +1,1 @@
+"""Certificate Transparency: SCTs and the logs' policy (pure), submission (the edge)."""
