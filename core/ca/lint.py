@@ -20,9 +20,12 @@ def _validator(level: str) -> tuple[Any, Any, Any]:
     from pkilint.pkix import certificate
 
     kinds = serverauth_constants.CertificateType
-    kind = {"ev": kinds.EV_FINAL_CERTIFICATE, "ocsp_responder": kinds.OCSP_RESPONDER}.get(
-        level, kinds.OV_FINAL_CERTIFICATE
-    )
+    kind = {
+        "ev": kinds.EV_FINAL_CERTIFICATE,
+        "ocsp_responder": kinds.OCSP_RESPONDER,
+        "ov_precertificate": kinds.OV_PRE_CERTIFICATE,
+        "ev_precertificate": kinds.EV_PRE_CERTIFICATE,
+    }.get(level, kinds.OV_FINAL_CERTIFICATE)
     validator = certificate.create_pkix_certificate_validator_container(
         serverauth.create_decoding_validators(), serverauth.create_validators(kind)
     )
@@ -32,7 +35,8 @@ def _validator(level: str) -> tuple[Any, Any, Any]:
 
 def lint_findings(der: bytes, level: str) -> list[str]:
     """Findings of ERROR or FATAL severity, as "CODE: message" lines. `level`: "ov" or
-    "ev" for a subscriber certificate, "ocsp_responder" for a delegated responder's."""
+    "ev" for a subscriber certificate, "ov_precertificate" or "ev_precertificate" for
+    its CT precertificate, "ocsp_responder" for a delegated responder's."""
     from pkilint import finding_filter
     from pkilint.validation import ValidationFindingSeverity
 

@@ -125,13 +125,17 @@ class TbsEncoder:
         not_before: dt.datetime,
         not_after: dt.datetime,
         delta_crl: bool = False,
+        extra: bytes = b"",
     ) -> bytes:
+        """`extra`: whole Extension DER appended last (the CT poison of a
+        precertificate, or the SCT list of the final certificate)."""
         extensions = (
             self._before_crldp[level]
             + self._crldp(partition)
             + (self._freshest(partition) if delta_crl else b"")
             + self._after_crldp
             + _extension(_OID["san"], _san(names), critical=False)
+            + extra
         )
         return sequence(
             _VERSION_3

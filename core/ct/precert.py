@@ -1,0 +1,21 @@
+"""The two CT extensions a certificate's TBS gets (RFC 6962 3.1, 3.3), as whole
+Extension DER for the TBS encoder's `extra`: the critical poison that makes a
+precertificate unusable as a certificate, and the SCT list of the final certificate.
+The TBS the logs sign is the precertificate's without its poison, which is the final
+certificate's TBS without its SCT list: built with `extra=b""`."""
+
+from __future__ import annotations
+
+from core.base.der import sequence, tlv
+from core.ct.sct import Sct, list_extension_value
+
+_TRUE = bytes.fromhex("0101ff")
+_POISON_OID = bytes.fromhex("060a2b06010401d679020403")  # 1.3.6.1.4.1.11129.2.4.3
+_SCT_LIST_OID = bytes.fromhex("060a2b06010401d679020402")  # 1.3.6.1.4.1.11129.2.4.2
+_NULL = b"\x05\x00"
+
+POISON = sequence(_POISON_OID + _TRUE + tlv(0x04, _NULL))
+
+
+def sct_list(scts: list[Sct]) -> bytes:
+    return sequence(_SCT_LIST_OID + tlv(0x04, list_extension_value(scts)))
