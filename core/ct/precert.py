@@ -6,7 +6,7 @@ certificate's TBS without its SCT list: built with `extra=b""`."""
 
 from __future__ import annotations
 
-from core.base.der import sequence, tlv
+from core.base.der import read_tlv, sequence, tlv
 from core.ct.sct import Sct, list_extension_value
 
 _TRUE = bytes.fromhex("0101ff")
@@ -19,3 +19,32 @@ POISON = sequence(_POISON_OID + _TRUE + tlv(0x04, _NULL))
 
 def sct_list(scts: list[Sct]) -> bytes:
     return sequence(_SCT_LIST_OID + tlv(0x04, list_extension_value(scts)))
+
+
+def without_poison(tbs: bytes) -> bytes:
+    """A precertificate's TBSCertificate with its poison extension removed: what a log
+    signs (RFC 6962 3.2). ValueError if `tbs` is not a TBSCertificate with one."""
+    _, start, end = read_tlv(tbs)
+    children: list[bytes] = []
+    pos = start
+    found = False
+    while pos < end:
+        tag, c_start, c_end = read_tlv(tbs, pos)
+        element = tbs[pos:c_end]
+        if tag == 0xA3:
+            _, s_start, s_end = read_tlv(tbs, c_start)
+            kept: list[bytes] = []
+            ext = s_start
+            while ext < s_end:
+                _, e_start, e_end = read_tlv(tbs, ext)
+                if tbs[e_start : e_start + len(_POISON_OID)] == _POISON_OID:
+                    found = True
+                else:
+                    kept.append(tbs[ext:e_end])
+                ext = e_end
+            element = tlv(0xA3, sequence(b"".join(kept)))
+        children.append(element)
+        pos = c_end
+    if not found:
+        raise ValueError("the TBSCertificate has no CT poison extension")
+    return sequence(b"".join(children))
