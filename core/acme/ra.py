@@ -25,10 +25,10 @@ from core.base.dnsnames import normalize_dns_name
 from core.base.errors import HankoError, NotFound, PolicyError, SignerError, StoreError
 from core.base.reasons import REASON_NAMES, RevocationReason
 from core.config import IssuanceConfig
+from core.config.schedule import in_force
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
 from core.issuance.policy import validation_covers
-from core.issuance.validity import in_force
 from core.store import (
     AcmeAccountRecord,
     AcmeAuthzRecord,

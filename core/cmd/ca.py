@@ -42,7 +42,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from core.config import check_config, config_path
 
     path = config_path(args.config)
-    _, problems = check_config(path)
+    cfg, problems = check_config(path)
+    if cfg is not None:
+        from core.base.clock import SystemClock
+        from core.ct.checks import problems as ct_problems
+
+        # The logs against the SCT policy: a layer above the configuration's own checks.
+        problems = ct_problems(cfg, now=SystemClock().now())
     if problems:
         raise ConfigError(problems)
     if args.json:

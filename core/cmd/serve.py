@@ -30,7 +30,7 @@ from core.api.router import App, Observer, Request, Route
 from core.api.server import ApiListener, PeerCertificates
 from core.base import logs
 from core.base.clock import Clock, SystemClock, to_epoch
-from core.base.errors import HankoError
+from core.base.errors import ConfigError, HankoError
 from core.cmd import telemetry
 from core.cmd.common import add_config
 from core.cmd.control import Reloader, handle_signals
@@ -218,6 +218,15 @@ async def run_service(
     config_path: Path,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    if cfg.ct.logs:
+        # Checked by check-config, not yet used by issuance: refuse rather than issue
+        # certificates without the SCTs the operator asked for.
+        raise ConfigError(
+            [
+                "ct.logs: issuance with Certificate Transparency is not available in this"
+                " version yet; remove [ct] to serve"
+            ]
+        )
     store = open_store(cfg)
     intake = IntakePool()
     try:

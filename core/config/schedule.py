@@ -7,8 +7,11 @@ core/issuance/validity.py.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import msgspec
+
+from core.base.errors import PolicyError
 
 
 class ScheduleEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -23,3 +26,14 @@ BR_SCHEDULE = (
     ScheduleEntry(since=dt.date(2027, 3, 15), max_days=100, dcv_reuse_days=100),
     ScheduleEntry(since=dt.date(2029, 3, 15), max_days=47, dcv_reuse_days=10),
 )
+
+
+def in_force(schedule: Sequence[ScheduleEntry], at: dt.datetime) -> ScheduleEntry:
+    day = at.astimezone(dt.UTC).date()
+    current = None
+    for entry in sorted(schedule, key=lambda e: e.since):
+        if entry.since <= day:
+            current = entry
+    if current is None:
+        raise PolicyError("no_validity_rule", f"no validity rule is in force on {day}")
+    return current

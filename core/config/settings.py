@@ -128,6 +128,9 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     reissue_window: Duration | None = None
     # Adding or changing names by reissue: only this long after first issuance.
     name_change_window: Duration = msgspec.field(default_factory=lambda: Duration("30d"))
+    # Certificate Transparency for this profile's certificates; None: on once [ct]
+    # lists logs.
+    ct: bool | None = None
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:
@@ -301,6 +304,25 @@ class NotifyConfig(msgspec.Struct, **_STRICT):
     sweep_every: Duration = msgspec.field(default_factory=lambda: Duration("1h"))
 
 
+class CtLogConfig(msgspec.Struct, **_STRICT):
+    """One CT log as log lists publish it."""
+
+    url: str  # the log's base URL: {url}/ct/v1/add-pre-chain
+    key: str  # base64 DER SubjectPublicKeyInfo
+    operator: str
+    # A temporal shard takes certificates whose notAfter is in [start, end) (RFC 3339).
+    not_after_start: str | None = None
+    not_after_end: str | None = None
+    # Also submit final certificates, best effort, off the issuance path.
+    submit_final: bool = False
+
+
+class CtConfig(msgspec.Struct, **_STRICT):
+    logs: list[CtLogConfig] = msgspec.field(default_factory=list)
+    # How long issuance waits for the SCTs it needs, from the first submission.
+    deadline: Duration = msgspec.field(default_factory=lambda: Duration("5s"))
+
+
 class MetricsConfig(msgspec.Struct, **_STRICT):
     # Prometheus text on http://{listen}/metrics; "" turns it off.
     listen: str = "127.0.0.1:9464"
@@ -320,6 +342,7 @@ class Config(msgspec.Struct, **_STRICT):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    ct: CtConfig = msgspec.field(default_factory=CtConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 

@@ -23,10 +23,11 @@ from core.base.dnsnames import (
 )
 from core.base.errors import NotFound, PolicyError
 from core.config import IssuanceConfig, ProfileConfig, ScheduleEntry
+from core.config.schedule import in_force
 from core.issuance.intake import CheckedCsr
 from core.issuance.messages import IssueRequest
 from core.issuance.profile import subject_for
-from core.issuance.validity import ORG_REUSE_DAYS, check_days, in_force, not_after_for
+from core.issuance.validity import ORG_REUSE_DAYS, check_days, not_after_for
 from core.licenses.policy import Operation
 from core.store.records import CertRecord, CertStatus, DomainRecord, OrgRecord
 

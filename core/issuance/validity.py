@@ -9,21 +9,10 @@ import datetime as dt
 from collections.abc import Sequence
 
 from core.base.errors import PolicyError
-from core.config.schedule import ScheduleEntry
+from core.config.schedule import ScheduleEntry, in_force
 
 ORG_REUSE_DAYS = 398
 SECOND = dt.timedelta(seconds=1)
-
-
-def in_force(schedule: Sequence[ScheduleEntry], at: dt.datetime) -> ScheduleEntry:
-    day = at.astimezone(dt.UTC).date()
-    current = None
-    for entry in sorted(schedule, key=lambda e: e.since):
-        if entry.since <= day:
-            current = entry
-    if current is None:
-        raise PolicyError("no_validity_rule", f"no validity rule is in force on {day}")
-    return current
 
 
 def not_after_for(not_before: dt.datetime, days: int) -> dt.datetime:

@@ -3,8 +3,8 @@ import datetime as dt
 import pytest
 
 from core.base.errors import PolicyError
-from core.config.schedule import BR_SCHEDULE
-from core.issuance.validity import check_days, in_force, not_after_for
+from core.config.schedule import BR_SCHEDULE, in_force
+from core.issuance.validity import check_days, not_after_for
 
 UTC = dt.UTC
 

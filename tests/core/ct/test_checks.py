@@ -1,0 +1,67 @@
+"""`hanko check-config` on `[ct]`: log keys and URLs, and whether each profile with CT
+on can get the SCTs its validity needs from the logs listed."""
+
+from __future__ import annotations
+
+import base64
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.conftest import DevCA, hanko
+from tests.ct_log import SPKI
+
+
+def key() -> str:
+    return base64.b64encode(
+        ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(*SPKI)
+    ).decode()
+
+
+def logs(*operators: str, bad_key: bool = False) -> str:
+    return "".join(
+        f'\n[[ct.logs]]\nurl = "http://log-{i}.example"\noperator = "{op}"\n'
+        f'key = "{"bm90IGEga2V5" if bad_key and i == 0 else key()}"\n'
+        for i, op in enumerate(operators)
+    )
+
+
+def check(ca: DevCA, extra: str) -> tuple[int, str]:
+    ca.config_path.write_text(ca.config_path.read_text() + extra)
+    out = hanko("check-config", "-c", str(ca.config_path))
+    return out.returncode, out.stderr
+
+
+def test_three_logs_of_two_operators_for_199_days(fresh_ca: DevCA) -> None:
+    # 2026-12: certificates of 199 days (over 180) need 3 SCTs from 2 operators or more.
+    code, err = check(fresh_ca, logs("google", "cloudflare", "google"))
+    assert code == 0, err
+
+
+def test_two_logs_are_not_enough_for_199_days(fresh_ca: DevCA) -> None:
+    code, err = check(fresh_ca, logs("google", "cloudflare"))
+    assert code == 1
+    assert "its certificates (199 days) need 3 SCTs" in err
+
+
+def test_one_operator_is_not_enough(fresh_ca: DevCA) -> None:
+    code, err = check(fresh_ca, logs("google", "google", "google"))
+    assert code == 1
+    assert "issuance.profiles.ov: its certificates (199 days) need 3 SCTs from at least 2" in err
+    assert "issuance.profiles.ev" in err
+
+
+def test_a_key_that_is_not_one(fresh_ca: DevCA) -> None:
+    code, err = check(fresh_ca, logs("google", "cloudflare", "digicert", bad_key=True))
+    assert code == 1
+    assert "ct.logs[0].key: not a base64 DER SubjectPublicKeyInfo" in err
+
+
+def test_serve_refuses_ct_it_cannot_do_yet(fresh_ca: DevCA) -> None:
+    code, _ = check(fresh_ca, logs("google", "cloudflare", "google"))
+    assert code == 0
+    out = hanko("serve", "-c", str(fresh_ca.config_path))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "hanko: error: ct.logs: issuance with Certificate Transparency is not available in this"
+        " version yet; remove [ct] to serve"
+    ]
