@@ -19,21 +19,20 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 import msgspec
-from cryptography import x509
 
 from core.base.clock import Clock, epoch_us, from_epoch, to_epoch
 from core.base.errors import HankoError, NotFound, PolicyError, SignerError
 from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReason
-from core.ca import lint as lint_mod
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig
-from core.issuance import events, policy, revocation
-from core.issuance.facts import check_org_scope, facts_for
+from core.issuance import events, revocation
+from core.issuance.facts import check_org_scope
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
 from core.issuance.intake import CheckedCsr, check_each
 from core.issuance.intake_pool import IntakePool
 from core.issuance.messages import CertificateView, IssueRequest, IssueResult, RevocationView
 from core.issuance.pem import pem_certificate, serial_from_hex
+from core.issuance.prepare import Prepared, Preparer
 from core.issuance.tbs import TbsEncoder
 from core.issuance.views import certificate_view
 from core.licenses import book
@@ -48,7 +47,6 @@ from core.store import (
     ReadTxn,
     Store,
     WriteTxn,
-    serial_bytes,
 )
 from crl.encoder import revoked_entry
 from ocsp.presign import Pending, Presigner
@@ -67,18 +65,10 @@ class EngineStatistics(msgspec.Struct, frozen=True):
     revoked: int  # revocations this engine committed (not counting repeats)
 
 
-class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
-    request: IssueRequest
-    tbs: bytes
-    record: CertRecord
-    ids: IdempotencyIds | None
-    decision: policy.Decision
-
-
 class _Signed(msgspec.Struct, frozen=True):
     """A prepared certificate with its signature and its pre-signed OCSP responses."""
 
-    prepared: _Prepared
+    prepared: Prepared
     der: bytes
     ocsp: OcspRecord | SignerError | None  # the new certificate's "good" responses
     ocsp_replaced: OcspRecord | SignerError | None  # the reissued one's "revoked"
@@ -117,14 +107,21 @@ class IssuanceEngine:
         self._store = store
         self._writer = writer
         self._clock = clock
-        self._blocked = frozenset(blocked_keys)
         self._intake = intake
-        self._rng = rng or random.Random()  # noqa: S311 - lint sampling only
         self._alg = issuer.key_type.default_algorithm
-        self._alg_der, self._placeholder_sig = signature_algorithm_der(issuer.key_type)
-        self._tbs = TbsEncoder(issuer, self._alg_der)
+        self._alg_der, placeholder = signature_algorithm_der(issuer.key_type)
+        self._preparer = Preparer(
+            config=config,
+            tbs=TbsEncoder(issuer, self._alg_der),
+            issuer_key_id=issuer.key_id,
+            signature_algorithm=self._alg_der,
+            placeholder_signature=placeholder,
+            partitions=crl_partitions,
+            blocked_keys=blocked_keys,
+            licensing=licensing,
+            rng=rng,
+        )
         self._issued = 0
-        self._linted = 0
         self._refused = 0
         self._batches = 0
         self._revoked = 0
@@ -154,7 +151,7 @@ class IssuanceEngine:
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
             issued=self._issued,
-            linted=self._linted,
+            linted=self._preparer.linted,
             refused=self._refused,
             batches=self._batches,
             revoked=self._revoked,
@@ -183,7 +180,7 @@ class IssuanceEngine:
         started = time.monotonic()
         now = self._clock.now().replace(microsecond=0)
         out: list[IssueResult | HankoError | None] = [None] * len(requests)
-        prepared: list[tuple[int, _Prepared]] = []
+        prepared: list[tuple[int, Prepared]] = []
         # CSR intake (proof of possession, key checks) is most of the per-certificate
         # work: large batches go to the intake processes, small ones are checked here.
         # (A thread instead measured slower: the hop costs every request.)
@@ -224,14 +221,14 @@ class IssuanceEngine:
         return results
 
     async def _sign(
-        self, prepared: list[tuple[int, _Prepared]], now: dt.datetime
+        self, prepared: list[tuple[int, Prepared]], now: dt.datetime
     ) -> list[tuple[int, _Signed | SignerError]]:
         """One signer call for the whole batch: every certificate, and with pre-signing
         on, its "good" OCSP responses and the "revoked" ones of what it reissues (their
         CertIDs do not depend on the certificate's signature, so all go together)."""
         ps = self._presigner
         items: list[tuple[str, SignAlgorithm, bytes]] = []
-        plan: list[tuple[int, _Prepared, Pending | None, Pending | None]] = []
+        plan: list[tuple[int, Prepared, Pending | None, Pending | None]] = []
         for i, p in prepared:
             items.append((self._label, self._alg, p.tbs))
             good = replaced = None
@@ -289,72 +286,8 @@ class IssuanceEngine:
         csr: CheckedCsr | PolicyError,
         ids: IdempotencyIds | None,
         now: dt.datetime,
-    ) -> _Prepared:
-        decision = policy.decide(
-            req,
-            csr,
-            facts_for(read, req, csr),
-            config=self._config,
-            blocked=self._blocked,
-            now=now,
-        )
-        assert isinstance(csr, CheckedCsr)  # noqa: S101 - decide() raised the refusal
-        serial = x509.random_serial_number()
-        license_id = ""
-        if self._licensing is not None:
-            operation, license_id = book.precheck_issue(
-                read,
-                requested=req.license,
-                org=decision.org,
-                profile=req.profile,
-                allowed_kinds=decision.profile.license_kinds,
-                names=decision.names,
-                operation=decision.operation,
-                previous=decision.previous,
-                serial=f"{serial:x}",
-                not_before=to_epoch(decision.not_before),
-                not_after=to_epoch(decision.not_after),
-                settings=self._licensing,
-            )
-            decision = msgspec.structs.replace(decision, operation=operation)
-        partition = serial % self._partitions
-        prof = decision.profile
-        tbs = self._tbs.tbs(
-            org=decision.org,
-            level=prof.level,
-            names=decision.names,
-            common_name=decision.common_name,
-            spki=csr.spki,
-            serial=serial,
-            partition=partition,
-            not_before=decision.not_before,
-            not_after=decision.not_after,
-            delta_crl=prof.delta_crl,
-        )
-        mode = self._config.lint
-        if mode == "all" or (
-            mode == "sample" and self._rng.random() < self._config.lint_sample_rate
-        ):
-            # The linted certificate is the final one but for its placeholder signature.
-            lint_mod.require_clean(assemble(tbs, self._alg_der, self._placeholder_sig), prof.level)
-            self._linted += 1
-        record = CertRecord(
-            serial=serial_bytes(serial),
-            issuer=self._issuer.key_id,
-            status=CertStatus.GOOD,
-            not_before=to_epoch(decision.not_before),
-            not_after=to_epoch(decision.not_after),
-            names=decision.names,
-            organization=decision.org.id,
-            profile=req.profile,
-            partition=partition,
-            der=b"",
-            first_issued=decision.first_issued,
-            reissues=decision.reissues,
-            account_id=decision.org.account,
-            license=license_id,
-        )
-        return _Prepared(request=req, tbs=tbs, record=record, ids=ids, decision=decision)
+    ) -> Prepared:
+        return self._preparer.prepare(read, req, csr, ids, now)
 
     def _commit_one(
         self, txn: WriteTxn, s: _Signed, record: CertRecord, *, actor: str, now: dt.datetime
