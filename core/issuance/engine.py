@@ -28,7 +28,7 @@ from core.config import IssuanceConfig
 from core.issuance import events, revocation
 from core.issuance.facts import check_org_scope
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
-from core.issuance.intake import CheckedCsr, check_each
+from core.issuance.intake import check_each
 from core.issuance.intake_pool import IntakePool
 from core.issuance.messages import CertificateView, IssueRequest, IssueResult, RevocationView
 from core.issuance.pem import pem_certificate, serial_from_hex
@@ -196,7 +196,7 @@ class IssuanceEngine:
                     if replay is not None:
                         out[i] = replay
                         continue
-                    prepared.append((i, self._prepare(txn, req, csrs[i], ids, now)))
+                    prepared.append((i, self._preparer.prepare(txn, req, csrs[i], ids, now)))
                 except HankoError as exc:
                     out[i] = exc
         if prepared:
@@ -278,16 +278,6 @@ class IssuanceEngine:
     def _allowed(self, profile: str) -> tuple[str, ...]:
         prof = self._config.profiles.get(profile)
         return tuple(prof.key_types) if prof is not None else ()
-
-    def _prepare(
-        self,
-        read: ReadTxn,
-        req: IssueRequest,
-        csr: CheckedCsr | PolicyError,
-        ids: IdempotencyIds | None,
-        now: dt.datetime,
-    ) -> Prepared:
-        return self._preparer.prepare(read, req, csr, ids, now)
 
     def _commit_one(
         self, txn: WriteTxn, s: _Signed, record: CertRecord, *, actor: str, now: dt.datetime

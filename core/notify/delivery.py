@@ -178,8 +178,9 @@ class Notifier:
         return f"{hook.url} answered {r.status_code}"
 
     async def _check_addresses(self, url: str) -> None:
-        host = urlsplit(url).hostname or ""
-        port = urlsplit(url).port or (443 if url.startswith("https") else 80)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
         except OSError as exc:

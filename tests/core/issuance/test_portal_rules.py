@@ -40,14 +40,10 @@ def validation(domain: str, method: str = "dns-txt", age_days: float = 10) -> Do
 
 
 def config(**profile: object) -> IssuanceConfig:
-    base = {"level": "ov", "www_pair": True, **profile}
-    return IssuanceConfig(profiles={"ov": msgspec.convert(base, ProfileConfig, dec_hook=_hook)})
-
-
-def _hook(typ: type, value: object) -> object:
-    if typ is Duration:
-        return Duration(str(value))
-    raise NotImplementedError
+    """An "ov" profile with the pair on; window settings given as "30d" and the like."""
+    fields = {k: Duration(v) if k.endswith("_window") else v for k, v in profile.items()}
+    base: dict[str, object] = {"level": "ov", "www_pair": True, **fields}
+    return IssuanceConfig(profiles={"ov": ProfileConfig(**base)})  # type: ignore[arg-type]
 
 
 def decide(
