@@ -8,6 +8,7 @@ loads the PKCS#11 module: everything that talks to a token runs in a child proce
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -209,26 +210,23 @@ def clean_env() -> dict[str, str]:
 Service = tuple[str, DevCA, subprocess.Popen[str]]
 
 
-@pytest.fixture
-def service(
-    fresh_ca: DevCA, request: pytest.FixtureRequest
-) -> Iterator[tuple[str, DevCA, subprocess.Popen[str]]]:
-    """`hanko serve` on a fresh CA; parametrize indirectly with TOML to add to its config
-    (it lands in the last table, [ocsp]) or a dict of replacements and that TOML."""
+@contextlib.contextmanager
+def serving(ca: DevCA, param: str | dict[str, Any] = "") -> Iterator[Service]:
+    """`hanko serve` on `ca` with free ports; `param` is TOML to add to its config (it
+    lands in the last table, [ocsp]) or a dict of replacements and that TOML."""
     port, status, metrics = free_ports(3)
-    text = fresh_ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+    text = ca.config_path.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{status}")
     text = text.replace("127.0.0.1:9464", f"127.0.0.1:{metrics}")
-    param = getattr(request, "param", "")
     if isinstance(param, dict):  # {"replace": [(old, new), ...], "append": TOML}
         for old, new in param.get("replace", []):
             assert old in text, old
             text = text.replace(old, new)
         param = param.get("append", "")
     text += param
-    fresh_ca.config_path.write_text(text)
+    ca.config_path.write_text(text)
     proc = subprocess.Popen(
-        [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
+        [str(BIN / "hanko"), "serve", "-c", str(ca.config_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -243,10 +241,19 @@ def service(
         pytest.fail(
             f"hanko serve did not come up: {line}{proc.stderr.read() if proc.stderr else ''}"
         )
-    yield base, fresh_ca, proc
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    try:
+        yield base, ca, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def service(fresh_ca: DevCA, request: pytest.FixtureRequest) -> Iterator[Service]:
+    """`hanko serve` on a fresh CA; parametrize indirectly with what `serving` adds."""
+    with serving(fresh_ca, getattr(request, "param", "")) as running:
+        yield running
 
 
 def token(ca: DevCA, role: str = "admin") -> str:

@@ -22,7 +22,14 @@ from core.acme.messages import Identifier
 from core.acme.problems import Problem
 from core.base.clock import Clock, to_epoch
 from core.base.dnsnames import normalize_dns_name
-from core.base.errors import HankoError, NotFound, PolicyError, SignerError, StoreError
+from core.base.errors import (
+    CtUnavailable,
+    HankoError,
+    NotFound,
+    PolicyError,
+    SignerError,
+    StoreError,
+)
 from core.base.reasons import REASON_NAMES, RevocationReason
 from core.config import IssuanceConfig
 from core.config.schedule import in_force
@@ -112,7 +119,8 @@ def _pem_csr(der: bytes) -> str:
 def _issuance_problem(exc: HankoError) -> Problem:
     if isinstance(exc, Problem):
         return exc
-    if isinstance(exc, (SignerError, StoreError)):
+    if isinstance(exc, (SignerError, StoreError, CtUnavailable)):
+        # The order stays ready: finalizing again later may succeed.
         return Problem("serverInternal", f"{exc.code}: {exc.message}", status=503)
     if exc.code.startswith(("csr_", "key_", "name_", "too_many", "common_name", "wildcard")):
         return Problem("badCSR", f"{exc.code}: {exc.message}")

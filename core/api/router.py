@@ -18,7 +18,15 @@ import msgspec
 
 from core.access.roles import Capability, Principal
 from core.base import logs
-from core.base.errors import Conflict, HankoError, NotFound, PolicyError, SignerError, StoreError
+from core.base.errors import (
+    Conflict,
+    CtUnavailable,
+    HankoError,
+    NotFound,
+    PolicyError,
+    SignerError,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from core.api.auth import Authenticator
@@ -43,7 +51,7 @@ def status_for(exc: HankoError) -> int:
         return 409
     if isinstance(exc, PolicyError):
         return 422
-    if isinstance(exc, (SignerError, StoreError)):
+    if isinstance(exc, (SignerError, StoreError, CtUnavailable)):
         return 503
     return 400
 
@@ -256,7 +264,8 @@ class App:
                 # A client sending more than a route takes gets no second request.
                 extra.append((b"connection", b"close"))
         except HankoError as exc:
-            status, body = status_for(exc), {"error": exc.code, "detail": exc.message}
+            status = status_for(exc)
+            body = {"error": exc.code, "detail": exc.message, **exc.fields()}
         except Exception:
             # A bug, not the client's doing: log it whole, answer JSON without details.
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])

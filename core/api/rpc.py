@@ -109,7 +109,7 @@ def routes(
         who = request.principal
         results = await engine.issue_many(body.requests, actor=who.id, accounts=who.accounts)
         items = [
-            m.BatchItem(error=m.ItemError(error=r.code, detail=r.message))
+            m.BatchItem(error=m.ItemError(error=r.code, detail=r.message, **r.fields()))
             if isinstance(r, HankoError)
             else m.BatchItem(result=r)
             for r in results

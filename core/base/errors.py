@@ -22,6 +22,11 @@ class HankoError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
+    def fields(self) -> dict[str, str]:
+        """Machine-readable facts of the error that go into a JSON error body beside
+        its code and message."""
+        return {}
+
 
 class ConfigError(HankoError):
     """The configuration is unreadable or invalid; `problems` lists every finding."""
@@ -113,3 +118,18 @@ class MalformedOcspRequest(HankoError):
     """An OCSP request that does not parse as RFC 6960 says: answered malformedRequest."""
 
     code = "ocsp_malformed"
+
+
+class CtUnavailable(HankoError):
+    """The CT logs did not give a certificate the SCTs it needs by the deadline. Nothing
+    is issued or charged; the precertificate's serial (a promise of issuance) stays
+    answered for by OCSP and CRLs, and revocable."""
+
+    code = "ct_unavailable"
+
+    def __init__(self, message: str, *, serial: str = "") -> None:
+        super().__init__(message)
+        self.serial = serial
+
+    def fields(self) -> dict[str, str]:
+        return {"serial": self.serial, "kind": "precertificate"} if self.serial else {}

@@ -30,7 +30,7 @@ from core.api.router import App, Observer, Request, Route
 from core.api.server import ApiListener, PeerCertificates
 from core.base import logs
 from core.base.clock import Clock, SystemClock, to_epoch
-from core.base.errors import ConfigError, HankoError
+from core.base.errors import HankoError
 from core.cmd import telemetry
 from core.cmd.common import add_config
 from core.cmd.control import Reloader, handle_signals
@@ -98,6 +98,11 @@ def build_app(
     )
     if metrics is not None:
         metrics.sources["issuance"] = engine.statistics
+    ct = engine.ct
+    if ct is not None:
+        background.append(ct.run)  # final certificates to the logs that take them
+        if metrics is not None:
+            metrics.sources["ct"] = ct.statistics
 
     desk = LicenseDesk(license_settings(cfg), clock)
     auth = Authenticator(
@@ -130,6 +135,7 @@ def build_app(
             "crl_updater": (
                 msgspec.to_builtins(crl_updater.statistics()) if crl_updater is not None else None
             ),
+            "ct": msgspec.to_builtins(ct.statistics()) if ct is not None else None,
         }
 
     async def crl_urls(request: Request) -> tuple[int, Any]:
@@ -218,15 +224,6 @@ async def run_service(
     config_path: Path,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    if cfg.ct.logs:
-        # Checked by check-config, not yet used by issuance: refuse rather than issue
-        # certificates without the SCTs the operator asked for.
-        raise ConfigError(
-            [
-                "ct.logs: issuance with Certificate Transparency is not available in this"
-                " version yet; remove [ct] to serve"
-            ]
-        )
     store = open_store(cfg)
     intake = IntakePool()
     try:

@@ -21,7 +21,7 @@ from typing import Any
 import prometheus_client
 import trio
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from core.api.router import Answered, App, Observer, Raw, Request, Route
@@ -193,6 +193,39 @@ class _FromStatistics(Collector):
         )
         yield _gauge("hanko_ocsp_responders_alive", "Responder processes up", s.alive)
         yield _counter("hanko_ocsp_responder_restarts", "Responder processes restarted", s.restarts)
+
+    def _ct(self, s: Any) -> Iterator[Any]:
+        labels = ["log", "operator"]
+        per_log = {
+            "submissions": ("hanko_ct_submissions", "Submissions to a CT log"),
+            "scts": ("hanko_ct_scts", "Valid SCTs received from a CT log"),
+            "failures": ("hanko_ct_failures", "CT submissions failed (timeouts too)"),
+            "invalid": ("hanko_ct_invalid_scts", "SCTs or answers that did not verify"),
+            "timeouts": ("hanko_ct_timeouts", "CT submissions unanswered at the deadline"),
+            "abandoned": ("hanko_ct_abandoned", "CT submissions not needed once enough came"),
+        }
+        for field, (name, doc) in per_log.items():
+            family = CounterMetricFamily(name, doc, labels=labels)
+            for entry in s.logs:
+                family.add_metric([entry.url, entry.operator], getattr(entry, field))
+            yield family
+        latency = SummaryMetricFamily(
+            "hanko_ct_answer_seconds", "Time to a CT log's answer", labels=labels
+        )
+        for entry in s.logs:
+            latency.add_metric([entry.url, entry.operator], entry.answered, entry.seconds)
+        yield latency
+        yield _counter(
+            "hanko_ct_precertificates", "Precertificates submitted to CT logs", s.precertificates
+        )
+        yield _counter(
+            "hanko_ct_unavailable",
+            "Precertificates without the SCTs they needed by the deadline",
+            s.unavailable,
+        )
+        yield _counter(
+            "hanko_ct_finals_dropped", "Final certificates not submitted", s.finals_dropped
+        )
 
     def _refresher(self, s: Any) -> Iterator[Any]:
         yield _counter("hanko_ocsp_refreshed", "OCSP responses re-signed", s.refreshed)

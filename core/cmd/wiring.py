@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from core.acme import ra as acme_ra
@@ -19,6 +20,9 @@ from core.base.errors import ConfigError
 from core.ca.issuer import CaUrls, IssuerInfo, issuer_info
 from core.ca.root_crl import FILE_NAME as ROOT_CRL_FILE
 from core.config import Config, parse_listen, read_secret
+from core.ct import checks as ct_checks
+from core.ct.sct import issuer_key_hash
+from core.ct.submit import Submitter
 from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
@@ -121,6 +125,7 @@ def issuance_engine(
     intake: IntakePool | None = None,
     ocsp_presigner: Presigner | None = None,
     observe: Observe | None = None,
+    ct: Submitter | None = None,
 ) -> IssuanceEngine:
     """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
     responder certificate it adopts is the one issuance and revocation sign under."""
@@ -158,6 +163,31 @@ def issuance_engine(
         crl_partitions=cfg.crl.partitions,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
         observe=observe,
+        ct=ct or ct_submitter(cfg),
+    )
+
+
+def ct_submitter(cfg: Config) -> Submitter | None:
+    """The CT logs' submitter when [ct] lists logs, else None (no precertificates)."""
+    # What check-config would say about [ct] stops the start: certificates issued
+    # without the SCTs asked for, or never issued, are both worse than not starting.
+    problems = ct_checks.problems(cfg, now=dt.datetime.now(dt.UTC))
+    if problems:
+        raise ConfigError(problems)
+    if not cfg.ct.logs:
+        return None
+    logs = ct_checks.logs(cfg)
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    root = x509.load_pem_x509_certificate(cfg.path(cfg.ca.root_cert).read_bytes())
+    spki = issuing.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return Submitter(
+        logs,
+        chain=[c.public_bytes(serialization.Encoding.DER) for c in (issuing, root)],
+        issuer_key_hash=issuer_key_hash(spki),
+        deadline=cfg.ct.deadline.seconds,
+        stagger=cfg.ct.stagger.seconds,
     )
 
 

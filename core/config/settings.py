@@ -321,6 +321,9 @@ class CtConfig(msgspec.Struct, **_STRICT):
     logs: list[CtLogConfig] = msgspec.field(default_factory=list)
     # How long issuance waits for the SCTs it needs, from the first submission.
     deadline: Duration = msgspec.field(default_factory=lambda: Duration("5s"))
+    # While too few SCTs came, one more log is asked each `stagger` (one is asked at
+    # once whenever one fails).
+    stagger: Duration = msgspec.field(default_factory=lambda: Duration("1s"))
 
 
 class MetricsConfig(msgspec.Struct, **_STRICT):

@@ -70,7 +70,11 @@ def problems(cfg: Config, *, now: dt.datetime) -> list[str]:
     found: list[str] = []
     listed = logs(cfg, found)
     if not cfg.ct.logs:
-        return found
+        return [
+            f"issuance.profiles.{name}.ct: true needs CT logs in [ct] ([[ct.logs]])"
+            for name, prof in cfg.issuance.profiles.items()
+            if prof.ct is True
+        ]
     for name, prof in cfg.issuance.profiles.items():
         if prof.ct is False:
             continue

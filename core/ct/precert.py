@@ -2,7 +2,8 @@
 Extension DER for the TBS encoder's `extra`: the critical poison that makes a
 precertificate unusable as a certificate, and the SCT list of the final certificate.
 The TBS the logs sign is the precertificate's without its poison, which is the final
-certificate's TBS without its SCT list: built with `extra=b""`."""
+certificate's TBS without its SCT list: built with `extra=b""`, and the other two are
+that TBS with one extension appended (`with_extension`), so it is encoded once."""
 
 from __future__ import annotations
 
@@ -48,3 +49,21 @@ def without_poison(tbs: bytes) -> bytes:
     if not found:
         raise ValueError("the TBSCertificate has no CT poison extension")
     return sequence(b"".join(children))
+
+
+def with_extension(tbs: bytes, extension: bytes) -> bytes:
+    """`tbs` (a TBSCertificate whose last element is its extensions, as the TBS encoder
+    writes it) with the whole Extension DER `extension` appended to them: the same bytes
+    as encoding it with `extra=extension`."""
+    _, start, end = read_tlv(tbs)
+    pos = start
+    last = start
+    while pos < end:
+        last = pos
+        _, _, pos = read_tlv(tbs, pos)
+    tag, e_start, _ = read_tlv(tbs, last)
+    if tag != 0xA3:
+        raise ValueError("the TBSCertificate does not end with its extensions")
+    _, s_start, s_end = read_tlv(tbs, e_start)
+    extensions = tlv(0xA3, sequence(tbs[s_start:s_end] + extension))
+    return sequence(tbs[start:last] + extensions)

@@ -8,6 +8,13 @@ batch go to the batched signer in one call, and every certificate (its record, t
 revocation of the certificate it reissues, its licence charge, its idempotency record,
 its audit entries) is committed in one durable writer op, each in its own nested
 transaction, before anyone is answered. The engine only orchestrates.
+
+With Certificate Transparency the first signature is the precertificate's. The
+precertificates are committed first (their serials answered for by OCSP and CRLs from
+then on), then submitted to the logs (transparency.py), and the final certificates,
+with their SCTs, are signed in one more signer call and committed as above; one whose
+SCTs did not come is answered ct_unavailable, charged nothing, and its serial stays a
+revocable precertificate.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from core.base.errors import HankoError, NotFound, PolicyError, SignerError
 from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReason
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig
-from core.issuance import events, revocation
+from core.ct.submit import Submitter
+from core.issuance import events, revocation, transparency
 from core.issuance.facts import check_org_scope
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
 from core.issuance.intake import check_each
@@ -33,6 +41,7 @@ from core.issuance.intake_pool import IntakePool
 from core.issuance.messages import CertificateView, IssueRequest, IssueResult, RevocationView
 from core.issuance.pem import pem_certificate, serial_from_hex
 from core.issuance.prepare import Prepared, Preparer
+from core.issuance.signing import BatchSigning, Signed
 from core.issuance.tbs import TbsEncoder
 from core.issuance.views import certificate_view
 from core.licenses import book
@@ -49,10 +58,8 @@ from core.store import (
     WriteTxn,
 )
 from crl.encoder import revoked_entry
-from ocsp.presign import Pending, Presigner
-from signer.algorithms import SignAlgorithm
+from ocsp.presign import Presigner
 from signer.api import BatchSigner, Priority
-from signer.splice import assemble, signature_algorithm_der
 
 Observe = Callable[[str, str, float], None]
 
@@ -63,15 +70,6 @@ class EngineStatistics(msgspec.Struct, frozen=True):
     refused: int  # requests refused by policy, licence or idempotency
     batches: int  # issue_many calls that signed something
     revoked: int  # revocations this engine committed (not counting repeats)
-
-
-class _Signed(msgspec.Struct, frozen=True):
-    """A prepared certificate with its signature and its pre-signed OCSP responses."""
-
-    prepared: Prepared
-    der: bytes
-    ocsp: OcspRecord | SignerError | None  # the new certificate's "good" responses
-    ocsp_replaced: OcspRecord | SignerError | None  # the reissued one's "revoked"
 
 
 class IssuanceEngine:
@@ -93,7 +91,9 @@ class IssuanceEngine:
         licensing: book.Settings | None = None,
         crl_partitions: int = 16,
         observe: Observe | None = None,
+        ct: Submitter | None = None,
     ) -> None:
+        self._ct = ct
         self._observe = observe  # each request's (profile, result, seconds): metrics
         self._config = config
         self._partitions = crl_partitions
@@ -108,14 +108,17 @@ class IssuanceEngine:
         self._writer = writer
         self._clock = clock
         self._intake = intake
-        self._alg = issuer.key_type.default_algorithm
-        self._alg_der, placeholder = signature_algorithm_der(issuer.key_type)
+        self._signing = BatchSigning(
+            signer=signer, issuer=issuer, key_label=issuer_key_label, presigner=presigner
+        )
+        alg_der = self._signing.algorithm_der
         self._preparer = Preparer(
             config=config,
-            tbs=TbsEncoder(issuer, self._alg_der),
+            tbs=TbsEncoder(issuer, alg_der),
             issuer_key_id=issuer.key_id,
-            signature_algorithm=self._alg_der,
-            placeholder_signature=placeholder,
+            signature_algorithm=alg_der,
+            placeholder_signature=self._signing.placeholder,
+            ct_logs=ct is not None,
             partitions=crl_partitions,
             blocked_keys=blocked_keys,
             licensing=licensing,
@@ -138,6 +141,11 @@ class IssuanceEngine:
     @property
     def writer(self) -> GroupCommitWriter:
         return self._writer
+
+    @property
+    def ct(self) -> Submitter | None:
+        """The CT logs' submitter, when certificates get SCTs."""
+        return self._ct
 
     @property
     def issuer_key_id(self) -> bytes:
@@ -201,17 +209,11 @@ class IssuanceEngine:
                     out[i] = exc
         if prepared:
             self._batches += 1
-            ready = await self._sign(prepared, now)
-            for i, signed in ready:
-                if isinstance(signed, SignerError):
-                    out[i] = signed
-            ready_ok = [(i, s) for i, s in ready if isinstance(s, _Signed)]
-            if ready_ok:
-                notices = {i: p.decision.notice for i, p in prepared if p.decision.notice}
-                for i, done in await self._commit_all(ready_ok, actor=actor, now=now):
-                    if isinstance(done, IssueResult) and i in notices:
-                        done = msgspec.structs.replace(done, notice=notices[i])  # noqa: PLW2901
-                    out[i] = done
+            notices = {i: p.decision.notice for i, p in prepared if p.decision.notice}
+            for i, done in await self._sign_and_commit(prepared, actor=actor, now=now):
+                if isinstance(done, IssueResult) and i in notices:
+                    done = msgspec.structs.replace(done, notice=notices[i])  # noqa: PLW2901
+                out[i] = done
         results = [r if r is not None else HankoError("request was not processed") for r in out]
         self._refused += sum(isinstance(r, PolicyError) for r in results)
         if self._observe is not None:
@@ -220,50 +222,53 @@ class IssuanceEngine:
                 self._observe(req.profile, r.code if isinstance(r, HankoError) else "issued", took)
         return results
 
-    async def _sign(
-        self, prepared: list[tuple[int, Prepared]], now: dt.datetime
-    ) -> list[tuple[int, _Signed | SignerError]]:
-        """One signer call for the whole batch: every certificate, and with pre-signing
-        on, its "good" OCSP responses and the "revoked" ones of what it reissues (their
-        CertIDs do not depend on the certificate's signature, so all go together)."""
-        ps = self._presigner
-        items: list[tuple[str, SignAlgorithm, bytes]] = []
-        plan: list[tuple[int, Prepared, Pending | None, Pending | None]] = []
-        for i, p in prepared:
-            items.append((self._label, self._alg, p.tbs))
-            good = replaced = None
-            if ps is not None:
-                good = ps.pending(p.record.serial, now=now)
-                items += ps.sign_items(good)
-                if p.decision.replaces is not None:
-                    replaced = ps.pending(
-                        p.decision.replaces,
-                        now=now,
-                        revoked_at=to_epoch(now),
-                        reason=RevocationReason.SUPERSEDED,
-                    )
-                    items += ps.sign_items(replaced)
-            plan.append((i, p, good, replaced))
-        signatures = await self._signer.sign_many(items, priority=Priority.INTERACTIVE)
-        out: list[tuple[int, _Signed | SignerError]] = []
-        pos = 0
-        for i, p, good, replaced in plan:
-            sig = signatures[pos]
-            pos += 1
-            records: list[OcspRecord | SignerError | None] = []
-            for pending in (good, replaced):
-                if pending is None or ps is None:
-                    records.append(None)
-                    continue
-                n = len(pending.tbs)
-                records.append(ps.record(pending, signatures[pos : pos + n]))
-                pos += n
-            if isinstance(sig, SignerError):
-                out.append((i, sig))
+    async def _sign_and_commit(
+        self, prepared: list[tuple[int, Prepared]], *, actor: str, now: dt.datetime
+    ) -> list[tuple[int, IssueResult | HankoError]]:
+        """Sign the batch and commit it; with CT, commit the precertificates, get their
+        SCTs, sign and commit the final certificates."""
+        done: list[tuple[int, IssueResult | HankoError]] = []
+        ready: list[tuple[int, Signed]] = []
+        for i, signed in await self._signing.sign(prepared, now):
+            if isinstance(signed, SignerError):
+                done.append((i, signed))
             else:
-                der = assemble(p.tbs, self._alg_der, sig)
-                out.append((i, _Signed(p, der, records[0], records[1])))
-        return out
+                ready.append((i, signed))
+        if not ready:
+            return done
+        promised: list[tuple[int, Signed]] = []
+        for i, result in await self._commit_all(ready, actor=actor, now=now):
+            if isinstance(result, Signed):
+                promised.append((i, result))
+            else:
+                done.append((i, result))
+        if promised:
+            done += await self._complete(promised, actor=actor, now=now)
+        return done
+
+    async def _complete(
+        self, promised: list[tuple[int, Signed]], *, actor: str, now: dt.datetime
+    ) -> list[tuple[int, IssueResult | HankoError]]:
+        """The committed precertificates' SCTs, final certificates and their commit."""
+        ct = self._ct
+        assert ct is not None  # noqa: S101 - precertificates are made only with CT on
+        done: list[tuple[int, IssueResult | HankoError]] = []
+        finals: dict[int, Signed] = {}
+        for i, final in await transparency.complete(
+            promised, submitter=ct, signing=self._signing, preparer=self._preparer
+        ):
+            if isinstance(final, HankoError):
+                done.append((i, final))
+            else:
+                finals[i] = final
+        if not finals:
+            return done
+        for i, result in await self._commit_all(list(finals.items()), actor=actor, now=now):
+            assert not isinstance(result, Signed)  # noqa: S101 - finals are final
+            done.append((i, result))
+            if isinstance(result, IssueResult):
+                ct.submit_final(finals[i].der, finals[i].prepared.record.not_after)
+        return done
 
     def _replay(self, txn: ReadTxn, ids: IdempotencyIds | None) -> IssueResult | None:
         if ids is None:
@@ -280,16 +285,28 @@ class IssuanceEngine:
         return tuple(prof.key_types) if prof is not None else ()
 
     def _commit_one(
-        self, txn: WriteTxn, s: _Signed, record: CertRecord, *, actor: str, now: dt.datetime
-    ) -> CertRecord | Replayed:
+        self, txn: WriteTxn, s: Signed, *, actor: str, now: dt.datetime
+    ) -> CertRecord | Replayed | Signed:
+        """A certificate's commit; with CT first its precertificate's (returned as it is:
+        promised), then its final certificate's."""
         p = s.prepared
         decision = p.decision
+        at_us = epoch_us(to_epoch(now))
         if p.ids is not None:
             existing = txn.get_idempotency(p.ids.key)
             if existing is not None:  # a concurrent twin committed first
                 if existing.body_sha256 != p.ids.body:
                     raise conflict()
                 return Replayed(existing.serials)
+        if p.ct and not s.precertificate:
+            # Nothing charged and nobody's certificate yet; answered for from now on.
+            promise = msgspec.structs.replace(p.record, der=s.der, license="")
+            txn.insert_precertificate(promise, at_us=at_us, actor=actor)
+            revocation.store_ocsp(txn, promise.serial, s.ocsp, now)
+            return s
+        record = msgspec.structs.replace(
+            p.record, der=s.der, precertificate_only=False, precertificate=s.precertificate
+        )
         if self._licensing is not None and record.license:
             record = book.charge_issue(
                 txn,
@@ -300,8 +317,11 @@ class IssuanceEngine:
                 settings=self._licensing,
                 actor=actor,
             )
-        txn.insert_cert(record, at_us=epoch_us(to_epoch(now)), actor=actor)
-        revocation.store_ocsp(txn, record.serial, s.ocsp, now)
+        if s.precertificate:
+            txn.complete_precertificate(record, at_us=at_us, actor=actor)
+        else:
+            txn.insert_cert(record, at_us=at_us, actor=actor)
+            revocation.store_ocsp(txn, record.serial, s.ocsp, now)
         events.issued(txn, record, at=to_epoch(now))
         replaces = decision.replaces
         if replaces is not None:
@@ -328,23 +348,23 @@ class IssuanceEngine:
         return record
 
     async def _commit_all(
-        self, ready: list[tuple[int, _Signed]], *, actor: str, now: dt.datetime
-    ) -> list[tuple[int, IssueResult | HankoError]]:
+        self, ready: list[tuple[int, Signed]], *, actor: str, now: dt.datetime
+    ) -> list[tuple[int, IssueResult | HankoError | Signed]]:
         """Commit every certificate of a request batch in one writer op, each in its own
         nested transaction: one failure (a twin's idempotency key, a reissue whose
-        original was revoked meanwhile) rolls back only that certificate."""
-        records = [(i, s, msgspec.structs.replace(s.prepared.record, der=s.der)) for i, s in ready]
+        original was revoked meanwhile) rolls back only that certificate. A committed
+        precertificate comes back as it went in."""
         one = functools.partial(self._commit_one, actor=actor, now=now)
 
-        def group(txn: WriteTxn) -> list[Done[CertRecord | Replayed] | Failed]:
-            return [txn.attempt(functools.partial(one, s=s, record=r)) for _, s, r in records]
+        def group(txn: WriteTxn) -> list[Done[CertRecord | Replayed | Signed] | Failed]:
+            return [txn.attempt(functools.partial(one, s=s)) for _, s in ready]
 
         try:
             outcomes = await self._writer.submit(group)
         except HankoError as exc:
-            return [(i, exc) for i, _, _ in records]
-        results: list[tuple[int, IssueResult | HankoError]] = []
-        for (i, _, _), outcome in zip(records, outcomes, strict=True):
+            return [(i, exc) for i, _ in ready]
+        results: list[tuple[int, IssueResult | HankoError | Signed]] = []
+        for (i, _), outcome in zip(ready, outcomes, strict=True):
             if isinstance(outcome, Failed):
                 if not isinstance(outcome.error, HankoError):
                     raise outcome.error  # a bug: let it surface
@@ -352,6 +372,8 @@ class IssuanceEngine:
             elif isinstance(outcome.value, Replayed):
                 with self._store.read() as txn:
                     results.append((i, self._result(txn.get_cert(outcome.value.serials[0]))))
+            elif isinstance(outcome.value, Signed):
+                results.append((i, outcome.value))
             else:
                 self._issued += 1
                 results.append((i, self._result(outcome.value)))

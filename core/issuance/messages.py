@@ -49,9 +49,12 @@ class BatchIssueRequest(msgspec.Struct, **_STRICT):
     requests: Annotated[list[IssueRequest], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-class ItemError(msgspec.Struct, frozen=True, kw_only=True):
+class ItemError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     error: str
     detail: str
+    # ct_unavailable: the precertificate's serial, answered for and revocable
+    serial: str | None = None
+    kind: str | None = None
 
 
 class BatchItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,8 +88,14 @@ class CertificateView(msgspec.Struct, frozen=True, kw_only=True):
     certificate: str
     revoked_at: dt.datetime | None = None
     reason: ReasonName | None = None
+    # "precertificate": only a precertificate was made (CT gave too few SCTs), and
+    # `certificate` is it; its serial is still answered for and revocable.
+    kind: Literal["certificate", "precertificate"] = "certificate"
+    scts: int = 0  # SCTs embedded in the certificate
 
 
 class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     error: str
     detail: str
+    serial: str | None = None  # ct_unavailable: the precertificate's
+    kind: str | None = None

@@ -155,6 +155,11 @@ def check_previous(old: CertRecord | None, serial_hex: str, org_id: str, what: s
         )
     if old.status is CertStatus.REVOKED:
         raise PolicyError(f"{what}_of_revoked", f"certificate {serial_hex} is revoked")
+    if old.precertificate_only:
+        raise PolicyError(
+            f"{what}_of_precertificate",
+            f"serial {serial_hex} is a precertificate whose certificate was never issued",
+        )
     return old
 
 

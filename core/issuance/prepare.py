@@ -1,7 +1,12 @@
 """Prepare, the first step of issuance: the policy's decision on one store snapshot,
 the licence asked (not yet charged), the TBSCertificate, and the lint of the
 certificate as it will be but for its signature (Boulder's issuance cycle: prepare
-and lint, then sign, then commit). Nothing is signed or written here."""
+and lint, then sign, then commit). Nothing is signed or written here.
+
+With Certificate Transparency on for the profile, what is prepared (and linted) is the
+precertificate: the same TBS with the critical poison appended; `log_tbs`, the TBS
+without it, is what the logs sign and what the final certificate is built on once the
+SCTs are in."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from core.base.clock import to_epoch
 from core.base.errors import PolicyError
 from core.ca import lint as lint_mod
 from core.config import IssuanceConfig
+from core.ct.precert import POISON, with_extension
 from core.issuance import policy
 from core.issuance.facts import facts_for
 from core.issuance.idempotency import IdempotencyIds
@@ -30,10 +36,16 @@ from signer.splice import assemble
 
 class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     request: IssueRequest
-    tbs: bytes
+    tbs: bytes  # what is signed first: the certificate, or with CT its precertificate
     record: CertRecord
     ids: IdempotencyIds | None
     decision: policy.Decision
+    log_tbs: bytes = b""  # with CT: the TBS without poison (the final one's, less SCTs)
+    linted: bool = False  # the final certificate is linted too when this one was
+
+    @property
+    def ct(self) -> bool:
+        return bool(self.log_tbs)
 
 
 class Preparer:
@@ -49,7 +61,9 @@ class Preparer:
         blocked_keys: Collection[bytes] = (),
         licensing: book.Settings | None = None,
         rng: random.Random | None = None,
+        ct_logs: bool = False,
     ) -> None:
+        self._ct_logs = ct_logs  # [ct] lists logs: profiles without `ct = false` use them
         self._config = config
         self._tbs = tbs
         self._issuer_key_id = issuer_key_id
@@ -110,12 +124,17 @@ class Preparer:
             not_after=decision.not_after,
             delta_crl=prof.delta_crl,
         )
+        ct = self._ct_logs and prof.ct is not False
+        signed_first = with_extension(tbs, POISON) if ct else tbs
         mode = self._config.lint
-        if mode == "all" or (
+        linted = mode == "all" or (
             mode == "sample" and self._rng.random() < self._config.lint_sample_rate
-        ):
-            # The linted certificate is the final one but for its placeholder signature.
-            lint_mod.require_clean(assemble(tbs, self._alg_der, self._placeholder_sig), prof.level)
+        )
+        if linted:
+            # What is linted is what is signed but for its placeholder signature.
+            kind = f"{prof.level}_precertificate" if ct else prof.level
+            draft = assemble(signed_first, self._alg_der, self._placeholder_sig)
+            lint_mod.require_clean(draft, kind)
             self.linted += 1
         record = CertRecord(
             serial=serial_bytes(serial),
@@ -132,5 +151,21 @@ class Preparer:
             reissues=decision.reissues,
             account_id=decision.org.account,
             license=license_id,
+            precertificate_only=ct,
         )
-        return Prepared(request=req, tbs=tbs, record=record, ids=ids, decision=decision)
+        return Prepared(
+            request=req,
+            tbs=signed_first,
+            record=record,
+            ids=ids,
+            decision=decision,
+            log_tbs=tbs if ct else b"",
+            linted=linted,
+        )
+
+    def lint_final(self, prepared: Prepared, tbs: bytes) -> None:
+        """The final certificate of a precertificate, linted when its precertificate was."""
+        if prepared.linted:
+            level = prepared.decision.profile.level
+            lint_mod.require_clean(assemble(tbs, self._alg_der, self._placeholder_sig), level)
+            self.linted += 1

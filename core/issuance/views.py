@@ -28,4 +28,15 @@ def certificate_view(read: ReadTxn, serial: bytes) -> CertificateView:
         certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
         revoked_at=from_epoch(rec.revoked_at) if rec.revoked_at is not None else None,
         reason=REASON_NAMES[rec.reason] if rec.reason is not None else None,
+        kind="precertificate" if rec.precertificate_only else "certificate",
+        scts=len(found) if (found := _scts(cert)) is not None else 0,
     )
+
+
+def _scts(cert: x509.Certificate) -> x509.PrecertificateSignedCertificateTimestamps | None:
+    try:
+        return cert.extensions.get_extension_for_class(
+            x509.PrecertificateSignedCertificateTimestamps
+        ).value
+    except x509.ExtensionNotFound:
+        return None

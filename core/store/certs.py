@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import msgspec
 
 from core.base.clock import epoch_us
-from core.base.errors import DuplicateSerial, NotFound, StoreError
+from core.base.errors import DuplicateSerial, NotFound, PolicyError, StoreError
 from core.base.reasons import RevocationReason
 from core.store.audit import AuditWrites
 from core.store.counters import CounterReads
@@ -83,11 +83,46 @@ class CertReads(CrlReads, CounterReads):
 
 class CertWrites(CertReads, CrlWrites, AuditWrites):
     def insert_cert(self, rec: CertRecord, *, at_us: int, actor: str) -> None:
+        self._insert(rec)
+        self._issued(rec, at_us=at_us, actor=actor)
+
+    def insert_precertificate(self, rec: CertRecord, *, at_us: int, actor: str) -> None:
+        """A precertificate's record, committed before it goes to CT logs: its serial is
+        taken and answered for from then on (a precertificate is a promise of issuance),
+        but it is nobody's certificate yet (no account index, nothing charged)."""
+        if not rec.precertificate_only:
+            raise ValueError("insert_precertificate takes a precertificate's record")
+        self._insert(rec)
+        self.audit(
+            at_us=at_us,
+            actor=actor,
+            action="precertificate",
+            subject=rec.serial.hex(),
+            detail={"profile": rec.profile, "organization": rec.organization},
+        )
+
+    def complete_precertificate(self, rec: CertRecord, *, at_us: int, actor: str) -> None:
+        """The final certificate of a committed precertificate (same serial)."""
+        stored = self.get_cert(rec.serial)
+        if stored is None or not stored.precertificate_only:
+            raise StoreError(f"serial {rec.serial.hex()} is not a precertificate awaiting issuance")
+        if stored.status is CertStatus.REVOKED:
+            raise PolicyError(
+                "precertificate_revoked",
+                "the precertificate was revoked while its SCTs were gathered",
+            )
+        self.txn.put(serial_key(rec.serial), CERT.encode(rec), db=self.dbs[b"certs"])
+        self.next_counter(STATUS_GENERATION)
+        self._issued(rec, at_us=at_us, actor=actor)
+
+    def _insert(self, rec: CertRecord) -> None:
         key = serial_key(rec.serial)
         if not self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"], overwrite=False):
             raise DuplicateSerial(f"serial {rec.serial.hex()} was already issued")
         self.next_counter(STATUS_GENERATION)
         self.txn.put(expiry_key(rec.not_after, rec.serial), b"", db=self.dbs[b"expiry"])
+
+    def _issued(self, rec: CertRecord, *, at_us: int, actor: str) -> None:
         if rec.account_id:
             self.txn.put(
                 account_cert_key(rec.account_id, rec.not_after, rec.serial),

@@ -52,6 +52,12 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     released: bool = False
     # Reissues of the order up to this certificate (its first issuance: 0).
     reissues: int = 0
+    # Certificate Transparency. While the SCTs are gathered, `der` is the precertificate
+    # (its serial already answered for by OCSP and CRLs) and `precertificate_only` is
+    # set; it stays set when no final certificate could be made. Once the final
+    # certificate replaces it in `der`, the precertificate is kept here.
+    precertificate_only: bool = False
+    precertificate: bytes = b""
 
 
 class CertStatusView(msgspec.Struct, array_like=True, frozen=True, gc=False):
