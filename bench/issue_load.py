@@ -12,7 +12,11 @@ folder, with the [signer] and [issuance] settings of the given configuration), i
   with OCSP off (`[ocsp] enabled = false`: no OCSP URL, no "good" responses to pre-sign,
   a CRL-only CA as the BR now allow), where a certificate is one signature instead of 1 +
   one per CertID hash; and last over plain HTTP (TLS off, loopback only), enforcement
-  off: the ratio TLS/plain is what TLS costs with connections kept alive.
+  off: the ratio TLS/plain is what TLS costs with connections kept alive; and with
+  Certificate Transparency on (licences off): three of the tests' CT logs
+  (tests/ct_log.py), one operator each, each a process of its own on loopback, give
+  every certificate its SCTs (a precertificate signed, committed and submitted, the
+  final certificate signed and committed); the ratio CT on/off is what CT costs.
 Every request issues a real certificate (new serial, durable commit). Subscriber keys are
 ECDSA P-256; the CSR is the same in every request, which costs the server the same work.
 Each measurement also reports the CPU each role spent per certificate (the core, the CSR
@@ -23,6 +27,7 @@ not the ceiling alone, bounds what issuance can reach.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -32,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +118,58 @@ def _configure(config: Path, base: Config, port: int) -> None:
     config.write_text(text)
 
 
-# (name, licence enforcement, OCSP pre-signing, TLS) of each measurement against one CA
+# (name, licence enforcement, OCSP pre-signing, TLS, CT) of each measurement on one CA
 _RUNS = (
-    ("licenses_off", False, True, True),
-    ("licenses_on", True, True, True),
-    ("ocsp_off", False, False, True),
-    ("plain_http", False, True, False),
+    ("licenses_off", False, True, True, False),
+    ("licenses_on", True, True, True, False),
+    ("ocsp_off", False, False, True, False),
+    ("plain_http", False, True, False, False),
+    ("ct_on", False, True, True, True),
 )
+ROOT = Path(__file__).resolve().parent.parent
+CT_OPERATORS = ("bench-google", "bench-cloudflare", "bench-digicert")
+
+
+@contextlib.contextmanager
+def ct_logs() -> Iterator[list[subprocess.Popen[str]]]:
+    """Three of the tests' CT logs, each a process (tests/ct_log.py in this checkout)."""
+    if not (ROOT / "tests" / "ct_log.py").is_file():
+        raise SystemExit("the CT test log (tests/ct_log.py) is not in this checkout")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.ct_log", "--operator", op],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for op in CT_OPERATORS
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _ct_table(procs: list[subprocess.Popen[str]]) -> str:
+    text = "\n[ct]\n"
+    for proc in procs:
+        assert proc.stdout is not None
+        log = json.loads(proc.stdout.readline())
+        text += (
+            f'\n[[ct.logs]]\nurl = "{log["url"]}"\nkey = "{log["key"]}"\n'
+            f'operator = "{log["operator"]}"\n'
+        )
+    return text
+
+
 _TLS_LINES = ('tls_cert = "tls/api.pem"\n', 'tls_key = "tls/api.key"\n')
 
 
@@ -152,24 +203,28 @@ def bench_key_type(
             f"{key_type.value}: {len(_RUNS)} configurations, 2 endpoints", len(_RUNS)
         )
         initial = (ca / "hanko.toml").read_text()
-        for name, enforce, ocsp, tls in _RUNS:
-            text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", initial)
-            if not tls:
-                for line in _TLS_LINES:
-                    text = text.replace(line, "")
-            (ca / "hanko.toml").write_text(text + f"[licenses]\nenforce = {str(enforce).lower()}\n")
-            runs[name] = _measure(
-                ca,
-                port,
-                name=name,
-                enforce=enforce,
-                tls=tls,
-                seconds=seconds,
-                connections=connections,
-                batch=batch,
-                batch_connections=batch_connections,
-            )
-            bar.advance()
+        with ct_logs() as logs:
+            ct_table = _ct_table(logs)
+            for name, enforce, ocsp, tls, ct in _RUNS:
+                text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", initial)
+                if not tls:
+                    for line in _TLS_LINES:
+                        text = text.replace(line, "")
+                text += f"[licenses]\nenforce = {str(enforce).lower()}\n"
+                (ca / "hanko.toml").write_text(text + (ct_table if ct else ""))
+                runs[name] = _measure(
+                    ca,
+                    port,
+                    name=name,
+                    enforce=enforce,
+                    tls=tls,
+                    seconds=seconds,
+                    connections=connections,
+                    batch=batch,
+                    batch_connections=batch_connections,
+                    others={"ct_logs": [p.pid for p in logs]} if ct else {},
+                )
+                bar.advance()
         bar.close()
     # A certificate is one signature, plus one "good" OCSP response per CertID hash when
     # pre-signing is on: the signer's share of its ceiling counts them all.
@@ -182,9 +237,9 @@ def bench_key_type(
         "signer_cpu_us_per_signature_at_ceiling": round(workers / ceiling * 1e6, 1),
     }
     for mode in ("single", "batch"):
-        for name, _, ocsp, _tls in _RUNS:
+        for name, _, ocsp, _tls, ct in _RUNS:
             m = runs[name][mode]
-            sigs = per_cert if ocsp else 1
+            sigs = (per_cert if ocsp else 1) + ct  # with CT, the precertificate too
             report[f"{mode}_{name}"] = {
                 **m,
                 "signatures_per_certificate": sigs,
@@ -198,6 +253,9 @@ def bench_key_type(
         plain = runs["plain_http"][mode]["certificates_per_s"]
         # TLS on (licenses_off) over TLS off (plain_http): the aim is 0.9 or more.
         report[f"{mode}_tls_ratio"] = round(off / plain, 3) if plain else None
+        # CT on over off (licenses_off): the aim for the batch endpoint is 0.6 or more.
+        with_ct = runs["ct_on"][mode]["certificates_per_s"]
+        report[f"{mode}_ct_ratio"] = round(with_ct / off, 3) if off else None
     return report
 
 
@@ -212,18 +270,22 @@ def _measure(
     connections: int,
     batch: int,
     batch_connections: int,
+    others: dict[str, list[int]],
 ) -> dict[str, Any]:
     """`hanko serve` on `ca`; an account and its organization (with enforcement, the
     account's default license is a million non-pooled units, so every certificate takes
     one and writes its ledger entry); an issuer key for the account; wrk on the single
     and the batch endpoint."""
-    server = subprocess.Popen(
-        [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     tmp = ca.parent
+    # The server's log goes to a file: a pipe nobody reads fills with the access log and
+    # blocks the server.
+    log_path = tmp / f"serve-{name}.log"
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen(
+            [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     try:
         url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         api = httpx.Client(
@@ -239,7 +301,7 @@ def _measure(
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                detail = server.stderr.read() if server.stderr else ""
+                detail = log_path.read_text()[-2000:]
                 raise SystemExit(f"hanko serve did not start: {detail}")
             time.sleep(0.2)
         admin = {"Authorization": f"Bearer {(ca / 'secrets/admin.token').read_text().strip()}"}
@@ -292,6 +354,7 @@ def _measure(
             per_request=1,
             connections=connections,
             seconds=seconds,
+            others=others,
         )
         batched = _run_counted(
             server.pid,
@@ -300,6 +363,7 @@ def _measure(
             per_request=batch,
             connections=batch_connections,
             seconds=seconds,
+            others=others,
         )
     finally:
         server.terminate()
@@ -311,15 +375,28 @@ def _measure(
 
 
 def _run_counted(
-    root: int, url: str, script: Path, *, per_request: int, connections: int, seconds: float
+    root: int,
+    url: str,
+    script: Path,
+    *,
+    per_request: int,
+    connections: int,
+    seconds: float,
+    others: dict[str, list[int]],
 ) -> dict[str, Any]:
-    """One wrk run, with the CPU each role of `hanko serve` (and wrk) spent on it."""
-    before, wrk_before = tree_cpu(root), children_cpu()
+    """One wrk run, with the CPU each role of `hanko serve` (and wrk, and each role of
+    `others`: processes the server depends on, such as CT logs) spent on it."""
+
+    def other_cpu() -> dict[str, float]:
+        return {role: sum(tree_cpu(pid)["core"] for pid in pids) for role, pids in others.items()}
+
+    before, wrk_before, others_before = tree_cpu(root), children_cpu(), other_cpu()
     start = time.monotonic()
     measured = run_wrk(url, script, connections=connections, seconds=seconds)
     wall = time.monotonic() - start
     cpu = spent(before, tree_cpu(root))
     cpu["wrk"] = children_cpu() - wrk_before
+    cpu.update(spent(others_before, other_cpu()))
     certificates = measured["requests"] * per_request
     return {
         **measured,
@@ -365,6 +442,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
                 ("licenses_on", "licenses on "),
                 ("ocsp_off", "OCSP off    "),
                 ("plain_http", "plain HTTP  "),
+                ("ct_on", "CT on       "),
             ):
                 m = r[f"{mode}_{run}"]
                 extra = f", {m['batch_size']} per request" if mode == "batch" else ""
@@ -384,4 +462,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             print(f"  {mode:<6} with enforcement / without: {ratio:.1%}" if ratio else "")
             tls = r[f"{mode}_tls_ratio"]
             print(f"  {mode:<6} TLS / plain HTTP (aim: 90% or more): {tls:.1%}" if tls else "")
+            ct = r[f"{mode}_ct_ratio"]
+            aim = " (aim: 60% or more)" if mode == "batch" else ""
+            print(f"  {mode:<6} CT on / off{aim}: {ct:.1%}" if ct else "")
     return 0

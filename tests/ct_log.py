@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import signal
 import socket
@@ -31,10 +32,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.base.der import read_tlv
 from core.ct.precert import without_poison
 from core.ct.sct import ECDSA, SHA256, Sct, issuer_key_hash, log_id, signed_data
 
 SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+_POISON_OID = bytes.fromhex("060a2b06010401d679020403")
 ENDPOINTS = {b"/ct/v1/add-pre-chain": "add-pre-chain", b"/ct/v1/add-chain": "add-chain"}
 
 
@@ -98,9 +101,9 @@ class TestLog:
         ValueError when the chain is not one this log takes."""
         if len(chain) < 2:
             raise ValueError("the chain needs the certificate and its issuer")
-        leaf = x509.load_der_x509_certificate(chain[0])
-        issuer = x509.load_der_x509_certificate(chain[1])
-        if leaf.issuer != issuer.subject:
+        tbs, issuer_name = _tbs_and_issuer(chain[0])
+        subject, key_hash = _issuer(chain[1])
+        if issuer_name != subject:
             raise ValueError("the second certificate did not issue the first")
         timestamp = int(time.time() * 1000)
         unsigned = Sct(
@@ -113,14 +116,10 @@ class TestLog:
             signature=b"",
         )
         if kind == "add-pre-chain":
-            data = signed_data(
-                unsigned,
-                tbs=without_poison(leaf.tbs_certificate_bytes),  # ValueError: no poison
-                issuer_key_hash=issuer_key_hash(issuer.public_key().public_bytes(*SPKI)),
-            )
+            # ValueError when there is no poison
+            data = signed_data(unsigned, tbs=without_poison(tbs), issuer_key_hash=key_hash)
         else:
-            poisoned = any(e.oid == x509.oid.ExtensionOID.PRECERT_POISON for e in leaf.extensions)
-            if poisoned:
+            if _POISON_OID in tbs:
                 raise ValueError("a precertificate goes to add-pre-chain")
             data = signed_data(unsigned, leaf=chain[0])
         signature = self._key.sign(data, ec.ECDSA(hashes.SHA256()))
@@ -151,6 +150,29 @@ class TestLog:
             return 400, json.dumps({"error": str(exc)}).encode()
         self.answered += 1
         return 200, json.dumps(answer).encode()
+
+
+def _tbs_and_issuer(der: bytes) -> tuple[bytes, bytes]:
+    """A certificate's TBSCertificate and its issuer Name, DER (ValueError if it is not
+    one): read with the DER walker, as cheaply as a log must to keep up."""
+    _, start, _ = read_tlv(der)
+    _, t_start, t_end = read_tlv(der, start)
+    pos = t_start
+    fields = []
+    while pos < t_end and len(fields) < 4:
+        _, _, end = read_tlv(der, pos)
+        fields.append(der[pos:end])
+        pos = end
+    if len(fields) < 4 or fields[0][:1] != b"\xa0":
+        raise ValueError("not a version 3 certificate")
+    return der[start:t_end], fields[3]  # version, serial, signature, issuer
+
+
+@functools.lru_cache(maxsize=16)
+def _issuer(der: bytes) -> tuple[bytes, bytes]:
+    """An issuing certificate's subject Name DER and key hash (RFC 6962 issuer_key_hash)."""
+    cert = x509.load_der_x509_certificate(der)
+    return cert.subject.public_bytes(), issuer_key_hash(cert.public_key().public_bytes(*SPKI))
 
 
 class _Connection(asyncio.Protocol):

@@ -14,7 +14,9 @@ reuse and the request is sent once more on a new one.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -41,12 +43,8 @@ class _Parsed:
     body: list[bytes] = field(default_factory=list)
     size: int = 0
     done: bool = False
-    close: bool = False
-    _header: bytes = b""
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"connection" and value.strip().lower() == b"close":
-            self.close = True
+    keep: bool = False
+    parser: httptools.HttpResponseParser | None = None
 
     def on_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -55,6 +53,8 @@ class _Parsed:
         self.body.append(chunk)
 
     def on_message_complete(self) -> None:
+        # llhttp forgets keep-alive once the callback returns: ask it here.
+        self.keep = self.parser is not None and self.parser.should_keep_alive()
         self.done = True
 
 
@@ -68,6 +68,7 @@ class _Connection:
         await self.stream.send_all(request)
         parsed = _Parsed()
         parser = httptools.HttpResponseParser(parsed)
+        parsed.parser = parser
         got = False
         while not parsed.done:
             chunk = await self.stream.receive_some(16384)
@@ -80,8 +81,7 @@ class _Connection:
                 parser.feed_data(chunk)
             except httptools.HttpParserError as exc:
                 raise HttpError(f"the log's answer is not HTTP/1.1: {exc}") from None
-        keep = parser.should_keep_alive() and not parsed.close
-        return Answer(parser.get_status_code(), b"".join(parsed.body)), keep
+        return Answer(parser.get_status_code(), b"".join(parsed.body)), parsed.keep
 
     async def close(self) -> None:
         await trio.aclose_forcefully(self.stream)
@@ -105,10 +105,10 @@ class Origin:
         default = 443 if parts.scheme == "https" else 80
         host = self.host if self.port == default else f"{self.host}:{self.port}"
         self._host_header = host.encode("idna")
-        self._idle: list[_Connection] = []
+        self._idle: list[_Connection] = []  # kept alive, free
         self._limit = trio.CapacityLimiter(limit)
 
-    async def _open(self) -> _Connection:
+    async def open(self) -> _Connection:
         tcp = await trio.open_tcp_stream(self.host, self.port)
         if self._tls is None:
             return _Connection(tcp)
@@ -135,41 +135,76 @@ class Origin:
             )
         )
 
-    async def post(self, path: str, body: bytes) -> Answer:
-        """POST `body` (JSON) to `path` under the origin's base path. HttpError when no
-        answer comes; any status is an Answer."""
-        request = self.request_bytes(path, body)
+    def idle(self) -> _Connection | None:
+        """A kept-alive connection nobody is using, if there is one."""
+        return self._idle.pop() if self._idle else None
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """One connection's worth of requests, one after the other; the connection
+        returns to the idle ones after, unless it broke or the server closes it."""
         async with self._limit:
-            for attempt in (0, 1):
-                conn = self._idle.pop() if self._idle else None
-                fresh = conn is None
-                try:
-                    if conn is None:
-                        conn = await self._open()
-                    answer, keep = await conn.exchange(request)
-                except _Stale:
-                    await conn.close() if conn is not None else None
-                    if fresh or attempt:
-                        raise HttpError("the log closed the connection without answering") from None
-                    continue
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    if conn is not None:
-                        await conn.close()
-                    if not fresh and not attempt:
-                        continue  # a kept-alive connection gone stale: once more, anew
-                    raise HttpError(f"cannot reach the log: {exc}") from None
-                except BaseException:  # cancelled or a framing error: never reuse it
-                    if conn is not None:
-                        await conn.close()
-                    raise
-                if keep:
+            session = Session(self)
+            try:
+                yield session
+            finally:
+                conn, session.conn = session.conn, None
+                if conn is not None:
                     self._idle.append(conn)
-                else:
-                    await conn.close()
-                return answer
-        raise HttpError("cannot reach the log")  # pragma: no cover - the loop returns or raises
+
+    async def post(self, path: str, body: bytes) -> Answer:
+        """POST `body` (JSON) to `path` on a connection of its own."""
+        async with self.session() as session:
+            return await session.post(path, body)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+
+class Session:
+    def __init__(self, origin: Origin) -> None:
+        self._origin = origin
+        self.conn: _Connection | None = None
+
+    async def post(self, path: str, body: bytes) -> Answer:
+        """POST `body` (JSON) to `path` under the origin's base path. HttpError when no
+        answer comes; any status is an Answer."""
+        request = self._origin.request_bytes(path, body)
+        kept, self.conn = self.conn or self._origin.idle(), None
+        if kept is not None:
+            try:
+                return await self._exchange(kept, request)
+            except _Broken:
+                pass  # a kept-alive connection the server had closed: once more, anew
+        try:
+            conn = await self._origin.open()
+        except OSError as exc:
+            raise HttpError(f"cannot reach the log: {exc}") from None
+        try:
+            return await self._exchange(conn, request)
+        except _Broken as exc:
+            raise HttpError(str(exc)) from None
+
+    async def _exchange(self, conn: _Connection, request: bytes) -> Answer:
+        try:
+            answer, keep = await conn.exchange(request)
+        except _Stale:
+            await conn.close()
+            raise _Broken("the log closed the connection without answering") from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            await conn.close()
+            raise _Broken(f"the connection to the log broke: {exc}") from None
+        except BaseException:  # cancelled or a framing error: never reuse it
+            await conn.close()
+            raise
+        if keep:
+            self.conn = conn
+        else:
+            await conn.close()
+        return answer
+
+
+class _Broken(Exception):
+    """The connection failed before an answer: worth one more try on a new one."""

@@ -139,13 +139,28 @@ def signed_data(
     return head + entry + _vector(sct.extensions, 2)
 
 
-def verify(sct: Sct, log_key_der: bytes, data: bytes) -> None:
-    """SctError unless `sct` is the log's signature over `data` (signed_data())."""
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+def load_key(spki_der: bytes) -> PublicKey:
+    """A CT log's key (ECDSA or RSA) from its SubjectPublicKeyInfo DER."""
+    try:
+        key = serialization.load_der_public_key(spki_der)
+    except ValueError:
+        raise SctError("the log's key is not a DER SubjectPublicKeyInfo") from None
+    if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        raise SctError("a CT log's key is ECDSA or RSA")
+    return key
+
+
+def verify(sct: Sct, log_key_der: bytes, data: bytes, *, key: PublicKey | None = None) -> None:
+    """SctError unless `sct` is the log's signature over `data` (signed_data()).
+    `key`: the log's key already loaded from `log_key_der`."""
     if sct.log_id != log_id(log_key_der):
         raise SctError("the SCT names another log")
     if sct.hash_algorithm != SHA256:
         raise SctError("the SCT is not signed with SHA-256")
-    key = serialization.load_der_public_key(log_key_der)
+    key = key or load_key(log_key_der)
     try:
         if isinstance(key, ec.EllipticCurvePublicKey) and sct.signature_algorithm == ECDSA:
             key.verify(sct.signature, data, ec.ECDSA(hashes.SHA256()))

@@ -16,6 +16,7 @@ kept-alive connections (http.py).
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import time
 from collections.abc import Sequence
@@ -25,11 +26,13 @@ import msgspec
 import trio
 
 from core.base.errors import CtUnavailable, HankoError
-from core.ct.http import Origin
-from core.ct.policy import Log, eligible, required, satisfied, submission_order
-from core.ct.sct import Sct, parse_answer, signed_data, verify
+from core.ct.http import Origin, Session
+from core.ct.policy import Log, eligible, submission_order
+from core.ct.race import Race
+from core.ct.sct import PublicKey, Sct, load_key, parse_answer, signed_data, verify
 
 log = logging.getLogger("hanko.ct")
+_PRE_CHAIN = "/ct/v1/add-pre-chain"
 FINAL_QUEUE = 1000  # final certificates waiting for submission; more are dropped
 WARN_EVERY = 10.0  # seconds between two warnings about the same log
 
@@ -86,6 +89,7 @@ class _Counts:
 class _Log:
     log: Log
     origin: Origin
+    key: PublicKey  # the log's key, loaded once
     counts: _Counts = field(default_factory=_Counts)
 
     def failed(self, reason: str, *, invalid: bool = False) -> None:
@@ -123,9 +127,10 @@ class Submitter:
     ) -> None:
         """`chain`: the issuing CA's certificate and what follows it to the root (DER),
         sent after each (pre)certificate."""
-        self._logs = [_Log(lg, Origin(lg.url, limit=connections)) for lg in logs]
+        self._logs = [_Log(lg, Origin(lg.url, limit=connections), load_key(lg.key)) for lg in logs]
         self._by_url = {s.log.url: s for s in self._logs}
-        self._chain = _chain_json(chain)
+        self.connections = connections
+        self.chain = _chain_json(chain)
         self._issuer_key_hash = issuer_key_hash
         self._deadline = deadline
         self._stagger = stagger
@@ -141,6 +146,9 @@ class Submitter:
     @property
     def logs(self) -> list[Log]:
         return [s.log for s in self._logs]
+
+    def target(self, url: str) -> _Log:
+        return self._by_url[url]
 
     def statistics(self) -> SubmitterStatistics:
         return SubmitterStatistics(
@@ -170,98 +178,46 @@ class Submitter:
     # -- precertificates ----------------------------------------------------------
 
     async def scts_for(self, entries: Sequence[Entry]) -> list[list[Sct] | CtUnavailable]:
-        """The SCTs of each entry, in order, or why there are too few; all entries are
-        submitted at once and the deadline counts from now."""
-        out: list[list[Sct] | CtUnavailable] = [CtUnavailable("not submitted") for _ in entries]
-        deadline = trio.current_time() + self._deadline
-
-        async def one(i: int, entry: Entry) -> None:
-            out[i] = await self._collect(entry, deadline)
-
-        async with trio.open_nursery() as nursery:
-            for i, entry in enumerate(entries):
-                nursery.start_soon(one, i, entry)
-        return out
-
-    async def _collect(self, entry: Entry, deadline: float) -> list[Sct] | CtUnavailable:
-        self._precertificates += 1
-        candidates = [self._by_url[lg.url] for lg in submission_order(self.logs, entry.not_after)]
-        need = required(entry.not_after - entry.not_before)
-        body = b'{"chain":["' + base64.b64encode(entry.precertificate) + b'"' + self._chain + b"]}"
-        got: list[tuple[_Log, Sct]] = []
-        running: set[str] = set()
-        send, recv = trio.open_memory_channel[tuple[_Log, Sct | None]](len(candidates))
-        with trio.move_on_at(deadline):
+        """The SCTs of each entry, in order, or why there are too few. The whole batch
+        is submitted at once, each log's share over its kept-alive connections, and
+        the deadline counts from now."""
+        batch = _Batch(self, entries)
+        with trio.move_on_at(trio.current_time() + self._deadline):
             async with trio.open_nursery() as nursery:
-
-                def start() -> None:
-                    target = candidates.pop(0)
-                    running.add(target.log.url)
-                    nursery.start_soon(self._precert_to, target, body, entry, send)
-
-                while candidates and len(running) < need:
-                    start()
-                while running or candidates:
-                    if not running or (len(got) + len(running) < need and candidates):
-                        start()
-                        continue
-                    with trio.move_on_after(self._stagger) as waited:
-                        target, sct = await recv.receive()
-                    if waited.cancelled_caught:
-                        if candidates:
-                            start()
-                        continue
-                    running.discard(target.log.url)
-                    if sct is not None:
-                        got.append((target, sct))
-                        if satisfied([t.log.operator for t, _ in got], need_seconds(entry)):
-                            break
+                batch.nursery = nursery
+                for k, race in enumerate(batch.races):
+                    batch.launch(k, race.begin())
+                nursery.start_soon(batch.stagger, self._stagger)
+                await batch.all_done.wait()
                 nursery.cancel_scope.cancel()
-        operators = [t.log.operator for t, _ in got]
-        if satisfied(operators, need_seconds(entry)):
-            for url in running:
+        races = zip(entries, batch.races, strict=True)
+        return [self._outcome(entry, race) for entry, race in races]
+
+    def _outcome(self, entry: Entry, race: Race) -> list[Sct] | CtUnavailable:
+        self._precertificates += 1
+        if race.satisfied:
+            for url in race.running:
                 self._by_url[url].counts.abandoned += 1
             self._satisfied += 1
-            return [sct for _, sct in got]
-        for url in running:
+            return [sct for _, sct in race.got]
+        for url in race.running:
             self._by_url[url].counts.timeouts += 1
             self._by_url[url].failed("no answer by the deadline")
         self._unavailable += 1
         return CtUnavailable(
-            f"CT logs gave {len(got)} valid SCTs of the {need} (from at least 2 log operators)"
-            f" a certificate valid this long needs, by the {self._deadline:g} s deadline;"
-            f" serial {entry.serial} is a precertificate only: nothing was charged, retry later",
+            f"CT logs gave {len(race.got)} valid SCTs of the {race.need} (from at least 2"
+            " log operators) a certificate valid this long needs, by the"
+            f" {self._deadline:g} s deadline; serial {entry.serial} is a precertificate"
+            " only: nothing was charged, retry later",
             serial=entry.serial,
         )
 
-    async def _precert_to(
-        self,
-        target: _Log,
-        body: bytes,
-        entry: Entry,
-        send: trio.MemorySendChannel[tuple[_Log, Sct | None]],
-    ) -> None:
-        sct = await self._submit(target, "/ct/v1/add-pre-chain", body)
-        if sct is not None:
-            try:
-                verify(
-                    sct,
-                    target.log.key,
-                    signed_data(sct, tbs=entry.tbs, issuer_key_hash=self._issuer_key_hash),
-                )
-            except HankoError as exc:
-                target.failed(f"an SCT for serial {entry.serial} is invalid: {exc}", invalid=True)
-                sct = None
-            else:
-                target.counts.scts += 1
-        send.send_nowait((target, sct))
-
-    async def _submit(self, target: _Log, path: str, body: bytes) -> Sct | None:
+    async def submit(self, target: _Log, session: Session, path: str, body: bytes) -> Sct | None:
         """One submission's SCT, or None when the log failed (counted and logged)."""
         target.counts.submissions += 1
         started = trio.current_time()
         try:
-            answer = await target.origin.post(path, body)
+            answer = await session.post(path, body)
         except HankoError as exc:
             target.failed(exc.message)
             return None
@@ -276,6 +232,20 @@ class Submitter:
         except HankoError as exc:
             target.failed(f"{path}: {exc.message}", invalid=True)
             return None
+
+    def verified(self, target: _Log, entry: Entry, sct: Sct) -> Sct | None:
+        try:
+            verify(
+                sct,
+                target.log.key,
+                signed_data(sct, tbs=entry.tbs, issuer_key_hash=self._issuer_key_hash),
+                key=target.key,
+            )
+        except HankoError as exc:
+            target.failed(f"an SCT for serial {entry.serial} is invalid: {exc}", invalid=True)
+            return None
+        target.counts.scts += 1
+        return sct
 
     # -- final certificates -------------------------------------------------------
 
@@ -307,19 +277,95 @@ class Submitter:
 
     async def _final(self, certificate: bytes, not_after: int, limit: trio.CapacityLimiter) -> None:
         try:
-            body = b'{"chain":["' + base64.b64encode(certificate) + b'"' + self._chain + b"]}"
+            body = b'{"chain":["' + base64.b64encode(certificate) + b'"' + self.chain + b"]}"
             takers = eligible([s.log for s in self._logs if s.log.submit_final], not_after)
             targets = [self._by_url[lg.url] for lg in takers]
             with trio.move_on_after(max(self._deadline, 10.0)):
                 async with trio.open_nursery() as nursery:
                     for target in targets:
-                        nursery.start_soon(self._submit, target, "/ct/v1/add-chain", body)
+                        nursery.start_soon(self._final_to, target, body)
         finally:
             limit.release_on_behalf_of(certificate)
+
+    async def _final_to(self, target: _Log, body: bytes) -> None:
+        async with target.origin.session() as session:
+            await self.submit(target, session, "/ct/v1/add-chain", body)
 
     async def aclose(self) -> None:
         for s in self._logs:
             await s.origin.aclose()
+
+
+class _Batch:
+    """The races of one batch of precertificates and, per log, the queue of those to
+    send to it, drained by a few workers (one connection each) that exit when it is
+    empty; a race that ended meanwhile is skipped, not sent."""
+
+    def __init__(self, submitter: Submitter, entries: Sequence[Entry]) -> None:
+        self._s = submitter
+        self.entries = entries
+        self.races = [
+            Race(submission_order(submitter.logs, e.not_after), e.not_after - e.not_before)
+            for e in entries
+        ]
+        self.bodies = [
+            b'{"chain":["' + base64.b64encode(e.precertificate) + b'"' + submitter.chain + b"]}"
+            for e in entries
+        ]
+        self._queues: dict[str, collections.deque[int]] = {}
+        self._workers: dict[str, int] = {}
+        self._settled = [r.done for r in self.races]
+        self._left = self._settled.count(False)
+        self.all_done = trio.Event()
+        if not self._left:
+            self.all_done.set()
+        self.nursery: trio.Nursery | None = None
+
+    def launch(self, k: int, logs: list[Log]) -> None:
+        for log in logs:
+            queue = self._queues.setdefault(log.url, collections.deque())
+            queue.append(k)
+            busy = self._workers.get(log.url, 0)
+            if busy < min(self._s.connections, len(queue)) and self.nursery is not None:
+                self._workers[log.url] = busy + 1
+                self.nursery.start_soon(self._worker, log.url)
+        self._settle(k)
+
+    def _settle(self, k: int) -> None:
+        if self.races[k].done and not self._settled[k]:
+            self._settled[k] = True
+            self._left -= 1
+            if not self._left:
+                self.all_done.set()
+
+    async def _worker(self, url: str) -> None:
+        target = self._s.target(url)
+        queue = self._queues[url]
+        try:
+            async with target.origin.session() as session:
+                while queue:
+                    k = queue.popleft()
+                    race = self.races[k]
+                    if race.done:
+                        race.running.pop(url, None)
+                        continue
+                    sct = await self._s.submit(target, session, _PRE_CHAIN, self.bodies[k])
+                    if race.done:  # over while this one was answering
+                        target.counts.abandoned += 1
+                        race.running.pop(url, None)
+                        continue
+                    if sct is not None:
+                        sct = self._s.verified(target, self.entries[k], sct)
+                    self.launch(k, race.answered(target.log, sct))
+        finally:
+            self._workers[url] -= 1
+
+    async def stagger(self, every: float) -> None:
+        while True:
+            await trio.sleep(every)
+            for k, race in enumerate(self.races):
+                if not race.done:
+                    self.launch(k, race.stagger())
 
 
 def need_seconds(entry: Entry) -> int:
