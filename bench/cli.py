@@ -81,6 +81,11 @@ def register(sub: Any) -> None:
     b.add_argument("--connections", type=int, default=64, help="connections, single endpoint")
     b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
     b.add_argument("--batch-connections", type=int, default=4, help="connections, batch endpoint")
+    b.add_argument(
+        "--key-types",
+        default="rsa-2048,ecdsa-p256",
+        help="issuing CA key types to measure, comma-separated",
+    )
     b.set_defaults(func=cmd_bench_issue)
     b = bench.add_parser("ocsp", help="OCSP responder against cfssl and nginx; refresh; latency")
     add_config(b)

@@ -415,7 +415,11 @@ def run_from_cli(args: argparse.Namespace) -> int:
         raise SystemExit("wrk is not installed: run scripts/dev.sh setup (apt-get install wrk)")
     base = load_config(args.config)
     report: dict[str, Any] = {"seconds": args.seconds, "lint": base.issuance.lint, "key_types": {}}
-    for name in ("rsa-2048", "ecdsa-p256"):
+    names = [n.strip() for n in args.key_types.split(",") if n.strip()]
+    known = {k.value for k in KeyType}
+    if not names or set(names) - known:
+        raise SystemExit(f"--key-types: choose among {', '.join(sorted(known))}")
+    for name in names:
         report["key_types"][name] = bench_key_type(
             base,
             KeyType(name),

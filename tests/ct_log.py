@@ -64,6 +64,8 @@ class TestLog:
         self._own_id = log_id(self._key.public_key().public_bytes(*SPKI))
         self.submissions: list[tuple[str, list[bytes]]] = []
         self.answered = 0
+        self.connections = 0  # accepted so far
+        self._open: set[_Connection] = set()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
@@ -78,6 +80,16 @@ class TestLog:
     @property
     def key_b64(self) -> str:
         return base64.b64encode(self.key_der).decode()
+
+    def drop_connections(self) -> None:
+        """Close every open connection, as a server's idle timeout would."""
+
+        def drop() -> None:
+            for conn in list(self._open):
+                conn.abort()
+
+        self._loop.call_soon_threadsafe(drop)
+        time.sleep(0.1)
 
     def close(self) -> None:
         if self._loop.is_running():
@@ -185,6 +197,15 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self._log.connections += 1
+        self._log._open.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._log._open.discard(self)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         try:

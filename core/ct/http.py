@@ -44,12 +44,14 @@ class _Parsed:
     size: int = 0
     done: bool = False
     keep: bool = False
+    too_large: bool = False
     parser: httptools.HttpResponseParser | None = None
 
     def on_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > MAX_ANSWER:
-            raise HttpError(f"the answer is larger than {MAX_ANSWER} bytes")
+            self.too_large = True
+            raise HttpError("too large")  # llhttp stops; exchange() says why
         self.body.append(chunk)
 
     def on_message_complete(self) -> None:
@@ -80,6 +82,8 @@ class _Connection:
             try:
                 parser.feed_data(chunk)
             except httptools.HttpParserError as exc:
+                if parsed.too_large:
+                    raise HttpError(f"the answer is larger than {MAX_ANSWER} bytes") from None
                 raise HttpError(f"the log's answer is not HTTP/1.1: {exc}") from None
         return Answer(parser.get_status_code(), b"".join(parsed.body)), parsed.keep
 

@@ -188,6 +188,7 @@ class Submitter:
                 for k, race in enumerate(batch.races):
                     batch.launch(k, race.begin())
                 nursery.start_soon(batch.stagger, self._stagger)
+                nursery.start_soon(batch.checker)
                 await batch.all_done.wait()
                 nursery.cancel_scope.cancel()
         races = zip(entries, batch.races, strict=True)
@@ -233,7 +234,9 @@ class Submitter:
             target.failed(f"{path}: {exc.message}", invalid=True)
             return None
 
-    def verified(self, target: _Log, entry: Entry, sct: Sct) -> Sct | None:
+    def check(self, target: _Log, entry: Entry, sct: Sct) -> str | None:
+        """Why `sct` is not the log's valid SCT for `entry`, or None; touches no state
+        (it runs in a worker thread)."""
         try:
             verify(
                 sct,
@@ -242,10 +245,8 @@ class Submitter:
                 key=target.key,
             )
         except HankoError as exc:
-            target.failed(f"an SCT for serial {entry.serial} is invalid: {exc}", invalid=True)
-            return None
-        target.counts.scts += 1
-        return sct
+            return f"an SCT for serial {entry.serial} is invalid: {exc}"
+        return None
 
     # -- final certificates -------------------------------------------------------
 
@@ -320,6 +321,10 @@ class _Batch:
         if not self._left:
             self.all_done.set()
         self.nursery: trio.Nursery | None = None
+        # Answers waiting for their signature check, done in a worker thread: the
+        # check releases the GIL for most of its time, so the event loop goes on.
+        self._unchecked: list[tuple[int, _Log, Sct]] = []
+        self._wake = trio.Event()
 
     def launch(self, k: int, logs: list[Log]) -> None:
         for log in logs:
@@ -354,11 +359,30 @@ class _Batch:
                         target.counts.abandoned += 1
                         race.running.pop(url, None)
                         continue
-                    if sct is not None:
-                        sct = self._s.verified(target, self.entries[k], sct)
-                    self.launch(k, race.answered(target.log, sct))
+                    if sct is None:
+                        self.launch(k, race.answered(target.log, None))
+                    else:
+                        self._unchecked.append((k, target, sct))
+                        self._wake.set()
         finally:
             self._workers[url] -= 1
+
+    async def checker(self) -> None:
+        """Check the SCTs that came, a chunk at a time, and move their races on."""
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            chunk, self._unchecked = self._unchecked, []
+            errors = await trio.to_thread.run_sync(self._check, chunk)
+            for (k, target, sct), error in zip(chunk, errors, strict=True):
+                if error is None:
+                    target.counts.scts += 1
+                else:
+                    target.failed(error, invalid=True)
+                self.launch(k, self.races[k].answered(target.log, None if error else sct))
+
+    def _check(self, chunk: list[tuple[int, _Log, Sct]]) -> list[str | None]:
+        return [self._s.check(target, self.entries[k], sct) for k, target, sct in chunk]
 
     async def stagger(self, every: float) -> None:
         while True:

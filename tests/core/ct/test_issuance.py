@@ -21,6 +21,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.ct.precert import without_poison
 from core.ct.sct import Sct, issuer_key_hash, signed_data, verify
@@ -31,10 +32,17 @@ from tests.ocsp.test_responder import ocsp_base
 POISON_OID = x509.oid.ExtensionOID.PRECERT_POISON
 
 
-def ct_table(logs: list[TestLog], deadline: str = "5s") -> str:
-    """[ct] for these logs, appended after the config's last table."""
+def ct_table(logs: list[TestLog], deadline: str = "5s", finals: tuple[str, ...] = ()) -> str:
+    """[ct] for these logs, appended after the config's last table; `finals`: the
+    operators whose logs also take final certificates."""
     text = f'\n[ct]\ndeadline = "{deadline}"\nstagger = "1s"\n'
     for log in logs:
+        if log.operator in finals:
+            text += (
+                f'\n[[ct.logs]]\nsubmit_final = true\nurl = "{log.url}"\nkey = "{log.key_b64}"\n'
+            )
+            text += f'operator = "{log.operator}"\n'
+            continue
         text += f'\n[[ct.logs]]\nurl = "{log.url}"\nkey = "{log.key_b64}"\n'
         text += f'operator = "{log.operator}"\n'
     return text
@@ -106,7 +114,7 @@ def test_final_certificate_embeds_verified_scts(
     fresh_ca: DevCA, logs: list[TestLog], tmp_path: Path
 ) -> None:
     logs += [TestLog("google"), TestLog("cloudflare"), TestLog("digicert")]
-    with serving(fresh_ca, ct_table(logs)) as service:
+    with serving(fresh_ca, ct_table(logs, finals=("google",))) as service:
         rpc, _ = rpc_for(service)
         r = rpc.post("/v1/certificates", json=request())
         assert r.status_code == 201, r.text
@@ -114,6 +122,12 @@ def test_final_certificate_embeds_verified_scts(
         cert = x509.load_pem_x509_certificate(body["certificate"].encode())
         view = rpc.get(f"/v1/certificates/{body['serial']}").json()
         assert (view["kind"], view["scts"]) == ("certificate", 3)
+        # The final certificate also goes, off the issuance path, to the log that
+        # takes final certificates.
+        final_der = cert.public_bytes(serialization.Encoding.DER)
+        deadline = time.monotonic() + 10
+        while len(logs[0].submissions) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     # No poison in the final certificate; the policy's 3 SCTs (199 days > 180), one per log.
     assert POISON_OID not in [e.oid for e in cert.extensions]
@@ -144,8 +158,12 @@ def test_final_certificate_embeds_verified_scts(
         assert isinstance(key, ec.EllipticCurvePublicKey)
         key.verify(s.signature, data, ec.ECDSA(hashes.SHA256()))
     for log in logs:  # every log got this precertificate
-        assert [kind for kind, _ in log.submissions] == ["add-pre-chain"]
+        assert log.submissions[0][0] == "add-pre-chain"
         assert log.submissions[0][1][0] == pre_chain[0]
+    assert [(kind, chain[0]) for kind, chain in logs[0].submissions[1:]] == [
+        ("add-chain", final_der)
+    ]
+    assert [len(log.submissions) for log in logs[1:]] == [1, 1]
 
     final_pem = tmp_path / "final.pem"
     final_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -183,6 +201,16 @@ def test_failing_logs_are_worked_around(fresh_ca: DevCA, logs: list[TestLog]) ->
         assert r.status_code == 201, r.text
         cert = x509.load_pem_x509_certificate(r.json()["certificate"].encode())
         stats = admin.get("/v1/statistics").json()["ct"]
+        scraped = httpx.get(f"http://{fresh_ca.config.metrics.listen}/metrics").text
+    failures = {
+        s.labels["operator"]: s.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "hanko_ct_failures"
+        for s in family.samples
+    }
+    assert failures["broken"] == 1
+    assert failures["impostor"] == 1
+    assert failures["google"] == 0
     good = {hashes_of(log.key_der) for log in logs[3:]}
     assert {s.log_id for s in scts_of(cert)} == good
     for log in logs[:3]:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.ca.issuer import issuer_info
 from core.ca.lint import lint_findings
-from core.ct.precert import POISON, sct_list
+from core.ct.precert import POISON, sct_list, with_extension
 from core.ct.sct import issuer_key_hash, signed_data, verify
 from core.issuance.tbs import TbsEncoder
 from signer.algorithms import KeyType
@@ -61,6 +61,8 @@ def test_precertificate_and_final_certificate(level: str) -> None:
             extra=extra,
         )
 
+    # The engine encodes the TBS once and appends each extension to it.
+    assert with_extension(tbs(b""), POISON) == tbs(POISON)
     pre = x509.load_der_x509_certificate(assemble(tbs(POISON), alg, placeholder))
     assert pre.extensions.get_extension_for_class(x509.PrecertPoison).critical
     assert (
@@ -71,6 +73,7 @@ def test_precertificate_and_final_certificate(level: str) -> None:
     logs = [log_key() for _ in range(3)]
     signed_tbs = tbs(b"")
     scts = [sign(k, der, signed_tbs, ikh, 1_796_000_000_000 + i) for i, (k, der) in enumerate(logs)]
+    assert with_extension(signed_tbs, sct_list(scts)) == tbs(sct_list(scts))
     final_der = assemble(tbs(sct_list(scts)), alg, placeholder)
     final = x509.load_der_x509_certificate(final_der)
     with pytest.raises(x509.ExtensionNotFound):
