@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.config.schedule import in_force
 from core.ct.precert import without_poison
 from core.ct.sct import Sct, issuer_key_hash, signed_data, verify
 from tests.conftest import DevCA, Service, client, csr, lint, paying_org, serving
@@ -121,7 +122,7 @@ def test_final_certificate_embeds_verified_scts(
         body = r.json()
         cert = x509.load_pem_x509_certificate(body["certificate"].encode())
         view = rpc.get(f"/v1/certificates/{body['serial']}").json()
-        assert (view["kind"], view["scts"]) == ("certificate", 3)
+        assert (view["kind"], view["scts"]) == ("certificate", needed(cert))
         # The final certificate also goes, off the issuance path, to the log that
         # takes final certificates.
         final_der = cert.public_bytes(serialization.Encoding.DER)
@@ -129,14 +130,14 @@ def test_final_certificate_embeds_verified_scts(
         while len(logs[0].submissions) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    # No poison in the final certificate; the policy's 3 SCTs (199 days > 180), one per log.
+    # No poison in the final certificate; the SCTs the policy asks for its validity (3
+    # above 180 days, as until 2027-03-15; 2 after), each from another log.
     assert POISON_OID not in [e.oid for e in cert.extensions]
     embedded = scts_of(cert)
-    validity = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert validity.days > 180
-    assert len(embedded) == 3
+    assert len(embedded) == needed(cert)
     by_id = {hashes_of(log.key_der): log for log in logs}
-    assert {s.log_id for s in embedded} == set(by_id)
+    assert len({s.log_id for s in embedded}) == len(embedded)
+    assert {s.log_id for s in embedded} <= set(by_id)
 
     # Each SCT verifies against its log's key over the precertificate's TBS (poison
     # removed) and the issuer key hash: with hanko's verify() and with cryptography alone.
@@ -157,13 +158,13 @@ def test_final_certificate_embeds_verified_scts(
         key = serialization.load_der_public_key(log.key_der)
         assert isinstance(key, ec.EllipticCurvePublicKey)
         key.verify(s.signature, data, ec.ECDSA(hashes.SHA256()))
-    for log in logs:  # every log got this precertificate
+    for log in logs[: needed(cert)]:  # the logs asked got this precertificate
         assert log.submissions[0][0] == "add-pre-chain"
         assert log.submissions[0][1][0] == pre_chain[0]
     assert [(kind, chain[0]) for kind, chain in logs[0].submissions[1:]] == [
         ("add-chain", final_der)
     ]
-    assert [len(log.submissions) for log in logs[1:]] == [1, 1]
+    assert [len(log.submissions) for log in logs[1 : needed(cert)]] == [1] * (needed(cert) - 1)
 
     final_pem = tmp_path / "final.pem"
     final_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -178,6 +179,11 @@ def test_final_certificate_embeds_verified_scts(
     assert "CT Precertificate Poison" not in text
     assert lint(final_pem, "OV-FINAL-CERTIFICATE") == []
     assert lint(pre_pem, "OV-PRE-CERTIFICATE") == []
+
+
+def needed(cert: x509.Certificate) -> int:
+    """The SCTs Chrome's policy asks of a certificate valid this long."""
+    return 3 if (cert.not_valid_after_utc - cert.not_valid_before_utc).days > 180 else 2
 
 
 def hashes_of(spki: bytes) -> bytes:
@@ -212,14 +218,15 @@ def test_failing_logs_are_worked_around(fresh_ca: DevCA, logs: list[TestLog]) ->
     assert failures["impostor"] == 1
     assert failures["google"] == 0
     good = {hashes_of(log.key_der) for log in logs[3:]}
-    assert {s.log_id for s in scts_of(cert)} == good
+    assert len({s.log_id for s in scts_of(cert)}) == needed(cert)
+    assert {s.log_id for s in scts_of(cert)} <= good
     for log in logs[:3]:
         assert log.submissions, f"{log.operator} was never asked"
     per_log = {entry["operator"]: entry for entry in stats["logs"]}
     assert per_log["broken"]["failures"] == 1
     assert per_log["impostor"]["invalid"] == 1
     assert per_log["slowpoke"]["abandoned"] == 1
-    assert all(per_log[op]["scts"] == 1 for op in ("google", "cloudflare", "digicert"))
+    assert sum(per_log[op]["scts"] for op in ("google", "cloudflare", "digicert")) == needed(cert)
     assert (stats["precertificates"], stats["satisfied"], stats["unavailable"]) == (1, 1, 0)
 
 
@@ -269,3 +276,49 @@ def test_too_few_scts_fail_cleanly(fresh_ca: DevCA, logs: list[TestLog], tmp_pat
         stats = admin.get("/v1/statistics").json()["ct"]
     assert (stats["precertificates"], stats["satisfied"], stats["unavailable"]) == (3, 0, 3)
     assert {e["operator"]: e["timeouts"] for e in stats["logs"]}["slowpoke"] == 3
+
+
+def test_a_profile_can_go_without_ct(fresh_ca: DevCA, logs: list[TestLog]) -> None:
+    logs += [TestLog("google"), TestLog("cloudflare"), TestLog("digicert")]
+    private = '\n[issuance.profiles.ov]\nlevel = "ov"\nct = false\n'
+    with serving(
+        fresh_ca, {"replace": [("\n[ocsp]\n", private + "\n[ocsp]\n")], "append": ct_table(logs)}
+    ) as service:
+        rpc, _ = rpc_for(service)
+        r = rpc.post("/v1/certificates", json=request())
+        assert r.status_code == 201, r.text
+        cert = x509.load_pem_x509_certificate(r.json()["certificate"].encode())
+    with pytest.raises(x509.ExtensionNotFound):
+        scts_of(cert)
+    assert [log.submissions for log in logs] == [[], [], []]
+
+
+def test_acme_orders_get_scts_and_a_retryable_error_without_them(
+    fresh_ca: DevCA, logs: list[TestLog]
+) -> None:
+    from acme import errors as acme_errors
+
+    from tests.core.api.test_acme import Acme, make_eab
+
+    logs += [TestLog("google"), TestLog("cloudflare"), TestLog("digicert", mode="error")]
+    with serving(fresh_ca, ct_table(logs)) as (base, ca, _):
+        paying_org(client(base, ca, "admin"), "acme")
+        acme = Acme(base, ca)
+        acme.register(make_eab(base, ca))
+        order = acme.client.new_order(csr("www.example.co.jp", "example.co.jp").encode())
+        if needed_days(fresh_ca) > 180:
+            # 3 SCTs needed, 2 logs answer: the order stays ready for a later finalize.
+            with pytest.raises(acme_errors.Error) as err:
+                acme.client.poll_and_finalize(order)
+            assert "ct_unavailable" in str(err.value)
+            assert "serverInternal" in str(err.value.typ)
+            logs[2].mode = "ok"  # the log is back
+        done = acme.client.poll_and_finalize(order)
+    leaf = x509.load_pem_x509_certificates(done.fullchain_pem.encode())[0]
+    assert len(scts_of(leaf)) == needed(leaf)
+
+
+def needed_days(ca: DevCA) -> int:
+    """The default validity, in days, of an OV certificate issued today."""
+    rule = in_force(ca.config.issuance.validity_schedule, dt.datetime.now(dt.UTC))
+    return rule.max_days - 1
