@@ -48,6 +48,12 @@ def cmd_bench_acme(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_redis_clients(args: argparse.Namespace) -> int:
+    from bench.redis_clients import run_from_cli
+
+    return run_from_cli(args)
+
+
 def _report_arg(b: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--report",
@@ -116,3 +122,16 @@ def register(sub: Any) -> None:
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
     b.set_defaults(func=cmd_bench_crl)
+    _register_redis_clients(bench)
+
+
+def _register_redis_clients(bench: Any) -> None:
+    b = bench.add_parser(
+        "redis-clients", help="Redis clients from trio (coredis, redis-py in a thread) and uvloop"
+    )
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_arg(b)
+    b.add_argument("--keys", type=int, default=20_000, help="keys written and read per round")
+    b.add_argument("--batch", type=int, default=500, help="keys per pipeline or MGET")
+    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
+    b.set_defaults(func=cmd_bench_redis_clients)

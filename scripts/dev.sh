@@ -17,8 +17,9 @@ DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
 # softhsm2: the HSM the tests and the dev service use; openssl, gnutls-bin, nginx and wrk
 # are the interop peers and load generator the tests and benchmarks drive; golang-cfssl
 # (`cfssl ocspserve`) is the Go OCSP responder `hanko bench ocsp` compares against;
-# systemd gives systemd-analyze, which checks configs/hanko.service.
-APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd)
+# systemd gives systemd-analyze, which checks configs/hanko.service; redis-server is the
+# status replication's store (tests start their own, on loopback).
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
