@@ -35,6 +35,7 @@ from core.base.files import write_atomically
 from core.ca.issuer import IssuerInfo
 from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.records import CrlState
+from core.store.replication import CRL as CRL_FILE
 from crl.encoder import signed_parts, tbs_parts
 from crl.schedule import Job, Kind, plan
 from signer.api import BatchSigner, Priority
@@ -262,6 +263,7 @@ class CrlPublisher:
             mark = time.perf_counter()
             await self._record(
                 partition,
+                path.name,
                 trim_through=state.changed_seq,
                 full_number=number,
                 full_this_update=to_epoch(now),
@@ -276,15 +278,16 @@ class CrlPublisher:
             return out
 
     async def _record(
-        self, partition: int, *, trim_through: int | None = None, **published: int
+        self, partition: int, name: str, *, trim_through: int | None = None, **published: int
     ) -> None:
         """Note what was published in the partition's state (and forget the delta log
-        that a new full CRL covers)."""
+        that a new full CRL covers); the file `name` goes to status replication."""
         issuer = self._issuer.key_id
 
         def op(txn: WriteTxn) -> None:
             current = txn.crl_state(issuer, partition)
             txn.put_crl_state(issuer, partition, msgspec.structs.replace(current, **published))
+            txn.changed(CRL_FILE, name.encode())
             if trim_through is not None:
                 txn.trim_crl_log(issuer, partition, trim_through)
 
@@ -323,6 +326,7 @@ class CrlPublisher:
 
         await self._record(
             partition,
+            path.name,
             delta_number=number,
             delta_this_update=to_epoch(now),
             delta_seq=state.changed_seq,

@@ -20,7 +20,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.config", "core.store"),
     ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
     # policy, engine, keys, ACME RA, pushed events
-    ("core.issuance", "core.licenses", "core.access", "core.acme", "core.notify", "core.ct"),
+    (
+        "core.issuance",
+        "core.licenses",
+        "core.access",
+        "core.acme",
+        "core.notify",
+        "core.ct",
+        "core.replication",
+    ),
     ("core.api",),  # router, RPC, admin and licence handlers
     ("core.cmd",),  # command groups, wiring, serve
     ("bench",),
@@ -44,6 +52,7 @@ PURE = (
     "core.ct.race",
     "core.ct.policy",
     "core.ct.precert",
+    "core.replication.layout",
     "core.notify.retry",
     "core.notify.targets",
     "core.acme.jws",

@@ -26,6 +26,7 @@ from core.ca.hsm import check_key, hsm_session, signing_key
 from core.ca.responder import throwaway_key
 from core.config import Config
 from core.store import Store, WriteTxn
+from core.store.replication import CRL
 from signer.algorithms import KeyType, hash_for
 
 # BR 4.9.7: nextUpdate at most twelve months after thisUpdate for CA certificates.
@@ -115,4 +116,10 @@ def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> Ro
     write_atomically(
         path, [crl.public_bytes(serialization.Encoding.DER)], mtime=int(this_update.timestamp())
     )
+    # Status replication reads the file when it meets the change: fed once it is there.
+    store = Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
+    try:
+        store.write(lambda txn: txn.changed(CRL, FILE_NAME.encode()))
+    finally:
+        store.close()
     return RootCrl(path, number, this_update, next_update)

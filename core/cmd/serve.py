@@ -48,6 +48,7 @@ from core.cmd.wiring import (
     ocsp_refresher,
     open_store,
     ra_settings,
+    replicator,
     responder_processes,
     signer_pool,
     store_writer,
@@ -243,6 +244,7 @@ async def run_service(
         peers = PeerCertificates()
         listener = ApiListener(listener_settings(cfg), peers=peers)
         notify = notifier(cfg, store=store, writer=writer, clock=clock)
+        replicating = replicator(cfg, store=store, writer=writer)
         background: list[Callable[..., Awaitable[None]]] = []
         metrics = telemetry.Metrics() if cfg.metrics.listen else None
         if metrics is not None:
@@ -282,6 +284,10 @@ async def run_service(
             await nursery.start(writer.run)
             await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
             await nursery.start(updater.run)
+            if replicating is not None:
+                await nursery.start(replicating.run)
+                if metrics is not None:
+                    metrics.sources["replication"] = replicating.statistics
             nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
             if notify is not None:
                 await nursery.start(notify.run)

@@ -227,6 +227,13 @@ class _FromStatistics(Collector):
             "hanko_ct_finals_dropped", "Final certificates not submitted", s.finals_dropped
         )
 
+    def _replication(self, s: Any) -> Iterator[Any]:
+        yield _gauge("hanko_replication_connected", "1 while Redis takes the feed", s.connected)
+        yield _gauge("hanko_replication_lag", "Committed status changes not in Redis yet", s.lag)
+        yield _counter("hanko_replication_changes", "Status changes written to Redis", s.changes)
+        yield _counter("hanko_replication_errors", "Failed attempts to write to Redis", s.errors)
+        yield _counter("hanko_replication_resyncs", "Redis rebuilt from the store", s.resyncs)
+
     def _refresher(self, s: Any) -> Iterator[Any]:
         yield _counter("hanko_ocsp_refreshed", "OCSP responses re-signed", s.refreshed)
         yield _counter("hanko_ocsp_refresh_failures", "OCSP re-signing failures", s.failed)

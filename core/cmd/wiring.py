@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
 from core.notify.delivery import Notifier
+from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, Store
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
@@ -430,4 +432,37 @@ def responder_settings(
         crl_dir=str(cfg.path(cfg.crl.publish_dir)),
         # A CDN may keep a CRL as long as a new revocation may wait to be published.
         crl_max_age=max(int(cfg.crl.change_delay.seconds), 1),
+    )
+
+
+def redis_client_factory(cfg: Config) -> Callable[[], Any]:
+    """A maker of redis-py (sync) clients for `[replication] redis`."""
+    import redis
+
+    rep = cfg.replication
+    password = read_secret(cfg, rep.password) if rep.password is not None else None
+    timeout = rep.timeout.seconds
+
+    def make() -> Any:
+        return redis.Redis.from_url(
+            rep.redis,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+
+    return make
+
+
+def replicator(cfg: Config, *, store: Store, writer: GroupCommitWriter) -> Replicator | None:
+    """The status replicator when `[replication] redis` names a Redis, else None."""
+    if not cfg.replication.redis:
+        return None
+    return Replicator(
+        store=store,
+        writer=writer,
+        client=redis_client_factory(cfg),
+        prefix=cfg.replication.prefix,
+        crl_dir=cfg.path(cfg.crl.publish_dir),
+        batch=cfg.replication.batch,
     )

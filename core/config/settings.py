@@ -326,6 +326,19 @@ class CtConfig(msgspec.Struct, **_STRICT):
     stagger: Duration = msgspec.field(default_factory=lambda: Duration("1s"))
 
 
+class ReplicationConfig(msgspec.Struct, **_STRICT):
+    # The Redis primary the status (OCSP responses, CRLs) is replicated to, e.g.
+    # "redis://10.0.0.5:6379/0", or "rediss://" for TLS; "" keeps it on this host.
+    redis: str = ""
+    password: SecretRef | None = None
+    # Key prefix, so one Redis can hold several CAs' status.
+    prefix: str = "hanko:"
+    # Changes per pipelined round trip.
+    batch: int = 1000
+    # One round trip longer than this counts as Redis being down (retried, with backoff).
+    timeout: Duration = msgspec.field(default_factory=lambda: Duration("2s"))
+
+
 class MetricsConfig(msgspec.Struct, **_STRICT):
     # Prometheus text on http://{listen}/metrics; "" turns it off.
     listen: str = "127.0.0.1:9464"
@@ -346,6 +359,7 @@ class Config(msgspec.Struct, **_STRICT):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
     ct: CtConfig = msgspec.field(default_factory=CtConfig)
+    replication: ReplicationConfig = msgspec.field(default_factory=ReplicationConfig)
     # Filled in by load_config: relative paths in the file are relative to its folder.
     base_dir: str = ""
 

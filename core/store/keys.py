@@ -53,9 +53,15 @@ DB_NAMES = (
     b"outbox",
     b"outbox_due",
     b"notify_marks",
+    # Status replication: seq (8 octets) -> kind (1 octet) | what changed, in commit
+    # order, until the replicator has brought Redis that far.
+    b"replication",
 )
 MAX_DBS = 64  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta
+REPLICATION_ON_KEY = b"replication_on"  # in meta: present while changes are fed
+REPLICATION_SEQ = "replication_seq"  # counter: the last change fed
+REPLICATION_CURSOR = "replication_cursor"  # counter: the last change Redis has
 
 # The counter ReadTxn.status_generation reads; responders read it by key.
 STATUS_GENERATION = "cert_status_generation"

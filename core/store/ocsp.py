@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from core.store.counters import CounterReads, CounterWrites
+from core.store.counters import CounterReads
 from core.store.keys import (
     ENVELOPE_GENERATION,
     ENVELOPE_PREFIX,
@@ -16,6 +16,7 @@ from core.store.keys import (
     serial_key,
 )
 from core.store.records import OCSP_REFRESH_AT, OcspEnvelope, OcspRecord
+from core.store.replication import ENVELOPE, OCSP, ReplicationWrites
 
 
 class OcspReads(CounterReads):
@@ -57,13 +58,39 @@ class OcspReads(CounterReads):
         raw: bytes | None = self.txn.get(ENVELOPE_PREFIX + key_hash, db=self.dbs[b"meta"])
         return raw
 
+    def ocsp_raw(self, key: bytes) -> bytes | None:
+        """A serial's stored record bytes by its ocsp key (as the replication feed
+        names it)."""
+        raw: bytes | None = self.txn.get(key, db=self.dbs[b"ocsp"])
+        return raw
+
+    def ocsp_raw_after(self, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` (ocsp key, record bytes) past key `after` (b"": from the first),
+        in key order: a walk in chunks, each in a snapshot of its own."""
+        cur = self.txn.cursor(db=self.dbs[b"ocsp"])
+        found = cur.set_range(after) if after else cur.first()
+        out: list[tuple[bytes, bytes]] = []
+        while found and len(out) < limit:
+            key = bytes(cur.key())
+            if key != after:
+                out.append((key, bytes(cur.value())))
+            found = cur.next()
+        return out
+
+    def ocsp_envelopes(self) -> list[tuple[bytes, bytes]]:
+        """Every responder key's (key hash, encoded envelope)."""
+        return [
+            (suffix, self.txn.get(ENVELOPE_PREFIX + suffix, db=self.dbs[b"meta"]))
+            for suffix in self.suffixes(b"meta", ENVELOPE_PREFIX)
+        ]
+
     def iter_ocsp(self) -> Iterator[tuple[bytes, OcspRecord]]:
         cur = self.txn.cursor(db=self.dbs[b"ocsp"])
         for key, value in cur:
             yield key.lstrip(b"\0"), OcspRecord.decode(value)
 
 
-class OcspWrites(OcspReads, CounterWrites):
+class OcspWrites(OcspReads, ReplicationWrites):
     def put_ocsp(self, serial: bytes, rec: OcspRecord) -> None:
         """Store a serial's pre-signed responses and schedule their next re-signing;
         their envelope too, the first time (or when the responder's certificate for
@@ -111,6 +138,7 @@ class OcspWrites(OcspReads, CounterWrites):
                 return False
         self.txn.put(env_key, env.encoded, db=meta)
         self.txn.put(since_key, env.since.to_bytes(8, "big"), db=meta)
+        self.changed(ENVELOPE, env.key_hash)
         if stored is not None:
             self.next_counter(ENVELOPE_GENERATION)
         return True
@@ -124,6 +152,7 @@ class OcspWrites(OcspReads, CounterWrites):
         if old is not None:
             self.txn.delete(old[OCSP_REFRESH_AT] + key, db=due)
         self.txn.put(due_key_at(rec.refresh_at, key), b"", db=due)
+        self.changed(OCSP, key)
 
     def schedule_ocsp(self, serial: bytes, at: int) -> None:
         """Ask for a re-signing at `at` (now: the status changed but signing failed, or

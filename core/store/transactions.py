@@ -21,12 +21,21 @@ from core.store.licensing import LicensingReads, LicensingWrites
 from core.store.notify import NotifyReads, NotifyWrites
 from core.store.ocsp import OcspReads, OcspWrites
 from core.store.orgs import OrgReads, OrgWrites
+from core.store.replication import ReplicationReads
 
 T = TypeVar("T")
 
 
 class ReadTxn(
-    CertReads, OcspReads, LicensingReads, OrgReads, ApiKeyReads, AcmeReads, NotifyReads, AuditReads
+    CertReads,
+    OcspReads,
+    LicensingReads,
+    OrgReads,
+    ApiKeyReads,
+    AcmeReads,
+    NotifyReads,
+    AuditReads,
+    ReplicationReads,
 ):
     """A read-only snapshot. Closing it releases the reader slot."""
 
@@ -73,7 +82,9 @@ class WriteTxn(
         rolled back and the error is returned; the enclosing transaction goes on."""
         child = self._env.begin(write=True, parent=self.txn)
         try:
-            value = op(WriteTxn(child, self.dbs, self._env))
+            nested = WriteTxn(child, self.dbs, self._env)
+            nested._feeding = self._feeding
+            value = op(nested)
         except lmdb.MapFullError:
             # Not this op's fault: the whole group is retried once the map has grown.
             child.abort()

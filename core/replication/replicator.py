@@ -1,0 +1,250 @@
+"""The CA side of status replication: the store's feed (core/store/replication.py)
+brought to a Redis primary after each commit, in commit order, a pipelined MULTI/EXEC
+per batch, then a change notification for the responders.
+
+Redis never holds issuance or revocation up: the feed is durable in LMDB and the
+cursor moves only once Redis has acknowledged a batch, so a Redis that is down or slow
+only makes the feed longer; the replicator retries with backoff and catches up from
+the cursor. A Redis that comes back without what it had (no `seq`, or one behind the
+cursor: a flushed or replaced primary) is rebuilt from LMDB first (`resync`).
+
+redis-py's sync client runs in a worker thread, one batch per hop: `hanko bench
+redis-clients` measured it at twice coredis's pipelined writes (coredis runs on trio
+natively) for half the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from core.replication.layout import Layout, change_message, crl_value, ocsp_expiry_ms
+from core.store import GroupCommitWriter, Store
+from core.store.replication import CRL, ENVELOPE, OCSP
+
+log = logging.getLogger("hanko.replication")
+IDLE = 0.05  # seconds between looks at the feed when Redis is up to date
+BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+RESYNC_CHUNK = 5000
+
+
+class ReplicatorStatistics(msgspec.Struct, frozen=True):
+    connected: bool
+    fed: int  # the last change in the store's feed
+    cursor: int  # the last change Redis has
+    lag: int  # changes not in Redis yet
+    batches: int
+    changes: int  # changes written (one per feed entry)
+    errors: int
+    resyncs: int
+    last_error: str | None
+    last_write_age: float | None  # seconds since the last batch Redis acknowledged
+
+
+class Replicator:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        writer: GroupCommitWriter,
+        client: Callable[[], Any],
+        prefix: str,
+        crl_dir: Path,
+        batch: int = 1000,
+    ) -> None:
+        """`client`: makes a redis-py (sync) client; called again after a failure."""
+        self._store = store
+        self._writer = writer
+        self._make_client = client
+        self._client: Any = None
+        self.layout = Layout(prefix)
+        self._crl_dir = crl_dir
+        self._batch = batch
+        self._connected = False
+        self._batches = 0
+        self._changes = 0
+        self._errors = 0
+        self._resyncs = 0
+        self._last_error: str | None = None
+        self._last_write: float | None = None
+        self._checked = False  # Redis's seq compared with the cursor since (re)connecting
+
+    def statistics(self) -> ReplicatorStatistics:
+        with self._store.read() as txn:
+            fed, cursor = txn.replication_position()
+        return ReplicatorStatistics(
+            connected=self._connected,
+            fed=fed,
+            cursor=cursor,
+            lag=fed - cursor,
+            batches=self._batches,
+            changes=self._changes,
+            errors=self._errors,
+            resyncs=self._resyncs,
+            last_error=self._last_error,
+            last_write_age=(
+                time.monotonic() - self._last_write if self._last_write is not None else None
+            ),
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Feed on, then replicate until cancelled."""
+        with self._store.read() as txn:
+            on = txn.replication_on()
+        if not on:
+            await self._writer.submit(lambda t: t.set_replication(True))
+        task_status.started()
+        failures = 0
+        while True:
+            try:
+                moved = await self.step()
+            except Exception as exc:  # Redis down, slow, refusing: the feed waits
+                self._failed(exc, failures)
+                await trio.sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+                failures += 1
+                continue
+            if failures:
+                log.info("replication: Redis is back after %d failed attempts", failures)
+                failures = 0
+            if not moved:
+                await trio.sleep(IDLE)
+
+    def _failed(self, exc: Exception, failures: int) -> None:
+        self._errors += 1
+        self._connected = False
+        self._checked = False
+        self._client = None
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        if failures == 0:
+            log.warning("replication: Redis unavailable, the feed waits: %s", self._last_error)
+
+    async def step(self) -> int:
+        """One batch: how many changes Redis now has that it had not."""
+        if self._client is None:
+            self._client = self._make_client()
+        if not self._checked:
+            await self._check_redis()
+        with self._store.read() as txn:
+            _, cursor = txn.replication_position()
+            changes = txn.replication_changes(cursor, self._batch)
+            if not changes:
+                self._connected = True
+                return 0
+            writes = [self._write_for(txn, change) for _, change in changes]
+        last = changes[-1][0]
+        await trio.to_thread.run_sync(self._send, writes, last)
+        await self._writer.submit(lambda t: t.replicated(last))
+        self._connected = True
+        self._batches += 1
+        self._changes += len(changes)
+        self._last_write = time.monotonic()
+        return len(changes)
+
+    async def _check_redis(self) -> None:
+        """After (re)connecting: rebuild a Redis that lost what it had."""
+        raw = await trio.to_thread.run_sync(self._client.get, self.layout.seq)
+        with self._store.read() as txn:
+            _, cursor = txn.replication_position()
+        if raw is None or int(raw) < cursor:
+            log.warning(
+                "replication: Redis has %s, the store's cursor is %d: rebuilding it",
+                "nothing" if raw is None else f"seq {int(raw)}",
+                cursor,
+            )
+            await self.resync()
+        self._checked = True
+
+    def _write_for(self, txn: Any, change: bytes) -> tuple[bytes, bytes | None, int | None]:
+        """(key, value or None to delete it, expiry in ms or None) for one change, from
+        what the store holds now (several changes of one key write its last state)."""
+        kind, what = change[:1], change[1:]
+        if kind == OCSP:
+            raw = txn.ocsp_raw(what)
+            expiry = ocsp_expiry_ms(raw) if raw is not None else None
+            return self.layout.ocsp(what), raw if expiry is not None else None, expiry
+        if kind == ENVELOPE:
+            return self.layout.envelope(what), txn.get_ocsp_envelope(what), None
+        if kind == CRL:
+            return self.layout.crl(what.decode()), self._crl(what.decode()), None
+        raise ValueError(f"unknown change kind {kind!r}")
+
+    def _crl(self, name: str) -> bytes | None:
+        path = self._crl_dir / name
+        try:
+            return crl_value(int(path.stat().st_mtime), path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def _send(self, writes: list[tuple[bytes, bytes | None, int | None]], last: int) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        keys = []
+        for key, value, expiry in writes:
+            keys.append(key)
+            if value is None:
+                pipe.delete(key)
+            elif expiry is not None:
+                pipe.set(key, value, pxat=expiry)
+            else:
+                pipe.set(key, value)
+        pipe.set(self.layout.seq, str(last))
+        pipe.publish(self.layout.channel, change_message(last, keys))
+        pipe.execute()
+
+    async def resync(self) -> int:
+        """Write everything the store holds to Redis (responses, envelopes, CRL files),
+        then its `seq` at the feed's end: how many keys were written."""
+        with self._store.read() as txn:
+            fed, _ = txn.replication_position()
+            envelopes = txn.ocsp_envelopes()
+        written = 0
+        writes: list[tuple[bytes, bytes | None, int | None]] = [
+            (self.layout.envelope(h), env, None) for h, env in envelopes
+        ]
+        for path in sorted(self._crl_dir.glob("*.crl")):
+            writes.append((self.layout.crl(path.name), self._crl(path.name), None))
+        await trio.to_thread.run_sync(self._send_plain, writes)
+        written += len(writes)
+        after = b""
+        while True:
+            with self._store.read() as txn:
+                chunk = txn.ocsp_raw_after(after, RESYNC_CHUNK)
+            if not chunk:
+                break
+            after = chunk[-1][0]
+            batch: list[tuple[bytes, bytes | None, int | None]] = []
+            for key, raw in chunk:
+                expiry = ocsp_expiry_ms(raw)
+                if expiry is not None:
+                    batch.append((self.layout.ocsp(key), raw, expiry))
+            await trio.to_thread.run_sync(self._send_plain, batch)
+            written += len(batch)
+        # Everything fed before the walk began is in Redis now; what was fed while
+        # walking is replayed on top by the next steps.
+        await trio.to_thread.run_sync(self._client.set, self.layout.seq, str(fed))
+        await self._writer.submit(lambda t: t.replicated(fed))
+        self._resyncs += 1
+        return written
+
+    async def resync_now(self) -> int:
+        """`hanko replication resync`: feed on (so nothing committed from now on is
+        missed), then rebuild Redis."""
+        await self._writer.submit(lambda t: t.set_replication(True))
+        self._client = self._make_client()
+        return await self.resync()
+
+    def _send_plain(self, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for key, value, expiry in writes:
+            if value is None:
+                pipe.delete(key)
+            elif expiry is not None:
+                pipe.set(key, value, pxat=expiry)
+            else:
+                pipe.set(key, value)
+        pipe.execute()
