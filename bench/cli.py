@@ -54,6 +54,12 @@ def cmd_bench_redis_clients(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_replication(args: argparse.Namespace) -> int:
+    from bench.replication_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def _report_arg(b: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--report",
@@ -135,3 +141,11 @@ def _register_redis_clients(bench: Any) -> None:
     b.add_argument("--batch", type=int, default=500, help="keys per pipeline or MGET")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     b.set_defaults(func=cmd_bench_redis_clients)
+    b = bench.add_parser(
+        "replication", help="Redis rebuilt from a store (resync) and a burst of changes replicated"
+    )
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_arg(b)
+    b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
+    b.add_argument("--changes", type=int, default=100_000, help="re-signed responses in the burst")
+    b.set_defaults(func=cmd_bench_replication)

@@ -250,6 +250,27 @@ def _ocsp_problems(cfg: Config) -> list[str]:
     return problems
 
 
+def _replication_problems(cfg: Config) -> list[str]:
+    rep = cfg.replication
+    problems: list[str] = []
+    if rep.redis:
+        parts = urlsplit(rep.redis)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            problems.append("replication.redis: a redis:// or rediss:// URL with a host")
+        elif parts.password:
+            problems.append(
+                "replication.redis: no password in the URL; use replication.password"
+                " (a file or an environment variable)"
+            )
+    if rep.password is not None:
+        problems += _secret_problems(cfg, rep.password, "replication.password")
+    if not 1 <= rep.batch <= 100_000:
+        problems.append("replication.batch: between 1 and 100000")
+    if not rep.prefix or any(c.isspace() for c in rep.prefix):
+        problems.append("replication.prefix: a non-empty prefix without spaces")
+    return problems
+
+
 def semantic_problems(cfg: Config) -> list[str]:
     """Every problem a typed Config can still have, in the order of the file's tables."""
     return (
@@ -259,4 +280,5 @@ def semantic_problems(cfg: Config) -> list[str]:
         + _issuance_problems(cfg)
         + _crl_problems(cfg)
         + _ocsp_problems(cfg)
+        + _replication_problems(cfg)
     )

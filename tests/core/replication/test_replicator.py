@@ -157,3 +157,22 @@ def test_resync_from_the_command_line(fresh_ca: DevCA, redis_server: RedisServer
         assert r.get(ocsp_key(c)) == stored(fresh_ca, c)
     status = status_of(fresh_ca)
     assert status["lag"] == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('redis = "http://127.0.0.1:6379"', "replication.redis: a redis:// or rediss:// URL"),
+        ('redis = "redis://:hunter2@127.0.0.1:6379"', "no password in the URL"),
+        ('redis = "redis://127.0.0.1:6379"\npassword = {file = "nope"}', "replication.password"),
+        ('redis = "redis://127.0.0.1:6379"\nbatch = 0', "replication.batch"),
+    ],
+)
+def test_check_config_on_replication(fresh_ca: DevCA, table: str, problem: str) -> None:
+    fresh_ca.config_path.write_text(
+        fresh_ca.config_path.read_text() + f"\n[replication]\n{table}\n"
+    )
+    out = hanko("check-config", "-c", str(fresh_ca.config_path))
+    assert out.returncode == 1
+    assert problem in out.stderr
+    assert "hunter2" not in out.stderr
