@@ -25,6 +25,7 @@ from bench.redis_clients import redis_server
 from bench.report import maybe_write
 from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, OcspEnvelope, OcspRecord, Store, WriteTxn, serial_bytes
+from ocsp.redis_layout import Profile
 
 PROGRESS = Progress("replication")
 RESPONSE = 230  # bytes of one pre-signed ResponseData and signature (ECDSA)
@@ -78,6 +79,7 @@ def run(*, certs: int, changes: int) -> dict[str, Any]:
                     client=lambda: redis.Redis(port=port, socket_timeout=30),
                     prefix="hanko:",
                     crl_dir=crl_dir,
+                    profile=Profile(issuer=b"", hashes=[1, 2], ocsp_path="/ocsp", crl_path="/crl"),
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(writer.run)

@@ -36,6 +36,7 @@ from crl.urls import url_list
 from ocsp.codec import CertIdHash
 from ocsp.paths import StatusPaths, url_path
 from ocsp.presign import Presigner
+from ocsp.redis_layout import Profile
 from ocsp.refresher import OcspRefresher
 from ocsp.response_codec import ResponseEncoder
 from ocsp.settings import ServerSettings
@@ -464,5 +465,35 @@ def replicator(cfg: Config, *, store: Store, writer: GroupCommitWriter) -> Repli
         client=redis_client_factory(cfg),
         prefix=cfg.replication.prefix,
         crl_dir=cfg.path(cfg.crl.publish_dir),
+        profile=replication_profile(cfg),
         batch=cfg.replication.batch,
+    )
+
+
+def replication_profile(cfg: Config) -> Profile:
+    """What responder hosts serve, and where: as the status listener here does."""
+    settings = responder_settings(cfg)
+    root_crl = str(cfg.path(cfg.crl.publish_dir) / ROOT_CRL_FILE)
+    files: dict[str, bytes] = {}
+    root_crl_path = ""
+    for url_path_, file in settings.paths.ca_files.items():
+        if file == root_crl:
+            root_crl_path = url_path_
+            continue
+        data = Path(file).read_bytes()
+        cert = (
+            x509.load_pem_x509_certificate(data)
+            if data.lstrip().startswith(b"-----")
+            else x509.load_der_x509_certificate(data)
+        )
+        files[url_path_] = cert.public_bytes(serialization.Encoding.DER)
+    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    return Profile(
+        issuer=issuing.public_bytes(serialization.Encoding.DER),
+        hashes=settings.hashes,
+        ocsp_path=settings.paths.ocsp,
+        crl_path=settings.paths.crl,
+        ca_files=files,
+        root_crl_path=root_crl_path,
+        crl_max_age=settings.crl_max_age,
     )

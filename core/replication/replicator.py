@@ -24,9 +24,16 @@ from typing import Any
 import msgspec
 import trio
 
-from core.replication.layout import Layout, change_message, crl_value, ocsp_expiry_ms
 from core.store import GroupCommitWriter, Store
 from core.store.replication import CRL, ENVELOPE, OCSP
+from ocsp.redis_layout import (
+    Layout,
+    Profile,
+    change_message,
+    crl_value,
+    ocsp_expiry_ms,
+    profile_value,
+)
 
 log = logging.getLogger("hanko.replication")
 IDLE = 0.05  # seconds between looks at the feed when Redis is up to date
@@ -56,9 +63,13 @@ class Replicator:
         client: Callable[[], Any],
         prefix: str,
         crl_dir: Path,
+        profile: Profile,
         batch: int = 1000,
     ) -> None:
-        """`client`: makes a redis-py (sync) client; called again after a failure."""
+        """`client`: makes a redis-py (sync) client; called again after a failure.
+        `profile`: what responder hosts need to know of the CA, written on each
+        (re)connection."""
+        self._profile = profile_value(profile)
         self._store = store
         self._writer = writer
         self._make_client = client
@@ -147,7 +158,9 @@ class Replicator:
         return len(changes)
 
     async def _check_redis(self) -> None:
-        """After (re)connecting: rebuild a Redis that lost what it had."""
+        """After (re)connecting: the CA's profile, and a Redis that lost what it had
+        rebuilt."""
+        await trio.to_thread.run_sync(self._client.set, self.layout.profile, self._profile)
         raw = await trio.to_thread.run_sync(self._client.get, self.layout.seq)
         with self._store.read() as txn:
             _, cursor = txn.replication_position()
@@ -236,6 +249,7 @@ class Replicator:
         missed), then rebuild Redis."""
         await self._writer.submit(lambda t: t.set_replication(True))
         self._client = self._make_client()
+        await trio.to_thread.run_sync(self._client.set, self.layout.profile, self._profile)
         return await self.resync()
 
     def _send_plain(self, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:

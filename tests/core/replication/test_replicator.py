@@ -17,10 +17,10 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.cmd.wiring import open_store
-from core.replication.layout import CHANGE, CRL_VALUE, Layout
 from core.store import serial_bytes
 from core.store.keys import serial_key
 from core.store.records import OcspRecord
+from ocsp.redis_layout import CHANGE, CRL_VALUE, PROFILE, Layout
 from tests.conftest import DevCA, client, hanko, paying_org, serving
 from tests.ocsp.test_responder import issue
 from tests.redis_server import RedisServer
@@ -84,6 +84,14 @@ def test_responses_revocations_and_crls_reach_redis(
         # Expires at the response's nextUpdate.
         assert abs(r.pexpiretime(key) - rec.next_update * 1000) <= 1000
         assert r.keys(b"hanko:e:*"), "the envelope of the responder key"
+        profile = PROFILE.decode(r.get(LAYOUT.profile))
+        issuing = (ca.directory / "ca" / "issuing.pem").read_bytes()
+        assert x509.load_der_x509_certificate(profile.issuer) == x509.load_pem_x509_certificate(
+            issuing
+        )
+        assert (profile.ocsp_path, profile.crl_path) == ("/ocsp", "/crl")
+        assert set(profile.ca_files) == {"/ca/issuing.cer", "/ca/root.cer"}
+        assert profile.root_crl_path == "/crl/root.crl"
         assert r.keys(b"hanko:c:*.crl"), "the CRL files"
         crl_key = sorted(r.keys(b"hanko:c:*.crl"))[0]
         name = crl_key.split(b":", 2)[2].decode()

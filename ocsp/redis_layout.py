@@ -1,10 +1,11 @@
-"""Where the replicated status lives in Redis and how it is encoded (no I/O): one
-layout the CA side writes and the responders read.
+"""Where the replicated status lives in Redis and how it is encoded (no I/O): the one
+layout the CA side (core/replication) writes and the responders (redis_mirror.py) read.
 
 - `{prefix}o:{ocsp key}`: a serial's OCSP record, the bytes the store holds
   (OcspRecord.encode), expiring at its nextUpdate;
 - `{prefix}e:{key hash}`: a responder key's response envelope;
 - `{prefix}c:{file name}`: a CRL file, msgpack [Last-Modified epoch seconds, DER];
+- `{prefix}profile`: what a responder host knows of the CA (Profile);
 - `{prefix}seq`: the last change of the store's feed that Redis has, in decimal;
 - channel `{prefix}changes`: after each batch, msgpack [seq, [keys]].
 """
@@ -24,28 +25,37 @@ class Change(msgspec.Struct, array_like=True, frozen=True):
     keys: list[bytes]
 
 
-CHANGE = msgspec.msgpack.Decoder(Change)
-
-
 class CrlValue(msgspec.Struct, array_like=True, frozen=True):
     last_modified: int
     der: bytes
 
 
+class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a responder host needs to know about the CA besides the responses: the
+    issuing CA's certificate (the CertIDs it answers for), the CertID hashes
+    pre-signed, where it serves what (the paths of the URLs in the certificates) and
+    the CA certificates to serve. It has no other configuration of the CA."""
+
+    issuer: bytes  # the issuing CA's certificate, DER
+    hashes: list[int]  # CertIdHash values pre-signed
+    ocsp_path: str
+    crl_path: str
+    ca_files: dict[str, bytes] = msgspec.field(default_factory=dict)  # URL path -> DER
+    root_crl_path: str = ""  # where the replicated root.crl is served ("": nowhere)
+    crl_max_age: int = 60
+
+
+CHANGE = msgspec.msgpack.Decoder(Change)
 CRL_VALUE = msgspec.msgpack.Decoder(CrlValue)
+PROFILE = msgspec.msgpack.Decoder(Profile)
 
 
 class Layout:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix.encode()
         self.seq = self.prefix + b"seq"
+        self.profile = self.prefix + b"profile"
         self.channel = self.prefix + b"changes"
-
-    def key(self, change: bytes) -> bytes:
-        """The Redis key of a feed entry (kind | what): the same kind byte and what."""
-        if change[:1] not in (OCSP, ENVELOPE, CRL):
-            raise ValueError(f"unknown change kind {change[:1]!r}")
-        return self.prefix + change[:1] + b":" + change[1:]
 
     def ocsp(self, ocsp_key: bytes) -> bytes:
         return self.prefix + OCSP + b":" + ocsp_key
@@ -72,3 +82,7 @@ def crl_value(last_modified: int, der: bytes) -> bytes:
 
 def change_message(seq: int, keys: list[bytes]) -> bytes:
     return _ENCODE.encode(Change(seq, keys))
+
+
+def profile_value(profile: Profile) -> bytes:
+    return _ENCODE.encode(profile)
