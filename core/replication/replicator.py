@@ -196,17 +196,9 @@ class Replicator:
 
     def _send(self, writes: list[tuple[bytes, bytes | None, int | None]], last: int) -> None:
         pipe = self._client.pipeline(transaction=True)
-        keys = []
-        for key, value, expiry in writes:
-            keys.append(key)
-            if value is None:
-                pipe.delete(key)
-            elif expiry is not None:
-                pipe.set(key, value, pxat=expiry)
-            else:
-                pipe.set(key, value)
+        _queue(pipe, writes)
         pipe.set(self.layout.seq, str(last))
-        pipe.publish(self.layout.channel, change_message(last, keys))
+        pipe.publish(self.layout.channel, change_message(last, [key for key, _, _ in writes]))
         pipe.execute()
 
     async def resync(self) -> int:
@@ -254,11 +246,16 @@ class Replicator:
 
     def _send_plain(self, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        for key, value, expiry in writes:
-            if value is None:
-                pipe.delete(key)
-            elif expiry is not None:
-                pipe.set(key, value, pxat=expiry)
-            else:
-                pipe.set(key, value)
+        _queue(pipe, writes)
         pipe.execute()
+
+
+def _queue(pipe: Any, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:
+    """Each write as Redis commands: a value with its expiry, or the key deleted."""
+    for key, value, expiry in writes:
+        if value is None:
+            pipe.delete(key)
+        elif expiry is not None:
+            pipe.set(key, value, pxat=expiry)
+        else:
+            pipe.set(key, value)
