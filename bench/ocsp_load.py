@@ -11,6 +11,10 @@
    hanko's responder processes, then `cfssl ocspserve` loaded with the same responses,
    then nginx serving the same responses as static files (GET only: nginx does not
    serve static files to POST), one after the other.
+5. Through Redis (bench/ocsp_replica.py): the store replicated to a Redis primary and
+   a replica, responders answering from the replica as `hanko responder` runs them,
+   revocation to served through it, and the same wrk runs; its requests/s are given
+   as ratios to the LMDB-backed responder's.
 """
 
 from __future__ import annotations
@@ -31,15 +35,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import trio
 from cryptography import x509
-from cryptography.x509 import ocsp
 
 from bench import ocsp_peers as peers
+from bench import ocsp_replica
 from bench.progress import Progress
 from bench.report import maybe_write
+from bench.revocation_poll import revoke_and_poll
+from bench.revocation_poll import summary as latency_summary
 from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
 from core.base.clock import FixedClock, SystemClock
@@ -239,37 +244,21 @@ async def _revocation_latency(
     """Revoke through the engine (sign + durable commit), then poll the responder."""
     pool = signer_pool(cfg)
     writer = store_writer(cfg, store)
-    latencies: list[float] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         await nursery.start(pool.run)
         engine: IssuanceEngine = issuance_engine(
             cfg, signer=pool, store=store, writer=writer, clock=SystemClock()
         )
-        reqs = _requests(store, serials, issuer)
-        async with httpx.AsyncClient() as client:
-            for serial, der, _ in reqs:
-                url = f"http://127.0.0.1:{port}/ocsp/" + urllib.parse.quote(
-                    base64.b64encode(der).decode(), safe=""
-                )
-                await engine.revoke(serial.hex(), "cessationOfOperation", actor="bench")
-                returned = time.perf_counter()
-                while True:
-                    r = await client.get(url)
-                    resp = ocsp.load_der_ocsp_response(r.content)
-                    if resp.certificate_status is ocsp.OCSPCertStatus.REVOKED:
-                        latencies.append((time.perf_counter() - returned) * 1000)
-                        break
-                    if time.perf_counter() - returned > 5:
-                        raise HankoError("a revocation was not served within 5 s")
-                    await trio.sleep(0.002)
+        latencies = await revoke_and_poll(engine, _requests(store, serials, issuer), port)
         nursery.cancel_scope.cancel()
-    latencies.sort()
-    return {
-        "revocations": len(latencies),
-        "p50_ms": round(latencies[len(latencies) // 2], 1),
-        "max_ms": round(latencies[-1], 1),
-    }
+    return latency_summary(latencies)
+
+
+def _unrevoked(store: Store, serials: list[bytes], n: int, rng: random.Random) -> list[bytes]:
+    with store.read() as txn:
+        good = [s for s in serials if (rec := txn.get_cert(s)) and rec.status is CertStatus.GOOD]
+    return rng.sample(good, min(n, len(good)))
 
 
 def run(
@@ -319,19 +308,15 @@ def run(
         procs = responder_processes(cfg, store_path=store_path, listen=f"127.0.0.1:{port}")
         results: dict[str, dict[str, float]] = {}
 
-        get_paths = [_hanko_get(s, der) for s, der, _ in reqs]
-        lua_get = workdir / "get.lua"
-        peers.lua(lua_get, [(p, b"") for p in get_paths])
-        lua_post = workdir / "post.lua"
-        peers.lua(lua_post, [("/ocsp", der) for _, der, _ in reqs])
+        lua_get, lua_post = _scripts(workdir, reqs)
 
         async def hanko_phase() -> None:
             async with trio.open_nursery() as nursery:
                 await nursery.start(procs.run)
+                candidates = [s for s in serials[:5000] if s not in picked_set]
                 report["revocation_to_served"] = await _revocation_latency(
-                    cfg, store, rng.sample([s for s in serials[:5000] if s not in picked_set], 20),
-                    port, issuer,
-                )  # fmt: skip
+                    cfg, store, _unrevoked(store, candidates, 20, rng), port, issuer
+                )
                 url = f"http://127.0.0.1:{port}"
                 await trio.to_thread.run_sync(peers.check_all, url, reqs, _hanko_get)
                 await trio.to_thread.run_sync(
@@ -347,6 +332,19 @@ def run(
                 nursery.cancel_scope.cancel()
 
         trio.run(hanko_phase)
+        # The same store through Redis: a primary, a replica, responders on the replica.
+        revoke = _requests(
+            store,
+            _unrevoked(store, [s for s in serials[:20000] if s not in picked_set], 100, rng),
+            issuer,
+        )
+        replica = ocsp_replica.run(
+            cfg, store, reqs=reqs, revoke=revoke, get_target=_hanko_get,
+            scripts={"replica GET": lua_get, "replica POST": lua_post},
+            connections=connections, seconds=seconds, workdir=workdir, progress=_progress,
+        )  # fmt: skip
+        results.update(replica.pop("load"))
+        report["replica"] = replica
     finally:
         store.close()
 
@@ -360,6 +358,15 @@ def run(
     return report
 
 
+def _scripts(workdir: Path, reqs: list[tuple[bytes, bytes, bytes]]) -> tuple[Path, Path]:
+    """wrk's Lua scripts: the sampled requests as GETs, and as POSTs."""
+    lua_get = workdir / "get.lua"
+    peers.lua(lua_get, [(_hanko_get(s, der), b"") for s, der, _ in reqs])
+    lua_post = workdir / "post.lua"
+    peers.lua(lua_post, [("/ocsp", der) for _, der, _ in reqs])
+    return lua_get, lua_post
+
+
 def _peers(
     results: dict[str, dict[str, float]],
     workdir: Path,
@@ -367,13 +374,20 @@ def _peers(
     connections: int,
     seconds: float,
 ) -> dict[str, float]:
-    """cfssl and nginx under the same load, added to `results`; hanko's ratios to them."""
+    """cfssl and nginx under the same load, added to `results`; hanko's ratios to them,
+    and the replica-backed responder's to the LMDB-backed one."""
     _progress(f"wrk -c{connections} for {seconds:g} s against cfssl ocspserve (POST)")
     results.update(peers.cfssl(workdir, reqs, connections, seconds))
     _progress(f"wrk -c{connections} for {seconds:g} s against nginx (GET of the same bytes)")
     results.update(peers.nginx(workdir, reqs, connections, seconds))
     h_get, h_post = results["hanko GET"]["requests_per_s"], results["hanko POST"]["requests_per_s"]
+    r_get, r_post = (
+        results["replica GET"]["requests_per_s"],
+        results["replica POST"]["requests_per_s"],
+    )
     return {
+        "replica_get_over_lmdb_get": round(r_get / h_get, 2),
+        "replica_post_over_lmdb_post": round(r_post / h_post, 2),
         "hanko_get_over_cfssl_post": round(h_get / results["cfssl POST"]["requests_per_s"], 2),
         "hanko_post_over_cfssl_post": round(h_post / results["cfssl POST"]["requests_per_s"], 2),
         "hanko_get_over_nginx_get": round(h_get / results["nginx GET"]["requests_per_s"], 2),
@@ -383,6 +397,8 @@ def _peers(
 def _print_text(report: dict[str, Any]) -> None:
     r = report["refresh"]
     lat = report["revocation_to_served"]
+    rep = report["replica"]
+    rlat = rep["revocation_to_served"]
     s = report["settings"]
     lines = [
         f"store: {report['certificates']:,} certificates,"
@@ -395,13 +411,17 @@ def _print_text(report: dict[str, Any]) -> None:
         f" core CPU {r['core_cpu_us_per_response']} us per response)",
         f"revocation to served: p50 {lat['p50_ms']} ms, max {lat['max_ms']} ms"
         f" over {lat['revocations']} revocations",
+        f"through a Redis replica: Redis rebuilt from LMDB in {rep['resync_seconds']} s,"
+        f" replica synced at {rep['replica_synced_seconds']} s, responders loaded their copy"
+        f" in {rep['responder_start_seconds']} s; revocation to served p50 {rlat['p50_ms']} ms,"
+        f" p99 {rlat['p99_ms']} ms, max {rlat['max_ms']} ms over {rlat['revocations']}",
         f"load: wrk -c{s['connections']}, {s['seconds_per_run']} s per run,"
         f" {s['distinct_requests']:,} distinct requests",
-        f"{'server':<12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}",
+        f"{'server':<13} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}",
     ]
     for name, row in report["load"].items():
         lines.append(
-            f"{name:<12} {row['requests_per_s']:>10,.0f} {row['p50_ms']:>8.2f}"
+            f"{name:<13} {row['requests_per_s']:>10,.0f} {row['p50_ms']:>8.2f}"
             f" {row['p99_ms']:>8.2f} {row['non_2xx']:>8.0f}"
         )
     lines += [f"{k}: {v}x" for k, v in report["ratios"].items()]
@@ -409,7 +429,7 @@ def _print_text(report: dict[str, Any]) -> None:
 
 
 def run_from_cli(args: argparse.Namespace) -> int:
-    for tool in ("wrk", "nginx", "cfssl"):
+    for tool in ("wrk", "nginx", "cfssl", "redis-server"):
         if shutil.which(tool) is None:
             raise HankoError(f"{tool} is not installed: run scripts/dev.sh setup")
     cfg = load_config(args.config)

@@ -44,7 +44,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def redis_server() -> Iterator[int]:
+def redis_server(replica_of: int | None = None) -> Iterator[int]:
+    """A throwaway redis-server on loopback, its port; `replica_of`: a read-only
+    replica of the one on that port."""
     if shutil.which("redis-server") is None:
         raise SystemExit(
             "redis-server is not installed: run scripts/dev.sh setup (apt-get install redis-server)"
@@ -53,7 +55,8 @@ def redis_server() -> Iterator[int]:
     with tempfile.TemporaryDirectory(prefix="hanko-bench-redis-") as tmp:
         proc = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp],
+             "--appendonly", "no", "--dir", tmp,
+             *(("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ())],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

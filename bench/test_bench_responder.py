@@ -34,6 +34,7 @@ from core.config import load_config
 from core.store import Store
 from ocsp.connection import Request
 from ocsp.server import ResponderState
+from ocsp.sources import lmdb_source
 from signer.algorithms import KeyType
 
 CERTS = 200_000
@@ -65,7 +66,8 @@ def state(
         Request(b"GET", _hanko_get(s, der).encode(), b"", True, None)
         for s, der, _ in _requests(store, picked, issuer)
     ]
-    st = ResponderState(responder_settings(cfg, store_path=path), store)
+    settings = responder_settings(cfg, store_path=path)
+    st = ResponderState(settings, lmdb_source(settings, store))
     yield st, heads
     store.close()
 

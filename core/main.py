@@ -15,7 +15,20 @@ from collections.abc import Callable, Sequence
 
 from bench import cli as bench_cmd
 from core.base.errors import ConfigError, HankoError
-from core.cmd import acme, backup, ca, certs, keys, notify, orgs, replication, serve, status, tls
+from core.cmd import (
+    acme,
+    backup,
+    ca,
+    certs,
+    keys,
+    notify,
+    orgs,
+    replication,
+    responder,
+    serve,
+    status,
+    tls,
+)
 from core.cmd import licenses as licenses_cmd
 from core.cmd.common import EXIT_FAILURE, Parser
 
@@ -36,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         backup,
         notify,
         replication,
+        responder,
         bench_cmd,
     )
     for group in groups:

@@ -16,6 +16,7 @@ class Route(enum.Enum):
     OCSP = "ocsp"
     CRL = "crl"
     CA_FILE = "ca_file"
+    READY = "ready"  # /readyz, for load balancers
     NOT_FOUND = "not_found"
 
 
@@ -48,6 +49,8 @@ class Router:
         return self._ocsp_dir
 
     def route(self, method: bytes, target: bytes) -> Route:
+        if target == b"/readyz":
+            return Route.READY
         # The common case first. At the root, a GET's whole path is the request unless
         # it names a CRL or a CA file.
         if target.startswith(self._ocsp_dir) and (

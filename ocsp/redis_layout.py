@@ -7,7 +7,8 @@ layout the CA side (core/replication) writes and the responders (redis_mirror.py
 - `{prefix}c:{file name}`: a CRL file, msgpack [Last-Modified epoch seconds, DER];
 - `{prefix}profile`: what a responder host knows of the CA (Profile);
 - `{prefix}seq`: the last change of the store's feed that Redis has, in decimal;
-- channel `{prefix}changes`: after each batch, msgpack [seq, [keys]].
+- channel `{prefix}changes`: after each batch, msgpack [seq, [keys], reload]; reload
+  true (after a rebuild) means "read everything again", keys then being empty.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _ENCODE = msgspec.msgpack.Encoder()
 class Change(msgspec.Struct, array_like=True, frozen=True):
     seq: int
     keys: list[bytes]
+    reload: bool = False
 
 
 class CrlValue(msgspec.Struct, array_like=True, frozen=True):
@@ -80,8 +82,8 @@ def crl_value(last_modified: int, der: bytes) -> bytes:
     return _ENCODE.encode(CrlValue(last_modified, der))
 
 
-def change_message(seq: int, keys: list[bytes]) -> bytes:
-    return _ENCODE.encode(Change(seq, keys))
+def change_message(seq: int, keys: list[bytes], *, reload: bool = False) -> bytes:
+    return _ENCODE.encode(Change(seq, keys, reload))
 
 
 def profile_value(profile: Profile) -> bytes:

@@ -1,7 +1,8 @@
-"""The OCSP responder process: a small HTTP/1.1 server on uvloop over a read-only LMDB.
+"""The OCSP responder process: a small HTTP/1.1 server on uvloop over a read-only LMDB
+(`hanko serve`) or over a copy of a Redis replica (`hanko responder`; ocsp/sources.py).
 
-`hanko serve` starts several of these on one port (SO_REUSEPORT); each only looks up
-pre-signed bytes and writes them out. ASGI was measured far too slow for this path
+Several of these share one port (SO_REUSEPORT); each only looks up pre-signed bytes
+and writes them out. ASGI was measured far too slow for this path
 (docs/architecture.md), hence a plain asyncio Protocol.
 
 Freshness without a clock call per request: a 100 ms tick renews the LMDB read
@@ -26,27 +27,24 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import lmdb
 import msgspec
 import uvloop
-from cryptography import x509
 
 from core.base import children
 from core.base.errors import HankoError
 from core.base.httpdate import http_date
-from core.store import Store
 from ocsp import http
-from ocsp.ca_files import CaFiles
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.connection import Connection, Limits, Request, State
-from ocsp.crl_files import CrlFile, PublishedCrls, not_modified
+from ocsp.crl_files import CrlFile, not_modified
 from ocsp.paths import Route, Router
 from ocsp.process import listening_socket, raise_open_files, report
 from ocsp.responder import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
 from ocsp.settings import ServerSettings
+from ocsp.sources import FIRST_LOAD, Source, lmdb_source, redis_edge, redis_source
 
 TICK = 0.1
 _CLOSED = State.CLOSED
@@ -57,6 +55,7 @@ _HEAD = b"HEAD"
 _PKIX_CRL = b"application/pkix-crl"
 _OCSP = Route.OCSP
 _CRL = Route.CRL
+_READY = Route.READY
 _NO_STORE = b"Cache-Control: no-store\r\n"
 # Answers larger than this go out in chunks of it, with flow control.
 STREAM_CHUNK = 64 << 10
@@ -84,28 +83,22 @@ class _Cached(msgspec.Struct, gc=False):  # untracked by the collector, as Answe
 class ResponderState:
     """Per-process state shared by all connections."""
 
-    def __init__(self, settings: ServerSettings, store: Store) -> None:
+    def __init__(self, settings: ServerSettings, source: Source) -> None:
         self.settings = settings
-        self._view = store.ocsp_view()
-        self._status: bytes | None = None  # the store's status generation, as last read
-        self._envelopes: bytes | None = None  # and its envelope generation
-        issuer = x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes())
+        self.source = source
+        self._view = source.view
+        self._status: object = None  # the source's status generation, as last read
+        self._envelopes: object = None  # and its envelope generation
         self.responder = Responder(
-            IssuerHashes(issuer),
-            frozenset(CertIdHash(h) for h in settings.hashes),
+            IssuerHashes(source.issuer),
+            frozenset(CertIdHash(h) for h in source.hashes),
             lookup=self._view.response,
             issued=self._view.issued,
             envelope=self._view.envelope,
             refresh=self._renew,
         )
-        self.router = Router(settings.paths)
+        self.router = Router(source.paths)
         self.prefix = self.router.ocsp_prefix
-        self.ca_files = CaFiles(settings.paths.ca_files)
-        self.crls = (
-            PublishedCrls(Path(settings.crl_dir), max_age=settings.crl_max_age)
-            if settings.crl_dir
-            else None
-        )
         self.gen = 0
         self.now = 0.0
         self.second = 0
@@ -153,7 +146,7 @@ class ResponderState:
             self._envelopes = envelopes
 
     def close(self) -> None:
-        self._view.close()
+        self.source.close()
 
     def counts(self) -> dict[str, int]:
         e = self.errors
@@ -194,6 +187,8 @@ class ResponderState:
     def handle(self, head: Request) -> bytes | Streamed:
         route = self.router.route(head.method, head.target)
         if route is not _OCSP:
+            if route is _READY:
+                return self._ready(head)
             return self._file(route, head)
         if head.method == _GET:
             key = head.target
@@ -226,12 +221,13 @@ class ResponderState:
         """A CRL or a CA certificate: GET or HEAD, conditional."""
         path = head.target.split(b"?", 1)[0]
         found: CrlFile | None = None
-        if route is _CRL and self.crls is not None:
-            found = self.crls.get(path[len(self.router.crl_prefix) :].decode("latin-1"))
+        source = self.source
+        if route is _CRL and source.crl is not None:
+            found = source.crl(path[len(self.router.crl_prefix) :].decode("latin-1"))
             content_type = _PKIX_CRL
         elif route is Route.CA_FILE:
-            found = self.ca_files.get(path)
-            content_type = self.ca_files.content_type(path)
+            found = source.ca_file(path)
+            content_type = source.content_type(path)
         if found is None:
             self.not_found += 1
             raise http.HttpError(404, "nothing here")
@@ -252,6 +248,16 @@ class ResponderState:
             return head_bytes
         # The body is the cached file itself: no copy per download.
         return Streamed(head_bytes, found.body)
+
+    def _ready(self, head: Request) -> bytes:
+        """/readyz, for a load balancer: 200 while this responder should get traffic."""
+        if head.method not in (_GET, _HEAD):
+            raise http.HttpError(405, "use GET or HEAD")
+        ready, body = self.source.ready()
+        return http.response(
+            200 if ready else 503, body, date=self.date, keep_alive=head.keep_alive,
+            headers=_NO_STORE, content_type=b"application/json", send_body=head.method == _GET,
+        )  # fmt: skip
 
     def _respond(self, entry: _Cached, head: Request) -> bytes:
         self.successful += 1
@@ -424,8 +430,15 @@ class Protocol(asyncio.Protocol):
 async def serve(settings: ServerSettings) -> None:
     loop = asyncio.get_running_loop()
     fits = raise_open_files()
-    store = Store(Path(settings.store_path), map_size=settings.map_size, readonly=True)
-    state = ResponderState(settings, store)
+    edge = redis_edge(settings) if settings.redis else None
+    follow: asyncio.Task[None] | None = None
+    if edge is not None:
+        await edge.start(FIRST_LOAD)
+        source = redis_source(edge)
+        follow = asyncio.create_task(edge.run())
+    else:
+        source = lmdb_source(settings)
+    state = ResponderState(settings, source)
     state.capacity = min(settings.max_connections, fits)
     sock = listening_socket(settings.host, settings.port)
     server = await loop.create_server(lambda: Protocol(state), sock=sock)
@@ -438,15 +451,24 @@ async def serve(settings: ServerSettings) -> None:
     gc.freeze()
     print("ready", flush=True)  # the supervisor waits for this line
     os.set_blocking(1, False)
-    await stop.wait()
+    waits: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
+    if edge is not None and follow is not None:
+        # A new CA profile, or the follower failing (a bug): exit, to be started again.
+        waits += [asyncio.create_task(edge.profile_changed.wait()), follow]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     server.close()
-    ticker.cancel()
+    for task in (ticker, follow, *waits):
+        if task is not None:
+            task.cancel()
     for proto in list(state.connections):
         proto.transport.close()
     with contextlib.suppress(asyncio.CancelledError):
         await ticker
     state.close()
-    store.close()
+    if edge is not None:
+        await edge.close()
+    if follow is not None and follow.done() and not follow.cancelled():
+        follow.result()  # re-raised: its traceback says what failed
 
 
 def main(argv: list[str]) -> int:
@@ -465,7 +487,8 @@ def main(argv: list[str]) -> int:
         print(f"error cannot listen on {settings.host}:{settings.port}: {exc.strerror}", flush=True)
         return 1
     except (lmdb.Error, HankoError) as exc:
-        print(f"error store {settings.store_path}: {exc}", flush=True)
+        where = settings.redis or f"store {settings.store_path}"
+        print(f"error {where}: {exc}", flush=True)
         return 1
     return 0
 

@@ -1,4 +1,5 @@
-"""What `hanko serve` tells each responder process (JSON on its command line)."""
+"""What `hanko serve` or `hanko responder` tells each responder process (JSON on its
+command line; never a secret)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,22 @@ import msgspec
 from ocsp.paths import StatusPaths
 
 
-class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    store_path: str
-    map_size: int
-    issuer_cert: str
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str
     port: int
-    hashes: list[int]
+    # From the CA host's store (`hanko serve`): the store, the issuing CA, the hashes.
+    store_path: str = ""
+    map_size: int = 0
+    issuer_cert: str = ""
+    hashes: list[int] = msgspec.field(default_factory=list)
     paths: StatusPaths = msgspec.field(default_factory=StatusPaths)
+    # Or from a Redis the CA replicates to (`hanko responder`): then the issuer, hashes,
+    # paths and files are the CA's profile there, and the password is in the environment.
+    redis: str = ""
+    redis_prefix: str = "hanko:"
+    redis_timeout: float = 2.0
+    # /readyz says not ready once the replica's link has been down this long.
+    max_lag: float = 5.0
     max_header: int = 8192
     max_body: int = 4096
     idle_timeout: float = 30.0

@@ -35,8 +35,13 @@ class ResponderStatistics(msgspec.Struct, frozen=True):
 
 
 class ResponderProcesses:
-    def __init__(self, settings: ServerSettings, count: int) -> None:
+    def __init__(
+        self, settings: ServerSettings, count: int, *, start_timeout: float = START_TIMEOUT
+    ) -> None:
+        """`start_timeout`: how long a responder may take to listen (one that first
+        loads a copy of its Redis needs longer for a large CA)."""
         self._settings = settings
+        self._start_timeout = start_timeout
         self._argv = [
             sys.executable,
             "-m",
@@ -83,7 +88,7 @@ class ResponderProcesses:
 
     async def _start(self) -> trio.Process:
         proc = await children.spawn(self._argv)
-        line, eof = await children.ready_line(proc, START_TIMEOUT)
+        line, eof = await children.ready_line(proc, self._start_timeout)
         if line != "ready":
             proc.kill()
             await proc.wait()

@@ -15,8 +15,15 @@ import redis
 
 class RedisServer:
     def __init__(
-        self, directory: Path, *, port: int | None = None, host: str = "127.0.0.1"
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        replica_of: RedisServer | None = None,
     ) -> None:
+        """`replica_of`: a read-only replica of that server (`replicaof`), as on a
+        responder host."""
         if shutil.which("redis-server") is None:
             pytest.fail(
                 "redis-server is not installed: run scripts/dev.sh setup (the test command does)"
@@ -30,6 +37,7 @@ class RedisServer:
                 port = int(s.getsockname()[1])
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
+        self.replica_of = replica_of
         self.start()
 
     @property
@@ -37,6 +45,9 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/0"
 
     def start(self, *extra: str) -> None:
+        if self.replica_of is not None:
+            extra = ("--replicaof", self.replica_of.host, str(self.replica_of.port),
+                     "--replica-read-only", "yes", *extra)  # fmt: skip
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", self.host, "--save", "",
              "--appendonly", "no", "--dir", str(self.directory), *extra],
@@ -55,6 +66,17 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(host=self.host, port=self.port, socket_timeout=5)
+
+    def follow(self, primary: RedisServer | None) -> None:
+        """Replicate `primary` from now on; None: a port nobody listens on (the link is
+        down, as when the network to the primary is)."""
+        if primary is None:
+            with socket.socket() as s:
+                s.bind((self.host, 0))
+                dead = int(s.getsockname()[1])
+            self.client().replicaof(self.host, dead)
+        else:
+            self.client().replicaof(primary.host, primary.port)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

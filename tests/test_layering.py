@@ -52,7 +52,7 @@ PURE = (
     "core.ct.race",
     "core.ct.policy",
     "core.ct.precert",
-    "core.replication.layout",
+    "ocsp.redis_layout",
     "core.notify.retry",
     "core.notify.targets",
     "core.acme.jws",

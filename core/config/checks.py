@@ -22,7 +22,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _listen_problems(value: str, where: str) -> list[str]:
+def listen_problems(value: str, where: str) -> list[str]:
     try:
         parse_listen(value)
     except ValueError as exc:
@@ -62,7 +62,7 @@ def _file_problems(cfg: Config) -> list[str]:
 def _access_problems(cfg: Config) -> list[str]:
     problems = _secret_problems(cfg, cfg.hsm.pin, "hsm.pin")
     problems += _secret_problems(cfg, cfg.api.admin_token, "api.admin_token")
-    problems += _listen_problems(cfg.api.listen, "api.listen")
+    problems += listen_problems(cfg.api.listen, "api.listen")
     problems += _api_problems(cfg)
     if cfg.acme.eab_secret is not None:
         problems += _secret_problems(cfg, cfg.acme.eab_secret, "acme.eab_secret")
@@ -71,7 +71,7 @@ def _access_problems(cfg: Config) -> list[str]:
     if not 1 <= cfg.acme.http01_port <= 65535:
         problems.append("acme.http01_port: must be a port number")
     if cfg.acme.dns_resolver is not None:
-        problems += _listen_problems(cfg.acme.dns_resolver, "acme.dns_resolver")
+        problems += listen_problems(cfg.acme.dns_resolver, "acme.dns_resolver")
     return problems + _url_problems(cfg)
 
 
@@ -131,7 +131,7 @@ def _api_problems(cfg: Config) -> list[str]:
     try:
         host, _ = parse_listen(api.listen)
     except ValueError:
-        host = "127.0.0.1"  # reported by _listen_problems
+        host = "127.0.0.1"  # reported by listen_problems
     if api.tls_cert is None and not is_loopback(host):
         problems.append(
             f"api.listen: {api.listen} is not a loopback address, and API keys must not"
@@ -232,7 +232,7 @@ def _crl_problems(cfg: Config) -> list[str]:
 
 def _ocsp_problems(cfg: Config) -> list[str]:
     oc = cfg.ocsp
-    problems = _listen_problems(oc.listen, "ocsp.listen")
+    problems = listen_problems(oc.listen, "ocsp.listen")
     if not 8 * 3600 <= oc.validity.seconds <= 10 * 86400:
         problems.append("ocsp.validity: must be between 8h and 10d (BR 4.9.10)")
     if not 0.0 < oc.refresh_fraction <= 0.5:

@@ -12,15 +12,19 @@ import difflib
 import os
 import tomllib
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from core.base.errors import ConfigError
 from core.base.units import ByteSize, Duration
 from core.config.checks import semantic_problems
+from core.config.responder import ResponderFile, responder_problems
 from core.config.settings import Config
+
+_File = TypeVar("_File", bound=msgspec.Struct)
 
 
 def _dec_hook(typ: type, obj: Any) -> Any:
@@ -88,11 +92,11 @@ def _unknown_and_missing(raw: dict[str, Any], cls: type[msgspec.Struct], prefix:
     return problems
 
 
-def _type_errors(raw: dict[str, Any]) -> list[str]:
+def _type_errors(raw: dict[str, Any], cls: type[msgspec.Struct]) -> list[str]:
     """Convert each top-level section on its own so every broken section is reported."""
     problems: list[str] = []
-    hints = typing.get_type_hints(Config)
-    for f in msgspec.structs.fields(Config):
+    hints = typing.get_type_hints(cls)
+    for f in msgspec.structs.fields(cls):
         if f.encode_name not in raw:
             continue
         try:
@@ -110,8 +114,9 @@ def _type_errors(raw: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_config(path: Path) -> tuple[Config | None, list[str]]:
-    """Every problem in the file, one readable line each; the Config when there are none."""
+def _check(
+    path: Path, cls: type[_File], semantic: Callable[[_File], list[str]]
+) -> tuple[_File | None, list[str]]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -120,13 +125,26 @@ def check_config(path: Path) -> tuple[Config | None, list[str]]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         return None, [f"{path}: not valid TOML ({exc})"]
-    problems = _unknown_and_missing(raw, Config, "") + _type_errors(raw)
+    problems = _unknown_and_missing(raw, cls, "") + _type_errors(raw, cls)
     if problems:
         return None, problems
     raw["base_dir"] = str(path.resolve().parent)
-    cfg = msgspec.convert(raw, Config, dec_hook=_dec_hook)
-    problems = semantic_problems(cfg)
+    cfg = msgspec.convert(raw, cls, dec_hook=_dec_hook)
+    problems = semantic(cfg)
     return (cfg if not problems else None), problems
+
+
+def check_config(path: Path) -> tuple[Config | None, list[str]]:
+    """Every problem in the file, one readable line each; the Config when there are none."""
+    return _check(path, Config, semantic_problems)
+
+
+def load_responder_config(path: Path) -> ResponderFile:
+    """`hanko responder -c FILE`: a status host's file, checked as strictly."""
+    cfg, problems = _check(path, ResponderFile, responder_problems)
+    if cfg is None:
+        raise ConfigError(problems)
+    return cfg
 
 
 def config_path(path: Path | None) -> Path:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 from core.base.errors import SecretError
 from core.base.secretfiles import read_secret_env, read_secret_file
-from core.config.settings import Config, SecretRef
+from core.config.settings import SecretRef
 
 
-def read_secret(cfg: Config, ref: SecretRef) -> str:
+class _Located(Protocol):  # a configuration file: relative paths are from its folder
+    def path(self, value: str) -> Path: ...
+
+
+def read_secret(cfg: _Located, ref: SecretRef) -> str:
     if ref.file is not None:
         return read_secret_file(cfg.path(ref.file))
     if ref.env is not None:

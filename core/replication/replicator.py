@@ -231,7 +231,7 @@ class Replicator:
             written += len(batch)
         # Everything fed before the walk began is in Redis now; what was fed while
         # walking is replayed on top by the next steps.
-        await trio.to_thread.run_sync(self._client.set, self.layout.seq, str(fed))
+        await trio.to_thread.run_sync(self._finish_resync, fed)
         await self._writer.submit(lambda t: t.replicated(fed))
         self._resyncs += 1
         return written
@@ -243,6 +243,14 @@ class Replicator:
         self._client = self._make_client()
         await trio.to_thread.run_sync(self._client.set, self.layout.profile, self._profile)
         return await self.resync()
+
+    def _finish_resync(self, fed: int) -> None:
+        # Responders keep what they have while Redis has no `seq` (an empty or
+        # half-rebuilt Redis); the reload notice tells them it is whole again.
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self.layout.seq, str(fed))
+        pipe.publish(self.layout.channel, change_message(fed, [], reload=True))
+        pipe.execute()
 
     def _send_plain(self, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -7,7 +7,7 @@ import argparse
 from core.main import build_parser
 
 # Commands that print no data: the service itself.
-NO_DATA = {"serve"}
+NO_DATA = {"serve", "responder"}
 
 
 def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[str, set[str]]:

@@ -17,6 +17,7 @@ from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from ocsp.connection import Request
 from ocsp.server import ResponderState
+from ocsp.sources import lmdb_source
 from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, run, setup
 from tests.ocsp.test_responder import request_der
@@ -42,7 +43,9 @@ def test_a_status_change_is_served_at_the_next_tick_a_refresh_within_a_second(
             actor="t",
         )
         cert = x509.load_pem_x509_certificate(issued.certificate.encode())
-        state = ResponderState(responder_settings(cfg), engine.store)
+        state = ResponderState(
+            responder_settings(cfg), lmdb_source(responder_settings(cfg), engine.store)
+        )
         target = b"/ocsp/" + base64.b64encode(request_der(cert, issuer, hashes.SHA1()))
         head = Request(b"GET", target, b"", True, None)
 
@@ -100,7 +103,7 @@ def test_the_answer_cache_keeps_to_its_bound(ca: DevCA) -> None:
             for i in range(3)
         ]
         settings = msgspec.structs.replace(responder_settings(cfg), cache_entries=2)
-        state = ResponderState(settings, engine.store)
+        state = ResponderState(settings, lmdb_source(settings, engine.store))
         sizes = []
         for cert in [*certs, certs[0]]:
             der = request_der(cert, issuer, hashes.SHA1())

@@ -1,0 +1,150 @@
+"""The Redis part of `hanko bench ocsp`: the same store replicated to a Redis primary
+(the replicator of `hanko serve`, rebuilding an empty Redis from LMDB), a read-only
+replica following it, and responder processes answering from the replica as `hanko
+responder` runs them. Then, as for the LMDB-backed responder in the same run: every
+sampled answer checked, revocation to served through the replica, and wrk with the
+same request mix.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+import trio
+
+from bench import ocsp_peers as peers
+from bench.redis_clients import redis_server
+from bench.revocation_poll import revoke_and_poll, summary
+from bench.wrk import run_wrk
+from core.base.clock import SystemClock
+from core.base.errors import HankoError
+from core.cmd.wiring import issuance_engine, replication_profile, signer_pool, store_writer
+from core.config import Config
+from core.replication.replicator import Replicator
+from core.store import Store
+from ocsp.redis_layout import Layout
+from ocsp.settings import ServerSettings
+from ocsp.sources import REDIS_START
+from ocsp.supervisor import ResponderProcesses
+
+Requests = list[tuple[bytes, bytes, bytes]]
+
+
+def _responder_settings(cfg: Config, port: int, replica: int) -> ServerSettings:
+    oc = cfg.ocsp
+    return ServerSettings(
+        host="127.0.0.1",
+        port=port,
+        redis=f"redis://127.0.0.1:{replica}/0",
+        redis_prefix=cfg.replication.prefix,
+        max_header=oc.max_header.bytes,
+        max_body=oc.max_body.bytes,
+        idle_timeout=oc.idle_timeout.seconds,
+        request_timeout=oc.request_timeout.seconds,
+        cache_entries=oc.cache_entries,
+        max_connections=oc.max_connections,
+    )
+
+
+async def _until(check: Any, seconds: float, what: str) -> None:
+    deadline = trio.current_time() + seconds
+    while not await check():
+        if trio.current_time() > deadline:
+            raise HankoError(f"bench ocsp: {what} not within {seconds:g} s")
+        await trio.sleep(0.05)
+
+
+async def _phase(
+    cfg: Config, store: Store, *, primary: int, replica: int, reqs: Requests,
+    revoke: Requests, scripts: dict[str, Path], get_target: Callable[[bytes, bytes], str],
+    connections: int, seconds: float, crl_dir: Path, progress: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    report: dict[str, Any] = {}
+    pool = signer_pool(cfg)
+    writer = store_writer(cfg, store)
+    layout = Layout(cfg.replication.prefix)
+    replica_client = redis.Redis(host="127.0.0.1", port=replica, socket_timeout=10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await nursery.start(pool.run)
+        replicator = Replicator(
+            store=store, writer=writer, prefix=cfg.replication.prefix, crl_dir=crl_dir,
+            client=lambda: redis.Redis(host="127.0.0.1", port=primary, socket_timeout=30),
+            profile=replication_profile(cfg), batch=cfg.replication.batch,
+        )  # fmt: skip
+        progress("replicating the store to an empty Redis primary (a rebuild from LMDB)")
+        started = time.perf_counter()
+        await nursery.start(replicator.run)
+
+        async def caught_up() -> bool:
+            stats = replicator.statistics()
+            return stats.resyncs > 0 and stats.lag == 0
+
+        await _until(caught_up, 600, "the rebuild of Redis")
+        report["resync_seconds"] = round(time.perf_counter() - started, 2)
+        cursor = replicator.statistics().cursor
+
+        async def replica_has_it() -> bool:
+            raw = await trio.to_thread.run_sync(replica_client.get, layout.seq)
+            return raw is not None and int(raw) >= cursor
+
+        await _until(replica_has_it, 120, "the replica's copy")
+        report["replica_synced_seconds"] = round(time.perf_counter() - started, 2)
+
+        port = peers.free_port()
+        procs = ResponderProcesses(
+            _responder_settings(cfg, port, replica),
+            cfg.ocsp.responder_processes,
+            start_timeout=REDIS_START,
+        )
+        started = time.perf_counter()
+        await nursery.start(procs.run)
+        report["responder_start_seconds"] = round(time.perf_counter() - started, 2)
+        url = f"http://127.0.0.1:{port}"
+        await trio.to_thread.run_sync(peers.check_all, url, reqs, get_target)
+        await trio.to_thread.run_sync(peers.check_all, url, reqs, lambda s, d: "/ocsp", "POST")
+
+        engine = issuance_engine(cfg, signer=pool, store=store, writer=writer, clock=SystemClock())
+        progress(f"revocation to served through the replica ({len(revoke)} revocations)")
+        report["revocation_to_served"] = summary(await revoke_and_poll(engine, revoke, port))
+        load: dict[str, dict[str, float]] = {}
+        for name in ("replica GET", "replica POST"):
+            progress(f"wrk -c{connections} for {seconds:g} s against {name}")
+            load[name] = await trio.to_thread.run_sync(
+                functools.partial(
+                    run_wrk, url, scripts[name], connections=connections, seconds=seconds
+                )
+            )
+        report["load"] = load
+        report["replicator"] = {
+            "batches": replicator.statistics().batches,
+            "changes": replicator.statistics().changes,
+        }
+        nursery.cancel_scope.cancel()
+    replica_client.close()
+    return report
+
+
+def run(
+    cfg: Config, store: Store, *, reqs: Requests, revoke: Requests, scripts: dict[str, Path],
+    get_target: Callable[[bytes, bytes], str], connections: int, seconds: float,
+    workdir: Path, progress: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    """`scripts`: wrk's Lua scripts by run name ("replica GET", "replica POST");
+    `get_target`: the GET path of a request; `revoke`: the requests of certificates to
+    revoke (not among `reqs`)."""
+    crl_dir = workdir / "replica-crl"
+    crl_dir.mkdir()
+    with redis_server() as primary, redis_server(replica_of=primary) as replica:
+        return trio.run(
+            functools.partial(
+                _phase, cfg, store, primary=primary, replica=replica, reqs=reqs, revoke=revoke,
+                scripts=scripts, get_target=get_target, connections=connections,
+                seconds=seconds, crl_dir=crl_dir, progress=progress,
+            )
+        )  # fmt: skip

@@ -1,0 +1,143 @@
+"""Where a responder process's answers come from: the CA host's LMDB store and files
+(`hanko serve`), or a Redis the CA replicates to (`hanko responder`). Both give the
+responder the same things: a view of the pre-signed responses, the issuing CA, the
+CertID hashes and paths served, the CRL files, the CA certificates and readiness.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from cryptography import x509
+
+from core.store import Store
+from ocsp.ca_files import CaFiles
+from ocsp.crl_files import CrlFile, PublishedCrls
+from ocsp.mirror import Readiness
+from ocsp.paths import StatusPaths
+from ocsp.redis_mirror import RedisMirror
+from ocsp.settings import ServerSettings
+
+# `hanko responder` hands the Redis password to its responder processes here: never on
+# their command line.
+PASSWORD_ENV = "HANKO_RESPONDER_REDIS_PASSWORD"  # noqa: S105 - a variable's name
+# Seconds a responder waits for its first whole copy of Redis (a million certificates
+# load in about ten); `hanko responder` gives its processes REDIS_START to listen.
+FIRST_LOAD = 110.0
+REDIS_START = 120.0
+
+_ENCODE_READY = msgspec.json.Encoder()
+
+
+class Source:
+    """What ResponderState answers from (no I/O of its own beyond the view's)."""
+
+    __slots__ = (
+        "ca_file",
+        "close",
+        "content_type",
+        "crl",
+        "hashes",
+        "issuer",
+        "paths",
+        "ready",
+        "view",
+    )
+
+    def __init__(
+        self,
+        *,
+        view: Any,
+        issuer: x509.Certificate,
+        hashes: list[int],
+        paths: StatusPaths,
+        crl: Callable[[str], CrlFile | None] | None,
+        ca_file: Callable[[bytes], CrlFile | None],
+        content_type: Callable[[bytes], bytes],
+        ready: Callable[[], tuple[bool, bytes]],
+        close: Callable[[], None],
+    ) -> None:
+        self.view = view
+        self.issuer = issuer
+        self.hashes = hashes
+        self.paths = paths
+        self.crl = crl
+        self.ca_file = ca_file
+        self.content_type = content_type
+        self.ready = ready
+        self.close = close
+
+
+def lmdb_source(settings: ServerSettings, store: Store | None = None) -> Source:
+    """The store at `settings.store_path`, opened read-only, or `store` (already open
+    in this process: then closing the source leaves it open)."""
+    own = store is None
+    if store is None:
+        store = Store(Path(settings.store_path), map_size=settings.map_size, readonly=True)
+    opened = store
+    view = store.ocsp_view()
+    crls = (
+        PublishedCrls(Path(settings.crl_dir), max_age=settings.crl_max_age)
+        if settings.crl_dir
+        else None
+    )
+    files = CaFiles(settings.paths.ca_files)
+
+    def close() -> None:
+        view.close()
+        if own:
+            opened.close()
+
+    return Source(
+        view=view,
+        issuer=x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes()),
+        hashes=settings.hashes,
+        paths=settings.paths,
+        crl=crls.get if crls is not None else None,
+        ca_file=files.get,
+        content_type=files.content_type,
+        # The store is this host's own: a responder that runs answers from it.
+        ready=lambda: (True, b'{"ready": true, "source": "lmdb"}\n'),
+        close=close,
+    )
+
+
+def redis_edge(settings: ServerSettings) -> RedisMirror:
+    return RedisMirror(
+        settings.redis,
+        password=os.environ.get(PASSWORD_ENV) or None,
+        prefix=settings.redis_prefix,
+        max_lag=settings.max_lag,
+        timeout=settings.redis_timeout,
+    )
+
+
+def redis_source(edge: RedisMirror) -> Source:
+    """A Source over the edge's copy (after edge.start())."""
+    mirror = edge.mirror
+    assert mirror is not None  # noqa: S101 - the caller started the edge
+    profile = mirror.profile
+
+    def ready() -> tuple[bool, bytes]:
+        state: Readiness = edge.readiness()
+        return state.ready, _ENCODE_READY.encode(state) + b"\n"
+
+    return Source(
+        view=mirror,
+        issuer=x509.load_der_x509_certificate(profile.issuer),
+        hashes=profile.hashes,
+        paths=StatusPaths(
+            ocsp=profile.ocsp_path,
+            crl=profile.crl_path,
+            ca_files=dict.fromkeys(mirror.ca_file_paths(), ""),
+        ),
+        crl=mirror.crl,
+        ca_file=mirror.ca_file,
+        content_type=mirror.content_type,
+        ready=ready,
+        close=mirror.close,
+    )
