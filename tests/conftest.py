@@ -210,6 +210,11 @@ def clean_env() -> dict[str, str]:
 Service = tuple[str, DevCA, subprocess.Popen[str]]
 
 
+def serve_log(ca: DevCA) -> Path:
+    """What the `hanko serve` of `serving` logged (its stderr)."""
+    return ca.directory / "serve.log"
+
+
 @contextlib.contextmanager
 def serving(ca: DevCA, param: str | dict[str, Any] = "") -> Iterator[Service]:
     """`hanko serve` on `ca` with free ports; `param` is TOML to add to its config (it
@@ -225,12 +230,15 @@ def serving(ca: DevCA, param: str | dict[str, Any] = "") -> Iterator[Service]:
         param = param.get("append", "")
     text += param
     ca.config_path.write_text(text)
-    proc = subprocess.Popen(
-        [str(BIN / "hanko"), "serve", "-c", str(ca.config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Its log goes to a file (`serve_log`): a pipe nobody reads fills with access-log
+    # lines and blocks the server mid-test.
+    with serve_log(ca).open("w") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "hanko"), "serve", "-c", str(ca.config_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     base = f"https://127.0.0.1:{port}"
     # Up once it says so (with mTLS on, a probe without a certificate would not get in).
     assert proc.stdout is not None
@@ -238,9 +246,7 @@ def serving(ca: DevCA, param: str | dict[str, Any] = "") -> Iterator[Service]:
     line = proc.stdout.readline() if ready else ""
     if "serving the API" not in line:
         proc.kill()
-        pytest.fail(
-            f"hanko serve did not come up: {line}{proc.stderr.read() if proc.stderr else ''}"
-        )
+        pytest.fail(f"hanko serve did not come up: {line}{serve_log(ca).read_text()}")
     try:
         yield base, ca, proc
     finally:

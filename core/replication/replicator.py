@@ -15,6 +15,7 @@ natively) for half the CPU.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -85,10 +86,17 @@ class Replicator:
         self._last_error: str | None = None
         self._last_write: float | None = None
         self._checked = False  # Redis's seq compared with the cursor since (re)connecting
+        # The last change Redis has acknowledged. The store's cursor is moved to it by
+        # a commit of its own, off the path to Redis: a durable commit (an fsync, at
+        # times hundreds of ms here) must not hold the next revocation back. After a
+        # crash the cursor may trail Redis: the changes between are written again.
+        self._sent = 0
+        self._sent_moved = trio.Event()
 
     def statistics(self) -> ReplicatorStatistics:
         with self._store.read() as txn:
             fed, cursor = txn.replication_position()
+        cursor = max(cursor, self._sent)
         return ReplicatorStatistics(
             connected=self._connected,
             fed=fed,
@@ -110,7 +118,34 @@ class Replicator:
             on = txn.replication_on()
         if not on:
             await self._writer.submit(lambda t: t.set_replication(True))
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_cursor)
+            task_status.started()
+            await self._replicate()
+
+    async def _keep_cursor(self) -> None:
+        """Move the store's cursor to what Redis has, one commit at a time (a commit
+        covers every batch acknowledged while the one before it was under way)."""
+        with self._store.read() as txn:
+            _, durable = txn.replication_position()
+        while True:
+            await self._sent_moved.wait()
+            self._sent_moved = trio.Event()
+            target = self._sent
+            if target <= durable:
+                continue
+            try:
+                await self._writer.submit(functools.partial(_record_cursor, upto=target))
+            except Exception as exc:  # the store refusing a write: retried at the next batch
+                log.warning("replication: cannot record the cursor: %s", exc)
+                continue
+            durable = target
+
+    def _acknowledged(self, last: int) -> None:
+        self._sent = max(self._sent, last)
+        self._sent_moved.set()
+
+    async def _replicate(self) -> None:
         failures = 0
         while True:
             try:
@@ -143,14 +178,14 @@ class Replicator:
             await self._check_redis()
         with self._store.read() as txn:
             _, cursor = txn.replication_position()
-            changes = txn.replication_changes(cursor, self._batch)
+            changes = txn.replication_changes(max(cursor, self._sent), self._batch)
             if not changes:
                 self._connected = True
                 return 0
             writes = [self._write_for(txn, change) for _, change in changes]
         last = changes[-1][0]
         await trio.to_thread.run_sync(self._send, writes, last)
-        await self._writer.submit(lambda t: t.replicated(last))
+        self._acknowledged(last)
         self._connected = True
         self._batches += 1
         self._changes += len(changes)
@@ -164,6 +199,7 @@ class Replicator:
         raw = await trio.to_thread.run_sync(self._client.get, self.layout.seq)
         with self._store.read() as txn:
             _, cursor = txn.replication_position()
+        cursor = max(cursor, self._sent)
         if raw is None or int(raw) < cursor:
             log.warning(
                 "replication: Redis has %s, the store's cursor is %d: rebuilding it",
@@ -232,7 +268,9 @@ class Replicator:
         # Everything fed before the walk began is in Redis now; what was fed while
         # walking is replayed on top by the next steps.
         await trio.to_thread.run_sync(self._finish_resync, fed)
+        # Durable at once: `hanko replication resync` exits right after.
         await self._writer.submit(lambda t: t.replicated(fed))
+        self._sent = max(self._sent, fed)
         self._resyncs += 1
         return written
 
@@ -256,6 +294,10 @@ class Replicator:
         pipe = self._client.pipeline(transaction=False)
         _queue(pipe, writes)
         pipe.execute()
+
+
+def _record_cursor(txn: Any, *, upto: int) -> None:
+    txn.replicated(upto)
 
 
 def _queue(pipe: Any, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:

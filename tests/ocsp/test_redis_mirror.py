@@ -51,17 +51,18 @@ class Responder:
             "processes = 2\n"
             f'max_lag = "{MAX_LAG:g}s"\n'
         )
-        self.proc = subprocess.Popen(
-            [str(BIN / "hanko"), "responder", "-c", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        self.log = tmp / f"responder-{host}.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [str(BIN / "hanko"), "responder", "-c", str(config)],
+                stdout=subprocess.PIPE, stderr=log, text=True,
+            )  # fmt: skip
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 40)
         line = self.proc.stdout.readline() if ready else ""
         if "responder serving" not in line:
             self.proc.kill()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            pytest.fail(f"hanko responder did not come up: {line}{err}")
+            pytest.fail(f"hanko responder did not come up: {line}{self.log.read_text()}")
 
     def status(self, cert: x509.Certificate, files: Path) -> str:
         """ "good", "revoked", or what else openssl ocsp said (verified against the chain)."""
@@ -239,8 +240,7 @@ def test_responder_hosts_answer_from_redis_replicas(
         except BaseException:
             for r in responders:
                 r.close()
-                if r.proc.stderr is not None:
-                    print(r.proc.stderr.read())
+                print(r.log.read_text())
             raise
 
     # The CA host and the primary are gone; one replica too: both hosts still answer

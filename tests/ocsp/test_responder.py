@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from core.base.der import read_tlv, sequence
-from tests.conftest import BIN, DevCA, csr, free_port, lint_ocsp
+from tests.conftest import BIN, DevCA, csr, free_port, lint_ocsp, serve_log
 
 Ready = tuple[httpx.Client, httpx.Client, DevCA]
 
@@ -301,10 +301,11 @@ def test_slow_clients_are_cut_off(fresh_ca: DevCA) -> None:
     text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     text += 'request_timeout = "1s"\nidle_timeout = "2s"\n'
     fresh_ca.config_path.write_text(text)
-    proc = subprocess.Popen(
-        [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    with serve_log(fresh_ca).open("w") as log:  # a pipe nobody reads could fill and block
+        proc = subprocess.Popen(
+            [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )  # fmt: skip
     try:
         assert proc.stdout is not None
         assert "OCSP and CRLs on" in proc.stdout.readline()

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
-from tests.conftest import BIN, DevCA, client, free_port, free_ports, paying_org
+from tests.conftest import BIN, DevCA, client, free_port, free_ports, paying_org, serve_log
 from tests.ocsp.test_responder import issue, request_der
 
 SLOW = 2_000
@@ -42,11 +42,12 @@ def limited(fresh_ca: DevCA) -> Iterator[tuple[str, str, DevCA]]:
     text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     text += f'request_timeout = "{REQUEST_TIMEOUT:g}s"\nidle_timeout = "30s"\n'
     fresh_ca.config_path.write_text(text)
-    proc = subprocess.Popen(
-        [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_limit_open_files,  # noqa: PLW1509 - only setrlimit, before exec
-    )  # fmt: skip
+    with serve_log(fresh_ca).open("w") as log:  # a pipe nobody reads could fill and block
+        proc = subprocess.Popen(
+            [str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+            preexec_fn=_limit_open_files,  # noqa: PLW1509 - only setrlimit, before exec
+        )  # fmt: skip
     try:
         assert proc.stdout is not None
         assert "OCSP and CRLs on" in proc.stdout.readline()

@@ -27,19 +27,27 @@ SMALL = '[store]\npath = "lmdb"\nmap_size = "1MiB"\nmax_map_size = "2MiB"\n'
 
 
 def start(ca: DevCA) -> subprocess.Popen[str]:
+    # Its log goes to a file: a pipe nobody reads fills with access-log lines (one per
+    # issuance) and blocks the server.
+    log = (ca.directory / "serve.log").open("a")
     proc = subprocess.Popen(
         [str(BIN / "hanko"), "serve", "-c", str(ca.config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=log, text=True,
     )  # fmt: skip
+    log.close()
     assert proc.stdout is not None
     assert "serving the API" in proc.stdout.readline()
     return proc
 
 
-def stop(proc: subprocess.Popen[str]) -> str:
+def stop(proc: subprocess.Popen[str], ca: DevCA) -> str:
+    """Stop it; what it logged since start()."""
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    return err
+    proc.communicate(timeout=60)
+    log = ca.directory / "serve.log"
+    text = log.read_text()
+    log.unlink()
+    return text
 
 
 @pytest.fixture
@@ -105,7 +113,7 @@ def test_a_full_store_refuses_writes_keeps_reads_and_loses_nothing(
         assert ready.status_code == 503
         assert ready.json()["checks"]["store_writable"] is False
     finally:
-        log = stop(proc)
+        log = stop(proc, ca)
     assert "Traceback" not in log
     assert "MapFullError" not in log
     assert sum("store is full" in line for line in log.splitlines()) == 1, log
@@ -130,4 +138,4 @@ def test_a_full_store_refuses_writes_keeps_reads_and_loses_nothing(
         listed = client(base, ca, "admin").get("/v1/admin/accounts/acme/certificates").json()
         assert {c["serial"] for c in listed["certificates"]} >= set(acknowledged)
     finally:
-        stop(proc)
+        stop(proc, ca)
