@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.issuance.pem import serial_from_hex
 from core.store import Store
-from tests.conftest import DevCA, Service, client, csr, hanko, paying_org, tls, token
+from tests.conftest import DevCA, Service, client, csr, hanko, paying_org, serve_log, tls, token
 from tests.ocsp.test_responder import issue, ocsp_base
 
 JSON_LOGS = {"replace": [('format = "text"', 'format = "json"')]}
@@ -152,7 +152,8 @@ def test_json_logs_parse_line_by_line_and_hold_no_secret(service: Service) -> No
     assert refused.status_code == 401
     assert refused.headers["x-request-id"] == "trace-42"
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    proc.communicate(timeout=60)
+    err = serve_log(ca).read_text()
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert len(lines) >= 5
@@ -255,7 +256,8 @@ def test_sigterm_answers_a_batch_under_way_then_exits_0(service: Service) -> Non
     proc.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
     sender.join(timeout=120)
-    _, err = proc.communicate(timeout=60)
+    proc.communicate(timeout=60)
+    err = serve_log(ca).read_text()
     assert proc.returncode == 0, err
     draining = re.search(r"draining (\d+) connections", err)
     assert draining is not None, err

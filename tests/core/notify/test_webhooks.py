@@ -175,6 +175,15 @@ def test_webhook_events_reminders_retries_and_signatures(service: Service) -> No
     assert ending["data"]["license"] == "acme-monthly"
 
     # Across a restart: nothing delivered is sent again, no reminder is queued twice.
+    # Counted once the outbox is empty: an event still on its way would land later.
+    deadline = time.monotonic() + 30
+    while True:
+        pending = hanko("notify", "status", "-c", str(ca.config_path), "--json")
+        assert pending.returncode == 0, pending.stderr
+        if json.loads(pending.stdout)["pending"] == 0:
+            break
+        assert time.monotonic() < deadline, pending.stdout
+        time.sleep(0.2)
     count = len(receiver.delivered())
     proc2 = restart(ca, proc)
     try:
