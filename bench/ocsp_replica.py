@@ -28,7 +28,7 @@ from core.config import Config
 from core.replication.replicator import Replicator
 from core.store import Store
 from ocsp.redis_layout import Layout
-from ocsp.settings import ServerSettings
+from ocsp.settings import ServerSettings, http_limits
 from ocsp.sources import REDIS_START
 from ocsp.supervisor import ResponderProcesses
 
@@ -36,18 +36,12 @@ Requests = list[tuple[bytes, bytes, bytes]]
 
 
 def _responder_settings(cfg: Config, port: int, replica: int) -> ServerSettings:
-    oc = cfg.ocsp
     return ServerSettings(
         host="127.0.0.1",
         port=port,
         redis=f"redis://127.0.0.1:{replica}/0",
         redis_prefix=cfg.replication.prefix,
-        max_header=oc.max_header.bytes,
-        max_body=oc.max_body.bytes,
-        idle_timeout=oc.idle_timeout.seconds,
-        request_timeout=oc.request_timeout.seconds,
-        cache_entries=oc.cache_entries,
-        max_connections=oc.max_connections,
+        **http_limits(cfg.ocsp),
     )
 
 

@@ -3,9 +3,24 @@ command line; never a secret)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from ocsp.paths import StatusPaths
+
+
+def http_limits(section: Any) -> dict[str, Any]:
+    """The HTTP limits of a responder, from a config table that names them as `[ocsp]`
+    does (`[ocsp]` on the CA host, `[responder]` on a responder host)."""
+    return {
+        "max_header": section.max_header.bytes,
+        "max_body": section.max_body.bytes,
+        "idle_timeout": section.idle_timeout.seconds,
+        "request_timeout": section.request_timeout.seconds,
+        "cache_entries": section.cache_entries,
+        "max_connections": section.max_connections,
+    }
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -20,7 +20,7 @@ log = logging.getLogger("hanko.responder")
 def settings_for(cfg: Any) -> Any:
     """The responder processes' settings from `[responder]`: no secret in them."""
     from core.config import parse_listen
-    from ocsp.settings import ServerSettings
+    from ocsp.settings import ServerSettings, http_limits
 
     r = cfg.responder
     host, port = parse_listen(r.listen)
@@ -31,12 +31,7 @@ def settings_for(cfg: Any) -> Any:
         redis_prefix=r.prefix,
         redis_timeout=r.timeout.seconds,
         max_lag=r.max_lag.seconds,
-        max_header=r.max_header.bytes,
-        max_body=r.max_body.bytes,
-        idle_timeout=r.idle_timeout.seconds,
-        request_timeout=r.request_timeout.seconds,
-        cache_entries=r.cache_entries,
-        max_connections=r.max_connections,
+        **http_limits(r),
     )
 
 

@@ -39,7 +39,7 @@ from ocsp.presign import Presigner
 from ocsp.redis_layout import Profile
 from ocsp.refresher import OcspRefresher
 from ocsp.response_codec import ResponseEncoder
-from ocsp.settings import ServerSettings
+from ocsp.settings import ServerSettings, http_limits
 from ocsp.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 from signer.api import BatchSigner
@@ -424,12 +424,7 @@ def responder_settings(
         port=port,
         hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],
         paths=status_paths(cfg),
-        max_header=oc.max_header.bytes,
-        max_body=oc.max_body.bytes,
-        idle_timeout=oc.idle_timeout.seconds,
-        request_timeout=oc.request_timeout.seconds,
-        cache_entries=oc.cache_entries,
-        max_connections=oc.max_connections,
+        **http_limits(oc),
         crl_dir=str(cfg.path(cfg.crl.publish_dir)),
         # A CDN may keep a CRL as long as a new revocation may wait to be published.
         crl_max_age=max(int(cfg.crl.change_delay.seconds), 1),

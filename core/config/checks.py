@@ -250,18 +250,24 @@ def _ocsp_problems(cfg: Config) -> list[str]:
     return problems
 
 
+def redis_url_problems(url: str, table: str) -> list[str]:
+    """`{table}.redis`: a redis:// or rediss:// URL, its password kept out of it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return [f"{table}.redis: a redis:// or rediss:// URL with a host"]
+    if parts.password:
+        return [
+            f"{table}.redis: no password in the URL; use {table}.password"
+            " (a file or an environment variable)"
+        ]
+    return []
+
+
 def _replication_problems(cfg: Config) -> list[str]:
     rep = cfg.replication
     problems: list[str] = []
     if rep.redis:
-        parts = urlsplit(rep.redis)
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            problems.append("replication.redis: a redis:// or rediss:// URL with a host")
-        elif parts.password:
-            problems.append(
-                "replication.redis: no password in the URL; use replication.password"
-                " (a file or an environment variable)"
-            )
+        problems += redis_url_problems(rep.redis, "replication")
     if rep.password is not None:
         problems += _secret_problems(cfg, rep.password, "replication.password")
     if not 1 <= rep.batch <= 100_000:

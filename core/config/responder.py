@@ -6,13 +6,12 @@ are all it needs (what it serves and where comes from the CA's profile in Redis)
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import msgspec
 
 from core.base.errors import HankoError
 from core.base.units import ByteSize, Duration
-from core.config.checks import listen_problems
+from core.config.checks import listen_problems, redis_url_problems
 from core.config.secrets import read_secret
 from core.config.settings import LogConfig, SecretRef
 
@@ -59,14 +58,7 @@ class ResponderFile(msgspec.Struct, **_STRICT):
 def responder_problems(cfg: ResponderFile) -> list[str]:
     r = cfg.responder
     problems = listen_problems(r.listen, "responder.listen")
-    parts = urlsplit(r.redis)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        problems.append("responder.redis: a redis:// or rediss:// URL with a host")
-    elif parts.password:
-        problems.append(
-            "responder.redis: no password in the URL; use responder.password"
-            " (a file or an environment variable)"
-        )
+    problems += redis_url_problems(r.redis, "responder")
     if r.password is not None:
         if (r.password.file is None) == (r.password.env is None):
             problems.append("responder.password: give exactly one of 'file' or 'env'")
