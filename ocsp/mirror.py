@@ -62,14 +62,15 @@ def _etag(der: bytes) -> bytes:
     return b'"%s"' % hashlib.sha256(der).hexdigest()[:24].encode()
 
 
-def file_entry(der: bytes, last_modified: int, max_age: int, tag: bytes | None = None) -> CrlFile:
-    tag = tag or _etag(der)
+def file_entry(der: bytes, last_modified: int, max_age: int, *, crl: bool) -> CrlFile:
+    """A served file with the lines the LMDB side sends for it (a CRL: no-transform)."""
+    tag = _etag(der)
     lines = b"ETag: %s\r\nLast-Modified: %s\r\nCache-Control: public, max-age=%d" % (
         tag,
         http_date(last_modified),
         max_age,
     )
-    if max_age != CA_FILE_MAX_AGE:
+    if crl:
         lines += b", no-transform"
     return CrlFile(
         body=der, etag=tag, mtime=last_modified, headers=lines + b"\r\n", version=(0, 0, 0)
@@ -98,7 +99,7 @@ class Mirror:
         self._envelopes: dict[bytes, bytes] = {}
         self._crls: dict[str, CrlFile] = {}
         self._files = {
-            path.encode(): file_entry(der, _issued_at(der), CA_FILE_MAX_AGE)
+            path.encode(): file_entry(der, _issued_at(der), CA_FILE_MAX_AGE, crl=False)
             for path, der in profile.ca_files.items()
         }
         self._root_crl = profile.root_crl_path.encode()
@@ -163,7 +164,7 @@ class Mirror:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 return False  # not ours: never served
             crls[key[len(self._c) :].decode("latin-1")] = file_entry(
-                crl.der, crl.last_modified, self.profile.crl_max_age
+                crl.der, crl.last_modified, self.profile.crl_max_age, crl=True
             )
         return False
 
