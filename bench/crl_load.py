@@ -42,7 +42,7 @@ from core.base.clock import SystemClock
 from core.base.reasons import RevocationReason
 from core.cmd.wiring import crl_publisher, signer_pool, store_writer
 from core.config import Config, load_config
-from core.store import Store, WriteTxn
+from core.store import LmdbStore, Store, WriteTxn
 from crl.encoder import revoked_entry
 from crl.publisher import CrlPublisher, PublishedCrl
 
@@ -293,7 +293,7 @@ def run(cfg: Config, *, certs: int, workdir: Path) -> dict[str, Any]:
     rng = random.Random(20261121)
     now = int(time.time())
     single, spread = _entries(rng, certs, now), _entries(rng, certs, now)
-    store = Store(workdir / "lmdb", create=True, map_size=cfg.store.map_size.bytes)
+    store = LmdbStore(workdir / "lmdb", create=True, map_size=cfg.store.map_size.bytes)
     try:
         started = time.perf_counter()
         _load(store, issuer, single, lambda s: 0)

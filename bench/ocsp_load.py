@@ -60,7 +60,7 @@ from core.cmd.wiring import (
 )
 from core.config import Config, load_config
 from core.issuance.engine import IssuanceEngine
-from core.store import CertRecord, CertStatus, Store, WriteTxn
+from core.store import CertRecord, CertStatus, LmdbStore, Store, WriteTxn
 from crl.encoder import revoked_entry
 from ocsp.codec import CertIdHash
 from signer.algorithms import KeyType
@@ -272,7 +272,7 @@ def run(
     store_path = workdir / "lmdb"
     store_path.mkdir()
     report: dict[str, Any] = {"certificates": certs, "revoked_fraction": revoked}
-    store = Store(store_path, map_size=cfg.store.map_size.bytes, create=True)
+    store = LmdbStore(store_path, map_size=cfg.store.map_size.bytes, create=True)
     try:
         t0 = time.perf_counter()
         loaded_at = int(time.time())

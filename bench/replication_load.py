@@ -24,7 +24,15 @@ from bench.progress import Progress
 from bench.redis_clients import redis_server
 from bench.report import maybe_write
 from core.replication.replicator import Replicator
-from core.store import GroupCommitWriter, OcspEnvelope, OcspRecord, Store, WriteTxn, serial_bytes
+from core.store import (
+    GroupCommitWriter,
+    LmdbStore,
+    OcspEnvelope,
+    OcspRecord,
+    Store,
+    WriteTxn,
+    serial_bytes,
+)
 from ocsp.redis_layout import Profile
 
 PROGRESS = Progress("replication")
@@ -63,7 +71,7 @@ def run(*, certs: int, changes: int) -> dict[str, Any]:
     ):
         import redis
 
-        store = Store(Path(tmp) / "store", create=True, map_size=4 << 30)
+        store = LmdbStore(Path(tmp) / "store", create=True, map_size=4 << 30)
         try:
             build(store, certs)
             crl_dir = Path(tmp) / "crl"

@@ -20,7 +20,15 @@ import trio
 from bench.progress import Progress
 from bench.report import maybe_write
 from core.base.reasons import RevocationReason
-from core.store import CertRecord, CertStatus, GroupCommitWriter, Store, WriteTxn, serial_bytes
+from core.store import (
+    CertRecord,
+    CertStatus,
+    GroupCommitWriter,
+    LmdbStore,
+    Store,
+    WriteTxn,
+    serial_bytes,
+)
 from crl.encoder import revoked_entry
 
 # Any well-formed entry: these tests are about the store, the CRL tests about entries.
@@ -103,7 +111,7 @@ def group_commit(store: Store, serials: Sequence[bytes], concurrency: int) -> tu
 
 def run(*, single: int, group: int, concurrency: int, directory: Path | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=directory, prefix="hanko-bench-store-") as tmp:
-        store = Store(Path(tmp), create=True, map_size=4 << 30)
+        store = LmdbStore(Path(tmp), create=True, map_size=4 << 30)
         try:
             progress = Progress("store")
             with progress.phase(f"storing {single + group:,} certificates"):

@@ -31,7 +31,7 @@ from bench.ocsp_load import _hanko_get, _refresh_all, _requests, load_store
 from core.ca.issuer import issuer_info
 from core.cmd.wiring import responder_settings
 from core.config import load_config
-from core.store import Store
+from core.store import LmdbStore
 from ocsp.connection import Request
 from ocsp.server import ResponderState
 from ocsp.sources import lmdb_source
@@ -57,7 +57,7 @@ def state(
     key_id = issuer_info(issuer, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=True).key_id
     path = ca / "bench-lmdb"
     path.mkdir()
-    store = Store(path, map_size=cfg.store.map_size.bytes, create=True)
+    store = LmdbStore(path, map_size=cfg.store.map_size.bytes, create=True)
     now = int(time.time())
     serials = load_store(store, key_id, CERTS, 0.1, seed=6960, now=now)
     trio.run(lambda: _refresh_all(cfg, store, CERTS, loaded_at=now))

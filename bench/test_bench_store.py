@@ -17,12 +17,12 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.fixture import pedantic
 from bench.store_commit import _revoke, _seed
-from core.store import Failed, Store
+from core.store import Failed, LmdbStore, Store
 
 
 @pytest.fixture
 def seeded(tmp_path: Path) -> Iterator[tuple[Store, Iterator[bytes]]]:
-    store = Store(tmp_path / "lmdb", create=True, map_size=2 << 30)
+    store = LmdbStore(tmp_path / "lmdb", create=True, map_size=2 << 30)
     serials = iter(_seed(store, 200_000))
     yield store, serials
     store.close()

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from cryptography import x509
 
-from core.store import Store
+from core.store import LmdbStore, Store
 from ocsp.ca_files import CaFiles
 from ocsp.crl_files import CrlFile, PublishedCrls
 from ocsp.mirror import Readiness
@@ -77,7 +77,7 @@ def lmdb_source(settings: ServerSettings, store: Store | None = None) -> Source:
     in this process: then closing the source leaves it open)."""
     own = store is None
     if store is None:
-        store = Store(Path(settings.store_path), map_size=settings.map_size, readonly=True)
+        store = LmdbStore(Path(settings.store_path), map_size=settings.map_size, readonly=True)
     opened = store
     view = store.ocsp_view()
     crls = (

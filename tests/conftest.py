@@ -30,6 +30,9 @@ from cryptography.x509.oid import NameOID
 
 from core.config import Config, load_config
 
+# Both store back ends (any_store, postgres, pg_database).
+pytest_plugins = ["tests.stores"]
+
 BIN = Path(sys.executable).parent
 
 

@@ -23,7 +23,7 @@ from core.ca import certs as ca_certs
 from core.ca import internal_tls, softhsm
 from core.ca.root_crl import MAX_VALIDITY, publish_root_crl
 from core.config import load_config
-from core.store import Store
+from core.store import LmdbStore
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.hsm_key import SignFn, hsm_private_key
 from signer.token import TokenSession
@@ -139,7 +139,7 @@ def _init(
     (ca_dir / "chain.pem").write_bytes(issuing.public_bytes(pem) + root.public_bytes(pem))
 
     internal_tls.create(directory / "tls", label=directory.name, now=now)
-    Store(directory / "lmdb", create=True, map_size=8 << 30).close()
+    LmdbStore(directory / "lmdb", create=True, map_size=8 << 30).close()
     config = directory / "hanko.toml"
     config.write_text(_config_text(key_type=key_type, base_url=base_url, when=now.isoformat()))
     # The issuing CA's certificate names the root's CRL: publish the first one now.

@@ -32,7 +32,8 @@ from core.ca import certs as ca_certs
 from core.ca import lint
 from core.ca.hsm import check_key, hsm_session, signing_key
 from core.config import Config
-from core.store import OcspEnvelope, Store, WriteTxn
+from core.store import OcspEnvelope, WriteTxn
+from core.store.configured import open_store
 from ocsp.response_codec import ResponseEnvelope
 from signer.algorithms import KeyType, hash_for
 from signer.splice import signature_algorithm_der
@@ -138,7 +139,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
             },
         )
 
-    store = Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
+    store = open_store(cfg)
     try:
         store.write(op)
     finally:

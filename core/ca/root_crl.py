@@ -25,7 +25,8 @@ from core.ca import lint
 from core.ca.hsm import check_key, hsm_session, signing_key
 from core.ca.responder import throwaway_key
 from core.config import Config
-from core.store import Store, WriteTxn
+from core.store import WriteTxn
+from core.store.configured import open_store
 from core.store.replication import CRL
 from signer.algorithms import KeyType, hash_for
 
@@ -77,7 +78,7 @@ def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> Ro
         ) from None
     key_type = KeyType(cfg.ca.key_type)
     digest = hash_for(key_type)
-    store = Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
+    store = open_store(cfg)
     try:
         with store.read() as txn:
             number = txn.counter(counter_name(root)) + 1
@@ -117,7 +118,7 @@ def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> Ro
         path, [crl.public_bytes(serialization.Encoding.DER)], mtime=int(this_update.timestamp())
     )
     # Status replication reads the file when it meets the change: fed once it is there.
-    store = Store(cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
+    store = open_store(cfg)
     try:
         store.write(lambda txn: txn.changed(CRL, FILE_NAME.encode()))
     finally:

@@ -22,8 +22,8 @@ def _master(cfg: Any) -> bytes:
 def cmd_eab_create(args: argparse.Namespace) -> int:
     from core.acme import eab
     from core.base.clock import SystemClock, to_epoch
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     body = eab.EabIn(
@@ -55,8 +55,8 @@ def cmd_eab_list(args: argparse.Namespace) -> int:
     import msgspec
 
     from core.acme import eab
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg, readonly=True) as store, store.read() as txn:
@@ -77,8 +77,8 @@ def cmd_eab_list(args: argparse.Namespace) -> int:
 def cmd_eab_revoke(args: argparse.Namespace) -> int:
     from core.acme import eab
     from core.base.clock import SystemClock, to_epoch
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg) as store:

@@ -12,13 +12,16 @@ from core.cmd.common import add_config, print_json
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store import LmdbStore
     from core.store.backup import backup
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
+    refuse_postgresql(cfg, "backup")
     # A read-only open: a backup runs beside hanko serve and never takes the writer.
     store = open_store(cfg, readonly=True)
+    assert isinstance(store, LmdbStore)  # noqa: S101 - refused above otherwise
     try:
         manifest = backup(store, args.out, now=SystemClock().now())
     finally:
@@ -38,6 +41,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from core.store.backup import restore
 
     cfg = load_config(args.config)
+    refuse_postgresql(cfg, "restore")
     manifest = restore(args.source, cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
     if args.json:
         print_json({"store": str(cfg.path(cfg.store.path)), **manifest})
@@ -48,6 +52,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
             " next: hanko licenses check"
         )
     return 0
+
+
+def refuse_postgresql(cfg: Any, command: str) -> None:
+    """These file backups are LMDB's; a database is backed up by its own tools."""
+    from core.base.errors import ConfigError
+
+    if cfg.store.backend == "postgresql":
+        raise ConfigError(
+            [
+                f"hanko {command} copies an LMDB store; on PostgreSQL use pg_basebackup or"
+                " pg_dump, or `hanko store copy` to or from an LMDB store"
+            ]
+        )
 
 
 def register(sub: Any) -> None:

@@ -46,7 +46,8 @@ def run_with_engine(cfg: Any, job: Callable[[Any], Awaitable[Any]]) -> Any:
     import trio
 
     from core.base.clock import SystemClock
-    from core.cmd.wiring import issuance_engine, open_store, signer_pool, store_writer
+    from core.cmd.wiring import issuance_engine, signer_pool, store_writer
+    from core.store.configured import open_store
 
     store = open_store(cfg)
     result: list[Any] = []

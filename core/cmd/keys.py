@@ -19,8 +19,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from core.access import keys
     from core.base.clock import SystemClock, to_epoch
     from core.base.errors import HankoError
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     fingerprint = None
@@ -56,8 +56,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     import msgspec
 
     from core.access import keys
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg, readonly=True) as store, store.read() as txn:
@@ -80,8 +80,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from core.access import keys
     from core.base.clock import SystemClock, to_epoch
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg) as store:

@@ -185,9 +185,10 @@ def _license_write_op(desk: Any, a: argparse.Namespace) -> tuple[Callable[[Any],
 
 def run(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.cmd.wiring import license_settings, open_store
+    from core.cmd.wiring import license_settings
     from core.config import load_config
     from core.licenses.desk import LicenseDesk
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     desk = LicenseDesk(license_settings(cfg), SystemClock())

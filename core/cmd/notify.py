@@ -11,9 +11,10 @@ from core.cmd.common import Parser, add_config, print_json, print_struct
 
 def cmd_webhook_set(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock, to_epoch
-    from core.cmd.wiring import open_store, require_notify_master
+    from core.cmd.wiring import require_notify_master
     from core.config import load_config
     from core.notify.webhooks import set_webhook
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     op = set_webhook(
@@ -36,8 +37,8 @@ def cmd_webhook_set(args: argparse.Namespace) -> int:
 
 def cmd_webhook_remove(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     at_us = SystemClock().now_us()
@@ -54,8 +55,8 @@ def cmd_notify_status(args: argparse.Namespace) -> int:
     import msgspec
 
     from core.base.clock import from_epoch
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg, readonly=True) as store, store.read() as txn:

@@ -12,9 +12,10 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     from core.api.admin_messages import OrganizationIn
     from core.api.rpc import org_record
     from core.base.clock import SystemClock
-    from core.cmd.wiring import license_settings, open_store
+    from core.cmd.wiring import license_settings
     from core.config import load_config
     from core.licenses.desk import LicenseDesk
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     body = OrganizationIn(
@@ -44,8 +45,8 @@ def cmd_org_create(args: argparse.Namespace) -> int:
 def cmd_domain_remove(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.base.dnsnames import normalize_dns_name
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     domain = normalize_dns_name(args.domain, allow_wildcard=False)
@@ -63,8 +64,8 @@ def cmd_domain_validate(args: argparse.Namespace) -> int:
     from core.api.admin_messages import DomainIn
     from core.api.rpc import domain_record
     from core.base.clock import SystemClock
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
@@ -90,8 +91,8 @@ def _org_json(org: Any) -> dict[str, Any]:
 
 
 def cmd_org_list(args: argparse.Namespace) -> int:
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg, readonly=True) as store, store.read() as txn:
@@ -108,8 +109,8 @@ def cmd_org_list(args: argparse.Namespace) -> int:
 def cmd_org_show(args: argparse.Namespace) -> int:
     from core.base.clock import from_epoch
     from core.base.errors import NotFound
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg, readonly=True) as store, store.read() as txn:
@@ -149,8 +150,8 @@ def _domain_json(d: Any) -> dict[str, Any]:
 
 def cmd_domain_list(args: argparse.Namespace) -> int:
     from core.base.errors import NotFound
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     with open_store(cfg, readonly=True) as store, store.read() as txn:

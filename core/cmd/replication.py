@@ -23,8 +23,8 @@ def _redis_seq(cfg: Any) -> tuple[int | None, str | None]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from core.base.errors import ConfigError
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     if not cfg.replication.redis:
@@ -55,8 +55,9 @@ def cmd_resync(args: argparse.Namespace) -> int:
 
     import trio
 
-    from core.cmd.wiring import open_store, replicator, store_writer
+    from core.cmd.wiring import replicator, store_writer
     from core.config import load_config
+    from core.store.configured import open_store
 
     cfg = load_config(args.config)
     store = open_store(cfg)

@@ -46,7 +46,6 @@ from core.cmd.wiring import (
     notifier,
     notify_master,
     ocsp_refresher,
-    open_store,
     ra_settings,
     replicator,
     responder_processes,
@@ -60,6 +59,7 @@ from core.licenses.desk import LicenseDesk
 from core.notify import reminders
 from core.notify.delivery import Notifier
 from core.store import GroupCommitWriter, Store, WriteTxn
+from core.store.configured import open_store
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
 from ocsp.supervisor import ResponderProcesses

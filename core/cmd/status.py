@@ -76,8 +76,8 @@ def cmd_crl(args: argparse.Namespace) -> int:
 def cmd_ocsp_export(args: argparse.Namespace) -> int:
     import time
 
-    from core.cmd.wiring import open_store
     from core.config import load_config
+    from core.store.configured import open_store
     from ocsp.codec import CertIdHash
     from ocsp.export import export_responses
 

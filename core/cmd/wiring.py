@@ -30,6 +30,7 @@ from core.licenses import book
 from core.notify.delivery import Notifier
 from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, Store
+from core.store.configured import open_store
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
 from crl.urls import url_list
@@ -66,15 +67,6 @@ def issuer(cfg: Config) -> IssuerInfo:
     path = cfg.path(cfg.ca.issuer_cert)
     return _load_issuer(
         path, path.stat().st_mtime_ns, cfg.ca.key_type, ca_urls(cfg), cfg.ocsp.enabled
-    )
-
-
-def open_store(cfg: Config, *, readonly: bool = False) -> Store:
-    return Store(
-        cfg.path(cfg.store.path),
-        map_size=cfg.store.map_size.bytes,
-        max_map_size=cfg.store.max_map_size.bytes,
-        readonly=readonly,
     )
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from core.base.errors import HankoError
 from core.base.reasons import ALL_REASON_NAMES
 from core.config.secrets import read_secret
-from core.config.settings import LICENSE_KINDS, Config, SecretRef
+from core.config.settings import LICENSE_KINDS, SYNCHRONOUS_COMMIT, Config, SecretRef
 
 KEY_TYPES = ("rsa", "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
 
@@ -159,10 +159,6 @@ def _signer_problems(cfg: Config) -> list[str]:
         problems.append("signer.queue_max: must be at least signer.batch_max")
     elif sig.queue_max < sig.bulk_batch:
         problems.append("signer.queue_max: must be at least signer.bulk_batch_max")
-    if cfg.store.group_commit_max < 1:
-        problems.append("store.group_commit_max: must be at least 1")
-    if cfg.store.max_map_size.bytes < cfg.store.map_size.bytes:
-        problems.append("store.max_map_size: must be at least store.map_size")
     return problems
 
 
@@ -263,6 +259,54 @@ def redis_url_problems(url: str, table: str) -> list[str]:
     return []
 
 
+def dsn_problems(dsn: str, where: str) -> list[str]:
+    """A PostgreSQL DSN with its password kept out of it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return [f"{where}: not a PostgreSQL DSN (postgresql://USER@HOST:PORT/DBNAME)"]
+    if not dsn:
+        return [f"{where}: set it (postgresql://USER@HOST:PORT/DBNAME)"]
+    if parts.get("password"):
+        table = where.rpartition(".")[0]
+        secret = "admin_password" if where.endswith("admin_dsn") else "password"
+        return [
+            f"{where}: no password in the DSN; use {table}.{secret}"
+            " (a file or an environment variable)"
+        ]
+    return []
+
+
+def _store_problems(cfg: Config) -> list[str]:
+    st = cfg.store
+    problems: list[str] = []
+    if st.group_commit_max < 1:
+        problems.append("store.group_commit_max: must be at least 1")
+    if st.max_map_size.bytes < st.map_size.bytes:
+        problems.append("store.max_map_size: must be at least store.map_size")
+    if st.backend != "postgresql":
+        return problems
+    problems += dsn_problems(st.dsn, "store.dsn")
+    if st.admin_dsn:
+        problems += dsn_problems(st.admin_dsn, "store.admin_dsn")
+    for where, ref in (
+        ("store.password", st.password),
+        ("store.admin_password", st.admin_password),
+    ):
+        if ref is not None:
+            problems += _secret_problems(cfg, ref, where)
+    if st.synchronous_commit not in SYNCHRONOUS_COMMIT:
+        problems.append(
+            f"store.synchronous_commit: one of {', '.join(SYNCHRONOUS_COMMIT)}"
+            f" (got {st.synchronous_commit!r}: an acknowledged write could be lost)"
+        )
+    if not 2 <= st.pool_size <= 100:
+        problems.append("store.pool_size: between 2 and 100 connections")
+    return problems
+
+
 def _replication_problems(cfg: Config) -> list[str]:
     rep = cfg.replication
     problems: list[str] = []
@@ -281,6 +325,7 @@ def semantic_problems(cfg: Config) -> list[str]:
     """Every problem a typed Config can still have, in the order of the file's tables."""
     return (
         _file_problems(cfg)
+        + _store_problems(cfg)
         + _access_problems(cfg)
         + _signer_problems(cfg)
         + _issuance_problems(cfg)

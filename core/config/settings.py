@@ -29,8 +29,32 @@ class SecretRef(msgspec.Struct, **_STRICT):
     env: str | None = None
 
 
+# What a PostgreSQL commit waits for before hanko acknowledges it: "on" (flushed on the
+# primary, and on a synchronous standby when the server names one), "remote_apply" (also
+# applied there, so a promoted standby reads it at once), "remote_write". "local" and
+# "off" are refused: a standby could lose what was acknowledged, or the primary itself.
+SYNCHRONOUS_COMMIT = ("on", "remote_apply", "remote_write")
+
+
 class StoreConfig(msgspec.Struct, **_STRICT):
+    # "lmdb": one host, embedded (path, map sizes); "postgresql": a database several
+    # hanko processes and hosts share (dsn, password, ...).
+    backend: Literal["lmdb", "postgresql"] = "lmdb"
     path: str = "lmdb"
+    # postgresql://USER@HOST:PORT/DBNAME (libpq URI or key=value); the password goes in
+    # `password`, never in the DSN.
+    dsn: str = ""
+    password: SecretRef | None = None
+    # Migrations (`hanko store migrate`) run as the role that owns the tables; the role
+    # in `dsn` then gets only INSERT and SELECT on the audit log and the ledger. Empty:
+    # `dsn`'s own role migrates (its append-only tables are guarded by triggers only).
+    admin_dsn: str = ""
+    admin_password: SecretRef | None = None
+    synchronous_commit: str = "on"
+    pool_size: int = 8
+    connect_timeout: Duration = msgspec.field(default_factory=lambda: Duration("5s"))
+    # A statement (a group's commit included) that runs longer fails alone.
+    statement_timeout: Duration = msgspec.field(default_factory=lambda: Duration("30s"))
     # LMDB reserves address space, not disk: the map can be generous.
     map_size: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8GiB"))
     # A write that does not fit doubles the map, up to this; past it writes answer 503

@@ -1,8 +1,10 @@
-"""The store: the LMDB environment, records, one module of reads and writes per domain
-(certs, crl, ocsp, licensing, orgs, API keys, audit, counters), the key layout (keys.py), the
-responder's read-only view and the group-commit writer."""
+"""The store: its interface (backend.py) and back ends (LMDB, the embedded default;
+PostgreSQL in pg_store.py, imported where configured), records, one module of reads and
+writes per domain (certs, crl, ocsp, licensing, orgs, API keys, audit, counters), the key
+layout (keys.py), the responder's read-only view and the group-commit writer."""
 
-from core.store.environment import Store
+from core.store.backend import Store
+from core.store.environment import LmdbStore
 from core.store.keys import ENVELOPE_GENERATION_KEY, STATUS_GENERATION_KEY, serial_bytes
 from core.store.records import (
     AccountRecord,
@@ -52,6 +54,7 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "LicenseRecord",
+    "LmdbStore",
     "Lot",
     "OcspEnvelope",
     "OcspRecord",

@@ -26,7 +26,8 @@ import lmdb
 
 from core.base.errors import StoreError
 from core.base.files import sync_folder
-from core.store.environment import FILE_MODE, Store
+from core.store.backend import Store
+from core.store.environment import FILE_MODE, LmdbStore
 from core.store.keys import DB_NAMES
 
 FORMAT = "hanko-store-backup-1"
@@ -41,7 +42,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def backup(store: Store, out: Path, *, now: dt.datetime) -> dict[str, Any]:
+def backup(store: LmdbStore, out: Path, *, now: dt.datetime) -> dict[str, Any]:
     """Write the backup of `store` to `out`; its manifest."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +143,7 @@ def restore(archive: Path, target: Path, *, map_size: int) -> dict[str, Any]:
             " stop hanko serve first"
         )
     if (target / "data.mdb").exists():
-        existing = Store(target, map_size=map_size, readonly=True)
+        existing = LmdbStore(target, map_size=map_size, readonly=True)
         try:
             if not is_empty(existing):
                 raise StoreError(
@@ -176,7 +177,7 @@ def restore(archive: Path, target: Path, *, map_size: int) -> dict[str, Any]:
         raise StoreError(f"restore from {archive} failed: {exc}") from None
     finally:
         partial.unlink(missing_ok=True)
-    restored = Store(target, map_size=map_size, readonly=True)
+    restored = LmdbStore(target, map_size=map_size, readonly=True)
     try:
         counts = restored.stat()
     finally:

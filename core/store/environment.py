@@ -41,8 +41,10 @@ def _keep_private(path: Path) -> None:
             f.chmod(FILE_MODE)
 
 
-class Store:
+class LmdbStore:
     """An open LMDB environment. Use `read()` and `write()` for transactions."""
+
+    backend = "lmdb"
 
     def __init__(
         self,
@@ -142,7 +144,7 @@ class Store:
         """The read-only view the OCSP responder answers from (core/store/ocsp_view.py)."""
         return OcspView(self.env, self._dbs)
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> LmdbStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ import msgspec
 import trio
 
 from core.base.errors import StoreError, StoreFull
-from core.store.environment import Store
+from core.store.backend import Store
 from core.store.transactions import Done, Failed, WriteTxn
 
 T = TypeVar("T")

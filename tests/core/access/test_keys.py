@@ -10,12 +10,12 @@ import pytest
 from core.access import keys
 from core.access.roles import CAPABILITIES, Principal
 from core.base.errors import NotFound, PolicyError
-from core.store import AccountRecord, Store
+from core.store import AccountRecord, LmdbStore, Store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmdb", create=True, map_size=64 << 20)
+    s = LmdbStore(tmp_path / "lmdb", create=True, map_size=64 << 20)
     s.write(lambda txn: txn.put_account(AccountRecord(id="acme", name="acme", created_at=0)))
     return s
 

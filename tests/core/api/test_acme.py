@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from core.acme import jws
 from core.acme.renewal import cert_id
-from core.store import Store
+from core.store import LmdbStore
 from tests.conftest import DevCA, Service, client, csr, lint, openssl_verify, paying_org, tls
 
 OV_POLICY = "2.23.140.1.2.2"
@@ -70,7 +70,10 @@ class Acme:
 
 def acme_state(ca: DevCA) -> tuple[list[tuple[str, str, str]], int]:
     """The audit entries of ACME's doing, and the certificates, as the store has them."""
-    with Store(ca.config.path(ca.config.store.path), readonly=True) as store, store.read() as txn:
+    with (
+        LmdbStore(ca.config.path(ca.config.store.path), readonly=True) as store,
+        store.read() as txn,
+    ):
         audit = [(e.actor, e.action, e.subject) for e in txn.iter_audit()
                  if e.actor.startswith("acme") or e.action.startswith("acme.")]  # fmt: skip
         return audit, store.stat()["certs"]

@@ -14,7 +14,7 @@ from core.access import keys
 from core.api.auth import ADMIN_TOKEN_ID, Authenticator
 from core.api.router import HttpError
 from core.base.clock import FixedClock, to_epoch
-from core.store import AccountRecord, Store
+from core.store import AccountRecord, LmdbStore, Store
 
 START = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 ADMIN_SECRET = "admin-secret-for-this-test"
@@ -30,7 +30,7 @@ class Ticker:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmdb", create=True, map_size=64 << 20)
+    s = LmdbStore(tmp_path / "lmdb", create=True, map_size=64 << 20)
 
     def accounts(txn: Any) -> None:
         for name in ("acme", "kanto"):

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from core.issuance.pem import serial_from_hex
-from core.store import CertStatus, Store
+from core.store import CertStatus, LmdbStore
 from tests.conftest import DevCA, Service, anonymous, client, csr, keyed, new_key, paying_org
 
 A, B, C = "alpha", "bravo", "charlie"
@@ -122,12 +122,18 @@ ADMIN_ROUTES = [
 
 
 def audit_by(ca: DevCA, actors: set[str]) -> list[tuple[str, str, str]]:
-    with Store(ca.config.path(ca.config.store.path), readonly=True) as store, store.read() as txn:
+    with (
+        LmdbStore(ca.config.path(ca.config.store.path), readonly=True) as store,
+        store.read() as txn,
+    ):
         return [(e.actor, e.action, e.subject) for e in txn.iter_audit() if e.actor in actors]
 
 
 def status_of(ca: DevCA, serial: str) -> CertStatus:
-    with Store(ca.config.path(ca.config.store.path), readonly=True) as store, store.read() as txn:
+    with (
+        LmdbStore(ca.config.path(ca.config.store.path), readonly=True) as store,
+        store.read() as txn,
+    ):
         rec = txn.get_cert(serial_from_hex(serial))
     assert rec is not None
     return rec.status

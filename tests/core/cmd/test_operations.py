@@ -21,7 +21,7 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.issuance.pem import serial_from_hex
-from core.store import Store
+from core.store import LmdbStore
 from tests.conftest import DevCA, Service, client, csr, hanko, paying_org, serve_log, tls, token
 from tests.ocsp.test_responder import issue, ocsp_base
 
@@ -269,7 +269,7 @@ def test_sigterm_answers_a_batch_under_way_then_exits_0(service: Service) -> Non
     assert len(results) == 500
     serials = [r["result"]["serial"] for r in results]
     assert all(r["error"] is None for r in results)
-    store = Store(ca.directory / "lmdb", readonly=True)
+    store = LmdbStore(ca.directory / "lmdb", readonly=True)
     try:
         with store.read() as txn:
             for serial in serials:

@@ -15,7 +15,7 @@ from core.licenses import book
 from core.licenses.desk import LicenseDesk
 from core.licenses.messages import AccountIn, LicenseIn
 from core.notify import reminders
-from core.store import Store
+from core.store import LmdbStore, Store
 from core.store.notify import WebhookRecord
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
@@ -24,7 +24,7 @@ DAY = 86400
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "lmdb", create=True, map_size=1 << 26)
+    s = LmdbStore(tmp_path / "lmdb", create=True, map_size=1 << 26)
     yield s
     s.close()
 

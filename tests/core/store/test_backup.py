@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from core.issuance.pem import serial_from_hex
-from core.store import Store
+from core.store import LmdbStore
 from tests.conftest import Service, client, csr, hanko, paying_org
 
 
@@ -90,7 +90,7 @@ def test_backup_while_issuing_restores_every_acknowledged_certificate(
     assert os.stat(store_dir / "data.mdb").st_mode & 0o777 == 0o600
     check = hanko("licenses", "check", "-c", cfg)
     assert check.returncode == 0, check.stdout + check.stderr
-    store = Store(store_dir, readonly=True)
+    store = LmdbStore(store_dir, readonly=True)
     try:
         with store.read() as txn:
             missing = [s for s in before if txn.get_cert(serial_from_hex(s)) is None]

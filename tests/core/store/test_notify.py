@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Store
+from core.store import LmdbStore, Store
 from core.store.notify import WebhookRecord
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "lmdb", create=True, map_size=1 << 26)
+    s = LmdbStore(tmp_path / "lmdb", create=True, map_size=1 << 26)
     yield s
     s.close()
 
@@ -59,7 +59,7 @@ def test_the_outbox_lifecycle(store: Store, tmp_path: Path) -> None:
     pending = store.write(lambda t: t.enqueue_event("acme", "x", {}, at=150))
     assert store.write(lambda t: t.prune_settled(1000)) == 2  # settled ones only
     store.close()
-    again = Store(tmp_path / "lmdb", map_size=1 << 26)
+    again = LmdbStore(tmp_path / "lmdb", map_size=1 << 26)
     try:
         with again.read() as txn:
             assert [e.seq for e in txn.iter_events()] == [pending]

@@ -1,4 +1,5 @@
-"""The LMDB store against real LMDB environments and real processes."""
+"""The store against real LMDB environments, a real PostgreSQL cluster and real
+processes: what takes the `store` fixture runs on both back ends."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from core.store import (
     CertStatusView,
     Failed,
     GroupCommitWriter,
+    LmdbStore,
     OcspEnvelope,
     OcspRecord,
     Store,
@@ -31,6 +33,7 @@ from core.store import (
 )
 from core.store.keys import due_key
 from crl.encoder import revoked_entry
+from tests.stores import locator
 
 # Any well-formed entry: these tests are about the store, the CRL tests about entries.
 ENTRY = revoked_entry(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), RevocationReason.UNSPECIFIED)
@@ -55,15 +58,13 @@ def cert(serial: int, *, partition: int = 0, not_after: int = 2_000_000_000) -> 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "lmdb", create=True, map_size=1 << 28)
-    yield s
-    s.close()
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 def test_reopen_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "lmdb"
-    with Store(path, create=True, map_size=1 << 28) as s:
+    with LmdbStore(path, create=True, map_size=1 << 28) as s:
         s.write(lambda t: t.insert_cert(cert(1001), at_us=1, actor="test"))
         s.write(
             lambda t: t.revoke(
@@ -75,7 +76,7 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
             )
         )
         s.write(lambda t: t.insert_cert(cert(1002, partition=3), at_us=2, actor="test"))
-    with Store(path) as s, s.read() as r:
+    with LmdbStore(path) as s, s.read() as r:
         revoked = r.get_cert(serial_bytes(1001))
         assert revoked is not None
         assert revoked.status is CertStatus.REVOKED
@@ -90,16 +91,16 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
 
 def test_the_store_is_private_to_its_owner(tmp_path: Path) -> None:
     path = tmp_path / "lmdb"
-    with Store(path, create=True, map_size=1 << 24):
+    with LmdbStore(path, create=True, map_size=1 << 24):
         pass
     modes = {p.name: p.stat().st_mode & 0o777 for p in (path, path / "data.mdb")}
     assert modes == {"lmdb": 0o700, "data.mdb": 0o600}
     # A store copied with looser modes is tightened when opened for writing.
     path.chmod(0o755)
     (path / "data.mdb").chmod(0o644)
-    with Store(path, readonly=True):
+    with LmdbStore(path, readonly=True):
         assert (path / "data.mdb").stat().st_mode & 0o777 == 0o644  # readers change nothing
-    with Store(path):
+    with LmdbStore(path):
         pass
     assert path.stat().st_mode & 0o777 == 0o700
     assert (path / "data.mdb").stat().st_mode & 0o777 == 0o600
@@ -107,28 +108,25 @@ def test_the_store_is_private_to_its_owner(tmp_path: Path) -> None:
 
 def test_open_missing_environment_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="run `hanko init` first"):
-        Store(tmp_path / "nothing")
+        LmdbStore(tmp_path / "nothing")
 
 
 def test_schema_version_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "lmdb"
-    with Store(path, create=True, map_size=1 << 28) as s, s.env.begin(write=True) as txn:
+    with LmdbStore(path, create=True, map_size=1 << 28) as s, s.env.begin(write=True) as txn:
         txn.put(b"schema_version", b"99", db=s._dbs[b"meta"])
     with pytest.raises(SchemaMismatch, match="schema version 99"):
-        Store(path)
+        LmdbStore(path)
 
 
 def read_in_other_process(store: Store, serial: int) -> list[str]:
+    where, env = locator(store)
     return subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "reader_child.py"),
-            str(store.path),
-            serial_bytes(serial).hex(),
-        ],
+        [sys.executable, str(HERE / "reader_child.py"), where, serial_bytes(serial).hex()],
         capture_output=True,
         text=True,
         check=True,
+        env={**env, "PYTHONPATH": str(HERE.parents[2])},
     ).stdout.split()
 
 
@@ -151,8 +149,8 @@ def test_reader_process_sees_committed_data(store: Store) -> None:
 
 
 def test_readonly_store_refuses_writes(tmp_path: Path) -> None:
-    Store(tmp_path / "lmdb", create=True, map_size=1 << 28).close()
-    with Store(tmp_path / "lmdb", readonly=True) as ro:
+    LmdbStore(tmp_path / "lmdb", create=True, map_size=1 << 28).close()
+    with LmdbStore(tmp_path / "lmdb", readonly=True) as ro:
         with pytest.raises(StoreError, match="read-only"):
             ro.write(lambda t: t.next_counter("x"))
         with pytest.raises(StoreError, match="read-only"):
@@ -163,10 +161,10 @@ def test_counters_survive_reopen_and_never_repeat(tmp_path: Path) -> None:
     path = tmp_path / "lmdb"
     seen: list[int] = []
     for _ in range(3):
-        with Store(path, create=True, map_size=1 << 28) as s:
+        with LmdbStore(path, create=True, map_size=1 << 28) as s:
             seen += [s.write(lambda t: t.next_counter("crl:p0")) for _ in range(5)]
     assert seen == list(range(1, 16))
-    with Store(path) as s:
+    with LmdbStore(path) as s:
         assert s.write(lambda t: t.raise_counter_to("crl:p0", 7)) == 15  # never down
         assert s.write(lambda t: t.raise_counter_to("crl:p0", 40)) == 40
         assert s.write(lambda t: t.next_counter("crl:p0")) == 41
@@ -352,7 +350,7 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
         child.kill()
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    with Store(path) as s, s.read() as r:
+    with LmdbStore(path) as s, s.read() as r:
         for serial in acked:
             rec = r.get_cert(bytes.fromhex(serial))
             assert rec is not None
@@ -592,13 +590,18 @@ def test_status_generation_moves_with_every_certificate_write(store: Store) -> N
     g4 = generation()
     child = (
         "import sys; from pathlib import Path; "
-        "from core.store import Store, serial_bytes; "
+        "from core.store import serial_bytes; "
         "from core.base.reasons import RevocationReason; "
-        "s = Store(Path(sys.argv[1])); "
+        "from tests.stores import reopen; "
+        "s = reopen(sys.argv[1]); "
         "s.write(lambda t: t.revoke(serial_bytes(9003), at=1, actor='c', "
         "reason=RevocationReason.UNSPECIFIED, entry_der=bytes.fromhex(sys.argv[2]))); s.close()"
     )
+    where, env = locator(store)
     subprocess.run(
-        [sys.executable, "-c", child, str(store.path), ENTRY.hex()], check=True, timeout=60
+        [sys.executable, "-c", child, where, ENTRY.hex()],
+        check=True,
+        timeout=60,
+        env={**env, "PYTHONPATH": str(HERE.parents[2])},
     )
     assert generation() > g4

@@ -9,7 +9,7 @@ from pathlib import Path
 import trio
 
 from core.base.reasons import RevocationReason
-from core.store import CertRecord, CertStatus, GroupCommitWriter, Store, serial_bytes
+from core.store import CertRecord, CertStatus, GroupCommitWriter, LmdbStore, serial_bytes
 from crl.encoder import revoked_entry
 
 # Any well-formed entry: these tests are about the store, the CRL tests about entries.
@@ -19,7 +19,7 @@ COUNT = 200_000
 
 
 def main() -> None:
-    store = Store(Path(sys.argv[1]), create=True, map_size=1 << 30)
+    store = LmdbStore(Path(sys.argv[1]), create=True, map_size=1 << 30)
     serials = [serial_bytes(0x7000_0000 + i) for i in range(COUNT)]
 
     def seed(txn):  # type: ignore[no-untyped-def]
