@@ -27,6 +27,7 @@ from core.cmd import (
     responder,
     serve,
     status,
+    store,
     tls,
 )
 from core.cmd import licenses as licenses_cmd
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         certs,
         status,
         backup,
+        store,
         notify,
         replication,
         responder,

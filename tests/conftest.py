@@ -166,19 +166,42 @@ class DevCA:
         return load_config(self.config_path)
 
 
-def init_ca(directory: Path, key_type: str = "ecdsa-p256") -> DevCA:
-    """`hanko init` of a CA in `directory`: for fixtures that want one of their own."""
+def init_ca(directory: Path, key_type: str = "ecdsa-p256", *, store: Any = None) -> DevCA:
+    """`hanko init` of a CA in `directory`: for fixtures that want one of their own.
+    `store`: a tests.stores.PgDatabase to keep it in (else LMDB under `directory`)."""
     if shutil.which("softhsm2-util") is None:
         pytest.fail("SoftHSM is not installed: run scripts/dev.sh setup (the test command does)")
-    hanko("init", str(directory), "--key-type", key_type, check=True)
+    args = ["init", str(directory), "--key-type", key_type]
+    if store is not None:
+        pwfile = directory.parent / f"{directory.name}-store.password"
+        pwfile.write_text(store.password)
+        pwfile.chmod(0o600)
+        args += ["--store", store.dsn, "--store-password-file", str(pwfile), "--store-admin",
+                 store.admin_dsn, "--store-admin-password-file", str(pwfile)]  # fmt: skip
+    hanko(*args, check=True)
     return DevCA(directory, directory / "hanko.toml", key_type)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with `STORE_BACKENDS = BACKENDS` (tests.stores) runs its `ca` tests once
+    per store back end, each with a CA of its own."""
+    backends = getattr(metafunc.module, "STORE_BACKENDS", None)
+    if backends and "ca" in metafunc.fixturenames:
+        metafunc.parametrize("ca", backends, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
 def ca(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DevCA:
     """A development CA of the test module's own, for modules whose tests write to its
-    store or token."""
-    return init_ca(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "ca")
+    store or token (on PostgreSQL when the module asks for both back ends)."""
+    backend = getattr(request, "param", "lmdb")
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-" + backend)
+    if backend == "postgresql":
+        from tests.stores import new_database
+
+        database = new_database(request.getfixturevalue("postgres"), migrate=False)
+        return init_ca(folder / "ca", store=database)
+    return init_ca(folder / "ca")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """`hanko init DIR`: a complete development CA under DIR and nowhere else.
 
 Creates a SoftHSM token with keys generated inside it (never imported), a root CA, a
-TLS issuing CA and a delegated OCSP responder certificate, API tokens, the LMDB
-environment and DIR/hanko.toml. A DIR that exists and is not empty is refused before
+TLS issuing CA and a delegated OCSP responder certificate, API tokens, the store (an
+LMDB environment under DIR, or a PostgreSQL database given by its DSN, migrated and
+checked to hold no CA yet) and DIR/hanko.toml. A DIR that exists and is not empty is refused before
 anything is written; a failure half-way removes what this run created.
 """
 
@@ -10,20 +11,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from core.base.clock import Clock
-from core.base.errors import BootstrapError
-from core.base.secretfiles import new_pin, new_token, write_secret_file
+from core.base.errors import BootstrapError, HankoError
+from core.base.secretfiles import new_pin, new_token, read_secret_file, write_secret_file
 from core.ca import certs as ca_certs
 from core.ca import internal_tls, softhsm
 from core.ca.root_crl import MAX_VALIDITY, publish_root_crl
 from core.config import load_config
+from core.config.checks import dsn_problems
+from core.config.settings import StoreConfig
 from core.store import LmdbStore
+from core.store.configured import migrate, open_configured
 from signer.algorithms import KeyType, SignAlgorithm
 from signer.hsm_key import SignFn, hsm_private_key
 from signer.token import TokenSession
@@ -38,6 +44,23 @@ DEFAULT_BASE_URL = "http://pki.hanko.example.com"
 ORG = "Hanko Development"
 
 
+# Where `hanko init --store` finds the database passwords when no file is given; the
+# configuration it writes names these variables, so `hanko serve` reads them too.
+STORE_PASSWORD_ENV = "HANKO_STORE_PASSWORD"  # noqa: S105 - a variable's name
+STORE_ADMIN_PASSWORD_ENV = "HANKO_STORE_ADMIN_PASSWORD"  # noqa: S105 - a variable's name
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """A PostgreSQL store for the new CA: the runtime role's DSN, the owner role's for
+    migrations (optional), and password files (else the environment variables)."""
+
+    dsn: str
+    admin_dsn: str = ""
+    password_file: Path | None = None
+    admin_password_file: Path | None = None
+
+
 @dataclass(frozen=True)
 class InitResult:
     directory: Path
@@ -48,7 +71,12 @@ class InitResult:
 
 
 def init_ca(
-    directory: Path, *, key_type: KeyType, clock: Clock, base_url: str = DEFAULT_BASE_URL
+    directory: Path,
+    *,
+    key_type: KeyType,
+    clock: Clock,
+    base_url: str = DEFAULT_BASE_URL,
+    store: PgTarget | None = None,
 ) -> InitResult:
     directory = directory.absolute()
     if not base_url.startswith("http://") or base_url.endswith("/") or " " in base_url:
@@ -62,10 +90,17 @@ def init_ca(
             f"{directory} already exists and is not empty: hanko init never overwrites a CA"
         )
     util = softhsm.require_softhsm()
+    if store is not None:
+        for where, dsn in (("--store", store.dsn), ("--store-admin", store.admin_dsn)):
+            problems = dsn_problems(dsn, where) if dsn or where == "--store" else []
+            if problems:
+                raise BootstrapError(problems[0].replace("store.password", "--store-password-file"))
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        return _init(directory, key_type=key_type, clock=clock, base_url=base_url, util=util)
+        return _init(
+            directory, key_type=key_type, clock=clock, base_url=base_url, util=util, store=store
+        )
     except BaseException:
         # Leave nothing half-made: the next `hanko init` must find DIR as it was.
         if created:
@@ -80,10 +115,22 @@ def init_ca(
 
 
 def _init(
-    directory: Path, *, key_type: KeyType, clock: Clock, base_url: str, util: str
+    directory: Path,
+    *,
+    key_type: KeyType,
+    clock: Clock,
+    base_url: str,
+    util: str,
+    store: PgTarget | None,
 ) -> InitResult:
     secrets_dir = directory / "secrets"
     secrets_dir.mkdir(mode=0o700)
+    store_table = LMDB_STORE
+    if store is not None:
+        # The database first: one that cannot be reached, or already holds a CA, stops
+        # the run before a key is made.
+        store_table = _pg_store_table(store, secrets_dir)
+        _prepare_database(directory, store_table)
     pin, so_pin = new_pin(), new_pin()
     write_secret_file(secrets_dir / "hsm.pin", pin)
     write_secret_file(secrets_dir / "hsm-so.pin", so_pin)
@@ -139,9 +186,12 @@ def _init(
     (ca_dir / "chain.pem").write_bytes(issuing.public_bytes(pem) + root.public_bytes(pem))
 
     internal_tls.create(directory / "tls", label=directory.name, now=now)
-    LmdbStore(directory / "lmdb", create=True, map_size=8 << 30).close()
+    if store is None:
+        LmdbStore(directory / "lmdb", create=True, map_size=8 << 30).close()
     config = directory / "hanko.toml"
-    config.write_text(_config_text(key_type=key_type, base_url=base_url, when=now.isoformat()))
+    config.write_text(
+        _config_text(key_type=key_type, base_url=base_url, when=now.isoformat(), store=store_table)
+    )
     # The issuing CA's certificate names the root's CRL: publish the first one now.
     publish_root_crl(load_config(config), clock=clock, validity=MAX_VALIDITY)
     _fsync_tree(directory)
@@ -171,16 +221,80 @@ def _fsync_tree(directory: Path) -> None:
             os.close(fd)
 
 
-def _config_text(*, key_type: KeyType, base_url: str, when: str) -> str:
-    return f"""\
-# hanko configuration written by `hanko init` at {when}.
-# Relative paths are relative to the folder of this file.
-
+LMDB_STORE = """\
 [store]
 path = "lmdb"
 map_size = "8GiB"
 max_map_size = "64GiB"         # the map grows by itself up to this
+"""
 
+
+def _secret_line(key: str, file: Path | None, secrets_dir: Path, name: str, env: str) -> str:
+    """`key = { file = ... }` for a copy of `file` under secrets/, else the env variable."""
+    if file is None:
+        return f'{key} = {{ env = "{env}" }}\n'
+    try:
+        value = read_secret_file(file)
+    except HankoError as exc:
+        raise BootstrapError(f"--{key.replace('_', '-')}-file: {exc.message}") from None
+    write_secret_file(secrets_dir / name, value)
+    return f'{key} = {{ file = "secrets/{name}" }}\n'
+
+
+def _pg_store_table(store: PgTarget, secrets_dir: Path) -> str:
+    text = '[store]\nbackend = "postgresql"\n'
+    text += f"dsn = {_toml_string(store.dsn)}\n"
+    text += _secret_line(
+        "password", store.password_file, secrets_dir, "store.password", STORE_PASSWORD_ENV
+    )
+    if store.admin_dsn:
+        text += f"admin_dsn = {_toml_string(store.admin_dsn)}\n"
+        text += _secret_line(
+            "admin_password",
+            store.admin_password_file,
+            secrets_dir,
+            "store-admin.password",
+            STORE_ADMIN_PASSWORD_ENV,
+        )
+    return text + 'synchronous_commit = "on"     # remote_apply with a synchronous standby\n'
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _Folder:
+    """Relative secret paths of the new CA, before its configuration file exists."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.directory / p
+
+
+def _prepare_database(directory: Path, store_table: str) -> None:
+    """Migrate the database and check it holds no CA (hanko init never overwrites one)."""
+    try:
+        st = msgspec.convert(tomllib.loads(store_table)["store"], StoreConfig)
+    except (msgspec.ValidationError, tomllib.TOMLDecodeError) as exc:
+        raise BootstrapError(f"--store: {exc}") from None
+    located = _Folder(directory)
+    migrate(st, located)
+    with open_configured(st, located, readonly=True) as db:
+        if any(n for name, n in db.stat().items() if name != "meta"):
+            raise BootstrapError(
+                "the database already holds a hanko store: hanko init never overwrites a CA"
+            )
+
+
+def _config_text(*, key_type: KeyType, base_url: str, when: str, store: str) -> str:
+    return f"""\
+# hanko configuration written by `hanko init` at {when}.
+# Relative paths are relative to the folder of this file.
+
+{store}
 [hsm]
 module = "{softhsm.SOFTHSM_MODULE}"
 token_label = "{TOKEN_LABEL}"

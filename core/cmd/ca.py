@@ -12,14 +12,25 @@ from core.cmd.common import Parser, add_config, print_json
 
 def cmd_init(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.ca.bootstrap import init_ca
+    from core.ca.bootstrap import PgTarget, init_ca
     from signer.algorithms import KeyType
 
+    store = None
+    if args.store is not None:
+        store = PgTarget(
+            dsn=args.store,
+            admin_dsn=args.store_admin or "",
+            password_file=args.store_password_file,
+            admin_password_file=args.store_admin_password_file,
+        )
+    elif args.store_admin or args.store_password_file or args.store_admin_password_file:
+        raise ConfigError(["--store-admin and the password files go with --store"])
     result = init_ca(
         args.directory,
         key_type=KeyType(args.key_type),
         clock=SystemClock(),
         base_url=args.base_url,
+        store=store,
     )
     if args.json:
         print_json(
@@ -109,7 +120,10 @@ def cmd_ca_root_crl(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("init", help="create a development CA (SoftHSM token, CA certs, LMDB)")
+    p = sub.add_parser(
+        "init",
+        help="create a development CA (SoftHSM token, CA certs, an LMDB or PostgreSQL store)",
+    )
     p.add_argument("directory", type=Path, help="folder to create; must not exist or be empty")
     p.add_argument(
         "--key-type",
@@ -122,6 +136,23 @@ def register(sub: Any) -> None:
         default=None,
         help="public http:// base URL written into AIA and CRL distribution points",
     )
+    p.add_argument(
+        "--store",
+        default=None,
+        metavar="DSN",
+        help="a PostgreSQL store (postgresql://USER@HOST:PORT/DBNAME, no password in it)"
+        " instead of LMDB under DIR; its password from --store-password-file or"
+        " $HANKO_STORE_PASSWORD",
+    )
+    p.add_argument("--store-password-file", type=Path, default=None, metavar="FILE")
+    p.add_argument(
+        "--store-admin",
+        default=None,
+        metavar="DSN",
+        help="the role that owns the tables and runs migrations (default: --store's);"
+        " its password from --store-admin-password-file or $HANKO_STORE_ADMIN_PASSWORD",
+    )
+    p.add_argument("--store-admin-password-file", type=Path, default=None, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_init)
 

@@ -1,16 +1,32 @@
 """The store a configuration names: the LMDB environment at `[store] path`, or the
 PostgreSQL database at `[store] dsn` (its password read from the file or environment
-variable `[store] password` names)."""
+variable `[store] password` names), and that database's migrations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.base.errors import StoreError
 from core.config import Config, read_secret
+from core.config.settings import StoreConfig
 from core.store.backend import Store
 from core.store.environment import LmdbStore
 
 
+class Located(Protocol):
+    """Where relative paths (secret files) are resolved: a Config, or a folder."""
+
+    def path(self, value: str) -> Path: ...
+
+
 def open_store(cfg: Config, *, readonly: bool = False, application_name: str = "hanko") -> Store:
-    st = cfg.store
+    return open_configured(cfg.store, cfg, readonly=readonly, application_name=application_name)
+
+
+def open_configured(
+    st: StoreConfig, cfg: Located, *, readonly: bool = False, application_name: str = "hanko"
+) -> Store:
     if st.backend == "postgresql":
         # Imported here: an LMDB-only process (the OCSP responders) never loads psycopg.
         from core.store.pg_store import PgStore
@@ -31,3 +47,47 @@ def open_store(cfg: Config, *, readonly: bool = False, application_name: str = "
         max_map_size=st.max_map_size.bytes,
         readonly=readonly,
     )
+
+
+def _pg_connect(st: StoreConfig, cfg: Located, *, admin: bool) -> Any:
+    """A direct connection for migrations: the admin role's when configured."""
+    import psycopg
+
+    from core.store.pg_store import connection_kwargs
+
+    dsn, ref = (
+        (st.admin_dsn, st.admin_password) if admin and st.admin_dsn else (st.dsn, st.password)
+    )
+    kwargs = connection_kwargs(
+        password=read_secret(cfg, ref) if ref is not None else None,
+        connect_timeout=st.connect_timeout.seconds,
+        statement_timeout=0,  # a migration takes what it takes
+        synchronous_commit=st.synchronous_commit,
+        application_name="hanko-migrate",
+    )
+    try:
+        return psycopg.connect(dsn, autocommit=True, **kwargs)
+    except psycopg.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"cannot connect to the PostgreSQL store: {detail}") from exc
+
+
+def migrate(st: StoreConfig, cfg: Located) -> tuple[list[int], int]:
+    """Bring the configured PostgreSQL store to this hanko's schema: the migrations
+    applied now and the version it is at."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from core.store import pg_schema
+
+    if st.backend != "postgresql":
+        raise StoreError("store.backend is lmdb: its schema needs no migration")
+    user = conninfo_to_dict(st.dsn).get("user")
+    runtime = str(user) if user else None
+    with _pg_connect(st, cfg, admin=True) as conn:
+        try:
+            done = pg_schema.migrate(conn, runtime_role=runtime)
+            return done, pg_schema.applied(conn)
+        except psycopg.Error as exc:
+            detail = str(exc).strip().splitlines()[0]
+            raise StoreError(f"the migration failed, nothing of it kept: {detail}") from exc

@@ -74,6 +74,8 @@ def migrate(conn: psycopg.Connection[Any], *, runtime_role: str | None) -> list[
     not the owner) its privileges. Returns the versions applied."""
     done: list[int] = []
     table = sql.Identifier(MIGRATIONS_TABLE)
+    if applied(conn) == latest():
+        return done  # nothing to do, and nothing asked of a role that may not own it
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
         conn.execute(

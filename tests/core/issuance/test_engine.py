@@ -35,6 +35,10 @@ from core.store import (
     serial_bytes,
 )
 from tests.conftest import DevCA, lint, openssl_verify
+from tests.stores import BACKENDS
+
+# Issuance, revocation, licences and idempotency on both store back ends.
+STORE_BACKENDS = BACKENDS
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)

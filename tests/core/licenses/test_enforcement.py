@@ -22,6 +22,10 @@ from core.licenses.desk import LicenseDesk
 from core.store import DomainRecord
 from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, org, run, without_ocsp
+from tests.stores import BACKENDS
+
+# Issuance, revocation, licences and idempotency on both store back ends.
+STORE_BACKENDS = BACKENDS
 
 JST = dt.timezone(dt.timedelta(hours=9))
 DAY = dt.timedelta(days=1)
