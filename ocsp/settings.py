@@ -29,6 +29,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # From the CA host's store (`hanko serve`): the store, the issuing CA, the hashes.
     store_path: str = ""
     map_size: int = 0
+    # Or a PostgreSQL store (its password in the environment, sources.STORE_PASSWORD_ENV).
+    store_dsn: str = ""
     issuer_cert: str = ""
     hashes: list[int] = msgspec.field(default_factory=list)
     paths: StatusPaths = msgspec.field(default_factory=StatusPaths)

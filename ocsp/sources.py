@@ -7,6 +7,7 @@ CertID hashes and paths served, the CRL files, the CA certificates and readiness
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import msgspec
 from cryptography import x509
 
 from core.store import LmdbStore, Store
+from core.store.backend import StatusView
 from ocsp.ca_files import CaFiles
 from ocsp.crl_files import CrlFile, PublishedCrls
 from ocsp.mirror import Readiness
@@ -25,6 +27,10 @@ from ocsp.settings import ServerSettings
 # `hanko responder` hands the Redis password to its responder processes here: never on
 # their command line.
 PASSWORD_ENV = "HANKO_RESPONDER_REDIS_PASSWORD"  # noqa: S105 - a variable's name
+# And `hanko serve` on a PostgreSQL store hands its processes the store's password here.
+STORE_PASSWORD_ENV = "HANKO_RESPONDER_STORE_PASSWORD"  # noqa: S105 - a variable's name
+# A status lookup on PostgreSQL that takes longer fails (the answer is tryLater).
+PG_LOOKUP_TIMEOUT = 2.0
 # Seconds a responder waits for its first whole copy of Redis (a million certificates
 # load in about ten); `hanko responder` gives its processes REDIS_START to listen.
 FIRST_LOAD = 110.0
@@ -73,24 +79,29 @@ class Source:
 
 
 def lmdb_source(settings: ServerSettings, store: Store | None = None) -> Source:
-    """The store at `settings.store_path`, opened read-only, or `store` (already open
-    in this process: then closing the source leaves it open)."""
-    own = store is None
-    if store is None:
-        store = LmdbStore(Path(settings.store_path), map_size=settings.map_size, readonly=True)
-    opened = store
-    view = store.ocsp_view()
+    """The CA host's store, named by `settings` (LMDB at store_path, opened read-only,
+    or PostgreSQL at store_dsn), or `store` (already open in this process: then closing
+    the source leaves it open)."""
+    view: StatusView
+    if store is not None:
+        view, close_store, kind = store.ocsp_view(), None, store.backend
+    elif settings.store_dsn:
+        view, close_store, kind = _pg_view(settings), None, "postgresql"
+    else:
+        opened = LmdbStore(Path(settings.store_path), map_size=settings.map_size, readonly=True)
+        view, close_store, kind = opened.ocsp_view(), opened.close, "lmdb"
     crls = (
         PublishedCrls(Path(settings.crl_dir), max_age=settings.crl_max_age)
         if settings.crl_dir
         else None
     )
     files = CaFiles(settings.paths.ca_files)
+    ready_body = b'{"ready": true, "source": "%s"}\n' % kind.encode()
 
     def close() -> None:
         view.close()
-        if own:
-            opened.close()
+        if close_store is not None:
+            close_store()
 
     return Source(
         view=view,
@@ -101,8 +112,26 @@ def lmdb_source(settings: ServerSettings, store: Store | None = None) -> Source:
         ca_file=files.get,
         content_type=files.content_type,
         # The store is this host's own: a responder that runs answers from it.
-        ready=lambda: (True, b'{"ready": true, "source": "lmdb"}\n'),
+        ready=lambda: (True, ready_body),
         close=close,
+    )
+
+
+def _pg_view(settings: ServerSettings) -> StatusView:
+    import psycopg
+
+    from core.store.pg_store import connection_kwargs
+    from core.store.pg_view import PgOcspView
+
+    kwargs = connection_kwargs(
+        password=os.environ.get(STORE_PASSWORD_ENV) or None,
+        connect_timeout=PG_LOOKUP_TIMEOUT,
+        statement_timeout=PG_LOOKUP_TIMEOUT,
+        synchronous_commit="on",
+        application_name="hanko-ocsp",
+    )
+    return PgOcspView(
+        lambda: psycopg.connect(settings.store_dsn, autocommit=True, **kwargs), time.monotonic
     )
 
 

@@ -6,8 +6,10 @@ cleanly; SIGHUP reloads what can change while serving (core/cmd/control.py)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,6 +36,7 @@ from core.base.errors import HankoError
 from core.cmd import telemetry
 from core.cmd.common import add_config
 from core.cmd.control import Reloader, handle_signals
+from core.cmd.leadership import Leadership
 from core.cmd.wiring import (
     acme_validator,
     crl_publisher,
@@ -58,10 +61,12 @@ from core.issuance.intake_pool import IntakePool
 from core.licenses.desk import LicenseDesk
 from core.notify import reminders
 from core.notify.delivery import Notifier
+from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.configured import open_store
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
+from ocsp.sources import STORE_PASSWORD_ENV
 from ocsp.supervisor import ResponderProcesses
 from signer.pool import SignerPool
 
@@ -84,6 +89,7 @@ def build_app(
     background: list[Callable[..., Awaitable[None]]] | None = None,
     observe: Observer | None = None,
     metrics: telemetry.Metrics | None = None,
+    leadership: Leadership | None = None,
 ) -> App:
     """The API's routes; tasks they need running are appended to `background`."""
     background = background if background is not None else []
@@ -137,6 +143,9 @@ def build_app(
                 msgspec.to_builtins(crl_updater.statistics()) if crl_updater is not None else None
             ),
             "ct": msgspec.to_builtins(ct.statistics()) if ct is not None else None,
+            "leader": (
+                msgspec.to_builtins(leadership.statistics()) if leadership is not None else None
+            ),
         }
 
     async def crl_urls(request: Request) -> tuple[int, Any]:
@@ -218,6 +227,108 @@ def readiness(
     return checks
 
 
+@dataclasses.dataclass
+class _Service:
+    """The components of one `hanko serve` process, built before anything runs."""
+
+    writer: GroupCommitWriter
+    pool: SignerPool
+    clock: Clock
+    refresher: OcspRefresher | None
+    updater: CrlUpdater
+    responders: ResponderProcesses
+    listener: ApiListener
+    notify: Notifier | None
+    replicating: Replicator | None
+    background: list[Callable[..., Awaitable[None]]]
+    metrics: telemetry.Metrics | None
+    leadership: Leadership
+    app: App | None = None
+
+
+def _build(cfg: Config, store: Store, intake: IntakePool) -> _Service:
+    writer = store_writer(cfg, store)
+    pool = signer_pool(cfg)
+    clock = SystemClock()
+    svc = _Service(
+        writer=writer,
+        pool=pool,
+        clock=clock,
+        refresher=(
+            ocsp_refresher(cfg, signer=pool, store=store, writer=writer, clock=clock)
+            if cfg.ocsp.enabled
+            else None
+        ),
+        updater=crl_updater(
+            cfg, crl_publisher(cfg, signer=pool, store=store, writer=writer, clock=clock)
+        ),
+        # The status listener serves the CRL files even with OCSP off.
+        responders=responder_processes(cfg),
+        listener=ApiListener(listener_settings(cfg), peers=PeerCertificates()),
+        notify=notifier(cfg, store=store, writer=writer, clock=clock),
+        replicating=replicator(cfg, store=store, writer=writer),
+        background=[],
+        metrics=telemetry.Metrics() if cfg.metrics.listen else None,
+        leadership=Leadership(store.leader_lock()),
+    )
+    if svc.metrics is not None:
+        watch(
+            cfg,
+            svc.metrics,
+            store=store,
+            writer=writer,
+            pool=pool,
+            listener=svc.listener,
+            responders=svc.responders,
+            refresher=svc.refresher,
+            updater=svc.updater,
+            clock=clock,
+        )
+        svc.metrics.sources["leader"] = svc.leadership.statistics
+    svc.app = build_app(
+        cfg,
+        store=store,
+        writer=writer,
+        pool=pool,
+        clock=clock,
+        intake=intake,
+        refresher=svc.refresher,
+        crl_updater=svc.updater,
+        responders=svc.responders,
+        peers=svc.listener.peers,
+        listener=svc.listener,
+        background=svc.background,
+        observe=telemetry.observer(cfg, svc.metrics),
+        metrics=svc.metrics,
+        leadership=svc.leadership,
+    )
+    return svc
+
+
+def _leader_tasks(cfg: Config, store: Store, svc: _Service) -> Callable[[trio.Nursery], Any]:
+    """What only the leader runs: one refresher, one CRL updater, one sender of
+    reminders and webhooks, one replicator per store, however many processes serve it."""
+
+    async def start(nursery: trio.Nursery) -> None:
+        await nursery.start(svc.updater.run)
+        if svc.replicating is not None:
+            await nursery.start(svc.replicating.run)
+            if svc.metrics is not None:
+                svc.metrics.sources["replication"] = svc.replicating.statistics
+        nursery.start_soon(record_lapses, svc.writer, LicenseDesk(license_settings(cfg), svc.clock))
+        if svc.notify is not None:
+            await nursery.start(svc.notify.run)
+            if svc.metrics is not None:
+                svc.metrics.sources["notify"] = functools.partial(
+                    notify_statistics, svc.notify, store
+                )
+            nursery.start_soon(send_reminders, cfg, store, svc.writer, svc.clock)
+        if svc.refresher is not None:
+            await nursery.start(svc.refresher.run)
+
+    return start
+
+
 async def run_service(
     cfg: Config,
     signals: AsyncIterator[int],
@@ -226,88 +337,35 @@ async def run_service(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     store = open_store(cfg)
+    if cfg.store.backend == "postgresql" and cfg.store.password is not None:
+        # The status responders read the store too; the password reaches them here,
+        # never on their command line.
+        os.environ[STORE_PASSWORD_ENV] = read_secret(cfg, cfg.store.password)
     intake = IntakePool()
     try:
-        writer = store_writer(cfg, store)
-        pool = signer_pool(cfg)
-        clock = SystemClock()
-        refresher = (
-            ocsp_refresher(cfg, signer=pool, store=store, writer=writer, clock=clock)
-            if cfg.ocsp.enabled
-            else None
-        )
-        updater = crl_updater(
-            cfg, crl_publisher(cfg, signer=pool, store=store, writer=writer, clock=clock)
-        )
-        # The status listener serves the CRL files even with OCSP off.
-        responders = responder_processes(cfg)
-        peers = PeerCertificates()
-        listener = ApiListener(listener_settings(cfg), peers=peers)
-        notify = notifier(cfg, store=store, writer=writer, clock=clock)
-        replicating = replicator(cfg, store=store, writer=writer)
-        background: list[Callable[..., Awaitable[None]]] = []
-        metrics = telemetry.Metrics() if cfg.metrics.listen else None
-        if metrics is not None:
-            watch(
-                cfg,
-                metrics,
-                store=store,
-                writer=writer,
-                pool=pool,
-                listener=listener,
-                responders=responders,
-                refresher=refresher,
-                updater=updater,
-                clock=clock,
-            )
-        app = build_app(
-            cfg,
-            store=store,
-            writer=writer,
-            pool=pool,
-            clock=clock,
-            intake=intake,
-            refresher=refresher,
-            crl_updater=updater,
-            responders=responders,
-            peers=peers,
-            listener=listener,
-            background=background,
-            observe=telemetry.observer(cfg, metrics),
-            metrics=metrics,
-        )
-        reloader = Reloader(cfg, config_path, listener=listener, auth=app.authenticator)
+        svc = _build(cfg, store, intake)
+        assert svc.app is not None  # noqa: S101 - _build made it
+        reloader = Reloader(cfg, config_path, listener=svc.listener, auth=svc.app.authenticator)
+        metrics = svc.metrics
         endpoint = (
             telemetry.MetricsEndpoint(metrics, cfg.metrics.listen) if metrics is not None else None
         )
         async with trio.open_nursery() as nursery:
-            await nursery.start(writer.run)
-            await nursery.start(pool.run)  # fails fast: wrong PIN, missing key label
-            await nursery.start(updater.run)
-            if replicating is not None:
-                await nursery.start(replicating.run)
-                if metrics is not None:
-                    metrics.sources["replication"] = replicating.statistics
-            nursery.start_soon(record_lapses, writer, LicenseDesk(license_settings(cfg), clock))
-            if notify is not None:
-                await nursery.start(notify.run)
-                if metrics is not None:
-                    metrics.sources["notify"] = functools.partial(notify_statistics, notify, store)
-                nursery.start_soon(send_reminders, cfg, store, writer, clock)
-            if refresher is not None:
-                await nursery.start(refresher.run)
-            for task in background:
+            await nursery.start(svc.writer.run)
+            await nursery.start(svc.pool.run)  # fails fast: wrong PIN, missing key label
+            await nursery.start(svc.leadership.run, _leader_tasks(cfg, store, svc))
+            for task in svc.background:
                 await nursery.start(task)
-            status_bind = await nursery.start(responders.run)
+            status_bind = await nursery.start(svc.responders.run)
             log.info("status listener (OCSP, CRLs) on %s", status_bind)
-            binds = await nursery.start(listener.run, app)
+            binds = await nursery.start(svc.listener.run, svc.app)
             if endpoint is not None:
                 [scrape] = await nursery.start(endpoint.run)
                 log.info("metrics on %s/metrics", scrape)
             log.info("hanko serving on %s", ", ".join(binds), extra={"event": "serve.started"})
             task_status.started(binds)
             await handle_signals(
-                signals, reloader=reloader, listener=listener, stop=nursery.cancel_scope.cancel
+                signals, reloader=reloader, listener=svc.listener, stop=nursery.cancel_scope.cancel
             )
     finally:
         intake.close()

@@ -408,8 +408,10 @@ def responder_settings(
 ) -> ServerSettings:
     oc = cfg.ocsp
     host, port = parse_listen(listen or oc.listen)
+    on_pg = cfg.store.backend == "postgresql" and store_path is None
     return ServerSettings(
-        store_path=str(store_path or cfg.path(cfg.store.path)),
+        store_path="" if on_pg else str(store_path or cfg.path(cfg.store.path)),
+        store_dsn=cfg.store.dsn if on_pg else "",
         map_size=cfg.store.map_size.bytes,
         issuer_cert=str(cfg.path(cfg.ca.issuer_cert)),
         host=host,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from core.store.leader_lock import LeaderLock
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
 T = TypeVar("T")
@@ -53,6 +54,10 @@ class Store(Protocol):
 
     def commit_group(self, ops: list[Callable[[WriteTxn], Any]]) -> list[Done[Any] | Failed]:
         """Many ops in one durable commit, each rolled back alone if it raises."""
+        ...
+
+    def leader_lock(self) -> LeaderLock:
+        """What decides which process runs the work only one may do."""
         ...
 
     def ocsp_view(self) -> StatusView:

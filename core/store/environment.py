@@ -18,6 +18,7 @@ from core.base.errors import SchemaMismatch, StoreError, StoreFull
 from core.base.units import format_bytes
 from core.store.gate import ResizeGate
 from core.store.keys import DB_NAMES, MAX_DBS, SCHEMA_KEY
+from core.store.leader_lock import SoleWriter
 from core.store.ocsp_view import OcspView
 from core.store.records import SCHEMA_VERSION
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
@@ -139,6 +140,9 @@ class LmdbStore:
 
     def close(self) -> None:
         self.env.close()
+
+    def leader_lock(self) -> SoleWriter:
+        return SoleWriter()
 
     def ocsp_view(self) -> OcspView:
         """The read-only view the OCSP responder answers from (core/store/ocsp_view.py)."""

@@ -31,6 +31,7 @@ from core.base.errors import StoreError
 from core.store import pg_schema
 from core.store.keys import DB_NAMES
 from core.store.pg_kv import PgTxn, Table, _State, database_error
+from core.store.pg_leader import PgLeaderLock
 from core.store.pg_view import PgOcspView
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
@@ -67,9 +68,12 @@ def connection_kwargs(
         "keepalives_idle": 5,
         "keepalives_interval": 2,
         "keepalives_count": 3,
+        # The server's side of keepalives too: a connection whose host vanished ends in
+        # seconds, and with it the leader lock it held.
         "options": (
             f"-c statement_timeout={int(statement_timeout * 1000)}"
             f" -c synchronous_commit={synchronous_commit}"
+            " -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3"
         ),
     }
     if password is not None:
@@ -206,6 +210,9 @@ class PgStore:
             raise
         txn.commit()
         return results
+
+    def leader_lock(self) -> PgLeaderLock:
+        return PgLeaderLock(lambda: self.connect(autocommit=True, raw=True), self.where)
 
     def ocsp_view(self) -> PgOcspView:
         return PgOcspView(lambda: self.connect(autocommit=True, raw=True), time.monotonic)
