@@ -72,6 +72,8 @@ class PostgresServer:
         else:
             self.password = standby_of.password
             self._basebackup(standby_of)
+            # The primary's settings came along: a promoted standby waits for nobody.
+            settings = {"synchronous_standby_names": "''", **(settings or {})}
         self._configure(settings or {})
         self.start()
 

@@ -5,7 +5,9 @@ one dies or loses its connection to the store.
 A follower tries the lock every `poll` seconds. The leader runs the leader's tasks in a
 nursery of their own and checks the lock every `check` seconds; when the check fails
 (or does not answer within `check` seconds) it cancels those tasks and goes back to
-following. The lock's calls block, so they run in worker threads.
+following. A leader's task that fails on the store (the database went away) stops
+them all the same way, instead of the process. The lock's calls block, so they run in
+worker threads.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import trio
 
+from core.base.errors import StoreError
 from core.store.leader_lock import LeaderLock
 
 log = logging.getLogger("hanko")
 
 StartTasks = Callable[[trio.Nursery], Awaitable[None]]
+
+
+def _first(group: BaseExceptionGroup[StoreError]) -> StoreError:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    assert isinstance(error, StoreError)  # noqa: S101 - split by except*
+    return error
 
 
 class LeaderStatistics(msgspec.Struct, frozen=True):
@@ -65,20 +76,22 @@ class Leadership:
         self._leader, self._since = True, time.time()
         self._terms += 1
         log.info("leading: %s is ours", self._lock.describe(), extra={"event": "leader.elected"})
+        why = f"{self._lock.describe()} was lost"
         try:
             async with trio.open_nursery() as nursery:
                 await start(nursery)
                 if task_status is not None:
                     task_status.started()
                 nursery.start_soon(self._watch, nursery.cancel_scope)
+        except* StoreError as group:
+            # The store failed under a leader's task (a database that went away): the
+            # tasks stop and the lock goes, for whichever process reaches the store next.
+            why = f"the store failed under the leader's tasks ({_first(group).message})"
         finally:
             self._leader, self._since = False, None
-        log.warning(
-            "no longer leading: %s was lost; its tasks stopped",
-            self._lock.describe(),
-            extra={"event": "leader.lost"},
-        )
+        log.warning("no longer leading: %s; its tasks stopped", why, extra={"event": "leader.lost"})
         await trio.to_thread.run_sync(self._lock.release)
+        await trio.sleep(self._poll)
 
     async def _watch(self, scope: trio.CancelScope) -> None:
         while True:
