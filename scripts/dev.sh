@@ -18,8 +18,10 @@ DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
 # are the interop peers and load generator the tests and benchmarks drive; golang-cfssl
 # (`cfssl ocspserve`) is the Go OCSP responder `hanko bench ocsp` compares against;
 # systemd gives systemd-analyze, which checks configs/hanko.service; redis-server is the
-# status replication's store (tests start their own, on loopback).
-APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server)
+# status replication's store (tests start their own, on loopback); postgresql is the
+# store of record past one host (tests make throwaway clusters with initdb and pg_ctl,
+# loopback only).
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server postgresql)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 

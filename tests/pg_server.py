@@ -44,6 +44,19 @@ def _as_owner() -> list[str]:
     return ["runuser", "-u", SUPERUSER, "--"] if os.geteuid() == 0 else []
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the postmaster's backends), from /proc."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(Path(stat).parent.name))
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,9 +174,7 @@ class PostgresServer:
         pid = self.pid()
         if pid is None:
             return
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                                  check=False).stdout.split()  # fmt: skip
-        for p in [pid, *map(int, children)]:
+        for p in [pid, *_children(pid)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
         deadline = time.monotonic() + 10
