@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.acme_client import Account, AcmeError, connect
-from bench.issue_load import _configure, _free_port
+from bench.issue_load import configure, free_port
 from bench.progress import Progress
 from bench.report import maybe_write
 from core.acme.jws import b64decode, b64encode
@@ -186,9 +186,9 @@ def bench_hanko(
 ) -> list[dict[str, Any]]:
     ca = tmp / "hanko"
     subprocess.run([str(BIN / "hanko"), "init", str(ca)], check=True, capture_output=True)
-    port = _free_port()
-    _configure(ca / "hanko.toml", base, port)
-    text = (ca / "hanko.toml").read_text().replace("127.0.0.1:8080", f"127.0.0.1:{_free_port()}")
+    port = free_port()
+    configure(ca / "hanko.toml", base, port)
+    text = (ca / "hanko.toml").read_text().replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
     # Protocol speed: the per-account request limit would cap one busy account.
     line = 'eab_secret = { file = "secrets/acme-eab.secret" }'
     text = text.replace(line, f"{line}\naccount_rate = 0")
@@ -258,7 +258,7 @@ def bench_pebble(
     tmp: Path, levels: list[int], seconds: float, processes: int
 ) -> list[dict[str, Any]]:
     cert, key = _pebble_tls(tmp)
-    port = _free_port()
+    port = free_port()
     creds = [(f"kid-{i}", secrets.token_bytes(32)) for i in range(sum(levels))]
     config = {
         "pebble": {
@@ -266,8 +266,8 @@ def bench_pebble(
             "managementListenAddress": "",
             "certificate": str(cert),
             "privateKey": str(key),
-            "httpPort": _free_port(),
-            "tlsPort": _free_port(),
+            "httpPort": free_port(),
+            "tlsPort": free_port(),
             "ocspResponderURL": "",
             "externalAccountBindingRequired": True,
             "externalAccountMACKeys": {kid: b64encode(k) for kid, k in creds},

@@ -85,20 +85,7 @@ def register(sub: Any) -> None:
     b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
     b.set_defaults(func=cmd_bench_signer)
-    b = bench.add_parser("issue", help="certificates/s through the signing RPC and the ceiling")
-    add_config(b)
-    b.add_argument("--json", action="store_true", help="print the result as JSON")
-    _report_arg(b)
-    b.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
-    b.add_argument("--connections", type=int, default=64, help="connections, single endpoint")
-    b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
-    b.add_argument("--batch-connections", type=int, default=4, help="connections, batch endpoint")
-    b.add_argument(
-        "--key-types",
-        default="rsa-2048,ecdsa-p256",
-        help="issuing CA key types to measure, comma-separated",
-    )
-    b.set_defaults(func=cmd_bench_issue)
+    _issue_parser(bench)
     b = bench.add_parser("ocsp", help="OCSP responder against cfssl and nginx; refresh; latency")
     add_config(b)
     b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
@@ -149,3 +136,26 @@ def _register_redis_clients(bench: Any) -> None:
     b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
     b.add_argument("--changes", type=int, default=100_000, help="re-signed responses in the burst")
     b.set_defaults(func=cmd_bench_replication)
+
+
+def _issue_parser(bench: Any) -> None:
+    b = bench.add_parser("issue", help="certificates/s through the signing RPC and the ceiling")
+    add_config(b)
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    _report_arg(b)
+    b.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
+    b.add_argument("--connections", type=int, default=64, help="connections, single endpoint")
+    b.add_argument("--batch", type=int, default=100, help="certificates per batch request")
+    b.add_argument("--batch-connections", type=int, default=4, help="connections, batch endpoint")
+    b.add_argument(
+        "--key-types",
+        default="rsa-2048,ecdsa-p256",
+        help="issuing CA key types to measure, comma-separated",
+    )
+    b.add_argument(
+        "--sections",
+        default="configurations,stores",
+        help="configurations (licences, OCSP, TLS, CT on and off) and/or stores (the batch"
+        " endpoint on LMDB, on PostgreSQL, and by two processes on PostgreSQL)",
+    )
+    b.set_defaults(func=cmd_bench_issue)

@@ -27,7 +27,6 @@ not the ceiling alone, bounds what issuance can reach.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -37,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from bench.ct_logs import ct_logs, ct_table
 from bench.proc_cpu import children_cpu, spent, tree_cpu
 from bench.progress import Progress
 from bench.report import maybe_write
@@ -59,7 +58,7 @@ from signer.algorithms import KeyType
 BIN = Path(sys.executable).parent
 
 
-def _csr() -> str:
+def csr_pem() -> str:
     return (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.co.jp")]))
@@ -75,7 +74,7 @@ def _csr() -> str:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -83,7 +82,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _lua(path: Path, body: bytes, token: str) -> None:
+def wrk_script(path: Path, body: bytes, token: str) -> None:
     text = body.decode()
     if "]==]" in text:
         raise ValueError("request body cannot be embedded in the wrk script")
@@ -98,11 +97,11 @@ def _lua(path: Path, body: bytes, token: str) -> None:
 PROGRESS = Progress("issue")
 
 
-def _configure(config: Path, base: Config, port: int) -> None:
+def configure(config: Path, base: Config, port: int) -> None:
     """The temporary CA's config with the operator's [signer] and [issuance] settings."""
     text = config.read_text().replace("127.0.0.1:8443", f"127.0.0.1:{port}")
     # Metrics stay on (their cost is part of what is measured), on a port of their own.
-    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{_free_port()}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
     s = base.signer
     text = re.sub(r"(?m)^workers = .*$", f"workers = {s.workers}", text)
     text = re.sub(r"(?m)^batch_max = .*$", f"batch_max = {s.batch_max}", text)
@@ -126,50 +125,6 @@ _RUNS = (
     ("plain_http", False, True, False, False),
     ("ct_on", False, True, True, True),
 )
-ROOT = Path(__file__).resolve().parent.parent
-CT_OPERATORS = ("bench-google", "bench-cloudflare", "bench-digicert")
-
-
-@contextlib.contextmanager
-def ct_logs() -> Iterator[list[subprocess.Popen[str]]]:
-    """Three of the tests' CT logs, each a process (tests/ct_log.py in this checkout)."""
-    if not (ROOT / "tests" / "ct_log.py").is_file():
-        raise SystemExit("the CT test log (tests/ct_log.py) is not in this checkout")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.ct_log", "--operator", op],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for op in CT_OPERATORS
-    ]
-    try:
-        yield procs
-    finally:
-        for proc in procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _ct_table(procs: list[subprocess.Popen[str]]) -> str:
-    text = "\n[ct]\n"
-    for proc in procs:
-        assert proc.stdout is not None
-        log = json.loads(proc.stdout.readline())
-        text += (
-            f'\n[[ct.logs]]\nurl = "{log["url"]}"\nkey = "{log["key"]}"\n'
-            f'operator = "{log["operator"]}"\n'
-        )
-    return text
-
-
 _TLS_LINES = ('tls_cert = "tls/api.pem"\n', 'tls_key = "tls/api.key"\n')
 
 
@@ -181,7 +136,12 @@ def bench_key_type(
     connections: int,
     batch: int,
     batch_connections: int,
+    configurations: bool = True,
+    stores: bool = True,
 ) -> dict[str, Any]:
+    if not configurations:
+        with tempfile.TemporaryDirectory(prefix="hanko-bench-issue-") as tmp:
+            return {"stores": _stores(base, key_type, Path(tmp), seconds, batch, batch_connections)}
     with tempfile.TemporaryDirectory(prefix="hanko-bench-issue-") as tmp:
         ca = Path(tmp) / "ca"
         subprocess.run(
@@ -189,8 +149,8 @@ def bench_key_type(
             check=True,
             capture_output=True,
         )
-        port = _free_port()
-        _configure(ca / "hanko.toml", base, port)
+        port = free_port()
+        configure(ca / "hanko.toml", base, port)
         cfg = load_config(ca / "hanko.toml")
         workers = cfg.signer.workers or os.cpu_count() or 1
         PROGRESS.say(f"{key_type.value}: the signer's raw ceiling ({seconds:g} s)")
@@ -204,14 +164,14 @@ def bench_key_type(
         )
         initial = (ca / "hanko.toml").read_text()
         with ct_logs() as logs:
-            ct_table = _ct_table(logs)
+            ct_toml = ct_table(logs)
             for name, enforce, ocsp, tls, ct in _RUNS:
                 text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", initial)
                 if not tls:
                     for line in _TLS_LINES:
                         text = text.replace(line, "")
                 text += f"[licenses]\nenforce = {str(enforce).lower()}\n"
-                (ca / "hanko.toml").write_text(text + (ct_table if ct else ""))
+                (ca / "hanko.toml").write_text(text + (ct_toml if ct else ""))
                 runs[name] = _measure(
                     ca,
                     port,
@@ -226,6 +186,11 @@ def bench_key_type(
                 )
                 bar.advance()
         bar.close()
+        by_store = (
+            _stores(base, key_type, Path(tmp), seconds, batch, batch_connections)
+            if stores
+            else None
+        )
     # A certificate is one signature, plus one "good" OCSP response per CertID hash when
     # pre-signing is on: the signer's share of its ceiling counts them all.
     per_cert = 1 + len(cfg.ocsp.cert_id_hashes)
@@ -236,6 +201,8 @@ def bench_key_type(
         # the CPU one signature costs when the signer runs at its ceiling on every core
         "signer_cpu_us_per_signature_at_ceiling": round(workers / ceiling * 1e6, 1),
     }
+    if by_store is not None:
+        report["stores"] = by_store
     for mode in ("single", "batch"):
         for name, _, ocsp, _tls, ct in _RUNS:
             m = runs[name][mode]
@@ -257,6 +224,16 @@ def bench_key_type(
         with_ct = runs["ct_on"][mode]["certificates_per_s"]
         report[f"{mode}_ct_ratio"] = round(with_ct / off, 3) if off else None
     return report
+
+
+def _stores(
+    base: Config, key_type: KeyType, tmp: Path, seconds: float, batch: int, connections: int
+) -> dict[str, Any]:
+    from bench.issue_stores import store_section
+
+    return store_section(
+        base, key_type, tmp, seconds=seconds, batch=batch, batch_connections=connections
+    )
 
 
 def _measure(
@@ -338,10 +315,10 @@ def _measure(
         )
         key.raise_for_status()
         secret = key.json()["secret"]
-        item = {"csr": _csr(), "profile": "ov", "organization": org_id}
+        item = {"csr": csr_pem(), "profile": "ov", "organization": org_id}
         single_lua, batch_lua = tmp / "single.lua", tmp / "batch.lua"
-        _lua(single_lua, json.dumps(item).encode(), secret)
-        _lua(batch_lua, json.dumps({"requests": [item] * batch}).encode(), secret)
+        wrk_script(single_lua, json.dumps(item).encode(), secret)
+        wrk_script(batch_lua, json.dumps({"requests": [item] * batch}).encode(), secret)
         # warm up: the first requests load modules and open the signer pipes
         for _ in range(20):
             api.post(
@@ -419,6 +396,9 @@ def run_from_cli(args: argparse.Namespace) -> int:
     known = {k.value for k in KeyType}
     if not names or set(names) - known:
         raise SystemExit(f"--key-types: choose among {', '.join(sorted(known))}")
+    sections = {n.strip() for n in args.sections.split(",") if n.strip()}
+    if not sections or sections - {"configurations", "stores"}:
+        raise SystemExit("--sections: configurations, stores, or both")
     for name in names:
         report["key_types"][name] = bench_key_type(
             base,
@@ -427,6 +407,8 @@ def run_from_cli(args: argparse.Namespace) -> int:
             connections=args.connections,
             batch=args.batch,
             batch_connections=args.batch_connections,
+            configurations="configurations" in sections,
+            stores="stores" in sections,
         )
     maybe_write(args, "issue", report)
     if args.json:
@@ -434,6 +416,12 @@ def run_from_cli(args: argparse.Namespace) -> int:
         return 0
     print(f"issuance benchmark: pkilint {report['lint']}, {args.seconds:g}s per measurement")
     for name, r in report["key_types"].items():
+        if "stores" in r:
+            from bench.issue_stores import print_section
+
+            print_section(name, r["stores"])
+        if "raw_ceiling_signatures_per_s" not in r:
+            continue
         print(
             f"\n{name} issuing CA: signer raw ceiling {r['raw_ceiling_signatures_per_s']:.0f}"
             f" signatures/s ({r['workers']} processes);"

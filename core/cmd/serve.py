@@ -32,11 +32,11 @@ from core.api.router import App, Observer, Request, Route
 from core.api.server import ApiListener, PeerCertificates
 from core.base import logs
 from core.base.clock import Clock, SystemClock, to_epoch
-from core.base.errors import HankoError
 from core.cmd import telemetry
 from core.cmd.common import add_config
 from core.cmd.control import Reloader, handle_signals
 from core.cmd.leadership import Leadership
+from core.cmd.sweeps import notify_statistics, record_lapses, send_reminders
 from core.cmd.wiring import (
     acme_validator,
     crl_publisher,
@@ -59,10 +59,9 @@ from core.config import Config, read_secret
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.licenses.desk import LicenseDesk
-from core.notify import reminders
 from core.notify.delivery import Notifier
 from core.replication.replicator import Replicator
-from core.store import GroupCommitWriter, Store, WriteTxn
+from core.store import GroupCommitWriter, Store
 from core.store.configured import open_store
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
@@ -372,12 +371,6 @@ async def run_service(
         store.close()
 
 
-def notify_statistics(notify: Notifier, store: Store) -> dict[str, Any]:
-    with store.read() as txn:
-        counts = txn.outbox_counts()
-    return {"notifier": notify.statistics(), "outbox": counts}
-
-
 def watch(
     cfg: Config,
     metrics: telemetry.Metrics,
@@ -416,55 +409,6 @@ def watch(
                     yield account.id, view.id, view.kind, view.totals.unit, view.totals.available
 
     metrics.licenses = balances
-
-
-# Delivered and given-up events stay in the outbox this long (for `hanko notify status`).
-OUTBOX_KEEP_DAYS = 7
-
-
-async def send_reminders(
-    cfg: Config, store: Store, writer: GroupCommitWriter, clock: Clock
-) -> None:
-    """Queue the reminders due (expiring certificates, lapsing licences), at start and
-    every `[notify] sweep_every`."""
-    desk = LicenseDesk(license_settings(cfg), clock)
-    while True:
-        now = to_epoch(clock.now())
-        with store.read() as txn:
-            due = reminders.due(
-                txn,
-                desk,
-                now=now,
-                expiry_days=cfg.notify.expiry_days,
-                license_days=cfg.notify.license_days,
-            )
-        keep_until = now - OUTBOX_KEEP_DAYS * 86400
-        try:
-            if due:
-                n = await writer.submit(reminders.queue(due, now=now))
-                log.info("queued %d reminders", n, extra={"event": "notify.reminders"})
-            await writer.submit(functools.partial(WriteTxn.prune_settled, before=keep_until))
-        except HankoError as exc:
-            log.warning("queueing reminders failed: %s", exc.message)
-        await trio.sleep(cfg.notify.sweep_every.seconds)
-
-
-LAPSE_SWEEP_SECONDS = 3600
-
-
-async def record_lapses(writer: GroupCommitWriter, desk: LicenseDesk) -> None:
-    """Write the lapses time has brought into the ledger, hourly. Views and issuance do
-    not wait for it (they apply lapses as of now); this keeps the ledger current for
-    accounts nobody touches."""
-    while True:
-        try:
-            n = await writer.submit(desk.sweep())
-        except HankoError as exc:
-            log.warning("recording license lapses failed: %s", exc.message)
-        else:
-            if n:
-                log.info("recorded %d license lapses", n)
-        await trio.sleep(LAPSE_SWEEP_SECONDS)
 
 
 async def _main(cfg: Config, config_path: Path) -> None:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 import msgspec
+import trio
 
 from core.base.clock import Clock, epoch_us, from_epoch, to_epoch
 from core.base.errors import HankoError, NotFound, PolicyError, SignerError
@@ -194,19 +195,27 @@ class IssuanceEngine:
         # (A thread instead measured slower: the hop costs every request.)
         items = [(r.csr, self._allowed(r.profile)) for r in requests]
         csrs = await self._intake.check(items) if self._intake is not None else check_each(items)
-        with self._store.read() as txn:
-            for i, req in enumerate(requests):
-                try:
-                    if accounts is not None:
-                        check_org_scope(txn, req.organization, accounts)
-                    ids = ids_for(req, actor)
-                    replay = self._replay(txn, ids)
-                    if replay is not None:
-                        out[i] = replay
-                        continue
-                    prepared.append((i, self._preparer.prepare(txn, req, csrs[i], ids, now)))
-                except HankoError as exc:
-                    out[i] = exc
+
+        def prepare_all() -> None:
+            with self._store.read() as txn:
+                for i, req in enumerate(requests):
+                    try:
+                        if accounts is not None:
+                            check_org_scope(txn, req.organization, accounts)
+                        ids = ids_for(req, actor)
+                        replay = self._replay(txn, ids)
+                        if replay is not None:
+                            out[i] = replay
+                            continue
+                        prepared.append((i, self._preparer.prepare(txn, req, csrs[i], ids, now)))
+                    except HankoError as exc:
+                        out[i] = exc
+
+        if self._store.remote:
+            # Its reads wait on the network: in a worker thread, the loop serves on.
+            await trio.to_thread.run_sync(prepare_all)
+        else:
+            prepare_all()
         if prepared:
             self._batches += 1
             notices = {i: p.decision.notice for i, p in prepared if p.decision.notice}
@@ -357,6 +366,7 @@ class IssuanceEngine:
         one = functools.partial(self._commit_one, actor=actor, now=now)
 
         def group(txn: WriteTxn) -> list[Done[CertRecord | Replayed | Signed] | Failed]:
+            txn.prefetch_issuance([s.prepared.record.serial for _, s in ready])
             return [txn.attempt(functools.partial(one, s=s)) for _, s in ready]
 
         try:

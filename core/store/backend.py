@@ -37,6 +37,8 @@ class StatusView(Protocol):
 
 class Store(Protocol):
     backend: str  # "lmdb" or "postgresql"
+    # Reads wait on a network: callers on an event loop run them in a worker thread.
+    remote: bool
     readonly: bool
 
     @property

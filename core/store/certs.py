@@ -72,6 +72,13 @@ class CertReads(CrlReads, CounterReads):
                 return
             yield not_after, key[8:].lstrip(b"\0")
 
+    def prefetch_issuance(self, serials: list[bytes]) -> None:
+        """Warm what issuing these serials reads (their certificate and OCSP records),
+        one round trip per table on a networked store, before the group's ops run."""
+        keys = [serial_key(s) for s in serials]
+        self.prefetch(b"certs", keys)
+        self.prefetch(b"ocsp", keys)
+
     def blocked_key(self, spki_sha256: bytes) -> BlockedKey | None:
         raw = self.txn.get(spki_sha256, db=self.dbs[b"blocked_keys"])
         return None if raw is None else BLOCKED.decode(raw)

@@ -34,13 +34,16 @@ class Table:
     once. `append_only`: rows are only ever inserted (the audit log, the ledger); its
     writes are plain INSERTs, which the database role may be limited to."""
 
-    __slots__ = ("append_only", "delete", "get", "insert", "name", "page_after", "page_from")
+    __slots__ = (
+        "append_only", "delete", "get", "get_many", "insert", "name", "page_after", "page_from"
+    )  # fmt: skip
 
     def __init__(self, name: str, *, append_only: bool = False) -> None:
         self.name = name
         self.append_only = append_only
         t = sql.Identifier(name)
         self.get = sql.SQL("SELECT v FROM {} WHERE k = %s").format(t)
+        self.get_many = sql.SQL("SELECT k, v FROM {} WHERE k = ANY(%s)").format(t)
         self.page_from = sql.SQL("SELECT k, v FROM {} WHERE k >= %s ORDER BY k LIMIT %s").format(t)
         self.page_after = sql.SQL("SELECT k, v FROM {} WHERE k > %s ORDER BY k LIMIT %s").format(t)
         self.delete = sql.SQL("DELETE FROM {} WHERE k = ANY(%s)").format(t)
@@ -62,7 +65,7 @@ def database_error(exc: psycopg.Error) -> StoreError:
 class _State:
     """What a transaction and its nested ones share."""
 
-    __slots__ = ("conn", "known", "overlay", "release", "sorted", "writable")
+    __slots__ = ("conn", "known", "overlay", "pages", "release", "sorted", "writable")
 
     def __init__(self, conn: psycopg.Connection[Any], *, writable: bool, release: Any) -> None:
         self.conn = conn
@@ -74,6 +77,10 @@ class _State:
         self.known: dict[Table, dict[bytes, bytes | None]] = {}
         # Per table: the overlay's keys in order, rebuilt after a new key arrived.
         self.sorted: dict[Table, list[bytes] | None] = {}
+        # Database pages read, by (table, first key, inclusive, size): a second cursor
+        # over the same range (the same organization's domains for every certificate
+        # of a batch) reads no more.
+        self.pages: dict[tuple[Table, bytes, bool, int], list[Any]] = {}
 
     def query(self, statement: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
@@ -116,6 +123,17 @@ class PgTxn:
 
     def cursor(self, *, db: Table) -> PgCursor:
         return PgCursor(self._state, db, self)
+
+    def prefetch(self, keys: list[bytes], *, db: Table) -> None:
+        """Read these keys in one query, for the gets that follow (a group's serials)."""
+        known = self._state.known.setdefault(db, {})
+        ov = self._state.overlay.get(db, {})
+        wanted = [k for k in keys if k not in known and k not in ov]
+        if not wanted:
+            return
+        found = dict(self._state.query(db.get_many, (wanted,)))
+        for k in wanted:
+            known[k] = found.get(k)
 
     # -- writes --------------------------------------------------------------------
 
@@ -252,8 +270,13 @@ class PgCursor:
         if not self._covers(start, inclusive):
             sequential = bool(self._rows) and start >= self._rows[-1][0]
             self._page = min(self._page * 2, _PAGE_MAX) if sequential else _PAGE_FIRST
-            query = self._db.page_from if inclusive else self._db.page_after
-            self._rows = self._state.query(query, (start, self._page))
+            cache = self._state.pages
+            page_key = (self._db, start, inclusive, self._page)
+            rows = cache.get(page_key)
+            if rows is None:
+                query = self._db.page_from if inclusive else self._db.page_after
+                rows = cache[page_key] = self._state.query(query, (start, self._page))
+            self._rows = rows
             self._lo = (start, inclusive)
             self._done = len(self._rows) < self._page
         rows = self._rows

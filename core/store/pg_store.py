@@ -85,6 +85,7 @@ class PgStore:
     """An open PostgreSQL store. Use `read()` and `write()` for transactions."""
 
     backend = "postgresql"
+    remote = True  # reads wait on a network (run them off the event loop)
 
     def __init__(
         self,

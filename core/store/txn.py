@@ -34,6 +34,13 @@ class Txn:
             found.append(bytes(key[len(prefix) :]))
         return found
 
+    def prefetch(self, db: bytes, keys: list[bytes]) -> None:
+        """Read `keys` of `db` ahead, in one round trip where the back end has them
+        (PostgreSQL); LMDB reads memory and has nothing to gain."""
+        fetch = getattr(self.txn, "prefetch", None)
+        if fetch is not None:
+            fetch(keys, db=self.dbs[db])
+
     def __exit__(self, *exc: object) -> None:
         self.txn.abort()
         done, self._on_close = self._on_close, None
