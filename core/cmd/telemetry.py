@@ -154,8 +154,17 @@ class _FromStatistics(Collector):
         yield _gauge("hanko_store_write_queue", "Writes waiting for a commit", s.queued)
         yield _gauge("hanko_store_full", "1 when the map is at max_map_size", int(s.full))
 
+    def _leader(self, s: Any) -> Iterator[Any]:
+        yield _gauge("hanko_leader", "1 while this process holds the store's leader lock",
+                     int(s.leader))  # fmt: skip
+        yield _counter("hanko_leader_terms", "Times this process became the leader", s.terms)
+
     def _store(self, s: dict[str, int]) -> Iterator[Any]:
-        yield _gauge("hanko_store_map_used_bytes", "Bytes of the LMDB map in use", s["used"])
+        yield _gauge(
+            "hanko_store_map_used_bytes",
+            "Bytes of the store in use (LMDB: its map; PostgreSQL: the database's size)",
+            s["used"],
+        )
         yield _gauge("hanko_store_map_size_bytes", "Bytes of the LMDB map reserved", s["size"])
         yield _gauge("hanko_store_map_max_bytes", "[store] max_map_size", s["max"])
 

@@ -17,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 
 from core.store import serial_bytes
 from tests.conftest import BIN, DevCA, csr, free_ports, hanko, init_ca, keyed, tls, token
@@ -38,6 +41,7 @@ class Serving:
         self.config = ca.directory / f"hanko-{name}.toml"
         self.config.write_text(text)
         self.base = f"https://127.0.0.1:{api}"
+        self.status = f"http://127.0.0.1:{status}"
         self.log = ca.directory / f"serve-{name}.log"
         self.ca = ca
         with self.log.open("w") as log:
@@ -138,6 +142,18 @@ def burst(
             c.close()
 
 
+def ocsp_status(s: Serving, pem: str) -> ocsp.OCSPCertStatus:
+    """What the status listener of `s` answers for a certificate (it reads the store)."""
+    issuer = x509.load_pem_x509_certificate((s.ca.directory / "ca" / "issuing.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    req = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303
+    r = httpx.post(f"{s.status}/ocsp", content=req.public_bytes(serialization.Encoding.DER),
+                   headers={"Content-Type": "application/ocsp-request"}, timeout=10)  # fmt: skip
+    answer = ocsp.load_der_ocsp_response(r.content)
+    assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    return answer.certificate_status
+
+
 def issuer_key(s: Serving, *accounts: str) -> str:
     with s.admin() as admin:
         r = admin.post("/v1/admin/keys", json={"role": "issuer", "accounts": list(accounts)})
@@ -169,6 +185,19 @@ def test_two_processes_share_a_licence_and_hand_over_the_lead(
         assert store.stat()["certs"] == 100
     check = hanko("licenses", "check", "-c", str(ca.config_path))
     assert check.returncode == 0, check.stdout + check.stderr
+
+    # Both status listeners answer from the database: a revocation made through one
+    # process is served by the other's responders.
+    first = issued[0]
+    assert first is not None
+    assert ocsp_status(a, first["certificate"]) is ocsp.OCSPCertStatus.GOOD
+    with b.admin() as admin:
+        r = admin.post(f"/v1/certificates/{first['serial']}/revoke", json={"reason": "superseded"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 5
+    while ocsp_status(a, first["certificate"]) is not ocsp.OCSPCertStatus.REVOKED:
+        assert time.monotonic() < deadline, "the revocation was not served within 5 s"
+        time.sleep(0.1)
 
     # A second burst; the leader is killed (-9) in the middle of it.
     with a.admin() as admin:

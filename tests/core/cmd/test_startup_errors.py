@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import BIN, DevCA, free_ports
+from tests.stores import PgDatabase
 
 
 def serve(ca: DevCA) -> subprocess.CompletedProcess[str]:
@@ -65,3 +66,36 @@ def test_a_wrong_pin(fresh_ca: DevCA) -> None:
     pin.write_text("000000\n")
     line = one_line(serve(fresh_ca))
     assert "wrong PIN" in line
+
+
+def test_a_postgresql_store_that_cannot_be_reached_or_used(
+    fresh_ca: DevCA, pg_database: PgDatabase
+) -> None:
+    ports(fresh_ca)
+    secret = fresh_ca.directory / "secrets" / "store.password"
+    secret.write_text("wrong-password")
+    secret.chmod(0o600)
+    text = fresh_ca.config_path.read_text()
+    lmdb_table = text[text.index("[store]") : text.index("[hsm]")]
+
+    def store(dsn: str) -> None:
+        table = (
+            f'[store]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
+            'password = { file = "secrets/store.password" }\nconnect_timeout = "2s"\n\n'
+        )
+        fresh_ca.config_path.write_text(text.replace(lmdb_table, table))
+
+    (closed,) = free_ports(1)
+    store(f"postgresql://hanko@127.0.0.1:{closed}/hanko")
+    line = one_line(serve(fresh_ca))
+    assert f"cannot connect to the PostgreSQL store hanko on 127.0.0.1:{closed}" in line
+    store(pg_database.dsn)
+    line = one_line(serve(fresh_ca))
+    assert "password authentication failed" in line
+    assert "wrong-password" not in line
+    # The right password, but a database nobody migrated.
+    secret.write_text(pg_database.password)
+    with pg_database.admin() as conn:
+        conn.execute("DROP TABLE hanko_migrations")
+    line = one_line(serve(fresh_ca))
+    assert "has no hanko schema: run `hanko store migrate`" in line

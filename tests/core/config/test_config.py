@@ -132,7 +132,9 @@ def test_load_config_from_environment(dev_ca: DevCA, monkeypatch: pytest.MonkeyP
         load_config(None)
 
 
-@pytest.mark.parametrize("name", ["development.toml", "production.toml"])
+@pytest.mark.parametrize(
+    "name", ["development.toml", "production.toml", "production-postgresql.toml"]
+)
 def test_example_configs_have_only_known_keys(name: str) -> None:
     """The examples in configs/ decode; what remains are files this machine lacks."""
     _, problems = check_config(REPO / "configs" / name)
@@ -223,3 +225,38 @@ def test_bulk_batch_max(
 def test_responder_processes_default_to_one_per_cpu() -> None:
     assert OcspConfig().responder_processes == (os.cpu_count() or 1)
     assert OcspConfig(processes=3).responder_processes == 3
+
+
+def with_store_table(ca: DevCA, tmp_path: Path, table: str) -> Path:
+    text = ca.config_path.read_text()
+    start, end = text.index("[store]"), text.index("[hsm]")
+    path = ca.directory / f"store-{tmp_path.name}.toml"
+    path.write_text(text[:start] + table + "\n" + text[end:])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('backend = "postgresql"', "store.dsn: set it (postgresql://USER@HOST:PORT/DBNAME)"),
+        (
+            'backend = "postgresql"\ndsn = "postgresql://hanko:hunter2@db:5432/hanko"',
+            "store.dsn: no password in the DSN; use store.password (a file or an environment"
+            " variable)",
+        ),
+        (
+            'backend = "postgresql"\ndsn = "postgresql://hanko@db/hanko"\n'
+            'synchronous_commit = "off"',
+            "store.synchronous_commit: one of on, remote_apply, remote_write (got 'off': an"
+            " acknowledged write could be lost)",
+        ),
+        ('backend = "postgresql"\ndsn = "nonsense"', "store.dsn: not a PostgreSQL DSN"),
+        ('backend = "sqlite"', "store.backend: Invalid enum value 'sqlite'"),
+    ],
+)
+def test_a_postgresql_store_is_checked(
+    dev_ca: DevCA, tmp_path: Path, table: str, problem: str
+) -> None:
+    _, problems = check_config(with_store_table(dev_ca, tmp_path, "[store]\n" + table))
+    assert any(p.startswith(problem) for p in problems), problems
+    assert not any("hunter2" in p for p in problems)
