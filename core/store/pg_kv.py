@@ -16,6 +16,7 @@ REPEATABLE READ snapshot.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,11 +66,23 @@ def database_error(exc: psycopg.Error) -> StoreError:
 class _State:
     """What a transaction and its nested ones share."""
 
-    __slots__ = ("conn", "known", "overlay", "pages", "release", "sorted", "writable")
+    __slots__ = (
+        "commit_timeout", "conn", "known", "overlay", "pages", "release", "sorted", "writable"
+    )  # fmt: skip
 
-    def __init__(self, conn: psycopg.Connection[Any], *, writable: bool, release: Any) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        writable: bool,
+        release: Any,
+        commit_timeout: float = 30.0,
+    ) -> None:
         self.conn = conn
         self.writable = writable
+        # PostgreSQL's statement_timeout stops before a COMMIT waits for a synchronous
+        # standby: past this, the wait is cancelled from here (and the commit refused).
+        self.commit_timeout = commit_timeout
         self.release: Callable[[bool], None] = release
         # Per table: key -> value, or None for deleted.
         self.overlay: dict[Table, dict[bytes, bytes | None]] = {}
@@ -197,14 +210,33 @@ class PgTxn:
             self._undo = []
             return
         state = self._state
+        notices: list[str] = []
+
+        def notice(diag: psycopg.errors.Diagnostic) -> None:
+            notices.append(diag.message_primary or "")
+
+        state.conn.add_notice_handler(notice)
+        watchdog = threading.Timer(state.commit_timeout, state.conn.cancel_safe)
+        watchdog.daemon = True
         try:
             if state.writable:
                 self._flush()
+            watchdog.start()
             state.conn.commit()
         except psycopg.Error as exc:
             state.release(False)
             raise database_error(exc) from exc
+        finally:
+            watchdog.cancel()
+            state.conn.remove_notice_handler(notice)
         state.release(True)
+        if any("synchronous replication" in n for n in notices):
+            # The wait for the standby was cut short (statement_timeout, a cancel): the
+            # commit holds on the primary only, so it is not acknowledged as durable.
+            raise StoreError(
+                "the commit was not confirmed by the synchronous standby in time: it may"
+                " be on the primary only"
+            )
 
     def _flush(self) -> None:
         conn = self._state.conn

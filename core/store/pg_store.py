@@ -103,6 +103,7 @@ class PgStore:
         self.readonly = readonly
         self.full = False  # a database has no map to fill; a full disk is a StoreError
         self._timeout = connect_timeout
+        self._statement_timeout = statement_timeout
         self._kwargs = connection_kwargs(
             password=password,
             connect_timeout=connect_timeout,
@@ -171,7 +172,9 @@ class PgStore:
             conn.isolation_level = (
                 IsolationLevel.READ_COMMITTED if writable else IsolationLevel.REPEATABLE_READ
             )
-            state = _State(conn, writable=writable, release=release)
+            state = _State(
+                conn, writable=writable, release=release, commit_timeout=self._statement_timeout
+            )
             if writable:
                 state.query("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
         except BaseException:

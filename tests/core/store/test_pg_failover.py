@@ -111,3 +111,28 @@ def test_nothing_acknowledged_is_lost_when_the_primary_dies(
     assert not missing, f"{len(missing)} acknowledged certificates are not on the standby"
     assert revoked
     assert all(r is not None and r.status is CertStatus.REVOKED for r in records)
+
+
+def test_a_commit_the_standby_did_not_confirm_is_not_acknowledged(
+    pair: tuple[PostgresServer, PostgresServer], tmp_path: Path
+) -> None:
+    primary, standby = pair
+    database = new_database(primary, migrate=False)
+    ca: DevCA = init_ca(tmp_path / "ca", store=database)
+    text = ca.config_path.read_text()
+    ca.config_path.write_text(
+        text.replace(
+            'synchronous_commit = "on"', 'synchronous_commit = "on"\nstatement_timeout = "3s"'
+        )
+    )
+    with serving(ca) as (base, _, _):
+        paying_org(client(base, ca, "admin"), "acme")
+        with client(base, ca, "rpc", "acme") as rpc:
+            body = {"csr": csr("www.example.co.jp"), "profile": "ov", "organization": "acme"}
+            assert rpc.post("/v1/certificates", json=body).status_code == 201
+            standby.kill()
+            started = time.monotonic()
+            r = rpc.post("/v1/certificates", json=body)
+            assert r.status_code == 503, r.text
+            assert "not confirmed by the synchronous standby" in r.text
+            assert time.monotonic() - started < 30
