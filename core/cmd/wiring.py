@@ -280,7 +280,9 @@ def crl_url_list(cfg: Config, store: Store | None = None) -> dict[str, Any]:
     """Every partition's CRL URL (today's count and any a smaller count left behind)."""
     info = issuer(cfg)
     high = 0
-    own = store is None and cfg.path(cfg.store.path).joinpath("data.mdb").exists()
+    own = store is None and (
+        cfg.store.backend == "postgresql" or cfg.path(cfg.store.path).joinpath("data.mdb").exists()
+    )
     reader = open_store(cfg, readonly=True) if own else store
     try:
         if reader is not None:

@@ -46,7 +46,7 @@ class LmdbStore:
     """An open LMDB environment. Use `read()` and `write()` for transactions."""
 
     backend = "lmdb"
-    remote = False  # reads wait on a network (run them off the event loop)
+    remote = False  # reads are memory-mapped: nothing to take off the event loop
 
     def __init__(
         self,

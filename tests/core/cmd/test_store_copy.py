@@ -74,6 +74,13 @@ def test_lmdb_to_postgresql_and_back(fresh_ca: DevCA, postgres: object, tmp_path
     assert all(report["tables"][t] == n for t, n in source.items() if t != "meta")
     assert hanko("licenses", "check", "-c", str(to_pg)).returncode == 0
 
+    # LMDB's file backups say what to use instead; the CRL URL list reads the database.
+    backup = hanko("backup", "-c", str(to_pg), "--out", str(tmp_path / "x.backup"))
+    assert backup.returncode != 0
+    assert "on PostgreSQL use pg_basebackup or pg_dump" in backup.stderr
+    urls = hanko("crl", "urls", "-c", str(to_pg), "--json", check=True)
+    assert len(json.loads(urls.stdout)["crl_urls"]) == ca.config.crl.partitions
+
     # The same certificates, the revocation with them, from the PostgreSQL store.
     with database.open() as pg, pg.read() as txn:
         first = txn.get_cert(serial_bytes(int(serials[0], 16)))
