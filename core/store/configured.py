@@ -53,6 +53,7 @@ def _pg_connect(st: StoreConfig, cfg: Located, *, admin: bool) -> Any:
     """A direct connection for migrations: the admin role's when configured."""
     import psycopg
 
+    from core.store.pg_kv import first_line
     from core.store.pg_store import connection_kwargs
 
     dsn, ref = (
@@ -68,8 +69,7 @@ def _pg_connect(st: StoreConfig, cfg: Located, *, admin: bool) -> Any:
     try:
         return psycopg.connect(dsn, autocommit=True, **kwargs)
     except psycopg.Error as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot connect to the PostgreSQL store: {detail}") from exc
+        raise StoreError(f"cannot connect to the PostgreSQL store: {first_line(exc)}") from exc
 
 
 def migrate(st: StoreConfig, cfg: Located) -> tuple[list[int], int]:
@@ -79,6 +79,7 @@ def migrate(st: StoreConfig, cfg: Located) -> tuple[list[int], int]:
     from psycopg.conninfo import conninfo_to_dict
 
     from core.store import pg_schema
+    from core.store.pg_kv import first_line
 
     if st.backend != "postgresql":
         raise StoreError("store.backend is lmdb: its schema needs no migration")
@@ -89,5 +90,6 @@ def migrate(st: StoreConfig, cfg: Located) -> tuple[list[int], int]:
             done = pg_schema.migrate(conn, runtime_role=runtime)
             return done, pg_schema.applied(conn)
         except psycopg.Error as exc:
-            detail = str(exc).strip().splitlines()[0]
-            raise StoreError(f"the migration failed, nothing of it kept: {detail}") from exc
+            raise StoreError(
+                f"the migration failed, nothing of it kept: {first_line(exc)}"
+            ) from exc

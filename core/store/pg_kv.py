@@ -57,10 +57,14 @@ class Table:
         return f"Table({self.name!r})"
 
 
-def database_error(exc: psycopg.Error) -> StoreError:
+def first_line(exc: BaseException) -> str:
     """One line for the operator: the server's message, not psycopg's repr."""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return StoreError(f"the PostgreSQL store: {detail}")
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def database_error(exc: psycopg.Error) -> StoreError:
+    return StoreError(f"the PostgreSQL store: {first_line(exc)}")
 
 
 class _State:

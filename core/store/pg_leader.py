@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 
+from core.store.pg_kv import first_line
+
 LEADER_LOCK = 0x68616E6B6F_03  # "hanko" | 3
 
 
@@ -59,7 +61,7 @@ class PgLeaderLock:
             self._held = False
 
     def _drop(self, exc: Exception) -> None:
-        self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        self.last_error = first_line(exc)
         if self._conn is not None:
             self._conn.close()
         self._conn = None

@@ -30,7 +30,7 @@ from psycopg import IsolationLevel, sql
 from core.base.errors import StoreError
 from core.store import pg_schema
 from core.store.keys import DB_NAMES
-from core.store.pg_kv import PgTxn, Table, _State, database_error
+from core.store.pg_kv import PgTxn, Table, _State, first_line
 from core.store.pg_leader import PgLeaderLock
 from core.store.pg_view import PgOcspView
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
@@ -148,8 +148,7 @@ class PgStore:
         try:
             return psycopg.connect(self.dsn, autocommit=autocommit, **self._kwargs)
         except psycopg.Error as exc:
-            detail = database_error(exc).message.split(": ", 1)[-1]
-            raise StoreError(f"cannot connect to {self.where}: {detail}") from exc
+            raise StoreError(f"cannot connect to {self.where}: {first_line(exc)}") from exc
 
     def _conn(self) -> psycopg.Connection[Any]:
         try:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from core.store.keys import ENVELOPE_GENERATION_KEY, ENVELOPE_PREFIX, STATUS_GENERATION_KEY
+from core.store.pg_kv import first_line
 
 log = logging.getLogger("hanko.ocsp")
 # After a failure, the next lookups fail at once for this long instead of each waiting
@@ -49,7 +50,7 @@ class PgOcspView:
         try:
             row = self._conn.execute(_GET[table], (key,), binary=True).fetchone()
         except psycopg.Error as exc:
-            log.warning("status lookup failed: %s", str(exc).strip().splitlines()[0])
+            log.warning("status lookup failed: %s", first_line(exc))
             self._conn.close()
             self._down_until = self._now() + RETRY_SECONDS
             return exc
