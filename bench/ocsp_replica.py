@@ -23,7 +23,8 @@ from bench.revocation_poll import revoke_and_poll, summary
 from bench.wrk import run_wrk
 from core.base.clock import SystemClock
 from core.base.errors import HankoError
-from core.cmd.wiring import issuance_engine, replication_profile, signer_pool, store_writer
+from core.cmd.wiring import issuance_engine, signer_pool, store_writer
+from core.cmd.wiring_replication import replication_profile
 from core.config import Config
 from core.replication.replicator import Replicator
 from core.store import Store

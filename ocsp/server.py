@@ -20,31 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import gc
 import hashlib
-import os
-import signal
-import sys
 import time
 from typing import Any
 
-import lmdb
 import msgspec
-import uvloop
 
-from core.base import children
-from core.base.errors import HankoError
 from core.base.httpdate import http_date
 from ocsp import http
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.connection import Connection, Limits, Request, State
 from ocsp.crl_files import CrlFile, not_modified
 from ocsp.paths import Route, Router
-from ocsp.process import listening_socket, raise_open_files, report
+from ocsp.process import report
 from ocsp.responder import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
 from ocsp.settings import ServerSettings
-from ocsp.sources import FIRST_LOAD, Source, lmdb_source, redis_edge, redis_source
+from ocsp.sources import Source
 
 TICK = 0.1
 _CLOSED = State.CLOSED
@@ -108,7 +99,10 @@ class ResponderState:
         # looks for the oldest idle one first.
         self.connections: dict[Protocol, None] = {}
         self.capacity = settings.max_connections
+        self.per_client_cap = settings.max_connections_per_client
+        self.per_client: dict[str, int] = {}
         self.shed = 0
+        self.refused_per_client = 0
         self.limits = Limits(
             max_header=settings.max_header,
             max_body=settings.max_body,
@@ -155,12 +149,20 @@ class ResponderState:
             "unauthorized": e[UNAUTHORIZED], "try_later": e[TRY_LATER],
             "cache_misses": self.misses, "not_modified": self.not_modified,
             "files": self.file_answers, "not_found": self.not_found, "shed": self.shed,
+            "refused_per_client": self.refused_per_client,
         }  # fmt: skip
 
-    def admit(self, proto: Protocol) -> None:
+    def admit(self, proto: Protocol, address: str) -> bool:
         """Take a new connection; at capacity, close the oldest idle one to make room
         (or the oldest of all when none is idle: a client trickling a request is the
-        one to go, not the one that just arrived)."""
+        one to go, not the one that just arrived). False, and the new one is to be
+        closed, when its address holds its cap already: shedding others for it would
+        let one address take every slot."""
+        held = self.per_client.get(address, 0)
+        if self.per_client_cap and held >= self.per_client_cap:
+            self.refused_per_client += 1
+            return False
+        self.per_client[address] = held + 1
         conns = self.connections
         if len(conns) >= self.capacity:
             victim = next((p for p in conns if p.conn.state is _IDLE), None)
@@ -170,6 +172,14 @@ class ResponderState:
             victim.transport.close()
             self.shed += 1
         conns[proto] = None
+        return True
+
+    def leave(self, address: str) -> None:
+        held = self.per_client.get(address, 0) - 1
+        if held > 0:
+            self.per_client[address] = held
+        else:
+            self.per_client.pop(address, None)
 
     async def ticker(self) -> None:
         sweep_every = int(1 / TICK)
@@ -335,7 +345,7 @@ class Protocol(asyncio.Protocol):
     flow control), so a client that does not read holds one chunk of memory rather
     than a copy of the file. Meanwhile nothing more is read from it."""
 
-    __slots__ = ("_backlog", "_paused", "conn", "state", "transport")
+    __slots__ = ("_address", "_backlog", "_paused", "conn", "state", "transport")
 
     def __init__(self, state: ResponderState) -> None:
         self.state = state
@@ -343,13 +353,22 @@ class Protocol(asyncio.Protocol):
         self.transport: Any = None
         self._backlog: collections.deque[memoryview] = collections.deque()
         self._paused = False
+        self._address: str | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.state.admit(self)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        if not self.state.admit(self, address):
+            transport.abort()
+            return
+        self._address = address
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.pop(self, None)
+        if self._address is not None:
+            self.state.leave(self._address)
+            self._address = None
         self._backlog.clear()
 
     def pause_writing(self) -> None:  # a client that does not read: stop reading it
@@ -425,73 +444,3 @@ class Protocol(asyncio.Protocol):
             conn.state = _CLOSED
         if conn.state is _CLOSED and not self._backlog:
             self.transport.close()
-
-
-async def serve(settings: ServerSettings) -> None:
-    loop = asyncio.get_running_loop()
-    fits = raise_open_files()
-    edge = redis_edge(settings) if settings.redis else None
-    follow: asyncio.Task[None] | None = None
-    if edge is not None:
-        await edge.start(FIRST_LOAD)
-        source = redis_source(edge)
-        follow = asyncio.create_task(edge.run())
-    else:
-        source = lmdb_source(settings)
-    state = ResponderState(settings, source)
-    state.capacity = min(settings.max_connections, fits)
-    sock = listening_socket(settings.host, settings.port)
-    server = await loop.create_server(lambda: Protocol(state), sock=sock)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    ticker = asyncio.create_task(state.ticker())
-    # Everything alive now (modules, the issuer, settings) lives as long as the process:
-    # out of the collector's sight, a full collection only walks what serving creates.
-    gc.freeze()
-    print("ready", flush=True)  # the supervisor waits for this line
-    os.set_blocking(1, False)
-    waits: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
-    if edge is not None and follow is not None:
-        # A new CA profile, or the follower failing (a bug): exit, to be started again.
-        waits += [asyncio.create_task(edge.profile_changed.wait()), follow]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    server.close()
-    for task in (ticker, follow, *waits):
-        if task is not None:
-            task.cancel()
-    for proto in list(state.connections):
-        proto.transport.close()
-    with contextlib.suppress(asyncio.CancelledError):
-        await ticker
-    state.close()
-    if edge is not None:
-        await edge.close()
-    if follow is not None and follow.done() and not follow.cancelled():
-        follow.result()  # re-raised: its traceback says what failed
-
-
-def main(argv: list[str]) -> int:
-    try:
-        settings = msgspec.json.decode(argv[1].encode(), type=ServerSettings)
-    except (IndexError, msgspec.ValidationError, msgspec.DecodeError) as exc:
-        print(f"hanko ocsp responder: bad settings: {exc}", file=sys.stderr)
-        return 2
-    # Startup failures go to stdout as one "error ..." line: the supervisor reads it
-    # and reports it as the reason `hanko serve` cannot start.
-    # A responder must not outlive `hanko serve`, even one killed with SIGKILL.
-    children.exit_with_parent(os.getppid())
-    try:
-        uvloop.run(serve(settings))
-    except OSError as exc:
-        print(f"error cannot listen on {settings.host}:{settings.port}: {exc.strerror}", flush=True)
-        return 1
-    except (lmdb.Error, HankoError) as exc:
-        where = settings.redis or f"store {settings.store_path}"
-        print(f"error {where}: {exc}", flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -20,6 +20,7 @@ def http_limits(section: Any) -> dict[str, Any]:
         "request_timeout": section.request_timeout.seconds,
         "cache_entries": section.cache_entries,
         "max_connections": section.max_connections,
+        "max_connections_per_client": section.max_connections_per_client,
     }
 
 
@@ -47,6 +48,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     request_timeout: float = 10.0
     cache_entries: int = 200_000
     max_connections: int = 10_000
+    max_connections_per_client: int = 256
     # The CRL publish directory, served under /crl/ (empty: no CRLs here).
     crl_dir: str = ""
     crl_max_age: int = 60

@@ -45,7 +45,7 @@ class ResponderProcesses:
         self._argv = [
             sys.executable,
             "-m",
-            "ocsp.server",
+            "ocsp.server_main",
             msgspec.json.encode(settings).decode(),
         ]
         self._count = count

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.base",),  # clock, errors, units, DER, files, secrets, children, DNS names
     ("core.config", "core.store"),
-    ("signer", "ocsp", "crl", "core.ca"),  # the signer, codecs and encoders, CA material
+    # the signer, codecs and encoders, CA material, the DNS client
+    ("signer", "ocsp", "crl", "core.ca", "core.dns"),
     # policy, engine, keys, ACME RA, pushed events
     (
         "core.issuance",
@@ -65,6 +66,10 @@ PURE = (
     "ocsp.connection",
     "ocsp.http",
     "ocsp.responder",
+    "core.api.http1",
+    "core.api.http1_head",
+    "core.api.http_errors",
+    "core.base.netaddr",
 )
 IO_MODULES = ("trio", "lmdb", "pkcs11", "asyncio", "uvloop", "hypercorn", "socket")
 

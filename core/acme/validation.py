@@ -1,25 +1,24 @@
 """Challenge validation (RFC 8555 8.3, 8.4): a real HTTP fetch of the token for
-http-01, a real TXT lookup for dns-01, through the configured resolver.
+http-01, a real TXT lookup for dns-01, through the CA's one resolver (core/dns).
 
-The validator never connects to loopback, private, link-local or otherwise special
-addresses unless told to (`[acme] allow_private_targets`, for tests): a name that
-resolves there could make the CA probe its own network. Redirects are not followed.
-Every lookup and fetch has a deadline.
+http-01 connects only where the outbound address policy allows (core/dns/outbound.py:
+public unicast, resolved once, connected to the address checked) unless told otherwise
+(`[acme] allow_private_targets`, for tests). Redirects are not followed. Every lookup
+and fetch has a deadline. What a refusal says names the client's own name and what it
+answered, never an address the CA's resolver returned.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
 import httpx
 import msgspec
 import trio
 
 from core.acme.jws import b64encode
-from core.base.netaddr import allowed_address
+from core.dns.outbound import TargetRefused, checked_addresses
+from core.dns.resolver import DnsError, Resolver
 
 MAX_BODY = 512  # a key authorization is about 130 bytes
 
@@ -38,35 +37,35 @@ def dns01_value(key_auth: str) -> str:
     return b64encode(hashlib.sha256(key_auth.encode()).digest())
 
 
+async def fetch_bounded(url: str, host: str, timeout: float) -> tuple[int, bytes]:
+    """GET `url` (an address already checked) as `host`: the status and at most
+    MAX_BODY bytes of the body (a server cannot make the CA read more)."""
+    async with (
+        httpx.AsyncClient(timeout=timeout) as client,
+        client.stream("GET", url, headers={"Host": host}, follow_redirects=False) as r,
+    ):
+        body = b""
+        async for chunk in r.aiter_raw():
+            body += chunk
+            if len(body) > MAX_BODY:
+                break
+        return r.status_code, body[: MAX_BODY + 1]
+
+
 class Validator:
     def __init__(
         self,
         *,
+        resolver: Resolver,
         http_port: int = 80,
-        resolver: str | None = None,
         allow_private: bool = False,
         timeout: float = 10.0,
     ) -> None:
         self._port = http_port
         self._allow_private = allow_private
         self._timeout = timeout
-        self._resolver = dns.asyncresolver.Resolver(configure=resolver is None)
-        if resolver is not None:
-            host, _, port = resolver.rpartition(":")
-            self._resolver.nameservers = [host.strip("[]")]
-            self._resolver.port = int(port)
-        self._resolver.lifetime = timeout
+        self._resolver = resolver
         self._attempted = self._passed = self._failed = 0
-
-    async def _addresses(self, name: str) -> list[str]:
-        found: list[str] = []
-        for rdtype in ("A", "AAAA"):
-            try:
-                answer = await self._resolver.resolve(name, rdtype)
-            except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
-                continue
-            found += [r.to_text() for r in answer]
-        return found
 
     async def http01(self, name: str, token: str, key_auth: str) -> str | None:
         """None if http://NAME/.well-known/acme-challenge/TOKEN answers the key
@@ -78,31 +77,27 @@ class Validator:
 
     async def _http01(self, name: str, token: str, key_auth: str) -> str | None:
         try:
-            addresses = await self._addresses(name)
-        except dns.exception.DNSException as exc:
-            return f"DNS lookup of {name} failed: {exc}"
-        usable = [a for a in addresses if allowed_address(a, allow_private=self._allow_private)]
-        if not usable:
-            return f"{name} has no public address to fetch from ({', '.join(addresses) or 'none'})"
+            usable = await checked_addresses(
+                self._resolver, name, allow_private=self._allow_private
+            )
+        except (DnsError, TargetRefused) as exc:
+            return exc.message
         path = f"/.well-known/acme-challenge/{token}"
         last = ""
         for address in usable:
             host = f"[{address}]" if ":" in address else address
             try:
                 with trio.fail_after(self._timeout):
-                    async with httpx.AsyncClient(timeout=self._timeout) as client:
-                        r = await client.get(
-                            f"http://{host}:{self._port}{path}",
-                            headers={"Host": name},
-                            follow_redirects=False,
-                        )
+                    status, body = await fetch_bounded(
+                        f"http://{host}:{self._port}{path}", name, self._timeout
+                    )
             except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
-                last = f"fetching {path} from {address} failed: {exc.__class__.__name__}"
+                last = f"fetching {path} from {name} failed: {exc.__class__.__name__}"
                 continue
-            if r.status_code != 200:
-                return f"{address} answered {r.status_code} for {path}"
-            if r.content[:MAX_BODY].strip() != key_auth.encode():
-                return f"{address} answered the wrong key authorization for {path}"
+            if status != 200:
+                return f"{name} answered {status} for {path}"
+            if body.strip() != key_auth.encode():
+                return f"{name} answered the wrong key authorization for {path}"
             return None
         return last
 
@@ -118,12 +113,11 @@ class Validator:
         want = dns01_value(key_auth)
         label = f"_acme-challenge.{name}"
         try:
-            answer = await self._resolver.resolve(label, "TXT")
-        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            values = await self._resolver.txt(label)
+        except DnsError as exc:
+            return exc.message
+        if not values:
             return f"no TXT record at {label}"
-        except dns.exception.DNSException as exc:
-            return f"DNS lookup of {label} failed: {exc}"
-        values = {b"".join(r.strings).decode(errors="replace") for r in answer}
         return None if want in values else f"no TXT record at {label} holds the expected value"
 
     def _count(self, error: str | None) -> None:

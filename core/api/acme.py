@@ -2,7 +2,10 @@
 every POST checked before the registration authority sees it: a flattened JWS,
 a nonce redeemed once, its `url` equal to the request's, `jwk` or `kid` as the
 resource needs, the signature. Every answer carries a fresh Replay-Nonce; every error
-is an RFC 7807 problem document."""
+is an RFC 7807 problem document, refusals of the HTTP layer (413 and the like) too.
+
+Every URL it gives out is built from the configured external base URL, never from the
+request's Host: a client cannot make the CA hand out URLs of its choosing."""
 
 from __future__ import annotations
 
@@ -20,8 +23,17 @@ from core.acme.nonces import Nonces
 from core.acme.problems import Problem
 from core.acme.ra import RegistrationAuthority, check_contacts, expiry
 from core.acme.renewal import cert_id_of
+from core.api.http_errors import RETRY_AFTER, HttpError
 from core.api.router import Raw, Request, Route
-from core.base.errors import HankoError
+from core.base.errors import (
+    ClientError,
+    CtUnavailable,
+    HankoError,
+    NotFound,
+    PolicyError,
+    SignerError,
+    StoreError,
+)
 from core.store import AcmeAccountRecord, AcmeAuthzRecord, AcmeOrderRecord, EabRecord
 
 _JSON = msgspec.json.Encoder()
@@ -49,9 +61,26 @@ def _header(request: Request, name: bytes) -> bytes:
     return b""
 
 
-def base_url(request: Request) -> str:
-    host = _header(request, b"host").decode("latin-1") or "localhost"
-    return f"{request.scope.get('scheme', 'https')}://{host}"
+# The problem type of a refusal made before a handler ran, by its HTTP status.
+_HTTP_PROBLEMS = {401: "unauthorized", 403: "unauthorized", 429: "rateLimited"}
+
+
+def problem_for(exc: HankoError) -> Problem:
+    """The problem document of an error the RA or the engine raised, by its type: the
+    service's faults are serverInternal (503, retryable, when the store or the signer
+    is unavailable), never malformed, which tells a client not to try again."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, (StoreError, SignerError, CtUnavailable)):
+        detail = f"the service is unavailable ({exc.code}); try again shortly"
+        return Problem("serverInternal", detail, status=503, retry_after=int(RETRY_AFTER))
+    if isinstance(exc, NotFound):
+        return Problem("malformed", exc.message, status=404)
+    if isinstance(exc, ClientError):
+        return Problem("malformed", f"{exc.code}: {exc.message}")
+    if isinstance(exc, PolicyError):
+        return Problem("unauthorized", f"{exc.code}: {exc.message}")
+    return Problem("serverInternal", "internal error")
 
 
 class AcmeFrontEnd:
@@ -61,8 +90,10 @@ class AcmeFrontEnd:
         nonces: Nonces,
         challenges: ChallengeRunner,
         *,
+        base_url: str,
         account_rate: float = 0.0,
     ) -> None:
+        self._base = base_url.rstrip("/")
         self._ra = ra
         self._nonces = nonces
         self._challenges = challenges
@@ -83,6 +114,19 @@ class AcmeFrontEnd:
         body = _JSON.encode(exc.document())
         extra = [(b"retry-after", str(exc.retry_after).encode())] if exc.retry_after else []
         return exc.status, Raw(body, _PROBLEM, self._headers(base, extra))
+
+    def render(self, error: HttpError) -> tuple[int, Raw]:
+        """A refusal of the HTTP layer or the router (413, 404, 405, 408...) as a
+        problem document with a fresh nonce."""
+        kind = _HTTP_PROBLEMS.get(error.status, "malformed")
+        if error.status >= 500:
+            kind = "serverInternal"
+        retry = 0
+        for name, value in error.headers:
+            if name == b"retry-after" and value.isdigit():
+                retry = int(value)
+        problem = Problem(kind, error.detail, status=error.status, retry_after=retry)
+        return self._problem(self._base, problem)
 
     def _account_key(self, account: AcmeAccountRecord) -> jws.PublicKey:
         """The account's public key, parsed once per key (a key change has a new
@@ -108,7 +152,8 @@ class AcmeFrontEnd:
 
     def routes(self) -> list[Route]:
         post = self._post
-        return [
+        render = self.render
+        routes = [
             Route("GET", "/acme/directory", None, self.directory),
             Route("HEAD", "/acme/new-nonce", None, self.new_nonce),
             Route("GET", "/acme/new-nonce", None, self.new_nonce),
@@ -125,9 +170,10 @@ class AcmeFrontEnd:
             Route("POST", "/acme/revoke-cert", None, post(self.revoke_cert, jwk=None)),
             Route("GET", "/acme/renewal-info/{id}", None, self.renewal_info),
         ]
+        return [msgspec.structs.replace(r, render=render) for r in routes]
 
     async def directory(self, request: Request) -> tuple[int, Any]:
-        base = base_url(request)
+        base = self._base
         acme = f"{base}/acme"
         body = am.Directory(
             newNonce=f"{acme}/new-nonce",
@@ -142,7 +188,7 @@ class AcmeFrontEnd:
 
     async def new_nonce(self, request: Request) -> tuple[int, Any]:
         status = 200 if request.scope["method"] == "HEAD" else 204
-        return status, Raw(b"", b"application/octet-stream", self._headers(base_url(request), []))
+        return status, Raw(b"", b"application/octet-stream", self._headers(self._base, []))
 
     # -- the POST pipeline ----------------------------------------------------------
 
@@ -150,14 +196,12 @@ class AcmeFrontEnd:
         self, handler: Handler, *, jwk: bool | None = False
     ) -> Callable[[Request], Awaitable[tuple[int, Any]]]:
         async def run(request: Request) -> tuple[int, Any]:
-            base = base_url(request)
+            base = self._base
             try:
                 signed = await self._verify(request, base, jwk=jwk)
                 status, body, extra = await handler(signed)
-            except Problem as exc:
-                return self._problem(base, exc)
             except HankoError as exc:
-                return self._problem(base, Problem("malformed", exc.message))
+                return self._problem(base, problem_for(exc))
             payload = body if isinstance(body, bytes) else _JSON.encode(body)
             content_type = (
                 b"application/pem-certificate-chain"
@@ -361,11 +405,10 @@ class AcmeFrontEnd:
         return 200, b"", []
 
     async def renewal_info(self, request: Request) -> tuple[int, Any]:
-        base = base_url(request)
         try:
             start, end = self._ra.renewal_info(request.params["id"])
-        except Problem as exc:
-            return self._problem(base, exc)
+        except HankoError as exc:
+            return self._problem(self._base, problem_for(exc))
         body = am.RenewalInfo(suggestedWindow={"start": expiry(start), "end": expiry(end)})
         # Ask again in six hours (RFC 9773 4.3.1): windows move with revocations.
         return 200, Raw(_JSON.encode(body), headers=[(b"retry-after", b"21600")])

@@ -14,7 +14,7 @@ import msgspec
 from core.access.keys import secret_digest
 from core.access.ratelimit import Buckets, retry_after
 from core.access.roles import ROLES, Principal
-from core.api.router import HttpError
+from core.api.http_errors import HttpError
 from core.base.clock import Clock, to_epoch
 from core.store import Store
 

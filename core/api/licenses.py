@@ -7,7 +7,8 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from core.api.router import HttpError, Request, Route
+from core.api.http_errors import HttpError
+from core.api.router import Request, Route
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk
 from core.store import GroupCommitWriter, Store

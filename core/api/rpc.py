@@ -10,7 +10,8 @@ from typing import Any
 import msgspec
 
 from core.api.admin_messages import DomainIn, DomainOut, OrganizationIn
-from core.api.router import Request, Route, status_for
+from core.api.http_errors import status_for
+from core.api.router import BATCH_BODY, Request, Route
 from core.base.clock import Clock, from_epoch, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import HankoError, PolicyError
@@ -156,7 +157,7 @@ def routes(
 
     return [
         Route("POST", "/v1/certificates", "issue", issue),
-        Route("POST", "/v1/certificates:batch", "issue", issue_batch),
+        Route("POST", "/v1/certificates:batch", "issue", issue_batch, max_body=BATCH_BODY),
         Route("GET", "/v1/certificates/{serial}", "read", get_certificate),
         Route("POST", "/v1/certificates/{serial}/revoke", "revoke", revoke),
         Route("GET", "/v1/schema", None, schema),

@@ -1,7 +1,8 @@
-"""The API listener: an accept loop that caps open connections, does the TLS handshake
-under the header deadline, remembers each TLS peer's certificate, and serves each
-connection with core/api/http1.py (HTTP/1.1 on llhttp; hypercorn cost about 550 us of
-CPU per request here).
+"""The API listener: an accept loop that caps open connections, in all and per client
+address, does the TLS handshake under the header deadline, remembers each TLS peer's
+certificate, and serves each connection with core/api/http1_io.py (HTTP/1.1 on llhttp;
+hypercorn cost about 550 us of CPU per request here), every connection's bodies within
+one buffer budget.
 
 Two operations for the service's signals: `reload` swaps the TLS context (new
 handshakes get the new certificate, open connections keep theirs) and the deadlines;
@@ -20,10 +21,10 @@ from typing import Any
 import msgspec
 import trio
 
-from core.api.http1 import App, Http1Connection
+from core.api.http1 import Limits
+from core.api.http1_io import AdmittingApp, BufferBudget, Http1Server
 from core.base.errors import HankoError
-
-_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+from core.base.tls import server_context
 
 
 class ListenerSettings(msgspec.Struct, frozen=True):
@@ -33,8 +34,13 @@ class ListenerSettings(msgspec.Struct, frozen=True):
     tls_key: str | None = None
     client_ca: str | None = None  # set: a client certificate from this CA is required
     max_connections: int = 1000
+    # One client address holds at most this many of them (0: no cap of its own).
+    max_connections_per_client: int = 64
     header_timeout: float = 10.0  # also the TLS handshake's and the keep-alive idle limit
     body_timeout: float = 30.0
+    max_header: int = 16 << 10
+    # Request bodies held by all connections at once; past it reading pauses.
+    max_buffered: int = 64 << 20
     backlog: int = 1024
     setting: str = "api.listen"  # the configuration key errors name
 
@@ -44,6 +50,9 @@ class ListenerStatistics(msgspec.Struct, frozen=True):
     max_connections: int
     accepted: int
     handshakes_failed: int
+    refused_per_client: int  # connections closed at once: their address was at its cap
+    buffered_bytes: int
+    buffered_peak: int
     draining: bool
     tls_reloads: int
 
@@ -57,10 +66,7 @@ def tls_context(settings: ListenerSettings) -> ssl.SSLContext | None:
     A file that cannot be read or a key that does not match is one HankoError."""
     if settings.tls_cert is None or settings.tls_key is None:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(_CIPHERS)
-    ctx.options |= ssl.OP_NO_COMPRESSION
+    ctx = server_context()
     ctx.set_alpn_protocols(["http/1.1"])  # HTTP/1.1 only: core/api/http1.py
     try:
         ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
@@ -105,14 +111,18 @@ class ApiListener:
         self._tls = tls_context(settings)  # refused here, before anything starts
         self._slots = trio.Semaphore(settings.max_connections)
         self._max = settings.max_connections
+        self._per_client_cap = settings.max_connections_per_client
+        self._per_client: dict[str, int] = {}
+        self._budget = BufferBudget(settings.max_buffered)
         self.peers = peers
         self._accepted = 0
         self._open = 0
+        self._refused_per_client = 0
         self._failed_handshakes = 0
         self._reloads = 0
         self._draining = False
         self._accepting: trio.CancelScope | None = None
-        self._connections: set[Http1Connection] = set()
+        self._connections: set[Http1Server] = set()
         self._idle_now = trio.Event()
         # Bound now: a port in use is refused before anything else starts.
         self._sock = self._bind()
@@ -136,7 +146,10 @@ class ApiListener:
         return sock
 
     async def run(
-        self, app: Any, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+        self,
+        app: AdmittingApp,
+        *,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         sock = self._sock
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
@@ -153,11 +166,34 @@ class ApiListener:
                     except BaseException:
                         self._release()
                         raise
-                    connections.start_soon(self._connection, app, stream)
+                    address = _address(stream.socket, peer=True)[0]
+                    if not self._admit_client(address):
+                        self._refused_per_client += 1
+                        await trio.aclose_forcefully(stream)
+                        self._release()
+                        continue
+                    connections.start_soon(self._connection, app, stream, address)
             # Draining: no new connection; the nursery waits for the open ones.
             await listener.aclose()
 
-    async def _connection(self, app: App, transport: trio.SocketStream) -> None:
+    def _admit_client(self, address: str) -> bool:
+        """Count a connection from `address`; False when it holds its cap already."""
+        held = self._per_client.get(address, 0)
+        if self._per_client_cap and held >= self._per_client_cap:
+            return False
+        self._per_client[address] = held + 1
+        return True
+
+    def _leave_client(self, address: str) -> None:
+        held = self._per_client.get(address, 0) - 1
+        if held > 0:
+            self._per_client[address] = held
+        else:
+            self._per_client.pop(address, None)
+
+    async def _connection(
+        self, app: AdmittingApp, transport: trio.SocketStream, address: str
+    ) -> None:
         self._accepted += 1
         self._open += 1
         client = _address(transport.socket, peer=True)
@@ -179,14 +215,19 @@ class ApiListener:
                 if der:
                     self.peers.add(client, hashlib.sha256(der).digest())
                     certified = True
-            connection = Http1Connection(
+            settings = self._settings
+            connection = Http1Server(
                 stream,
                 app,
                 scheme="https" if self._tls is not None else "http",
                 client=client,
                 server=server,
-                header_timeout=self._settings.header_timeout,
-                body_timeout=self._settings.body_timeout,
+                limits=Limits(
+                    max_header=settings.max_header,
+                    header_timeout=settings.header_timeout,
+                    body_timeout=settings.body_timeout,
+                ),
+                budget=self._budget,
                 draining=self.draining,
             )
             self._connections.add(connection)
@@ -198,6 +239,7 @@ class ApiListener:
         finally:
             if certified:
                 self.peers.remove(client)
+            self._leave_client(address)
             self._open -= 1
             self._release()
 
@@ -224,8 +266,13 @@ class ApiListener:
             self._tls = tls_context(settings)
             self._reloads += 1
         self._settings = msgspec.structs.replace(
-            settings, host=old.host, port=old.port, max_connections=old.max_connections
+            settings,
+            host=old.host,
+            port=old.port,
+            max_connections=old.max_connections,
+            max_buffered=old.max_buffered,
         )
+        self._per_client_cap = settings.max_connections_per_client
 
     async def drain(self, timeout: float) -> bool:
         """Stop accepting and wait for every request under way; True if all finished
@@ -246,6 +293,9 @@ class ApiListener:
             max_connections=self._max,
             accepted=self._accepted,
             handshakes_failed=self._failed_handshakes,
+            refused_per_client=self._refused_per_client,
+            buffered_bytes=self._budget.used,
+            buffered_peak=self._budget.peak,
             draining=self._draining,
             tls_reloads=self._reloads,
         )

@@ -28,6 +28,13 @@ class HankoError(Exception):
         return {}
 
 
+class ClientError(HankoError):
+    """A request the client must correct (a malformed field, an unknown option): an
+    API answers 400. Types not marked as the client's are the service's faults."""
+
+    code = "bad_request"
+
+
 class ConfigError(HankoError):
     """The configuration is unreadable or invalid; `problems` lists every finding."""
 

@@ -14,6 +14,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,17 +80,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+# Control characters (CR and LF first) in a logged value: a client's path or header
+# must never start a line of its own in a log an auditor reads.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record, whatever its message and fields hold: control characters
+    are written escaped (\\r, \\n, \\x1b...); a traceback follows on lines of its own,
+    each indented, so no line of it can pass for a record."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        head = f"{self.formatTime(record)} {record.levelname} {record.name} "
+        text = head + _escape(record.getMessage())
         extra = fields_of(record)
         extra.pop("event", None)
-        shown = " ".join(f"{k}={v}" for k, v in extra.items() if v is not None)
+        shown = " ".join(
+            f"{_escape(str(k))}={_escape(str(v))}" for k, v in extra.items() if v is not None
+        )
         if shown:
             text += " " + shown
+        if record.exc_info:
+            trace = self.formatException(record.exc_info)
+            text += "\n" + "\n".join("    | " + _escape(line) for line in trace.splitlines())
         return text
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import trio
 
-from core.api.auth import Authenticator
+from core.api.router import Authenticator
 from core.api.server import ApiListener
 from core.base import logs
 from core.base.errors import ConfigError, HankoError

@@ -11,7 +11,7 @@ from core.cmd.common import Parser, add_config, print_json
 
 
 def _redis_seq(cfg: Any) -> tuple[int | None, str | None]:
-    from core.cmd.wiring import redis_client_factory
+    from core.cmd.wiring_replication import redis_client_factory
     from ocsp.redis_layout import Layout
 
     try:
@@ -55,7 +55,8 @@ def cmd_resync(args: argparse.Namespace) -> int:
 
     import trio
 
-    from core.cmd.wiring import replicator, store_writer
+    from core.cmd.wiring import store_writer
+    from core.cmd.wiring_replication import replicator
     from core.config import load_config
     from core.store.configured import open_store
 

@@ -38,6 +38,7 @@ from core.cmd.control import Reloader, handle_signals
 from core.cmd.leadership import Leadership
 from core.cmd.sweeps import notify_statistics, record_lapses, send_reminders
 from core.cmd.wiring import (
+    acme_base_url,
     acme_validator,
     crl_publisher,
     crl_updater,
@@ -50,11 +51,11 @@ from core.cmd.wiring import (
     notify_master,
     ocsp_refresher,
     ra_settings,
-    replicator,
     responder_processes,
     signer_pool,
     store_writer,
 )
+from core.cmd.wiring_replication import replicator
 from core.config import Config, read_secret
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
@@ -150,10 +151,11 @@ def build_app(
     async def crl_urls(request: Request) -> tuple[int, Any]:
         return 200, crl_url_list(cfg, store)
 
+    acme = acme_routes(
+        cfg, store=store, writer=writer, engine=engine, clock=clock, background=background
+    )
     routes = [
-        *acme_routes(
-            cfg, store=store, writer=writer, engine=engine, clock=clock, background=background
-        ),
+        *acme,
         Route("GET", "/healthz", None, healthz),
         Route("GET", "/readyz", None, readyz),
         Route("GET", "/v1/statistics", "admin", statistics),
@@ -163,7 +165,9 @@ def build_app(
         *keys_http.routes(store, writer, clock),
         *webhook_routes(cfg, writer, clock),
     ]
-    return App(routes, auth, observe)
+    # Paths under /acme/ that no route matched are refused as problem documents too.
+    renderers = {"/acme/": acme[0].render} if acme and acme[0].render is not None else {}
+    return App(routes, auth, observe, renderers)
 
 
 def webhook_routes(cfg: Config, writer: GroupCommitWriter, clock: Clock) -> list[Route]:
@@ -206,7 +210,9 @@ def acme_routes(
     runner = ChallengeRunner(writer=writer, clock=clock, validator=acme_validator(cfg))
     background.append(runner.run)
     return [
-        *AcmeFrontEnd(ra, nonces, runner, account_rate=cfg.acme.account_rate).routes(),
+        *AcmeFrontEnd(
+            ra, nonces, runner, base_url=acme_base_url(cfg), account_rate=cfg.acme.account_rate
+        ).routes(),
         *acme_eab.routes(store, writer, clock, master=master, profiles=profiles),
     ]
 

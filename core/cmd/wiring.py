@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,12 @@ from core.config import Config, parse_listen, read_secret
 from core.ct import checks as ct_checks
 from core.ct.sct import issuer_key_hash
 from core.ct.submit import Submitter
+from core.dns.outbound import Outbound
+from core.dns.resolver import DnsSettings, Resolver
 from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
 from core.notify.delivery import Notifier
-from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, Store
 from core.store.configured import open_store
 from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
@@ -37,7 +37,6 @@ from crl.urls import url_list
 from ocsp.codec import CertIdHash
 from ocsp.paths import StatusPaths, url_path
 from ocsp.presign import Presigner
-from ocsp.redis_layout import Profile
 from ocsp.refresher import OcspRefresher
 from ocsp.response_codec import ResponseEncoder
 from ocsp.settings import ServerSettings, http_limits
@@ -183,6 +182,7 @@ def ct_submitter(cfg: Config) -> Submitter | None:
         issuer_key_hash=issuer_key_hash(spki),
         deadline=cfg.ct.deadline.seconds,
         stagger=cfg.ct.stagger.seconds,
+        outbound=Outbound(dns_resolver(cfg), allow_private=cfg.ct.allow_private),
     )
 
 
@@ -215,6 +215,7 @@ def notifier(
         schedule=[int(d.seconds) for d in n.retry_schedule],
         timeout=n.timeout.seconds,
         allow_private=n.allow_private,
+        resolver=dns_resolver(cfg),
     )
 
 
@@ -233,11 +234,18 @@ def ra_settings(cfg: Config, master: bytes) -> acme_ra.Settings:
     )
 
 
+def dns_resolver(cfg: Config) -> Resolver:
+    d = cfg.dns
+    return Resolver(
+        DnsSettings(server=d.resolver, timeout=d.timeout.seconds, retries=d.retries)
+    )
+
+
 def acme_validator(cfg: Config) -> Validator:
     a = cfg.acme
     return Validator(
+        resolver=dns_resolver(cfg),
         http_port=a.http01_port,
-        resolver=a.dns_resolver,
         allow_private=a.allow_private_targets,
         timeout=a.validation_timeout.seconds,
     )
@@ -321,9 +329,21 @@ def listener_settings(cfg: Config) -> ListenerSettings:
         tls_key=file(api.tls_key),
         client_ca=file(api.client_ca),
         max_connections=api.max_connections,
+        max_connections_per_client=api.max_connections_per_client,
         header_timeout=api.header_timeout.seconds,
         body_timeout=api.body_timeout.seconds,
+        max_header=api.max_header.bytes,
+        max_buffered=api.max_buffered.bytes,
     )
+
+
+def acme_base_url(cfg: Config) -> str:
+    """The ACME server's external URL: `[acme] base_url`, else the API listener's."""
+    if cfg.acme.base_url:
+        return cfg.acme.base_url.rstrip("/")
+    host, port = parse_listen(cfg.api.listen)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if cfg.api.tls else 'http'}://{shown}:{port}"
 
 
 def response_encoder(cfg: Config) -> ResponseEncoder:
@@ -424,67 +444,4 @@ def responder_settings(
         crl_dir=str(cfg.path(cfg.crl.publish_dir)),
         # A CDN may keep a CRL as long as a new revocation may wait to be published.
         crl_max_age=max(int(cfg.crl.change_delay.seconds), 1),
-    )
-
-
-def redis_client_factory(cfg: Config) -> Callable[[], Any]:
-    """A maker of redis-py (sync) clients for `[replication] redis`."""
-    import redis
-
-    rep = cfg.replication
-    password = read_secret(cfg, rep.password) if rep.password is not None else None
-    timeout = rep.timeout.seconds
-
-    def make() -> Any:
-        return redis.Redis.from_url(
-            rep.redis,
-            password=password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-
-    return make
-
-
-def replicator(cfg: Config, *, store: Store, writer: GroupCommitWriter) -> Replicator | None:
-    """The status replicator when `[replication] redis` names a Redis, else None."""
-    if not cfg.replication.redis:
-        return None
-    return Replicator(
-        store=store,
-        writer=writer,
-        client=redis_client_factory(cfg),
-        prefix=cfg.replication.prefix,
-        crl_dir=cfg.path(cfg.crl.publish_dir),
-        profile=replication_profile(cfg),
-        batch=cfg.replication.batch,
-    )
-
-
-def replication_profile(cfg: Config) -> Profile:
-    """What responder hosts serve, and where: as the status listener here does."""
-    settings = responder_settings(cfg)
-    root_crl = str(cfg.path(cfg.crl.publish_dir) / ROOT_CRL_FILE)
-    files: dict[str, bytes] = {}
-    root_crl_path = ""
-    for url_path_, file in settings.paths.ca_files.items():
-        if file == root_crl:
-            root_crl_path = url_path_
-            continue
-        data = Path(file).read_bytes()
-        cert = (
-            x509.load_pem_x509_certificate(data)
-            if data.lstrip().startswith(b"-----")
-            else x509.load_der_x509_certificate(data)
-        )
-        files[url_path_] = cert.public_bytes(serialization.Encoding.DER)
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
-    return Profile(
-        issuer=issuing.public_bytes(serialization.Encoding.DER),
-        hashes=settings.hashes,
-        ocsp_path=settings.paths.ocsp,
-        crl_path=settings.paths.crl,
-        ca_files=files,
-        root_crl_path=root_crl_path,
-        crl_max_age=settings.crl_max_age,
     )

@@ -71,7 +71,14 @@ def _access_problems(cfg: Config) -> list[str]:
     if not 1 <= cfg.acme.http01_port <= 65535:
         problems.append("acme.http01_port: must be a port number")
     if cfg.acme.dns_resolver is not None:
-        problems += listen_problems(cfg.acme.dns_resolver, "acme.dns_resolver")
+        problems.append(
+            "acme.dns_resolver: moved to [dns] resolver (one resolver for ACME, CAA and"
+            f' domain validation): write [dns] resolver = "{cfg.acme.dns_resolver}"'
+        )
+    if cfg.dns.resolver:
+        problems += listen_problems(cfg.dns.resolver, "dns.resolver")
+    if not 0.1 <= cfg.dns.timeout.seconds <= 60 or not 0 <= cfg.dns.retries <= 5:
+        problems.append("dns.timeout: between 100ms and 60s; dns.retries: between 0 and 5")
     return problems + _url_problems(cfg)
 
 

@@ -232,6 +232,10 @@ class OcspConfig(msgspec.Struct, **_STRICT):
     # Connections each responder process keeps open; past it the oldest idle one is
     # closed for a new one (and the soft open-file limit is raised to the hard one).
     max_connections: int = 10_000
+    # Connections one client address keeps open in each responder process; past it a
+    # new one from that address is closed at once (0: no cap of its own). Generous: a
+    # CDN's edge or a NAT brings many clients from one address.
+    max_connections_per_client: int = 256
     # HTTP limits of the responder: request head, POST body, and timeouts.
     max_header: ByteSize = msgspec.field(default_factory=lambda: ByteSize("8KiB"))
     max_body: ByteSize = msgspec.field(default_factory=lambda: ByteSize("4KiB"))
@@ -258,6 +262,14 @@ class ApiConfig(msgspec.Struct, **_STRICT):
     client_ca: str | None = None
     # Open connections at most; past it, new ones wait in the kernel's backlog.
     max_connections: int = 1000
+    # Open connections from one client address at most; past it a new one is closed at
+    # once, so one address cannot hold every slot (0: no cap of its own).
+    max_connections_per_client: int = 64
+    # A request head at most (431 past it).
+    max_header: ByteSize = msgspec.field(default_factory=lambda: ByteSize("16KiB"))
+    # Request bodies held by all connections together; past it, reading pauses until
+    # requests are answered (their body deadline keeps running).
+    max_buffered: ByteSize = msgspec.field(default_factory=lambda: ByteSize("64MiB"))
     # From a connection's start (or its previous answer) to a complete request head,
     # TLS handshake included; also the keep-alive idle time.
     header_timeout: Duration = msgspec.field(default_factory=lambda: Duration("10s"))
@@ -278,14 +290,18 @@ class AcmeConfig(msgspec.Struct, **_STRICT):
 
     enabled: bool = True
     eab_secret: SecretRef | None = None
+    # The ACME server's external URL (scheme, host and port, as clients reach it):
+    # every URL in the directory, orders and nonces' Link is built from it, never from
+    # the request's Host. "": https://{api.listen} (http:// without api TLS).
+    base_url: str = ""
     order_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
     authz_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("7d"))
     # Outstanding replay nonces remembered at most, and how long one stays good.
     nonce_capacity: int = 200_000
     nonce_lifetime: Duration = msgspec.field(default_factory=lambda: Duration("5m"))
-    # http-01 fetches from this port; dns-01 and the names' addresses are looked up
-    # through this resolver (HOST:PORT; default: the system's).
+    # http-01 fetches from this port; names are looked up through [dns] resolver.
     http01_port: int = 80
+    # Moved to [dns] resolver (check-config says so); kept only to say it.
     dns_resolver: str | None = None
     # Let validation connect to loopback and private addresses: for tests only.
     allow_private_targets: bool = False
@@ -293,6 +309,19 @@ class AcmeConfig(msgspec.Struct, **_STRICT):
     # Requests a second per ACME account, bursts of one second's worth (429 rateLimited
     # with Retry-After beyond); 0: unlimited.
     account_rate: float = 50.0
+
+
+class DnsConfig(msgspec.Struct, **_STRICT):
+    """The one resolver every lookup goes to: ACME dns-01 and http-01 names, CAA,
+    domain validation, and the hosts of webhooks and CT logs."""
+
+    # HOST:PORT of a recursive resolver that validates DNSSEC (Unbound, as Boulder
+    # uses); its SERVFAIL for a bogus answer is a failure, never permission. "": the
+    # system's resolvers (/etc/resolv.conf).
+    resolver: str = ""
+    # A whole lookup, its retries included.
+    timeout: Duration = msgspec.field(default_factory=lambda: Duration("5s"))
+    retries: int = 2
 
 
 class LogConfig(msgspec.Struct, **_STRICT):
@@ -343,6 +372,8 @@ class CtLogConfig(msgspec.Struct, **_STRICT):
 
 class CtConfig(msgspec.Struct, **_STRICT):
     logs: list[CtLogConfig] = msgspec.field(default_factory=list)
+    # Let log URLs name loopback and private addresses (tests, a private CA's own logs).
+    allow_private: bool = False
     # How long issuance waits for the SCTs it needs, from the first submission.
     deadline: Duration = msgspec.field(default_factory=lambda: Duration("5s"))
     # While too few SCTs came, one more log is asked each `stagger` (one is asked at
@@ -364,8 +395,17 @@ class ReplicationConfig(msgspec.Struct, **_STRICT):
 
 
 class MetricsConfig(msgspec.Struct, **_STRICT):
-    # Prometheus text on http://{listen}/metrics; "" turns it off.
+    # Prometheus text on {listen}/metrics; "" turns it off. Off loopback it needs TLS
+    # (tls_cert, tls_key) and a credential: a bearer `token` or client certificates
+    # from `client_ca`.
     listen: str = "127.0.0.1:9464"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
+    token: SecretRef | None = None
+    # Series per account and licence (balances): who buys how much is the customers'
+    # business, so they are off unless asked for.
+    per_account: bool = False
 
 
 class Config(msgspec.Struct, **_STRICT):
@@ -379,6 +419,7 @@ class Config(msgspec.Struct, **_STRICT):
     licenses: LicenseConfig = msgspec.field(default_factory=LicenseConfig)
     ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
     acme: AcmeConfig = msgspec.field(default_factory=AcmeConfig)
+    dns: DnsConfig = msgspec.field(default_factory=DnsConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)

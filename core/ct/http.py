@@ -24,6 +24,7 @@ import httptools
 import trio
 
 from core.base.errors import HankoError
+from core.dns.outbound import Outbound
 
 MAX_ANSWER = 64 << 10  # an SCT answer is a few hundred bytes
 
@@ -98,7 +99,15 @@ class _Stale(Exception):
 class Origin:
     """Kept-alive connections to one scheme://host:port, at most `limit` at once."""
 
-    def __init__(self, url: str, *, limit: int = 32, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        outbound: Outbound,
+        limit: int = 32,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._outbound = outbound
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -113,7 +122,9 @@ class Origin:
         self._limit = trio.CapacityLimiter(limit)
 
     async def open(self) -> _Connection:
-        tcp = await trio.open_tcp_stream(self.host, self.port)
+        """A new connection, to an address the outbound policy allows (resolved now,
+        checked, and connected to as checked)."""
+        tcp = await self._outbound.connect(self.host, self.port)
         if self._tls is None:
             return _Connection(tcp)
         stream = trio.SSLStream(tcp, self._tls, server_hostname=self.host, https_compatible=True)
@@ -186,6 +197,8 @@ class Session:
             conn = await self._origin.open()
         except OSError as exc:
             raise HttpError(f"cannot reach the log: {exc}") from None
+        except HankoError as exc:  # the policy refused its addresses, or DNS failed
+            raise HttpError(f"cannot reach the log: {exc.message}") from None
         try:
             return await self._exchange(conn, request)
         except _Broken as exc:

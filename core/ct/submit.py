@@ -30,6 +30,7 @@ from core.ct.http import Origin, Session
 from core.ct.policy import Log, eligible, submission_order
 from core.ct.race import Race
 from core.ct.sct import PublicKey, Sct, load_key, parse_answer, signed_data, verify
+from core.dns.outbound import Outbound
 
 log = logging.getLogger("hanko.ct")
 _PRE_CHAIN = "/ct/v1/add-pre-chain"
@@ -123,11 +124,15 @@ class Submitter:
         issuer_key_hash: bytes,
         deadline: float,
         stagger: float,
+        outbound: Outbound,
         connections: int = 32,
     ) -> None:
         """`chain`: the issuing CA's certificate and what follows it to the root (DER),
         sent after each (pre)certificate."""
-        self._logs = [_Log(lg, Origin(lg.url, limit=connections), load_key(lg.key)) for lg in logs]
+        self._logs = [
+            _Log(lg, Origin(lg.url, outbound=outbound, limit=connections), load_key(lg.key))
+            for lg in logs
+        ]
         self._by_url = {s.log.url: s for s in self._logs}
         self.connections = connections
         self.chain = _chain_json(chain)

@@ -5,8 +5,10 @@ Each due event is POSTed as its stored JSON body with `Hanko-Signature` (signing
 and `Hanko-Event-Id`; a 2xx answer settles it as delivered, anything else (a status,
 a timeout, a refused connection) schedules the next attempt by `[notify]
 retry_schedule` or, past it, gives it up. The receiver's name is resolved at each
-attempt and every address checked (targets.py), so a name that later points inside
-the network is refused then. Redirects are not followed.
+attempt, every address checked by the outbound address policy (core/dns/outbound.py),
+and the POST sent to an address that was checked (the Host header and TLS server name
+stay the URL's): a name that points inside the network, then or at any later lookup,
+is never connected to. Redirects are not followed; the answer's body is not read.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import trio
 
 from core.base.clock import Clock, to_epoch
 from core.base.errors import HankoError
-from core.base.netaddr import allowed_address
+from core.dns.outbound import checked_addresses
+from core.dns.resolver import Resolver
 from core.notify import retry, signing, targets
 from core.store import GroupCommitWriter, Store, WriteTxn
 from core.store.notify import OutboxRecord
@@ -64,8 +67,10 @@ class Notifier:
         schedule: Sequence[int],
         timeout: float,
         allow_private: bool,
+        resolver: Resolver,
         poll: float = 1.0,
     ) -> None:
+        self._resolver = resolver
         self._store = store
         self._writer = writer
         self._clock = clock
@@ -158,37 +163,42 @@ class Notifier:
             return NO_WEBHOOK
         try:
             targets.check_url(hook.url, allow_private=self._allow_private)
-            await self._check_addresses(hook.url)
+            parts = urlsplit(hook.url)
+            host = parts.hostname or ""
+            addresses = await checked_addresses(
+                self._resolver, host, allow_private=self._allow_private
+            )
         except HankoError as exc:
             return exc.message
         secret = webhook_secret(self._master, hook.account, hook.salt)
         headers = {
+            "Host": parts.netloc.rpartition("@")[2],
             "Content-Type": "application/json",
             "User-Agent": "hanko-webhook/1",
             "Hanko-Event-Id": f"evt_{rec.seq:016x}",
             signing.HEADER: signing.signature(secret, rec.body, to_epoch(self._clock.now())),
         }
+        address = addresses[0]
+        pinned = parts._replace(netloc=_netloc(address, parts.port)).geturl()
         try:
             with trio.fail_after(self._timeout + 1):
-                r = await client.post(hook.url, content=rec.body, headers=headers)
+                request = client.build_request(
+                    "POST",
+                    pinned,
+                    content=rec.body,
+                    headers=headers,
+                    # TLS: the server name and certificate check stay the URL's host.
+                    extensions={"sni_hostname": host},
+                )
+                r = await client.send(request, stream=True)
+                await r.aclose()  # the status is the answer; the body is not read
         except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
             return f"{exc.__class__.__name__} posting to {hook.url}"
         if 200 <= r.status_code < 300:
             return None
         return f"{hook.url} answered {r.status_code}"
 
-    async def _check_addresses(self, url: str) -> None:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
-        except OSError as exc:
-            raise HankoError(f"cannot resolve {host}: {exc}", code="webhook_unresolvable") from None
-        addresses = {str(info[4][0]) for info in infos}
-        bad = [a for a in addresses if not allowed_address(a, allow_private=self._allow_private)]
-        if bad:
-            raise HankoError(
-                f"{host} resolves to {', '.join(sorted(bad))}, which is not public",
-                code="webhook_url_private",
-            )
+
+def _netloc(address: str, port: int | None) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return host if port is None else f"{host}:{port}"

@@ -69,8 +69,9 @@ def deployment(fresh_ca: DevCA) -> Iterator[Deployment]:
     text = text.replace(
         'eab_secret = { file = "secrets/acme-eab.secret" }',
         'eab_secret = { file = "secrets/acme-eab.secret" }\n'
-        f'http01_port = {http}\ndns_resolver = "127.0.0.1:{dns}"\nallow_private_targets = true',
+        f"http01_port = {http}\nallow_private_targets = true",
     )
+    text += f'\n[dns]\nresolver = "127.0.0.1:{dns}"\n'
     fresh_ca.config_path.write_text(text)
     proc = _start([str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)])
     try:

@@ -11,10 +11,17 @@ import pytest
 import trio
 
 from core.ct.http import MAX_ANSWER, HttpError, Origin
+from core.dns.outbound import Outbound
+from core.dns.resolver import DnsSettings, Resolver
 from tests.conftest import free_port
 from tests.ct_log import TestLog
 
 PATH = "/ct/v1/add-chain"
+
+
+def lab() -> Outbound:
+    """The tests' logs are on loopback: the lab switch lets them through."""
+    return Outbound(Resolver(DnsSettings()), allow_private=True)
 
 
 def test_connections_are_kept_alive_and_replaced_when_closed() -> None:
@@ -22,7 +29,7 @@ def test_connections_are_kept_alive_and_replaced_when_closed() -> None:
     try:
 
         async def main() -> None:
-            origin = Origin(log.url, limit=4)
+            origin = Origin(log.url, limit=4, outbound=lab())
             for _ in range(5):
                 answer = await origin.post(PATH, b'{"chain": []}')
                 assert answer.status == 400  # a bad chain: the log said so, in JSON
@@ -79,7 +86,7 @@ def test_what_is_not_an_answer_is_an_http_error(reply: bytes, message: str) -> N
 
     async def main() -> None:
         with pytest.raises(HttpError, match=message):
-            await Origin(f"http://127.0.0.1:{port}").post(PATH, b"{}")
+            await Origin(f"http://127.0.0.1:{port}", outbound=lab()).post(PATH, b"{}")
 
     trio.run(main)
     thread.join(5)
@@ -90,7 +97,7 @@ def test_an_answer_with_connection_close_is_not_reused() -> None:
     port, thread = serve_once(reply)
 
     async def main() -> None:
-        origin = Origin(f"http://127.0.0.1:{port}")
+        origin = Origin(f"http://127.0.0.1:{port}", outbound=lab())
         answer = await origin.post(PATH, b"{}")
         assert (answer.status, answer.body) == (200, b"{}")
         assert origin.idle() is None
@@ -102,11 +109,11 @@ def test_an_answer_with_connection_close_is_not_reused() -> None:
 def test_nobody_listening_is_an_http_error() -> None:
     async def main() -> None:
         with pytest.raises(HttpError, match="cannot reach the log"):
-            await Origin(f"http://127.0.0.1:{free_port()}").post(PATH, b"{}")
+            await Origin(f"http://127.0.0.1:{free_port()}", outbound=lab()).post(PATH, b"{}")
 
     trio.run(main)
 
 
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
-        Origin("ftp://log.example")
+        Origin("ftp://log.example", outbound=lab())

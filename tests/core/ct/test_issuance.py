@@ -36,7 +36,7 @@ POISON_OID = x509.oid.ExtensionOID.PRECERT_POISON
 def ct_table(logs: list[TestLog], deadline: str = "5s", finals: tuple[str, ...] = ()) -> str:
     """[ct] for these logs, appended after the config's last table; `finals`: the
     operators whose logs also take final certificates."""
-    text = f'\n[ct]\ndeadline = "{deadline}"\nstagger = "1s"\n'
+    text = f'\n[ct]\ndeadline = "{deadline}"\nstagger = "1s"\nallow_private = true\n'
     for log in logs:
         if log.operator in finals:
             text += (
