@@ -75,6 +75,20 @@ need_venv() {
     fi
 }
 
+# Tools the tests run as a user would, each in a virtualenv of its own (their pins
+# would fight the project's: sslyze needs an older cryptography). SSLyze checks the API
+# listener against Mozilla's TLS profiles.
+TOOLS="$VENV/tools"
+SSLYZE_VERSION=6.3.1
+need_tools() {
+    if [ ! -x "$TOOLS/sslyze/bin/sslyze" ] \
+        || ! "$TOOLS/sslyze/bin/pip" show sslyze 2>/dev/null | grep -q "^Version: $SSLYZE_VERSION$"; then
+        log "installing sslyze $SSLYZE_VERSION"
+        "$(pick_python)" -m venv "$TOOLS/sslyze"
+        "$TOOLS/sslyze/bin/pip" install -q "sslyze==$SSLYZE_VERSION" >/dev/null
+    fi
+}
+
 # `hanko` on PATH for the README's commands: a link to this checkout's virtualenv.
 link_cli() {
     local bin=/usr/local/bin
@@ -88,6 +102,7 @@ link_cli() {
 setup() {
     need_apt
     need_venv
+    need_tools
     link_cli
 }
 

@@ -23,6 +23,7 @@ from core.acme.problems import Problem
 from core.base.clock import Clock, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import (
+    Conflict,
     CtUnavailable,
     HankoError,
     NotFound,
@@ -247,9 +248,9 @@ class RegistrationAuthority:
                     new, old_thumbprint=acct.thumbprint, at_us=at_us, action="acme.key_change"
                 )
             )
-        except HankoError as exc:
-            raise Problem("conflict" if "exists" in exc.message else "malformed", exc.message,
-                          status=409) from None  # fmt: skip
+        except Conflict as exc:
+            # RFC 8555 7.3.5: another account has the new key.
+            raise Problem("malformed", exc.message, status=409) from None
 
     # -- orders ---------------------------------------------------------------------
 

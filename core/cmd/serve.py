@@ -36,6 +36,7 @@ from core.cmd import telemetry
 from core.cmd.common import add_config
 from core.cmd.control import Reloader, handle_signals
 from core.cmd.leadership import Leadership
+from core.cmd.readiness import SignerProbe, readiness
 from core.cmd.sweeps import notify_statistics, record_lapses, send_reminders
 from core.cmd.wiring import (
     acme_base_url,
@@ -68,6 +69,7 @@ from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
 from ocsp.sources import STORE_PASSWORD_ENV
 from ocsp.supervisor import ResponderProcesses
+from signer.algorithms import KeyType
 from signer.pool import SignerPool
 
 log = logging.getLogger("hanko")
@@ -119,8 +121,12 @@ def build_app(
     async def healthz(request: Request) -> tuple[int, Any]:
         return 200, {"status": "ok"}
 
+    probe = SignerProbe(
+        pool, cfg.ca.ocsp_responder_key_label, KeyType(cfg.ca.key_type).default_algorithm
+    )
+
     async def readyz(request: Request) -> tuple[int, Any]:
-        checks = readiness(writer, pool, responders)
+        checks = await readiness(writer, probe, responders)
         ready = all(checks.values())
         return (200 if ready else 503), {"ready": ready, "checks": checks}
 
@@ -215,21 +221,6 @@ def acme_routes(
         ).routes(),
         *acme_eab.routes(store, writer, clock, master=master, profiles=profiles),
     ]
-
-
-def readiness(
-    writer: GroupCommitWriter, pool: SignerPool, responders: ResponderProcesses | None
-) -> dict[str, bool]:
-    """What /readyz checks: the store takes writes, a signer worker is up, and so is
-    every status responder (a load balancer stops sending work while one is not)."""
-    checks = {
-        "store_writable": not writer.statistics().full,
-        "signer": any(w.alive for w in pool.statistics().workers),
-    }
-    if responders is not None:
-        stats = responders.statistics()
-        checks["status_responders"] = stats.alive == stats.processes
-    return checks
 
 
 @dataclasses.dataclass
@@ -353,7 +344,7 @@ async def run_service(
         reloader = Reloader(cfg, config_path, listener=svc.listener, auth=svc.app.authenticator)
         metrics = svc.metrics
         endpoint = (
-            telemetry.MetricsEndpoint(metrics, cfg.metrics.listen) if metrics is not None else None
+            telemetry.MetricsEndpoint(metrics, cfg) if metrics is not None else None
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(svc.writer.run)
@@ -404,6 +395,8 @@ def watch(
     if refresher is not None:
         metrics.sources["refresher"] = refresher.statistics
     metrics.crl_dir = cfg.path(cfg.crl.publish_dir)
+    if not cfg.metrics.per_account:
+        return  # who holds which balance is the customers' business: off unless asked
     desk = LicenseDesk(license_settings(cfg), clock)
 
     def balances() -> Iterator[tuple[str, str, str, str, int]]:

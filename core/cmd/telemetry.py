@@ -6,15 +6,18 @@ size) are observed as they happen through the components' hooks; everything else
 read from the components' `statistics()` when Prometheus scrapes, so the hot paths
 carry no metrics code at all. The OCSP counters are the sum over the responder
 processes, which report theirs once a second. /metrics is served by the API's own
-HTTP/1.1 listener (connection cap and deadlines included), in plain HTTP.
+HTTP/1.1 listener (connection cap and deadlines included): in plain HTTP on loopback,
+and off loopback only over TLS with a bearer token or client certificates (check-config
+refuses less). Per-account series (licence balances) only with `[metrics] per_account`.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
+from core.access.roles import Capability, Principal
+from core.api.http_errors import HttpError
 from core.api.router import Answered, App, Observer, Raw, Request, Route
 from core.api.server import ApiListener, ListenerSettings, PeerCertificates
-from core.config import Config, parse_listen
+from core.config import Config, parse_listen, read_secret
 
 access = logging.getLogger("hanko.access")
 log = logging.getLogger("hanko")
@@ -331,20 +336,60 @@ def observer(cfg: Config, metrics: Metrics | None) -> Observer:
     return observe
 
 
-class MetricsEndpoint:
-    """GET /metrics on its own plain-HTTP listener."""
+class ScrapeToken:
+    """The scraper's bearer token ([metrics] token): the one credential /metrics takes."""
 
-    def __init__(self, metrics: Metrics, listen: str) -> None:
-        host, port = parse_listen(listen)
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    def principal(self, scope: Mapping[str, Any]) -> Principal:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, given = bytes(value).partition(b" ")
+                if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
+                    return Principal(id="metrics-scraper", role="reader", accounts=frozenset())
+        raise HttpError(
+            401,
+            "unauthenticated",
+            "send Authorization: Bearer <the metrics token>",
+            headers=[(b"www-authenticate", b"Bearer")],
+        )
+
+    def set_admin_token(self, token: str) -> None:  # the API's, not the scraper's
+        return None
+
+
+class MetricsEndpoint:
+    """GET /metrics on its own listener: TLS and a credential when configured."""
+
+    def __init__(self, metrics: Metrics, cfg: Config) -> None:
+        m = cfg.metrics
+        host, port = parse_listen(m.listen)
+
+        def file(value: str | None) -> str | None:
+            return None if value is None else str(cfg.path(value))
+
         self._listener = ApiListener(
-            ListenerSettings(host=host, port=port, max_connections=64, setting="metrics.listen"),
+            ListenerSettings(
+                host=host,
+                port=port,
+                tls_cert=file(m.tls_cert),
+                tls_key=file(m.tls_key),
+                client_ca=file(m.client_ca),
+                max_connections=64,
+                max_connections_per_client=16,
+                max_buffered=1 << 20,
+                setting="metrics.listen",
+            ),
             peers=PeerCertificates(),
         )
 
         async def scrape(request: Request) -> tuple[int, Any]:
             return 200, Raw(metrics.exposition(), _TEXT)
 
-        self._app = App([Route("GET", "/metrics", None, scrape)], None)
+        auth = ScrapeToken(read_secret(cfg, m.token)) if m.token is not None else None
+        need: Capability | None = "read" if auth is not None else None
+        self._app = App([Route("GET", "/metrics", need, scrape, max_body=0)], auth)
 
     async def run(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED

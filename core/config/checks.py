@@ -144,11 +144,71 @@ def _api_problems(cfg: Config) -> list[str]:
             f"api.listen: {api.listen} is not a loopback address, and API keys must not"
             " cross a network in cleartext: set api.tls_cert and api.tls_key"
         )
+    problems += _api_limit_problems(cfg) + _acme_url_problems(cfg)
+    return problems
+
+
+def _api_limit_problems(cfg: Config) -> list[str]:
+    api = cfg.api
+    problems: list[str] = []
     if not 1 <= api.max_connections <= 100_000:
         problems.append("api.max_connections: must be between 1 and 100000")
+    if not 0 <= api.max_connections_per_client <= api.max_connections:
+        problems.append("api.max_connections_per_client: 0 (no cap) or at most max_connections")
+    if not 1 << 10 <= api.max_header.bytes <= 1 << 20:
+        problems.append("api.max_header: between 1KiB and 1MiB")
+    if api.max_buffered.bytes < 4 << 20:
+        problems.append("api.max_buffered: at least 4MiB (one batch request's body)")
     if not 0.1 <= api.header_timeout.seconds <= 600 or not 0.1 <= api.body_timeout.seconds <= 600:
         problems.append("api.header_timeout, api.body_timeout: must be between 100ms and 10m")
     return problems
+
+
+def _metrics_problems(cfg: Config) -> list[str]:
+    """/metrics off loopback: TLS, and a bearer token or client certificates."""
+    m = cfg.metrics
+    if not m.listen:
+        return []
+    problems = listen_problems(m.listen, "metrics.listen")
+    if (m.tls_cert is None) != (m.tls_key is None):
+        problems.append("metrics.tls_cert, metrics.tls_key: give both or neither")
+    files = (
+        ("metrics.tls_cert", m.tls_cert),
+        ("metrics.tls_key", m.tls_key),
+        ("metrics.client_ca", m.client_ca),
+    )
+    for where, value in files:
+        if value is not None and not cfg.path(value).is_file():
+            problems.append(f"{where}: file {cfg.path(value)} does not exist")
+    if m.token is not None:
+        problems += _secret_problems(cfg, m.token, "metrics.token")
+    if m.client_ca is not None and m.tls_cert is None:
+        problems.append("metrics.client_ca: needs TLS (metrics.tls_cert and metrics.tls_key)")
+    try:
+        host, _ = parse_listen(m.listen)
+    except ValueError:
+        return problems
+    if not is_loopback(host) and (m.tls_cert is None or (m.token is None and m.client_ca is None)):
+        problems.append(
+            f"metrics.listen: {m.listen} is not a loopback address: /metrics there needs TLS"
+            " (metrics.tls_cert, metrics.tls_key) and a credential (metrics.token, a bearer"
+            " token from a file, or metrics.client_ca)"
+        )
+    return problems
+
+
+def _acme_url_problems(cfg: Config) -> list[str]:
+    url = cfg.acme.base_url
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        return ["acme.base_url: scheme://host[:port] as clients reach the API (no path)"]
+    if parts.query or parts.fragment or parts.username:
+        return ["acme.base_url: no query, fragment or credentials"]
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return ["acme.base_url: https:// (ACME needs TLS off loopback, RFC 8555 6.1)"]
+    return []
 
 
 def _signer_problems(cfg: Config) -> list[str]:
@@ -334,6 +394,7 @@ def semantic_problems(cfg: Config) -> list[str]:
         _file_problems(cfg)
         + _store_problems(cfg)
         + _access_problems(cfg)
+        + _metrics_problems(cfg)
         + _signer_problems(cfg)
         + _issuance_problems(cfg)
         + _crl_problems(cfg)

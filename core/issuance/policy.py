@@ -146,12 +146,12 @@ def check_domains(
 
 def check_previous(old: CertRecord | None, serial_hex: str, org_id: str, what: str) -> CertRecord:
     """The certificate a renewal or reissue names: issued, to this organization, live."""
-    if old is None:
-        raise PolicyError(f"{what}_of_unknown", f"no certificate with serial {serial_hex}")
-    if old.organization != org_id:
+    if old is None or old.organization != org_id:
+        # Another organization's certificate is answered exactly as a serial never
+        # issued: serials are not for other tenants to probe.
         raise PolicyError(
-            f"{what}_of_other_organization",
-            f"certificate {serial_hex} belongs to another organization",
+            f"{what}_of_unknown",
+            f"no certificate with serial {serial_hex} for organization {org_id}",
         )
     if old.status is CertStatus.REVOKED:
         raise PolicyError(f"{what}_of_revoked", f"certificate {serial_hex} is revoked")

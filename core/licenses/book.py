@@ -93,10 +93,10 @@ def license_for(read: ReadTxn, org: OrgRecord, requested: str | None) -> License
             )
         requested = acct.default_license
     lic = read.get_license(requested)
-    if lic is None:
-        raise PolicyError("license_unknown", f"no license {requested!r}")
-    if lic.account != org.account:
-        raise PolicyError("license_not_of_account", f"license {lic.id} belongs to another account")
+    if lic is None or lic.account != org.account:
+        # Another account's licence is answered exactly as one that does not exist:
+        # licence ids are not for other tenants to probe.
+        raise PolicyError("license_unknown", f"no license {requested!r} for this account")
     return lic
 
 
@@ -196,7 +196,7 @@ def charge_issue(
     now = record.not_before
     lic = current(txn, record.license, now, actor=actor)
     if lic.account != record.account_id:
-        raise PolicyError("license_not_of_account", f"license {lic.id} belongs to another account")
+        raise PolicyError("license_unknown", f"no license {lic.id!r} for this account")
     outcome = issue_outcome(
         txn,
         lic,
@@ -275,9 +275,7 @@ def attach_org(txn: WriteTxn, org: OrgRecord, *, now: int, actor: str) -> OrgRec
             )
     existing = txn.get_org(org.id)
     if existing is not None and existing.account and existing.account != org.account:
-        raise Conflict(
-            f"organization {org.id} belongs to account {existing.account}", code="org_taken"
-        )
+        raise Conflict(f"organization id {org.id} is taken", code="org_taken")
     if org.id not in acct.orgs:
         if len(acct.orgs) >= acct.included_orgs:
             _take_extra(txn, acct, "organization", org.id, now=now, actor=actor)

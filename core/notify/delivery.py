@@ -161,42 +161,62 @@ class Notifier:
             hook = txn.get_webhook(rec.account)
         if hook is None:
             return NO_WEBHOOK
-        try:
-            targets.check_url(hook.url, allow_private=self._allow_private)
-            parts = urlsplit(hook.url)
-            host = parts.hostname or ""
-            addresses = await checked_addresses(
-                self._resolver, host, allow_private=self._allow_private
-            )
-        except HankoError as exc:
-            return exc.message
         secret = webhook_secret(self._master, hook.account, hook.salt)
         headers = {
-            "Host": parts.netloc.rpartition("@")[2],
             "Content-Type": "application/json",
             "User-Agent": "hanko-webhook/1",
             "Hanko-Event-Id": f"evt_{rec.seq:016x}",
             signing.HEADER: signing.signature(secret, rec.body, to_epoch(self._clock.now())),
         }
-        address = addresses[0]
-        pinned = parts._replace(netloc=_netloc(address, parts.port)).geturl()
-        try:
-            with trio.fail_after(self._timeout + 1):
-                request = client.build_request(
-                    "POST",
-                    pinned,
-                    content=rec.body,
-                    headers=headers,
-                    # TLS: the server name and certificate check stay the URL's host.
-                    extensions={"sni_hostname": host},
-                )
-                r = await client.send(request, stream=True)
-                await r.aclose()  # the status is the answer; the body is not read
-        except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
-            return f"{exc.__class__.__name__} posting to {hook.url}"
-        if 200 <= r.status_code < 300:
-            return None
-        return f"{hook.url} answered {r.status_code}"
+        return await post_event(
+            client,
+            self._resolver,
+            hook.url,
+            rec.body,
+            headers,
+            allow_private=self._allow_private,
+            timeout=self._timeout,
+        )
+
+
+async def post_event(
+    client: httpx.AsyncClient,
+    resolver: Resolver,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_private: bool,
+    timeout: float,
+) -> str | None:
+    """POST `body` to a webhook URL: its host resolved once, checked by the outbound
+    address policy, and connected to as checked. None when the receiver took it (2xx);
+    else why not, naming the URL but never an address the CA's resolver returned."""
+    try:
+        targets.check_url(url, allow_private=allow_private)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        addresses = await checked_addresses(resolver, host, allow_private=allow_private)
+    except HankoError as exc:
+        return exc.message
+    pinned = parts._replace(netloc=_netloc(addresses[0], parts.port)).geturl()
+    try:
+        with trio.fail_after(timeout + 1):
+            request = client.build_request(
+                "POST",
+                pinned,
+                content=body,
+                headers={"Host": parts.netloc.rpartition("@")[2], **headers},
+                # TLS: the server name and the certificate check stay the URL's host.
+                extensions={"sni_hostname": host},
+            )
+            r = await client.send(request, stream=True)
+            await r.aclose()  # the status is the answer; the body is not read
+    except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
+        return f"{exc.__class__.__name__} posting to {url}"
+    if 200 <= r.status_code < 300:
+        return None
+    return f"{url} answered {r.status_code}"
 
 
 def _netloc(address: str, port: int | None) -> str:

@@ -214,13 +214,13 @@ class PgTxn:
             self._undo = []
             return
         state = self._state
-        notices: list[str] = []
+        cut: list[bool] = []
 
-        def notice(diag: psycopg.errors.Diagnostic) -> None:
-            notices.append(diag.message_primary or "")
+        def cut_short() -> None:
+            cut.append(True)
+            state.conn.cancel_safe()
 
-        state.conn.add_notice_handler(notice)
-        watchdog = threading.Timer(state.commit_timeout, state.conn.cancel_safe)
+        watchdog = threading.Timer(state.commit_timeout, cut_short)
         watchdog.daemon = True
         try:
             if state.writable:
@@ -232,11 +232,12 @@ class PgTxn:
             raise database_error(exc) from exc
         finally:
             watchdog.cancel()
-            state.conn.remove_notice_handler(notice)
         state.release(True)
-        if any("synchronous replication" in n for n in notices):
-            # The wait for the standby was cut short (statement_timeout, a cancel): the
-            # commit holds on the primary only, so it is not acknowledged as durable.
+        if cut:
+            # The watchdog cancelled the commit's wait (for a synchronous standby: the
+            # only wait statement_timeout does not cut) and the server still reported
+            # success: the commit may hold on the primary only, so it is not
+            # acknowledged as durable (the server's own warning is in its locale).
             raise StoreError(
                 "the commit was not confirmed by the synchronous standby in time: it may"
                 " be on the primary only"

@@ -182,5 +182,9 @@ def test_the_listener_certificate_is_renewed_in_place(fresh_ca: DevCA) -> None:
     assert (tls / "api.key").read_bytes() != key_before
     assert (tls / "api.key").stat().st_mode & 0o777 == 0o600
     after.verify_directly_issued_by(ca_cert)
+    # Mozilla's "intermediate" profile: a server certificate of at most 366 days, from
+    # `hanko init` and from the renewal alike.
+    for cert in (before, after):
+        assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= 366
     checked = hanko("check-config", "-c", str(fresh_ca.config_path))
     assert checked.returncode == 0, checked.stderr

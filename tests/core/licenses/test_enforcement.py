@@ -233,7 +233,7 @@ def test_named_license_and_account_default(ca: DevCA) -> None:
         assert (await w.issue(license="named-pool")).license == "named-pool"
         await w.refused("license_unknown", license="nope")
         World(engine, clock, "stranger").open(kind="non_pooled", quantity=1)
-        await w.refused("license_not_of_account", license="stranger-1")
+        await w.refused("license_unknown", license="stranger-1")
         w.books_balance()
 
     scenario(ca, dt.datetime(2026, 11, 21, 10, 0, tzinfo=JST), job)

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from acme import messages
 
 from tests.conftest import (
     BIN,
@@ -22,6 +23,7 @@ from tests.conftest import (
     new_key,
     paying_org,
 )
+from tests.core.api.test_acme import Acme, make_eab
 
 SMALL = '[store]\npath = "lmdb"\nmap_size = "1MiB"\nmax_map_size = "2MiB"\n'
 
@@ -73,6 +75,8 @@ def test_a_full_store_refuses_writes_keeps_reads_and_loses_nothing(
         admin = client(base, ca, "admin")
         paying_org(admin, "acme")
         rpc = keyed(base, ca, new_key(base, ca, "issuer", "acme")["secret"])
+        acme = Acme(base, ca)  # an ACME account made while there is room
+        acme.register(make_eab(base, ca))
         acknowledged: list[str] = []
         refusal = None
         for i in range(3000):  # ~2 KiB of records each: full long before this
@@ -87,7 +91,14 @@ def test_a_full_store_refuses_writes_keeps_reads_and_loses_nothing(
         assert refusal is not None, "the store never filled"
         assert refusal.status_code == 503, refusal.text
         assert refusal.json()["error"] == "store_full", refusal.text
-        assert "max_map_size" in refusal.json()["detail"]
+        assert refusal.headers["retry-after"].isdigit()
+        # The operator's business (the log's), not the client's: no sizes, paths, keys.
+        assert "max_map_size" not in refusal.json()["detail"]
+        # ACME: a problem document telling the client to try again later, never
+        # "malformed" (which tells it the request itself is wrong).
+        with pytest.raises(messages.Error) as refused:
+            acme.client.new_order(csr("fresh.example.co.jp").encode())
+        assert refused.value.typ == "urn:ietf:params:acme:error:serverInternal"
         # It grew from 1 MiB up to its limit before refusing.
         assert data.stat().st_size > 1 << 20
         # Each single issuance is its own commit; copy-on-write pages that the
@@ -117,6 +128,7 @@ def test_a_full_store_refuses_writes_keeps_reads_and_loses_nothing(
     assert "Traceback" not in log
     assert "MapFullError" not in log
     assert sum("store is full" in line for line in log.splitlines()) == 1, log
+    assert "max_map_size" in log
 
     # The operator raises the limit: issuance resumes, nothing acknowledged was lost.
     text = ca.config_path.read_text().replace('max_map_size = "2MiB"', 'max_map_size = "64MiB"')
