@@ -205,6 +205,11 @@ class _FromStatistics(Collector):
             "Idle connections closed at the cap",
             s.counts.get("shed", 0),
         )
+        yield _counter(
+            "hanko_status_connections_refused_per_client",
+            "Status connections closed at once: their address held its cap",
+            s.counts.get("refused_per_client", 0),
+        )
         yield _gauge("hanko_ocsp_responders_alive", "Responder processes up", s.alive)
         yield _counter("hanko_ocsp_responder_restarts", "Responder processes restarted", s.restarts)
 
@@ -277,6 +282,12 @@ class _FromStatistics(Collector):
         yield _counter(
             "hanko_api_tls_handshakes_failed", "TLS handshakes that failed", s.handshakes_failed
         )
+        yield _counter(
+            "hanko_api_connections_refused_per_client",
+            "API connections closed at once: their address held its cap",
+            s.refused_per_client,
+        )
+        yield _gauge("hanko_api_buffered_bytes", "Request body bytes held", s.buffered_bytes)
 
     def _crl_files(self) -> Iterator[Any]:
         if self._m.crl_dir is None:
