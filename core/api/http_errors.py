@@ -68,10 +68,8 @@ def public_detail(exc: HankoError, status: int) -> str:
     """What a client is told of `exc`: its message when it is the client's to fix, a
     generic sentence when it is the service's (the store's or signer's messages can
     name hosts, ports, paths and classes)."""
-    if status < 500:
+    if status < 500 or exc.public_message:
         return exc.message
-    if isinstance(exc, CtUnavailable):
-        return exc.message  # says which logs were short, nothing of the CA's own hosts
     if status == 503:
         return f"the service is unavailable ({exc.code}); try again shortly"
     return "internal error"

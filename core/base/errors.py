@@ -12,6 +12,9 @@ class HankoError(Exception):
     """Base of every error hanko raises on purpose."""
 
     code = "error"
+    # Whether an API may show the message when the error is the service's (5xx): only
+    # for messages written to say nothing of hosts, paths, classes or secrets.
+    public_message = False
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -63,6 +66,15 @@ class StoreFull(StoreError):
     """The LMDB map reached `[store] max_map_size`: writes are refused, reads go on."""
 
     code = "store_full"
+
+
+class CommitUnconfirmed(StoreError):
+    """A commit the synchronous standby did not confirm in time: it may hold on the
+    primary only, so it is not acknowledged (a retry with the same idempotency key is
+    safe)."""
+
+    code = "commit_unconfirmed"
+    public_message = True
 
 
 class SchemaMismatch(StoreError):
@@ -133,6 +145,7 @@ class CtUnavailable(HankoError):
     answered for by OCSP and CRLs, and revocable."""
 
     code = "ct_unavailable"
+    public_message = True  # which logs fell short: nothing of the CA's own insides
 
     def __init__(self, message: str, *, serial: str = "") -> None:
         super().__init__(message)

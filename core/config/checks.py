@@ -153,8 +153,8 @@ def _api_limit_problems(cfg: Config) -> list[str]:
     problems: list[str] = []
     if not 1 <= api.max_connections <= 100_000:
         problems.append("api.max_connections: must be between 1 and 100000")
-    if not 0 <= api.max_connections_per_client <= api.max_connections:
-        problems.append("api.max_connections_per_client: 0 (no cap) or at most max_connections")
+    if not 0 <= api.max_connections_per_client <= 100_000:
+        problems.append("api.max_connections_per_client: 0 (no cap) to 100000")
     if not 1 << 10 <= api.max_header.bytes <= 1 << 20:
         problems.append("api.max_header: between 1KiB and 1MiB")
     if api.max_buffered.bytes < 4 << 20:
@@ -306,6 +306,8 @@ def _ocsp_problems(cfg: Config) -> list[str]:
         problems.append("ocsp.processes: must be 0 (one per CPU) or more")
     if not 1 <= oc.max_connections <= 1_000_000:
         problems.append("ocsp.max_connections: must be between 1 and 1000000")
+    if not 0 <= oc.max_connections_per_client <= 1_000_000:
+        problems.append("ocsp.max_connections_per_client: 0 (no cap) to 1000000")
     if not 1 <= oc.cache_entries <= 100_000_000:
         problems.append("ocsp.cache_entries: must be between 1 and 100000000")
     if not 1 <= oc.refresh_batch <= 4096 or oc.refresh_parallel < 1:

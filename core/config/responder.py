@@ -78,10 +78,8 @@ def responder_problems(cfg: ResponderFile) -> list[str]:
         problems.append("responder.timeout: between 50ms and 60s")
     if not 1 <= r.max_connections <= 1_000_000:
         problems.append("responder.max_connections: must be between 1 and 1000000")
-    if not 0 <= r.max_connections_per_client <= r.max_connections:
-        problems.append(
-            "responder.max_connections_per_client: 0 (no cap) or at most max_connections"
-        )
+    if not 0 <= r.max_connections_per_client <= 1_000_000:
+        problems.append("responder.max_connections_per_client: 0 (no cap) to 1000000")
     if not 1 <= r.cache_entries <= 100_000_000:
         problems.append("responder.cache_entries: must be between 1 and 100000000")
     return problems

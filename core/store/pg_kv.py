@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from core.base.errors import StoreError
+from core.base.errors import CommitUnconfirmed, StoreError
 
 _ABSENT = object()  # undo: the key was not in the overlay before
 _PAGE_FIRST = 64
@@ -238,7 +238,7 @@ class PgTxn:
             # only wait statement_timeout does not cut) and the server still reported
             # success: the commit may hold on the primary only, so it is not
             # acknowledged as durable (the server's own warning is in its locale).
-            raise StoreError(
+            raise CommitUnconfirmed(
                 "the commit was not confirmed by the synchronous standby in time: it may"
                 " be on the primary only"
             )

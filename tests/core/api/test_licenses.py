@@ -223,6 +223,15 @@ def test_inventory_ledger_and_certificates_by_account(service: Service) -> None:
     assert {"LicenseIn", "InventoryView", "LedgerView", "AccountCertificates"} <= set(schema)
 
 
+# 200 connections from one address: past the default per-address cap (64), which a
+# portal that issues this much in parallel from one host raises (or uses the batch).
+MANY_FROM_ONE = {
+    "replace": [('tls_key = "tls/api.key"\n', 'tls_key = "tls/api.key"\n'
+                 "max_connections_per_client = 256\n")]
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("service", [MANY_FROM_ONE], indirect=True)
 def test_200_simultaneous_issuances_against_100_units(service: Service) -> None:
     base, ca, _ = service
     admin = client(base, ca, "admin")

@@ -71,6 +71,12 @@ def openssl_ocsp(ca: DevCA, cert: x509.Certificate, tmp_path: Path) -> str:
     return out.stdout
 
 
+PER_ACCOUNT = {
+    "replace": [("# Prometheus: GET /metrics", "# Prometheus: GET /metrics\nper_account = true")]
+}
+
+
+@pytest.mark.parametrize("service", [PER_ACCOUNT], indirect=True)
 def test_metrics_parse_and_move_with_traffic(service: Service, tmp_path: Path) -> None:
     base, ca, _ = service
     admin = client(base, ca, "admin")
@@ -126,6 +132,12 @@ def test_metrics_parse_and_move_with_traffic(service: Service, tmp_path: Path) -
     assert len(available) == 1
     assert 0 < available[0] < value(before, "hanko_license_available", unit=_unit(before), **pool)
     assert httpx.get(metrics_base(ca) + "/other", timeout=10).status_code == 404
+
+
+def test_per_account_series_are_off_by_default(service: Service) -> None:
+    base, ca, _ = service
+    paying_org(client(base, ca, "admin"), "acme")
+    assert not [name for name, _ in scrape(ca) if name == "hanko_license_available"]
 
 
 def _unit(samples: dict[Any, float]) -> str:
