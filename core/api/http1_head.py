@@ -82,14 +82,20 @@ class Refusal:
 
 
 class _HeadParser:
-    """llhttp's callbacks for one request head."""
+    """llhttp's callbacks for one request head. The method, version and keep-alive are
+    read in `on_headers_complete`: once a message without a body completes, llhttp
+    resets them."""
 
-    __slots__ = ("complete", "headers", "url")
+    __slots__ = ("complete", "headers", "keep_alive", "method", "parser", "url", "version")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.complete = False
+        self.parser: Any = None
+        self.method = b""
+        self.version = ""
+        self.keep_alive = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -98,6 +104,10 @@ class _HeadParser:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.method = parser.get_method()
+        self.version = parser.get_http_version()
+        self.keep_alive = parser.should_keep_alive()
         self.complete = True
 
 
@@ -110,9 +120,9 @@ class Refused(Exception):
 _FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)
 
 
-def _llhttp(raw: bytes) -> tuple[Any, _HeadParser]:
+def _llhttp(raw: bytes) -> _HeadParser:
     cb = _HeadParser()
-    parser = httptools.HttpRequestParser(cb)
+    parser = cb.parser = httptools.HttpRequestParser(cb)
     try:
         parser.feed_data(raw)
     except httptools.HttpParserUpgrade:
@@ -126,7 +136,7 @@ def _llhttp(raw: bytes) -> tuple[Any, _HeadParser]:
         raise Refused(400, "malformed_request", "the request is not valid HTTP/1.1") from None
     if not cb.complete:  # cannot happen with a blank line fed; refuse all the same
         raise Refused(400, "malformed_request", "the request head is incomplete")
-    return parser, cb
+    return cb
 
 
 def _host(version: str, headers: list[tuple[bytes, bytes]]) -> str:
@@ -161,8 +171,8 @@ def _framing(version: str, headers: list[tuple[bytes, bytes]]) -> tuple[int | No
 
 def parse_head(raw: bytes) -> Head:
     """One head (its blank line included), parsed and checked; Refused otherwise."""
-    parser, cb = _llhttp(raw)
-    version = parser.get_http_version()
+    cb = _llhttp(raw)
+    version = cb.version
     if version not in ("1.1", "1.0"):
         raise Refused(505, "http_version", "only HTTP/1.0 and HTTP/1.1")
     headers = cb.headers
@@ -171,13 +181,13 @@ def parse_head(raw: bytes) -> Head:
     url = httptools.parse_url(cb.url)
     raw_path = url.path or b"/"
     return Head(
-        method=parser.get_method().decode("ascii"),
+        method=cb.method.decode("ascii"),
         path=unquote(raw_path.decode("latin-1")),
         raw_path=raw_path,
         query=url.query or b"",
         version=version,
         headers=headers,
-        keep_alive=parser.should_keep_alive(),
+        keep_alive=cb.keep_alive,
         host=host,
         content_length=length,
         chunked=chunked,

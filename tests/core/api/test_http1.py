@@ -256,6 +256,16 @@ def test_deadlines_move_with_the_phase_and_expiry_says_408_only_mid_request() ->
     assert (expired.status, expired.code) == (408, "body_timeout")
 
 
+def test_connection_close_is_kept_from_a_head_without_a_body() -> None:
+    # llhttp resets keep-alive once a message completes: it is read as the head ends.
+    conn = Connection(LIMITS, 0.0)
+    got = events(conn, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert isinstance(got[0], Head)
+    assert got[0].keep_alive is False
+    assert b"connection: close" in conn.response(200, [], b"", now=0)
+    assert conn.answered(0.0) is False
+
+
 def test_empty_lines_before_a_request_are_ignored() -> None:
     got = events(Connection(LIMITS, 0.0), b"\r\n\r\n" + GET)
     assert isinstance(got[0], Head)
