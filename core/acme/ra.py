@@ -276,7 +276,7 @@ class RegistrationAuthority:
         in force; else pending with its challenges (wildcards: dns-01 only). A name under
         another organization's validated domain is refused."""
         prof = self._issuance.profiles.get(eab.profile)
-        if name.startswith("*.") and (prof is None or not prof.wildcard):
+        if name.startswith("*.") and (prof is None or not prof.allows_wildcard):
             raise Problem("rejectedIdentifier", f"profile {eab.profile} issues no wildcard: {name}")
         base = name.removeprefix("*.")
         reuse = in_force(self._issuance.validity_schedule, self._clock.now()).dcv_reuse_days * DAY
@@ -400,13 +400,15 @@ class RegistrationAuthority:
         )
         self._check_csr_names(der, order.names)
         try:
-            result: IssueResult = await self._engine.issue(
-                request, actor=f"acme:{acct.id}", accounts=frozenset({eab.account})
-            )
+            result = await self._engine.issue(
+                request, actor=f"acme:{acct.id}", accounts=frozenset({eab.account}),
+                schedule=False,
+            )  # fmt: skip
         except NotFound as exc:
             raise Problem("unauthorized", f"{exc.code}: {exc.message}") from None
         except HankoError as exc:
             raise _issuance_problem(exc) from None
+        assert isinstance(result, IssueResult)  # noqa: S101 - schedule=False: issued or refused
         done = msgspec.structs.replace(order, status="valid", serial=bytes.fromhex(result.serial))
         at_us = self._clock.now_us()
         await self._writer.submit(lambda t: t.put_acme_order(done, [], at_us=at_us))

@@ -18,6 +18,7 @@ from core.base.errors import HankoError, PolicyError
 from core.issuance import messages as m
 from core.issuance.engine import IssuanceEngine
 from core.issuance.org import check_org
+from core.issuance.org_levels import LevelChange, level_op
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk
 from core.store import DomainRecord, GroupCommitWriter, OrgRecord, Store
@@ -103,7 +104,9 @@ def routes(
     async def issue(request: Request) -> tuple[int, Any]:
         body = await request.json(m.IssueRequest)
         who = request.principal
-        return 201, await engine.issue(body, actor=who.id, accounts=who.accounts)
+        result = await engine.issue(body, actor=who.id, accounts=who.accounts)
+        # A renewal before its issue window: accepted, issued when it opens.
+        return (202 if isinstance(result, m.ScheduledRenewalView) else 201), result
 
     async def issue_batch(request: Request) -> tuple[int, Any]:
         body = await request.json(m.BatchIssueRequest)
@@ -112,6 +115,8 @@ def routes(
         items = [
             m.BatchItem(error=m.ItemError(error=r.code, detail=r.message, **r.fields()))
             if isinstance(r, HankoError)
+            else m.BatchItem(scheduled=r)
+            if isinstance(r, m.ScheduledRenewalView)
             else m.BatchItem(result=r)
             for r in results
         ]
@@ -135,6 +140,14 @@ def routes(
         org = org_record(await request.json(OrganizationIn), clock)
         org = await writer.submit(desk.attach_org(org, actor=request.principal.id))
         return 201, msgspec.structs.asdict(org) | {"validated_at": from_epoch(org.validated_at)}
+
+    async def change_level(request: Request) -> tuple[int, Any]:
+        body = await request.json(LevelChange)
+        op = level_op(
+            request.params["org"], body, now=to_epoch(clock.now()), actor=request.principal.id
+        )
+        org = await writer.submit(op)
+        return 200, msgspec.structs.asdict(org) | {"validated_at": from_epoch(org.validated_at)}
 
     async def put_domain(request: Request) -> tuple[int, Any]:
         org_id = request.params["org"]
@@ -162,6 +175,7 @@ def routes(
         Route("POST", "/v1/certificates/{serial}/revoke", "revoke", revoke),
         Route("GET", "/v1/schema", None, schema),
         Route("POST", "/v1/admin/organizations", "admin", put_org),
+        Route("POST", "/v1/admin/organizations/{org}/level", "admin", change_level),
         Route("POST", "/v1/admin/organizations/{org}/domains", "admin", put_domain),
         Route("DELETE", "/v1/admin/organizations/{org}/domains/{domain}", "admin", remove_domain),
     ]

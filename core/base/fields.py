@@ -17,3 +17,10 @@ Identifier = Annotated[
         description="letters, digits, '.', '_', '-'; at most 64",
     ),
 ]
+CouponNumber = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9A-Za-z -]{16,40}$",
+        description="a coupon number, as printed (dashes and spaces ignored)",
+    ),
+]

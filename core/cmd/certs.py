@@ -16,7 +16,7 @@ from core.cmd.common import add_config, print_struct, run_with_engine
 def cmd_issue(args: argparse.Namespace) -> int:
     from core.base.errors import HankoError
     from core.config import load_config
-    from core.issuance.messages import IssueRequest
+    from core.issuance.messages import IssueRequest, ScheduledRenewalView
 
     cfg = load_config(args.config)
     try:
@@ -31,8 +31,18 @@ def cmd_issue(args: argparse.Namespace) -> int:
         renewal_of=args.renewal_of,
         reissue_of=args.reissue_of,
         license=args.license,
+        coupon=args.coupon,
+        dealer=args.dealer,
     )
     result = run_with_engine(cfg, lambda engine: engine.issue(request, actor="cli"))
+    if isinstance(result, ScheduledRenewalView):
+        # A renewal before its issue window: `hanko serve` issues it when it opens.
+        if args.json:
+            print_struct(result)
+        else:
+            print(f"renewal {result.id} of {result.renewal_of} scheduled for"
+                  f" {result.issue_at.isoformat()} (hanko renewals list)")  # fmt: skip
+        return 0
     root = cfg.path(cfg.ca.root_cert).read_text() if args.with_root else ""
     if args.json:
         print_struct(msgspec.structs.replace(result, chain=result.chain + root))
@@ -68,6 +78,8 @@ def register(sub: Any) -> None:
     p.add_argument("--renewal-of", default=None, help="serial (hex) of the certificate renewed")
     p.add_argument("--reissue-of", default=None, help="serial (hex) of the certificate reissued")
     p.add_argument("--license", default=None, help="the license that pays (default: account's)")
+    p.add_argument("--coupon", default=None, help="a coupon number that pays (from its purchase)")
+    p.add_argument("--dealer", default=None, help="the dealer code the coupon was sold with")
     p.add_argument(
         "--with-root", action="store_true", help="end the chain with the root (default: without)"
     )

@@ -46,6 +46,14 @@ def _account_lines(v: Any) -> list[str]:
     ]
 
 
+def _coupon_args(a: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "dealer": a.dealer,
+        "redeemers": [r for r in (a.redeemers or "").split(",") if r],
+        "common_name": a.common_name,
+    }
+
+
 def _license_lines(v: Any) -> list[str]:
     t = v.totals
     term = f", term to {v.term_last_day}" if v.term_last_day else ""
@@ -61,6 +69,9 @@ def _license_lines(v: Any) -> list[str]:
     ]
     if v.domains:
         lines.append(f"  domains: {', '.join(v.domains)}")
+    if v.coupons:
+        lines.append("  coupon numbers (shown this once; keep them: they are not stored):")
+        lines += [f"    {number}" for number in v.coupons]
     return lines
 
 
@@ -164,10 +175,11 @@ def _license_write_op(desk: Any, a: argparse.Namespace) -> tuple[Callable[[Any],
             quantity=a.quantity,
             years=a.years,
             months=a.months,
+            **_coupon_args(a),
         )
         return desk.buy(a.account, lic, actor="cli"), _license_lines
     if action == "add":
-        more = _typed(lm.LicenseAddIn, quantity=a.quantity)
+        more = _typed(lm.LicenseAddIn, quantity=a.quantity, years=a.years, **_coupon_args(a))
         return desk.add(a.account, a.license, more, actor="cli"), _license_lines
     if action == "renew":
         renewal = _typed(lm.LicenseRenewIn, years=a.years, months=a.months, quantity=a.quantity)
@@ -181,6 +193,12 @@ def _license_write_op(desk: Any, a: argparse.Namespace) -> tuple[Callable[[Any],
         lambda txn: {"lapses_recorded": sweep(txn)},
         lambda d: [f"{d['lapses_recorded']} lapses recorded"],
     )
+
+
+def _coupon_options(a: argparse.ArgumentParser) -> None:
+    a.add_argument("--dealer", help="coupon: the dealer code, asked again when redeeming")
+    a.add_argument("--redeemers", help="coupon: other accounts that may redeem them (a,b)")
+    a.add_argument("--common-name", help="coupon with --years: the name whose renewals it pays")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,10 +263,15 @@ def register(sub: Any) -> None:
         required=True,
         help="certificates (pooled), units, coupons, bundle licenses, live limit",
     )
-    a.add_argument("--years", type=int, help="pooled: the term, 1 to 5")
+    a.add_argument(
+        "--years", type=int, help="pooled: the term, 1 to 5; coupon: renewals paid, 2 to 5"
+    )
     a.add_argument("--months", type=int, help="monthly: months paid")
+    _coupon_options(a)
     a = action("add", "add to a license (never reduce)", license=True)
     a.add_argument("--quantity", type=int, required=True)
+    a.add_argument("--years", type=int, help="coupon: renewals of one common name paid, 2 to 5")
+    _coupon_options(a)
     a = action("renew", "renew a pooled, domain-bundle or monthly license", license=True)
     a.add_argument("--years", type=int)
     a.add_argument("--months", type=int)

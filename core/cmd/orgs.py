@@ -42,6 +42,29 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_org_level(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock, to_epoch
+    from core.config import load_config
+    from core.issuance.org_levels import LevelChange, level_op
+    from core.store.configured import open_store
+
+    cfg = load_config(args.config)
+    change = LevelChange(
+        level="ev" if args.org_cmd == "upgrade" else "ov",
+        jurisdiction_country=getattr(args, "jurisdiction_country", None),
+        business_category=getattr(args, "business_category", None),
+        registration_number=getattr(args, "registration_number", None),
+    )
+    with open_store(cfg) as store:
+        org = store.write(level_op(args.id, change, now=to_epoch(SystemClock().now()),
+                                   actor="cli"))  # fmt: skip
+    if args.json:
+        print_json(_org_json(org))
+    else:
+        print(f"organization {org.id} is now {org.level.upper()}: {org.organization}")
+    return 0
+
+
 def cmd_domain_remove(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.base.dnsnames import normalize_dns_name
@@ -194,6 +217,7 @@ def register(sub: Any) -> None:
     o.add_argument("id", help="organization id")
     o.add_argument("--json", action="store_true", help="print the result as JSON")
     o.set_defaults(func=cmd_org_show)
+    _register_levels(org)
 
     p = sub.add_parser("domain", help="domain validations of an organization")
     dom = p.add_subparsers(dest="domain_cmd", required=True, parser_class=Parser)
@@ -217,3 +241,23 @@ def register(sub: Any) -> None:
     d.add_argument("--org", required=True)
     d.add_argument("--json", action="store_true", help="print the result as JSON")
     d.set_defaults(func=cmd_domain_list)
+
+
+def _register_levels(org: Any) -> None:
+    o = org.add_parser(
+        "upgrade", help="OV to EV: the EV fields checked again, a new validation date"
+    )
+    add_config(o)
+    o.add_argument("id", help="organization id")
+    o.add_argument("--level", choices=["ev"], required=True)
+    o.add_argument("--jurisdiction-country", required=True, help="country of incorporation")
+    o.add_argument("--business-category", required=True, help="e.g. 'Private Organization'")
+    o.add_argument("--registration-number", required=True, help="company registration number")
+    o.add_argument("--json", action="store_true", help="print the result as JSON")
+    o.set_defaults(func=cmd_org_level, org_cmd="upgrade")
+    o = org.add_parser("downgrade", help="EV to OV: refused while it has live EV certificates")
+    add_config(o)
+    o.add_argument("id", help="organization id")
+    o.add_argument("--level", choices=["ov"], required=True)
+    o.add_argument("--json", action="store_true", help="print the result as JSON")
+    o.set_defaults(func=cmd_org_level, org_cmd="downgrade")

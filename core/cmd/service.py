@@ -25,6 +25,7 @@ from core.acme.ra import RegistrationAuthority
 from core.api import acme_eab, rpc
 from core.api import api_keys as keys_http
 from core.api import licenses as licenses_http
+from core.api import renewals as renewals_http
 from core.api import webhooks as webhooks_http
 from core.api.acme import AcmeFrontEnd
 from core.api.auth import Authenticator
@@ -36,7 +37,7 @@ from core.cmd import telemetry
 from core.cmd.control import Reloader, handle_signals
 from core.cmd.leadership import Leadership
 from core.cmd.readiness import SignerProbe, readiness
-from core.cmd.sweeps import notify_statistics, record_lapses, send_reminders
+from core.cmd.sweeps import issue_renewals, notify_statistics, record_lapses, send_reminders
 from core.cmd.wiring import (
     acme_base_url,
     acme_validator,
@@ -91,8 +92,10 @@ def build_app(
     observe: Observer | None = None,
     metrics: telemetry.Metrics | None = None,
     leadership: Leadership | None = None,
+    leader_jobs: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> App:
-    """The API's routes; tasks they need running are appended to `background`."""
+    """The API's routes; tasks they need running are appended to `background`, jobs
+    only the leader runs to `leader_jobs`."""
     background = background if background is not None else []
     engine = issuance_engine(
         cfg,
@@ -106,6 +109,10 @@ def build_app(
     )
     if metrics is not None:
         metrics.sources["issuance"] = engine.statistics
+    if leader_jobs is not None:
+        leader_jobs.append(
+            functools.partial(issue_renewals, engine, clock, cfg.issuance.renewal_sweep.seconds)
+        )
     ct = engine.ct
     if ct is not None:
         background.append(ct.run)  # final certificates to the logs that take them
@@ -166,6 +173,7 @@ def build_app(
         Route("GET", "/v1/statistics", "admin", statistics),
         Route("GET", "/crl/urls.json", None, crl_urls),
         *rpc.routes(engine, store, writer, clock, desk),
+        *renewals_http.routes(engine, store),
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),
         *webhook_routes(cfg, writer, clock),
@@ -239,6 +247,7 @@ class _Service:
     metrics: telemetry.Metrics | None
     leadership: Leadership
     app: App | None = None
+    leader_jobs: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
 
 
 def _build(cfg: Config, store: Store, intake: IntakePool) -> _Service:
@@ -296,6 +305,7 @@ def _build(cfg: Config, store: Store, intake: IntakePool) -> _Service:
         observe=telemetry.observer(cfg, svc.metrics),
         metrics=svc.metrics,
         leadership=svc.leadership,
+        leader_jobs=svc.leader_jobs,
     )
     return svc
 
@@ -320,6 +330,8 @@ def _leader_tasks(cfg: Config, store: Store, svc: _Service) -> Callable[[trio.Nu
             nursery.start_soon(send_reminders, cfg, store, svc.writer, svc.clock)
         if svc.refresher is not None:
             await nursery.start(svc.refresher.run)
+        for job in svc.leader_jobs:
+            nursery.start_soon(job)
 
     return start
 

@@ -13,6 +13,8 @@ from core.base.clock import Clock, to_epoch
 from core.base.errors import HankoError
 from core.cmd.wiring import license_settings
 from core.config import Config
+from core.issuance.engine import IssuanceEngine
+from core.issuance.renewals_due import issue_due
 from core.licenses.desk import LicenseDesk
 from core.notify import reminders
 from core.notify.delivery import Notifier
@@ -74,3 +76,20 @@ async def record_lapses(writer: GroupCommitWriter, desk: LicenseDesk) -> None:
             if n:
                 log.info("recorded %d license lapses", n)
         await trio.sleep(LAPSE_SWEEP_SECONDS)
+
+
+async def issue_renewals(engine: IssuanceEngine, clock: Clock, every: float) -> None:
+    """Issue the scheduled renewals whose issue window opened, every `every` seconds."""
+    while True:
+        try:
+            done = await issue_due(engine, now=to_epoch(clock.now()))
+        except HankoError as exc:
+            log.warning("issuing scheduled renewals failed: %s", exc.message)
+        else:
+            if done.issued or done.failed:
+                log.info(
+                    "scheduled renewals: %d issued, %d failed, %d postponed",
+                    done.issued, done.failed, done.postponed,
+                    extra={"event": "renewals.pass"},
+                )  # fmt: skip
+        await trio.sleep(every)

@@ -252,14 +252,29 @@ def _issuance_problems(cfg: Config) -> list[str]:
         ]
         if prof.max_sans < 1:
             problems.append(f"{where}.max_sans: must be at least 1")
+        if prof.level == "ev" and prof.wildcard:
+            problems.append(
+                f"{where}.wildcard: an EV profile never issues wildcard names (EV Guidelines"
+                " 9.2.2): remove the line or set it to false"
+            )
         day = 86400
-        windows = [("renewal_window", prof.renewal_window), ("name_change_window",
-                   prof.name_change_window), ("reissue_window", prof.reissue_window)]  # fmt: skip
+        windows = [
+            ("renewal_window", prof.renewal_window),
+            ("name_change_window", prof.name_change_window),
+            ("reissue_window", prof.reissue_window),
+            ("renewal_issue_window", prof.renewal_issue_window),
+        ]
         problems += [
             f"{where}.{key}: must be between 0s and 398d"
             for key, window in windows
             if window is not None and not 0 <= window.seconds <= 398 * day
         ]
+        issue_window = prof.renewal_issue_window
+        if issue_window is not None and issue_window.seconds > prof.renewal_window.seconds:
+            problems.append(
+                f"{where}.renewal_issue_window: at most renewal_window (a renewal is issued"
+                " within the time it may be asked for)"
+            )
         if prof.reissue_limit is not None and prof.reissue_limit < 0:
             problems.append(f"{where}.reissue_limit: must be 0 (no reissue) or more")
         problems += [

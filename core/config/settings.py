@@ -119,7 +119,9 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     """A certificate product: what it may contain and how long it may live."""
 
     level: Literal["ov", "ev"]
-    wildcard: bool = True
+    # Wildcard names (*.example.co.jp). None: allowed for OV, never for EV (the EV
+    # Guidelines forbid them; check-config refuses `wildcard = true` on an EV profile).
+    wildcard: bool | None = None
     max_sans: int = 100
     # "rsa" accepts any RSA size >= 2048 bits; otherwise name each type.
     key_types: list[str] = msgspec.field(
@@ -146,6 +148,13 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     www_pair: bool = False
     # Renewal opens this long before the renewed certificate's expiry.
     renewal_window: Duration = msgspec.field(default_factory=lambda: Duration("90d"))
+    # A renewal is issued only once the renewed certificate has less than this left
+    # (one product: applied for from 90 days, issued at 30): one asked for earlier is
+    # scheduled for then, its charge held. None: issued when asked.
+    renewal_issue_window: Duration | None = None
+    # Every name of a certificate takes one licence unit (a live slot, a certificate's
+    # days): "the number of FQDNs is the number of licences" (one product).
+    charge_per_name: bool = False
     # Reissues of one order at most (None: unlimited), and only this long after its
     # first issuance (None: any time; the Secom EV example: 1 within 25d).
     reissue_limit: int | None = None
@@ -155,6 +164,11 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     # Certificate Transparency for this profile's certificates; None: on once [ct]
     # lists logs.
     ct: bool | None = None
+
+    @property
+    def allows_wildcard(self) -> bool:
+        """Whether `*.` names may be issued: never on an EV profile, whatever is set."""
+        return self.level != "ev" and self.wildcard is not False
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:
@@ -176,6 +190,8 @@ class IssuanceConfig(msgspec.Struct, **_STRICT):
         default_factory=lambda: list(BR_SCHEDULE)
     )
     profiles: dict[str, ProfileConfig] = msgspec.field(default_factory=_default_profiles)
+    # How often the leader looks for scheduled renewals whose issue window opened.
+    renewal_sweep: Duration = msgspec.field(default_factory=lambda: Duration("1m"))
 
 
 class LicenseConfig(msgspec.Struct, **_STRICT):

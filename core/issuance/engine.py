@@ -34,14 +34,21 @@ from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReaso
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig
 from core.ct.submit import Submitter
-from core.issuance import events, revocation, transparency
+from core.issuance import events, paying, revocation, transparency
 from core.issuance.facts import check_org_scope
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
 from core.issuance.intake import check_each
 from core.issuance.intake_pool import IntakePool
-from core.issuance.messages import CertificateView, IssueRequest, IssueResult, RevocationView
+from core.issuance.messages import (
+    CertificateView,
+    IssueRequest,
+    IssueResult,
+    RevocationView,
+    ScheduledRenewalView,
+)
 from core.issuance.pem import pem_certificate, serial_from_hex
-from core.issuance.prepare import Prepared, Preparer
+from core.issuance.prepare import Prepared, Preparer, ToSchedule
+from core.issuance.scheduling import Scheduling, view
 from core.issuance.signing import BatchSigning, Signed
 from core.issuance.tbs import TbsEncoder
 from core.issuance.views import certificate_view
@@ -58,11 +65,13 @@ from core.store import (
     Store,
     WriteTxn,
 )
+from core.store.renewals import ScheduledRenewal
 from crl.encoder import revoked_entry
 from ocsp.presign import Presigner
 from signer.api import BatchSigner, Priority
 
 Observe = Callable[[str, str, float], None]
+Outcome = IssueResult | ScheduledRenewalView | HankoError
 
 
 class EngineStatistics(msgspec.Struct, frozen=True):
@@ -125,6 +134,7 @@ class IssuanceEngine:
             licensing=licensing,
             rng=rng,
         )
+        self.scheduling = Scheduling(writer=writer, clock=clock, licensing=licensing)
         self._issued = 0
         self._refused = 0
         self._batches = 0
@@ -169,9 +179,18 @@ class IssuanceEngine:
     # -- issuance -------------------------------------------------------------------
 
     async def issue(
-        self, request: IssueRequest, *, actor: str, accounts: frozenset[str] | None = None
-    ) -> IssueResult:
-        [result] = await self.issue_many([request], actor=actor, accounts=accounts)
+        self,
+        request: IssueRequest,
+        *,
+        actor: str,
+        accounts: frozenset[str] | None = None,
+        schedule: bool = True,
+    ) -> IssueResult | ScheduledRenewalView:
+        """One request; `schedule` False refuses a renewal that would be scheduled
+        (ACME: its clients ask renewal information when to renew)."""
+        [result] = await self.issue_many(
+            [request], actor=actor, accounts=accounts, schedule=schedule
+        )
         if isinstance(result, HankoError):
             raise result
         return result
@@ -182,14 +201,19 @@ class IssuanceEngine:
         *,
         actor: str,
         accounts: frozenset[str] | None = None,
-    ) -> list[IssueResult | HankoError]:
-        """Issue each request. `actor` is the caller (the audit log's actor; idempotency
-        keys are its own); `accounts`, when given, the only accounts whose
-        organizations it may issue for (others are answered as not found)."""
+        held: Sequence[ScheduledRenewal | None] = (),
+        schedule: bool = True,
+    ) -> list[Outcome]:
+        """Issue each request (or schedule it: a renewal asked before its issue
+        window). `actor` is the caller (the audit log's actor; idempotency keys are its
+        own); `accounts`, when given, the only accounts whose organizations it may
+        issue for (others are answered as not found). `held[i]`: the scheduled renewal
+        request i issues now."""
         started = time.monotonic()
         now = self._clock.now().replace(microsecond=0)
-        out: list[IssueResult | HankoError | None] = [None] * len(requests)
+        out: list[Outcome | None] = [None] * len(requests)
         prepared: list[tuple[int, Prepared]] = []
+        to_schedule: list[tuple[int, ToSchedule]] = []
         # CSR intake (proof of possession, key checks) is most of the per-certificate
         # work: large batches go to the intake processes, small ones are checked here.
         # (A thread instead measured slower: the hop costs every request.)
@@ -202,12 +226,20 @@ class IssuanceEngine:
                     try:
                         if accounts is not None:
                             check_org_scope(txn, req.organization, accounts)
-                        ids = ids_for(req, actor)
+                        mine = held[i] if held else None
+                        # A scheduled renewal's key was spent when it was scheduled.
+                        ids = ids_for(req, actor) if mine is None else None
                         replay = self._replay(txn, ids)
                         if replay is not None:
                             out[i] = replay
                             continue
-                        prepared.append((i, self._preparer.prepare(txn, req, csrs[i], ids, now)))
+                        p = self._preparer.prepare(txn, req, csrs[i], ids, now, held=mine)
+                        if isinstance(p, ToSchedule):
+                            if not schedule:
+                                raise p.too_early()
+                            to_schedule.append((i, p))
+                        else:
+                            prepared.append((i, p))
                     except HankoError as exc:
                         out[i] = exc
 
@@ -216,6 +248,11 @@ class IssuanceEngine:
             await trio.to_thread.run_sync(prepare_all)
         else:
             prepare_all()
+        if to_schedule:
+            for i, scheduled in await self.scheduling.schedule(
+                to_schedule, actor=actor, accounts=accounts
+            ):
+                out[i] = scheduled
         if prepared:
             self._batches += 1
             notices = {i: p.decision.notice for i, p in prepared if p.decision.notice}
@@ -228,7 +265,8 @@ class IssuanceEngine:
         if self._observe is not None:
             took = time.monotonic() - started
             for req, r in zip(requests, results, strict=True):
-                self._observe(req.profile, r.code if isinstance(r, HankoError) else "issued", took)
+                what = "scheduled" if isinstance(r, ScheduledRenewalView) else "issued"
+                self._observe(req.profile, r.code if isinstance(r, HankoError) else what, took)
         return results
 
     async def _sign_and_commit(
@@ -279,7 +317,9 @@ class IssuanceEngine:
                 ct.submit_final(finals[i].der, finals[i].prepared.record.not_after)
         return done
 
-    def _replay(self, txn: ReadTxn, ids: IdempotencyIds | None) -> IssueResult | None:
+    def _replay(
+        self, txn: ReadTxn, ids: IdempotencyIds | None
+    ) -> IssueResult | ScheduledRenewalView | None:
         if ids is None:
             return None
         rec = txn.get_idempotency(ids.key)
@@ -287,6 +327,11 @@ class IssuanceEngine:
             return None
         if rec.body_sha256 != ids.body:
             raise conflict()
+        if rec.scheduled:
+            scheduled = txn.get_renewal(rec.scheduled)
+            if scheduled is None:
+                raise NotFound("the scheduled renewal of this idempotency key is gone")
+            return view(scheduled)
         return self._result(txn.get_cert(rec.serials[0]))
 
     def _allowed(self, profile: str) -> tuple[str, ...]:
@@ -316,16 +361,7 @@ class IssuanceEngine:
         record = msgspec.structs.replace(
             p.record, der=s.der, precertificate_only=False, precertificate=s.precertificate
         )
-        if self._licensing is not None and record.license:
-            record = book.charge_issue(
-                txn,
-                record,
-                operation=decision.operation,
-                previous=decision.previous,
-                allowed_kinds=decision.profile.license_kinds,
-                settings=self._licensing,
-                actor=actor,
-            )
+        record = paying.pay(txn, p, record, licensing=self._licensing, actor=actor, now=now)
         if s.precertificate:
             txn.complete_precertificate(record, at_us=at_us, actor=actor)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.base.clock import from_epoch
 from core.base.reasons import REASON_NAMES, RevocationReason
 from core.store import CertRecord, WriteTxn
+from core.store.renewals import ScheduledRenewal
 
 
 def certificate(rec: CertRecord) -> dict[str, object]:
@@ -33,3 +34,17 @@ def revoked(txn: WriteTxn, serial: bytes, reason: RevocationReason, *, at: int) 
         "reason": REASON_NAMES[reason],
     }
     txn.enqueue_event(rec.account_id, "certificate.revoked", data, at=at)
+
+
+def renewal(txn: WriteTxn, kind: str, rec: ScheduledRenewal, *, at: int) -> None:
+    """A scheduled renewal's news: scheduled, cancelled, failed (its certificate's
+    issuance is certificate.issued)."""
+    data: dict[str, object] = {
+        "renewal": rec.id,
+        "renewal_of": rec.renewal_of.hex(),
+        "organization": rec.organization,
+        "issue_at": from_epoch(rec.issue_at).isoformat(),
+    }
+    if rec.error:
+        data["error"] = rec.error
+    txn.enqueue_event(rec.account, kind, data, at=at)

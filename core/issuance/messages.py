@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from core.base.fields import Identifier, SerialHex
+from core.base.fields import CouponNumber, Identifier, SerialHex
 from core.base.reasons import ReasonName
 
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
@@ -28,6 +28,25 @@ class IssueRequest(msgspec.Struct, **_STRICT):
     # The www / bare-domain pair: None as the profile says (`www_pair`), false never
     # (ACME orders get exactly the names ordered).
     www_pair: bool | None = None
+    # A coupon's number pays (with the dealer code it was sold with, when it has one);
+    # given when applying, new or renewal, never attached to a certificate afterwards.
+    coupon: CouponNumber | None = None
+    dealer: Identifier | None = None
+
+
+class ScheduledRenewalView(msgspec.Struct, frozen=True, kw_only=True):
+    """A renewal accepted before its profile's issue window opens: issued then by the
+    service (webhook certificate.issued), its licence charge held meanwhile."""
+
+    id: str
+    status: str  # scheduled, issued, cancelled, failed
+    renewal_of: str
+    issue_at: dt.datetime
+    organization: str
+    license: str | None = None
+    reserved: int = 0  # what is held: certificate-days (pooled) or units
+    serial: str | None = None  # once issued
+    error: str | None = None  # why it failed
 
 
 class IssueResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +78,7 @@ class ItemError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 class BatchItem(msgspec.Struct, frozen=True, kw_only=True):
     result: IssueResult | None = None
+    scheduled: ScheduledRenewalView | None = None
     error: ItemError | None = None
 
 

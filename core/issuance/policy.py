@@ -63,6 +63,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     first_issued: int  # epoch seconds; a reissue keeps its original's
     reissues: int = 0  # reissues of the order, this one included
     notice: str | None = None  # for the customer: why the www / bare pair was not added
+    # A renewal asked before its profile's issue window: when it will be issued (and
+    # `not_before`, `not_after` are as of then). None: issued now.
+    issue_at: dt.datetime | None = None
 
 
 def profile_of(config: IssuanceConfig, name: str) -> ProfileConfig:
@@ -104,15 +107,16 @@ def check_key(facts: Facts, blocked: frozenset[bytes]) -> bytes:
 def subject_names(csr: CheckedCsr, prof: ProfileConfig) -> tuple[list[str], str | None]:
     """The certificate's DNS names (A-labels, deduplicated) and its common name."""
     requested = csr.request
+    wildcard = prof.allows_wildcard  # never for EV, whatever the profile says
     names = list(
-        dict.fromkeys(normalize_dns_name(n, allow_wildcard=prof.wildcard) for n in requested.names)
+        dict.fromkeys(normalize_dns_name(n, allow_wildcard=wildcard) for n in requested.names)
     )
     if len(names) > prof.max_sans:
         raise PolicyError(
             "too_many_names", f"{len(names)} names exceed this profile's {prof.max_sans}"
         )
     if requested.common_name is not None:
-        check_common_name(normalize_dns_name(requested.common_name, allow_wildcard=prof.wildcard))
+        check_common_name(normalize_dns_name(requested.common_name, allow_wildcard=wildcard))
     common_name = names[0] if prof.include_common_name and len(names[0]) <= 64 else None
     return names, common_name
 
@@ -144,8 +148,11 @@ def check_domains(
             )
 
 
-def check_previous(old: CertRecord | None, serial_hex: str, org_id: str, what: str) -> CertRecord:
-    """The certificate a renewal or reissue names: issued, to this organization, live."""
+def check_previous(
+    old: CertRecord | None, serial_hex: str, org_id: str, what: str, now: dt.datetime
+) -> CertRecord:
+    """The certificate a renewal or reissue names: issued, to this organization, live;
+    a reissue's also not expired (it would keep an expiry already past)."""
     if old is None or old.organization != org_id:
         # Another organization's certificate is answered exactly as a serial never
         # issued: serials are not for other tenants to probe.
@@ -160,7 +167,32 @@ def check_previous(old: CertRecord | None, serial_hex: str, org_id: str, what: s
             f"{what}_of_precertificate",
             f"serial {serial_hex} is a precertificate whose certificate was never issued",
         )
+    if what == "reissue" and old.not_after <= to_epoch(now):
+        raise PolicyError(
+            "certificate_expired",
+            f"certificate {serial_hex} has expired: it is renewed, not reissued",
+        )
     return old
+
+
+def renewal_issue_at(
+    old: CertRecord, prof: ProfileConfig, now: dt.datetime
+) -> dt.datetime | None:
+    """When a renewal asked for now is issued: now (None), or once the renewed
+    certificate has less than `renewal_issue_window` left. Asked before
+    `renewal_window` opens, it is refused."""
+    window = prof.renewal_window.seconds
+    if to_epoch(now) < old.not_after - window:
+        opens = from_epoch(int(old.not_after - window))
+        raise PolicyError(
+            "renewal_too_early",
+            f"renewal opens {_days(window)} before expiry, on {opens.isoformat()}",
+        )
+    issue_window = prof.renewal_issue_window
+    if issue_window is None:
+        return None
+    at = int(old.not_after - issue_window.seconds)
+    return from_epoch(at) if to_epoch(now) < at else None
 
 
 def _days(seconds: float) -> str:
@@ -171,15 +203,8 @@ def renewed_not_after(
     old: CertRecord, not_after: dt.datetime, prof: ProfileConfig, rule: ScheduleEntry,
     now: dt.datetime,
 ) -> dt.datetime:  # fmt: skip
-    """A renewal opens `renewal_window` before expiry and carries the old certificate's
-    remaining time over, within the maximum in force."""
-    window = prof.renewal_window.seconds
-    if to_epoch(now) < old.not_after - window:
-        opens = from_epoch(int(old.not_after - window))
-        raise PolicyError(
-            "renewal_too_early",
-            f"renewal opens {_days(window)} before expiry, on {opens.isoformat()}",
-        )
+    """A renewal (asked within `renewal_window`: renewal_issue_at) carries the old
+    certificate's remaining time over, within the maximum in force."""
     carried = max(0, old.not_after - to_epoch(now))
     return min(not_after + dt.timedelta(seconds=carried), not_after_for(now, rule.max_days))
 
@@ -307,26 +332,32 @@ def decide(
     spki_sha256 = check_key(facts, blocked)
     names, common_name = subject_names(csr, prof)
     schedule = config.validity_schedule
-    rule = in_force(schedule, now)
-    check_domains(names, org, facts, rule, now)
+    check_domains(names, org, facts, in_force(schedule, now), now)
+    if req.renewal_of is not None and req.reissue_of is not None:
+        raise PolicyError("renewal_and_reissue", "a request is a renewal or a reissue, not both")
+    renewed = None
+    issue_at = None
+    if req.renewal_of is not None:
+        renewed = check_previous(facts.renewal_of, req.renewal_of, org.id, "renewal", now)
+        issue_at = renewal_issue_at(renewed, prof, now)
+    when = issue_at or now  # the validity is as of when it is issued
+    rule = in_force(schedule, when)
     requested_names = names
     pairing = prof if req.www_pair is not False else msgspec.structs.replace(prof, www_pair=False)
     names, notice = www_pair(names, pairing, org, facts, rule, now=now)
     days = req.validity_days or prof.default_validity_days or rule.max_days - 1
-    check_days(schedule, now, days)
-    not_after = not_after_for(now, days)
-    if req.renewal_of is not None and req.reissue_of is not None:
-        raise PolicyError("renewal_and_reissue", "a request is a renewal or a reissue, not both")
+    check_days(schedule, when, days)
+    not_after = not_after_for(when, days)
     operation: Operation = "new"
     previous: CertRecord | None = None
-    first_issued = to_epoch(now)
-    if req.renewal_of is not None:
-        previous = check_previous(facts.renewal_of, req.renewal_of, org.id, "renewal")
-        not_after = renewed_not_after(previous, not_after, prof, rule, now)
+    first_issued = to_epoch(when)
+    if renewed is not None:
+        previous = renewed
+        not_after = renewed_not_after(previous, not_after, prof, rule, when)
         operation = "renewal"
     reissues = 0
     if req.reissue_of is not None:
-        previous = check_previous(facts.reissue_of, req.reissue_of, org.id, "reissue")
+        previous = check_previous(facts.reissue_of, req.reissue_of, org.id, "reissue", now)
         names, notice = _pair_in_reissue(previous, requested_names, names, notice, prof, now=now)
         not_after = check_reissue(previous, names, org, prof, rule, now=now)
         operation = "reissue"
@@ -338,7 +369,7 @@ def decide(
         names=names,
         common_name=common_name,
         spki_sha256=spki_sha256,
-        not_before=now,
+        not_before=when,
         not_after=not_after,
         operation=operation,
         previous=previous,
@@ -346,4 +377,5 @@ def decide(
         first_issued=first_issued,
         reissues=reissues,
         notice=notice,
+        issue_at=issue_at,
     )

@@ -29,8 +29,10 @@ from core.issuance.intake import CheckedCsr
 from core.issuance.messages import IssueRequest
 from core.issuance.tbs import TbsEncoder
 from core.licenses import book
+from core.licenses.plans import Ask, Plan, plan_issue
 from core.store import CertRecord, CertStatus, ReadTxn
 from core.store.keys import serial_bytes
+from core.store.renewals import ScheduledRenewal
 from signer.splice import assemble
 
 
@@ -42,10 +44,29 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     decision: policy.Decision
     log_tbs: bytes = b""  # with CT: the TBS without poison (the final one's, less SCTs)
     linted: bool = False  # the final certificate is linted too when this one was
+    plan: Plan | None = None  # how it is paid (None: licences not enforced)
+    held: ScheduledRenewal | None = None  # the scheduled renewal it issues
 
     @property
     def ct(self) -> bool:
         return bool(self.log_tbs)
+
+
+class ToSchedule(msgspec.Struct, frozen=True, kw_only=True):
+    """A renewal asked before its issue window: checked now, scheduled, issued later."""
+
+    request: IssueRequest
+    decision: policy.Decision
+    plan: Plan | None
+    ids: IdempotencyIds | None
+
+    def too_early(self) -> PolicyError:
+        """The refusal where it cannot wait (ACME)."""
+        at = self.decision.issue_at
+        return PolicyError(
+            "renewal_too_early",
+            f"this renewal is issued from {at.isoformat() if at else 'later'}",
+        )
 
 
 class Preparer:
@@ -82,7 +103,10 @@ class Preparer:
         csr: CheckedCsr | PolicyError,
         ids: IdempotencyIds | None,
         now: dt.datetime,
-    ) -> Prepared:
+        *,
+        held: ScheduledRenewal | None = None,
+    ) -> Prepared | ToSchedule:
+        """`held`: the scheduled renewal this request issues (its hold pays)."""
         decision = policy.decide(
             req,
             csr,
@@ -93,23 +117,12 @@ class Preparer:
         )
         assert isinstance(csr, CheckedCsr)  # noqa: S101 - decide() raised the refusal
         serial = x509.random_serial_number()
-        license_id = ""
-        if self._licensing is not None:
-            operation, license_id = book.precheck_issue(
-                read,
-                requested=req.license,
-                org=decision.org,
-                profile=req.profile,
-                allowed_kinds=decision.profile.license_kinds,
-                names=decision.names,
-                operation=decision.operation,
-                previous=decision.previous,
-                serial=f"{serial:x}",
-                not_before=to_epoch(decision.not_before),
-                not_after=to_epoch(decision.not_after),
-                settings=self._licensing,
-            )
-            decision = msgspec.structs.replace(decision, operation=operation)
+        plan = self._plan(read, req, decision, held, serial)
+        if plan is not None:
+            decision = msgspec.structs.replace(decision, operation=plan.operation)
+        if decision.issue_at is not None:
+            return ToSchedule(request=req, decision=decision, plan=plan, ids=ids)
+        license_id = plan.license if plan is not None else ""
         partition = serial % self._partitions
         prof = decision.profile
         tbs = self._tbs.tbs(
@@ -161,7 +174,53 @@ class Preparer:
             decision=decision,
             log_tbs=tbs if ct else b"",
             linted=linted,
+            plan=plan,
+            held=held,
         )
+
+    def _plan(
+        self,
+        read: ReadTxn,
+        req: IssueRequest,
+        decision: policy.Decision,
+        held: ScheduledRenewal | None,
+        serial: int,
+    ) -> Plan | None:
+        """How the certificate is paid, and that it can be (None: licences are off)."""
+        if self._licensing is None:
+            if req.coupon is not None:
+                raise PolicyError("coupon_not_used", "licences are not enforced by this CA")
+            return None
+        prof = decision.profile
+        if held is not None and held.coupons:
+            # The coupons the renewal held since it was scheduled pay for it.
+            plan = Plan("renewal", held.license, units=len(held.coupons),
+                        coupons=tuple(held.coupons), lots=tuple(held.lots))  # fmt: skip
+        else:
+            plan = plan_issue(
+                read,
+                requested=req.license,
+                org=decision.org,
+                names=decision.names,
+                operation=decision.operation,
+                previous=decision.previous,
+                not_before=to_epoch(decision.not_before),
+                ask=Ask(coupon=req.coupon, dealer=req.dealer, per_name=prof.charge_per_name),
+            )
+        book.precheck_issue(
+            read,
+            plan=plan,
+            profile=req.profile,
+            allowed_kinds=prof.license_kinds,
+            names=decision.names,
+            previous=decision.previous,
+            serial=f"{serial:x}",
+            not_before=to_epoch(decision.not_before),
+            not_after=to_epoch(decision.not_after),
+            settings=self._licensing,
+            held=held,
+        )
+        return plan
 
     def lint_final(self, prepared: Prepared, tbs: bytes) -> None:
         """The final certificate of a precertificate, linted when its precertificate was."""

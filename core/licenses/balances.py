@@ -37,7 +37,7 @@ def derive(base: LicenseRecord, entries: Iterable[LedgerEntry]) -> LicenseRecord
                 lots[e.lot] = Lot(seq=e.lot, at=e.at, expires=e.term_end, quantity=e.amount)
         if lic.kind == "pooled":
             balance += e.amount
-        if e.movement == "consume":
+        if e.movement in ("consume", "reserve", "unreserve"):
             consumed -= e.amount
             if e.lot in lots:
                 lots[e.lot] = msgspec.structs.replace(lots[e.lot], used=lots[e.lot].used - e.amount)

@@ -15,8 +15,10 @@ import msgspec
 
 from core.base.clock import epoch_us
 from core.base.errors import Conflict, NotFound, PolicyError
-from core.licenses import balances, policy
-from core.licenses.policy import CHARGING_KINDS, Operation, Outcome
+from core.licenses import charging, coupons, policy
+from core.licenses.messages import LicenseAddIn, LicenseIn
+from core.licenses.plans import Plan, account_of
+from core.licenses.policy import Move, Outcome
 from core.store import (
     AccountRecord,
     CertRecord,
@@ -26,6 +28,7 @@ from core.store import (
     ReadTxn,
     WriteTxn,
 )
+from core.store.renewals import ScheduledRenewal
 
 
 @dataclass(frozen=True)
@@ -70,71 +73,34 @@ def current(txn: WriteTxn, license_id: str, now: int, *, actor: str) -> LicenseR
     return apply(txn, outcome, actor="clock") if outcome.moves else lic
 
 
-def account_of(read: ReadTxn, account_id: str) -> AccountRecord:
-    acct = read.get_account(account_id)
-    if acct is None:
-        raise NotFound(f"no account {account_id!r}")
-    return acct
-
-
-def license_for(read: ReadTxn, org: OrgRecord, requested: str | None) -> LicenseRecord:
-    """The license an issuance for `org` draws on: the one named, else its account's
-    default. Raises with a precise code when there is none to use."""
-    if not org.account:
-        raise PolicyError(
-            "account_required", f"organization {org.id} belongs to no account: nothing can pay"
-        )
-    if requested is None:
-        acct = account_of(read, org.account)
-        if not acct.default_license:
-            raise PolicyError(
-                "license_required",
-                f"account {org.account} has no default license: name one in the request",
-            )
-        requested = acct.default_license
-    lic = read.get_license(requested)
-    if lic is None or lic.account != org.account:
-        # Another account's licence is answered exactly as one that does not exist:
-        # licence ids are not for other tenants to probe.
-        raise PolicyError("license_unknown", f"no license {requested!r} for this account")
-    return lic
-
-
 def precheck_issue(
     read: ReadTxn,
     *,
-    requested: str | None,
-    org: OrgRecord,
-    profile: str,
+    plan: Plan,
     allowed_kinds: Sequence[str],
+    profile: str,
     names: Sequence[str],
-    operation: Operation,
     previous: CertRecord | None,
     serial: str,
     not_before: int,
     not_after: int,
     settings: Settings,
-) -> tuple[Operation, str]:
-    """Which license pays for an issuance, and whether it can, asked on a snapshot before
-    anything is signed (a refusal costs no signature). `charge_issue` asks again in the
-    commit, where concurrent issuances are serialized. Returns the operation as licensing
-    sees it (a certificate from before licensing is reissued as a new one: it pays)."""
-    if operation == "reissue" and previous is not None and previous.license:
-        lic = read.get_license(previous.license)
-        if lic is None:
-            raise PolicyError("license_unknown", f"no license {previous.license!r}")
-        if requested is not None and requested != lic.id:
-            raise PolicyError(
-                "license_mismatch",
-                f"a reissue stays on its original's license {lic.id}, not {requested}",
-            )
-    else:
-        operation = "new" if operation == "reissue" else operation
-        lic = license_for(read, org, requested)
+    held: ScheduledRenewal | None = None,
+) -> None:
+    """Whether the planned licence can pay, asked on a snapshot before anything is
+    signed. `charge_issue` asks again in the commit, where concurrent issuances are
+    serialized. `held`: the scheduled renewal being issued, whose hold is given back
+    in the same commit."""
+    lic = read.get_license(plan.license)
+    if lic is None:
+        raise PolicyError("license_unknown", f"no license {plan.license!r}")
+    lic = policy.lapse(lic, not_before).license
+    if held is not None and held.license == lic.id:
+        lic = _unhold(lic, held, not_before).license
     issue_outcome(
         read,
-        policy.lapse(lic, not_before).license,
-        operation=operation,
+        lic,
+        plan=plan,
         allowed_kinds=allowed_kinds,
         profile=profile,
         names=names,
@@ -144,14 +110,13 @@ def precheck_issue(
         previous=previous,
         settings=settings,
     )
-    return operation, lic.id
 
 
 def issue_outcome(
     read: ReadTxn,
     lic: LicenseRecord,
     *,
-    operation: Operation,
+    plan: Plan,
     allowed_kinds: Sequence[str],
     profile: str,
     names: Sequence[str],
@@ -164,9 +129,9 @@ def issue_outcome(
     """What issuing at `not_before` takes from `lic` (lapsed to then), as seen in `read`:
     the engine asks on a snapshot before signing, `charge_issue` again in the commit."""
     live = read.count_live(lic.id, not_before) if lic.kind == "monthly" else 0
-    return policy.issue(
+    outcome = charging.issue(
         lic,
-        operation=operation,
+        operation=plan.operation,
         allowed_kinds=allowed_kinds,
         profile=profile,
         names=names,
@@ -177,30 +142,40 @@ def issue_outcome(
         serial=serial,
         live=live,
         previous=previous,
+        units=plan.units,
+        added=plan.added,
+        lots=plan.lots,
     )
+    if plan.covered:  # paid by a multi-year coupon: the ledger says which certificate
+        cover = Move("transfer", 0, not_before, serial=serial, item="certificate",
+                     note="multi-year coupon")  # fmt: skip
+        outcome = Outcome(outcome.license, [*outcome.moves, cover], charged=0)
+    return outcome
 
 
 def charge_issue(
     txn: WriteTxn,
     record: CertRecord,
     *,
-    operation: Operation,
+    plan: Plan,
     previous: CertRecord | None,
     allowed_kinds: Sequence[str],
     settings: Settings,
     actor: str,
+    renewal: str = "",
 ) -> CertRecord:
     """Take what `record` costs from its license, in the certificate's own transaction;
     returns the record with its charge. Called after a reissued certificate was
-    revoked, so the replaced one's slot and charge move to the new one."""
+    revoked, so the replaced one's slot and charge move to the new one. `renewal`: the
+    scheduled renewal this issues (its held coupons are its own)."""
     now = record.not_before
-    lic = current(txn, record.license, now, actor=actor)
-    if lic.account != record.account_id:
+    lic = current(txn, plan.license, now, actor=actor)
+    if lic.account != record.account_id and not _redeemer(txn, plan, record.account_id):
         raise PolicyError("license_unknown", f"no license {lic.id!r} for this account")
     outcome = issue_outcome(
         txn,
         lic,
-        operation=operation,
+        plan=plan,
         allowed_kinds=allowed_kinds,
         profile=record.profile,
         names=record.names,
@@ -211,18 +186,80 @@ def charge_issue(
         settings=settings,
     )
     apply(txn, outcome, actor=actor)
-    charged = msgspec.structs.replace(record, charged=outcome.charged, lot=outcome.lot)
+    coupons.redeem(txn, list(plan.coupons), serial=record.serial, now=now,
+                   offset=settings.offset, renewal=renewal)  # fmt: skip
+    carried = previous.coupon if previous is not None and plan.operation == "reissue" else b""
+    charged = msgspec.structs.replace(
+        record,
+        license=lic.id,
+        charged=outcome.charged,
+        lot=outcome.lot,
+        coupon=(plan.coupons[0] if plan.coupons else plan.covered) or carried,
+        names_charged=plan.units + plan.added,
+    )
     if lic.kind == "monthly":
-        txn.live_add(lic.id, record.not_after, record.serial)
-    if previous is not None and operation == "reissue":
+        txn.live_add(lic.id, record.not_after, record.serial, slots=plan.units + plan.added)
+    if previous is not None and plan.operation == "reissue":
         if lic.kind == "monthly":
             txn.live_remove(lic.id, previous.not_after, previous.serial)
         _mark_released(txn, previous.serial)
-    elif previous is not None and operation == "renewal":
+    elif previous is not None and plan.operation == "renewal":
         # The renewal carries the old certificate's remaining time: a pooled charge for
         # it comes back, as for any certificate replaced early.
         release(txn, previous, now=now, actor=actor)
     return charged
+
+
+# -- scheduled renewals --------------------------------------------------------------
+
+
+def hold_renewal(
+    txn: WriteTxn,
+    rec: ScheduledRenewal,
+    plan: Plan,
+    *,
+    not_before: int,
+    not_after: int,
+    now: int,
+    actor: str,
+) -> ScheduledRenewal:
+    """Hold what a scheduled renewal will take (after `precheck_issue` said it can):
+    its cert-days or units, and its coupons. Returns the record with its hold."""
+    if plan.covered:
+        return msgspec.structs.replace(rec, license=plan.license)
+    lic = current(txn, plan.license, now, actor=actor)
+    outcome = charging.reserve(
+        lic, units=plan.units, not_before=not_before, not_after=not_after, now=now,
+        renewal=rec.id, lots=plan.lots,
+    )  # fmt: skip
+    apply(txn, outcome, actor=actor)
+    coupons.hold(txn, list(plan.coupons), renewal=rec.id)
+    return msgspec.structs.replace(
+        rec,
+        license=lic.id,
+        reserved=-sum(m.amount for m in outcome.moves),
+        lots=[m.lot for m in outcome.moves if m.lot],
+        coupons=list(plan.coupons),
+    )
+
+
+def _unhold(lic: LicenseRecord, rec: ScheduledRenewal, now: int) -> Outcome:
+    return charging.unreserve(lic, amount=rec.reserved, lots=rec.lots, now=now, renewal=rec.id)
+
+
+def release_hold(txn: WriteTxn, rec: ScheduledRenewal, *, now: int, actor: str) -> None:
+    """Give back a scheduled renewal's hold: it is being issued (and charged anew in the
+    same commit), or was cancelled or failed."""
+    if rec.license and (rec.reserved or rec.lots):
+        lic = current(txn, rec.license, now, actor=actor)
+        apply(txn, _unhold(lic, rec, now), actor=actor)
+    coupons.let_go(txn, rec.coupons, renewal=rec.id)
+
+
+def _redeemer(read: ReadTxn, plan: Plan, account: str) -> bool:
+    """Whether the coupons of `plan` were sold for `account` to redeem."""
+    found = [read.get_coupon(cid) for cid in plan.coupons]
+    return bool(found) and all(c is not None and c.redeemable_by(account) for c in found)
 
 
 def release(txn: WriteTxn, cert: CertRecord, *, now: int, actor: str) -> None:
@@ -235,7 +272,7 @@ def release(txn: WriteTxn, cert: CertRecord, *, now: int, actor: str) -> None:
     if lic.kind == "monthly":
         txn.live_remove(lic.id, stored.not_after, stored.serial)
     if lic.kind == "pooled" and now < lic.end:  # after the term, days are worth nothing
-        apply(txn, policy.release(lic, stored, now=now), actor=actor)
+        apply(txn, charging.release(lic, stored, now=now), actor=actor)
     _mark_released(txn, stored.serial)
 
 
@@ -276,6 +313,13 @@ def attach_org(txn: WriteTxn, org: OrgRecord, *, now: int, actor: str) -> OrgRec
     existing = txn.get_org(org.id)
     if existing is not None and existing.account and existing.account != org.account:
         raise Conflict(f"organization id {org.id} is taken", code="org_taken")
+    if existing is not None and existing.level != org.level:
+        raise Conflict(
+            f"organization {org.id} is validated for {existing.level.upper()}: change its"
+            " level with `hanko org upgrade` (the EV fields checked again) or"
+            " `hanko org downgrade`, never by writing it anew",
+            code="org_level_change",
+        )
     if org.id not in acct.orgs:
         if len(acct.orgs) >= acct.included_orgs:
             _take_extra(txn, acct, "organization", org.id, now=now, actor=actor)
@@ -333,7 +377,7 @@ def _take_extra(
             " included)",
         )
     lic = current(txn, acct.extras_license, now, actor=actor)
-    apply(txn, policy.take_item(lic, now=now, item=item, subject=subject), actor=actor)
+    apply(txn, charging.take_item(lic, now=now, item=item, subject=subject), actor=actor)
 
 
 # -- operator actions on licenses -------------------------------------------------------
@@ -371,6 +415,23 @@ def buy(
     return lic
 
 
+def sell_coupons(
+    txn: WriteTxn, lic: LicenseRecord, terms: LicenseIn | LicenseAddIn, *, years: int | None
+) -> list[str]:
+    """The numbers of the coupons of `lic`'s newest lot (just bought or added)."""
+    for name in terms.redeemers:
+        account_of(txn, name)  # each must exist
+    return coupons.sell(
+        txn,
+        lic,
+        lic.lots[-1],
+        dealer=terms.dealer or "",
+        accounts=list(terms.redeemers),
+        years=years or 1,
+        common_name=terms.common_name or "",
+    )
+
+
 def owned(txn: WriteTxn, account_id: str, license_id: str, now: int, actor: str) -> LicenseRecord:
     lic = current(txn, license_id, now, actor=actor)
     if lic.account != account_id:
@@ -387,54 +448,3 @@ def sweep_lapses(txn: WriteTxn, now: int) -> int:
             apply(txn, outcome, actor="clock")
             n += len(outcome.moves)
     return n
-
-
-# -- the check ------------------------------------------------------------------------------
-
-
-def check(read: ReadTxn) -> list[str]:
-    """Recompute every license from its ledger and compare with the cached record; and
-    prove that every consumed unit has its certificate and every paid certificate its
-    consumption. Returns the problems found (none: the books balance)."""
-    problems: list[str] = []
-    kinds: dict[str, str] = {}
-    for lic in read.iter_licenses():
-        kinds[lic.id] = lic.kind
-        derived = balances.derive(lic, read.iter_ledger(license=lic.id))
-        problems += [f"license {lic.id}: {d}" for d in balances.differences(lic, derived)]
-    paid: dict[str, str] = {}  # serial hex -> license, from consume/transfer entries
-    for e in read.iter_ledger():
-        if e.movement in ("consume", "transfer") and e.item in ("certificate", ""):
-            if not e.serial:
-                continue
-            if e.serial in paid:
-                problems.append(f"certificate {e.serial} was paid twice (ledger {e.seq})")
-            paid[e.serial] = e.license
-            cert = read.get_cert(bytes.fromhex(e.serial))
-            if cert is None:
-                problems.append(
-                    f"ledger {e.seq}: {e.movement} for certificate {e.serial}, which does not exist"
-                )
-            elif cert.license != e.license:
-                problems.append(
-                    f"ledger {e.seq}: certificate {e.serial} is on license"
-                    f" {cert.license!r}, not {e.license}"
-                )
-    for cert in _certs(read):
-        charging = kinds.get(cert.license) in CHARGING_KINDS
-        if cert.license and charging and cert.serial.hex() not in paid:
-            problems.append(
-                f"certificate {cert.serial.hex()} on license {cert.license}"
-                " has no consumption in the ledger"
-            )
-    return problems
-
-
-def _certs(read: ReadTxn) -> list[CertRecord]:
-    out = []
-    for acct in read.iter_accounts():
-        for serial in read.iter_account_certs(acct.id):
-            cert = read.get_cert(serial)
-            if cert is not None:
-                out.append(cert)
-    return out

@@ -15,7 +15,7 @@ import msgspec
 from core.base.clock import Clock, epoch_us, from_epoch, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import PolicyError
-from core.licenses import balances, book, policy, terms
+from core.licenses import balances, book, books_check, plans, policy, terms
 from core.licenses import messages as lm
 from core.store import (
     AccountRecord,
@@ -77,7 +77,7 @@ class LicenseDesk:
         now = self._now()
 
         def op(txn: WriteTxn) -> lm.AccountView:
-            acct = book.account_of(txn, account)
+            acct = plans.account_of(txn, account)
             for value in (body.default_license, body.extras_license):
                 if value is not None:
                     book.owned(txn, account, value, now, actor)
@@ -138,33 +138,44 @@ class LicenseDesk:
         now = self._now()
 
         def op(txn: WriteTxn) -> lm.LicenseView:
+            _coupon_terms_only_for_coupons(body.kind, body)
             lic = book.buy(
                 txn,
                 account,
                 body.id,
                 body.kind,
                 quantity=body.quantity,
-                years=body.years,
+                years=None if body.kind == "coupon" else body.years,
                 months=body.months,
                 now=now,
                 settings=self._settings,
                 actor=actor,
             )
-            return self.license_view(txn, lic, now)
+            view = self.license_view(txn, lic, now)
+            if lic.kind != "coupon":
+                return view
+            numbers = book.sell_coupons(txn, lic, body, years=body.years)
+            return msgspec.structs.replace(view, coupons=numbers)
 
         return op
 
     def add(
         self, account: str, license_id: str, body: lm.LicenseAddIn, *, actor: str
     ) -> Op[lm.LicenseView]:
-        return self._change(
-            account,
-            license_id,
-            lambda lic, now: policy.add(
-                lic, quantity=body.quantity, now=now, offset=self._settings.offset
-            ),
-            actor=actor,
-        )
+        now = self._now()
+
+        def op(txn: WriteTxn) -> lm.LicenseView:
+            lic = book.owned(txn, account, license_id, now, actor)
+            _coupon_terms_only_for_coupons(lic.kind, body)
+            change = policy.add(lic, quantity=body.quantity, now=now, offset=self._settings.offset)
+            lic = book.apply(txn, change, actor=actor)
+            view = self.license_view(txn, lic, now)
+            if lic.kind != "coupon":
+                return view
+            numbers = book.sell_coupons(txn, lic, body, years=body.years)
+            return msgspec.structs.replace(view, coupons=numbers)
+
+        return op
 
     def renew(
         self, account: str, license_id: str, body: lm.LicenseRenewIn, *, actor: str
@@ -218,7 +229,7 @@ class LicenseDesk:
     # -- views --------------------------------------------------------------------------
 
     def account_view(self, read: ReadTxn, account: str) -> lm.AccountView:
-        acct = book.account_of(read, account)
+        acct = plans.account_of(read, account)
         return lm.AccountView(
             id=acct.id,
             name=acct.name,
@@ -271,7 +282,7 @@ class LicenseDesk:
         return self.license_view(read, lic, self._now())
 
     def inventory(self, read: ReadTxn, account: str) -> lm.InventoryView:
-        book.account_of(read, account)
+        plans.account_of(read, account)
         now = self._now()
         views = [self.license_view(read, lic, now) for lic in read.iter_licenses(account)]
         sums = {section: balances.Totals() for section in _SECTION_UNITS}
@@ -297,7 +308,7 @@ class LicenseDesk:
     def ledger(
         self, read: ReadTxn, account: str, *, since: int = 0, limit: int = 1000
     ) -> lm.LedgerView:
-        book.account_of(read, account)
+        plans.account_of(read, account)
         kinds = {lic.id: lic.kind for lic in read.iter_licenses(account)}
         entries: list[lm.LedgerEntryView] = []
         last = since
@@ -309,7 +320,7 @@ class LicenseDesk:
         return lm.LedgerView(account=account, entries=entries, next_since=last)
 
     def certificates(self, read: ReadTxn, account: str) -> lm.AccountCertificates:
-        book.account_of(read, account)
+        plans.account_of(read, account)
         now = self._now()
         found: list[lm.CertSummary] = []
         soon30: list[str] = []
@@ -346,12 +357,21 @@ class LicenseDesk:
         )
 
     def check(self, read: ReadTxn) -> lm.CheckView:
-        problems = book.check(read)
+        problems = books_check.check(read)
         return lm.CheckView(
             ok=not problems,
             licenses=sum(1 for _ in read.iter_licenses()),
             ledger_entries=read.counter("ledger"),
             problems=problems,
+        )
+
+
+def _coupon_terms_only_for_coupons(kind: str, body: lm.LicenseIn | lm.LicenseAddIn) -> None:
+    given = body.dealer or body.redeemers or body.common_name
+    if kind != "coupon" and (given or (isinstance(body, lm.LicenseAddIn) and body.years)):
+        raise PolicyError(
+            "license_terms_invalid",
+            "dealer, redeemers, common_name (and years on an add) are for coupon licenses",
         )
 
 

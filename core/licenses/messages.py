@@ -35,18 +35,31 @@ class AdminIn(msgspec.Struct, **_STRICT):
     email: Email
 
 
+CommonName = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+
+
 class LicenseIn(msgspec.Struct, **_STRICT):
     id: Identifier
     kind: Kind
     # pooled: certificates for the term; non_pooled: units; coupon: coupons (5 or more);
     # domain_bundle: licenses (3 domains each); monthly: live certificates at once.
     quantity: Quantity
-    years: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None  # pooled
+    # pooled: the term; coupon: the years a coupon pays renewals of one common name
+    years: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
     months: Annotated[int, msgspec.Meta(ge=1, le=120)] | None = None  # monthly
+    # Coupons: the dealer code asked again at redemption, other accounts that may
+    # redeem them, and for multi-year coupons the common name whose renewals they pay.
+    dealer: Identifier | None = None
+    redeemers: list[Identifier] = msgspec.field(default_factory=list)
+    common_name: CommonName | None = None
 
 
 class LicenseAddIn(msgspec.Struct, **_STRICT):
     quantity: Quantity
+    years: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None  # coupon: multi-year
+    dealer: Identifier | None = None  # coupons, as LicenseIn
+    redeemers: list[Identifier] = msgspec.field(default_factory=list)
+    common_name: CommonName | None = None
 
 
 class LicenseRenewIn(msgspec.Struct, **_STRICT):
@@ -102,6 +115,8 @@ class LicenseView(msgspec.Struct, frozen=True, kw_only=True):
     totals: TotalsView
     lots: list[LotView]
     domains: list[str]
+    # The numbers of the coupons just sold: shown in this answer only, kept hashed.
+    coupons: list[str] | None = None
 
 
 class InventoryView(msgspec.Struct, frozen=True, kw_only=True):

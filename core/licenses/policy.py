@@ -1,4 +1,5 @@
-"""What each kind of license allows, and what every operation moves. Pure.
+"""What each kind of license allows, and what buying, renewing and time move. Pure.
+What issuance and release take and give back is core/licenses/charging.py.
 
 Every function takes a license and the time, and returns the license as it becomes and
 the ledger movements that explain the change (`Outcome`), or raises a PolicyError with a
@@ -11,8 +12,9 @@ Kinds (see "Licenses and inventory" in shared/domain-rules.md):
   release returns whole days left; what is unused at the term's end lapses.
 - non_pooled: lots of units, each usable for a year from purchase, oldest first, one
   certificate each, never returned.
-- coupon: like non_pooled, bought 5 or more at a time, and a coupon's certificate
-  cannot be reissued.
+- coupon: like non_pooled, bought 5 or more at a time, each unit with a number
+  redeemed once (core/licenses/coupons.py); a coupon's certificate is reissued free
+  like any other, and a multi-year coupon pays the renewals of one common name.
 - domain_bundle: 3 domains per license, unlimited certificates within them during the
   term (to the end of the same month a year later); renewals continue from the old end.
 - monthly: at most `quantity` live certificates during the paid months.
@@ -20,17 +22,15 @@ Kinds (see "Licenses and inventory" in shared/domain-rules.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
 
-from core.base.dnsnames import covered_by
 from core.base.errors import PolicyError
 from core.config import LICENSE_KINDS
 from core.licenses import terms
-from core.store.records import CertRecord, LicenseRecord, Lot
+from core.store.records import LicenseRecord, Lot
 
 KINDS: tuple[str, ...] = LICENSE_KINDS
 UNIT_KINDS = frozenset({"non_pooled", "coupon"})
@@ -165,7 +165,7 @@ def _check_terms(
         lo, hi = POOLED_YEARS
         if years is None or not lo <= years <= hi:
             raise _refuse("license_term_invalid", f"a pooled term is {lo} to {hi} years")
-    elif years is not None:
+    elif years is not None and kind != "coupon":  # a coupon's years: renewals it pays
         raise _refuse("license_term_invalid", f"{kind} licenses do not take years")
     if kind == "monthly" and movement != "add":
         if months is None or not 1 <= months <= MAX_MONTHS:
@@ -302,148 +302,3 @@ def lapse(lic: LicenseRecord, now: int) -> Outcome:
             msgspec.structs.replace(lic, balance=0, lapsed=lic.lapsed + lic.balance), moves
         )
     return Outcome(lic)
-
-
-# -- issuance and release -------------------------------------------------------------
-
-
-def issue(
-    lic: LicenseRecord,
-    *,
-    operation: Operation,
-    allowed_kinds: Sequence[str],
-    profile: str,
-    names: Iterable[str],
-    not_before: int,
-    not_after: int,
-    now: int,
-    offset: int,
-    serial: str,
-    live: int = 0,
-    previous: CertRecord | None = None,
-) -> Outcome:
-    """What issuing one certificate takes from `lic` (already lapsed to `now`).
-
-    A reissue takes nothing: it carries the charge of the certificate it replaces (a
-    pooled one gives back the days a shorter validity no longer uses). A renewal is a
-    new issuance."""
-    if lic.kind not in allowed_kinds:
-        raise _refuse(
-            "license_wrong_kind",
-            f"profile {profile!r} cannot be paid with a {lic.kind} license"
-            f" (allowed: {', '.join(allowed_kinds)})",
-        )
-    if lic.kind in TERM_KINDS and now >= lic.end:
-        raise _refuse(
-            "license_expired",
-            f"license {lic.id}'s term ended on {terms.last_day(lic.end, offset)}:"
-            " no new certificates, existing ones can still be listed and revoked",
-        )
-    if lic.kind == "domain_bundle":
-        outside = [n for n in names if not any(covered_by(n, d) for d in lic.domains)]
-        if outside:
-            raise _refuse(
-                "domain_not_covered",
-                f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not under a"
-                f" domain of license {lic.id} ({', '.join(lic.domains) or 'none registered'})",
-            )
-    if operation == "reissue":
-        return _reissue(lic, previous, not_after=not_after, now=now, serial=serial)
-
-    if lic.kind == "pooled":
-        cost = terms.whole_days(not_after + 1 - not_before)
-        if cost > lic.balance:
-            raise _refuse(
-                "license_exhausted",
-                f"license {lic.id} has {lic.balance} certificate-days left; this certificate"
-                f" needs {cost}",
-            )
-        return Outcome(
-            msgspec.structs.replace(lic, balance=lic.balance - cost, consumed=lic.consumed + cost),
-            [Move("consume", -cost, now, serial=serial, item="certificate")],
-            charged=cost,
-        )
-    if lic.kind == "monthly":
-        if live >= lic.quantity:
-            raise _refuse(
-                "license_exhausted",
-                f"license {lic.id} allows {lic.quantity} live certificates and has {live}:"
-                " revoke one or raise the limit",
-            )
-        return Outcome(lic)
-    if lic.kind in UNIT_KINDS:
-        return _take_unit(lic, now=now, serial=serial, item="certificate", note="")
-    return Outcome(lic)  # domain_bundle: unlimited within its domains
-
-
-def _reissue(
-    lic: LicenseRecord, previous: CertRecord | None, *, not_after: int, now: int, serial: str
-) -> Outcome:
-    if previous is None:
-        raise ValueError("a reissue needs the certificate it replaces")
-    if previous.license != lic.id:
-        raise _refuse(
-            "license_mismatch",
-            f"certificate {previous.serial.hex()} was paid with license"
-            f" {previous.license or '(none)'}: a reissue stays on it",
-        )
-    if lic.kind == "coupon":
-        raise _refuse("license_reissue_not_allowed", "a coupon's certificate cannot be reissued")
-    moves = [Move("transfer", 0, now, serial=serial, lot=previous.lot, note=previous.serial.hex())]
-    charged = previous.charged
-    new = lic
-    if lic.kind == "pooled" and not previous.released:
-        back = min(charged, terms.whole_days(max(0, previous.not_after - not_after)))
-        if back:
-            moves.append(
-                Move("return", back, now, serial=previous.serial.hex(), item="certificate")
-            )
-            new = msgspec.structs.replace(
-                lic, balance=lic.balance + back, returned=lic.returned + back
-            )
-            charged -= back
-    return Outcome(new, moves, charged=charged, lot=previous.lot)
-
-
-def release(lic: LicenseRecord, cert: CertRecord, *, now: int) -> Outcome:
-    """A certificate revoked or replaced before its end. Pooled: its whole days left go
-    back (at most what it took). Units and coupons are never returned; a monthly slot
-    frees itself (the store's live index)."""
-    if lic.kind != "pooled" or cert.released or cert.license != lic.id:
-        return Outcome(lic)
-    back = min(cert.charged, terms.remaining_days(cert.not_after, now))
-    if not back:
-        return Outcome(lic)
-    return Outcome(
-        msgspec.structs.replace(lic, balance=lic.balance + back, returned=lic.returned + back),
-        [Move("return", back, now, serial=cert.serial.hex(), item="certificate")],
-    )
-
-
-def take_item(lic: LicenseRecord, *, now: int, item: str, subject: str) -> Outcome:
-    """One unit for a non-certificate item (an extra administrator or organization)."""
-    if lic.kind not in UNIT_KINDS:
-        raise _refuse(
-            "license_wrong_kind", f"extra {item}s are paid with units, not a {lic.kind} license"
-        )
-    return _take_unit(lic, now=now, serial="", item=item, note=subject)
-
-
-def _take_unit(lic: LicenseRecord, *, now: int, serial: str, item: str, note: str) -> Outcome:
-    for i, lot in enumerate(lic.lots):  # oldest first: lots are appended as bought
-        if now < lot.expires and lot.quantity - lot.used - lot.lapsed > 0:
-            lots = list(lic.lots)
-            lots[i] = msgspec.structs.replace(lot, used=lot.used + 1)
-            return Outcome(
-                msgspec.structs.replace(lic, lots=lots, consumed=lic.consumed + 1),
-                [Move("consume", -1, now, lot=lot.seq, serial=serial, item=item, note=note)],
-                charged=1,
-                lot=lot.seq,
-            )
-    if lic.lots and lic.lots[-1].lapsed:
-        # Even the newest lot is past its year: what is left was not used up but lapsed.
-        raise _refuse(
-            "license_expired",
-            f"license {lic.id}'s {UNIT_NAMES[lic.kind]} lapsed a year after purchase",
-        )
-    raise _refuse("license_exhausted", f"license {lic.id} has no {UNIT_NAMES[lic.kind]} left")

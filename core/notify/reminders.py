@@ -36,6 +36,8 @@ def _certificates(read: ReadTxn, now: int, days: Sequence[int]) -> list[Reminder
             rec = read.get_cert(serial)
             if rec is None or rec.status is not CertStatus.GOOD or not rec.account_id:
                 continue
+            if rec.superseded_by:  # renewed or reissued: nothing to remind anyone of
+                continue
             if read.get_webhook(rec.account_id) is None:
                 continue
             left = (not_after - now) // DAY

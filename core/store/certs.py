@@ -148,6 +148,12 @@ class CertWrites(CertReads, CrlWrites, AuditWrites):
             },
         )
 
+    def supersede(self, serial: bytes, *, by: bytes) -> None:
+        """Mark a certificate replaced by its renewal or reissue `by`."""
+        rec = self.get_cert(serial)
+        if rec is not None and rec.superseded_by != by:
+            self.put_cert(msgspec.structs.replace(rec, superseded_by=by))
+
     def put_cert(self, rec: CertRecord) -> None:
         """Rewrite an issued certificate's record (its license fields); never a new one."""
         key = serial_key(rec.serial)

@@ -56,6 +56,15 @@ DB_NAMES = (
     # Status replication: seq (8 octets) -> kind (1 octet) | what changed, in commit
     # order, until the replicator has brought Redis that far.
     b"replication",
+    # Coupons: SHA-256 of a coupon's number -> CouponRecord; license \0 lot (4) index (4)
+    # -> that digest, in the order they were sold.
+    b"coupons",
+    b"license_coupons",
+    # Renewals scheduled for later: id -> ScheduledRenewal; issue_at (8) id -> b"" while
+    # scheduled; serial of the certificate renewed -> id while scheduled.
+    b"renewals",
+    b"renewals_due",
+    b"renewals_of",
 )
 MAX_DBS = 64  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta

@@ -60,15 +60,16 @@ class LicensingReads(Txn):
             yield LEDGER.decode(self.txn.get(key[len(prefix) :], db=ledger))
 
     def count_live(self, license_id: str, now: int) -> int:
-        """Certificates of a monthly plan that are neither revoked nor expired at `now`."""
+        """The live slots of a monthly plan taken at `now`: one per certificate neither
+        revoked nor expired, or one per name it was charged for (per-name charging)."""
         prefix = live_prefix(license_id)
         cur = self.txn.cursor(db=self.dbs[b"license_live"])
         n = 0
         if cur.set_range(prefix + now.to_bytes(8, "big")):
-            for key in cur.iternext(keys=True, values=False):
+            for key, value in cur.iternext():
                 if not key.startswith(prefix):
                     break
-                n += 1
+                n += int.from_bytes(value, "big") if value else 1
         return n
 
     def iter_account_certs(self, account: str, *, expiring_after: int = 0) -> Iterator[bytes]:
@@ -109,8 +110,9 @@ class LicensingWrites(LicensingReads, CounterWrites):
         )
         return entry
 
-    def live_add(self, license_id: str, not_after: int, serial: bytes) -> None:
-        self.txn.put(live_key(license_id, not_after, serial), b"", db=self.dbs[b"license_live"])
+    def live_add(self, license_id: str, not_after: int, serial: bytes, *, slots: int = 1) -> None:
+        value = b"" if slots <= 1 else slots.to_bytes(4, "big")
+        self.txn.put(live_key(license_id, not_after, serial), value, db=self.dbs[b"license_live"])
 
     def live_remove(self, license_id: str, not_after: int, serial: bytes) -> None:
         self.txn.delete(live_key(license_id, not_after, serial), db=self.dbs[b"license_live"])

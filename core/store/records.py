@@ -58,6 +58,13 @@ class CertRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     # certificate replaces it in `der`, the precertificate is kept here.
     precertificate_only: bool = False
     precertificate: bytes = b""
+    # The coupon that paid it (the SHA-256 of its number): a renewal within a
+    # multi-year coupon's cover is paid by it again.
+    coupon: bytes = b""
+    # The certificate that replaced it (its renewal or reissue): no more reminders.
+    superseded_by: bytes = b""
+    # How many names its charge paid for (per-name charging); 0 for one.
+    names_charged: int = 0
 
 
 class CertStatusView(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -154,6 +161,7 @@ class BlockedKey(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
 class IdempotencyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     body_sha256: bytes
     serials: list[bytes]
+    scheduled: str = ""  # a renewal scheduled for later: its id (no serial yet)
 
 
 class ApiKeyRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
@@ -286,7 +294,9 @@ class LedgerEntry(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     at: int  # epoch seconds
     account: str
     license: str
-    movement: str  # purchase, add, renew, consume, transfer, return, lapse, domain
+    # purchase, add, renew, consume, transfer, return, lapse, domain; reserve and
+    # unreserve hold and give back what a scheduled renewal will take
+    movement: str
     amount: int
     actor: str
     lot: int = 0

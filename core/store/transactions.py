@@ -17,10 +17,12 @@ from core.store.acme import AcmeReads, AcmeWrites
 from core.store.api_keys import ApiKeyReads, ApiKeyWrites
 from core.store.audit import AuditReads
 from core.store.certs import CertReads, CertWrites
+from core.store.coupons import CouponReads, CouponWrites
 from core.store.licensing import LicensingReads, LicensingWrites
 from core.store.notify import NotifyReads, NotifyWrites
 from core.store.ocsp import OcspReads, OcspWrites
 from core.store.orgs import OrgReads, OrgWrites
+from core.store.renewals import RenewalReads, RenewalWrites
 from core.store.replication import ReplicationReads
 
 T = TypeVar("T")
@@ -34,6 +36,8 @@ class ReadTxn(
     ApiKeyReads,
     AcmeReads,
     NotifyReads,
+    CouponReads,
+    RenewalReads,
     AuditReads,
     ReplicationReads,
 ):
@@ -66,6 +70,8 @@ class WriteTxn(
     ApiKeyWrites,
     AcmeWrites,
     NotifyWrites,
+    CouponWrites,
+    RenewalWrites,
     ReadTxn,
 ):
     """The only way state changes. Each mutation appends its own audit entry."""

@@ -16,7 +16,7 @@ from core.base.clock import FixedClock, to_epoch
 from core.base.errors import NotFound, PolicyError
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
-from core.licenses import book
+from core.licenses import book, books_check
 from core.licenses import messages as lm
 from core.licenses.desk import LicenseDesk
 from core.store import DomainRecord
@@ -97,7 +97,7 @@ class World:
 
     def books_balance(self) -> None:
         with self.store.read() as txn:
-            assert book.check(txn) == []
+            assert books_check.check(txn) == []
 
 
 def scenario(

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from core.base.errors import PolicyError
-from core.licenses import balances, policy, terms
+from core.licenses import balances, charging, policy, terms
 from core.store import CertRecord, CertStatus, LicenseRecord
 
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -48,7 +48,7 @@ def issue(
 ) -> policy.Outcome:
     now = at(when)
     lic = policy.lapse(lic, now).license
-    return policy.issue(
+    return charging.issue(
         lic,
         operation=operation,
         allowed_kinds=kinds,
@@ -149,7 +149,7 @@ def test_units_are_consumed_oldest_first_and_never_returned() -> None:
     assert lots == [1, 1, 2, 2, 2]
     refused("license_exhausted", issue, lic, "2025-07-01")
     c = cert(policy.Outcome(lic, charged=1, lot=1), "2025-07-01")
-    assert policy.release(lic, c, now=at("2025-07-02")).moves == []  # no return, ever
+    assert charging.release(lic, c, now=at("2025-07-02")).moves == []  # no return, ever
 
 
 def test_the_old_lot_lapses_and_the_new_one_still_serves() -> None:
@@ -170,20 +170,17 @@ def test_coupons_are_sold_five_or_more(quantity: int, ok: bool) -> None:
         refused("license_quantity_invalid", buy, "coupon", quantity, "2025-01-01")
 
 
-def test_a_coupon_certificate_cannot_be_reissued_but_a_unit_one_can() -> None:
-    for kind, code in (("coupon", "license_reissue_not_allowed"), ("non_pooled", None)):
+def test_a_coupon_certificate_is_reissued_free_like_a_unit_one() -> None:
+    # A coupon (its number) is never refunded or issued again; the certificate it paid
+    # for is reissued for a lost key or a wrong request free of charge, like any other.
+    for kind in ("coupon", "non_pooled"):
         lic = buy(kind, 5, "2025-01-01")
         out = issue(lic, "2025-02-01")
         prev = cert(out, "2025-02-01")
-        if code:
-            refused(code, issue, out.license, "2025-02-05", operation="reissue", previous=prev)
-        else:
-            again = issue(
-                out.license, "2025-02-05", operation="reissue", previous=prev, serial="02"
-            )
-            assert again.charged == 1
-            assert again.license == out.license
-            assert [m.movement for m in again.moves] == ["transfer"]
+        again = issue(out.license, "2025-02-05", operation="reissue", previous=prev, serial="02")
+        assert again.charged == 1
+        assert again.license == out.license  # nothing more taken
+        assert [m.movement for m in again.moves] == ["transfer"]
 
 
 # -- pooled ------------------------------------------------------------------------------
@@ -206,7 +203,7 @@ def test_pooled_issuance_consumes_validity_and_early_revocation_returns_whole_da
     assert out.license.balance == 165
     c = cert(out, "2025-01-01 09:00:00", days=200)
     # Revoked 50 days and an hour in: 149 whole days were left unused.
-    back = policy.release(out.license, c, now=at("2025-02-20 10:00:00"))
+    back = charging.release(out.license, c, now=at("2025-02-20 10:00:00"))
     assert [(m.movement, m.amount) for m in back.moves] == [("return", 149)]
     assert back.license.balance == 165 + 149
     assert back.license.returned == 149
@@ -214,7 +211,7 @@ def test_pooled_issuance_consumes_validity_and_early_revocation_returns_whole_da
     assert issue(back.license, "2025-02-21", days=200, names=("b.example.jp",)).charged == 200
     # Released once: a released certificate returns nothing again.
     done = msgspec.structs.replace(c, released=True)
-    assert policy.release(back.license, done, now=at("2025-02-21")).moves == []
+    assert charging.release(back.license, done, now=at("2025-02-21")).moves == []
 
 
 @pytest.mark.parametrize(
@@ -248,7 +245,7 @@ def test_a_pooled_reissue_consumes_nothing_and_returns_a_shortened_tail() -> Non
     same = issue(out.license, "2025-01-10", days=91, operation="reissue", previous=prev)
     assert same.license.balance == out.license.balance
     assert same.charged == 100
-    shorter = policy.issue(
+    shorter = charging.issue(
         out.license,
         operation="reissue",
         allowed_kinds=ALL,
@@ -345,11 +342,11 @@ def test_a_profile_names_the_kinds_that_may_pay_for_it() -> None:
 
 def test_extra_items_take_a_unit_and_only_units_pay_for_them() -> None:
     units = buy("non_pooled", 1, "2025-01-01")
-    out = policy.take_item(units, now=at("2025-01-02"), item="administrator", subject="x@a.jp")
+    out = charging.take_item(units, now=at("2025-01-02"), item="administrator", subject="x@a.jp")
     assert [(m.movement, m.amount, m.item) for m in out.moves] == [("consume", -1, "administrator")]
     refused(
         "license_exhausted",
-        policy.take_item,
+        charging.take_item,
         out.license,
         now=at("2025-01-02"),
         item="organization",
@@ -358,7 +355,7 @@ def test_extra_items_take_a_unit_and_only_units_pay_for_them() -> None:
     pool = buy("pooled", 1, "2025-01-01", years=1)
     refused(
         "license_wrong_kind",
-        policy.take_item,
+        charging.take_item,
         pool,
         now=at("2025-01-02"),
         item="organization",
@@ -424,7 +421,7 @@ def test_the_ledger_alone_rebuilds_every_balance() -> None:
             lic = record(out)
         if kind == "pooled":
             c = cert(out, "2025-02-02", serial=b"\x03")
-            lic = record(policy.release(lic, c, now=at("2025-03-01")))
+            lic = record(charging.release(lic, c, now=at("2025-03-01")))
         if kind in policy.TERM_KINDS:
             lic = record(
                 policy.renew(
