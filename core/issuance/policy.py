@@ -66,6 +66,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     # A renewal asked before its profile's issue window: when it will be issued (and
     # `not_before`, `not_after` are as of then). None: issued now.
     issue_at: dt.datetime | None = None
+    # The names asked for: what per-name charging counts (the www / bare pair added
+    # comes at no extra charge).
+    asked_names: int = 1
 
 
 def profile_of(config: IssuanceConfig, name: str) -> ProfileConfig:
@@ -378,4 +381,5 @@ def decide(
         reissues=reissues,
         notice=notice,
         issue_at=issue_at,
+        asked_names=len(requested_names),
     )

@@ -206,6 +206,7 @@ class Preparer:
                 previous=decision.previous,
                 not_before=to_epoch(decision.not_before),
                 ask=Ask(coupon=req.coupon, dealer=req.dealer, per_name=prof.charge_per_name),
+                asked_names=decision.asked_names,
             )
         book.precheck_issue(
             read,

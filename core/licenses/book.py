@@ -258,7 +258,7 @@ def release_hold(txn: WriteTxn, rec: ScheduledRenewal, *, now: int, actor: str) 
 
 def _redeemer(read: ReadTxn, plan: Plan, account: str) -> bool:
     """Whether the coupons of `plan` were sold for `account` to redeem."""
-    found = [read.get_coupon(cid) for cid in plan.coupons]
+    found = [read.get_coupon(cid) for cid in plan.coupons or (plan.covered,) if cid]
     return bool(found) and all(c is not None and c.redeemable_by(account) for c in found)
 
 

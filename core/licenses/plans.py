@@ -54,8 +54,12 @@ def plan_issue(
     previous: CertRecord | None,
     not_before: int,
     ask: Ask,
+    asked_names: int | None = None,
 ) -> Plan:
-    units = len(names) if ask.per_name else 1
+    """`names`: the certificate's; `asked_names`: how many of them were asked for (per-name
+    charging counts those: a name added as a courtesy is free)."""
+    asked = len(names) if asked_names is None else asked_names
+    units = asked if ask.per_name else 1
     if operation == "reissue" and previous is not None and previous.license:
         if read.get_license(previous.license) is None:
             raise PolicyError("license_unknown", f"no license {previous.license!r}")
@@ -70,7 +74,7 @@ def plan_issue(
                 "a reissue is free: it takes no coupon (a coupon is given when applying)",
             )
         paid = max(previous.names_charged, 1)
-        added = max(0, len(names) - paid) if ask.per_name else 0
+        added = max(0, asked - paid) if ask.per_name else 0
         return Plan("reissue", previous.license, units=paid, added=added)
     if operation == "reissue":
         operation = "new"  # a certificate from before licensing is reissued as new: it pays
