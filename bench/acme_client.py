@@ -76,9 +76,10 @@ class Account:
             else:
                 header["kid"] = self.kid
             r = await self.http.post(
-                url, content=self._sign(header, raw),
+                url,
+                content=self._sign(header, raw),
                 headers={"Content-Type": "application/jose+json"},
-            )  # fmt: skip
+            )
             self.nonce = r.headers.get("replay-nonce")
             if r.status_code < 400:
                 return r

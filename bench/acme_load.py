@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.acme_client import Account, AcmeError, connect
-from bench.issue_load import configure, free_port
+from bench.issue_common import configure, free_port
 from bench.progress import Progress
 from bench.report import maybe_write
 from core.acme.jws import b64decode, b64encode
@@ -105,9 +105,14 @@ def _client_process(job: dict[str, Any], barrier: Any, results: Any) -> None:
 
 
 def _level(
-    directory: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str], *,
-    seconds: float, processes: int,
-) -> dict[str, Any]:  # fmt: skip
+    directory: str,
+    ca_file: str,
+    creds: list[tuple[str, bytes]],
+    names: list[str],
+    *,
+    seconds: float,
+    processes: int,
+) -> dict[str, Any]:
     """One level: the accounts split over client processes (one Python process cannot
     keep 64 accounts busy: it was the limit, for both servers)."""
     n = len(names)
@@ -148,15 +153,28 @@ PROGRESS = Progress("acme")
 
 
 def _levels(
-    directory: str, ca_file: str, creds: list[tuple[str, bytes]], names: list[str],
-    levels: list[int], seconds: float, processes: int,
-) -> list[dict[str, Any]]:  # fmt: skip
+    directory: str,
+    ca_file: str,
+    creds: list[tuple[str, bytes]],
+    names: list[str],
+    levels: list[int],
+    seconds: float,
+    processes: int,
+) -> list[dict[str, Any]]:
     """Each level with accounts of its own (an EAB credential binds one account)."""
     out, used = [], 0
     for n in levels:
         PROGRESS.say(f"{directory}: {n} accounts for {seconds:g} s")
-        out.append(_level(directory, ca_file, creds[used : used + n], names[used : used + n],
-                          seconds=seconds, processes=processes))  # fmt: skip
+        out.append(
+            _level(
+                directory,
+                ca_file,
+                creds[used : used + n],
+                names[used : used + n],
+                seconds=seconds,
+                processes=processes,
+            )
+        )
         used += n
     return out
 
@@ -200,18 +218,32 @@ def bench_hanko(
     try:
         _wait_up(f"{url}/healthz", bundle, server, log)
         token = (ca / "secrets" / "admin.token").read_text().strip()
-        admin = httpx.Client(base_url=url, verify=bundle, timeout=30,
-                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        admin = httpx.Client(
+            base_url=url, verify=bundle, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
         for path, body in (
             ("/v1/admin/accounts", {"id": "bench", "name": "Bench K.K."}),
-            ("/v1/admin/accounts/bench/licenses",
-             {"id": "pool", "kind": "pooled", "quantity": 1_000_000, "years": 1}),
-            ("/v1/admin/organizations",
-             {"id": "bench", "account": "bench", "level": "ov", "organization": "Bench K.K.",
-              "country": "JP", "state": "Tokyo-to", "locality": "Chiyoda-ku"}),
-            ("/v1/admin/organizations/bench/domains",
-             {"domain": "example.co.jp", "method": "dns-txt"}),
-        ):  # fmt: skip
+            (
+                "/v1/admin/accounts/bench/licenses",
+                {"id": "pool", "kind": "pooled", "quantity": 1_000_000, "years": 1},
+            ),
+            (
+                "/v1/admin/organizations",
+                {
+                    "id": "bench",
+                    "account": "bench",
+                    "level": "ov",
+                    "organization": "Bench K.K.",
+                    "country": "JP",
+                    "state": "Tokyo-to",
+                    "locality": "Chiyoda-ku",
+                },
+            ),
+            (
+                "/v1/admin/organizations/bench/domains",
+                {"domain": "example.co.jp", "method": "dns-txt"},
+            ),
+        ):
             admin.post(path, json=body).raise_for_status()
         creds = []
         for _ in range(sum(levels)):
@@ -232,15 +264,22 @@ def _pebble_tls(tmp: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        ), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_path, key_path = tmp / "pebble.pem", tmp / "pebble.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -274,8 +313,12 @@ def bench_pebble(
         }
     }
     (tmp / "pebble.json").write_text(json.dumps(config))
-    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_VA_ALWAYS_VALID": "1",
-           "PEBBLE_WFE_NONCEREJECT": "0"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PEBBLE_VA_NOSLEEP": "1",
+        "PEBBLE_VA_ALWAYS_VALID": "1",
+        "PEBBLE_WFE_NONCEREJECT": "0",
+    }
     log = tmp / "pebble.log"
     server = _start(["pebble", "-config", str(tmp / "pebble.json")], log, env)
     url = f"https://127.0.0.1:{port}"
@@ -306,8 +349,9 @@ def run_from_cli(args: argparse.Namespace) -> int:
         # accounts until the client's timeout) gives no comparison.
         valid = p["orders_per_s"] and not h["errors"] and not p["errors"]
         ratio = round(h["orders_per_s"] / p["orders_per_s"], 3) if valid else None
-        report["levels"].append({"accounts": h["accounts"], "hanko": h, "pebble": p,
-                                 "hanko_over_pebble": ratio})  # fmt: skip
+        report["levels"].append(
+            {"accounts": h["accounts"], "hanko": h, "pebble": p, "hanko_over_pebble": ratio}
+        )
     maybe_write(args, "acme", report)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -315,8 +359,10 @@ def run_from_cli(args: argparse.Namespace) -> int:
     print(f"ACME orders (newOrder to download), {args.seconds:g}s per level")
     for level in report["levels"]:
         h, p = level["hanko"], level["pebble"]
-        print(f"  {level['accounts']:>3} accounts: hanko {h['orders_per_s']:>7.1f}/s"
-              f" (p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms, errors {h['errors']}),"
-              f" pebble {p['orders_per_s']:>7.1f}/s (p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms,"
-              f" errors {p['errors']}); hanko/pebble {level['hanko_over_pebble']}")  # fmt: skip
+        print(
+            f"  {level['accounts']:>3} accounts: hanko {h['orders_per_s']:>7.1f}/s"
+            f" (p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms, errors {h['errors']}),"
+            f" pebble {p['orders_per_s']:>7.1f}/s (p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms,"
+            f" errors {p['errors']}); hanko/pebble {level['hanko_over_pebble']}"
+        )
     return 0

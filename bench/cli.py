@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.base.errors import HankoError
 from core.cmd.common import Parser, add_config
+
+# What `hanko bench` needs beyond the service: the `bench` extra of pyproject.toml.
+BENCH_EXTRA = ("matplotlib", "pytest_benchmark", "coredis")
+
+
+def bench_extra_missing() -> list[str]:
+    import importlib.util
+
+    return [m for m in BENCH_EXTRA if importlib.util.find_spec(m) is None]
+
+
+def _with_extra(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A bench command that says, in one line, what to install when the extra is not."""
+
+    def checked(args: argparse.Namespace) -> int:
+        missing = bench_extra_missing()
+        if missing:
+            raise HankoError(
+                f"hanko bench needs the bench extra ({', '.join(missing)} missing):"
+                " pip install 'hanko[bench]' (scripts/dev.sh installs it)",
+                code="bench_extra_missing",
+            )
+        return run(args)
+
+    return checked
 
 
 def cmd_bench_store(args: argparse.Namespace) -> int:
@@ -76,7 +103,7 @@ def register(sub: Any) -> None:
     b = bench.add_parser("store", help="durable writes/s: group commit against one commit each")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     _report_arg(b)
-    b.set_defaults(func=cmd_bench_store)
+    b.set_defaults(func=_with_extra(cmd_bench_store))
     b = bench.add_parser("signer", help="signatures/s and latency through the batched signer")
     add_config(b)
     b.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -84,7 +111,7 @@ def register(sub: Any) -> None:
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
-    b.set_defaults(func=cmd_bench_signer)
+    b.set_defaults(func=_with_extra(cmd_bench_signer))
     _issue_parser(bench)
     b = bench.add_parser("ocsp", help="OCSP responder against cfssl and nginx; refresh; latency")
     add_config(b)
@@ -100,7 +127,7 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=cmd_bench_ocsp)
+    b.set_defaults(func=_with_extra(cmd_bench_ocsp))
     b = bench.add_parser("acme", help="complete ACME orders/s against Pebble, 1 to 64 accounts")
     add_config(b)
     b.add_argument("--accounts", default="1,16,64", help="comma-separated concurrent accounts")
@@ -108,13 +135,13 @@ def register(sub: Any) -> None:
     b.add_argument("--client-processes", type=int, default=4, help="load generator processes")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=cmd_bench_acme)
+    b.set_defaults(func=_with_extra(cmd_bench_acme))
     b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
     add_config(b)
     b.add_argument("--entries", type=int, default=1_000_000, help="revocations per set")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=cmd_bench_crl)
+    b.set_defaults(func=_with_extra(cmd_bench_crl))
     _register_redis_clients(bench)
 
 
@@ -127,7 +154,7 @@ def _register_redis_clients(bench: Any) -> None:
     b.add_argument("--keys", type=int, default=20_000, help="keys written and read per round")
     b.add_argument("--batch", type=int, default=500, help="keys per pipeline or MGET")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
-    b.set_defaults(func=cmd_bench_redis_clients)
+    b.set_defaults(func=_with_extra(cmd_bench_redis_clients))
     b = bench.add_parser(
         "replication", help="Redis rebuilt from a store (resync) and a burst of changes replicated"
     )
@@ -135,7 +162,7 @@ def _register_redis_clients(bench: Any) -> None:
     _report_arg(b)
     b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
     b.add_argument("--changes", type=int, default=100_000, help="re-signed responses in the burst")
-    b.set_defaults(func=cmd_bench_replication)
+    b.set_defaults(func=_with_extra(cmd_bench_replication))
 
 
 def _issue_parser(bench: Any) -> None:
@@ -158,4 +185,4 @@ def _issue_parser(bench: Any) -> None:
         help="configurations (licences, OCSP, TLS, CT on and off) and/or stores (the batch"
         " endpoint on LMDB, on PostgreSQL, and by two processes on PostgreSQL)",
     )
-    b.set_defaults(func=cmd_bench_issue)
+    b.set_defaults(func=_with_extra(cmd_bench_issue))

@@ -46,8 +46,12 @@ from core.store import LmdbStore, Store, WriteTxn
 from crl.encoder import revoked_entry
 from crl.publisher import CrlPublisher, PublishedCrl
 
-REASONS = [RevocationReason.KEY_COMPROMISE, RevocationReason.SUPERSEDED,
-           RevocationReason.CESSATION_OF_OPERATION, RevocationReason.UNSPECIFIED]  # fmt: skip
+REASONS = [
+    RevocationReason.KEY_COMPROMISE,
+    RevocationReason.SUPERSEDED,
+    RevocationReason.CESSATION_OF_OPERATION,
+    RevocationReason.UNSPECIFIED,
+]
 OPENSSL_REASONS = {
     RevocationReason.KEY_COMPROMISE: "keyCompromise",
     RevocationReason.SUPERSEDED: "superseded",
@@ -78,10 +82,13 @@ def _load(store: Store, issuer: bytes, entries: list[Entry], partition_of: Any) 
         def op(txn: WriteTxn, part: list[Entry] = part) -> None:
             for serial, at, reason in part:
                 txn.add_crl_entry(
-                    issuer, partition_of(serial), serial.to_bytes(16, "big"),
-                    not_after=not_after, at=at,
+                    issuer,
+                    partition_of(serial),
+                    serial.to_bytes(16, "big"),
+                    not_after=not_after,
+                    at=at,
                     entry_der=revoked_entry(serial, dt.datetime.fromtimestamp(at, dt.UTC), reason),
-                )  # fmt: skip
+                )
 
         store.write(op)
 
@@ -113,8 +120,11 @@ async def _hanko(cfg: Config, store: Store, out: Path, issuer: bytes, n: int) ->
         # this process; the updater's builds find them mapped. Report both.
         seconds, crl = await _timed(full(0))
         report["full_1m"] = {
-            "seconds": seconds, "entries": crl.entries, "bytes": crl.size, "phases": crl.phases,
-        }  # fmt: skip
+            "seconds": seconds,
+            "entries": crl.entries,
+            "bytes": crl.size,
+            "phases": crl.phases,
+        }
         tracemalloc.start()
         tracemalloc.reset_peak()
         await full(0)
@@ -134,13 +144,18 @@ async def _hanko(cfg: Config, store: Store, out: Path, issuer: bytes, n: int) ->
         _load(store, issuer, new[500:], lambda s: 1 + s % 64)
         seconds, delta = await _timed(publisher.publish_delta(0))
         report["delta_after_1000"] = {
-            "seconds": seconds, "entries": delta.entries, "bytes": delta.size,
+            "seconds": seconds,
+            "entries": delta.entries,
+            "bytes": delta.size,
             "note": "partition 0 after 500 of the 1,000 new revocations landed in it",
-        }  # fmt: skip
+        }
         seconds, crl = await _timed(full(0))
         report["rebuild_1m_after_1000"] = {"seconds": seconds, "entries": crl.entries}
-        jobs = [j for j in publisher.due(change_delay=dt.timedelta(0), cadence=dt.timedelta(days=1))
-                if j.partition != 0]  # fmt: skip
+        jobs = [
+            j
+            for j in publisher.due(change_delay=dt.timedelta(0), cadence=dt.timedelta(days=1))
+            if j.partition != 0
+        ]
         started = time.perf_counter()
         rebuilt = await publisher.run(jobs)
         report["rebuild_changed_of_64_after_1000"] = {
@@ -158,13 +173,17 @@ def _openssl(work: Path, entries: list[Entry], n: int) -> dict[str, Any]:
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "bench CA")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=9))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     (work / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (work / "ca.key").write_bytes(
         key.private_bytes(
@@ -225,8 +244,9 @@ def _child(argv: list[str]) -> dict[str, Any]:
     if result["code"] != 0:
         raise RuntimeError(f"{argv[0]} failed: {result['err']}")
     report: dict[str, Any] = {
-        "seconds": result["seconds"], "peak_rss_bytes": result["peak_rss_bytes"],
-    }  # fmt: skip
+        "seconds": result["seconds"],
+        "peak_rss_bytes": result["peak_rss_bytes"],
+    }
     if result["out"].strip():
         report.update(json.loads(result["out"]))
     return report
@@ -269,10 +289,16 @@ def cryptography_child(path: str) -> None:
     ).sign(key, hashes.SHA256())
     der = crl.public_bytes(serialization.Encoding.DER)
     build = time.perf_counter() - started
-    print(json.dumps({
-        "objects_seconds": objects, "build_seconds": build, "bytes": len(der),
-        "rss_before_bytes": rss_before,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "objects_seconds": objects,
+                "build_seconds": build,
+                "bytes": len(der),
+                "rss_before_bytes": rss_before,
+            }
+        )
+    )
 
 
 def _rss() -> int:
@@ -299,17 +325,21 @@ def run(cfg: Config, *, certs: int, workdir: Path) -> dict[str, Any]:
         _load(store, issuer, single, lambda s: 0)
         _load(store, issuer, spread, lambda s: 1 + s % 64)
         _progress(f"stored {2 * certs:,} revocations in {time.perf_counter() - started:.1f} s")
-        report: dict[str, Any] = {"entries": certs, "hanko": trio.run(
-            _hanko, cfg, store, workdir / "out", issuer, certs)}  # fmt: skip
+        report: dict[str, Any] = {
+            "entries": certs,
+            "hanko": trio.run(_hanko, cfg, store, workdir / "out", issuer, certs),
+        }
     finally:
         store.close()
     _progress("openssl ca -gencrl")
     report["openssl"] = _openssl(workdir, single, certs)
     _progress("cryptography builder")
     packed = workdir / "entries.bin"
-    packed.write_bytes(b"".join(
-        s.to_bytes(16, "big") + at.to_bytes(8, "big") + bytes((r.value,)) for s, at, r in single
-    ))  # fmt: skip
+    packed.write_bytes(
+        b"".join(
+            s.to_bytes(16, "big") + at.to_bytes(8, "big") + bytes((r.value,)) for s, at, r in single
+        )
+    )
     report["cryptography"] = _child(
         [
             sys.executable,

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.issue_load import PROGRESS, configure, csr_pem, free_port, wrk_script
+from bench.issue_common import PROGRESS, configure, csr_pem, free_port, wrk_script
 from bench.pg_cluster import ADMIN_ROLE, RUNTIME_ROLE, PostgresServer
 from bench.proc_cpu import spent, tree_cpu
 from bench.wrk import run_wrk
@@ -55,8 +55,9 @@ def _init(folder: Path, key_type: KeyType, base: Config, pg: PostgresServer | No
     if pg is not None:
         name = f"bench_{folder.name.replace('-', '_')}"
         pg.create_database(name)
-        with psycopg.connect(pg.dsn(ADMIN_ROLE, name), password=pg.password,
-                             autocommit=True) as conn:  # fmt: skip
+        with psycopg.connect(
+            pg.dsn(ADMIN_ROLE, name), password=pg.password, autocommit=True
+        ) as conn:
             pg_schema.migrate(conn, runtime_role=RUNTIME_ROLE)
         secret = folder.parent / f"{folder.name}.password"
         secret.write_text(pg.password)
@@ -138,20 +139,34 @@ def _issuer_script(server: _Server, folder: Path, batch: int, tag: str) -> Path:
     org = f"bench-{tag}"
     for path, body in (
         ("/v1/admin/accounts", {"id": org, "name": "Bench"}),
-        ("/v1/admin/organizations", {"id": org, "level": "ov", "organization": "Hanko Bench K.K.",
-                                     "country": "JP", "state": "Tokyo-to",
-                                     "locality": "Chiyoda-ku", "account": org}),
-        (f"/v1/admin/organizations/{org}/domains", {"domain": "example.co.jp",
-                                                    "method": "dns-txt"}),
-    ):  # fmt: skip
+        (
+            "/v1/admin/organizations",
+            {
+                "id": org,
+                "level": "ov",
+                "organization": "Hanko Bench K.K.",
+                "country": "JP",
+                "state": "Tokyo-to",
+                "locality": "Chiyoda-ku",
+                "account": org,
+            },
+        ),
+        (
+            f"/v1/admin/organizations/{org}/domains",
+            {"domain": "example.co.jp", "method": "dns-txt"},
+        ),
+    ):
         api.post(path, headers=admin, json=body).raise_for_status()
     key = api.post("/v1/admin/keys", headers=admin, json={"role": "issuer", "accounts": [org]})
     key.raise_for_status()
     secret = key.json()["secret"]
     item = {"csr": csr_pem(), "profile": "ov", "organization": org}
     for _ in range(10):  # warm up: modules, signer pipes, pooled connections
-        r = api.post("/v1/certificates:batch", json={"requests": [item] * 10},
-                     headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
+        r = api.post(
+            "/v1/certificates:batch",
+            json={"requests": [item] * 10},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         r.raise_for_status()
         # A batch answers 200 with an error per item: only issued certificates count.
         failed = [x["error"] for x in r.json()["results"] if x.get("result") is None]
@@ -170,8 +185,12 @@ def _drive(
     before = [tree_cpu(s.proc.pid) for s in servers]
 
     def one(i: int) -> None:
-        results[i] = run_wrk(f"{servers[i].url}/v1/certificates:batch", scripts[i],
-                             connections=connections, seconds=seconds)  # fmt: skip
+        results[i] = run_wrk(
+            f"{servers[i].url}/v1/certificates:batch",
+            scripts[i],
+            connections=connections,
+            seconds=seconds,
+        )
 
     started = time.monotonic()
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(servers))]
@@ -218,8 +237,9 @@ def store_section(
                     servers.append(_Server(config, f"{name}-{i}", cpu))
                 scripts = [_issuer_script(servers[0], config.parent, batch, name)] * len(cpus)
                 pg_cpu = tree_cpu(pg.pid() or 0)
-                out[name] = _drive(servers, scripts, batch=batch,
-                                   connections=batch_connections, seconds=seconds)  # fmt: skip
+                out[name] = _drive(
+                    servers, scripts, batch=batch, connections=batch_connections, seconds=seconds
+                )
                 if on_pg:
                     used = spent(pg_cpu, tree_cpu(pg.pid() or 0))
                     out[name]["postgresql_cpu_s"] = round(sum(used.values()), 2)
@@ -252,11 +272,15 @@ def print_section(key_type: str, s: dict[str, Any]) -> None:
         m = s.get(name)
         if m is None:
             continue
-        print(f"  {label} {m['certificates_per_s']:>8.0f} certificates/s, p99"
-              f" {m['p99_ms']:.0f} ms per request, non-2xx {m['non_2xx']:.0f},"
-              f" hanko {m['hanko_cores_busy']:.2f} cores busy")  # fmt: skip
+        print(
+            f"  {label} {m['certificates_per_s']:>8.0f} certificates/s, p99"
+            f" {m['p99_ms']:.0f} ms per request, non-2xx {m['non_2xx']:.0f},"
+            f" hanko {m['hanko_cores_busy']:.2f} cores busy"
+        )
     print(f"  PostgreSQL / LMDB (aim: 50% or more): {s['postgresql_of_lmdb']:.1%}")
-    for key, label in (("two_processes_of_one", "sharing both cores"),
-                       ("two_processes_of_one_a_core_each", "a core each")):  # fmt: skip
+    for key, label in (
+        ("two_processes_of_one", "sharing both cores"),
+        ("two_processes_of_one_a_core_each", "a core each"),
+    ):
         if s.get(key) is not None:
             print(f"  two processes / one on PostgreSQL, {label} (aim: 1.5x): {s[key]:.2f}x")

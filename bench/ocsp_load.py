@@ -68,8 +68,12 @@ from signer.algorithms import KeyType
 # The refresh runs in this many parts, the signer ceiling measured between them.
 SEGMENTS = 4
 CHUNK = 20_000
-REASONS = [RevocationReason.KEY_COMPROMISE, RevocationReason.SUPERSEDED,
-           RevocationReason.CESSATION_OF_OPERATION, RevocationReason.UNSPECIFIED]  # fmt: skip
+REASONS = [
+    RevocationReason.KEY_COMPROMISE,
+    RevocationReason.SUPERSEDED,
+    RevocationReason.CESSATION_OF_OPERATION,
+    RevocationReason.UNSPECIFIED,
+]
 
 
 PROGRESS = Progress("ocsp")
@@ -105,18 +109,28 @@ def load_store(
         def op(txn: WriteTxn, batch: list[tuple[bytes, bool]] = batch, start: int = start) -> None:
             for i, (serial, is_revoked) in enumerate(batch, start):
                 rec = CertRecord(
-                    serial=serial, issuer=issuer_key_id, status=CertStatus.GOOD,
-                    not_before=now - 86400, not_after=now + 90 * 86400, names=[],
-                    organization="bench", profile="ov", partition=serial[-1] % 16, der=b"",
-                )  # fmt: skip
+                    serial=serial,
+                    issuer=issuer_key_id,
+                    status=CertStatus.GOOD,
+                    not_before=now - 86400,
+                    not_after=now + 90 * 86400,
+                    names=[],
+                    organization="bench",
+                    profile="ov",
+                    partition=serial[-1] % 16,
+                    der=b"",
+                )
                 txn.insert_cert(rec, at_us=now * 1_000_000, actor="bench")
                 if is_revoked:
                     reason = REASONS[serial[-1] % len(REASONS)]
                     at = dt.datetime.fromtimestamp(now - 3600, dt.UTC)
                     txn.revoke(
-                        serial, at=now - 3600, reason=reason, actor="bench",
+                        serial,
+                        at=now - 3600,
+                        reason=reason,
+                        actor="bench",
                         entry_der=revoked_entry(int.from_bytes(serial, "big"), at, reason),
-                    )  # fmt: skip
+                    )
                 txn.schedule_ocsp(serial, segment_due(now, segments, i * segments // n))
 
         store.write(op)
@@ -148,9 +162,11 @@ def _requests(
         envelopes = Envelopes(txn.get_ocsp_envelope)
         for serial in sample:
             cert_id = sequence(
-                alg + tlv(4, name_hash) + tlv(4, key_hash)
+                alg
+                + tlv(4, name_hash)
+                + tlv(4, key_hash)
                 + encode_unsigned_integer(int.from_bytes(serial, "big"))
-            )  # fmt: skip
+            )
             der = sequence(sequence(sequence(sequence(cert_id))))
             rec = txn.get_ocsp(serial)
             signed = rec.signed.get(int(CertIdHash.SHA1)) if rec is not None else None
@@ -262,9 +278,15 @@ def _unrevoked(store: Store, serials: list[bytes], n: int, rng: random.Random) -
 
 
 def run(
-    cfg: Config, *, certs: int, revoked: float, sample: int, seconds: float, connections: int,
+    cfg: Config,
+    *,
+    certs: int,
+    revoked: float,
+    sample: int,
+    seconds: float,
+    connections: int,
     workdir: Path,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     from core.ca.issuer import issuer_info
 
@@ -287,16 +309,21 @@ def run(
 
         def ceiling_now() -> float:
             return raw_ceiling(
-                worker_spec(cfg), cfg.ca.ocsp_responder_key_label, key_type.default_algorithm,
-                workers, 3.0,
-            )  # fmt: skip
+                worker_spec(cfg),
+                cfg.ca.ocsp_responder_key_label,
+                key_type.default_algorithm,
+                workers,
+                3.0,
+            )
 
         refresh = trio.run(
             functools.partial(
                 _refresh_all, loaded_at=loaded_at, segments=SEGMENTS, ceiling=ceiling_now
             ),
-            cfg, store, certs,
-        )  # fmt: skip
+            cfg,
+            store,
+            certs,
+        )
         report["refresh"] = refresh
         _progress(f"refresh: {refresh['responses_per_s']:,.0f} responses/s; load tests next")
 
@@ -339,10 +366,17 @@ def run(
             issuer,
         )
         replica = ocsp_replica.run(
-            cfg, store, reqs=reqs, revoke=revoke, get_target=_hanko_get,
+            cfg,
+            store,
+            reqs=reqs,
+            revoke=revoke,
+            get_target=_hanko_get,
             scripts={"replica GET": lua_get, "replica POST": lua_post},
-            connections=connections, seconds=seconds, workdir=workdir, progress=_progress,
-        )  # fmt: skip
+            connections=connections,
+            seconds=seconds,
+            workdir=workdir,
+            progress=_progress,
+        )
         results.update(replica.pop("load"))
         report["replica"] = replica
     finally:
@@ -351,10 +385,12 @@ def run(
     report["load"] = results
     report["ratios"] = _peers(results, workdir, reqs, connections, seconds)
     report["settings"] = {
-        "connections": connections, "seconds_per_run": seconds, "distinct_requests": len(reqs),
+        "connections": connections,
+        "seconds_per_run": seconds,
+        "distinct_requests": len(reqs),
         "responder_processes": cfg.ocsp.responder_processes,
         "cert_id_hashes": list(cfg.ocsp.cert_id_hashes),
-    }  # fmt: skip
+    }
     return report
 
 
@@ -439,9 +475,14 @@ def run_from_cli(args: argparse.Namespace) -> int:
         )
     with tempfile.TemporaryDirectory(prefix="hanko-bench-ocsp-") as tmp:
         report = run(
-            cfg, certs=args.certs, revoked=args.revoked, sample=args.sample,
-            seconds=args.seconds, connections=args.connections, workdir=Path(tmp),
-        )  # fmt: skip
+            cfg,
+            certs=args.certs,
+            revoked=args.revoked,
+            sample=args.sample,
+            seconds=args.seconds,
+            connections=args.connections,
+            workdir=Path(tmp),
+        )
     maybe_write(args, "ocsp", report)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

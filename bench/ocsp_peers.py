@@ -92,10 +92,21 @@ def cfssl(
     responses.write_text("".join(base64.b64encode(r).decode() + "\n" for _, _, r in reqs))
     port = free_port()
     proc = subprocess.Popen(
-        ["cfssl", "ocspserve", "-address", "127.0.0.1", "-port", str(port),
-         "-responses", str(responses), "-loglevel", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "cfssl",
+            "ocspserve",
+            "-address",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-responses",
+            str(responses),
+            "-loglevel",
+            "5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port, proc, "cfssl ocspserve")
         url = f"http://127.0.0.1:{port}"
@@ -146,8 +157,9 @@ http {{
 """)
     proc = subprocess.Popen(
         ["nginx", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port, proc, "nginx")
         url = f"http://127.0.0.1:{port}"

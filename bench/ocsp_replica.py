@@ -55,10 +55,20 @@ async def _until(check: Any, seconds: float, what: str) -> None:
 
 
 async def _phase(
-    cfg: Config, store: Store, *, primary: int, replica: int, reqs: Requests,
-    revoke: Requests, scripts: dict[str, Path], get_target: Callable[[bytes, bytes], str],
-    connections: int, seconds: float, crl_dir: Path, progress: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+    cfg: Config,
+    store: Store,
+    *,
+    primary: int,
+    replica: int,
+    reqs: Requests,
+    revoke: Requests,
+    scripts: dict[str, Path],
+    get_target: Callable[[bytes, bytes], str],
+    connections: int,
+    seconds: float,
+    crl_dir: Path,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     report: dict[str, Any] = {}
     pool = signer_pool(cfg)
     writer = store_writer(cfg, store)
@@ -68,10 +78,14 @@ async def _phase(
         await nursery.start(writer.run)
         await nursery.start(pool.run)
         replicator = Replicator(
-            store=store, writer=writer, prefix=cfg.replication.prefix, crl_dir=crl_dir,
+            store=store,
+            writer=writer,
+            prefix=cfg.replication.prefix,
+            crl_dir=crl_dir,
             client=lambda: redis.Redis(host="127.0.0.1", port=primary, socket_timeout=30),
-            profile=replication_profile(cfg), batch=cfg.replication.batch,
-        )  # fmt: skip
+            profile=replication_profile(cfg),
+            batch=cfg.replication.batch,
+        )
         progress("replicating the store to an empty Redis primary (a rebuild from LMDB)")
         started = time.perf_counter()
         await nursery.start(replicator.run)
@@ -126,10 +140,18 @@ async def _phase(
 
 
 def run(
-    cfg: Config, store: Store, *, reqs: Requests, revoke: Requests, scripts: dict[str, Path],
-    get_target: Callable[[bytes, bytes], str], connections: int, seconds: float,
-    workdir: Path, progress: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+    cfg: Config,
+    store: Store,
+    *,
+    reqs: Requests,
+    revoke: Requests,
+    scripts: dict[str, Path],
+    get_target: Callable[[bytes, bytes], str],
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     """`scripts`: wrk's Lua scripts by run name ("replica GET", "replica POST");
     `get_target`: the GET path of a request; `revoke`: the requests of certificates to
     revoke (not among `reqs`)."""
@@ -138,8 +160,18 @@ def run(
     with redis_server() as primary, redis_server(replica_of=primary) as replica:
         return trio.run(
             functools.partial(
-                _phase, cfg, store, primary=primary, replica=replica, reqs=reqs, revoke=revoke,
-                scripts=scripts, get_target=get_target, connections=connections,
-                seconds=seconds, crl_dir=crl_dir, progress=progress,
+                _phase,
+                cfg,
+                store,
+                primary=primary,
+                replica=replica,
+                reqs=reqs,
+                revoke=revoke,
+                scripts=scripts,
+                get_target=get_target,
+                connections=connections,
+                seconds=seconds,
+                crl_dir=crl_dir,
+                progress=progress,
             )
-        )  # fmt: skip
+        )

@@ -121,15 +121,39 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(pwfile, SUPERUSER, SUPERUSER)
         pwfile.chmod(0o600)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
-                  f"--pwfile={pwfile}", "--auth-local=peer", "--auth-host=scram-sha-256",
-                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth-local=peer",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         pwfile.unlink()
 
     def _basebackup(self, primary: PostgresServer) -> None:
-        self._run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-                  "-U", SUPERUSER, "-D", str(self.data), "-X", "stream", "-R", "--no-sync",
-                  env={"PGPASSWORD": primary.password})  # fmt: skip
+        self._run(
+            str(self.bin / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            SUPERUSER,
+            "-D",
+            str(self.data),
+            "-X",
+            "stream",
+            "-R",
+            "--no-sync",
+            env={"PGPASSWORD": primary.password},
+        )
         # Name this standby in its connection, so the primary can wait for it by name.
         auto = self.data / "postgresql.auto.conf"
         text = auto.read_text()
@@ -160,8 +184,17 @@ class PostgresServer:
     # -- running -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
-                  "-t", "60", "start")  # fmt: skip
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(AssertionError):
@@ -204,8 +237,13 @@ class PostgresServer:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
 
     def connect(self, dbname: str = "postgres", **kwargs: Any) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.dsn(dbname=dbname), password=self.password, autocommit=True,
-                               connect_timeout=5, **kwargs)  # fmt: skip
+        return psycopg.connect(
+            self.dsn(dbname=dbname),
+            password=self.password,
+            autocommit=True,
+            connect_timeout=5,
+            **kwargs,
+        )
 
     def sql(self, statement: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
         with self.connect(dbname) as conn:

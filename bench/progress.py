@@ -62,8 +62,10 @@ class Bar:
         filled = int(frac * BAR)
         elapsed = now - self._t0
         eta = f", {elapsed / frac - elapsed:.0f} s left" if 0 < frac < 1 else ""
-        line = (f"bench {self._p._bench}: {self._text} [{'#' * filled}{'.' * (BAR - filled)}]"
-                f" {self._done:,}/{self._total:,} {frac:.0%}{eta}")  # fmt: skip
+        line = (
+            f"bench {self._p._bench}: {self._text} [{'#' * filled}{'.' * (BAR - filled)}]"
+            f" {self._done:,}/{self._total:,} {frac:.0%}{eta}"
+        )
         out = self._p._out
         out.write(("\r" + line) if self._p._tty else (line + "\n"))
         out.flush()

@@ -54,12 +54,23 @@ def redis_server(replica_of: int | None = None) -> Iterator[int]:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="hanko-bench-redis-") as tmp:
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp,
-             *(("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ())],
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                tmp,
+                *(("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         try:
             deadline = time.monotonic() + 10
             while True:
@@ -131,13 +142,17 @@ def asyncio_reads(port: int, keys: list[bytes], batch: int) -> dict[str, tuple[f
         cpu, wall = time.process_time(), time.perf_counter()
         for key in singles:
             await client.get(key)
-        out["get"] = (len(singles) / (time.perf_counter() - wall),
-                      (time.process_time() - cpu) / len(singles))  # fmt: skip
+        out["get"] = (
+            len(singles) / (time.perf_counter() - wall),
+            (time.process_time() - cpu) / len(singles),
+        )
         cpu, wall = time.process_time(), time.perf_counter()
         for i in range(0, len(keys), batch):
             await client.mget(keys[i : i + batch])
-        out["mget"] = (len(keys) / (time.perf_counter() - wall),
-                       (time.process_time() - cpu) / len(keys))  # fmt: skip
+        out["mget"] = (
+            len(keys) / (time.perf_counter() - wall),
+            (time.process_time() - cpu) / len(keys),
+        )
         await client.aclose()
         return out
 
@@ -195,8 +210,10 @@ def run_from_cli(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"Redis clients: {report['keys']:,} keys of {len(VALUE)} bytes, batches of"
-          f" {report['batch']}, {report['rounds']} rounds (median, min-max)")  # fmt: skip
+    print(
+        f"Redis clients: {report['keys']:,} keys of {len(VALUE)} bytes, batches of"
+        f" {report['batch']}, {report['rounds']} rounds (median, min-max)"
+    )
     for name, label in (
         ("redis_py_worker_thread", "trio: redis-py sync client in a worker thread"),
         ("coredis_trio", "trio: coredis (anyio)"),
@@ -205,10 +222,14 @@ def run_from_cli(args: argparse.Namespace) -> int:
             print(f"  {label}: not installed")
             continue
         r, c = report[name]["sets_per_s"], report[name]["cpu_us_per_set"]
-        print(f"  {label}: {r['median']:,.0f} SET/s ({r['min']:,.0f}-{r['max']:,.0f}),"
-              f" {c['median']:.1f} µs CPU a SET")  # fmt: skip
+        print(
+            f"  {label}: {r['median']:,.0f} SET/s ({r['min']:,.0f}-{r['max']:,.0f}),"
+            f" {c['median']:.1f} µs CPU a SET"
+        )
     for kind, label in (("get", "a GET per key"), ("mget", f"MGET of {report['batch']}")):
         r, c = report[f"asyncio_{kind}"]["keys_per_s"], report[f"asyncio_{kind}"]["cpu_us_per_key"]
-        print(f"  uvloop: redis-py asyncio, {label}: {r['median']:,.0f} keys/s,"
-              f" {c['median']:.1f} µs CPU a key")  # fmt: skip
+        print(
+            f"  uvloop: redis-py asyncio, {label}: {r['median']:,.0f} keys/s,"
+            f" {c['median']:.1f} µs CPU a key"
+        )
     return 0

@@ -6,7 +6,7 @@ A development CA (`hanko init`, SoftHSM) and a store of CERTS certificates with 
 responses signed (the same loader and refresher as `hanko bench ocsp`), then
 `ResponderState.handle` for DISTINCT cached GET requests in turn, TICKS ticks of
 PER_TICK requests each: about what one of two processes answers at 60,000 requests/s.
-`revalidate_every_tick` forces what the responder did before session 12, a lookup of
+`revalidate_every_tick` forces what the responder once did, a lookup of
 each cached answer's stored bytes at its first request after every 100 ms tick;
 `revalidate_every_second` is what it does now while no status changes. Their ratio is
 what the change buys on the request path.
@@ -50,8 +50,10 @@ def state(
     ca = tmp_path_factory.mktemp("responder") / "ca"
     subprocess.run(
         [str(Path(sys.executable).parent / "hanko"), "init", str(ca)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     cfg = load_config(ca / "hanko.toml")
     issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     key_id = issuer_info(issuer, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=True).key_id

@@ -1,1 +1,1 @@
-"""CRLs: encoder, partitioned full and delta builders, updater, publisher (issue 6)."""
+"""CRLs: encoder, partitioned full and delta builders, updater, publisher."""

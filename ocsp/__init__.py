@@ -1,1 +1,1 @@
-"""OCSP: request/response codec, pre-signing refresher, responder server (issue 5)."""
+"""OCSP: request/response codec, pre-signing refresher, responder server."""

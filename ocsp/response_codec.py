@@ -131,10 +131,15 @@ class ResponseEncoder:
         list_hdr = b"\x30" + length(list_len)
         return b"".join(
             (
-                b"\x30", length(len(head) + len(list_hdr) + list_len), head, list_hdr, one_hdr,
-                cid_hdr, prefix,
+                b"\x30",
+                length(len(head) + len(list_hdr) + list_len),
+                head,
+                list_hdr,
+                one_hdr,
+                cid_hdr,
+                prefix,
             )
-        )  # fmt: skip
+        )
 
     def parts(
         self, this_update: dt.datetime, next_update: dt.datetime, produced_at: dt.datetime
@@ -219,10 +224,22 @@ class ResponseEnvelope:
         total = 3 + len(explicit_hdr) + explicit_len
         return b"".join(
             (
-                b"\x30", length(total), b"\x0a\x01\x00", explicit_hdr, rb_hdr, OID_BASIC,
-                octets_hdr, basic_hdr, tbs, self._alg, sig_hdr, b"\x00", signature, self._certs,
+                b"\x30",
+                length(total),
+                b"\x0a\x01\x00",
+                explicit_hdr,
+                rb_hdr,
+                OID_BASIC,
+                octets_hdr,
+                basic_hdr,
+                tbs,
+                self._alg,
+                sig_hdr,
+                b"\x00",
+                signature,
+                self._certs,
             )
-        )  # fmt: skip
+        )
 
 
 def responder_key_hash(signed: bytes) -> bytes | None:

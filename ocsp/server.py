@@ -145,12 +145,17 @@ class ResponderState:
     def counts(self) -> dict[str, int]:
         e = self.errors
         return {
-            "successful": self.successful, "malformed_request": e[MALFORMED],
-            "unauthorized": e[UNAUTHORIZED], "try_later": e[TRY_LATER],
-            "cache_misses": self.misses, "not_modified": self.not_modified,
-            "files": self.file_answers, "not_found": self.not_found, "shed": self.shed,
+            "successful": self.successful,
+            "malformed_request": e[MALFORMED],
+            "unauthorized": e[UNAUTHORIZED],
+            "try_later": e[TRY_LATER],
+            "cache_misses": self.misses,
+            "not_modified": self.not_modified,
+            "files": self.file_answers,
+            "not_found": self.not_found,
+            "shed": self.shed,
             "refused_per_client": self.refused_per_client,
-        }  # fmt: skip
+        }
 
     def admit(self, proto: Protocol, address: str) -> bool:
         """Take a new connection; at capacity, close the oldest idle one to make room
@@ -251,9 +256,15 @@ class ResponderState:
             validators[b"if-modified-since"] = head.if_modified_since
         fresh = bool(validators) and not_modified(validators, found.etag, found.mtime)
         head_bytes = http.response(
-            304 if fresh else 200, found.body, date=self.date, keep_alive=head.keep_alive,
-            headers=found.headers, content_type=content_type, send_body=False, length=not fresh,
-        )  # fmt: skip
+            304 if fresh else 200,
+            found.body,
+            date=self.date,
+            keep_alive=head.keep_alive,
+            headers=found.headers,
+            content_type=content_type,
+            send_body=False,
+            length=not fresh,
+        )
         if fresh or head.method != _GET:
             return head_bytes
         # The body is the cached file itself: no copy per download.
@@ -265,9 +276,14 @@ class ResponderState:
             raise http.HttpError(405, "use GET or HEAD")
         ready, body = self.source.ready()
         return http.response(
-            200 if ready else 503, body, date=self.date, keep_alive=head.keep_alive,
-            headers=_NO_STORE, content_type=b"application/json", send_body=head.method == _GET,
-        )  # fmt: skip
+            200 if ready else 503,
+            body,
+            date=self.date,
+            keep_alive=head.keep_alive,
+            headers=_NO_STORE,
+            content_type=b"application/json",
+            send_body=head.method == _GET,
+        )
 
     def _respond(self, entry: _Cached, head: Request) -> bytes:
         self.successful += 1

@@ -64,13 +64,16 @@ need_venv() {
             "$py" -m venv "$VENV"
         fi
     fi
-    # Reinstall only when the dependency list changed: a stamp holds pyproject's hash.
+    # Exactly what the lock file pins, each distribution checked against its hash
+    # (scripts/lock.sh writes it from pyproject.toml), then hanko itself without
+    # dependencies. Reinstalled only when the lock or pyproject changed (a stamp).
     local stamp="$VENV/.hanko-installed" want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    want=$(cat requirements-dev.lock pyproject.toml | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        log "installing Python dependencies"
+        log "installing Python dependencies from requirements-dev.lock"
         "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-        "$VENV/bin/pip" install -q -e ".[dev]"
+        "$VENV/bin/pip" install -q --require-hashes -r requirements-dev.lock
+        "$VENV/bin/pip" install -q --no-deps -e .
         echo "$want" >"$stamp"
     fi
 }
@@ -81,8 +84,11 @@ need_venv() {
 TOOLS="$VENV/tools"
 SSLYZE_VERSION=6.3.1
 need_tools() {
-    if [ ! -x "$TOOLS/sslyze/bin/sslyze" ] \
-        || ! "$TOOLS/sslyze/bin/pip" show sslyze 2>/dev/null | grep -q "^Version: $SSLYZE_VERSION$"; then
+    local have=""
+    if [ -x "$TOOLS/sslyze/bin/sslyze" ]; then
+        have=$("$TOOLS/sslyze/bin/pip" show sslyze 2>/dev/null | sed -n 's/^Version: //p')
+    fi
+    if [ "$have" != "$SSLYZE_VERSION" ]; then
         log "installing sslyze $SSLYZE_VERSION"
         "$(pick_python)" -m venv "$TOOLS/sslyze"
         "$TOOLS/sslyze/bin/pip" install -q "sslyze==$SSLYZE_VERSION" >/dev/null

@@ -66,9 +66,15 @@ class Request(msgspec.Struct, eq=False):
         """Keep the first `count` messages; return the rest as a request of their own."""
         at = self.lo + count
         rest = Request(
-            self.label, self.alg, self.messages, at, self.hi, self.priority, self.waiter,
+            self.label,
+            self.alg,
+            self.messages,
+            at,
+            self.hi,
+            self.priority,
+            self.waiter,
             attempts=self.attempts,
-        )  # fmt: skip
+        )
         self.hi = at
         return rest
 

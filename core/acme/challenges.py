@@ -103,8 +103,9 @@ class ChallengeRunner:
         try:
             await self._writer.submit(op)
         except HankoError as exc:  # the store refused (full): the client may try again
-            log.warning("recording the %s result for %s failed: %s", challenge.type, authz.name,
-                        exc.message)  # fmt: skip
+            log.warning(
+                "recording the %s result for %s failed: %s", challenge.type, authz.name, exc.message
+            )
 
 
 def _with_challenge(

@@ -32,7 +32,7 @@ class Nonces:
         "_refused",
         "_since",
         "_span",
-    )  # fmt: skip
+    )
 
     def __init__(self, *, capacity: int = 200_000, lifetime: float = 300.0, now: float) -> None:
         self._capacity = max(2, capacity)

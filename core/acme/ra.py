@@ -9,7 +9,6 @@ the audit log, as `acme:<id>` inside its hanko account only.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import secrets
 from collections.abc import Sequence
 
@@ -20,6 +19,7 @@ from core.acme import jws, renewal
 from core.acme.eab import hmac_key
 from core.acme.messages import Identifier
 from core.acme.problems import Problem
+from core.acme.states import current, expired, order_status
 from core.base.clock import Clock, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import (
@@ -62,53 +62,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 def _new_id() -> str:
     return secrets.token_urlsafe(12)
-
-
-def order_status(authz: Sequence[AcmeAuthzRecord]) -> str:
-    """pending while any authorization is; invalid if any failed; ready once all are
-    valid (RFC 8555 7.1.6)."""
-    states = {a.status for a in authz}
-    if states & {"invalid", "deactivated", "expired", "revoked"}:
-        return "invalid"
-    if "pending" in states:
-        return "pending"
-    return "ready"
-
-
-def _current(
-    txn: ReadTxn, order: AcmeOrderRecord, now: int
-) -> tuple[AcmeOrderRecord, list[AcmeAuthzRecord]]:
-    """An order as it stands now: its authorizations move on their own (challenges,
-    deactivation, time), and a pending or ready order follows them."""
-    authz = [_expired(a, now) for a in map(txn.get_acme_authz, order.authz) if a is not None]
-    if order.status in ("pending", "ready"):
-        if order.expires < now:
-            return msgspec.structs.replace(order, status="invalid", error="expired"), authz
-        return msgspec.structs.replace(order, status=order_status(authz)), authz
-    return order, authz
-
-
-def _expired(authz: AcmeAuthzRecord, now: int) -> AcmeAuthzRecord:
-    """A pending or valid authorization past its time reads as expired."""
-    if authz.status in ("pending", "valid") and authz.expires < now:
-        return msgspec.structs.replace(authz, status="expired")
-    return authz
-
-
-def check_contacts(contact: Sequence[str]) -> list[str]:
-    """mailto: addresses only, at most 4 (RFC 8555 7.3: unsupportedContact, invalidContact)."""
-    if len(contact) > 4:
-        raise Problem("invalidContact", "at most 4 contacts")
-    out = []
-    for c in contact:
-        if not c.startswith("mailto:"):
-            raise Problem("unsupportedContact", f"only mailto: contacts are accepted, not {c!r}")
-        address = c.removeprefix("mailto:")
-        local, at, domain = address.partition("@")
-        if not at or not local or "." not in domain or "," in address or "?" in address:
-            raise Problem("invalidContact", f"{c!r} is not an e-mail address")
-        out.append(c)
-    return out
 
 
 def _pem_csr(der: bytes) -> str:
@@ -287,12 +240,21 @@ class RegistrationAuthority:
         if fresh:
             latest = max(fresh, key=lambda d: d.validated_at)
             kind = "dns-01" if latest.method == "dns-txt" else "http-01"
-            done = AcmeChallenge(type=kind, token=secrets.token_urlsafe(32), status="valid",
-                                 validated_at=latest.validated_at)  # fmt: skip
-            return AcmeAuthzRecord(id=authz_id, acme_account=acct.id, name=base,
-                                   wildcard=name != base, status="valid",
-                                   expires=min(expires, latest.validated_at + reuse),
-                                   challenges=[done])  # fmt: skip
+            done = AcmeChallenge(
+                type=kind,
+                token=secrets.token_urlsafe(32),
+                status="valid",
+                validated_at=latest.validated_at,
+            )
+            return AcmeAuthzRecord(
+                id=authz_id,
+                acme_account=acct.id,
+                name=base,
+                wildcard=name != base,
+                status="valid",
+                expires=min(expires, latest.validated_at + reuse),
+                challenges=[done],
+            )
         labels = base.split(".")
         for i in range(len(labels) - 1):
             parent = ".".join(labels[i:])
@@ -303,9 +265,15 @@ class RegistrationAuthority:
                 )
         kinds = ["dns-01"] if name != base else ["http-01", "dns-01"]
         challenges = [AcmeChallenge(type=k, token=secrets.token_urlsafe(32)) for k in kinds]
-        return AcmeAuthzRecord(id=authz_id, acme_account=acct.id, name=base,
-                               wildcard=name != base, status="pending", expires=expires,
-                               challenges=challenges)  # fmt: skip
+        return AcmeAuthzRecord(
+            id=authz_id,
+            acme_account=acct.id,
+            name=base,
+            wildcard=name != base,
+            status="pending",
+            expires=expires,
+            challenges=challenges,
+        )
 
     async def new_order(
         self,
@@ -349,7 +317,7 @@ class RegistrationAuthority:
             order = txn.get_acme_order(order_id)
             if order is None or order.acme_account != acct.id:
                 raise Problem("malformed", f"no order {order_id!r} of this account", status=404)
-            return _current(txn, order, to_epoch(self._clock.now()))
+            return current(txn, order, to_epoch(self._clock.now()))
 
     def orders(self, acct: AcmeAccountRecord) -> list[str]:
         """The account's orders still pending, ready or processing, and valid ones that
@@ -357,7 +325,7 @@ class RegistrationAuthority:
         now = to_epoch(self._clock.now())
         with self._store.read() as txn:
             found = [txn.get_acme_order(i) for i in txn.acme_orders_of(acct.id)]
-            current = [_current(txn, o, now)[0] for o in found if o is not None]
+            current = [current(txn, o, now)[0] for o in found if o is not None]
         return [o.id for o in current if o.status != "invalid" and o.expires >= now]
 
     def authorization(self, acct: AcmeAccountRecord, authz_id: str) -> AcmeAuthzRecord:
@@ -365,7 +333,7 @@ class RegistrationAuthority:
             authz = txn.get_acme_authz(authz_id)
         if authz is None or authz.acme_account != acct.id:
             raise Problem("malformed", f"no authorization {authz_id!r} of this account", status=404)
-        return _expired(authz, to_epoch(self._clock.now()))
+        return expired(authz, to_epoch(self._clock.now()))
 
     async def deactivate_authorization(
         self, acct: AcmeAccountRecord, authz_id: str
@@ -401,9 +369,11 @@ class RegistrationAuthority:
         self._check_csr_names(der, order.names)
         try:
             result = await self._engine.issue(
-                request, actor=f"acme:{acct.id}", accounts=frozenset({eab.account}),
+                request,
+                actor=f"acme:{acct.id}",
+                accounts=frozenset({eab.account}),
                 schedule=False,
-            )  # fmt: skip
+            )
         except NotFound as exc:
             raise Problem("unauthorized", f"{exc.code}: {exc.message}") from None
         except HankoError as exc:
@@ -436,9 +406,11 @@ class RegistrationAuthority:
         if rec is None:
             raise Problem("malformed", "no certificate with this identifier", status=404)
         return renewal.suggested_window(
-            rec.not_before, rec.not_after, revoked=rec.status is CertStatus.REVOKED,
+            rec.not_before,
+            rec.not_after,
+            revoked=rec.status is CertStatus.REVOKED,
             now=to_epoch(self._clock.now()),
-        )  # fmt: skip
+        )
 
     async def revoke(
         self,
@@ -489,7 +461,3 @@ class RegistrationAuthority:
         """The PEM chain of a certificate this account's orders issued."""
         view = self._engine.view(serial_hex, accounts=frozenset({eab.account}))
         return view.certificate + self._engine.chain_pem
-
-
-def expiry(epoch: int) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

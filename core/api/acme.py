@@ -21,8 +21,9 @@ from core.acme import messages as am
 from core.acme.challenges import ChallengeRunner
 from core.acme.nonces import Nonces
 from core.acme.problems import Problem
-from core.acme.ra import RegistrationAuthority, check_contacts, expiry
+from core.acme.ra import RegistrationAuthority
 from core.acme.renewal import cert_id_of
+from core.acme.states import check_contacts, expiry
 from core.api.http_errors import RETRY_AFTER, HttpError
 from core.api.router import Raw, Request, Route
 from core.base.errors import (

@@ -16,9 +16,7 @@ def routes(engine: IssuanceEngine, store: Store) -> list[Route]:
         accounts = request.principal.accounts
         with store.read() as txn:
             found = [
-                view(r)
-                for r in txn.iter_renewals()
-                if accounts is None or r.account in accounts
+                view(r) for r in txn.iter_renewals() if accounts is None or r.account in accounts
             ]
         return 200, {"renewals": sorted(found, key=lambda v: (v.issue_at, v.id))}
 

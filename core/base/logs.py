@@ -24,11 +24,17 @@ from typing import Any, TextIO
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "hanko_log_context", default=None
 )
-_STANDARD = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}  # fmt: skip
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
 _SECRET_WORDS = ("secret", "token", "password", "pin", "hmac", "private")
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}  # fmt: skip
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 @contextmanager

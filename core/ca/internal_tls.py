@@ -127,9 +127,13 @@ def create(directory: Path, *, label: str, now: dt.datetime) -> None:
     _write_private_key(directory / CA_KEY_FILE, ca_key)
     (directory / CA_FILE).write_bytes(ca_cert.public_bytes(pem))
     server, server_key = _leaf(
-        ca_cert, ca_key, common_name="localhost", names=SERVER_NAMES,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH, now=now,
-    )  # fmt: skip
+        ca_cert,
+        ca_key,
+        common_name="localhost",
+        names=SERVER_NAMES,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        now=now,
+    )
     _write_private_key(directory / SERVER_KEY_FILE, server_key)
     (directory / SERVER_FILE).write_bytes(server.public_bytes(pem) + ca_cert.public_bytes(pem))
 
@@ -147,9 +151,13 @@ def renew_server(directory: Path, *, now: dt.datetime) -> x509.Certificate:
     replaced whole; `hanko serve` reads them at start."""
     ca_cert, ca_key = _load_ca(directory)
     server, key = _leaf(
-        ca_cert, ca_key, common_name="localhost", names=SERVER_NAMES,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH, now=now,
-    )  # fmt: skip
+        ca_cert,
+        ca_key,
+        common_name="localhost",
+        names=SERVER_NAMES,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        now=now,
+    )
     pem = serialization.Encoding.PEM
     write_atomically(directory / SERVER_KEY_FILE, [_private_pem(key)], mode=0o600)
     write_atomically(directory / SERVER_FILE, [server.public_bytes(pem), ca_cert.public_bytes(pem)])
@@ -161,9 +169,13 @@ def issue_client(directory: Path, *, name: str, out: Path, now: dt.datetime) -> 
     certificate) and OUT.key (0600)."""
     ca_cert, ca_key = _load_ca(directory)
     cert, key = _leaf(
-        ca_cert, ca_key, common_name=name, names=(),
-        usage=ExtendedKeyUsageOID.CLIENT_AUTH, now=now,
-    )  # fmt: skip
+        ca_cert,
+        ca_key,
+        common_name=name,
+        names=(),
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        now=now,
+    )
     _write_private_key(out.with_suffix(".key"), key)
     out.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert

@@ -156,9 +156,15 @@ def _sign_in_hsm(
     """`builder` signed by the issuing CA key in the HSM, after checking that the token
     holds the keys the two certificates name."""
     with hsm_session(cfg) as session:
-        check_key(session, cfg.ca.issuer_key_label, issuing,
-                  "ca.issuer_key_label", "ca.issuer_cert")  # fmt: skip
-        check_key(session, cfg.ca.ocsp_responder_key_label, responder,
-                  "ca.ocsp_responder_key_label", "ca.ocsp_responder_cert")  # fmt: skip
+        check_key(
+            session, cfg.ca.issuer_key_label, issuing, "ca.issuer_key_label", "ca.issuer_cert"
+        )
+        check_key(
+            session,
+            cfg.ca.ocsp_responder_key_label,
+            responder,
+            "ca.ocsp_responder_key_label",
+            "ca.ocsp_responder_cert",
+        )
         key = signing_key(session, cfg.ca.issuer_key_label)
         return builder.sign(key, hash_for(KeyType(cfg.ca.key_type)))

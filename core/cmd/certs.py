@@ -40,8 +40,10 @@ def cmd_issue(args: argparse.Namespace) -> int:
         if args.json:
             print_struct(result)
         else:
-            print(f"renewal {result.id} of {result.renewal_of} scheduled for"
-                  f" {result.issue_at.isoformat()} (hanko renewals list)")  # fmt: skip
+            print(
+                f"renewal {result.id} of {result.renewal_of} scheduled for"
+                f" {result.issue_at.isoformat()} (hanko renewals list)"
+            )
         return 0
     root = cfg.path(cfg.ca.root_cert).read_text() if args.with_root else ""
     if args.json:

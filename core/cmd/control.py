@@ -120,15 +120,21 @@ async def handle_signals(
             continue
         timeout = reloader.cfg.api.drain_timeout.seconds
         open_now = listener.statistics().open_connections
-        log.info("shutting down: draining %d connections (at most %gs)", open_now, timeout,
-                 extra={"event": "shutdown.draining"})  # fmt: skip
+        log.info(
+            "shutting down: draining %d connections (at most %gs)",
+            open_now,
+            timeout,
+            extra={"event": "shutdown.draining"},
+        )
         async with trio.open_nursery() as nursery:
 
             async def second_signal() -> None:
                 async for again in signals:
                     if again != signal.SIGHUP:
-                        log.warning("second signal: stopping without waiting",
-                                    extra={"event": "shutdown.forced"})  # fmt: skip
+                        log.warning(
+                            "second signal: stopping without waiting",
+                            extra={"event": "shutdown.forced"},
+                        )
                         nursery.cancel_scope.cancel()
                         return
 
@@ -137,9 +143,11 @@ async def handle_signals(
             if drained:
                 log.info("drained: every request answered", extra={"event": "shutdown.drained"})
             else:
-                log.warning("drain timeout: %d connections still open are cut",
-                            listener.statistics().open_connections,
-                            extra={"event": "shutdown.drain_timeout"})  # fmt: skip
+                log.warning(
+                    "drain timeout: %d connections still open are cut",
+                    listener.statistics().open_connections,
+                    extra={"event": "shutdown.drain_timeout"},
+                )
             nursery.cancel_scope.cancel()
         stop()
         return

@@ -56,8 +56,7 @@ def cmd_org_level(args: argparse.Namespace) -> int:
         registration_number=getattr(args, "registration_number", None),
     )
     with open_store(cfg) as store:
-        org = store.write(level_op(args.id, change, now=to_epoch(SystemClock().now()),
-                                   actor="cli"))  # fmt: skip
+        org = store.write(level_op(args.id, change, now=to_epoch(SystemClock().now()), actor="cli"))
     if args.json:
         print_json(_org_json(org))
     else:
@@ -167,8 +166,11 @@ def cmd_org_show(args: argparse.Namespace) -> int:
 def _domain_json(d: Any) -> dict[str, Any]:
     from core.base.clock import from_epoch
 
-    return {"domain": d.domain, "method": d.method,
-            "validated_at": from_epoch(d.validated_at).isoformat()}  # fmt: skip
+    return {
+        "domain": d.domain,
+        "method": d.method,
+        "validated_at": from_epoch(d.validated_at).isoformat(),
+    }
 
 
 def cmd_domain_list(args: argparse.Namespace) -> int:

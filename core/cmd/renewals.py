@@ -29,8 +29,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for v in found:
         done = f" -> {v.serial}" if v.serial else (f": {v.error}" if v.error else "")
-        print(f"{v.id}\t{v.status}\t{v.issue_at.isoformat()}\t{v.organization}\t"
-              f"renews {v.renewal_of}{done}")  # fmt: skip
+        print(
+            f"{v.id}\t{v.status}\t{v.issue_at.isoformat()}\t{v.organization}\t"
+            f"renews {v.renewal_of}{done}"
+        )
     return 0
 
 

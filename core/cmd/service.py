@@ -354,9 +354,7 @@ async def run_service(
         assert svc.app is not None  # noqa: S101 - _build made it
         reloader = Reloader(cfg, config_path, listener=svc.listener, auth=svc.app.authenticator)
         metrics = svc.metrics
-        endpoint = (
-            telemetry.MetricsEndpoint(metrics, cfg) if metrics is not None else None
-        )
+        endpoint = telemetry.MetricsEndpoint(metrics, cfg) if metrics is not None else None
         async with trio.open_nursery() as nursery:
             await nursery.start(svc.writer.run)
             await nursery.start(svc.pool.run)  # fails fast: wrong PIN, missing key label

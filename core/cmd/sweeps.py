@@ -89,7 +89,9 @@ async def issue_renewals(engine: IssuanceEngine, clock: Clock, every: float) -> 
             if done.issued or done.failed:
                 log.info(
                     "scheduled renewals: %d issued, %d failed, %d postponed",
-                    done.issued, done.failed, done.postponed,
+                    done.issued,
+                    done.failed,
+                    done.postponed,
                     extra={"event": "renewals.pass"},
-                )  # fmt: skip
+                )
         await trio.sleep(every)

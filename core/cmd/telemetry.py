@@ -160,8 +160,9 @@ class _FromStatistics(Collector):
         yield _gauge("hanko_store_full", "1 when the map is at max_map_size", int(s.full))
 
     def _leader(self, s: Any) -> Iterator[Any]:
-        yield _gauge("hanko_leader", "1 while this process holds the store's leader lock",
-                     int(s.leader))  # fmt: skip
+        yield _gauge(
+            "hanko_leader", "1 while this process holds the store's leader lock", int(s.leader)
+        )
         yield _counter("hanko_leader_terms", "Times this process became the leader", s.terms)
 
     def _store(self, s: dict[str, int]) -> Iterator[Any]:

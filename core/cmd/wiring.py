@@ -236,9 +236,7 @@ def ra_settings(cfg: Config, master: bytes) -> acme_ra.Settings:
 
 def dns_resolver(cfg: Config) -> Resolver:
     d = cfg.dns
-    return Resolver(
-        DnsSettings(server=d.resolver, timeout=d.timeout.seconds, retries=d.retries)
-    )
+    return Resolver(DnsSettings(server=d.resolver, timeout=d.timeout.seconds, retries=d.retries))
 
 
 def acme_validator(cfg: Config) -> Validator:

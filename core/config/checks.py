@@ -87,11 +87,17 @@ def _url_problems(cfg: Config) -> list[str]:
     HTTP; the status listener tells them apart by path."""
     ca = cfg.ca
     problems = []
-    for where, url in (("ca.base_url", ca.base_url), ("ca.ocsp_url", ca.ocsp_url),
-                       ("ca.crl_url", ca.crl_url), ("ca.issuer_url", ca.issuer_url)):  # fmt: skip
+    for where, url in (
+        ("ca.base_url", ca.base_url),
+        ("ca.ocsp_url", ca.ocsp_url),
+        ("ca.crl_url", ca.crl_url),
+        ("ca.issuer_url", ca.issuer_url),
+    ):
         if url and (not url.startswith("http://") or " " in url or "?" in url or "#" in url):
-            problems.append(f"{where}: must be an http:// URL without a query (CRL, OCSP and "
-                            "CA certificate URLs are not HTTPS)")  # fmt: skip
+            problems.append(
+                f"{where}: must be an http:// URL without a query (CRL, OCSP and "
+                "CA certificate URLs are not HTTPS)"
+            )
     base = ca.base_url.rstrip("/")
     crl = urlsplit(ca.crl_url or f"{base}/crl").path.rstrip("/")
     issuer = urlsplit(ca.issuer_url or f"{base}/ca/issuing.cer").path

@@ -178,9 +178,7 @@ def check_previous(
     return old
 
 
-def renewal_issue_at(
-    old: CertRecord, prof: ProfileConfig, now: dt.datetime
-) -> dt.datetime | None:
+def renewal_issue_at(old: CertRecord, prof: ProfileConfig, now: dt.datetime) -> dt.datetime | None:
     """When a renewal asked for now is issued: now (None), or once the renewed
     certificate has less than `renewal_issue_window` left. Asked before
     `renewal_window` opens, it is refused."""
@@ -203,9 +201,12 @@ def _days(seconds: float) -> str:
 
 
 def renewed_not_after(
-    old: CertRecord, not_after: dt.datetime, prof: ProfileConfig, rule: ScheduleEntry,
+    old: CertRecord,
+    not_after: dt.datetime,
+    prof: ProfileConfig,
+    rule: ScheduleEntry,
     now: dt.datetime,
-) -> dt.datetime:  # fmt: skip
+) -> dt.datetime:
     """A renewal (asked within `renewal_window`: renewal_issue_at) carries the old
     certificate's remaining time over, within the maximum in force."""
     carried = max(0, old.not_after - to_epoch(now))
@@ -213,9 +214,14 @@ def renewed_not_after(
 
 
 def check_reissue(
-    old: CertRecord, names: Sequence[str], org: OrgRecord, prof: ProfileConfig,
-    rule: ScheduleEntry, *, now: dt.datetime,
-) -> dt.datetime:  # fmt: skip
+    old: CertRecord,
+    names: Sequence[str],
+    org: OrgRecord,
+    prof: ProfileConfig,
+    rule: ScheduleEntry,
+    *,
+    now: dt.datetime,
+) -> dt.datetime:
     """A reissue keeps its original's expiry (within the maximum in force today: the BR
     win); the profile limits how many, how late, and how late names may change; and the
     organization's validated subject must be the original's (a changed company is a
@@ -277,9 +283,14 @@ _OID_NAMES = {
 
 
 def www_pair(
-    names: list[str], prof: ProfileConfig, org: OrgRecord, facts: Facts, rule: ScheduleEntry,
-    *, now: dt.datetime,
-) -> tuple[list[str], str | None]:  # fmt: skip
+    names: list[str],
+    prof: ProfileConfig,
+    org: OrgRecord,
+    facts: Facts,
+    rule: ScheduleEntry,
+    *,
+    now: dt.datetime,
+) -> tuple[list[str], str | None]:
     """One name, www.<registrable domain> or the registrable domain itself: the other
     added when it has a current validation of its own for the organization (validating
     www. does not cover the bare domain; an http-file validation covers one name only).
@@ -303,9 +314,14 @@ def www_pair(
 
 
 def _pair_in_reissue(
-    previous: CertRecord, requested: list[str], paired: list[str], notice: str | None,
-    prof: ProfileConfig, *, now: dt.datetime,
-) -> tuple[list[str], str | None]:  # fmt: skip
+    previous: CertRecord,
+    requested: list[str],
+    paired: list[str],
+    notice: str | None,
+    prof: ProfileConfig,
+    *,
+    now: dt.datetime,
+) -> tuple[list[str], str | None]:
     """The pair is a courtesy: it never turns a reissue into a name change once names
     may no longer change."""
     first = previous.first_issued or previous.not_before

@@ -194,8 +194,13 @@ class Preparer:
         prof = decision.profile
         if held is not None and held.coupons:
             # The coupons the renewal held since it was scheduled pay for it.
-            plan = Plan("renewal", held.license, units=len(held.coupons),
-                        coupons=tuple(held.coupons), lots=tuple(held.lots))  # fmt: skip
+            plan = Plan(
+                "renewal",
+                held.license,
+                units=len(held.coupons),
+                coupons=tuple(held.coupons),
+                lots=tuple(held.lots),
+            )
         else:
             plan = plan_issue(
                 read,

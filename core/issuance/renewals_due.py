@@ -40,8 +40,12 @@ async def issue_due(engine: IssuanceEngine, *, now: int, limit: int = 100) -> Du
             log.warning("scheduled renewal %s postponed: %s", rec.id, result.code)
             continue
         failed += 1
-        log.info("scheduled renewal %s failed: %s", rec.id, result.code,
-                 extra={"event": "renewal.failed", "renewal": rec.id})  # fmt: skip
+        log.info(
+            "scheduled renewal %s failed: %s",
+            rec.id,
+            result.code,
+            extra={"event": "renewal.failed", "renewal": rec.id},
+        )
         try:
             await engine.scheduling.settle(
                 rec, "failed", actor="renewals", error=f"{result.code}: {result.message}"

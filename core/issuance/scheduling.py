@@ -86,9 +86,14 @@ class Scheduling:
             )
             if item.plan is not None and self._licensing is not None:
                 rec = book.hold_renewal(
-                    txn, rec, item.plan, not_before=to_epoch(d.not_before),
-                    not_after=to_epoch(d.not_after), now=now, actor=actor,
-                )  # fmt: skip
+                    txn,
+                    rec,
+                    item.plan,
+                    not_before=to_epoch(d.not_before),
+                    not_after=to_epoch(d.not_after),
+                    now=now,
+                    actor=actor,
+                )
             txn.schedule_renewal(rec, at_us=epoch_us(now))
             if item.ids is not None:
                 txn.put_idempotency(
@@ -138,9 +143,7 @@ class Scheduling:
                 )
             if self._licensing is not None:
                 book.release_hold(txn, current, now=now, actor=actor)
-            done = msgspec.structs.replace(
-                current, status=status, error=error, settled_at=now
-            )
+            done = msgspec.structs.replace(current, status=status, error=error, settled_at=now)
             txn.settle_renewal(done, at_us=epoch_us(now), actor=actor)
             events.renewal(txn, f"renewal.{status}", done, at=now)
             return done

@@ -147,8 +147,9 @@ def issue_outcome(
         lots=plan.lots,
     )
     if plan.covered:  # paid by a multi-year coupon: the ledger says which certificate
-        cover = Move("transfer", 0, not_before, serial=serial, item="certificate",
-                     note="multi-year coupon")  # fmt: skip
+        cover = Move(
+            "transfer", 0, not_before, serial=serial, item="certificate", note="multi-year coupon"
+        )
         outcome = Outcome(outcome.license, [*outcome.moves, cover], charged=0)
     return outcome
 
@@ -186,8 +187,14 @@ def charge_issue(
         settings=settings,
     )
     apply(txn, outcome, actor=actor)
-    coupons.redeem(txn, list(plan.coupons), serial=record.serial, now=now,
-                   offset=settings.offset, renewal=renewal)  # fmt: skip
+    coupons.redeem(
+        txn,
+        list(plan.coupons),
+        serial=record.serial,
+        now=now,
+        offset=settings.offset,
+        renewal=renewal,
+    )
     carried = previous.coupon if previous is not None and plan.operation == "reissue" else b""
     charged = msgspec.structs.replace(
         record,
@@ -229,9 +236,14 @@ def hold_renewal(
         return msgspec.structs.replace(rec, license=plan.license)
     lic = current(txn, plan.license, now, actor=actor)
     outcome = charging.reserve(
-        lic, units=plan.units, not_before=not_before, not_after=not_after, now=now,
-        renewal=rec.id, lots=plan.lots,
-    )  # fmt: skip
+        lic,
+        units=plan.units,
+        not_before=not_before,
+        not_after=not_after,
+        now=now,
+        renewal=rec.id,
+        lots=plan.lots,
+    )
     apply(txn, outcome, actor=actor)
     coupons.hold(txn, list(plan.coupons), renewal=rec.id)
     return msgspec.structs.replace(

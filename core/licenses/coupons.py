@@ -1,4 +1,4 @@
-"""Coupon numbers (the Secom Passport for Web rules, shared/domain-rules.md): every
+"""Coupon numbers (the rules of the seed product that sells coupons): every
 coupon sold has a number, random and unguessable, shown once in the purchase's answer
 and kept only as its SHA-256, with the dealer code given at purchase. A number is
 entered (with that dealer code) when applying for a certificate, new or renewal, never

@@ -80,17 +80,28 @@ def plan_issue(
         operation = "new"  # a certificate from before licensing is reissued as new: it pays
     if ask.coupon is not None:
         coupon = coupons.redeemable(
-            read, ask.coupon, account=org.account, dealer=ask.dealer, name=names[0],
+            read,
+            ask.coupon,
+            account=org.account,
+            dealer=ask.dealer,
+            name=names[0],
             now=not_before,
-        )  # fmt: skip
+        )
         if requested is not None and requested != coupon.license:
             raise PolicyError(
                 "license_mismatch", f"the coupon pays with its own license, not {requested}"
             )
-        more = [c for c in read.free_coupons(coupon.license, not_before, limit=units)
-                if c.id != coupon.id][: units - 1]  # fmt: skip
-        return _with_coupons(operation, coupon.license, units, [(coupon.id, coupon.lot)] +
-                             [(c.id, c.lot) for c in more])  # fmt: skip
+        more = [
+            c
+            for c in read.free_coupons(coupon.license, not_before, limit=units)
+            if c.id != coupon.id
+        ][: units - 1]
+        return _with_coupons(
+            operation,
+            coupon.license,
+            units,
+            [(coupon.id, coupon.lot)] + [(c.id, c.lot) for c in more],
+        )
     if operation == "renewal" and previous is not None:
         cover = coupons.covering(read, previous, list(names), not_before)
         if cover:

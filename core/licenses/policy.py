@@ -7,7 +7,7 @@ stable code and nothing changed. core/licenses/book.py applies outcomes inside s
 transactions; `derive` folds a license's ledger back into the balances, which is how the
 check command proves the cached ones.
 
-Kinds (see "Licenses and inventory" in shared/domain-rules.md):
+Kinds (the seed products' licences, docs/architecture.md "Licences"):
 - pooled: certificate-days for a 1-5 year term; an issuance takes its validity, an early
   release returns whole days left; what is unused at the term's end lapses.
 - non_pooled: lots of units, each usable for a year from purchase, oldest first, one

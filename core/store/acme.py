@@ -56,14 +56,22 @@ class AcmeReads(Txn):
 
 class AcmeWrites(AcmeReads, AuditWrites):
     def put_eab(self, rec: EabRecord, *, at_us: int, actor: str) -> None:
-        if not self.txn.put(rec.kid.encode(), EAB.encode(rec), db=self.dbs[b"acme_eab"],
-                            overwrite=False):  # fmt: skip
+        if not self.txn.put(
+            rec.kid.encode(), EAB.encode(rec), db=self.dbs[b"acme_eab"], overwrite=False
+        ):
             raise Conflict(f"an EAB credential {rec.kid!r} exists")
         self.audit(
-            at_us=at_us, actor=actor, action="acme.eab_create", subject=rec.kid,
-            detail={"account": rec.account, "organization": rec.organization,
-                    "profile": rec.profile, "license": rec.license},
-        )  # fmt: skip
+            at_us=at_us,
+            actor=actor,
+            action="acme.eab_create",
+            subject=rec.kid,
+            detail={
+                "account": rec.account,
+                "organization": rec.organization,
+                "profile": rec.profile,
+                "license": rec.license,
+            },
+        )
 
     def revoke_eab(self, kid: str, *, at: int, at_us: int, actor: str) -> EabRecord:
         rec = self.get_eab(kid)
@@ -83,24 +91,32 @@ class AcmeWrites(AcmeReads, AuditWrites):
             raise NotFound(f"no EAB credential {acct.eab_kid!r}")
         if eab.acme_account:
             raise Conflict(f"EAB credential {acct.eab_kid} is bound to an account already")
-        if not self.txn.put(acct.thumbprint.encode(), acct.id.encode(),
-                            db=self.dbs[b"acme_keys"], overwrite=False):  # fmt: skip
+        if not self.txn.put(
+            acct.thumbprint.encode(), acct.id.encode(), db=self.dbs[b"acme_keys"], overwrite=False
+        ):
             raise Conflict("an account with this key exists")
         self.txn.put(acct.id.encode(), ACME_ACCOUNT.encode(acct), db=self.dbs[b"acme_accounts"])
         bound = msgspec.structs.replace(eab, acme_account=acct.id)
         self.txn.put(eab.kid.encode(), EAB.encode(bound), db=self.dbs[b"acme_eab"])
         self.audit(
-            at_us=at_us, actor=f"acme:{acct.id}", action="acme.account_create",
-            subject=acct.id, detail={"eab": eab.kid, "account": eab.account},
-        )  # fmt: skip
+            at_us=at_us,
+            actor=f"acme:{acct.id}",
+            action="acme.account_create",
+            subject=acct.id,
+            detail={"eab": eab.kid, "account": eab.account},
+        )
 
     def update_acme_account(
         self, acct: AcmeAccountRecord, *, old_thumbprint: str, at_us: int, action: str
     ) -> None:
         """Rewrite an account (contact, status, or its key after a key change)."""
         if acct.thumbprint != old_thumbprint:
-            if not self.txn.put(acct.thumbprint.encode(), acct.id.encode(),
-                                db=self.dbs[b"acme_keys"], overwrite=False):  # fmt: skip
+            if not self.txn.put(
+                acct.thumbprint.encode(),
+                acct.id.encode(),
+                db=self.dbs[b"acme_keys"],
+                overwrite=False,
+            ):
                 raise Conflict("an account with the new key exists")
             self.txn.delete(old_thumbprint.encode(), db=self.dbs[b"acme_keys"])
         self.txn.put(acct.id.encode(), ACME_ACCOUNT.encode(acct), db=self.dbs[b"acme_accounts"])
@@ -115,9 +131,12 @@ class AcmeWrites(AcmeReads, AuditWrites):
         index = order.acme_account.encode() + b"\0" + order.created_at.to_bytes(8, "big")
         self.txn.put(index + order.id.encode(), b"", db=self.dbs[b"acme_account_orders"])
         self.audit(
-            at_us=at_us, actor=f"acme:{order.acme_account}", action=f"acme.order_{order.status}",
-            subject=order.id, detail={"names": ",".join(order.names)},
-        )  # fmt: skip
+            at_us=at_us,
+            actor=f"acme:{order.acme_account}",
+            action=f"acme.order_{order.status}",
+            subject=order.id,
+            detail={"names": ",".join(order.names)},
+        )
 
     def put_acme_authz(self, authz: AcmeAuthzRecord) -> None:
         self.txn.put(authz.id.encode(), ACME_AUTHZ.encode(authz), db=self.dbs[b"acme_authz"])

@@ -184,6 +184,8 @@ def restore(archive: Path, target: Path, *, map_size: int) -> dict[str, Any]:
         restored.close()
     for name, n in manifest["entries"].items():
         if counts.get(name, 0) < n:
-            raise StoreError(f"restored store has {counts.get(name, 0)} {name} entries, "
-                             f"the backup's manifest says at least {n}")  # fmt: skip
+            raise StoreError(
+                f"restored store has {counts.get(name, 0)} {name} entries, "
+                f"the backup's manifest says at least {n}"
+            )
     return manifest

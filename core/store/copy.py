@@ -67,8 +67,11 @@ def copy_store(
             if progress is not None:
                 progress(name.decode(), n)
     have = _rows_of(target)
-    differ = [f"{t}: {n} read from the source, {have.get(t)} in the target"
-              for t, n in copied.items() if have.get(t) != n]  # fmt: skip
+    differ = [
+        f"{t}: {n} read from the source, {have.get(t)} in the target"
+        for t, n in copied.items()
+        if have.get(t) != n
+    ]
     if differ:
         raise StoreError("the copy does not match its source: " + "; ".join(differ))
     return CopyReport(tables=copied, rows=sum(copied.values()), seconds=round(clock() - started, 3))

@@ -244,8 +244,11 @@ class LmdbStore:
     def map_use(self) -> dict[str, int]:
         """Bytes of the map in use, reserved now, and at most (metrics)."""
         info, page = self.env.info(), self.env.stat()["psize"]
-        return {"used": (info["last_pgno"] + 1) * page, "size": info["map_size"],
-                "max": self.max_map_size}  # fmt: skip
+        return {
+            "used": (info["last_pgno"] + 1) * page,
+            "size": info["map_size"],
+            "max": self.max_map_size,
+        }
 
     def stat(self) -> dict[str, int]:
         with self.env.begin() as txn:

@@ -36,8 +36,15 @@ class Table:
     writes are plain INSERTs, which the database role may be limited to."""
 
     __slots__ = (
-        "append_only", "delete", "get", "get_many", "insert", "name", "page_after", "page_from"
-    )  # fmt: skip
+        "append_only",
+        "delete",
+        "get",
+        "get_many",
+        "insert",
+        "name",
+        "page_after",
+        "page_from",
+    )
 
     def __init__(self, name: str, *, append_only: bool = False) -> None:
         self.name = name
@@ -71,8 +78,15 @@ class _State:
     """What a transaction and its nested ones share."""
 
     __slots__ = (
-        "commit_timeout", "conn", "known", "overlay", "pages", "release", "sorted", "writable"
-    )  # fmt: skip
+        "commit_timeout",
+        "conn",
+        "known",
+        "overlay",
+        "pages",
+        "release",
+        "sorted",
+        "writable",
+    )
 
     def __init__(
         self,
