@@ -28,10 +28,10 @@ from core.cmd.wiring_replication import replication_profile
 from core.config import Config
 from core.replication.replicator import Replicator
 from core.store import Store
-from ocsp.redis_layout import Layout
-from ocsp.settings import ServerSettings, http_limits
-from ocsp.sources import REDIS_START
-from ocsp.supervisor import ResponderProcesses
+from ocsp.status.redis_layout import Layout
+from ocsp.status.settings import ServerSettings, http_limits
+from ocsp.status.sources import REDIS_START
+from ocsp.status.supervisor import ResponderProcesses
 
 Requests = list[tuple[bytes, bytes, bytes]]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 # A descendant's role, from its command line; the root process is "core".
 _ROLES = (
     ("signer.worker", "signer"),
-    ("ocsp.server", "responder"),
+    ("ocsp.status.server", "responder"),
     ("multiprocessing.spawn", "intake"),
 )
 _TICK = os.sysconf("SC_CLK_TCK")

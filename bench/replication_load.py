@@ -33,7 +33,7 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
-from ocsp.redis_layout import Profile
+from ocsp.status.redis_layout import Profile
 
 PROGRESS = Progress("replication")
 RESPONSE = 230  # bytes of one pre-signed ResponseData and signature (ECDSA)

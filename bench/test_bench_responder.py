@@ -32,9 +32,9 @@ from core.ca.issuer import issuer_info
 from core.cmd.wiring import responder_settings
 from core.config import load_config
 from core.store import LmdbStore
-from ocsp.connection import Request
-from ocsp.server import ResponderState
-from ocsp.sources import lmdb_source
+from ocsp.status.connection import Request
+from ocsp.status.server import ResponderState
+from ocsp.status.sources import lmdb_source
 from signer.algorithms import KeyType
 
 CERTS = 200_000

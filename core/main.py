@@ -25,7 +25,7 @@ from core.cmd import (
     orgs,
     renewals,
     replication,
-    responder,
+    responder_host,
     serve,
     status,
     store,
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         store,
         notify,
         replication,
-        responder,
+        responder_host,
         bench_cmd,
     )
     for group in groups:

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TOOL=.venv/tools/piptools
 if [ ! -x "$TOOL/bin/pip-compile" ]; then
     python3 -m venv "$TOOL"
-    "$TOOL/bin/pip" install -q "pip-tools==7.6.2"
+    "$TOOL/bin/pip" install -q "pip-tools==7.7.0"
 fi
 digest=$(python3 scripts/lock_digest.py)
 compile() {  # output, extras...

@@ -46,10 +46,12 @@ def test_every_declared_dependency_is_pinned_within_its_range_with_hashes() -> N
     runtime, dev = pins("requirements.lock"), pins("requirements-dev.lock")
     for req in main:
         name = canonicalize_name(req.name)
-        assert name in runtime and req.specifier.contains(runtime[name]), req
+        assert name in runtime, req
+        assert req.specifier.contains(runtime[name]), req
     for req in [*main, *extras["dev"], *extras["bench"]]:
         name = canonicalize_name(req.name)
-        assert name in dev and req.specifier.contains(dev[name]), req
+        assert name in dev, req
+        assert req.specifier.contains(dev[name]), req
     for lock in ("requirements.lock", "requirements-dev.lock"):
         blocks = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text())
         for block in blocks:
@@ -70,5 +72,7 @@ def test_the_virtualenv_holds_what_the_dev_lock_pins() -> None:
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            raise AssertionError(f"{name} is pinned but not installed: run scripts/dev.sh setup")
+            raise AssertionError(
+                f"{name} is pinned but not installed: run scripts/dev.sh setup"
+            ) from None
         assert installed == version, f"{name} {installed} installed, {version} pinned"

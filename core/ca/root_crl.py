@@ -23,7 +23,7 @@ from core.base.errors import HankoError, PolicyError
 from core.base.files import write_atomically
 from core.ca import lint
 from core.ca.hsm import check_key, hsm_session, signing_key
-from core.ca.responder import throwaway_key
+from core.ca.responder_cert import throwaway_key
 from core.config import Config
 from core.store import WriteTxn
 from core.store.configured import open_store

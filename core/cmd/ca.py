@@ -71,7 +71,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.ca.responder import renew_responder
+    from core.ca.responder_cert import renew_responder
     from core.config import load_config
 
     cfg = load_config(args.config)

@@ -9,7 +9,7 @@ import trio
 
 from core.base.errors import SignerError
 from core.store import GroupCommitWriter
-from ocsp.supervisor import ResponderProcesses
+from ocsp.status.supervisor import ResponderProcesses
 from signer.algorithms import SignAlgorithm
 from signer.api import Priority
 from signer.pool import SignerPool

@@ -12,7 +12,7 @@ from core.cmd.common import Parser, add_config, print_json
 
 def _redis_seq(cfg: Any) -> tuple[int | None, str | None]:
     from core.cmd.wiring_replication import redis_client_factory
-    from ocsp.redis_layout import Layout
+    from ocsp.status.redis_layout import Layout
 
     try:
         raw = redis_client_factory(cfg)().get(Layout(cfg.replication.prefix).seq)

@@ -67,8 +67,8 @@ from core.store import GroupCommitWriter, Store
 from core.store.configured import open_store
 from crl.updater import CrlUpdater
 from ocsp.refresher import OcspRefresher
-from ocsp.sources import STORE_PASSWORD_ENV
-from ocsp.supervisor import ResponderProcesses
+from ocsp.status.sources import STORE_PASSWORD_ENV
+from ocsp.status.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 from signer.pool import SignerPool
 

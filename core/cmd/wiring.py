@@ -35,12 +35,12 @@ from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
 from crl.updater import CrlUpdater
 from crl.urls import url_list
 from ocsp.codec import CertIdHash
-from ocsp.paths import StatusPaths, url_path
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
 from ocsp.response_codec import ResponseEncoder
-from ocsp.settings import ServerSettings, http_limits
-from ocsp.supervisor import ResponderProcesses
+from ocsp.status.paths import StatusPaths, url_path
+from ocsp.status.settings import ServerSettings, http_limits
+from ocsp.status.supervisor import ResponderProcesses
 from signer.algorithms import KeyType
 from signer.api import BatchSigner
 from signer.pool import SignerPool, WorkerSpec

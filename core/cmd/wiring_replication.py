@@ -16,7 +16,7 @@ from core.cmd.wiring import responder_settings
 from core.config import Config, read_secret
 from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, Store
-from ocsp.redis_layout import Profile
+from ocsp.status.redis_layout import Profile
 
 
 def redis_client_factory(cfg: Config) -> Callable[[], Any]:

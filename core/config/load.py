@@ -21,7 +21,7 @@ import msgspec
 from core.base.errors import ConfigError
 from core.base.units import ByteSize, Duration
 from core.config.checks import semantic_problems
-from core.config.responder import ResponderFile, responder_problems
+from core.config.responder_host import ResponderFile, responder_problems
 from core.config.settings import Config
 
 _File = TypeVar("_File", bound=msgspec.Struct)

@@ -27,7 +27,7 @@ import trio
 
 from core.store import GroupCommitWriter, Store
 from core.store.replication import CRL, ENVELOPE, OCSP
-from ocsp.redis_layout import (
+from ocsp.status.redis_layout import (
     Layout,
     Profile,
     change_message,

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from tests.conftest import DevCA, anonymous, csr
-from tests.ocsp.test_responder import ocsp_base
+from tests.ocsp.test_answers import ocsp_base
 
 FAST = '\n[crl]\nchange_delay = "1s"\n'
 
@@ -145,7 +145,7 @@ def test_memory_does_not_grow_with_concurrent_downloads(
         for pid in subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
-        if "ocsp.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        if "ocsp.status.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
     ]
     time.sleep(1)
     before = rss_kib(responder)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from tests.conftest import Service, client, free_ports, paying_org
-from tests.ocsp.test_responder import issue
+from tests.ocsp.test_answers import issue
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.issuance.pem import serial_from_hex
 from core.store import LmdbStore
 from tests.conftest import DevCA, Service, client, csr, hanko, paying_org, serve_log, tls, token
-from tests.ocsp.test_responder import issue, ocsp_base
+from tests.ocsp.test_answers import issue, ocsp_base
 
 JSON_LOGS = {"replace": [('format = "text"', 'format = "json"')]}
 

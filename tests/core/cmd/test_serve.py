@@ -130,7 +130,7 @@ def test_responders_do_not_outlive_a_killed_service(
     responders = [
         pid
         for pid in worker_pids(proc.pid)
-        if "ocsp.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        if "ocsp.status.server" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
     ]
     assert len(responders) >= 1
     # They stay up while the service lives, past trio's 10 s idle-thread retirement

@@ -28,7 +28,7 @@ from core.ct.precert import without_poison
 from core.ct.sct import Sct, issuer_key_hash, signed_data, verify
 from tests.conftest import DevCA, Service, client, csr, lint, paying_org, serving
 from tests.ct_log import SPKI, TestLog
-from tests.ocsp.test_responder import ocsp_base
+from tests.ocsp.test_answers import ocsp_base
 
 POISON_OID = x509.oid.ExtensionOID.PRECERT_POISON
 
@@ -271,7 +271,7 @@ def test_too_few_scts_fail_cleanly(fresh_ca: DevCA, logs: list[TestLog], tmp_pat
         assert f"0x{serial}: good" in ocsp(fresh_ca, serial, tmp_path).lower()
         r = rpc.post(f"/v1/certificates/{serial}/revoke", json={"reason": "superseded"})
         assert r.status_code == 200, r.text
-        time.sleep(1.0)  # the responders' promise: revoked within 1 s (test_responder.py)
+        time.sleep(1.0)  # the responders' promise: revoked within 1 s (tests/ocsp/test_answers.py)
         assert f"0x{serial}: revoked" in ocsp(fresh_ca, serial, tmp_path).lower()
         stats = admin.get("/v1/statistics").json()["ct"]
     assert (stats["precertificates"], stats["satisfied"], stats["unavailable"]) == (3, 0, 3)

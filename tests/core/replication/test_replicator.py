@@ -20,9 +20,9 @@ from core.cmd.wiring import open_store
 from core.store import serial_bytes
 from core.store.keys import serial_key
 from core.store.records import OcspRecord
-from ocsp.redis_layout import CHANGE, CRL_VALUE, PROFILE, Layout
+from ocsp.status.redis_layout import CHANGE, CRL_VALUE, PROFILE, Layout
 from tests.conftest import DevCA, client, hanko, paying_org, serving
-from tests.ocsp.test_responder import issue
+from tests.ocsp.test_answers import issue
 from tests.redis_server import RedisServer
 
 LAYOUT = Layout("hanko:")

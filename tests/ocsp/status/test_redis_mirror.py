@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import BIN, DevCA, client, free_port, paying_org, serving
-from tests.ocsp.test_responder import issue
+from tests.ocsp.test_answers import issue
 from tests.redis_server import RedisServer
 
 HOSTS = ("127.0.0.2", "127.0.0.3")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocsp.connection import Connection, Limits, State
+from ocsp.status.connection import Connection, Limits, State
 
 LIMITS = Limits(max_header=256, max_body=64, idle_timeout=30.0, request_timeout=10.0)
 GET = b"GET /ocsp/MEMw HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -1,5 +1,5 @@
 """The responder's HTTP/1.1 answers, with no I/O: response bytes, error answers and the
-OCSP request inside a GET path. Requests are framed by ocsp/connection.py.
+OCSP request inside a GET path. Requests are framed by ocsp/status/connection.py.
 
 Only what an OCSP responder needs (RFC 6960 appendix A, RFC 9919 section 5): GET with
 the request in the path, POST with it in the body, keep-alive and pipelining.

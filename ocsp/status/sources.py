@@ -17,12 +17,12 @@ from cryptography import x509
 
 from core.store import LmdbStore, Store
 from core.store.backend import StatusView
-from ocsp.ca_files import CaFiles
-from ocsp.crl_files import CrlFile, PublishedCrls
-from ocsp.mirror import Readiness
-from ocsp.paths import StatusPaths
-from ocsp.redis_mirror import RedisMirror
-from ocsp.settings import ServerSettings
+from ocsp.status.ca_files import CaFiles
+from ocsp.status.crl_files import CrlFile, PublishedCrls
+from ocsp.status.mirror import Readiness
+from ocsp.status.paths import StatusPaths
+from ocsp.status.redis_mirror import RedisMirror
+from ocsp.status.settings import ServerSettings
 
 # `hanko responder` hands the Redis password to its responder processes here: never on
 # their command line.

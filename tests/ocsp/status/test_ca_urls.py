@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID as AIA
 
 from tests.conftest import DevCA, Service, client, hanko, lint_crl, paying_org
-from tests.ocsp.test_responder import issue, ocsp_base
+from tests.ocsp.test_answers import issue, ocsp_base
 
 BASE = 'base_url = "http://pki.hanko.example.com"\n'
 CUSTOM = {

@@ -4,8 +4,8 @@ readiness follows what the edge observed."""
 
 from __future__ import annotations
 
-from ocsp.mirror import Mirror, Observed
-from ocsp.redis_layout import Layout, Profile, crl_value
+from ocsp.status.mirror import Mirror, Observed
+from ocsp.status.redis_layout import Layout, Profile, crl_value
 
 LAYOUT = Layout("t:")
 PROFILE = Profile(issuer=b"", hashes=[1], ocsp_path="/ocsp", crl_path="/crl",

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from ocsp.paths import StatusPaths
+from ocsp.status.paths import StatusPaths
 
 
 def http_limits(section: Any) -> dict[str, Any]:

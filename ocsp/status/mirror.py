@@ -1,5 +1,5 @@
 """A responder host's copy of the replicated status, with no I/O: what a responder
-process answers from when its status comes from Redis (ocsp/redis_mirror.py fills it).
+process answers from when its status comes from Redis (ocsp/status/redis_mirror.py fills it).
 
 It offers the responder what the LMDB view offers (responses, whether a serial was
 issued, envelopes, the generations that revalidate cached answers), plus the CRL files
@@ -20,8 +20,8 @@ import msgspec
 from cryptography import x509
 
 from core.base.httpdate import http_date
-from ocsp.crl_files import CrlFile
-from ocsp.redis_layout import CRL_VALUE, Layout, Profile
+from ocsp.status.crl_files import CrlFile
+from ocsp.status.redis_layout import CRL_VALUE, Layout, Profile
 
 _PKIX_CERT = b"application/pkix-cert"
 _PKIX_CRL = b"application/pkix-crl"

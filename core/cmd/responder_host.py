@@ -20,7 +20,7 @@ log = logging.getLogger("hanko.responder")
 def settings_for(cfg: Any) -> Any:
     """The responder processes' settings from `[responder]`: no secret in them."""
     from core.config import parse_listen
-    from ocsp.settings import ServerSettings, http_limits
+    from ocsp.status.settings import ServerSettings, http_limits
 
     r = cfg.responder
     host, port = parse_listen(r.listen)
@@ -38,8 +38,8 @@ def settings_for(cfg: Any) -> Any:
 async def _run(cfg: Any) -> None:
     import trio
 
-    from ocsp.sources import REDIS_START
-    from ocsp.supervisor import ResponderProcesses
+    from ocsp.status.sources import REDIS_START
+    from ocsp.status.supervisor import ResponderProcesses
 
     r = cfg.responder
     processes = ResponderProcesses(
@@ -65,7 +65,7 @@ def cmd_responder(args: argparse.Namespace) -> int:
     from core.base import logs
     from core.config import read_secret
     from core.config.load import config_path, load_responder_config
-    from ocsp.sources import PASSWORD_ENV
+    from ocsp.status.sources import PASSWORD_ENV
 
     cfg = load_responder_config(config_path(args.config))
     logs.configure(cfg.log.format, cfg.log.level)

@@ -1,4 +1,4 @@
-"""The edge that keeps a responder process's Mirror (ocsp/mirror.py) equal to its Redis,
+"""The edge that keeps a responder process's Mirror (ocsp/status/mirror.py) equal to its Redis,
 usually a read-only replica on the same host: redis-py's asyncio client on the
 responder's uvloop.
 
@@ -26,8 +26,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.base.errors import HankoError
-from ocsp.mirror import Mirror, Observed, Readiness
-from ocsp.redis_layout import CHANGE, PROFILE, Layout
+from ocsp.status.mirror import Mirror, Observed, Readiness
+from ocsp.status.redis_layout import CHANGE, PROFILE, Layout
 
 log = logging.getLogger("hanko.ocsp.redis")
 POLL = 1.0  # seconds between looks at INFO replication and `seq`

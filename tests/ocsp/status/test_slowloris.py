@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
 from tests.conftest import BIN, DevCA, client, free_port, free_ports, paying_org, serve_log
-from tests.ocsp.test_responder import issue, request_der
+from tests.ocsp.test_answers import issue, request_der
 
 SLOW = 2_000
 NOFILE = 1_024

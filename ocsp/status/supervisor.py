@@ -12,7 +12,7 @@ import trio
 
 from core.base import children
 from core.base.errors import HankoError
-from ocsp.settings import ServerSettings
+from ocsp.status.settings import ServerSettings
 
 log = logging.getLogger("hanko.ocsp")
 _COUNTS = msgspec.json.Decoder(dict[str, int])
@@ -45,7 +45,7 @@ class ResponderProcesses:
         self._argv = [
             sys.executable,
             "-m",
-            "ocsp.server_main",
+            "ocsp.status.server_main",
             msgspec.json.encode(settings).decode(),
         ]
         self._count = count

@@ -1,6 +1,6 @@
 """One client connection of the OCSP responder, with no I/O (the h11 shape): bytes in,
 complete requests or a protocol error out, and the deadline by which the server must
-act. The asyncio glue in ocsp/server.py only moves bytes and looks at the clock.
+act. The asyncio glue in ocsp/status/server.py only moves bytes and looks at the clock.
 
 Parsing is llhttp's, through httptools (the parser uvloop servers use): 0.6 us for an
 OCSP GET head against 2.6 us for the hand-written parser it replaced, measured here.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import httptools
 import msgspec
 
-from ocsp.http import HttpError
+from ocsp.status.http import HttpError
 
 _GET = b"GET"
 _TRANSFER_ENCODING = b"transfer-encoding"

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from core.base.httpdate import http_date
-from ocsp.crl_files import CrlFile, etag
+from ocsp.status.crl_files import CrlFile, etag
 
 # A CA certificate changes only when the CA renews it; a day in a CDN is harmless.
 MAX_AGE = 86400

@@ -1,5 +1,5 @@
 """The OCSP responder process: a small HTTP/1.1 server on uvloop over a read-only LMDB
-(`hanko serve`) or over a copy of a Redis replica (`hanko responder`; ocsp/sources.py).
+(`hanko serve`) or over a copy of a Redis replica (`hanko responder`; ocsp/status/sources.py).
 
 Several of these share one port (SO_REUSEPORT); each only looks up pre-signed bytes
 and writes them out. ASGI was measured far too slow for this path
@@ -27,15 +27,15 @@ from typing import Any
 import msgspec
 
 from core.base.httpdate import http_date
-from ocsp import http
+from ocsp.answers import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
 from ocsp.codec import CertIdHash, IssuerHashes
-from ocsp.connection import Connection, Limits, Request, State
-from ocsp.crl_files import CrlFile, not_modified
-from ocsp.paths import Route, Router
-from ocsp.process import report
-from ocsp.responder import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
-from ocsp.settings import ServerSettings
-from ocsp.sources import Source
+from ocsp.status import http
+from ocsp.status.connection import Connection, Limits, Request, State
+from ocsp.status.crl_files import CrlFile, not_modified
+from ocsp.status.paths import Route, Router
+from ocsp.status.process import report
+from ocsp.status.settings import ServerSettings
+from ocsp.status.sources import Source
 
 TICK = 0.1
 _CLOSED = State.CLOSED

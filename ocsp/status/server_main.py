@@ -1,7 +1,8 @@
-"""A status responder process: `python -m ocsp.server_main SETTINGS` (ocsp/supervisor.py
-starts several on one port). It opens its source (the LMDB store, PostgreSQL, or a
-Redis replica's copy), listens, prints "ready" for the supervisor, and serves with
-ocsp/server.py until SIGTERM, a new CA profile on Redis, or its parent's death.
+"""A status responder process: `python -m ocsp.status.server_main SETTINGS`
+(ocsp/status/supervisor.py starts several on one port). It opens its source (the LMDB
+store, PostgreSQL, or a Redis replica's copy), listens, prints "ready" for the
+supervisor, and serves with ocsp/status/server.py until SIGTERM, a new CA profile on
+Redis, or its parent's death.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import uvloop
 
 from core.base import children
 from core.base.errors import HankoError
-from ocsp.process import listening_socket, raise_open_files
-from ocsp.server import Protocol, ResponderState
-from ocsp.settings import ServerSettings
-from ocsp.sources import FIRST_LOAD, lmdb_source, redis_edge, redis_source
+from ocsp.status.process import listening_socket, raise_open_files
+from ocsp.status.server import Protocol, ResponderState
+from ocsp.status.settings import ServerSettings
+from ocsp.status.sources import FIRST_LOAD, lmdb_source, redis_edge, redis_source
 
 
 async def serve(settings: ServerSettings) -> None:

@@ -1,4 +1,4 @@
-"""The responder's per-process state (ocsp/server.py) on a real store, signer and
+"""The responder's per-process state (ocsp/status/server.py) on a real store, signer and
 writer, its ticks driven by hand: when a cached answer follows the store."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from core.base.clock import FixedClock
 from core.cmd.wiring import ocsp_refresher, responder_settings
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
-from ocsp.connection import Request
-from ocsp.server import ResponderState
-from ocsp.sources import lmdb_source
+from ocsp.status.connection import Request
+from ocsp.status.server import ResponderState
+from ocsp.status.sources import lmdb_source
 from tests.conftest import DevCA
 from tests.core.issuance.test_engine import csr_pem, run, setup
-from tests.ocsp.test_responder import request_der
+from tests.ocsp.test_answers import request_der
 
 UTC = dt.UTC
 DAY = dt.timedelta(days=1)

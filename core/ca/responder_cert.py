@@ -12,7 +12,7 @@ profile), then signed for real by the issuing CA key in the HSM. Then, in this o
 the old PEM is kept beside the new one, the new one replaces it (whole and durable),
 and the store takes its envelope in one commit with an audit entry. A running
 `hanko serve` adopts it from the store within a second (ocsp.refresher); responders
-drop their cached answers at their next tick (ocsp.server).
+drop their cached answers at their next tick (ocsp.status.server).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.conftest import (
     paying_org,
     serve_log,
 )
-from tests.ocsp.test_responder import files, issue, ocsp_base, openssl_ocsp, request_der
+from tests.ocsp.test_answers import files, issue, ocsp_base, openssl_ocsp, request_der
 
 
 def _served(ca: DevCA, cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
