@@ -6,7 +6,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json, print_struct
+from core.cmd.common import (
+    Parser,
+    add_config,
+    config,
+    emit,
+    print_json,
+    print_struct,
+    reading,
+    write,
+)
 
 
 def _master(cfg: Any) -> bytes:
@@ -22,10 +31,8 @@ def _master(cfg: Any) -> bytes:
 def cmd_eab_create(args: argparse.Namespace) -> int:
     from core.acme import eab
     from core.base.clock import SystemClock, to_epoch
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     body = eab.EabIn(
         account=args.account,
         organization=args.organization,
@@ -40,8 +47,7 @@ def cmd_eab_create(args: argparse.Namespace) -> int:
         now=to_epoch(SystemClock().now()),
         actor="cli",
     )
-    with open_store(cfg) as store:
-        created = store.write(op)
+    created = write(cfg, op)
     if args.json:
         print_struct(created)
     else:
@@ -55,11 +61,9 @@ def cmd_eab_list(args: argparse.Namespace) -> int:
     import msgspec
 
     from core.acme import eab
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         out = [eab.eab_out(r) for r in txn.iter_eab()]
     if args.json:
         print_json(msgspec.to_builtins(out))
@@ -77,17 +81,12 @@ def cmd_eab_list(args: argparse.Namespace) -> int:
 def cmd_eab_revoke(args: argparse.Namespace) -> int:
     from core.acme import eab
     from core.base.clock import SystemClock, to_epoch
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg) as store:
-        out = store.write(eab.revoke(args.kid, now=to_epoch(SystemClock().now()), actor="cli"))
-    if args.json:
-        print_struct(out)
-    else:
-        print(f"EAB credential {out.kid} revoked: its ACME account is refused from now on")
-    return 0
+    cfg = config(args)
+    out = write(cfg, eab.revoke(args.kid, now=to_epoch(SystemClock().now()), actor="cli"))
+    return emit(
+        args, out, [f"EAB credential {out.kid} revoked: its ACME account is refused from now on"]
+    )
 
 
 def register(sub: Any) -> None:

@@ -7,17 +7,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cmd.common import add_config, print_json
+from core.cmd.common import add_config, config, print_json
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.config import load_config
     from core.store import LmdbStore
     from core.store.backup import backup
     from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     refuse_postgresql(cfg, "backup")
     # A read-only open: a backup runs beside hanko serve and never takes the writer.
     store = open_store(cfg, readonly=True)
@@ -37,10 +36,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from core.config import load_config
     from core.store.backup import restore
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     refuse_postgresql(cfg, "restore")
     manifest = restore(args.source, cfg.path(cfg.store.path), map_size=cfg.store.map_size.bytes)
     if args.json:

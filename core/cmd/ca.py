@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.base.errors import ConfigError
-from core.cmd.common import Parser, add_config, print_json
+from core.cmd.common import Parser, add_config, config, emit, print_json
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -62,19 +62,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems = ct_problems(cfg, now=SystemClock().now())
     if problems:
         raise ConfigError(problems)
-    if args.json:
-        print_json({"config": str(path), "ok": True})
-    else:
-        print(f"{path}: ok")
-    return 0
+    return emit(args, {"config": str(path), "ok": True}, [f"{path}: ok"])
 
 
 def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.ca.responder_cert import renew_responder
-    from core.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     done = renew_responder(cfg, clock=SystemClock())
     cert = done.certificate
     if args.json:
@@ -98,9 +93,8 @@ def cmd_ca_root_crl(args: argparse.Namespace) -> int:
 
     from core.base.clock import SystemClock
     from core.ca.root_crl import publish_root_crl
-    from core.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     done = publish_root_crl(cfg, clock=SystemClock(), validity=dt.timedelta(days=args.days))
     if args.json:
         print_json(

@@ -10,15 +10,14 @@ from typing import Any
 import msgspec
 
 from core.base.reasons import ALL_REASON_NAMES
-from core.cmd.common import add_config, print_struct, run_with_engine
+from core.cmd.common import add_config, config, print_struct, run_with_engine
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
     from core.base.errors import HankoError
-    from core.config import load_config
     from core.issuance.messages import IssueRequest, ScheduledRenewalView
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     try:
         csr = args.csr.read_bytes().decode("ascii", errors="replace")
     except OSError as exc:
@@ -56,9 +55,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from core.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     view = run_with_engine(cfg, lambda engine: engine.revoke(args.serial, args.reason, actor="cli"))
     if args.json:
         print_struct(view)

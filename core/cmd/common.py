@@ -1,14 +1,23 @@
-"""What every `hanko` subcommand shares: the parser class, `-c CONFIG`, JSON output,
-and running a job with a one-worker signer and the store writer."""
+"""What every `hanko` subcommand shares: the parser class, `-c CONFIG`, the steps most
+commands take (load the configuration, open its store to read one snapshot or to write
+one op, print JSON or lines), and running a job with a one-worker signer and the store
+writer."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.store import ReadTxn, WriteTxn
+
+T = TypeVar("T")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -39,6 +48,42 @@ def print_struct(obj: Any) -> None:
     import msgspec
 
     print_json(msgspec.to_builtins(obj))
+
+
+def config(args: argparse.Namespace) -> Config:
+    """The configuration `-c` (or $HANKO_CONFIG) names, checked."""
+    from core.config import load_config
+
+    return load_config(args.config)
+
+
+@contextlib.contextmanager
+def reading(cfg: Config) -> Iterator[ReadTxn]:
+    """One read snapshot of the configuration's store (opened read-only)."""
+    from core.store.configured import open_store
+
+    with open_store(cfg, readonly=True) as store, store.read() as txn:
+        yield txn
+
+
+def write(cfg: Config, op: Callable[[WriteTxn], T]) -> T:
+    """One durable write op on the configuration's store."""
+    from core.store.configured import open_store
+
+    with open_store(cfg) as store:
+        return store.write(op)
+
+
+def emit(args: argparse.Namespace, data: Any, lines: Iterable[str] = ()) -> int:
+    """With --json the data (Structs too) as JSON, else the lines; exit status 0."""
+    if getattr(args, "json", False):
+        import msgspec
+
+        print_json(msgspec.to_builtins(data))
+    else:
+        for line in lines:
+            print(line)
+    return 0
 
 
 def run_with_engine(cfg: Any, job: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -7,7 +7,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json, print_struct
+from core.cmd.common import (
+    Parser,
+    add_config,
+    config,
+    emit,
+    print_json,
+    print_struct,
+    reading,
+    write,
+)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -19,10 +28,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from core.access import keys
     from core.base.clock import SystemClock, to_epoch
     from core.base.errors import HankoError
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     fingerprint = None
     if args.client_cert is not None:
         try:
@@ -42,8 +49,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         label=args.label or "",
     )
     op = keys.create(body, now=to_epoch(SystemClock().now()), actor="cli")
-    with open_store(cfg) as store:
-        created = store.write(op)
+    created = write(cfg, op)
     if args.json:
         print_struct(created)
     else:
@@ -56,11 +62,9 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     import msgspec
 
     from core.access import keys
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         out = [keys.key_out(rec) for rec in txn.iter_api_keys()]
     if args.json:
         print_json(msgspec.to_builtins(out))
@@ -80,17 +84,12 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from core.access import keys
     from core.base.clock import SystemClock, to_epoch
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg) as store:
-        out = store.write(keys.revoke(args.id, now=to_epoch(SystemClock().now()), actor="cli"))
-    if args.json:
-        print_struct(out)
-    else:
-        print(f"API key {out.id} revoked: it is refused from now on, on open connections too")
-    return 0
+    cfg = config(args)
+    out = write(cfg, keys.revoke(args.id, now=to_epoch(SystemClock().now()), actor="cli"))
+    return emit(
+        args, out, [f"API key {out.id} revoked: it is refused from now on, on open connections too"]
+    )
 
 
 def register(sub: Any) -> None:

@@ -16,7 +16,7 @@ import msgspec
 
 from core.base.errors import HankoError
 from core.cmd import notify
-from core.cmd.common import Parser, add_config
+from core.cmd.common import Parser, add_config, config
 
 T = TypeVar("T")
 
@@ -204,11 +204,10 @@ def _coupon_options(a: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.cmd.wiring import license_settings
-    from core.config import load_config
     from core.licenses.desk import LicenseDesk
     from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     desk = LicenseDesk(license_settings(cfg), SystemClock())
     action = args.licenses_cmd
     read = _READ_ACTIONS.get(action)

@@ -6,17 +6,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json, print_struct
+from core.cmd.common import (
+    Parser,
+    add_config,
+    config,
+    emit,
+    print_json,
+    print_struct,
+    reading,
+    write,
+)
 
 
 def cmd_webhook_set(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock, to_epoch
     from core.cmd.wiring import require_notify_master
-    from core.config import load_config
     from core.notify.webhooks import set_webhook
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     op = set_webhook(
         args.account,
         args.url,
@@ -25,8 +32,7 @@ def cmd_webhook_set(args: argparse.Namespace) -> int:
         now=to_epoch(SystemClock().now()),
         actor="cli",
     )
-    with open_store(cfg) as store:
-        out = store.write(op)
+    out = write(cfg, op)
     if args.json:
         print_struct(out)
     else:
@@ -37,29 +43,24 @@ def cmd_webhook_set(args: argparse.Namespace) -> int:
 
 def cmd_webhook_remove(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     at_us = SystemClock().now_us()
-    with open_store(cfg) as store:
-        store.write(lambda t: t.remove_webhook(args.account, at_us=at_us, actor="cli"))
-    if args.json:
-        print_json({"account": args.account, "removed": True})
-    else:
-        print(f"webhook of {args.account} removed: its pending events are given up")
-    return 0
+    write(cfg, lambda t: t.remove_webhook(args.account, at_us=at_us, actor="cli"))
+    return emit(
+        args,
+        {"account": args.account, "removed": True},
+        [f"webhook of {args.account} removed: its pending events are given up"],
+    )
 
 
 def cmd_notify_status(args: argparse.Namespace) -> int:
     import msgspec
 
     from core.base.clock import from_epoch
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         counts = txn.outbox_counts()
         failing = [e for e in txn.iter_events() if e.pending and e.attempts][-20:]
     if args.json:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json, print_struct
+from core.cmd.common import (
+    Parser,
+    add_config,
+    config,
+    emit,
+    print_json,
+    reading,
+    write,
+)
 
 
 def cmd_org_create(args: argparse.Namespace) -> int:
@@ -13,11 +21,9 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     from core.api.rpc import org_record
     from core.base.clock import SystemClock
     from core.cmd.wiring import license_settings
-    from core.config import load_config
     from core.licenses.desk import LicenseDesk
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     body = OrganizationIn(
         id=args.id,
         level=args.level,
@@ -33,73 +39,55 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     )
     org = org_record(body, SystemClock())
     desk = LicenseDesk(license_settings(cfg), SystemClock())
-    with open_store(cfg) as store:
-        org = store.write(desk.attach_org(org, actor="cli"))
-    if args.json:
-        print_struct(org)
-    else:
-        print(f"organization {org.id} ({org.level.upper()}): {org.organization}")
-    return 0
+    org = write(cfg, desk.attach_org(org, actor="cli"))
+    return emit(args, org, [f"organization {org.id} ({org.level.upper()}): {org.organization}"])
 
 
 def cmd_org_level(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock, to_epoch
-    from core.config import load_config
     from core.issuance.org_levels import LevelChange, level_op
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     change = LevelChange(
         level="ev" if args.org_cmd == "upgrade" else "ov",
         jurisdiction_country=getattr(args, "jurisdiction_country", None),
         business_category=getattr(args, "business_category", None),
         registration_number=getattr(args, "registration_number", None),
     )
-    with open_store(cfg) as store:
-        org = store.write(level_op(args.id, change, now=to_epoch(SystemClock().now()), actor="cli"))
-    if args.json:
-        print_json(_org_json(org))
-    else:
-        print(f"organization {org.id} is now {org.level.upper()}: {org.organization}")
-    return 0
+    org = write(cfg, level_op(args.id, change, now=to_epoch(SystemClock().now()), actor="cli"))
+    return emit(
+        args,
+        _org_json(org),
+        [f"organization {org.id} is now {org.level.upper()}: {org.organization}"],
+    )
 
 
 def cmd_domain_remove(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.base.dnsnames import normalize_dns_name
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     domain = normalize_dns_name(args.domain, allow_wildcard=False)
     at_us = SystemClock().now_us()
-    with open_store(cfg) as store:
-        store.write(lambda t: t.remove_domain(args.org, domain, at_us=at_us, actor="cli"))
-    if args.json:
-        print_json({"org": args.org, "domain": domain, "removed": True})
-    else:
-        print(f"domain {domain} removed from {args.org}: no new certificate will name it")
-    return 0
+    write(cfg, lambda t: t.remove_domain(args.org, domain, at_us=at_us, actor="cli"))
+    return emit(
+        args,
+        {"org": args.org, "domain": domain, "removed": True},
+        [f"domain {domain} removed from {args.org}: no new certificate will name it"],
+    )
 
 
 def cmd_domain_validate(args: argparse.Namespace) -> int:
     from core.api.admin_messages import DomainIn
     from core.api.rpc import domain_record
     from core.base.clock import SystemClock
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
 
     at_us = SystemClock().now_us()
-    with open_store(cfg) as store:
-        store.write(lambda t: t.put_domain(rec, at_us=at_us, actor="cli"))
-    if args.json:
-        print_struct(rec)
-    else:
-        print(f"domain {rec.domain} validated for {args.org} by {rec.method}")
-    return 0
+    write(cfg, lambda t: t.put_domain(rec, at_us=at_us, actor="cli"))
+    return emit(args, rec, [f"domain {rec.domain} validated for {args.org} by {rec.method}"])
 
 
 def _org_json(org: Any) -> dict[str, Any]:
@@ -113,11 +101,9 @@ def _org_json(org: Any) -> dict[str, Any]:
 
 
 def cmd_org_list(args: argparse.Namespace) -> int:
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         orgs = list(txn.iter_orgs(args.account))
         domains = {o.id: sum(1 for _ in txn.iter_domains(o.id)) for o in orgs}
     if args.json:
@@ -131,11 +117,9 @@ def cmd_org_list(args: argparse.Namespace) -> int:
 def cmd_org_show(args: argparse.Namespace) -> int:
     from core.base.clock import from_epoch
     from core.base.errors import NotFound
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         org = txn.get_org(args.id)
         if org is None:
             raise NotFound(f"no organization {args.id!r} (hanko org list)")
@@ -175,11 +159,9 @@ def _domain_json(d: Any) -> dict[str, Any]:
 
 def cmd_domain_list(args: argparse.Namespace) -> int:
     from core.base.errors import NotFound
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         if txn.get_org(args.org) is None:
             raise NotFound(f"no organization {args.org!r} (hanko org list)")
         domains = list(txn.iter_domains(args.org))

@@ -6,18 +6,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json, print_struct
+from core.cmd.common import (
+    Parser,
+    add_config,
+    config,
+    emit,
+    print_json,
+    reading,
+)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     import msgspec
 
-    from core.config import load_config
     from core.issuance.scheduling import view
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    cfg = config(args)
+    with reading(cfg) as txn:
         found = [
             view(r)
             for r in txn.iter_renewals(account=args.account)
@@ -38,10 +43,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from core.cmd.common import run_with_engine
-    from core.config import load_config
     from core.issuance.scheduling import find, view
 
-    cfg = load_config(args.config)
+    cfg = config(args)
 
     async def job(engine: Any) -> Any:
         with engine.store.read() as txn:
@@ -49,11 +53,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         return await engine.scheduling.settle(rec, "cancelled", actor="cli")
 
     done = view(run_with_engine(cfg, job))
-    if args.json:
-        print_struct(done)
-    else:
-        print(f"renewal {done.id} cancelled; what it held was given back")
-    return 0
+    return emit(args, done, [f"renewal {done.id} cancelled; what it held was given back"])
 
 
 def register(sub: Any) -> None:

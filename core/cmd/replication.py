@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json
+from core.cmd.common import Parser, add_config, config, emit, print_json, reading
 
 
 def _redis_seq(cfg: Any) -> tuple[int | None, str | None]:
@@ -23,13 +23,11 @@ def _redis_seq(cfg: Any) -> tuple[int | None, str | None]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from core.base.errors import ConfigError
-    from core.config import load_config
-    from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     if not cfg.replication.redis:
         raise ConfigError(["replication.redis: not set: status is not replicated"])
-    with open_store(cfg, readonly=True) as store, store.read() as txn:
+    with reading(cfg) as txn:
         on = txn.replication_on()
         fed, cursor = txn.replication_position()
     redis_seq, error = _redis_seq(cfg)
@@ -57,10 +55,9 @@ def cmd_resync(args: argparse.Namespace) -> int:
 
     from core.cmd.wiring import store_writer
     from core.cmd.wiring_replication import replicator
-    from core.config import load_config
     from core.store.configured import open_store
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     store = open_store(cfg)
     try:
         writer = store_writer(cfg, store)
@@ -82,11 +79,11 @@ def cmd_resync(args: argparse.Namespace) -> int:
     finally:
         store.close()
     took = time.monotonic() - started
-    if args.json:
-        print_json({"keys": result[0], "seconds": round(took, 3)})
-    else:
-        print(f"Redis rebuilt: {result[0]} keys in {took:.1f} s")
-    return 0
+    return emit(
+        args,
+        {"keys": result[0], "seconds": round(took, 3)},
+        [f"Redis rebuilt: {result[0]} keys in {took:.1f} s"],
+    )
 
 
 def register(sub: Any) -> None:

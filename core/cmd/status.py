@@ -10,22 +10,17 @@ from typing import Any
 import msgspec
 
 from core.base.errors import HankoError
-from core.cmd.common import add_config, print_json, run_with_engine
+from core.cmd.common import add_config, config, emit, print_json, run_with_engine
 
 
 def cmd_crl(args: argparse.Namespace) -> int:
-    from core.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     if args.action == "urls":
         from core.cmd.wiring import crl_url_list
 
         listing = crl_url_list(cfg)
-        if args.json:
-            print_json(listing)
-        else:
-            print("\n".join(listing["crl_urls"]))
-        return 0
+        return emit(args, listing, ["\n".join(listing["crl_urls"])])
 
     async def job(engine: Any) -> Any:
         from datetime import timedelta
@@ -76,12 +71,11 @@ def cmd_crl(args: argparse.Namespace) -> int:
 def cmd_ocsp_export(args: argparse.Namespace) -> int:
     import time
 
-    from core.config import load_config
     from core.store.configured import open_store
     from ocsp.codec import CertIdHash
     from ocsp.export import export_responses
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     hash_alg = CertIdHash.from_name(args.hash)
     if args.hash not in cfg.ocsp.cert_id_hashes:
         raise HankoError(

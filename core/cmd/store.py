@@ -7,14 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json
+from core.cmd.common import Parser, add_config, config, print_json
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from core.config import load_config
     from core.store.configured import migrate
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     applied, version = migrate(cfg.store, cfg)
     if args.json:
         print_json({"applied": applied, "version": version})

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from core.cmd.common import Parser, add_config, print_json
+from core.cmd.common import Parser, add_config, config, print_json
 
 
 def cmd_tls_client_cert(args: argparse.Namespace) -> int:
@@ -18,9 +18,8 @@ def cmd_tls_client_cert(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.base.errors import HankoError
     from core.ca import internal_tls
-    from core.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     directory = Path(cfg.base_dir) / "tls"
     if not (directory / internal_tls.CA_KEY_FILE).is_file():
         raise HankoError(f"no internal TLS CA in {directory} (hanko init makes one)")
@@ -49,9 +48,8 @@ def cmd_tls_renew_server(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock
     from core.base.errors import HankoError
     from core.ca import internal_tls
-    from core.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = config(args)
     directory = Path(cfg.base_dir) / "tls"
     if not (directory / internal_tls.CA_KEY_FILE).is_file():
         raise HankoError(f"no internal TLS CA in {directory} (hanko init makes one)")
