@@ -21,7 +21,9 @@ DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
 # status replication's store (tests start their own, on loopback); postgresql is the
 # store of record past one host (tests make throwaway clusters with initdb and pg_ctl,
 # loopback only).
-APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server postgresql)
+# chromium and chromium-driver: the tests look at `hanko bench --report` pages in a
+# real browser (headless, driven by selenium).
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server postgresql chromium chromium-driver)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
