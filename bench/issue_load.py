@@ -29,23 +29,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import ssl
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.ct_logs import ct_logs, ct_table
-from bench.issue_common import BIN, PROGRESS, configure, csr_pem, free_port, wrk_script
-from bench.proc_cpu import children_cpu, spent, tree_cpu
+from bench.issue_common import (
+    BIN,
+    OCSP_ON,
+    PROGRESS,
+    configure,
+    csr_pem,
+    free_port,
+    run_counted,
+    serve_api,
+    wrk_script,
+)
 from bench.report import maybe_write
 from bench.signer_load import raw_ceiling
-from bench.wrk import run_wrk
 from core.cmd.wiring import worker_spec
 from core.config import Config, load_config
 from signer.algorithms import KeyType
@@ -71,59 +74,90 @@ def bench_key_type(
     batch_connections: int,
     configurations: bool = True,
     stores: bool = True,
+    caa: bool = True,
 ) -> dict[str, Any]:
-    if not configurations:
-        with tempfile.TemporaryDirectory(prefix="hanko-bench-issue-") as tmp:
-            return {"stores": _stores(base, key_type, Path(tmp), seconds, batch, batch_connections)}
+    report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hanko-bench-issue-") as tmp:
-        ca = Path(tmp) / "ca"
-        subprocess.run(
-            [str(BIN / "hanko"), "init", str(ca), "--key-type", key_type.value],
-            check=True,
-            capture_output=True,
-        )
-        port = free_port()
-        configure(ca / "hanko.toml", base, port)
-        cfg = load_config(ca / "hanko.toml")
-        workers = cfg.signer.workers or os.cpu_count() or 1
-        PROGRESS.say(f"{key_type.value}: the signer's raw ceiling ({seconds:g} s)")
-        ceiling = raw_ceiling(
-            worker_spec(cfg), cfg.ca.issuer_key_label, key_type.default_algorithm, workers, seconds
-        )
+        if configurations or caa:
+            ca = Path(tmp) / "ca"
+            subprocess.run(
+                [str(BIN / "hanko"), "init", str(ca), "--key-type", key_type.value],
+                check=True,
+                capture_output=True,
+            )
+            port = free_port()
+            configure(ca / "hanko.toml", base, port)
+            if configurations:
+                report.update(
+                    _configurations(
+                        ca,
+                        port,
+                        key_type,
+                        seconds=seconds,
+                        connections=connections,
+                        batch=batch,
+                        batch_connections=batch_connections,
+                    )
+                )
+            if caa:
+                from bench.issue_caa import caa_section
 
-        runs = {}
-        bar = PROGRESS.bar(
-            f"{key_type.value}: {len(_RUNS)} configurations, 2 endpoints", len(_RUNS)
-        )
-        initial = (ca / "hanko.toml").read_text()
-        with ct_logs() as logs:
-            ct_toml = ct_table(logs)
-            for name, enforce, ocsp, tls, ct in _RUNS:
-                text = re.sub(r"(?m)^enabled = \w+$", f"enabled = {str(ocsp).lower()}", initial)
-                if not tls:
-                    for line in _TLS_LINES:
-                        text = text.replace(line, "")
-                text += f"[licenses]\nenforce = {str(enforce).lower()}\n"
-                (ca / "hanko.toml").write_text(text + (ct_toml if ct else ""))
-                runs[name] = _measure(
+                report["caa"] = caa_section(
                     ca,
                     port,
-                    name=name,
-                    enforce=enforce,
-                    tls=tls,
+                    Path(tmp) / "dns",
                     seconds=seconds,
-                    connections=connections,
                     batch=batch,
-                    batch_connections=batch_connections,
-                    others={"ct_logs": [p.pid for p in logs]} if ct else {},
+                    connections=batch_connections,
                 )
-                bar.advance()
-        bar.close()
-        by_store = (
-            _stores(base, key_type, Path(tmp), seconds, batch, batch_connections)
-            if stores
-            else None
-        )
+        if stores:
+            report["stores"] = _stores(base, key_type, Path(tmp), seconds, batch, batch_connections)
+    return report
+
+
+def _configurations(
+    ca: Path,
+    port: int,
+    key_type: KeyType,
+    *,
+    seconds: float,
+    connections: int,
+    batch: int,
+    batch_connections: int,
+) -> dict[str, Any]:
+    cfg = load_config(ca / "hanko.toml")
+    workers = cfg.signer.workers or os.cpu_count() or 1
+    PROGRESS.say(f"{key_type.value}: the signer's raw ceiling ({seconds:g} s)")
+    ceiling = raw_ceiling(
+        worker_spec(cfg), cfg.ca.issuer_key_label, key_type.default_algorithm, workers, seconds
+    )
+    runs = {}
+    bar = PROGRESS.bar(f"{key_type.value}: {len(_RUNS)} configurations, 2 endpoints", len(_RUNS))
+    initial = (ca / "hanko.toml").read_text()
+    with ct_logs() as logs:
+        ct_toml = ct_table(logs)
+        for name, enforce, ocsp, tls, ct in _RUNS:
+            text = initial.replace(OCSP_ON, f"[ocsp]\nenabled = {str(ocsp).lower()}\n")
+            if not tls:
+                for line in _TLS_LINES:
+                    text = text.replace(line, "")
+            text += f"[licenses]\nenforce = {str(enforce).lower()}\n"
+            (ca / "hanko.toml").write_text(text + (ct_toml if ct else ""))
+            runs[name] = _measure(
+                ca,
+                port,
+                name=name,
+                enforce=enforce,
+                tls=tls,
+                seconds=seconds,
+                connections=connections,
+                batch=batch,
+                batch_connections=batch_connections,
+                others={"ct_logs": [p.pid for p in logs]} if ct else {},
+            )
+            bar.advance()
+    bar.close()
+    (ca / "hanko.toml").write_text(initial)
     # A certificate is one signature, plus one "good" OCSP response per CertID hash when
     # pre-signing is on: the signer's share of its ceiling counts them all.
     per_cert = 1 + len(cfg.ocsp.cert_id_hashes)
@@ -134,8 +168,6 @@ def bench_key_type(
         # the CPU one signature costs when the signer runs at its ceiling on every core
         "signer_cpu_us_per_signature_at_ceiling": round(workers / ceiling * 1e6, 1),
     }
-    if by_store is not None:
-        report["stores"] = by_store
     for mode in ("single", "batch"):
         for name, _, ocsp, _tls, ct in _RUNS:
             m = runs[name][mode]
@@ -187,34 +219,8 @@ def _measure(
     one and writes its ledger entry); an issuer key for the account; wrk on the single
     and the batch endpoint."""
     tmp = ca.parent
-    # The server's log goes to a file: a pipe nobody reads fills with the access log and
-    # blocks the server.
-    log_path = tmp / f"serve-{name}.log"
-    with log_path.open("w") as log_file:
-        server = subprocess.Popen(
-            [str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")],
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    try:
-        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        api = httpx.Client(
-            base_url=url,
-            verify=ssl.create_default_context(cafile=str(ca / "tls" / "internal-ca.pem")),
-            timeout=30,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if api.get("/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                detail = log_path.read_text()[-2000:]
-                raise SystemExit(f"hanko serve did not start: {detail}")
-            time.sleep(0.2)
-        admin = {"Authorization": f"Bearer {(ca / 'secrets/admin.token').read_text().strip()}"}
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    with serve_api(ca, port, name=name, tls=tls) as (server, api, admin):
         org_id = f"bench-{name.replace('_', '-')}"
         api.post(
             "/v1/admin/accounts", headers=admin, json={"id": org_id, "name": "Bench"}
@@ -257,7 +263,7 @@ def _measure(
             api.post(
                 "/v1/certificates", json=item, headers={"Authorization": f"Bearer {secret}"}
             ).raise_for_status()
-        single = _run_counted(
+        single = run_counted(
             server.pid,
             f"{url}/v1/certificates",
             single_lua,
@@ -266,7 +272,7 @@ def _measure(
             seconds=seconds,
             others=others,
         )
-        batched = _run_counted(
+        batched = run_counted(
             server.pid,
             f"{url}/v1/certificates:batch",
             batch_lua,
@@ -275,48 +281,9 @@ def _measure(
             seconds=seconds,
             others=others,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return {
         "single": {**single, "connections": connections},
         "batch": {**batched, "batch_size": batch, "connections": batch_connections},
-    }
-
-
-def _run_counted(
-    root: int,
-    url: str,
-    script: Path,
-    *,
-    per_request: int,
-    connections: int,
-    seconds: float,
-    others: dict[str, list[int]],
-) -> dict[str, Any]:
-    """One wrk run, with the CPU each role of `hanko serve` (and wrk, and each role of
-    `others`: processes the server depends on, such as CT logs) spent on it."""
-
-    def other_cpu() -> dict[str, float]:
-        return {role: sum(tree_cpu(pid)["core"] for pid in pids) for role, pids in others.items()}
-
-    before, wrk_before, others_before = tree_cpu(root), children_cpu(), other_cpu()
-    start = time.monotonic()
-    measured = run_wrk(url, script, connections=connections, seconds=seconds)
-    wall = time.monotonic() - start
-    cpu = spent(before, tree_cpu(root))
-    cpu["wrk"] = children_cpu() - wrk_before
-    cpu.update(spent(others_before, other_cpu()))
-    certificates = measured["requests"] * per_request
-    return {
-        **measured,
-        "certificates_per_s": round(measured["requests_per_s"] * per_request, 1),
-        # CPU per certificate by role; wall is wrk's run plus its start and exit
-        "cpu_us_per_certificate": {
-            role: round(sec / certificates * 1e6, 1) if certificates else None
-            for role, sec in sorted(cpu.items())
-        },
-        "cores_busy": round(sum(cpu.values()) / wall, 2),
     }
 
 
@@ -330,8 +297,8 @@ def run_from_cli(args: argparse.Namespace) -> int:
     if not names or set(names) - known:
         raise SystemExit(f"--key-types: choose among {', '.join(sorted(known))}")
     sections = {n.strip() for n in args.sections.split(",") if n.strip()}
-    if not sections or sections - {"configurations", "stores"}:
-        raise SystemExit("--sections: configurations, stores, or both")
+    if not sections or sections - {"configurations", "stores", "caa"}:
+        raise SystemExit("--sections: any of configurations, stores, caa")
     for name in names:
         report["key_types"][name] = bench_key_type(
             base,
@@ -342,6 +309,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
             batch_connections=args.batch_connections,
             configurations="configurations" in sections,
             stores="stores" in sections,
+            caa="caa" in sections,
         )
     maybe_write(args, "issue", report)
     if args.json:
@@ -353,6 +321,11 @@ def run_from_cli(args: argparse.Namespace) -> int:
             from bench.issue_stores import print_section
 
             print_section(name, r["stores"])
+        if "caa" in r:
+            from bench.issue_caa import print_caa
+
+            print(f"\n{name} issuing CA, CAA checking:")
+            print_caa(name, r["caa"])
         if "raw_ceiling_signatures_per_s" not in r:
             continue
         print(

@@ -23,7 +23,7 @@ DEV_DIR="${HANKO_DEV_DIR:-$ROOT/var/dev}"
 # loopback only).
 # chromium and chromium-driver: the tests look at `hanko bench --report` pages in a
 # real browser (headless, driven by selenium).
-APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server postgresql chromium chromium-driver)
+APT_PACKAGES=(softhsm2 openssl gnutls-bin nginx-light wrk curl ca-certificates golang-cfssl certbot lego pebble systemd redis-server postgresql chromium chromium-driver unbound dns-root-data nsd ldnsutils bind9-dnsutils)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
@@ -107,6 +107,36 @@ link_cli() {
     fi
 }
 
+# The development resolver: Unbound, validating, on 127.0.0.1:5053 (where `hanko init`
+# points [dns] resolver), the walkthrough's domain from local data. Started once and
+# left running, like a system resolver; its files are under $DEV_DIR/unbound.
+RESOLVER_PORT=5053
+resolver_answers() {
+    dig +time=1 +tries=1 -p "$RESOLVER_PORT" @127.0.0.1 example.co.jp CAA >/dev/null 2>&1
+}
+
+need_resolver() {
+    local dir="$DEV_DIR/unbound"
+    mkdir -p "$dir"
+    local want
+    want=$(sed "s|@DIR@|$dir|g" scripts/unbound-dev.conf)
+    if resolver_answers; then
+        # Running: restarted only when its configuration changed.
+        [ "$want" = "$(cat "$dir/unbound.conf" 2>/dev/null)" ] && return
+        [ -f "$dir/unbound.pid" ] && kill "$(cat "$dir/unbound.pid")" 2>/dev/null || true
+        sleep 0.5
+    fi
+    printf '%s\n' "$want" >"$dir/unbound.conf"
+    log "starting the development resolver (Unbound) on 127.0.0.1:$RESOLVER_PORT"
+    unbound -c "$dir/unbound.conf"
+    for _ in $(seq 50); do
+        resolver_answers && return
+        sleep 0.1
+    done
+    log "the development resolver did not start: see $dir/unbound.log"
+    exit 1
+}
+
 setup() {
     need_apt
     need_venv
@@ -120,8 +150,12 @@ case "$cmd" in
     setup)
         setup
         ;;
+    resolver)
+        need_resolver
+        ;;
     serve)
         setup
+        need_resolver
         if [ ! -f "$DEV_DIR/hanko.toml" ]; then
             log "creating the development CA in $DEV_DIR"
             "$VENV/bin/hanko" init "$DEV_DIR"
@@ -130,12 +164,13 @@ case "$cmd" in
         ;;
     test)
         setup
+        need_resolver
         "$VENV/bin/ruff" check .
         "$VENV/bin/mypy"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
-        echo "usage: scripts/dev.sh {serve|test [pytest args]|setup}" >&2
+        echo "usage: scripts/dev.sh {serve|test [pytest args]|setup|resolver}" >&2
         exit 2
         ;;
 esac

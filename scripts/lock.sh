@@ -18,6 +18,8 @@ digest=$(python3 scripts/lock_digest.py)
 compile() {  # output, extras...
     local out=$1
     shift
+    # Seeded with the current pins: pip-compile keeps them, resolving only what changed.
+    [ -f "$out" ] && cp "$out" "$out.tmp"
     "$TOOL/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --strip-extras \
         --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
         --no-header "$@" --output-file "$out.tmp" pyproject.toml

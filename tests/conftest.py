@@ -8,6 +8,7 @@ loads the PKCS#11 module: everything that talks to a token runs in a child proce
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import select
@@ -16,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from bench.dns_lab import DnsLab, Zone, missing_tools
 from core.config import Config, load_config
 
 # Both store back ends (any_store, postgres, pg_database).
@@ -179,7 +182,51 @@ def init_ca(directory: Path, key_type: str = "ecdsa-p256", *, store: Any = None)
         args += ["--store", store.dsn, "--store-password-file", str(pwfile), "--store-admin",
                  store.admin_dsn, "--store-admin-password-file", str(pwfile)]  # fmt: skip
     hanko(*args, check=True)
-    return DevCA(directory, directory / "hanko.toml", key_type)
+    config = directory / "hanko.toml"
+    use_resolver(config, dns_lab().resolver)
+    return DevCA(directory, config, key_type)
+
+
+# The identity `hanko init` writes to [caa] identities (the host of its base URL).
+CAA_IDENTITY = "pki.hanko.example.com"
+DEV_RESOLVER_LINE = 'resolver = "127.0.0.1:5053"'
+_LAB: list[DnsLab] = []
+
+
+def dns_lab() -> DnsLab:
+    """The session's DNSSEC lab (bench/dns_lab.py), started on first use: Unbound,
+    validating, in front of NSD serving a signed "jp." and its child zones:
+    signed.jp (signed; CAA permits this CA at its apex), plain.jp (unsigned; the same),
+    bogus.jp (signatures that do not verify), broken.jp (SERVFAIL). Every other name
+    is NXDOMAIN. Tests add names of their own (`lab.add`), each under a label of its own."""
+    if not _LAB:
+        missing = missing_tools()
+        if missing:
+            pytest.fail(f"{', '.join(missing)} not installed: run scripts/dev.sh setup")
+        issue = f'IN CAA 0 issue "{CAA_IDENTITY}"'
+        zones = [
+            Zone("signed.jp", "signed", [f"signed.jp. {issue}"]),
+            Zone("plain.jp", "unsigned", [f"plain.jp. {issue}"]),
+            Zone("bogus.jp", "bogus", [f"bogus.jp. {issue}"]),
+            Zone("broken.jp", "broken"),
+        ]
+        lab = DnsLab(Path(tempfile.mkdtemp(prefix="hanko-dns-lab-")), zones, tld="jp")
+        lab.start()
+        atexit.register(lab.stop)
+        _LAB.append(lab)
+    return _LAB[0]
+
+
+def use_resolver(config: Path, address: str) -> None:
+    """Point a `hanko init` configuration's [dns] resolver at `address`."""
+    text = config.read_text()
+    assert DEV_RESOLVER_LINE in text, "hanko init no longer writes the development resolver"
+    config.write_text(text.replace(DEV_RESOLVER_LINE, f'resolver = "{address}"'))
+
+
+@pytest.fixture(scope="session")
+def lab() -> DnsLab:
+    return dns_lab()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.config", "core.store"),
     # the signer, codecs and encoders, CA material, the DNS client
     ("signer", "ocsp", "crl", "core.ca", "core.dns"),
-    # policy, engine, keys, ACME RA, pushed events
+    # policy, engine, keys, ACME RA, pushed events, domain validation
     (
         "core.issuance",
         "core.licenses",
@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "core.notify",
         "core.ct",
         "core.replication",
+        "core.dcv",
     ),
     ("core.api",),  # router, RPC, admin and licence handlers
     ("core.cmd",),  # command groups, wiring, serve
@@ -71,6 +72,9 @@ PURE = (
     "core.api.http1_head",
     "core.api.http_errors",
     "core.base.netaddr",
+    "core.dns.caa",
+    "core.dns.wire",
+    "core.dcv.methods",
 )
 IO_MODULES = (
     "trio",

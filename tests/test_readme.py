@@ -34,6 +34,7 @@ def test_the_walkthrough_blocks_cover_every_step() -> None:
         "hanko licenses create-account",
         "hanko org create",
         "hanko domain validate",
+        "hanko caa check",
         "openssl req",
         "hanko issue",
         "openssl ocsp",
@@ -62,6 +63,15 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     busy = [p for p in PORTS if not _port_free(p)]
     if busy:
         pytest.fail(f"the walkthrough needs ports {busy} on 127.0.0.1, which are in use")
+    # The development resolver `hanko init` points at, as `scripts/dev.sh` leaves it.
+    started = subprocess.run(
+        ["bash", str(README.parent / "scripts" / "dev.sh"), "resolver"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     env.pop("HANKO_CONFIG", None)
     # Whatever happens, nothing the walkthrough started outlives it.

@@ -12,18 +12,19 @@ from typing import Literal
 import msgspec
 
 Role = Literal["issuer", "reader", "admin"]
-Capability = Literal["read", "issue", "revoke", "admin", "eab"]
+Capability = Literal["read", "issue", "revoke", "admin", "eab", "validate"]
 ROLES: tuple[Role, ...] = ("issuer", "reader", "admin")
 
 CAPABILITIES: dict[Role, frozenset[Capability]] = {
     # A portal or reseller back end: its customers' certificates, start to end.
     # `eab`: External Account Binding credentials for its accounts' organizations.
-    "issuer": frozenset({"read", "issue", "revoke", "eab"}),
+    # `validate`: domain validation challenges of its accounts' organizations.
+    "issuer": frozenset({"read", "issue", "revoke", "eab", "validate"}),
     # Dashboards and monitoring of the same.
     "reader": frozenset({"read"}),
     # The CA's operators: vetting, accounts, licences, keys; they revoke on problem
     # reports (BR 4.9.5) but never issue themselves.
-    "admin": frozenset({"read", "revoke", "admin", "eab"}),
+    "admin": frozenset({"read", "revoke", "admin", "eab", "validate"}),
 }
 
 

@@ -24,7 +24,8 @@ from core.store import (
 )
 
 log = logging.getLogger("hanko.acme")
-METHODS = {"http-01": "http-file", "dns-01": "dns-txt"}
+# Recorded under their ACME names: CAA validationmethods (RFC 8657) names them so.
+METHODS = {"http-01": "http-01", "dns-01": "dns-01"}
 
 
 class ChallengeRunner:

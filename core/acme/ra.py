@@ -23,9 +23,11 @@ from core.acme.states import current, expired, order_status
 from core.base.clock import Clock, to_epoch
 from core.base.dnsnames import normalize_dns_name
 from core.base.errors import (
+    CaaForbidden,
     Conflict,
     CtUnavailable,
     HankoError,
+    LookupFailed,
     NotFound,
     PolicyError,
     SignerError,
@@ -36,7 +38,7 @@ from core.config import IssuanceConfig
 from core.config.schedule import in_force
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
-from core.issuance.policy import validation_covers
+from core.issuance.policy import EXACT_NAME_METHODS, validation_covers
 from core.store import (
     AcmeAccountRecord,
     AcmeAuthzRecord,
@@ -73,6 +75,11 @@ def _pem_csr(der: bytes) -> str:
 def _issuance_problem(exc: HankoError) -> Problem:
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, CaaForbidden):
+        return Problem("caa", exc.message)
+    if isinstance(exc, LookupFailed):
+        # The order stays ready: CAA is checked again when the client finalizes again.
+        return Problem("dns", exc.message, status=503, retry_after=60)
     if isinstance(exc, (SignerError, StoreError, CtUnavailable)):
         # The order stays ready: finalizing again later may succeed.
         return Problem("serverInternal", f"{exc.code}: {exc.message}", status=503)
@@ -239,7 +246,7 @@ class RegistrationAuthority:
         expires = now + self._settings.authz_lifetime
         if fresh:
             latest = max(fresh, key=lambda d: d.validated_at)
-            kind = "dns-01" if latest.method == "dns-txt" else "http-01"
+            kind = "http-01" if latest.method in EXACT_NAME_METHODS else "dns-01"
             done = AcmeChallenge(
                 type=kind,
                 token=secrets.token_urlsafe(32),
@@ -325,8 +332,8 @@ class RegistrationAuthority:
         now = to_epoch(self._clock.now())
         with self._store.read() as txn:
             found = [txn.get_acme_order(i) for i in txn.acme_orders_of(acct.id)]
-            current = [current(txn, o, now)[0] for o in found if o is not None]
-        return [o.id for o in current if o.status != "invalid" and o.expires >= now]
+            live = [current(txn, o, now)[0] for o in found if o is not None]
+        return [o.id for o in live if o.status != "invalid" and o.expires >= now]
 
     def authorization(self, acct: AcmeAccountRecord, authz_id: str) -> AcmeAuthzRecord:
         with self._store.read() as txn:
@@ -347,8 +354,15 @@ class RegistrationAuthority:
         return done
 
     async def finalize(
-        self, acct: AcmeAccountRecord, eab: EabRecord, order_id: str, csr_b64: str
+        self,
+        acct: AcmeAccountRecord,
+        eab: EabRecord,
+        order_id: str,
+        csr_b64: str,
+        *,
+        account_uri: str,
     ) -> AcmeOrderRecord:
+        """`account_uri`: the account's URL, which CAA's accounturi (RFC 8657) names."""
         order, authz = self.order(acct, order_id)
         if order.status == "valid":
             return order
@@ -373,6 +387,7 @@ class RegistrationAuthority:
                 actor=f"acme:{acct.id}",
                 accounts=frozenset({eab.account}),
                 schedule=False,
+                account_uri=account_uri,
             )
         except NotFound as exc:
             raise Problem("unauthorized", f"{exc.code}: {exc.message}") from None

@@ -342,7 +342,13 @@ class AcmeFrontEnd:
     async def finalize(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         acct, eab = self._own(signed)
         body: am.Finalize = self._decode(signed.payload, am.Finalize)
-        order = await self._ra.finalize(acct, eab, signed.params["id"], body.csr)
+        order = await self._ra.finalize(
+            acct,
+            eab,
+            signed.params["id"],
+            body.csr,
+            account_uri=f"{signed.base}/acme/acct/{acct.id}",
+        )
         location = [(b"location", f"{signed.base}/acme/order/{order.id}".encode())]
         return 200, self._order_view(signed.base, order), location
 

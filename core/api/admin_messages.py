@@ -44,3 +44,4 @@ class DomainOut(msgspec.Struct, frozen=True, kw_only=True):
     domain: str
     method: str
     validated_at: dt.datetime
+    attested_by: str | None = None  # the operator who asserted it; None: hanko validated

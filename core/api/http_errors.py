@@ -18,6 +18,7 @@ from core.base.errors import (
     PolicyError,
     SignerError,
     StoreError,
+    Unavailable,
 )
 
 RETRY_AFTER = b"5"  # seconds, on 503: a group commit or a signer restart takes less
@@ -54,7 +55,7 @@ def status_for(exc: HankoError) -> int:
         return 422
     if isinstance(exc, ClientError):
         return 400
-    if isinstance(exc, (SignerError, StoreError, CtUnavailable)):
+    if isinstance(exc, (SignerError, StoreError, CtUnavailable, Unavailable)):
         return 503
     return 500
 

@@ -79,10 +79,26 @@ def org_record(body: OrganizationIn, clock: Clock) -> OrgRecord:
     )
 
 
-def domain_record(org_id: str, body: DomainIn, clock: Clock) -> DomainRecord:
+def domain_record(
+    org_id: str, body: DomainIn, clock: Clock, *, actor: str, allowed: bool
+) -> DomainRecord:
+    """An operator's attestation of a domain validation (`allowed`: [dcv]
+    allow_attested): recorded as attested, with who asserted it."""
+    if not allowed:
+        raise PolicyError(
+            "attestation_disabled",
+            "this CA records only validations it performs: use a domain challenge"
+            " (dns-change, website-change or email) and verify it",
+        )
     name = normalize_dns_name(body.domain, allow_wildcard=False)
     at = _validated_at(body.validated_at, clock, f"{name}'s")
-    return DomainRecord(org_id=org_id, domain=name, validated_at=to_epoch(at), method=body.method)
+    return DomainRecord(
+        org_id=org_id,
+        domain=name,
+        validated_at=to_epoch(at),
+        method=body.method,
+        attested_by=actor,
+    )
 
 
 def domain_out(rec: DomainRecord) -> DomainOut:
@@ -91,6 +107,7 @@ def domain_out(rec: DomainRecord) -> DomainOut:
         domain=rec.domain,
         method=rec.method,
         validated_at=from_epoch(rec.validated_at),
+        attested_by=rec.attested_by or None,
     )
 
 
@@ -100,6 +117,8 @@ def routes(
     writer: GroupCommitWriter,
     clock: Clock,
     desk: LicenseDesk,
+    *,
+    allow_attested: bool = True,
 ) -> list[Route]:
     async def issue(request: Request) -> tuple[int, Any]:
         body = await request.json(m.IssueRequest)
@@ -151,10 +170,10 @@ def routes(
 
     async def put_domain(request: Request) -> tuple[int, Any]:
         org_id = request.params["org"]
-        rec = domain_record(org_id, await request.json(DomainIn), clock)
-        at_us = clock.now_us()
-
         actor = request.principal.id
+        body = await request.json(DomainIn)
+        rec = domain_record(org_id, body, clock, actor=actor, allowed=allow_attested)
+        at_us = clock.now_us()
         await writer.submit(lambda t: t.put_domain(rec, at_us=at_us, actor=actor))
         return 201, domain_out(rec)
 

@@ -129,6 +129,33 @@ class PolicyError(HankoError):
         super().__init__(message, code=code)
 
 
+class CaaForbidden(PolicyError):
+    """A CAA record forbids this CA to issue for a name (RFC 8659): nothing is signed
+    or charged. Its fields name the name and where the record set was."""
+
+    def __init__(self, name: str, found_at: str, records: str, reason: str) -> None:
+        super().__init__("caa_forbidden", f"{name}: {reason}")
+        self.name = name
+        self.found_at = found_at
+        self.records = records
+
+    def fields(self) -> dict[str, str]:
+        return {"name": self.name, "found_at": self.found_at, "records": self.records}
+
+
+class Unavailable(HankoError):
+    """A service hanko depends on did not do its part (DNS, the SMTP server): the
+    request may be tried again (503)."""
+
+
+class LookupFailed(Unavailable):
+    """A DNS lookup a decision needed did not answer (SERVFAIL, a bogus DNSSEC answer,
+    a timeout): never permission; the request may be tried again."""
+
+    code = "caa_lookup_failed"
+    public_message = True  # names the client's own name, nothing of the CA's resolver
+
+
 class Conflict(HankoError):
     code = "conflict"
 

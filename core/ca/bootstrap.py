@@ -14,6 +14,7 @@ import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 from cryptography import x509
@@ -41,6 +42,8 @@ OCSP_LABEL = "hanko-ocsp-1"
 # Written into AIA and CRL distribution points; it must be a public DNS name (pkilint
 # refuses internal names and IP addresses), so development uses example.com's space.
 DEFAULT_BASE_URL = "http://pki.hanko.example.com"
+# Where scripts/dev.sh runs its validating resolver (Unbound).
+DEV_RESOLVER = "127.0.0.1:5053"
 ORG = "Hanko Development"
 
 
@@ -290,6 +293,7 @@ def _prepare_database(directory: Path, store_table: str) -> None:
 
 
 def _config_text(*, key_type: KeyType, base_url: str, when: str, store: str) -> str:
+    identity = urlsplit(base_url).hostname or "localhost"
     return f"""\
 # hanko configuration written by `hanko init` at {when}.
 # Relative paths are relative to the folder of this file.
@@ -343,6 +347,20 @@ expiry_days = [30, 10]      # certificate reminders, days before expiry
 [acme]
 # External Account Binding keys are derived from this secret (hanko acme eab create).
 eab_secret = {{ file = "secrets/acme-eab.secret" }}
+
+[dns]
+# A recursive resolver that validates DNSSEC: CAA, domain validation and ACME look
+# names up through it and trust its verdicts. scripts/dev.sh runs Unbound here.
+resolver = "{DEV_RESOLVER}"
+
+[caa]
+# The issuer domains CAA records name to permit this CA (issue "{identity}").
+identities = ["{identity}"]
+
+[dcv]
+# false: every domain validation is one hanko performed (hanko domain challenge and
+# verify); `hanko domain validate`, the operator's attestation, is then refused.
+allow_attested = true
 
 [ocsp]
 listen = "127.0.0.1:8080"   # the responder; {base_url}/ocsp in AIA must route here

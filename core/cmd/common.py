@@ -86,31 +86,40 @@ def emit(args: argparse.Namespace, data: Any, lines: Iterable[str] = ()) -> int:
     return 0
 
 
-def run_with_engine(cfg: Any, job: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run `job(engine)` with a one-worker signer and the store writer, then stop both."""
+def run_with_writer(cfg: Any, job: Callable[[Any, Any, Any], Awaitable[T]]) -> T:
+    """Run `job(store, writer, nursery)` with the configuration's store and its writer
+    running, then stop everything the job started in the nursery."""
     import trio
 
-    from core.base.clock import SystemClock
-    from core.cmd.wiring import issuance_engine, signer_pool, store_writer
+    from core.cmd.wiring import store_writer
     from core.store.configured import open_store
 
     store = open_store(cfg)
-    result: list[Any] = []
+    result: list[T] = []
     try:
 
         async def main() -> None:
-            pool = signer_pool(cfg, workers=1)
             writer = store_writer(cfg, store)
             async with trio.open_nursery() as nursery:
                 await nursery.start(writer.run)
-                await nursery.start(pool.run)
-                engine = issuance_engine(
-                    cfg, signer=pool, store=store, writer=writer, clock=SystemClock()
-                )
-                result.append(await job(engine))
+                result.append(await job(store, writer, nursery))
                 nursery.cancel_scope.cancel()
 
         trio.run(main)
     finally:
         store.close()
     return result[0]
+
+
+def run_with_engine(cfg: Any, job: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `job(engine)` with a one-worker signer and the store writer, then stop both."""
+    from core.base.clock import SystemClock
+    from core.cmd.wiring import issuance_engine, signer_pool
+
+    async def with_engine(store: Any, writer: Any, nursery: Any) -> Any:
+        pool = signer_pool(cfg, workers=1)
+        await nursery.start(pool.run)
+        engine = issuance_engine(cfg, signer=pool, store=store, writer=writer, clock=SystemClock())
+        return await job(engine)
+
+    return run_with_writer(cfg, with_engine)

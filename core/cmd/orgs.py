@@ -14,6 +14,7 @@ from core.cmd.common import (
     reading,
     write,
 )
+from core.cmd.dcv import register_domain
 
 
 def cmd_org_create(args: argparse.Namespace) -> int:
@@ -78,16 +79,24 @@ def cmd_domain_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_domain_validate(args: argparse.Namespace) -> int:
+    import getpass
+
     from core.api.admin_messages import DomainIn
-    from core.api.rpc import domain_record
+    from core.api.rpc import domain_out, domain_record
     from core.base.clock import SystemClock
 
     cfg = config(args)
-    rec = domain_record(args.org, DomainIn(domain=args.domain, method=args.method), SystemClock())
+    body = DomainIn(domain=args.domain, method=args.method)
+    actor = f"cli:{getpass.getuser()}"
+    rec = domain_record(args.org, body, SystemClock(), actor=actor, allowed=cfg.dcv.allow_attested)
 
     at_us = SystemClock().now_us()
     write(cfg, lambda t: t.put_domain(rec, at_us=at_us, actor="cli"))
-    return emit(args, rec, [f"domain {rec.domain} validated for {args.org} by {rec.method}"])
+    return emit(
+        args,
+        domain_out(rec),
+        [f"domain {rec.domain} recorded for {args.org} as attested ({rec.method}) by {actor}"],
+    )
 
 
 def _org_json(org: Any) -> dict[str, Any]:
@@ -205,7 +214,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("domain", help="domain validations of an organization")
     dom = p.add_subparsers(dest="domain_cmd", required=True, parser_class=Parser)
-    d = dom.add_parser("validate", help="record that an organization controls a domain")
+    register_domain(dom)
+    d = dom.add_parser(
+        "validate",
+        help="record a domain validation the operator asserts (attested; [dcv] allow_attested)",
+    )
     add_config(d)
     d.add_argument("--org", required=True)
     d.add_argument("--domain", required=True, help="the validated domain, e.g. example.co.jp")

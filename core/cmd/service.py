@@ -24,6 +24,7 @@ from core.acme.nonces import Nonces
 from core.acme.ra import RegistrationAuthority
 from core.api import acme_eab, rpc
 from core.api import api_keys as keys_http
+from core.api import dcv as dcv_http
 from core.api import licenses as licenses_http
 from core.api import renewals as renewals_http
 from core.api import webhooks as webhooks_http
@@ -56,6 +57,7 @@ from core.cmd.wiring import (
     signer_pool,
     store_writer,
 )
+from core.cmd.wiring_dcv import domain_control
 from core.cmd.wiring_replication import replicator
 from core.config import Config, read_secret
 from core.issuance.engine import IssuanceEngine
@@ -109,6 +111,8 @@ def build_app(
     )
     if metrics is not None:
         metrics.sources["issuance"] = engine.statistics
+        if engine.caa is not None:
+            metrics.sources["caa"] = engine.caa.statistics
     if leader_jobs is not None:
         leader_jobs.append(
             functools.partial(issue_renewals, engine, clock, cfg.issuance.renewal_sweep.seconds)
@@ -144,6 +148,7 @@ def build_app(
             "writer": msgspec.to_builtins(writer.statistics()),
             "store": store.stat(),
             "issuance": msgspec.to_builtins(engine.statistics()),
+            "caa": msgspec.to_builtins(engine.caa.statistics()) if engine.caa else None,
             "intake": msgspec.to_builtins(intake.statistics()) if intake is not None else None,
             "ocsp_responders": (
                 msgspec.to_builtins(responders.statistics()) if responders is not None else None
@@ -172,7 +177,8 @@ def build_app(
         Route("GET", "/readyz", None, readyz),
         Route("GET", "/v1/statistics", "admin", statistics),
         Route("GET", "/crl/urls.json", None, crl_urls),
-        *rpc.routes(engine, store, writer, clock, desk),
+        *rpc.routes(engine, store, writer, clock, desk, allow_attested=cfg.dcv.allow_attested),
+        *dcv_http.routes(domain_control(cfg, store=store, writer=writer, clock=clock)),
         *renewals_http.routes(engine, store),
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),

@@ -178,6 +178,17 @@ class _FromStatistics(Collector):
         yield _counter("hanko_certificates_issued", "Certificates committed", s.issued)
         yield _counter("hanko_certificates_revoked", "Revocations committed", s.revoked)
 
+    def _caa(self, s: Any) -> Iterator[Any]:
+        yield _counter(
+            "hanko_caa_decisions", "CAA decisions made on records looked up", s.decisions
+        )
+        yield _counter(
+            "hanko_caa_reused", "CAA permits reused (younger than [caa] reuse)", s.reused
+        )
+        yield _counter("hanko_caa_refused", "CAA decisions that refused issuance", s.refused)
+        yield _counter("hanko_caa_lookup_failures", "CAA lookups that failed", s.failed)
+        yield _counter("hanko_caa_queries", "DNS questions asked for CAA", s.queries)
+
     def _responders(self, s: Any) -> Iterator[Any]:
         answers = CounterMetricFamily(
             "hanko_ocsp_responses", "OCSP answers by kind", labels=["answer"]

@@ -25,6 +25,7 @@ from core.ct.sct import issuer_key_hash
 from core.ct.submit import Submitter
 from core.dns.outbound import Outbound
 from core.dns.resolver import DnsSettings, Resolver
+from core.issuance.caa_check import CaaChecker
 from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
@@ -158,6 +159,16 @@ def issuance_engine(
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
         observe=observe,
         ct=ct or ct_submitter(cfg),
+        caa=caa_checker(cfg, clock),
+    )
+
+
+def caa_checker(cfg: Config, clock: Clock) -> CaaChecker | None:
+    """The CAA check of every issuance; None only when [caa] enabled = false."""
+    if not cfg.caa.enabled:
+        return None
+    return CaaChecker(
+        dns_resolver(cfg), identities=cfg.caa.identities, clock=clock, reuse=cfg.caa.reuse.seconds
     )
 
 

@@ -7,6 +7,7 @@ schedule.py (the BR validity schedule), checks.py (ranges, files, secrets), load
 from core.config.checks import parse_listen
 from core.config.load import check_config, config_path, load_config
 from core.config.schedule import BR_SCHEDULE, ScheduleEntry
+from core.config.secret_ref import SecretRef
 from core.config.secrets import read_secret
 from core.config.settings import (
     LICENSE_KINDS,
@@ -20,7 +21,6 @@ from core.config.settings import (
     LicenseConfig,
     OcspConfig,
     ProfileConfig,
-    SecretRef,
     SignerConfig,
     StoreConfig,
 )

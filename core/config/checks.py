@@ -4,14 +4,18 @@ readable and private. One function per table, each returning readable lines."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.base.errors import HankoError
 from core.base.reasons import ALL_REASON_NAMES
+from core.config.secret_ref import SecretRef
 from core.config.secrets import read_secret
-from core.config.settings import LICENSE_KINDS, SYNCHRONOUS_COMMIT, Config, SecretRef
+from core.config.settings import LICENSE_KINDS, SYNCHRONOUS_COMMIT, Config
 
+_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
+_DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 KEY_TYPES = ("rsa", "rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
 
 
@@ -411,6 +415,43 @@ def _replication_problems(cfg: Config) -> list[str]:
     return problems
 
 
+def _domain_control_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    caa, dcv, email = cfg.caa, cfg.dcv, cfg.email
+    if caa.enabled and not caa.identities:
+        problems.append(
+            'caa.identities: name the issuer domains CAA records use for this CA (["pki.'
+            'example.com"]), or set caa.enabled = false for a private CA'
+        )
+    problems += [
+        f"caa.identities: {ident!r} is not a domain name"
+        for ident in caa.identities
+        if not _DOMAIN.match(ident)
+    ]
+    if not 0 <= caa.reuse.seconds <= 8 * 3600:
+        problems.append("caa.reuse: between 0s and 8h (BR 3.2.2.8)")
+    if not 3600 <= dcv.challenge_lifetime.seconds <= 30 * 86400:
+        problems.append("dcv.challenge_lifetime: between 1h and 30d (BR 3.2.2.4.7)")
+    if not _LABEL.match(dcv.dns_label) or not dcv.dns_label.startswith("_"):
+        problems.append('dcv.dns_label: one DNS label starting with "_" ("_validation-hanko")')
+    if not 1 <= dcv.http_port <= 65535 or (dcv.http_port != 80 and not dcv.allow_private_targets):
+        problems.append("dcv.http_port: 80 (another port only with allow_private_targets)")
+    if not 1 <= dcv.timeout.seconds <= 120:
+        problems.append("dcv.timeout: between 1s and 120s")
+    if email.host:
+        if not email.sender or "@" not in email.sender:
+            problems.append("email.sender: the From: address of validation e-mails")
+        if email.security == "none" and not is_loopback(email.host):
+            problems.append('email.security: "none" only to a loopback server; "starttls" or "tls"')
+        if email.password is not None:
+            problems += _secret_problems(cfg, email.password, "email.password")
+            if not email.user:
+                problems.append("email.user: a password needs its user")
+        if email.ca_file and not cfg.path(email.ca_file).is_file():
+            problems.append(f"email.ca_file: file {cfg.path(email.ca_file)} does not exist")
+    return problems
+
+
 def semantic_problems(cfg: Config) -> list[str]:
     """Every problem a typed Config can still have, in the order of the file's tables."""
     return (
@@ -423,4 +464,5 @@ def semantic_problems(cfg: Config) -> list[str]:
         + _crl_problems(cfg)
         + _ocsp_problems(cfg)
         + _replication_problems(cfg)
+        + _domain_control_problems(cfg)
     )

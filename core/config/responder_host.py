@@ -12,8 +12,9 @@ import msgspec
 from core.base.errors import HankoError
 from core.base.units import ByteSize, Duration
 from core.config.checks import listen_problems, redis_url_problems
+from core.config.secret_ref import SecretRef
 from core.config.secrets import read_secret
-from core.config.settings import LogConfig, SecretRef
+from core.config.settings import LogConfig
 
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 

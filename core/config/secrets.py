@@ -7,7 +7,7 @@ from typing import Protocol
 
 from core.base.errors import SecretError
 from core.base.secretfiles import read_secret_env, read_secret_file
-from core.config.settings import SecretRef
+from core.config.secret_ref import SecretRef
 
 
 class _Located(Protocol):  # a configuration file: relative paths are from its folder

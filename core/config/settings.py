@@ -14,19 +14,14 @@ import msgspec
 
 from core.base.reasons import ALL_REASON_NAMES
 from core.base.units import ByteSize, Duration
+from core.config.domain_control import CaaConfig, DcvConfig, EmailConfig
 from core.config.schedule import BR_SCHEDULE, ScheduleEntry
+from core.config.secret_ref import SecretRef
 
 # The kinds core/licenses/policy.py implements (named here: config imports no policy).
 LICENSE_KINDS = ("pooled", "non_pooled", "domain_bundle", "coupon", "monthly")
 
 _STRICT = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
-
-
-class SecretRef(msgspec.Struct, **_STRICT):
-    """Where a secret is read from: exactly one of a file (mode 0600) or an env variable."""
-
-    file: str | None = None
-    env: str | None = None
 
 
 # What a PostgreSQL commit waits for before hanko acknowledges it: "on" (flushed on the
@@ -436,6 +431,9 @@ class Config(msgspec.Struct, **_STRICT):
     ocsp: OcspConfig = msgspec.field(default_factory=OcspConfig)
     acme: AcmeConfig = msgspec.field(default_factory=AcmeConfig)
     dns: DnsConfig = msgspec.field(default_factory=DnsConfig)
+    caa: CaaConfig = msgspec.field(default_factory=CaaConfig)
+    dcv: DcvConfig = msgspec.field(default_factory=DcvConfig)
+    email: EmailConfig = msgspec.field(default_factory=EmailConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)

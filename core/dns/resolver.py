@@ -1,78 +1,75 @@
-"""The one DNS client: queries to the configured recursive resolver (`[dns] resolver`,
-HOST:PORT; the system's when empty), with a total deadline per lookup and retries, on
-trio through dnspython's async resolver. Nothing is cached here: every decision is
-made on answers fetched for it.
-
-A lookup failure (SERVFAIL, a timeout, no server answering) is a DnsError, which
-callers must treat as failure, never as "no record": only NXDOMAIN and an empty
-answer mean that nothing is there.
-"""
+"""What hanko looks up, by record type, through the one DNS client (core/dns/client.py):
+the addresses of a host it connects to, TXT values (ACME dns-01, domain validation),
+and CAA record sets (core/dns/caa_lookup.py climbs with them). Every answer says
+whether the validating resolver authenticated it (AD)."""
 
 from __future__ import annotations
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-import msgspec
+import functools
+import ipaddress
+from collections.abc import Sequence
 
-from core.base.errors import HankoError
+from core.dns import wire
+from core.dns.caa import CaaRecord
+from core.dns.client import DnsClient, DnsError, DnsSettings, split_server
 
+__all__ = ["CaaAnswer", "DnsError", "DnsSettings", "Resolver", "split_server"]
 
-class DnsError(HankoError):
-    """The resolver did not answer the question (SERVFAIL, timeout, refused)."""
-
-    code = "dns_failed"
-
-
-class DnsSettings(msgspec.Struct, frozen=True, kw_only=True):
-    server: str = ""  # HOST:PORT; "" for the system's resolvers
-    timeout: float = 5.0  # a whole lookup, retries included
-    retries: int = 2
+CaaAnswer = tuple[tuple[CaaRecord, ...], bool]  # (records, authenticated)
 
 
-def split_server(server: str) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    return host.strip("[]"), int(port)
+@functools.lru_cache(maxsize=4096)
+def _caa_record(rdata: bytes) -> CaaRecord:
+    """Cached: most CAA record sets name the same few CAs."""
+    return CaaRecord(*wire.caa_rdata(rdata))
 
 
 class Resolver:
     def __init__(self, settings: DnsSettings) -> None:
-        self._settings = settings
-        resolver = dns.asyncresolver.Resolver(configure=not settings.server)
-        if settings.server:
-            host, port = split_server(settings.server)
-            resolver.nameservers = [host]
-            resolver.port = port
-        resolver.lifetime = settings.timeout
-        resolver.timeout = settings.timeout / (settings.retries + 1)
-        resolver.retry_servfail = False
-        self._resolver = resolver
+        self._client = DnsClient(settings)
 
     @property
     def settings(self) -> DnsSettings:
-        return self._settings
+        return self._client.settings
 
-    async def records(self, name: str, rdtype: str) -> list[str]:
-        """The records of `rdtype` at `name` as text ([] when the name or the type does
-        not exist); DnsError when the lookup failed."""
-        try:
-            answer = await self._resolver.resolve(name, rdtype, search=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
-        except dns.exception.DNSException as exc:
-            raise DnsError(f"DNS lookup of {rdtype} {name} failed ({type(exc).__name__})") from None
-        return [r.to_text() for r in answer]
+    @property
+    def client(self) -> DnsClient:
+        return self._client
 
     async def addresses(self, name: str) -> list[str]:
-        """A and AAAA of `name`."""
-        return [*await self.records(name, "A"), *await self.records(name, "AAAA")]
+        """A and AAAA of `name` ([] when it has none); DnsError when a lookup failed."""
+        found: list[str] = []
+        replies = await self._client.ask_many([(name, wire.TYPES["A"]), (name, wire.TYPES["AAAA"])])
+        for reply in replies:
+            if isinstance(reply, DnsError):
+                raise reply
+            for rdata in reply.records:
+                if len(rdata) in (4, 16):
+                    found.append(str(ipaddress.ip_address(rdata)))
+        return found
 
     async def txt(self, name: str) -> list[str]:
         """TXT values at `name`, each record's strings joined."""
+        reply = await self._client.ask(name, wire.TYPES["TXT"])
         try:
-            answer = await self._resolver.resolve(name, "TXT", search=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
-        except dns.exception.DNSException as exc:
-            raise DnsError(f"DNS lookup of TXT {name} failed ({type(exc).__name__})") from None
-        return [b"".join(r.strings).decode(errors="replace") for r in answer]
+            return [wire.txt_rdata(r) for r in reply.records]
+        except wire.WireError as exc:
+            raise DnsError(f"a TXT record at {name} does not parse: {exc}") from None
+
+    async def caa_many(self, names: Sequence[str]) -> list[CaaAnswer | DnsError]:
+        """The CAA records at each name (CNAMEs followed; () when none) and whether
+        the answer was validated; DnsError for a failed lookup or a record that does
+        not parse (never read as "no record")."""
+        out: list[CaaAnswer | DnsError] = []
+        replies = await self._client.ask_many([(n, wire.TYPES["CAA"]) for n in names])
+        for name, reply in zip(names, replies, strict=True):
+            if isinstance(reply, DnsError):
+                out.append(reply)
+                continue
+            try:
+                records = tuple(_caa_record(r) for r in reply.records)
+            except wire.WireError as exc:
+                out.append(DnsError(f"a CAA record at {name} does not parse: {exc}"))
+                continue
+            out.append((records, reply.authenticated))
+        return out

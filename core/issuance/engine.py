@@ -34,7 +34,8 @@ from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReaso
 from core.ca.issuer import IssuerInfo
 from core.config import IssuanceConfig
 from core.ct.submit import Submitter
-from core.issuance import events, paying, revocation, transparency
+from core.issuance import caa_screen, events, paying, revocation, transparency
+from core.issuance.caa_check import CaaChecker
 from core.issuance.facts import check_org_scope
 from core.issuance.idempotency import IdempotencyIds, Replayed, conflict, ids_for
 from core.issuance.intake import check_each
@@ -51,7 +52,7 @@ from core.issuance.prepare import Prepared, Preparer, ToSchedule
 from core.issuance.scheduling import Scheduling, view
 from core.issuance.signing import BatchSigning, Signed
 from core.issuance.tbs import TbsEncoder
-from core.issuance.views import certificate_view
+from core.issuance.views import scoped_view
 from core.licenses import book
 from core.store import (
     CertRecord,
@@ -102,8 +103,10 @@ class IssuanceEngine:
         crl_partitions: int = 16,
         observe: Observe | None = None,
         ct: Submitter | None = None,
+        caa: CaaChecker | None = None,
     ) -> None:
         self._ct = ct
+        self._caa = caa  # None: CAA is not checked (a private CA)
         self._observe = observe  # each request's (profile, result, seconds): metrics
         self._config = config
         self._partitions = crl_partitions
@@ -159,6 +162,10 @@ class IssuanceEngine:
         return self._ct
 
     @property
+    def caa(self) -> CaaChecker | None:
+        return self._caa
+
+    @property
     def issuer_key_id(self) -> bytes:
         return self._issuer.key_id
 
@@ -185,11 +192,12 @@ class IssuanceEngine:
         actor: str,
         accounts: frozenset[str] | None = None,
         schedule: bool = True,
+        account_uri: str | None = None,
     ) -> IssueResult | ScheduledRenewalView:
         """One request; `schedule` False refuses a renewal that would be scheduled
         (ACME: its clients ask renewal information when to renew)."""
         [result] = await self.issue_many(
-            [request], actor=actor, accounts=accounts, schedule=schedule
+            [request], actor=actor, accounts=accounts, schedule=schedule, account_uri=account_uri
         )
         if isinstance(result, HankoError):
             raise result
@@ -203,12 +211,13 @@ class IssuanceEngine:
         accounts: frozenset[str] | None = None,
         held: Sequence[ScheduledRenewal | None] = (),
         schedule: bool = True,
+        account_uri: str | None = None,
     ) -> list[Outcome]:
         """Issue each request (or schedule it: a renewal asked before its issue
         window). `actor` is the caller (the audit log's actor; idempotency keys are its
         own); `accounts`, when given, the only accounts whose organizations it may
         issue for (others are answered as not found). `held[i]`: the scheduled renewal
-        request i issues now."""
+        request i issues now. `account_uri`: the ACME account's URL (CAA accounturi)."""
         started = time.monotonic()
         now = self._clock.now().replace(microsecond=0)
         out: list[Outcome | None] = [None] * len(requests)
@@ -248,6 +257,12 @@ class IssuanceEngine:
             await trio.to_thread.run_sync(prepare_all)
         else:
             prepare_all()
+        if prepared and self._caa is not None:
+            prepared, refused = await caa_screen.screen(
+                self._caa, prepared, account_uri=account_uri
+            )
+            for i, exc in refused:
+                out[i] = exc
         if to_schedule:
             for i, scheduled in await self.scheduling.schedule(
                 to_schedule, actor=actor, accounts=accounts
@@ -357,6 +372,7 @@ class IssuanceEngine:
             promise = msgspec.structs.replace(p.record, der=s.der, license="")
             txn.insert_precertificate(promise, at_us=at_us, actor=actor)
             revocation.store_ocsp(txn, promise.serial, s.ocsp, now)
+            caa_screen.record(txn, p, promise.serial.hex(), at_us=at_us, actor=actor)
             return s
         record = msgspec.structs.replace(
             p.record, der=s.der, precertificate_only=False, precertificate=s.precertificate
@@ -367,6 +383,7 @@ class IssuanceEngine:
         else:
             txn.insert_cert(record, at_us=at_us, actor=actor)
             revocation.store_ocsp(txn, record.serial, s.ocsp, now)
+            caa_screen.record(txn, p, record.serial.hex(), at_us=at_us, actor=actor)
         events.issued(txn, record, at=to_epoch(now))
         replaces = decision.replaces
         if replaces is not None:
@@ -478,10 +495,4 @@ class IssuanceEngine:
         )
 
     def view(self, serial_hex: str, *, accounts: frozenset[str] | None = None) -> CertificateView:
-        serial = serial_from_hex(serial_hex)
-        with self._store.read() as txn:
-            if accounts is not None:
-                rec = txn.get_cert(serial)
-                if rec is None or rec.account_id not in accounts:
-                    raise NotFound(f"no certificate with serial {serial.hex()}")
-            return certificate_view(txn, serial)
+        return scoped_view(self._store, serial_from_hex(serial_hex), accounts)

@@ -74,6 +74,10 @@ class ItemError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     # ct_unavailable: the precertificate's serial, answered for and revocable
     serial: str | None = None
     kind: str | None = None
+    # caa_forbidden: the name, where its CAA record set was, and the records
+    name: str | None = None
+    found_at: str | None = None
+    records: str | None = None
 
 
 class BatchItem(msgspec.Struct, frozen=True, kw_only=True):

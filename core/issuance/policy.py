@@ -69,6 +69,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     # The names asked for: what per-name charging counts (the www / bare pair added
     # comes at no extra charge).
     asked_names: int = 1
+    # Each name's validation method (the newest validation covering it): what CAA's
+    # validationmethods (RFC 8657) is checked against.
+    methods: tuple[str, ...] = ()
 
 
 def profile_of(config: IssuanceConfig, name: str) -> ProfileConfig:
@@ -124,13 +127,28 @@ def subject_names(csr: CheckedCsr, prof: ProfileConfig) -> tuple[list[str], str 
     return names, common_name
 
 
+# Validations by a file on the website (BR 3.2.2.4.18, ACME http-01): they cover the
+# name they were made for alone.
+EXACT_NAME_METHODS = frozenset(("http-01", "website-change", "http-file"))
+
+
 def validation_covers(validation: DomainRecord, name: str) -> bool:
     """Whether a domain validation authorizes `name`. A validation by a file on the
-    website (BR 3.2.2.4.18, ACME http-01) covers that FQDN alone, never its subdomains
-    or a wildcard; DNS and e-mail validations cover the domain and every name under it."""
-    if validation.method == "http-file":
+    website covers that FQDN alone, never its subdomains or a wildcard; DNS and e-mail
+    validations cover the domain and every name under it."""
+    if validation.method in EXACT_NAME_METHODS:
         return name == validation.domain
     return covered_by(name, validation.domain)
+
+
+def validation_methods(names: Sequence[str], facts: Facts) -> tuple[str, ...]:
+    """The method of the newest validation covering each name ("" when none does)."""
+    out = []
+    for name in names:
+        covering = [d for d in facts.domains if validation_covers(d, name)]
+        newest = max(covering, key=lambda d: d.validated_at, default=None)
+        out.append(newest.method if newest is not None else "")
+    return tuple(out)
 
 
 def check_domains(
@@ -398,4 +416,5 @@ def decide(
         notice=notice,
         issue_at=issue_at,
         asked_names=len(requested_names),
+        methods=validation_methods(names, facts),
     )

@@ -22,6 +22,7 @@ from core.base.errors import PolicyError
 from core.ca import lint as lint_mod
 from core.config import IssuanceConfig
 from core.ct.precert import POISON, with_extension
+from core.dns.caa import Decision as CaaDecision
 from core.issuance import policy
 from core.issuance.facts import facts_for
 from core.issuance.idempotency import IdempotencyIds
@@ -46,6 +47,7 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     linted: bool = False  # the final certificate is linted too when this one was
     plan: Plan | None = None  # how it is paid (None: licences not enforced)
     held: ScheduledRenewal | None = None  # the scheduled renewal it issues
+    caa: tuple[CaaDecision, ...] = ()  # each name's CAA decision, once checked
 
     @property
     def ct(self) -> bool:

@@ -9,7 +9,7 @@ from core.base.clock import from_epoch
 from core.base.errors import NotFound
 from core.base.reasons import REASON_NAMES
 from core.issuance.messages import CertificateView
-from core.store import CertStatus, ReadTxn
+from core.store import CertStatus, ReadTxn, Store
 
 
 def certificate_view(read: ReadTxn, serial: bytes) -> CertificateView:
@@ -40,3 +40,14 @@ def _scts(cert: x509.Certificate) -> x509.PrecertificateSignedCertificateTimesta
         ).value
     except x509.ExtensionNotFound:
         return None
+
+
+def scoped_view(store: Store, serial: bytes, accounts: frozenset[str] | None) -> CertificateView:
+    """The certificate's view, for a caller limited to `accounts` (None: any): another
+    account's certificate is answered as one never issued."""
+    with store.read() as txn:
+        if accounts is not None:
+            rec = txn.get_cert(serial)
+            if rec is None or rec.account_id not in accounts:
+                raise NotFound(f"no certificate with serial {serial.hex()}")
+        return certificate_view(txn, serial)

@@ -65,6 +65,8 @@ DB_NAMES = (
     b"renewals",
     b"renewals_due",
     b"renewals_of",
+    # Domain validation challenges: id -> DcvChallenge.
+    b"dcv_challenges",
 )
 MAX_DBS = 64  # LMDB fixes the count at open: room for databases added later
 SCHEMA_KEY = b"schema_version"  # in meta

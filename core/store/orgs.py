@@ -61,7 +61,13 @@ class OrgWrites(OrgReads, AuditWrites):
             actor=actor,
             action="domain.validate",
             subject=rec.domain,
-            detail={"org": rec.org_id, "method": rec.method},
+            detail={
+                "org": rec.org_id,
+                "method": rec.method,
+                "attested_by": rec.attested_by,
+                "challenge": rec.challenge,
+                "evidence": rec.evidence,
+            },
         )
 
     def remove_domain(self, org_id: str, domain: str, *, at_us: int, actor: str) -> DomainRecord:

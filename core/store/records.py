@@ -145,10 +145,19 @@ class OrgRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
 
 
 class DomainRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """A domain validation of an organization (BR 3.2.2.4)."""
+
     org_id: str
     domain: str  # canonical A-label form
     validated_at: int
-    method: str  # "dns-txt", "http-file", "email"
+    # Performed by hanko: "dns-change", "website-change", "email" (BR 3.2.2.4.7, .18,
+    # .4), "dns-01", "http-01" (ACME). Asserted by an operator: "dns-txt", "http-file",
+    # "email" with `attested_by` set.
+    method: str
+    attested_by: str = ""  # the operator who asserted it; "" when hanko performed it
+    # What was seen, where and when (JSON): the evidence of a performed validation.
+    evidence: str = ""
+    challenge: str = ""  # the challenge it answered
 
 
 class BlockedKey(msgspec.Struct, array_like=True, frozen=True, kw_only=True):

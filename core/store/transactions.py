@@ -18,6 +18,7 @@ from core.store.api_keys import ApiKeyReads, ApiKeyWrites
 from core.store.audit import AuditReads
 from core.store.certs import CertReads, CertWrites
 from core.store.coupons import CouponReads, CouponWrites
+from core.store.dcv import DcvReads, DcvWrites
 from core.store.licensing import LicensingReads, LicensingWrites
 from core.store.notify import NotifyReads, NotifyWrites
 from core.store.ocsp import OcspReads, OcspWrites
@@ -38,6 +39,7 @@ class ReadTxn(
     NotifyReads,
     CouponReads,
     RenewalReads,
+    DcvReads,
     AuditReads,
     ReplicationReads,
 ):
@@ -72,6 +74,7 @@ class WriteTxn(
     NotifyWrites,
     CouponWrites,
     RenewalWrites,
+    DcvWrites,
     ReadTxn,
 ):
     """The only way state changes. Each mutation appends its own audit entry."""

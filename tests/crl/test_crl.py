@@ -17,7 +17,7 @@ from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from crl.encoder import revoked_entry, tbs_cert_list
 from crl.publisher import PublishedCrl
-from tests.conftest import DevCA, crl_pem, hanko, lint_crl, openssl_crl_check
+from tests.conftest import DevCA, crl_pem, dns_lab, hanko, lint_crl, openssl_crl_check, use_resolver
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 # An hour ago: revocations advance the clock, and everything must lie in the past for
@@ -30,6 +30,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Twelve certificates, four revoked with different reasons, CRLs published twice."""
     root = tmp_path_factory.mktemp("crl")
     hanko("init", str(root / "ca"), check=True)
+    use_resolver(root / "ca" / "hanko.toml", dns_lab().resolver)
     ca = DevCA(root / "ca", root / "ca" / "hanko.toml", "ecdsa-p256")
     clock = FixedClock(NOW)
     out = root / "published"

@@ -19,7 +19,7 @@ from core.config import Config, ProfileConfig
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from crl.schedule import Kind
-from tests.conftest import DevCA, crl_pem, hanko, lint_crl, openssl_crl_check
+from tests.conftest import DevCA, crl_pem, dns_lab, hanko, lint_crl, openssl_crl_check, use_resolver
 from tests.core.issuance.test_engine import csr_pem, run, setup
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
@@ -43,6 +43,7 @@ def private_pki(ca: DevCA) -> Config:
 def deltas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("delta")
     hanko("init", str(root / "ca"), check=True)
+    use_resolver(root / "ca" / "hanko.toml", dns_lab().resolver)
     ca = DevCA(root / "ca", root / "ca" / "hanko.toml", "ecdsa-p256")
     cfg = private_pki(ca)
     clock = FixedClock(NOW)

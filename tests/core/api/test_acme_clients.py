@@ -8,6 +8,7 @@ and passes pkilint."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -71,7 +72,8 @@ def deployment(fresh_ca: DevCA) -> Iterator[Deployment]:
         'eab_secret = { file = "secrets/acme-eab.secret" }\n'
         f"http01_port = {http}\nallow_private_targets = true",
     )
-    text += f'\n[dns]\nresolver = "127.0.0.1:{dns}"\n'
+    # challtestsrv answers every name: A records, the dns-01 TXT, and CAA (none).
+    text = re.sub(r'(?m)^resolver = ".*"$', f'resolver = "127.0.0.1:{dns}"', text)
     fresh_ca.config_path.write_text(text)
     proc = _start([str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)])
     try:

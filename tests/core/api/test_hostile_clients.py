@@ -111,8 +111,10 @@ def test_a_thousand_unauthenticated_4mib_bodies_hold_memory_and_health(service: 
         chunked = flood(base, ca, "chunked", 500, sources)
     assert probe.failures == []
     grown = probe.peak - before
-    print(f"rss before {before / MiB:.0f} MiB, peak {probe.peak / MiB:.0f} MiB; slowest"
-          f" /healthz {probe.slowest * 1000:.0f} ms over {probe.answers}; {by_length} {chunked}")
+    print(
+        f"rss before {before / MiB:.0f} MiB, peak {probe.peak / MiB:.0f} MiB; slowest"
+        f" /healthz {probe.slowest * 1000:.0f} ms over {probe.answers}; {by_length} {chunked}"
+    )
     assert grown <= 256 * MiB, f"grew {grown / MiB:.0f} MiB"
     assert probe.slowest < 1.0
     assert probe.answers >= 10
@@ -155,8 +157,10 @@ def test_slow_bodies_from_one_address_leave_others_answered(service: Service) ->
             raw = socket.create_connection((host, int(port)), timeout=5,
                                            source_address=("127.0.20.2", 0))  # fmt: skip
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.sendall(b"GET /v1/statistics HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
-                          b"Bearer " + token(ca).encode() + b"\r\nConnection: close\r\n\r\n")
+                s.sendall(
+                    b"GET /v1/statistics HTTP/1.1\r\nHost: localhost\r\nAuthorization: "
+                    b"Bearer " + token(ca).encode() + b"\r\nConnection: close\r\n\r\n"
+                )
                 assert s.recv(64).startswith(b"HTTP/1.1 200")
             assert time.monotonic() - started < 2.0
     finally:

@@ -60,9 +60,9 @@ def test_lmdb_to_postgresql_and_back(fresh_ca: DevCA, postgres: object, tmp_path
     assert "run `hanko store migrate`" in refused.stderr
     assert "Traceback" not in refused.stderr
     migrated = hanko("store", "migrate", "-c", str(to_pg), "--json", check=True)
-    assert json.loads(migrated.stdout) == {"applied": [1, 2], "version": 2}
+    assert json.loads(migrated.stdout) == {"applied": [1, 2, 3], "version": 3}
     again = hanko("store", "migrate", "-c", str(to_pg), "--json", check=True)
-    assert json.loads(again.stdout) == {"applied": [], "version": 2}
+    assert json.loads(again.stdout) == {"applied": [], "version": 3}
 
     done = hanko("store", "copy", "--from", str(ca.config_path), "--to", str(to_pg), "--json")
     assert done.returncode == 0, done.stderr
