@@ -121,9 +121,11 @@ need_resolver() {
     local want
     want=$(sed "s|@DIR@|$dir|g" scripts/unbound-dev.conf)
     if resolver_answers; then
-        # Running: restarted only when its configuration changed.
-        [ "$want" = "$(cat "$dir/unbound.conf" 2>/dev/null)" ] && return
-        [ -f "$dir/unbound.pid" ] && kill "$(cat "$dir/unbound.pid")" 2>/dev/null || true
+        # Ours and unchanged, or another checkout's: used as it is. Ours and changed:
+        # restarted.
+        [ -f "$dir/unbound.pid" ] || return 0
+        [ "$want" = "$(cat "$dir/unbound.conf" 2>/dev/null)" ] && return 0
+        kill "$(cat "$dir/unbound.pid")" 2>/dev/null || true
         sleep 0.5
     fi
     printf '%s\n' "$want" >"$dir/unbound.conf"
