@@ -223,39 +223,30 @@ class DnsLab:
         )
 
     def _unbound_conf(self) -> None:
-        d = self.dir
-        anchor = (d / f"{self._tld_key}.ds").read_text().strip()
-        stubs = "".join(
-            f'stub-zone:\n  name: "{name}."\n  stub-addr: 127.0.0.1@{self.nsd_port}\n'
-            for name in (self.tld,)
+        anchor = (self.dir / f"{self._tld_key}.ds").read_text().strip()
+        upstream = f"127.0.0.1@{self.nsd_port}"
+        text = unbound_conf(
+            self.dir,
+            self.port,
+            self.tld,
+            upstream,
+            anchor,
+            catch_all=self.catch_all,
+            cache_max_ttl=self.cache_max_ttl,
         )
-        catch_all = '  local-zone: "." static\n' if self.catch_all else ""
-        (d / "unbound.conf").write_text(
-            "server:\n"
-            f"  interface: 127.0.0.1@{self.port}\n"
-            f"  port: {self.port}\n"
-            "  do-not-query-localhost: no\n"
-            '  username: ""\n'
-            '  chroot: ""\n'
-            f'  directory: "{d}"\n'
-            f'  pidfile: "{d}/unbound.pid"\n'
-            "  use-syslog: no\n"
-            f'  logfile: "{d}/unbound.log"\n'
-            "  verbosity: 1\n"
-            "  val-log-level: 2\n"
-            "  num-threads: 1\n"
-            "  so-reuseport: no\n"
-            "  qname-minimisation: no\n"
-            "  prefetch: no\n"
-            f"  cache-max-ttl: {self.cache_max_ttl}\n"
-            f"  cache-max-negative-ttl: {self.cache_max_ttl}\n"
-            "  infra-host-ttl: 1\n"
-            f'  trust-anchor: "{anchor}"\n'
-            f'  local-zone: "{self.tld}." transparent\n' + catch_all + stubs + "remote-control:\n"
-            "  control-enable: yes\n"
-            f'  control-interface: "{d}/unbound.ctl"\n'
-            "  control-use-cert: no\n"
+        (self.dir / "unbound.conf").write_text(text)
+
+    def view(self, name: str) -> ResolverView:
+        """Another validating resolver of the lab's zones, with a cache of its own (a
+        remote perspective's): its answers can be made to differ (`hijack`)."""
+        anchor = (self.dir / f"{self._tld_key}.ds").read_text().strip()
+        view = ResolverView(
+            self.dir / f"view-{name}",
+            stub=(self.tld, f"127.0.0.1@{self.nsd_port}"),
+            anchor=anchor,
+            catch_all=self.catch_all,
         )
+        return view.start()
 
     def stop(self) -> None:
         for proc in (self._unbound, self._nsd):
@@ -346,6 +337,131 @@ class DnsLab:
             check=True,
             capture_output=True,
         )
+
+
+def unbound_conf(
+    directory: Path,
+    port: int,
+    zone: str,
+    upstream: str,
+    anchor: str | None,
+    *,
+    catch_all: bool = True,
+    cache_max_ttl: int = 1,
+    forward: bool = False,
+) -> str:
+    """An Unbound on 127.0.0.1:`port` asking `upstream` for `zone` (a stub zone; or
+    every name, forwarded, when `forward`), validating from `anchor` (None: no DNSSEC)."""
+    d = directory
+    if forward:
+        routes = f'forward-zone:\n  name: "."\n  forward-addr: {upstream}\n'
+        local = ""
+    else:
+        routes = f'stub-zone:\n  name: "{zone}."\n  stub-addr: {upstream}\n'
+        local = f'  local-zone: "{zone}." transparent\n'
+        local += '  local-zone: "." static\n' if catch_all else ""
+    validation = f'  trust-anchor: "{anchor}"\n' if anchor else '  module-config: "iterator"\n'
+    return (
+        "server:\n"
+        f"  interface: 127.0.0.1@{port}\n"
+        f"  port: {port}\n"
+        "  do-not-query-localhost: no\n"
+        '  username: ""\n'
+        '  chroot: ""\n'
+        f'  directory: "{d}"\n'
+        f'  pidfile: "{d}/unbound.pid"\n'
+        "  use-syslog: no\n"
+        f'  logfile: "{d}/unbound.log"\n'
+        "  verbosity: 1\n"
+        "  val-log-level: 2\n"
+        "  num-threads: 1\n"
+        "  so-reuseport: no\n"
+        "  qname-minimisation: no\n"
+        "  prefetch: no\n"
+        f"  cache-max-ttl: {cache_max_ttl}\n"
+        f"  cache-max-negative-ttl: {cache_max_ttl}\n"
+        "  infra-host-ttl: 1\n" + validation + local + routes + "remote-control:\n"
+        "  control-enable: yes\n"
+        f'  control-interface: "{d}/unbound.ctl"\n'
+        "  control-use-cert: no\n"
+    )
+
+
+class ResolverView:
+    """An Unbound of its own (its own cache) over the same authoritative data as
+    another resolver: a stub to the lab's NSD with its trust anchor, or a forwarder to
+    any DNS server (`forward`, without DNSSEC). `hijack` makes it answer some records
+    its own way (Unbound's local data), as a poisoned resolver or a hijacked route
+    near one perspective would; `restore` takes that back."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        stub: tuple[str, str] | None = None,
+        forward: str | None = None,
+        anchor: str | None = None,
+        catch_all: bool = True,
+    ) -> None:
+        if (stub is None) == (forward is None):
+            raise ValueError("a view has either a stub zone or a forwarder")
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.resolver = f"127.0.0.1:{self.port}"
+        zone, upstream = stub if stub is not None else ("", forward or "")
+        text = unbound_conf(
+            self.dir, self.port, zone, upstream, anchor, catch_all=catch_all, forward=bool(forward)
+        )
+        (self.dir / "unbound.conf").write_text(text)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.hijacked: set[str] = set()
+
+    def start(self) -> ResolverView:
+        self._proc = subprocess.Popen(
+            ["unbound", "-d", "-c", str(self.dir / "unbound.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.dir / "unbound.stderr").open("w"),
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError("unbound exited: " + (self.dir / "unbound.stderr").read_text())
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"unbound did not start listening on {self.port}")
+
+    def _control(self, *command: str) -> None:
+        subprocess.run(
+            ["unbound-control", "-c", str(self.dir / "unbound.conf"), *command],
+            check=True,
+            capture_output=True,
+        )
+
+    def hijack(self, records: list[str]) -> None:
+        """Answer these records (zone-file lines, names absolute) from here, whatever
+        the zone says."""
+        for record in records:
+            self._control("local_data", record)
+            self.hijacked.add(record.split()[0])
+
+    def restore(self) -> None:
+        for name in sorted(self.hijacked):
+            self._control("local_data_remove", name)
+        self.hijacked.clear()
+        self._control("flush_zone", ".")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
 
 
 def _tamper(signed_zone: str) -> str:

@@ -24,6 +24,7 @@ from core.cmd import (
     keys,
     notify,
     orgs,
+    perspective,
     renewals,
     replication,
     responder_host,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         notify,
         replication,
         responder_host,
+        perspective,
         bench_cmd,
     )
     for group in groups:

@@ -20,7 +20,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core.base",),  # clock, errors, units, DER, files, secrets, children, DNS names
     ("core.config", "core.store"),
     # the signer, codecs and encoders, CA material, the DNS client
-    ("signer", "ocsp", "crl", "core.ca", "core.dns"),
+    # and the primary's client of the remote perspectives
+    ("signer", "ocsp", "crl", "core.ca", "core.dns", "core.mpic"),
     # policy, engine, keys, ACME RA, pushed events, domain validation
     (
         "core.issuance",
@@ -32,7 +33,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "core.replication",
         "core.dcv",
     ),
-    ("core.api",),  # router, RPC, admin and licence handlers
+    # router, RPC, admin and licence handlers; a remote perspective's checks and service
+    ("core.api", "core.perspective"),
     ("core.cmd",),  # command groups, wiring, serve
     ("bench",),
     ("core.main",),  # the entry point: builds the parser from every command group
@@ -75,6 +77,8 @@ PURE = (
     "core.dns.caa",
     "core.dns.wire",
     "core.dcv.methods",
+    "core.mpic.quorum",
+    "core.mpic.messages",
 )
 IO_MODULES = (
     "trio",

@@ -1,22 +1,32 @@
 """Challenges taken up by clients and validated in the background: the challenge is
 `processing` at once, and when the validator is done the authorization becomes valid
 (with a domain validation recorded for the organization, in the same commit, so the
-BR reuse rules apply to it afterwards) or invalid with the reason."""
+BR reuse rules apply to it afterwards) or invalid with the reason.
+
+With remote perspectives (core/mpic), what the primary validated stands only once
+their quorum corroborates it (BR 3.2.2.9): the challenge records the quorum, or is
+invalid with a subproblem per perspective that did not corroborate. Each attempt is
+new: a challenge retried by a new order asks them again."""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import msgspec
 import trio
 
-from core.acme.problems import Problem
+from core.acme.problems import Problem, subproblem
 from core.acme.validation import Validator, key_authorization
 from core.base.clock import Clock, to_epoch
 from core.base.errors import HankoError
+from core.mpic.client import Corroborator
+from core.mpic.messages import Check
 from core.store import (
     AcmeAccountRecord,
     AcmeAuthzRecord,
+    AcmeChallenge,
     DomainRecord,
     EabRecord,
     GroupCommitWriter,
@@ -30,9 +40,16 @@ METHODS = {"http-01": "http-01", "dns-01": "dns-01"}
 
 class ChallengeRunner:
     def __init__(
-        self, *, writer: GroupCommitWriter, clock: Clock, validator: Validator, parallel: int = 64
+        self,
+        *,
+        writer: GroupCommitWriter,
+        clock: Clock,
+        validator: Validator,
+        parallel: int = 64,
+        corroborator: Corroborator | None = None,
     ) -> None:
         self._writer = writer
+        self._corroborator = corroborator
         self._clock = clock
         self._validator = validator
         self._limit = trio.CapacityLimiter(parallel)
@@ -77,17 +94,27 @@ class ChallengeRunner:
                 error = await self._validator.http01(authz.name, challenge.token, key_auth)
             else:
                 error = await self._validator.dns01(authz.name, key_auth)
+        quorum: dict[str, Any] = {}
+        if error is None and self._corroborator is not None:
+            quorum = await self._corroborate(self._corroborator, authz.name, challenge, key_auth)
+            error = quorum.get("error")
         now = to_epoch(self._clock.now())
         at_us = self._clock.now_us()
         if error is None:
             done = _with_challenge(
-                authz, index, status="valid", validated_at=now, authz_status="valid"
+                authz,
+                index,
+                status="valid",
+                validated_at=now,
+                authz_status="valid",
+                corroboration=quorum.get("corroboration", ""),
             )
             record = DomainRecord(
                 org_id=eab.organization,
                 domain=authz.name,
                 validated_at=now,
                 method=METHODS[challenge.type],
+                evidence=json.dumps(quorum, sort_keys=True) if quorum else "",
             )
 
             def op(txn: WriteTxn) -> None:
@@ -95,7 +122,13 @@ class ChallengeRunner:
                 txn.put_domain(record, at_us=at_us, actor=f"acme:{acct.id}")
         else:
             done = _with_challenge(
-                authz, index, status="invalid", error=error, authz_status="invalid"
+                authz,
+                index,
+                status="invalid",
+                error=error,
+                authz_status="invalid",
+                error_type=quorum.get("error_type", ""),
+                perspectives=quorum.get("perspectives", []),
             )
 
             def op(txn: WriteTxn) -> None:
@@ -108,6 +141,45 @@ class ChallengeRunner:
                 "recording the %s result for %s failed: %s", challenge.type, authz.name, exc.message
             )
 
+    async def _corroborate(
+        self, corroborator: Corroborator, name: str, challenge: AcmeChallenge, key_auth: str
+    ) -> dict[str, Any]:
+        """The remote perspectives' verdict on what the primary validated: the
+        evidence to record, or the error, its problem type and who did not agree."""
+        check = Check(
+            kind="http-01" if challenge.type == "http-01" else "dns-01",
+            name=name,
+            expect=key_auth,
+            token=challenge.token,
+            port=self._validator.http_port,
+        )
+        [v] = await corroborator.corroborate([check])
+        if v.corroborated:
+            return {
+                "corroboration": v.summary(),
+                "perspectives": " ".join(v.passed),
+                "method": challenge.type,
+            }
+        # Disagreement looks like a hijack of the primary's view: unauthorized; no
+        # answer at all is the CA's trouble, and worth another order later.
+        kind = "serverInternal" if v.unanswered else "unauthorized"
+        return {
+            "error": f"{name}: {challenge.type} not corroborated: {v.reason}",
+            "error_type": kind,
+            "perspectives": sorted(v.why.items()),
+        }
+
+
+def challenge_problem(name: str, c: AcmeChallenge) -> Problem:
+    """The problem document of a challenge that failed: a subproblem per remote
+    perspective that did not corroborate it."""
+    kind = c.error_type or "incorrectResponse"
+    return Problem(
+        kind,
+        c.error,
+        subproblems=[subproblem(kind, f"{code}: {said}", name) for code, said in c.perspectives],
+    )
+
 
 def _with_challenge(
     authz: AcmeAuthzRecord,
@@ -117,10 +189,19 @@ def _with_challenge(
     validated_at: int = 0,
     error: str = "",
     authz_status: str | None = None,
+    error_type: str = "",
+    perspectives: list[tuple[str, str]] | None = None,
+    corroboration: str = "",
 ) -> AcmeAuthzRecord:
     challenges = list(authz.challenges)
     challenges[index] = msgspec.structs.replace(
-        challenges[index], status=status, validated_at=validated_at, error=error
+        challenges[index],
+        status=status,
+        validated_at=validated_at,
+        error=error,
+        error_type=error_type,
+        perspectives=list(perspectives or []),
+        corroboration=corroboration,
     )
     return msgspec.structs.replace(
         authz, challenges=challenges, status=authz_status or authz.status

@@ -79,6 +79,9 @@ class Challenge(msgspec.Struct, **_OUT):
     token: str
     validated: str | None = None
     error: dict[str, Any] | None = None
+    # The remote perspectives' quorum of a valid challenge (BR 3.2.2.9); an extension
+    # field ACME clients ignore.
+    corroboration: str | None = None
 
 
 class Authorization(msgspec.Struct, **_OUT):

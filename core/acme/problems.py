@@ -41,12 +41,35 @@ class Problem(HankoError):
     """An ACME error: `kind` is the ACME error type without its namespace."""
 
     def __init__(
-        self, kind: str, detail: str, *, status: int | None = None, retry_after: int = 0
+        self,
+        kind: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: int = 0,
+        subproblems: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(detail, code=kind)
         self.kind = kind
         self.status = status or _STATUS.get(kind, 400)
         self.retry_after = retry_after  # seconds, for rateLimited
+        self.subproblems = subproblems or []  # RFC 8555 6.7.1
 
     def document(self) -> dict[str, Any]:
-        return {"type": NS + self.kind, "detail": self.message, "status": self.status}
+        doc: dict[str, Any] = {
+            "type": NS + self.kind,
+            "detail": self.message,
+            "status": self.status,
+        }
+        if self.subproblems:
+            doc["subproblems"] = self.subproblems
+        return doc
+
+
+def subproblem(kind: str, detail: str, name: str) -> dict[str, Any]:
+    """One subproblem about the identifier `name` (RFC 8555 6.7.1)."""
+    return {
+        "type": NS + kind,
+        "detail": detail,
+        "identifier": {"type": "dns", "value": name},
+    }

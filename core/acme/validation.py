@@ -67,6 +67,10 @@ class Validator:
         self._resolver = resolver
         self._attempted = self._passed = self._failed = 0
 
+    @property
+    def http_port(self) -> int:
+        return self._port
+
     async def http01(self, name: str, token: str, key_auth: str) -> str | None:
         """None if http://NAME/.well-known/acme-challenge/TOKEN answers the key
         authorization; else what went wrong, for the problem's detail."""

@@ -18,7 +18,7 @@ import msgspec
 from core.access.ratelimit import Buckets, retry_after
 from core.acme import jws
 from core.acme import messages as am
-from core.acme.challenges import ChallengeRunner
+from core.acme.challenges import ChallengeRunner, challenge_problem
 from core.acme.nonces import Nonces
 from core.acme.problems import Problem
 from core.acme.ra import RegistrationAuthority
@@ -365,7 +365,8 @@ class AcmeFrontEnd:
                     status=c.status,
                     token=c.token,
                     validated=expiry(c.validated_at) if c.validated_at else None,
-                    error=Problem("incorrectResponse", c.error).document() if c.error else None,
+                    error=challenge_problem(authz.name, c).document() if c.error else None,
+                    corroboration=c.corroboration or None,
                 )
                 for c in authz.challenges
             ],

@@ -12,6 +12,7 @@ from __future__ import annotations
 from core.base.errors import (
     ClientError,
     Conflict,
+    CorroborationUnavailable,
     CtUnavailable,
     HankoError,
     NotFound,
@@ -79,6 +80,6 @@ def public_detail(exc: HankoError, status: int) -> str:
 def public_fields(exc: HankoError, status: int) -> dict[str, str]:
     """The machine-readable facts a client is given beside the detail: those of its
     own errors, and the precertificate's serial of a CT failure (it stays revocable)."""
-    if status < 500 or isinstance(exc, CtUnavailable):
+    if status < 500 or isinstance(exc, (CtUnavailable, CorroborationUnavailable)):
         return exc.fields()
     return {}

@@ -156,6 +156,42 @@ class LookupFailed(Unavailable):
     public_message = True  # names the client's own name, nothing of the CA's resolver
 
 
+class NotCorroborated(PolicyError):
+    """Too few remote perspectives saw what the primary saw (BR 3.2.2.9): the domain
+    validation or CAA decision does not stand. Its fields give the quorum and each
+    perspective that did not corroborate, with what it said."""
+
+    def __init__(self, subject: str, reason: str, *, quorum: str, failed: dict[str, str]) -> None:
+        super().__init__("not_corroborated", f"{subject}: {reason}")
+        self.quorum = quorum
+        self.failed = dict(failed)
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "quorum": self.quorum,
+            "perspectives": "; ".join(f"{k}: {v}" for k, v in self.failed.items()),
+        }
+
+
+class CorroborationUnavailable(Unavailable):
+    """Too few remote perspectives answered to corroborate (unreachable, or past the
+    deadline): never permission; the request may be tried again, as a new attempt."""
+
+    code = "corroboration_unavailable"
+    public_message = True  # names perspective codes and the client's names only
+
+    def __init__(self, message: str, *, quorum: str, failed: dict[str, str]) -> None:
+        super().__init__(message)
+        self.quorum = quorum
+        self.failed = dict(failed)
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "quorum": self.quorum,
+            "perspectives": "; ".join(f"{k}: {v}" for k, v in self.failed.items()),
+        }
+
+
 class Conflict(HankoError):
     code = "conflict"
 

@@ -362,6 +362,13 @@ identities = ["{identity}"]
 # verify); `hanko domain validate`, the operator's attestation, is then refused.
 allow_attested = true
 
+[mpic]
+# Remote perspectives corroborate every domain validation and CAA decision (BR
+# 3.2.2.9: 5 from 2026-12-15). Off only in a laboratory whose listeners are all on
+# loopback: a public CA adds its perspectives (hanko perspective init) and removes
+# this line.
+enabled = false
+
 [ocsp]
 listen = "127.0.0.1:8080"   # the responder; {base_url}/ocsp in AIA must route here
 """

@@ -164,6 +164,27 @@ def renew_server(directory: Path, *, now: dt.datetime) -> x509.Certificate:
     return server
 
 
+def issue_server(
+    directory: Path, *, names: tuple[str, ...], out: Path, now: dt.datetime
+) -> x509.Certificate:
+    """A server certificate from the internal CA in `directory` for `names` (host
+    names or IP addresses): OUT.pem (the certificate and the CA, a chain) and OUT.key
+    (0600). A remote perspective's listener has one."""
+    ca_cert, ca_key = _load_ca(directory)
+    cert, key = _leaf(
+        ca_cert,
+        ca_key,
+        common_name=names[0],
+        names=names,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        now=now,
+    )
+    _write_private_key(out.with_suffix(".key"), key)
+    pem = serialization.Encoding.PEM
+    out.with_suffix(".pem").write_bytes(cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+    return cert
+
+
 def issue_client(directory: Path, *, name: str, out: Path, now: dt.datetime) -> x509.Certificate:
     """A client certificate from the internal CA in `directory`, for mTLS: OUT.pem (the
     certificate) and OUT.key (0600)."""

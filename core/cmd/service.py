@@ -58,11 +58,13 @@ from core.cmd.wiring import (
     store_writer,
 )
 from core.cmd.wiring_dcv import domain_control
+from core.cmd.wiring_mpic import mpic_corroborator
 from core.cmd.wiring_replication import replicator
 from core.config import Config, read_secret
 from core.issuance.engine import IssuanceEngine
 from core.issuance.intake_pool import IntakePool
 from core.licenses.desk import LicenseDesk
+from core.mpic.client import Corroborator
 from core.notify.delivery import Notifier
 from core.replication.replicator import Replicator
 from core.store import GroupCommitWriter, Store
@@ -99,6 +101,11 @@ def build_app(
     """The API's routes; tasks they need running are appended to `background`, jobs
     only the leader runs to `leader_jobs`."""
     background = background if background is not None else []
+    corroborator = mpic_corroborator(cfg, clock)
+    if corroborator is not None:
+        background.append(corroborator.run)  # probes for /readyz; closes its client
+        if metrics is not None:
+            metrics.sources["mpic"] = corroborator.statistics
     engine = issuance_engine(
         cfg,
         signer=pool,
@@ -108,6 +115,7 @@ def build_app(
         intake=intake,
         ocsp_presigner=refresher.presigner if refresher is not None else None,
         observe=metrics.issued if metrics is not None else None,
+        corroborator=corroborator,
     )
     if metrics is not None:
         metrics.sources["issuance"] = engine.statistics
@@ -137,8 +145,15 @@ def build_app(
 
     async def readyz(request: Request) -> tuple[int, Any]:
         checks = await readiness(writer, probe, responders)
+        reasons = {}
+        if corroborator is not None:
+            why = corroborator.readiness()
+            checks["remote_perspectives"] = why is None
+            if why is not None:
+                reasons["remote_perspectives"] = why
         ready = all(checks.values())
-        return (200 if ready else 503), {"ready": ready, "checks": checks}
+        body = {"ready": ready, "checks": checks, **({"reasons": reasons} if reasons else {})}
+        return (200 if ready else 503), body
 
     async def statistics(request: Request) -> tuple[int, Any]:
         return 200, {
@@ -149,6 +164,7 @@ def build_app(
             "store": store.stat(),
             "issuance": msgspec.to_builtins(engine.statistics()),
             "caa": msgspec.to_builtins(engine.caa.statistics()) if engine.caa else None,
+            "mpic": msgspec.to_builtins(corroborator.statistics()) if corroborator else None,
             "intake": msgspec.to_builtins(intake.statistics()) if intake is not None else None,
             "ocsp_responders": (
                 msgspec.to_builtins(responders.statistics()) if responders is not None else None
@@ -169,7 +185,13 @@ def build_app(
         return 200, crl_url_list(cfg, store)
 
     acme = acme_routes(
-        cfg, store=store, writer=writer, engine=engine, clock=clock, background=background
+        cfg,
+        store=store,
+        writer=writer,
+        engine=engine,
+        clock=clock,
+        background=background,
+        corroborator=corroborator,
     )
     routes = [
         *acme,
@@ -178,7 +200,9 @@ def build_app(
         Route("GET", "/v1/statistics", "admin", statistics),
         Route("GET", "/crl/urls.json", None, crl_urls),
         *rpc.routes(engine, store, writer, clock, desk, allow_attested=cfg.dcv.allow_attested),
-        *dcv_http.routes(domain_control(cfg, store=store, writer=writer, clock=clock)),
+        *dcv_http.routes(
+            domain_control(cfg, store=store, writer=writer, clock=clock, corroborator=corroborator)
+        ),
         *renewals_http.routes(engine, store),
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),
@@ -206,6 +230,7 @@ def acme_routes(
     engine: IssuanceEngine,
     clock: Clock,
     background: list[Callable[..., Awaitable[None]]],
+    corroborator: Corroborator | None = None,
 ) -> list[Route]:
     """ACME and its EAB credentials, when `[acme]` has an eab_secret; the challenge
     runner goes to `background` (tasks `hanko serve` starts)."""
@@ -226,7 +251,9 @@ def acme_routes(
         now=time.monotonic(),
     )
     profiles = frozenset(cfg.issuance.profiles)
-    runner = ChallengeRunner(writer=writer, clock=clock, validator=acme_validator(cfg))
+    runner = ChallengeRunner(
+        writer=writer, clock=clock, validator=acme_validator(cfg), corroborator=corroborator
+    )
     background.append(runner.run)
     return [
         *AcmeFrontEnd(

@@ -188,6 +188,48 @@ class _FromStatistics(Collector):
         yield _counter("hanko_caa_refused", "CAA decisions that refused issuance", s.refused)
         yield _counter("hanko_caa_lookup_failures", "CAA lookups that failed", s.failed)
         yield _counter("hanko_caa_queries", "DNS questions asked for CAA", s.queries)
+        yield _counter(
+            "hanko_caa_not_corroborated",
+            "CAA permits the remote perspectives' quorum did not corroborate",
+            s.not_corroborated,
+        )
+
+    def _mpic(self, s: Any) -> Iterator[Any]:
+        yield _counter("hanko_mpic_attempts", "Corroboration requests sent", s.attempts)
+        yield _counter("hanko_mpic_corroborated", "Checks the quorum corroborated", s.corroborated)
+        yield _counter("hanko_mpic_refused", "Checks the quorum did not corroborate", s.refused)
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            "answers": CounterMetricFamily(
+                "hanko_mpic_perspective_answers", "Results received", labels=["perspective"]
+            ),
+            "disagreements": CounterMetricFamily(
+                "hanko_mpic_perspective_disagreements",
+                "Results that did not corroborate the primary",
+                labels=["perspective"],
+            ),
+            "unreachable": CounterMetricFamily(
+                "hanko_mpic_perspective_unreachable",
+                "Requests without a usable answer (down, refused, late)",
+                labels=["perspective"],
+            ),
+            "reachable": GaugeMetricFamily(
+                "hanko_mpic_perspective_reachable",
+                "1 when its last answer or probe came back",
+                labels=["perspective"],
+            ),
+        }
+        latency = SummaryMetricFamily(
+            "hanko_mpic_perspective_latency_seconds",
+            "Time to a perspective's answer",
+            labels=["perspective"],
+        )
+        for p in s.perspectives:
+            for key, family in families.items():
+                family.add_metric([p.code], float(getattr(p, key)))
+            answered = p.requests - p.unreachable
+            latency.add_metric([p.code], count_value=answered, sum_value=p.seconds)
+        yield from families.values()
+        yield latency
 
     def _responders(self, s: Any) -> Iterator[Any]:
         answers = CounterMetricFamily(

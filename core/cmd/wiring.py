@@ -19,6 +19,7 @@ from core.base.clock import Clock
 from core.base.errors import ConfigError
 from core.ca.issuer import CaUrls, IssuerInfo, issuer_info
 from core.ca.root_crl import FILE_NAME as ROOT_CRL_FILE
+from core.cmd.wiring_mpic import mpic_corroborator
 from core.config import Config, parse_listen, read_secret
 from core.ct import checks as ct_checks
 from core.ct.sct import issuer_key_hash
@@ -29,6 +30,7 @@ from core.issuance.caa_check import CaaChecker
 from core.issuance.engine import IssuanceEngine, Observe
 from core.issuance.intake_pool import IntakePool
 from core.licenses import book
+from core.mpic.client import Corroborator
 from core.notify.delivery import Notifier
 from core.store import GroupCommitWriter, Store
 from core.store.configured import open_store
@@ -121,9 +123,12 @@ def issuance_engine(
     ocsp_presigner: Presigner | None = None,
     observe: Observe | None = None,
     ct: Submitter | None = None,
+    corroborator: Corroborator | None = None,
 ) -> IssuanceEngine:
     """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
-    responder certificate it adopts is the one issuance and revocation sign under."""
+    responder certificate it adopts is the one issuance and revocation sign under.
+    `corroborator`: the process's client of the remote perspectives (one is made
+    from [mpic] when none is given and it is enabled)."""
     # What a TLS server sends after its certificate: the issuing CA. The root is in the
     # clients' trust stores; sending it only costs every handshake bytes.
     chain = cfg.path(cfg.ca.issuer_cert).read_text()
@@ -159,16 +164,22 @@ def issuance_engine(
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
         observe=observe,
         ct=ct or ct_submitter(cfg),
-        caa=caa_checker(cfg, clock),
+        caa=caa_checker(cfg, clock, corroborator),
     )
 
 
-def caa_checker(cfg: Config, clock: Clock) -> CaaChecker | None:
+def caa_checker(
+    cfg: Config, clock: Clock, corroborator: Corroborator | None = None
+) -> CaaChecker | None:
     """The CAA check of every issuance; None only when [caa] enabled = false."""
     if not cfg.caa.enabled:
         return None
     return CaaChecker(
-        dns_resolver(cfg), identities=cfg.caa.identities, clock=clock, reuse=cfg.caa.reuse.seconds
+        dns_resolver(cfg),
+        identities=cfg.caa.identities,
+        clock=clock,
+        reuse=cfg.caa.reuse.seconds,
+        corroborator=corroborator or mpic_corroborator(cfg, clock),
     )
 
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 from core.base.clock import Clock
 from core.cmd.wiring import dns_resolver
+from core.cmd.wiring_mpic import mpic_corroborator
 from core.config import Config, read_secret
 from core.dcv.mailer import Mailer, MailSettings
 from core.dcv.service import DcvSettings, DomainControl
+from core.mpic.client import Corroborator
 from core.store import GroupCommitWriter, Store
 
 
 def domain_control(
-    cfg: Config, *, store: Store, writer: GroupCommitWriter, clock: Clock
+    cfg: Config,
+    *,
+    store: Store,
+    writer: GroupCommitWriter,
+    clock: Clock,
+    corroborator: Corroborator | None = None,
 ) -> DomainControl:
-    """Domain validation hanko performs ([dcv]; e-mail through [email] when it has a host)."""
+    """Domain validation hanko performs ([dcv]; e-mail through [email] when it has a
+    host), corroborated by the remote perspectives of [mpic] when it is enabled."""
     d, e = cfg.dcv, cfg.email
     mailer = None
     if e.host:
@@ -45,4 +53,5 @@ def domain_control(
         clock=clock,
         settings=settings,
         mailer=mailer,
+        corroborator=corroborator or mpic_corroborator(cfg, clock),
     )

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from core.base.errors import HankoError
 from core.base.reasons import ALL_REASON_NAMES
+from core.config.mpic import mpic_problems
 from core.config.secret_ref import SecretRef
 from core.config.secrets import read_secret
 from core.config.settings import LICENSE_KINDS, SYNCHRONOUS_COMMIT, Config
@@ -465,4 +466,30 @@ def semantic_problems(cfg: Config) -> list[str]:
         + _ocsp_problems(cfg)
         + _replication_problems(cfg)
         + _domain_control_problems(cfg)
+        + _mpic_problems(cfg)
     )
+
+
+def _mpic_problems(cfg: Config) -> list[str]:
+    import datetime as dt
+
+    listeners = [cfg.api.listen, cfg.ocsp.listen] + (
+        [cfg.metrics.listen] if cfg.metrics.listen else []
+    )
+    loopback_only = all(
+        is_loopback(parse_listen(v)[0]) for v in listeners if not listen_problems(v, "")
+    )
+    m = cfg.mpic
+    problems = mpic_problems(m, now=dt.datetime.now(dt.UTC), loopback_only=loopback_only)
+    if m.enabled:
+        for where, value in (
+            ("mpic.client_cert", m.client_cert),
+            ("mpic.client_key", m.client_key),
+            ("mpic.ca_file", m.ca_file),
+        ):
+            if not cfg.path(value).is_file():
+                problems.append(
+                    f"{where}: file {cfg.path(value)} does not exist"
+                    " (`hanko perspective init` makes it)"
+                )
+    return problems

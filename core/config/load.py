@@ -21,6 +21,7 @@ import msgspec
 from core.base.errors import ConfigError
 from core.base.units import ByteSize, Duration
 from core.config.checks import semantic_problems
+from core.config.perspective import PerspectiveFile, perspective_problems
 from core.config.responder_host import ResponderFile, responder_problems
 from core.config.settings import Config
 
@@ -142,6 +143,14 @@ def check_config(path: Path) -> tuple[Config | None, list[str]]:
 def load_responder_config(path: Path) -> ResponderFile:
     """`hanko responder -c FILE`: a status host's file, checked as strictly."""
     cfg, problems = _check(path, ResponderFile, responder_problems)
+    if cfg is None:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_perspective_config(path: Path) -> PerspectiveFile:
+    """`hanko perspective serve -c FILE`: a remote perspective's file."""
+    cfg, problems = _check(path, PerspectiveFile, perspective_problems)
     if cfg is None:
         raise ConfigError(problems)
     return cfg

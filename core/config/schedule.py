@@ -28,6 +28,30 @@ BR_SCHEDULE = (
 )
 
 
+class MpicEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    since: dt.date  # in force from 00:00 UTC of this date
+    perspectives: int  # remote perspectives that must be asked, at least
+
+
+# BR 3.2.2.9 (ballot SC-067): multi-perspective issuance corroboration, phased in.
+MPIC_SCHEDULE = (
+    MpicEntry(since=dt.date(2025, 9, 15), perspectives=2),
+    MpicEntry(since=dt.date(2026, 3, 15), perspectives=3),
+    MpicEntry(since=dt.date(2026, 6, 15), perspectives=4),
+    MpicEntry(since=dt.date(2026, 12, 15), perspectives=5),
+)
+
+
+def perspectives_required(at: dt.datetime, schedule: Sequence[MpicEntry] = MPIC_SCHEDULE) -> int:
+    """The remote perspectives the BR require on `at`'s day (UTC); 0 before MPIC."""
+    day = at.astimezone(dt.UTC).date()
+    current = 0
+    for entry in sorted(schedule, key=lambda e: e.since):
+        if entry.since <= day:
+            current = entry.perspectives
+    return current
+
+
 def in_force(schedule: Sequence[ScheduleEntry], at: dt.datetime) -> ScheduleEntry:
     day = at.astimezone(dt.UTC).date()
     current = None

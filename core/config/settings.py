@@ -15,6 +15,7 @@ import msgspec
 from core.base.reasons import ALL_REASON_NAMES
 from core.base.units import ByteSize, Duration
 from core.config.domain_control import CaaConfig, DcvConfig, EmailConfig
+from core.config.mpic import MpicConfig
 from core.config.schedule import BR_SCHEDULE, ScheduleEntry
 from core.config.secret_ref import SecretRef
 
@@ -434,6 +435,7 @@ class Config(msgspec.Struct, **_STRICT):
     caa: CaaConfig = msgspec.field(default_factory=CaaConfig)
     dcv: DcvConfig = msgspec.field(default_factory=DcvConfig)
     email: EmailConfig = msgspec.field(default_factory=EmailConfig)
+    mpic: MpicConfig = msgspec.field(default_factory=MpicConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)

@@ -2,7 +2,13 @@
 e-mail, sent), then checked on request; on success the organization's domain
 validation is recorded with its method and evidence in the same commit as the
 challenge's end. The checks themselves are pure (core/dcv/methods.py); this wires
-them to the store, the resolver, the website edge and the mailer."""
+them to the store, the resolver, the website edge and the mailer.
+
+dns-change and website-change stand only once the remote perspectives corroborate
+what the primary saw (BR 3.2.2.9; core/mpic): the evidence records their quorum. A
+refusal counts as an attempt and names who did not corroborate; perspectives that did
+not answer leave the challenge as it was (try again later). E-mail is not a network
+observation and is not sent to them."""
 
 from __future__ import annotations
 
@@ -15,12 +21,14 @@ import msgspec
 
 from core.base.clock import Clock, to_epoch
 from core.base.dnsnames import normalize_dns_name
-from core.base.errors import LookupFailed, NotFound, PolicyError
+from core.base.errors import HankoError, LookupFailed, NotFound, PolicyError
 from core.dcv import methods
 from core.dcv.mailer import Mailer
 from core.dcv.website import fetch_file
 from core.dns import wire
 from core.dns.resolver import DnsError, Resolver
+from core.mpic.client import Corroborator, refusal
+from core.mpic.messages import Check
 from core.store import DomainRecord, GroupCommitWriter, ReadTxn, Store, WriteTxn
 from core.store.dcv import DcvChallenge, DcvMethod
 
@@ -58,7 +66,9 @@ class DomainControl:
         settings: DcvSettings,
         mailer: Mailer | None = None,
         random: Callable[[int], bytes] = secrets.token_bytes,
+        corroborator: Corroborator | None = None,
     ) -> None:
+        self._corroborator = corroborator
         self._store = store
         self._writer = writer
         self._resolver = resolver
@@ -139,6 +149,21 @@ class DomainControl:
         verdict = await self._check(ch, value, now)
         attempts = ch.attempts + 1
         at_us = self._clock.now_us()
+        refused: HankoError | None = None
+        if verdict.ok and self._corroborator is not None and ch.method != "email":
+            [v] = await self._corroborator.corroborate([_check_of(ch, self._settings.http_port)])
+            if v.corroborated:
+                evidence = {
+                    **verdict.evidence,
+                    "corroboration": v.summary(),
+                    "perspectives": " ".join(v.passed),
+                }
+                verdict = methods.Verdict(True, verdict.reason, evidence)
+            else:
+                refused = refusal(v, ch.domain)
+                if v.unanswered:
+                    raise refused
+                verdict = methods.Verdict(False, refused.message, verdict.evidence)
         if not verdict.ok:
             spent = attempts >= methods.MAX_ATTEMPTS
             failed = msgspec.structs.replace(
@@ -153,7 +178,7 @@ class DomainControl:
                     txn.put_dcv_challenge(failed, at_us=at_us, actor=actor)
 
             await self._writer.submit(attempt)
-            raise DcvFailed(failed, verdict.reason)
+            raise refused if refused is not None else DcvFailed(failed, verdict.reason)
         done = msgspec.structs.replace(ch, attempts=attempts, status="valid", validated_at=now)
         record = DomainRecord(
             org_id=org_id,
@@ -197,6 +222,17 @@ class DomainControl:
             )
             return methods.check_website(ch, fetched, now)
         return methods.check_email(ch, value, now)
+
+
+def _check_of(ch: DcvChallenge, http_port: int) -> Check:
+    """What the remote perspectives are asked to see for a challenge the primary saw."""
+    if ch.method == "dns-change":
+        return Check(
+            kind="dns-change", name=ch.domain, record=ch.record_name, expect=ch.random_value
+        )
+    return Check(
+        kind="website-change", name=ch.domain, url=ch.url, expect=ch.random_value, port=http_port
+    )
 
 
 def _check_org(txn: ReadTxn, org_id: str, accounts: frozenset[str] | None) -> None:

@@ -64,6 +64,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     authenticated: bool = False  # the answer was DNSSEC-validated (AD)
     checked_at: int = 0
     matched: str | None = None  # the property that permitted
+    # The remote perspectives' quorum that corroborated it ("5/6, RIRs APNIC, ARIN");
+    # "": not asked (MPIC off, or a refusal).
+    corroboration: str = ""
 
 
 def _identities(identities: Iterable[str]) -> frozenset[str]:

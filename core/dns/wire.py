@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 
 CLASS_IN = 1
-TYPES = {"A": 1, "CNAME": 5, "TXT": 16, "AAAA": 28, "CAA": 257}
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "TXT": 16, "AAAA": 28, "CAA": 257}
 _CNAME = 5
 _OPT = 41
 FLAG_QR = 0x8000

@@ -2,7 +2,12 @@
 core/dns/caa.py on the record set core/dns/caa_lookup.py finds through the validating
 resolver, all the names of a batch looked up together. A permitting decision is
 reused for at most `reuse` (8 hours by default: Boulder rechecks after 7, the BR allow
-8); a refusal or a failed lookup is asked again every time."""
+8); a refusal or a failed lookup is asked again every time.
+
+With remote perspectives (core/mpic), a permitting decision stands only once they
+corroborate it (BR 3.2.2.9): every name the primary permits in a batch goes to them
+in one request, and a name they do not corroborate is refused with their quorum; the
+decision that stands carries the quorum to the audit log."""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from collections.abc import Sequence
 import msgspec
 
 from core.base.clock import Clock, to_epoch
+from core.base.errors import HankoError
 from core.dns.caa import Decision, Request, decide
 from core.dns.caa_lookup import relevant_sets
 from core.dns.resolver import DnsError, Resolver
+from core.mpic.client import Corroborator, refusal
+from core.mpic.messages import Check
 
 MAX_REUSE = 8 * 3600
 MAX_CACHED = 100_000
@@ -25,6 +33,7 @@ class CaaStatistics(msgspec.Struct, frozen=True):
     refused: int  # decisions that refused
     failed: int  # lookups that failed (never permission)
     queries: int  # DNS questions asked for CAA
+    not_corroborated: int  # permitted here, refused by the remote perspectives' quorum
 
 
 class CaaChecker:
@@ -35,6 +44,7 @@ class CaaChecker:
         identities: Sequence[str],
         clock: Clock,
         reuse: float = MAX_REUSE,
+        corroborator: Corroborator | None = None,
     ) -> None:
         if not identities:
             raise ValueError("CAA checking needs the CA's issuer domains ([caa] identities)")
@@ -47,6 +57,8 @@ class CaaChecker:
         self._reused = 0
         self._refused = 0
         self._failed = 0
+        self._not_corroborated = 0
+        self._corroborator = corroborator
         self._queries_before = resolver.client.asked
 
     @property
@@ -60,12 +72,14 @@ class CaaChecker:
             refused=self._refused,
             failed=self._failed,
             queries=self._resolver.client.asked - self._queries_before,
+            not_corroborated=self._not_corroborated,
         )
 
-    async def check(self, requests: Sequence[Request]) -> list[Decision | DnsError]:
-        """One decision (or the lookup's failure) per request, in order."""
+    async def check(self, requests: Sequence[Request]) -> list[Decision | HankoError]:
+        """One decision (or the lookup's failure, or the perspectives' refusal) per
+        request, in order."""
         now = to_epoch(self._clock.now())
-        out: list[Decision | DnsError | None] = [None] * len(requests)
+        out: list[Decision | HankoError | None] = [None] * len(requests)
         todo: list[int] = []
         for i, req in enumerate(requests):
             cached = self._cache.get(req) if self._reuse > 0 else None
@@ -75,7 +89,8 @@ class CaaChecker:
             else:
                 todo.append(i)
         if todo:
-            fresh = await self.decide_now([requests[i] for i in todo], now)
+            asked = [requests[i] for i in todo]
+            fresh = await self.corroborated(asked, await self.decide_now(asked, now))
             for i, result in zip(todo, fresh, strict=True):
                 out[i] = result
                 if isinstance(result, Decision) and result.permitted and self._reuse > 0:
@@ -119,6 +134,51 @@ class CaaChecker:
             self._decisions += 1
             self._refused += not decision.permitted
             out.append(decision)
+        return out
+
+    async def corroborated(
+        self, requests: Sequence[Request], decisions: list[Decision | DnsError]
+    ) -> list[Decision | HankoError]:
+        """`decisions` with each permitting one corroborated by the remote perspectives
+        (its quorum recorded) or replaced by their refusal."""
+        out: list[Decision | HankoError] = list(decisions)
+        if self._corroborator is None:
+            return out
+        asking = [i for i, d in enumerate(decisions) if isinstance(d, Decision) and d.permitted]
+        if not asking:
+            return out
+        # One check per distinct request: a batch names the same name many times.
+        keys = {requests[i]: None for i in asking}
+        checks = [
+            Check(
+                kind="caa",
+                name=r.name.rstrip(".").lower(),
+                wildcard=r.wildcard,
+                account_uri=r.account_uri,
+                method=r.method,
+            )
+            for r in keys
+        ]
+        verdicts = dict(
+            zip(
+                keys,
+                await self._corroborator.corroborate(
+                    checks, caa_identities=sorted(self._identities)
+                ),
+                strict=True,
+            )
+        )
+        for i in asking:
+            v = verdicts[requests[i]]
+            d = decisions[i]
+            if not isinstance(d, Decision):  # only permitting decisions were asked
+                continue
+            if v.corroborated:
+                out[i] = msgspec.structs.replace(d, corroboration=v.summary())
+            else:
+                self._not_corroborated += 1
+                shown = ("*." if d.wildcard else "") + d.name
+                out[i] = refusal(v, f"CAA for {shown}")
         return out
 
     def _remember(self, req: Request, decision: Decision, now: int) -> None:

@@ -60,9 +60,10 @@ async def screen(
     return passed, refused
 
 
-def refusal(results: list[Decision | DnsError]) -> HankoError | None:
+def refusal(results: list[Decision | HankoError]) -> HankoError | None:
     """The error for a certificate whose names are decided so; None when every name
-    is permitted. A forbidding record outranks a failed lookup: it will not change."""
+    is permitted. A forbidding record outranks a failed lookup: it will not change;
+    the remote perspectives' refusal is given as they made it."""
     for r in results:
         if isinstance(r, Decision) and not r.permitted:
             shown = "*." + r.name if r.wildcard else r.name
@@ -75,6 +76,9 @@ def refusal(results: list[Decision | DnsError]) -> HankoError | None:
     for r in results:
         if isinstance(r, DnsError):
             return LookupFailed(f"{r.message}; CAA could not be checked, try again later")
+    for r in results:
+        if isinstance(r, HankoError):
+            return r
     return None
 
 
@@ -109,4 +113,5 @@ def detail(d: Decision, names: list[str] | None = None) -> dict[str, str]:
         "iodef": " ".join(d.iodef),
         "dnssec": "validated" if d.authenticated else "insecure",
         "checked_at": checked,
+        "corroboration": d.corroboration or "not asked",
     }

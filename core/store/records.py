@@ -223,6 +223,12 @@ class AcmeChallenge(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     status: str = "pending"  # pending, processing, valid, invalid
     validated_at: int = 0
     error: str = ""
+    # The ACME problem type of `error` ("": incorrectResponse).
+    error_type: str = ""
+    # Each remote perspective that did not corroborate: (its code, what it said).
+    perspectives: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    # A valid challenge: the remote perspectives' quorum ("5/6, RIRs APNIC, ARIN").
+    corroboration: str = ""
 
 
 class AcmeAuthzRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
