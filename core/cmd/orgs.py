@@ -157,12 +157,19 @@ def cmd_org_show(args: argparse.Namespace) -> int:
 
 
 def _domain_json(d: Any) -> dict[str, Any]:
+    """A domain validation as an auditor reads it: how, when, on what evidence (the
+    remote perspectives' quorum among it) and, for an attestation, who asserted it."""
+    import json
+
     from core.base.clock import from_epoch
 
     return {
         "domain": d.domain,
         "method": d.method,
         "validated_at": from_epoch(d.validated_at).isoformat(),
+        "evidence": json.loads(d.evidence) if d.evidence else {},
+        "challenge": d.challenge or None,
+        "attested_by": d.attested_by or None,
     }
 
 
