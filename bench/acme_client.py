@@ -38,20 +38,30 @@ class AcmeError(Exception):
 class Account:
     """One ACME account: its key, its kid once registered, its last nonce."""
 
-    def __init__(self, http: httpx.AsyncClient, directory: dict[str, Any], name: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        directory: dict[str, Any],
+        name: str,
+        *,
+        key: ec.EllipticCurvePrivateKey | None = None,
+    ) -> None:
         self.http = http
         self.directory = directory
-        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.key = key or ec.generate_private_key(ec.SECP256R1())
         self.jwk = canonical_jwk(self.key.public_key())
         self.kid: str | None = None
         self.nonce: str | None = None
-        csr_key = ec.generate_private_key(ec.SECP256R1())
+        self._csr_key = ec.generate_private_key(ec.SECP256R1())
         self.name = name
-        self.csr = b64encode(
+        self.csr = self._csr_for(name)
+
+    def _csr_for(self, name: str) -> str:
+        return b64encode(
             CertificateSigningRequestBuilder()
             .subject_name(Name([NameAttribute(NameOID.COMMON_NAME, name)]))
             .add_extension(SubjectAlternativeName([DNSName(name)]), critical=False)
-            .sign(csr_key, hashes.SHA256())
+            .sign(self._csr_key, hashes.SHA256())
             .public_bytes(serialization.Encoding.DER)
         )
 
@@ -96,11 +106,13 @@ class Account:
         r = await self.post(url, {"termsOfServiceAgreed": True, "externalAccountBinding": eab})
         self.kid = r.headers["location"]
 
-    async def order(self) -> float:
-        """One complete order; its seconds."""
+    async def order(self, name: str | None = None) -> float:
+        """One complete order (for `name`, else the account's own name); its seconds."""
         started = time.perf_counter()
+        csr = self.csr if name is None else self._csr_for(name)
         r = await self.post(
-            self.directory["newOrder"], {"identifiers": [{"type": "dns", "value": self.name}]}
+            self.directory["newOrder"],
+            {"identifiers": [{"type": "dns", "value": name or self.name}]},
         )
         order_url, order = r.headers["location"], r.json()
         for authz_url in order["authorizations"]:
@@ -115,7 +127,7 @@ class Account:
                     await trio.sleep(POLL)
             if authz["status"] != "valid":
                 raise AcmeError(f"authorization {authz_url} is {authz['status']}")
-        order = (await self.post(order["finalize"], {"csr": self.csr})).json()
+        order = (await self.post(order["finalize"], {"csr": csr})).json()
         for _ in range(MAX_POLLS):
             if order["status"] == "valid":
                 break

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.acme_client import Account, AcmeError, connect
-from bench.issue_common import configure, free_port
+from bench.issue_common import configure, free_port, start_logged, wait_up
 from bench.progress import Progress
 from bench.report import maybe_write
 from core.acme.jws import b64decode, b64encode
@@ -179,26 +179,6 @@ def _levels(
     return out
 
 
-def _start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A server whose output goes to a file: Pebble logs every request, and a pipe
-    nobody reads would stop it once full."""
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def _wait_up(url: str, ca_file: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, verify=ca_file, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            break
-    raise SystemExit(f"{proc.args!r} did not start: {log.read_text(errors='replace')[-2000:]}")
-
-
 def bench_hanko(
     base: Config, tmp: Path, levels: list[int], seconds: float, processes: int
 ) -> list[dict[str, Any]]:
@@ -212,11 +192,11 @@ def bench_hanko(
     text = text.replace(line, f"{line}\naccount_rate = 0")
     (ca / "hanko.toml").write_text(text)
     log = tmp / "hanko.log"
-    server = _start([str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")], log)
+    server = start_logged([str(BIN / "hanko"), "serve", "-c", str(ca / "hanko.toml")], log)
     bundle = str(ca / "tls" / "internal-ca.pem")
     url = f"https://127.0.0.1:{port}"
     try:
-        _wait_up(f"{url}/healthz", bundle, server, log)
+        wait_up(f"{url}/healthz", bundle, server, log)
         token = (ca / "secrets" / "admin.token").read_text().strip()
         admin = httpx.Client(
             base_url=url, verify=bundle, timeout=30, headers={"Authorization": f"Bearer {token}"}
@@ -320,10 +300,10 @@ def bench_pebble(
         "PEBBLE_WFE_NONCEREJECT": "0",
     }
     log = tmp / "pebble.log"
-    server = _start(["pebble", "-config", str(tmp / "pebble.json")], log, env)
+    server = start_logged(["pebble", "-config", str(tmp / "pebble.json")], log, env)
     url = f"https://127.0.0.1:{port}"
     try:
-        _wait_up(f"{url}/dir", str(cert), server, log)
+        wait_up(f"{url}/dir", str(cert), server, log)
         names = [f"acct{i}.example.com" for i in range(sum(levels))]
         return _levels(f"{url}/dir", str(cert), creds, names, levels, seconds, processes)
     finally:
@@ -332,18 +312,35 @@ def bench_pebble(
 
 
 def run_from_cli(args: argparse.Namespace) -> int:
-    if shutil.which("pebble") is None:
+    from bench.acme_mpic import bench_mpic
+
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    unknown = sections - {"pebble", "mpic"}
+    if unknown or not sections:
+        raise SystemExit(f"--sections: pebble and/or mpic, not {', '.join(sorted(unknown))}")
+    if "pebble" in sections and shutil.which("pebble") is None:
         raise SystemExit("pebble is not installed: run scripts/dev.sh setup")
     base = load_config(args.config)
     levels = sorted({int(n) for n in args.accounts.split(",")})
-    with tempfile.TemporaryDirectory(prefix="hanko-bench-acme-") as tmp:
-        hanko = bench_hanko(base, Path(tmp), levels, args.seconds, args.client_processes)
-        pebble = bench_pebble(Path(tmp), levels, args.seconds, args.client_processes)
+    hanko: list[dict[str, Any]] = []
+    pebble: list[dict[str, Any]] = []
     report: dict[str, Any] = {
         "seconds": args.seconds,
         "client_processes": args.client_processes,
         "levels": [],
     }
+    with tempfile.TemporaryDirectory(prefix="hanko-bench-acme-") as tmp:
+        if "pebble" in sections:
+            hanko = bench_hanko(base, Path(tmp), levels, args.seconds, args.client_processes)
+            pebble = bench_pebble(Path(tmp), levels, args.seconds, args.client_processes)
+        if "mpic" in sections:
+            report["mpic"] = bench_mpic(
+                base,
+                Path(tmp),
+                workers=args.mpic_workers,
+                seconds=args.seconds,
+                processes=args.client_processes,
+            )
     for h, p in zip(hanko, pebble, strict=True):
         # A side whose orders failed (Pebble 2.4 sometimes stops answering at 64
         # accounts until the client's timeout) gives no comparison.
@@ -365,4 +362,14 @@ def run_from_cli(args: argparse.Namespace) -> int:
             f" pebble {p['orders_per_s']:>7.1f}/s (p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms,"
             f" errors {p['errors']}); hanko/pebble {level['hanko_over_pebble']}"
         )
+    if "mpic" in report:
+        m = report["mpic"]
+        print(f"ACME orders of new names (http-01 and CAA each time), {m['workers']} workers")
+        for mode in ("without", "with"):
+            r = m[mode]
+            print(
+                f"  {mode:>7} {m['perspectives']} perspectives: {r['orders_per_s']:>7.1f}/s"
+                f" (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']})"
+            )
+        print(f"  with/without {m['with_over_without']}")
     return 0

@@ -133,6 +133,13 @@ def register(sub: Any) -> None:
     b.add_argument("--accounts", default="1,16,64", help="comma-separated concurrent accounts")
     b.add_argument("--seconds", type=float, default=10.0, help="time per level")
     b.add_argument("--client-processes", type=int, default=4, help="load generator processes")
+    b.add_argument(
+        "--sections",
+        default="pebble,mpic",
+        help="pebble (hanko against Pebble, pre-validated names) and mpic (new names, with"
+        " five remote perspectives and without)",
+    )
+    b.add_argument("--mpic-workers", type=int, default=16, help="concurrent orders, mpic section")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
     b.set_defaults(func=_with_extra(cmd_bench_acme))

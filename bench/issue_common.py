@@ -168,3 +168,25 @@ def serve_api(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def start_logged(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A server whose output goes to a file: Pebble logs every request, and a pipe
+    nobody reads would stop it once full."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_up(url: str, ca_file: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, verify=ca_file, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            break
+    raise SystemExit(f"{proc.args!r} did not start: {log.read_text(errors='replace')[-2000:]}")

@@ -21,6 +21,8 @@ from core.acme.problems import Problem, subproblem
 from core.acme.validation import Validator, key_authorization
 from core.base.clock import Clock, to_epoch
 from core.base.errors import HankoError
+from core.dns.caa import Request
+from core.issuance.caa_check import CaaChecker
 from core.mpic.client import Corroborator
 from core.mpic.messages import Check
 from core.store import (
@@ -47,9 +49,13 @@ class ChallengeRunner:
         validator: Validator,
         parallel: int = 64,
         corroborator: Corroborator | None = None,
+        caa: CaaChecker | None = None,
     ) -> None:
         self._writer = writer
         self._corroborator = corroborator
+        # With remote perspectives, CAA is decided with the validation (one request to
+        # them, not two) and remembered for the finalize that follows.
+        self._caa = caa if corroborator is not None else None
         self._clock = clock
         self._validator = validator
         self._limit = trio.CapacityLimiter(parallel)
@@ -66,7 +72,13 @@ class ChallengeRunner:
             await trio.sleep_forever()
 
     async def respond(
-        self, acct: AcmeAccountRecord, eab: EabRecord, authz: AcmeAuthzRecord, kind: str
+        self,
+        acct: AcmeAccountRecord,
+        eab: EabRecord,
+        authz: AcmeAuthzRecord,
+        kind: str,
+        *,
+        account_uri: str | None = None,
     ) -> AcmeAuthzRecord:
         """Start validating `kind` for a pending authorization; the authorization as it
         now stands (a challenge already under way or done is answered as it is)."""
@@ -81,11 +93,16 @@ class ChallengeRunner:
             raise Problem("malformed", "this authorization has expired")
         started = _with_challenge(authz, index, status="processing")
         await self._writer.submit(lambda t: t.put_acme_authz(started))
-        self._nursery.start_soon(self._validate, acct, eab, started, index)
+        self._nursery.start_soon(self._validate, acct, eab, started, index, account_uri)
         return started
 
     async def _validate(
-        self, acct: AcmeAccountRecord, eab: EabRecord, authz: AcmeAuthzRecord, index: int
+        self,
+        acct: AcmeAccountRecord,
+        eab: EabRecord,
+        authz: AcmeAuthzRecord,
+        index: int,
+        account_uri: str | None = None,
     ) -> None:
         challenge = authz.challenges[index]
         key_auth = key_authorization(challenge.token, acct.thumbprint)
@@ -96,7 +113,9 @@ class ChallengeRunner:
                 error = await self._validator.dns01(authz.name, key_auth)
         quorum: dict[str, Any] = {}
         if error is None and self._corroborator is not None:
-            quorum = await self._corroborate(self._corroborator, authz.name, challenge, key_auth)
+            quorum = await self._corroborate(
+                self._corroborator, authz, challenge, key_auth, account_uri
+            )
             error = quorum.get("error")
         now = to_epoch(self._clock.now())
         at_us = self._clock.now_us()
@@ -142,10 +161,16 @@ class ChallengeRunner:
             )
 
     async def _corroborate(
-        self, corroborator: Corroborator, name: str, challenge: AcmeChallenge, key_auth: str
+        self,
+        corroborator: Corroborator,
+        authz: AcmeAuthzRecord,
+        challenge: AcmeChallenge,
+        key_auth: str,
+        account_uri: str | None,
     ) -> dict[str, Any]:
         """The remote perspectives' verdict on what the primary validated: the
         evidence to record, or the error, its problem type and who did not agree."""
+        name = authz.name
         check = Check(
             kind="http-01" if challenge.type == "http-01" else "dns-01",
             name=name,
@@ -153,7 +178,18 @@ class ChallengeRunner:
             token=challenge.token,
             port=self._validator.http_port,
         )
-        [v] = await corroborator.corroborate([check])
+        if self._caa is not None:
+            request = Request(
+                name=name, wildcard=authz.wildcard, account_uri=account_uri, method=challenge.type
+            )
+            caa, [v] = await self._caa.with_validation(request, [check])
+            if isinstance(caa, HankoError):
+                problem = {"caa_forbidden": "caa", "caa_lookup_failed": "dns"}.get(
+                    caa.code, "unauthorized" if caa.code == "not_corroborated" else "serverInternal"
+                )
+                return {"error": caa.message, "error_type": problem, "perspectives": []}
+        else:
+            [v] = await corroborator.corroborate([check])
         if v.corroborated:
             return {
                 "corroboration": v.summary(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
+import h11
 import msgspec
 import trio
 
@@ -21,6 +21,7 @@ from core.dns.outbound import TargetRefused, checked_addresses
 from core.dns.resolver import DnsError, Resolver
 
 MAX_BODY = 512  # a key authorization is about 130 bytes
+MAX_HEAD = 8192
 
 
 class ValidationStatistics(msgspec.Struct, frozen=True):
@@ -37,19 +38,44 @@ def dns01_value(key_auth: str) -> str:
     return b64encode(hashlib.sha256(key_auth.encode()).digest())
 
 
-async def fetch_bounded(url: str, host: str, timeout: float) -> tuple[int, bytes]:
-    """GET `url` (an address already checked) as `host`: the status and at most
-    MAX_BODY bytes of the body (a server cannot make the CA read more)."""
-    async with (
-        httpx.AsyncClient(timeout=timeout) as client,
-        client.stream("GET", url, headers={"Host": host}, follow_redirects=False) as r,
-    ):
-        body = b""
-        async for chunk in r.aiter_raw():
-            body += chunk
-            if len(body) > MAX_BODY:
-                break
-        return r.status_code, body[: MAX_BODY + 1]
+async def fetch_bounded(
+    address: str, port: int, host: str, path: str, timeout: float
+) -> tuple[int, bytes]:
+    """GET `path` from `address` (already checked) as `host`, HTTP/1.1 through h11
+    (a client per fetch costs nothing to make, where httpx's costs about 0.5 ms): the
+    status and at most MAX_BODY + 1 bytes of the body (a server cannot make the CA read
+    more, nor more than MAX_HEAD of head)."""
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    request = h11.Request(
+        method="GET",
+        target=path,
+        headers=[
+            ("Host", host),
+            ("User-Agent", "hanko"),
+            ("Accept", "*/*"),
+            ("Connection", "close"),
+        ],
+    )
+    status, body = 0, b""
+    with trio.fail_after(timeout):
+        stream = await trio.open_tcp_stream(address, port)
+        async with stream:
+            await stream.send_all(conn.send(request) + conn.send(h11.EndOfMessage()))
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive_some(4096))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > MAX_BODY:
+                        break
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+    if not status:
+        raise h11.RemoteProtocolError("no response")
+    return status, body[: MAX_BODY + 1]
 
 
 class Validator:
@@ -89,13 +115,9 @@ class Validator:
         path = f"/.well-known/acme-challenge/{token}"
         last = ""
         for address in usable:
-            host = f"[{address}]" if ":" in address else address
             try:
-                with trio.fail_after(self._timeout):
-                    status, body = await fetch_bounded(
-                        f"http://{host}:{self._port}{path}", name, self._timeout
-                    )
-            except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
+                status, body = await fetch_bounded(address, self._port, name, path, self._timeout)
+            except (h11.ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as exc:
                 last = f"fetching {path} from {name} failed: {exc.__class__.__name__}"
                 continue
             if status != 200:

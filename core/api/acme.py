@@ -391,7 +391,8 @@ class AcmeFrontEnd:
             # POST-as-GET reads it; {} takes it up (RFC 8555 7.5.1).
             raise Problem("malformed", "a challenge is taken up with {}")
         if signed.payload == b"{}":
-            authz = await self._challenges.respond(acct, eab, authz, kind)
+            account_uri = f"{signed.base}/acme/acct/{acct.id}"
+            authz = await self._challenges.respond(acct, eab, authz, kind, account_uri=account_uri)
         for view in self._authz_view(signed.base, authz).challenges:
             if view.type == kind:
                 up = [(b"link", f'<{signed.base}/acme/authz/{authz.id}>;rel="up"'.encode())]

@@ -252,7 +252,11 @@ def acme_routes(
     )
     profiles = frozenset(cfg.issuance.profiles)
     runner = ChallengeRunner(
-        writer=writer, clock=clock, validator=acme_validator(cfg), corroborator=corroborator
+        writer=writer,
+        clock=clock,
+        validator=acme_validator(cfg),
+        corroborator=corroborator,
+        caa=engine.caa,
     )
     background.append(runner.run)
     return [

@@ -22,6 +22,7 @@ from core.dns.caa_lookup import relevant_sets
 from core.dns.resolver import DnsError, Resolver
 from core.mpic.client import Corroborator, refusal
 from core.mpic.messages import Check
+from core.mpic.quorum import Verdict
 
 MAX_REUSE = 8 * 3600
 MAX_CACHED = 100_000
@@ -149,16 +150,7 @@ class CaaChecker:
             return out
         # One check per distinct request: a batch names the same name many times.
         keys = {requests[i]: None for i in asking}
-        checks = [
-            Check(
-                kind="caa",
-                name=r.name.rstrip(".").lower(),
-                wildcard=r.wildcard,
-                account_uri=r.account_uri,
-                method=r.method,
-            )
-            for r in keys
-        ]
+        checks = [_caa_check(r) for r in keys]
         verdicts = dict(
             zip(
                 keys,
@@ -181,9 +173,47 @@ class CaaChecker:
                 out[i] = refusal(v, f"CAA for {shown}")
         return out
 
+    async def with_validation(
+        self, request: Request, checks: Sequence[Check]
+    ) -> tuple[Decision | HankoError, list[Verdict]]:
+        """CAA for `request` decided now, as a domain validation happens (Boulder's
+        VA does the same): the primary decides, then one request to the remote
+        perspectives asks for the validation's `checks` and the CAA check together. A
+        corroborated permit is remembered, so the issuance that follows reuses it (at
+        most `reuse`); the verdicts on `checks` come back in order."""
+        now = to_epoch(self._clock.now())
+        [decided] = await self.decide_now([request], now)
+        if self._corroborator is None:
+            return decided, []
+        if not (isinstance(decided, Decision) and decided.permitted):
+            verdicts = await self._corroborator.corroborate(checks)
+            return decided, verdicts
+        verdicts = await self._corroborator.corroborate(
+            [*checks, _caa_check(request)], caa_identities=sorted(self._identities)
+        )
+        caa, rest = verdicts[-1], verdicts[:-1]
+        if not caa.corroborated:
+            self._not_corroborated += 1
+            shown = ("*." if decided.wildcard else "") + decided.name
+            return refusal(caa, f"CAA for {shown}"), rest
+        permitted = msgspec.structs.replace(decided, corroboration=caa.summary())
+        if self._reuse > 0:
+            self._remember(request, permitted, now)
+        return permitted, rest
+
     def _remember(self, req: Request, decision: Decision, now: int) -> None:
         if len(self._cache) >= MAX_CACHED:
             self._cache = {k: d for k, d in self._cache.items() if now - d.checked_at < self._reuse}
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
         self._cache[req] = decision
+
+
+def _caa_check(r: Request) -> Check:
+    return Check(
+        kind="caa",
+        name=r.name.rstrip(".").lower(),
+        wildcard=r.wildcard,
+        account_uri=r.account_uri,
+        method=r.method,
+    )

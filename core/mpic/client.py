@@ -17,11 +17,11 @@ import secrets
 import ssl
 from collections.abc import Callable, Sequence
 
-import httpx
 import msgspec
 import trio
 
 from core.base.errors import CorroborationUnavailable, HankoError, NotCorroborated
+from core.mpic.link import Link, LinkError
 from core.mpic.messages import PATH, Check, CheckRequest, decode_reply, encode
 from core.mpic.quorum import REQUIRED_RIRS, Answer, Verdict, allowed_failures, judge
 
@@ -93,12 +93,7 @@ class Corroborator:
         self._perspectives = tuple(perspectives)
         self._required = required
         self._timeout = timeout
-        self._client = httpx.AsyncClient(
-            verify=tls,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
+        self._links = {p.code: Link(p.url, tls) for p in self._perspectives}
         self._counts = {p.code: _Counts() for p in self._perspectives}
         self._attempts = self._checks = self._corroborated = self._refused = 0
 
@@ -160,30 +155,17 @@ class Corroborator:
         counts.requests += 1
         started = trio.current_time()
         try:
-            async with self._client.stream(
-                "POST",
-                p.url.rstrip("/") + PATH,
-                content=body,
-                headers={"content-type": "application/json"},
-            ) as r:
-                raw = b""
-                async for chunk in r.aiter_raw():
-                    raw += chunk
-                    if len(raw) > MAX_REPLY:
-                        raise _Unusable("answered more than a reply can hold")
-                if r.status_code != 200:
-                    raise _Unusable(f"answered HTTP {r.status_code}")
+            status, raw = await self._links[p.code].request("POST", PATH, body, MAX_REPLY)
+            if status != 200:
+                raise LinkError(f"answered HTTP {status}")
             reply = decode_reply(raw)
             if reply.attempt != attempt or reply.perspective != p.code or len(reply.results) != n:
-                raise _Unusable("answered for another attempt or perspective")
-        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-            self._unreachable(p, got, n, f"unreachable ({exc.__class__.__name__})")
+                raise LinkError("answered for another attempt or perspective")
+        except LinkError as exc:
+            self._unreachable(p, got, n, str(exc))
             return
         except (msgspec.DecodeError, msgspec.ValidationError):
             self._unreachable(p, got, n, "answered something that is not a reply")
-            return
-        except _Unusable as exc:
-            self._unreachable(p, got, n, str(exc))
             return
         counts.seconds += trio.current_time() - started
         counts.reachable = True
@@ -207,9 +189,9 @@ class Corroborator:
 
         async def one(p: Perspective) -> None:
             try:
-                r = await self._client.get(p.url.rstrip("/") + "/readyz")
-                self._counts[p.code].reachable = r.status_code == 200
-            except (httpx.HTTPError, ssl.SSLError, OSError):
+                status, _ = await self._links[p.code].request("GET", "/readyz", b"", 4096)
+                self._counts[p.code].reachable = status == 200
+            except LinkError:
                 self._counts[p.code].reachable = False
 
         with trio.move_on_after(self._timeout):
@@ -230,7 +212,8 @@ class Corroborator:
                 await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for link in self._links.values():
+            await link.aclose()
 
     def readiness(self) -> str | None:
         """None when enough perspectives are reachable to meet the quorum the BR
@@ -271,10 +254,6 @@ class Corroborator:
                 for c in (self._counts[p.code],)
             ),
         )
-
-
-class _Unusable(Exception):
-    pass
 
 
 def refusal(verdict: Verdict, subject: str) -> HankoError:

@@ -13,11 +13,11 @@ import pytest
 import trio
 
 from bench.dns_lab import DnsLab
+from bench.perspectives import RIRS6, PerspectiveLab
 from core.acme.validation import dns01_value
 from core.mpic.messages import Check
 from core.mpic.quorum import Verdict
 from tests.conftest import CAA_IDENTITY, DevCA, free_port, init_ca
-from tests.mpic_lab import RIRS6, PerspectiveLab
 
 KEY_AUTH = "token-1.thumbprint"
 RANDOM = "q7a2m4zq3v5xk2n7d6w1c8y0u9t4s3r2"
@@ -110,7 +110,9 @@ def world(lab: DnsLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
             "web.signed.jp. IN A 127.0.0.1",
         ],
     )
-    remotes = PerspectiveLab(ca, ca.directory.parent / "perspectives", RIRS6, lab.view).start()
+    remotes = PerspectiveLab(
+        ca.config_path, ca.directory.parent / "perspectives", RIRS6, lab.view
+    ).start()
     try:
         yield World(ca, lab, remotes, port)
     finally:

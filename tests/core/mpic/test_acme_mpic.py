@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.dns_lab import ResolverView
+from bench.perspectives import RIRS6, PerspectiveLab
 from tests.conftest import BIN, DevCA, client, free_port, free_ports, hanko
 from tests.core.api.test_acme_clients import (
     Deployment,
@@ -24,7 +25,6 @@ from tests.core.api.test_acme_clients import (
     check_certificate,
     issue_with_certbot,
 )
-from tests.mpic_lab import RIRS6, PerspectiveLab
 
 pytestmark = pytest.mark.slow
 FIVE = RIRS6[:5]  # ap-tokyo, ap-osaka, eu-paris, eu-berlin, us-ohio
@@ -43,7 +43,7 @@ def deployment(fresh_ca: DevCA, tmp_path: Path) -> Iterator[MpicDeployment]:
                     "-dns01", f"127.0.0.1:{dns}", "-management", f"127.0.0.1:{management}",
                     "-http01", "", "-https01", "", "-tlsalpn01", ""])  # fmt: skip
     remotes = PerspectiveLab(
-        fresh_ca,
+        fresh_ca.config_path,
         tmp_path / "perspectives",
         FIVE,
         lambda code: ResolverView(tmp_path / f"view-{code}", forward=f"127.0.0.1@{dns}").start(),

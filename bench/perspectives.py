@@ -1,7 +1,8 @@
-"""Remote perspectives for tests: real `hanko perspective serve` processes made by
-`hanko perspective init` from a test CA, each on a loopback address of its own
-(127.0.0.x) with a resolver of its own (an Unbound view over the same zones, whose
-answers a test can hijack), and the primary's [mpic] table pointing at them."""
+"""Remote perspectives on one machine, for `hanko bench acme` and the tests: real
+`hanko perspective serve` processes made by `hanko perspective init` from a CA, each on
+a loopback address of its own (127.0.0.x) with a resolver of its own (an Unbound view
+over the same zones, whose answers can be hijacked), and the primary's [mpic] table
+pointing at them."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.dns_lab import ResolverView
+from bench.issue_common import free_port
 from core.mpic.client import Corroborator, Perspective, client_context
-from tests.conftest import BIN, DevCA, free_port, hanko
+
+BIN = Path(sys.executable).parent
 
 RIRS6 = (
     ("ap-tokyo", "APNIC"),
@@ -45,12 +49,13 @@ class Remote:
 class PerspectiveLab:
     def __init__(
         self,
-        ca: DevCA,
+        config_path: Path,
         directory: Path,
         specs: Sequence[tuple[str, str]],
         view: Callable[[str], ResolverView],
     ) -> None:
-        self.ca = ca
+        self.config_path = config_path
+        self.tls_dir = config_path.parent / "tls"
         self.directory = directory
         self.remotes: dict[str, Remote] = {}
         for k, (code, rir) in enumerate(specs):
@@ -60,23 +65,10 @@ class PerspectiveLab:
     def start(self) -> PerspectiveLab:
         for r in self.remotes.values():
             r.directory = self.directory / r.code
-            hanko(
-                "perspective",
-                "init",
-                str(r.directory),
-                "-c",
-                str(self.ca.config_path),
-                "--code",
-                r.code,
-                "--rir",
-                r.rir,
-                "--listen",
-                f"{r.host}:{r.port}",
-                "--resolver",
-                r.view.resolver,
-                "--allow-private-targets",
-                check=True,
-            )
+            argv = ["perspective", "init", str(r.directory), "-c", str(self.config_path)]
+            argv += ["--code", r.code, "--rir", r.rir, "--listen", f"{r.host}:{r.port}"]
+            argv += ["--resolver", r.view.resolver, "--allow-private-targets"]
+            subprocess.run([str(BIN / "hanko"), *argv], check=True, capture_output=True, timeout=60)
             self._spawn(r)
         for r in self.remotes.values():
             _wait_port(r)
@@ -146,16 +138,23 @@ class PerspectiveLab:
 
     def configure(self, codes: Sequence[str] | None = None, timeout: str = "3s") -> None:
         """The primary's [mpic] table: these perspectives (all by default), enabled."""
-        text = self.ca.config_path.read_text()
+        text = self.config_path.read_text()
         table = self.mpic_table(codes, timeout)
         new, n = re.subn(r"(?ms)^\[mpic\]\n.*?(?=^\[)", table + "\n", text)
-        assert n == 1, "no [mpic] table in the test CA's configuration"
-        self.ca.config_path.write_text(new)
+        if n != 1:
+            raise RuntimeError(f"no [mpic] table in {self.config_path}")
+        self.config_path.write_text(new)
+
+    def disable(self) -> None:
+        """The primary's [mpic] table: off (the laboratory switch)."""
+        text = self.config_path.read_text()
+        new = re.sub(r"(?ms)^\[mpic\]\n.*?(?=^\[)", "[mpic]\nenabled = false\n\n", text)
+        self.config_path.write_text(new)
 
     def corroborator(
         self, codes: Sequence[str] | None = None, *, timeout: float = 3.0, required: int = 5
     ) -> Corroborator:
-        tls_dir = self.ca.directory / "tls"
+        tls_dir = self.tls_dir
         chosen = [self.remotes[c] for c in (codes or list(self.remotes))]
         return Corroborator(
             [Perspective(url=r.url, code=r.code, rir=r.rir) for r in chosen],

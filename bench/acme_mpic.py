@@ -1,0 +1,294 @@
+"""`hanko bench acme`'s MPIC section: complete ACME orders per second when every order
+names a new domain (so each takes an http-01 validation and a fresh CAA decision),
+with five remote perspectives corroborating both and without any, in the same run, on
+the same CA and the same DNS.
+
+The world, all on loopback: a DNSSEC lab (NSD and Unbound, bench/dns_lab.py) serving
+`hanko-bench.jp` (every name an address of 127.0.0.1, CAA permitting this CA at the apex);
+five `hanko perspective serve` processes, each with an Unbound view of its own
+(bench/perspectives.py); the http-01 answers from one small HTTP server (every worker
+orders under the same ACME account, so a token's key authorization needs no lookup).
+The perspectives share the machine's cores with hanko: on one host their work is a
+cost the primary pays too, which a deployment spreads over five hosts.
+"""
+
+from __future__ import annotations
+
+import http.server
+import multiprocessing
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+import trio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bench.acme_client import Account, AcmeError, connect
+from bench.dns_lab import DnsLab, Zone
+from bench.issue_common import CAA_OFF, configure, free_port, start_logged, wait_up
+from bench.perspectives import PerspectiveLab
+from bench.progress import Progress
+from core.acme.jws import b64decode, canonical_jwk, thumbprint
+from core.config import Config
+
+PROGRESS = Progress("acme mpic")
+BIN = Path(sys.executable).parent
+ZONE = "hanko-bench.jp"  # under a public suffix: ACME refuses reserved names
+IDENTITY = "pki.hanko.example.com"  # what `hanko init` writes to [caa] identities
+FIVE = (
+    ("ap-tokyo", "APNIC"),
+    ("eu-paris", "RIPE"),
+    ("eu-berlin", "RIPE"),
+    ("us-ohio", "ARIN"),
+    ("sa-lima", "LACNIC"),
+)
+MAX_ORDERS = 20_000
+MODES = ("without", "with")
+
+
+class Part(msgspec.Struct, frozen=True):
+    latencies: list[float]
+    errors: list[str]
+    wall: float
+
+
+class _Tokens(http.server.BaseHTTPRequestHandler):
+    thumbprint: ClassVar[str] = ""
+
+    def do_GET(self) -> None:
+        token = self.path.rsplit("/", 1)[-1]
+        body = f"{token}.{self.thumbprint}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _TokenServer(http.server.ThreadingHTTPServer):
+    # Six fetches an order at once (the primary's and five perspectives'): socketserver's
+    # backlog of 5 would drop connections, and each retried SYN costs a second.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
+async def _client_part(job: dict[str, Any], barrier: Any) -> Part:
+    http, directory = await connect(job["directory"], job["ca_file"])
+    key = serialization.load_pem_private_key(job["key"].encode(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    workers = [Account(http, directory, f"w.{ZONE}", key=key) for _ in range(job["workers"])]
+    for w in workers:
+        w.kid = job["kid"]
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(10**9))
+
+    def name() -> str:
+        return f"{job['prefix']}-{next(counter)}.{ZONE}"
+
+    try:
+        await workers[0].order(name())  # warm: connections, modules, the signer pipes
+        await trio.to_thread.run_sync(barrier.wait)
+        deadline = trio.current_time() + job["seconds"]
+        started = time.perf_counter()
+
+        async def loop(w: Account) -> None:
+            while trio.current_time() < deadline and len(latencies) < MAX_ORDERS:
+                try:
+                    latencies.append(await w.order(name()))
+                except (AcmeError, httpx.HTTPError) as exc:
+                    errors.append(f"{exc.__class__.__name__}: {exc}"[:300])
+                    if len(errors) > 100:
+                        return
+
+        async with trio.open_nursery() as nursery:
+            for w in workers:
+                nursery.start_soon(loop, w)
+        return Part(latencies=latencies, errors=errors, wall=time.perf_counter() - started)
+    finally:
+        await http.aclose()
+
+
+def _client_process(job: dict[str, Any], barrier: Any, results: Any) -> None:
+    try:
+        part = trio.run(_client_part, job, barrier)
+    except Exception as exc:  # the others stop waiting for this one, and it says why
+        barrier.abort()
+        part = Part(latencies=[], errors=[f"{exc.__class__.__name__}: {exc}"[:300]], wall=1.0)
+    results.put(msgspec.json.encode(part))
+
+
+def _level(job: dict[str, Any], workers: int, processes: int) -> dict[str, Any]:
+    count = max(1, min(workers, processes))
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    procs = []
+    for k in range(count):
+        mine = {**job, "workers": len(range(k, workers, count)), "prefix": f"{job['prefix']}{k}"}
+        proc = ctx.Process(target=_client_process, args=(mine, barrier, results))
+        proc.start()
+        procs.append(proc)
+    parts = [
+        msgspec.json.decode(results.get(timeout=job["seconds"] + 300), type=Part) for _ in procs
+    ]
+    for proc in procs:
+        proc.join(timeout=30)
+    latencies = sorted(x for p in parts for x in p.latencies)
+    errors = [e for p in parts for e in p.errors]
+    wall = max(p.wall for p in parts)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else 0.0
+
+    return {
+        "workers": workers,
+        "orders": len(latencies),
+        "orders_per_s": round(len(latencies) / wall, 1),
+        "p50_ms": round(pct(0.5) * 1e3, 1),
+        "p99_ms": round(pct(0.99) * 1e3, 1),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+    }
+
+
+def _serve(config: Path, log: Path, url: str, bundle: str) -> subprocess.Popen[bytes]:
+    server = start_logged([str(BIN / "hanko"), "serve", "-c", str(config)], log)
+    wait_up(f"{url}/healthz", bundle, server, log)
+    return server
+
+
+def bench_mpic(
+    base: Config, tmp: Path, *, workers: int, seconds: float, processes: int
+) -> dict[str, Any]:
+    PROGRESS.say("starting the DNS lab and five perspectives")
+    lab = DnsLab(
+        tmp / "dns",
+        [
+            Zone(
+                ZONE,
+                "signed",
+                [f"*.{ZONE}. IN A 127.0.0.1", f'{ZONE}. IN CAA 0 issue "{IDENTITY}"'],
+            )
+        ],
+        tld="jp",
+    ).start()
+    ca = tmp / "mpic-ca"
+    remotes: PerspectiveLab | None = None
+    tokens: _TokenServer | None = None
+    try:
+        port, http_port = free_port(), free_port()
+        config = _make_ca(ca, base, lab.resolver, port, http_port)
+        remotes = PerspectiveLab(config, tmp / "perspectives", FIVE, lab.view).start()
+        key = ec.generate_private_key(ec.SECP256R1())
+        _Tokens.thumbprint = thumbprint(canonical_jwk(key.public_key()))
+        tokens = _TokenServer(("127.0.0.1", http_port), _Tokens)
+        threading.Thread(target=tokens.serve_forever, daemon=True).start()
+        url = f"https://127.0.0.1:{port}"
+        bundle = str(ca / "tls" / "internal-ca.pem")
+        job: dict[str, Any] = {
+            "directory": f"{url}/acme/directory",
+            "ca_file": bundle,
+            "key": key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode(),
+            "seconds": seconds,
+        }
+        out: dict[str, Any] = {"perspectives": len(FIVE), "workers": workers}
+        for i, mode in enumerate(MODES):
+            if mode == "with":
+                remotes.configure(timeout="10s")
+            else:
+                remotes.disable()
+            log = tmp / f"hanko-{mode}.log"
+            server = _serve(config, log, url, bundle)
+            try:
+                if "kid" not in job:
+                    job["kid"] = _setup(url, ca, bundle, key)
+                PROGRESS.say(f"{mode} MPIC: {workers} workers for {seconds:g} s")
+                out[mode] = _level({**job, "prefix": f"{mode[0]}{i}"}, workers, processes)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        w, wo = out["with"]["orders_per_s"], out["without"]["orders_per_s"]
+        valid = wo and not out["with"]["errors"] and not out["without"]["errors"]
+        out["with_over_without"] = round(w / wo, 3) if valid else None
+        return out
+    finally:
+        if tokens is not None:
+            tokens.shutdown()
+            tokens.server_close()
+        if remotes is not None:
+            remotes.stop()
+        lab.stop()
+
+
+def _make_ca(ca: Path, base: Config, resolver: str, port: int, http_port: int) -> Path:
+    """`hanko init`, with CAA on (what MPIC corroborates) through the lab's resolver,
+    http-01 on the token server's port and no per-account rate."""
+    subprocess.run([str(BIN / "hanko"), "init", str(ca)], check=True, capture_output=True)
+    config = ca / "hanko.toml"
+    configure(config, base, port)
+    text = config.read_text().replace(CAA_OFF, "[caa]\n")
+    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text = text.replace('resolver = "127.0.0.1:5053"', f'resolver = "{resolver}"')
+    line = 'eab_secret = { file = "secrets/acme-eab.secret" }'
+    text = text.replace(
+        line, f"{line}\naccount_rate = 0\nhttp01_port = {http_port}\nallow_private_targets = true"
+    )
+    config.write_text(text)
+    return config
+
+
+def _setup(url: str, ca: Path, bundle: str, key: ec.EllipticCurvePrivateKey) -> str:
+    """The organization, its licence and one ACME account (EAB); the account's URL."""
+    token = (ca / "secrets" / "admin.token").read_text().strip()
+    admin = httpx.Client(
+        base_url=url, verify=bundle, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
+    for path, body in (
+        ("/v1/admin/accounts", {"id": "bench", "name": "Bench K.K."}),
+        (
+            "/v1/admin/accounts/bench/licenses",
+            {"id": "pool", "kind": "pooled", "quantity": 1_000_000, "years": 1},
+        ),
+        (
+            "/v1/admin/organizations",
+            {
+                "id": "bench",
+                "account": "bench",
+                "level": "ov",
+                "organization": "Bench K.K.",
+                "country": "JP",
+                "state": "Tokyo-to",
+                "locality": "Chiyoda-ku",
+            },
+        ),
+    ):
+        admin.post(path, json=body).raise_for_status()
+    r = admin.post(
+        "/v1/acme/eab", json={"account": "bench", "organization": "bench", "profile": "ov"}
+    )
+    r.raise_for_status()
+    kid, mac = r.json()["kid"], b64decode(r.json()["hmac_key"])
+
+    async def register() -> str:
+        http, directory = await connect(f"{url}/acme/directory", bundle)
+        try:
+            account = Account(http, directory, f"w.{ZONE}", key=key)
+            await account.register(kid, mac)
+            assert account.kid is not None
+            return account.kid
+        finally:
+            await http.aclose()
+
+    return trio.run(register)
