@@ -6,22 +6,20 @@ the same CA and the same DNS.
 The world, all on loopback: a DNSSEC lab (NSD and Unbound, bench/dns_lab.py) serving
 `hanko-bench.jp` (every name an address of 127.0.0.1, CAA permitting this CA at the apex);
 five `hanko perspective serve` processes, each with an Unbound view of its own
-(bench/perspectives.py); the http-01 answers from one small HTTP server (every worker
-orders under the same ACME account, so a token's key authorization needs no lookup).
+(bench/perspectives.py); nginx answers http-01 (every worker orders under the same
+ACME account, so a token's key authorization needs no lookup).
 The perspectives share the machine's cores with hanko: on one host their work is a
 cost the primary pays too, which a deployment spreads over five hosts.
 """
 
 from __future__ import annotations
 
-import http.server
 import multiprocessing
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import msgspec
@@ -32,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bench.acme_client import Account, AcmeError, connect
 from bench.dns_lab import DnsLab, Zone
 from bench.issue_common import CAA_OFF, configure, free_port, start_logged, wait_up
+from bench.ocsp_peers import wait_port
 from bench.perspectives import PerspectiveLab
 from bench.progress import Progress
 from core.acme.jws import b64decode, canonical_jwk, thumbprint
@@ -58,26 +57,43 @@ class Part(msgspec.Struct, frozen=True):
     wall: float
 
 
-class _Tokens(http.server.BaseHTTPRequestHandler):
-    thumbprint: ClassVar[str] = ""
-
-    def do_GET(self) -> None:
-        token = self.path.rsplit("/", 1)[-1]
-        body = f"{token}.{self.thumbprint}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _TokenServer(http.server.ThreadingHTTPServer):
-    # Six fetches an order at once (the primary's and five perspectives'): socketserver's
-    # backlog of 5 would drop connections, and each retried SYN costs a second.
-    request_queue_size = 1024
-    daemon_threads = True
+def _token_site(root: Path, port: int, thumbprint: str) -> subprocess.Popen[bytes]:
+    """nginx as the applicants' web site: every http-01 token answered with its key
+    authorization (one ACME account for every order). Six fetches an order arrive at
+    once (the primary's and five perspectives'), which a web server of C takes in its
+    stride: a Python one would put its own cost into what MPIC is measured to cost."""
+    root.mkdir(parents=True)
+    root.chmod(0o755)
+    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (root / d).mkdir()
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log error;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location ~ ^/\\.well-known/acme-challenge/([A-Za-z0-9_-]+)$ {{
+            default_type text/plain;
+            return 200 "$1.{thumbprint}";
+        }}
+    }}
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        ["nginx", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "stderr").open("w"),
+    )
+    wait_port(port, proc, "nginx")
+    return proc
 
 
 async def _client_part(job: dict[str, Any], barrier: Any) -> Part:
@@ -182,15 +198,13 @@ def bench_mpic(
     ).start()
     ca = tmp / "mpic-ca"
     remotes: PerspectiveLab | None = None
-    tokens: _TokenServer | None = None
+    tokens: subprocess.Popen[bytes] | None = None
     try:
         port, http_port = free_port(), free_port()
         config = _make_ca(ca, base, lab.resolver, port, http_port)
         remotes = PerspectiveLab(config, tmp / "perspectives", FIVE, lab.view).start()
         key = ec.generate_private_key(ec.SECP256R1())
-        _Tokens.thumbprint = thumbprint(canonical_jwk(key.public_key()))
-        tokens = _TokenServer(("127.0.0.1", http_port), _Tokens)
-        threading.Thread(target=tokens.serve_forever, daemon=True).start()
+        tokens = _token_site(tmp / "site", http_port, thumbprint(canonical_jwk(key.public_key())))
         url = f"https://127.0.0.1:{port}"
         bundle = str(ca / "tls" / "internal-ca.pem")
         job: dict[str, Any] = {
@@ -225,8 +239,8 @@ def bench_mpic(
         return out
     finally:
         if tokens is not None:
-            tokens.shutdown()
-            tokens.server_close()
+            tokens.terminate()
+            tokens.wait(timeout=30)
         if remotes is not None:
             remotes.stop()
         lab.stop()

@@ -106,17 +106,27 @@ class ChallengeRunner:
     ) -> None:
         challenge = authz.challenges[index]
         key_auth = key_authorization(challenge.token, acct.thumbprint)
-        async with self._limit:
-            if challenge.type == "http-01":
-                error = await self._validator.http01(authz.name, challenge.token, key_auth)
-            else:
-                error = await self._validator.dns01(authz.name, key_auth)
         quorum: dict[str, Any] = {}
-        if error is None and self._corroborator is not None:
-            quorum = await self._corroborate(
-                self._corroborator, authz, challenge, key_auth, account_uri
-            )
-            error = quorum.get("error")
+        corroborator = self._corroborator
+        async with self._limit:
+            if corroborator is None:
+                error = await self._primary(authz.name, challenge, key_auth)
+            else:
+                # The primary and the remote perspectives look at once (as Boulder's VA
+                # does): the validation takes the longer of the two, not their sum. What
+                # the perspectives said counts only if the primary passed.
+                async def remote() -> None:
+                    quorum.update(
+                        await self._corroborate(
+                            corroborator, authz, challenge, key_auth, account_uri
+                        )
+                    )
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(remote)
+                    error = await self._primary(authz.name, challenge, key_auth)
+                if error is None:
+                    error = quorum.get("error")
         now = to_epoch(self._clock.now())
         at_us = self._clock.now_us()
         if error is None:
@@ -159,6 +169,11 @@ class ChallengeRunner:
             log.warning(
                 "recording the %s result for %s failed: %s", challenge.type, authz.name, exc.message
             )
+
+    async def _primary(self, name: str, challenge: AcmeChallenge, key_auth: str) -> str | None:
+        if challenge.type == "http-01":
+            return await self._validator.http01(name, challenge.token, key_auth)
+        return await self._validator.dns01(name, key_auth)
 
     async def _corroborate(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
+import trio
 
 from core.base.clock import Clock, to_epoch
 from core.base.errors import HankoError
@@ -177,21 +178,30 @@ class CaaChecker:
         self, request: Request, checks: Sequence[Check]
     ) -> tuple[Decision | HankoError, list[Verdict]]:
         """CAA for `request` decided now, as a domain validation happens (Boulder's
-        VA does the same): the primary decides, then one request to the remote
-        perspectives asks for the validation's `checks` and the CAA check together. A
+        VA does the same): the primary decides while one request asks the remote
+        perspectives for the validation's `checks` and the CAA check together. A
         corroborated permit is remembered, so the issuance that follows reuses it (at
         most `reuse`); the verdicts on `checks` come back in order."""
         now = to_epoch(self._clock.now())
-        [decided] = await self.decide_now([request], now)
-        if self._corroborator is None:
+        corroborator = self._corroborator
+        if corroborator is None:
+            [decided] = await self.decide_now([request], now)
             return decided, []
-        if not (isinstance(decided, Decision) and decided.permitted):
-            verdicts = await self._corroborator.corroborate(checks)
-            return decided, verdicts
-        verdicts = await self._corroborator.corroborate(
-            [*checks, _caa_check(request)], caa_identities=sorted(self._identities)
-        )
+        verdicts: list[Verdict] = []
+
+        async def remote() -> None:
+            verdicts.extend(
+                await corroborator.corroborate(
+                    [*checks, _caa_check(request)], caa_identities=sorted(self._identities)
+                )
+            )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(remote)
+            [decided] = await self.decide_now([request], now)
         caa, rest = verdicts[-1], verdicts[:-1]
+        if not (isinstance(decided, Decision) and decided.permitted):
+            return decided, rest
         if not caa.corroborated:
             self._not_corroborated += 1
             shown = ("*." if decided.wildcard else "") + decided.name
