@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.acme_client import Account, AcmeError, connect
-from bench.issue_common import configure, free_port, start_logged, wait_up
+from bench.issue_common import bench_organization, configure, free_port, start_logged, wait_up
 from bench.progress import Progress
 from bench.report import maybe_write
 from core.acme.jws import b64decode, b64encode
@@ -197,34 +197,11 @@ def bench_hanko(
     url = f"https://127.0.0.1:{port}"
     try:
         wait_up(f"{url}/healthz", bundle, server, log)
-        token = (ca / "secrets" / "admin.token").read_text().strip()
-        admin = httpx.Client(
-            base_url=url, verify=bundle, timeout=30, headers={"Authorization": f"Bearer {token}"}
-        )
-        for path, body in (
-            ("/v1/admin/accounts", {"id": "bench", "name": "Bench K.K."}),
-            (
-                "/v1/admin/accounts/bench/licenses",
-                {"id": "pool", "kind": "pooled", "quantity": 1_000_000, "years": 1},
-            ),
-            (
-                "/v1/admin/organizations",
-                {
-                    "id": "bench",
-                    "account": "bench",
-                    "level": "ov",
-                    "organization": "Bench K.K.",
-                    "country": "JP",
-                    "state": "Tokyo-to",
-                    "locality": "Chiyoda-ku",
-                },
-            ),
-            (
-                "/v1/admin/organizations/bench/domains",
-                {"domain": "example.co.jp", "method": "dns-txt"},
-            ),
-        ):
-            admin.post(path, json=body).raise_for_status()
+        admin = bench_organization(url, ca, bundle)
+        admin.post(
+            "/v1/admin/organizations/bench/domains",
+            json={"domain": "example.co.jp", "method": "dns-txt"},
+        ).raise_for_status()
         creds = []
         for _ in range(sum(levels)):
             r = admin.post(
@@ -369,7 +346,9 @@ def run_from_cli(args: argparse.Namespace) -> int:
             r = m[mode]
             print(
                 f"  {mode:>7} {m['perspectives']} perspectives: {r['orders_per_s']:>7.1f}/s"
-                f" (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']})"
+                f" (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']});"
+                f" CPU per order: primary {r['primary_cpu_ms_per_order']} ms,"
+                f" perspectives {r['perspectives_cpu_ms_per_order']} ms"
             )
         print(f"  with/without {m['with_over_without']}")
     return 0

@@ -167,10 +167,7 @@ class NotCorroborated(PolicyError):
         self.failed = dict(failed)
 
     def fields(self) -> dict[str, str]:
-        return {
-            "quorum": self.quorum,
-            "perspectives": "; ".join(f"{k}: {v}" for k, v in self.failed.items()),
-        }
+        return _quorum_fields(self.quorum, self.failed)
 
 
 class CorroborationUnavailable(Unavailable):
@@ -186,10 +183,11 @@ class CorroborationUnavailable(Unavailable):
         self.failed = dict(failed)
 
     def fields(self) -> dict[str, str]:
-        return {
-            "quorum": self.quorum,
-            "perspectives": "; ".join(f"{k}: {v}" for k, v in self.failed.items()),
-        }
+        return _quorum_fields(self.quorum, self.failed)
+
+
+def _quorum_fields(quorum: str, failed: dict[str, str]) -> dict[str, str]:
+    return {"quorum": quorum, "perspectives": "; ".join(f"{k}: {v}" for k, v in failed.items())}
 
 
 class Conflict(HankoError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import ssl
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -22,12 +23,15 @@ import trio
 
 from core.base.errors import CorroborationUnavailable, HankoError, NotCorroborated
 from core.mpic.link import Link, LinkError
-from core.mpic.messages import PATH, Check, CheckRequest, decode_reply, encode
+from core.mpic.messages import MAX_CHECKS, PATH, Check, CheckRequest, decode_reply, encode
 from core.mpic.quorum import REQUIRED_RIRS, Answer, Verdict, allowed_failures, judge
 
 log = logging.getLogger("hanko.mpic")
 MAX_REPLY = 1 << 20  # a thousand results with their details fit well under this
 PROBE_EVERY = 10.0  # seconds between the readiness probes of each perspective
+# Requests to the perspectives under way at once while asks are shared (`run`): a
+# perspective that hangs to the deadline holds one, the others go on.
+ROUNDS = 8
 
 
 class Perspective(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +57,16 @@ class MpicStatistics(msgspec.Struct, frozen=True, kw_only=True):
     corroborated: int
     refused: int
     perspectives: tuple[PerspectiveStatistics, ...]
+
+
+class _Ask:
+    __slots__ = ("checks", "done", "identities", "verdicts")
+
+    def __init__(self, checks: list[Check], identities: tuple[str, ...]) -> None:
+        self.checks = checks
+        self.identities = identities
+        self.done = trio.Event()
+        self.verdicts: list[Verdict] | None = None
 
 
 class _Counts:
@@ -95,6 +109,9 @@ class Corroborator:
         self._timeout = timeout
         self._links = {p.code: Link(p.url, tls) for p in self._perspectives}
         self._counts = {p.code: _Counts() for p in self._perspectives}
+        self._queue: deque[_Ask] = deque()
+        self._ready = trio.Event()
+        self._coalescing = False
         self._attempts = self._checks = self._corroborated = self._refused = 0
 
     @property
@@ -107,7 +124,51 @@ class Corroborator:
     async def corroborate(
         self, checks: Sequence[Check], *, caa_identities: Sequence[str] = ()
     ) -> list[Verdict]:
-        """One verdict per check, in order."""
+        """One verdict per check, in order. While `run` runs, asks made at the same
+        time share requests: each of its ROUNDS senders takes every ask queued when it
+        is free (an idle one takes an ask at once, so nothing waits for company)."""
+        if not self._coalescing:
+            return await self._round(list(checks), tuple(caa_identities))
+        item = _Ask(list(checks), tuple(caa_identities))
+        self._queue.append(item)
+        self._ready.set()
+        await item.done.wait()
+        if item.verdicts is None:
+            raise CorroborationUnavailable(
+                "the remote perspectives could not be asked: the service is stopping",
+                quorum=f"0/{len(self._perspectives)}",
+                failed={},
+            )
+        return item.verdicts
+
+    async def _sender(self) -> None:
+        while True:
+            while not self._queue:
+                self._ready = trio.Event()
+                await self._ready.wait()
+            batch = [self._queue.popleft()]
+            n = len(batch[0].checks)
+            while (
+                self._queue
+                and self._queue[0].identities == batch[0].identities
+                and n + len(self._queue[0].checks) <= MAX_CHECKS
+            ):
+                batch.append(self._queue.popleft())
+                n += len(batch[-1].checks)
+            verdicts: list[Verdict] | None = None
+            try:
+                verdicts = await self._round(
+                    [c for item in batch for c in item.checks], batch[0].identities
+                )
+            finally:
+                start = 0
+                for item in batch:
+                    if verdicts is not None:
+                        item.verdicts = verdicts[start : start + len(item.checks)]
+                    start += len(item.checks)
+                    item.done.set()
+
+    async def _round(self, checks: list[Check], caa_identities: tuple[str, ...]) -> list[Verdict]:
         attempt = secrets.token_urlsafe(24)
         request = CheckRequest(
             attempt=attempt, checks=list(checks), caa_identities=list(caa_identities)
@@ -200,14 +261,23 @@ class Corroborator:
                     nursery.start_soon(one, p)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Probe every PROBE_EVERY seconds, for /readyz; the client closes with it."""
+        """The senders that share requests among asks, and a probe of every
+        perspective every PROBE_EVERY seconds (for /readyz); the links close with it."""
         try:
-            await self.probe()
-            task_status.started()
-            while True:
-                await trio.sleep(PROBE_EVERY)
+            async with trio.open_nursery() as nursery:
+                for _ in range(ROUNDS):
+                    nursery.start_soon(self._sender)
+                self._coalescing = True
                 await self.probe()
+                task_status.started()
+                while True:
+                    await trio.sleep(PROBE_EVERY)
+                    await self.probe()
         finally:
+            self._coalescing = False
+            for item in self._queue:  # asked while stopping: answered as unavailable
+                item.done.set()
+            self._queue.clear()
             with trio.CancelScope(shield=True):
                 await self.aclose()
 
