@@ -24,40 +24,7 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def cmd_perspective_init(args: argparse.Namespace) -> int:
-    from core.base.clock import SystemClock
-    from core.base.errors import HankoError
-    from core.ca import internal_tls
-    from core.config import parse_listen
-    from core.config.load import load_perspective_config
-
-    cfg = config(args)
-    tls_dir = Path(cfg.base_dir) / "tls"
-    if not (tls_dir / internal_tls.CA_KEY_FILE).is_file():
-        raise HankoError(f"no internal TLS CA in {tls_dir} (hanko init makes one)")
-    try:
-        host, port = parse_listen(args.listen)
-        parse_listen(args.resolver)
-    except ValueError as exc:
-        raise HankoError(f"--listen/--resolver: {exc}") from None
-    target = Path(args.dir)
-    if target.exists() and any(target.iterdir()):
-        raise HankoError(f"{target} exists and is not empty: choose another directory")
-    client_cert = cfg.path(cfg.mpic.client_cert)
-    client_key = cfg.path(cfg.mpic.client_key)
-    if client_key != client_cert.with_suffix(".key"):
-        raise HankoError("mpic.client_key: must be mpic.client_cert with .key for its suffix")
-    now = SystemClock().now()
-    target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (target / "tls").mkdir(mode=0o700)
-    names = tuple(dict.fromkeys([host, *args.name]))
-    internal_tls.issue_server(tls_dir, names=names, out=target / "tls" / "perspective", now=now)
-    shutil.copyfile(tls_dir / internal_tls.CA_FILE, target / "tls" / internal_tls.CA_FILE)
-    made_client = not client_cert.exists()
-    if made_client:
-        internal_tls.issue_client(
-            tls_dir, name=PRIMARY_CLIENT, out=client_cert.with_suffix(""), now=now
-        )
+def _perspective_file(args: argparse.Namespace) -> str:
     lines = [
         "# A remote perspective (hanko perspective serve -c THIS_FILE): no store, no HSM,",
         "# no secret of the CA; checks from here through its own resolver.",
@@ -78,8 +45,51 @@ def cmd_perspective_init(args: argparse.Namespace) -> int:
         f"resolver = {_toml_string(args.resolver)}",
         "",
     ]
+    return "\n".join(lines)
+
+
+def cmd_perspective_init(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock
+    from core.base.errors import HankoError
+    from core.ca import internal_tls
+    from core.config import parse_listen
+    from core.config.load import load_perspective_config
+    from core.config.mpic import CODE, RIRS
+
+    cfg = config(args)
+    tls_dir = Path(cfg.base_dir) / "tls"
+    if not (tls_dir / internal_tls.CA_KEY_FILE).is_file():
+        raise HankoError(f"no internal TLS CA in {tls_dir} (hanko init makes one)")
+    try:
+        host, port = parse_listen(args.listen)
+        parse_listen(args.resolver)
+    except ValueError as exc:
+        raise HankoError(f"--listen/--resolver: {exc}") from None
+    # Refused before anything is written: a bad argument leaves no directory behind.
+    if not CODE.match(args.code):
+        raise HankoError(f"--code: lower-case letters, digits and '-' ({args.code!r})")
+    if args.rir not in RIRS:
+        raise HankoError(f"--rir: one of {', '.join(RIRS)} ({args.rir!r})")
+    target = Path(args.dir)
+    if target.exists() and any(target.iterdir()):
+        raise HankoError(f"{target} exists and is not empty: choose another directory")
+    client_cert = cfg.path(cfg.mpic.client_cert)
+    client_key = cfg.path(cfg.mpic.client_key)
+    if client_key != client_cert.with_suffix(".key"):
+        raise HankoError("mpic.client_key: must be mpic.client_cert with .key for its suffix")
+    now = SystemClock().now()
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (target / "tls").mkdir(mode=0o700)
+    names = tuple(dict.fromkeys([host, *args.name]))
+    internal_tls.issue_server(tls_dir, names=names, out=target / "tls" / "perspective", now=now)
+    shutil.copyfile(tls_dir / internal_tls.CA_FILE, target / "tls" / internal_tls.CA_FILE)
+    made_client = not client_cert.exists()
+    if made_client:
+        internal_tls.issue_client(
+            tls_dir, name=PRIMARY_CLIENT, out=client_cert.with_suffix(""), now=now
+        )
     path = target / FILE
-    path.write_text("\n".join(lines))
+    path.write_text(_perspective_file(args))
     path.chmod(0o600)
     load_perspective_config(path)  # what serve would refuse is refused now
     shown = f"[{host}]" if ":" in host else host

@@ -7,7 +7,7 @@ import argparse
 from core.main import build_parser
 
 # Commands that print no data: the service itself.
-NO_DATA = {"serve", "responder"}
+NO_DATA = {"serve", "responder", "perspective serve"}  # services: they print no data
 
 
 def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> dict[str, set[str]]:

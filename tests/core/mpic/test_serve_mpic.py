@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,21 @@ def test_the_lab_switch_is_only_for_loopback_listeners(fresh_ca: DevCA) -> None:
     out = hanko("check-config", "-c", str(cfg))
     assert out.returncode != 0
     assert "mpic.enabled: false only while every listener is on loopback" in out.stderr
+
+
+def test_perspective_commands_refuse_bad_input_in_one_line(fresh_ca: DevCA, tmp_path: Path) -> None:
+    target = tmp_path / "p"
+    base = ["perspective", "init", str(target), "-c", str(fresh_ca.config_path)]
+    for extra, problem in (
+        (["--code", "ap-tokyo", "--rir", "MARS"], "--rir: one of AFRINIC, APNIC"),
+        (["--code", "Tokyo 1", "--rir", "APNIC"], "--code: lower-case letters"),
+    ):
+        out = hanko(*base, *extra, "--listen", "127.0.0.1:8600", "--resolver", "127.0.0.1:53")
+        assert out.returncode != 0
+        [line] = out.stderr.strip().splitlines()
+        assert problem in line
+        assert not target.exists()  # nothing written
+    out = hanko("perspective", "serve", "-c", str(tmp_path / "missing.toml"))
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
