@@ -59,9 +59,7 @@ def deployment(fresh_ca: DevCA) -> Iterator[Deployment]:
     if shutil.which("certbot") is None or shutil.which("pebble-challtestsrv") is None:
         pytest.fail("certbot and pebble are not installed: run scripts/dev.sh setup")
     api, status, dns, management, http = free_ports(5)
-    chall = _start(["pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-                    "-dns01", f"127.0.0.1:{dns}", "-management", f"127.0.0.1:{management}",
-                    "-http01", "", "-https01", "", "-tlsalpn01", ""])  # fmt: skip
+    chall = start_challtestsrv(dns, management)
     text = fresh_ca.config_path.read_text()
     text = text.replace("127.0.0.1:8443", f"127.0.0.1:{api}").replace(
         "127.0.0.1:8080", f"127.0.0.1:{status}"
@@ -118,6 +116,39 @@ def issue_with_certbot(d: Deployment, work: Path, name: str, *how: str) -> Path:
     return work / "c" / "live" / "c" / "cert.pem"
 
 
+def start_challtestsrv(dns: int, management: int) -> subprocess.Popen[str]:
+    """pebble-challtestsrv answering every name (127.0.0.1), its TXT set through
+    `management`; no HTTP or TLS challenge servers of its own."""
+    return _start(["pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+                   "-dns01", f"127.0.0.1:{dns}", "-management", f"127.0.0.1:{management}",
+                   "-http01", "", "-https01", "", "-tlsalpn01", ""])  # fmt: skip
+
+
+def dns01_hook(d: Deployment, work: Path) -> tuple[str, ...]:
+    """certbot's arguments for dns-01 through a hook that puts the TXT record into
+    pebble-challtestsrv."""
+    hook = work / "dns-hook.sh"
+    record = '{\\"host\\":\\"_acme-challenge.${CERTBOT_DOMAIN}.\\",'
+    record += '\\"value\\":\\"${CERTBOT_VALIDATION}\\"}'
+    hook.write_text(
+        f'#!/bin/sh\ncurl -s -X POST -d "{record}" http://127.0.0.1:{d.management}/set-txt\n'
+    )
+    hook.chmod(0o755)
+    return ("--manual", "--preferred-challenges", "dns", "--manual-auth-hook", str(hook))
+
+
+def run_lego(d: Deployment, path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """lego, http-01 on the deployment's port, with an EAB credential of its own."""
+    kid, hmac_key = d.eab()
+    return subprocess.run(
+        ["lego", "--server", d.directory, "--eab", "--kid", kid, "--hmac", hmac_key,
+         "--email", "ops@example.co.jp", "--accept-tos", "--key-type", "ec256",
+         "--domains", name, "--http", "--http.port", f"127.0.0.1:{d.http_port}",
+         "--path", str(path), "run"],
+        capture_output=True, text=True, env=d.env, timeout=180, check=False,
+    )  # fmt: skip
+
+
 def check_certificate(d: Deployment, path: Path, name: str) -> x509.Certificate:
     openssl_verify(d.ca.directory / "ca", path)
     cert = x509.load_pem_x509_certificate(path.read_bytes())
@@ -143,15 +174,7 @@ def test_certbot_and_lego(deployment: Deployment, tmp_path: Path) -> None:
     check_certificate(d, fresh, "shop.example.co.jp")
 
     # A wildcard by dns-01: the hook puts the TXT record into pebble-challtestsrv.
-    hook = tmp_path / "dns-hook.sh"
-    record = '{\\"host\\":\\"_acme-challenge.${CERTBOT_DOMAIN}.\\",'
-    record += '\\"value\\":\\"${CERTBOT_VALIDATION}\\"}'
-    hook.write_text(
-        f'#!/bin/sh\ncurl -s -X POST -d "{record}" http://127.0.0.1:{d.management}/set-txt\n'
-    )
-    hook.chmod(0o755)
-    dns01 = ("--manual", "--preferred-challenges", "dns", "--manual-auth-hook", str(hook))
-    wild = issue_with_certbot(d, tmp_path / "dns", "*.example.co.jp", *dns01)
+    wild = issue_with_certbot(d, tmp_path / "dns", "*.example.co.jp", *dns01_hook(d, tmp_path))
     check_certificate(d, wild, "*.example.co.jp")
 
     # certbot renews (the new name's http-01 validation is reused) and revokes.
@@ -172,14 +195,7 @@ def test_certbot_and_lego(deployment: Deployment, tmp_path: Path) -> None:
     assert (view["status"], view["reason"]) == ("revoked", "keyCompromise")
 
     # lego, with a credential of its own.
-    kid, hmac_key = d.eab()
-    out = subprocess.run(
-        ["lego", "--server", d.directory, "--eab", "--kid", kid, "--hmac", hmac_key,
-         "--email", "ops@example.co.jp", "--accept-tos", "--key-type", "ec256",
-         "--domains", "www.example.co.jp", "--http", "--http.port", f"127.0.0.1:{d.http_port}",
-         "--path", str(tmp_path / "lego"), "run"],
-        capture_output=True, text=True, env=d.env, timeout=180, check=False,
-    )  # fmt: skip
+    out = run_lego(d, tmp_path / "lego", "www.example.co.jp")
     assert out.returncode == 0, out.stdout + out.stderr
     lego_cert = tmp_path / "lego" / "certificates" / "www.example.co.jp.crt"
     leaf = tmp_path / "lego-leaf.pem"

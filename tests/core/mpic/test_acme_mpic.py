@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,10 @@ from tests.core.api.test_acme_clients import (
     _start,
     certbot,
     check_certificate,
+    dns01_hook,
     issue_with_certbot,
+    run_lego,
+    start_challtestsrv,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,9 +41,7 @@ def deployment(fresh_ca: DevCA, tmp_path: Path) -> Iterator[MpicDeployment]:
     if shutil.which("certbot") is None or shutil.which("pebble-challtestsrv") is None:
         pytest.fail("certbot and pebble are not installed: run scripts/dev.sh setup")
     api, status, dns, management, http = free_ports(5)
-    chall = _start(["pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-                    "-dns01", f"127.0.0.1:{dns}", "-management", f"127.0.0.1:{management}",
-                    "-http01", "", "-https01", "", "-tlsalpn01", ""])  # fmt: skip
+    chall = start_challtestsrv(dns, management)
     remotes = PerspectiveLab(
         fresh_ca.config_path,
         tmp_path / "perspectives",
@@ -113,15 +113,7 @@ def test_certbot_and_lego_with_five_perspectives(
 
     # dns-01 by certbot for a wildcard, one perspective's view hijacked: 4/5 stands.
     views["ap-osaka"].hijack(['_acme-challenge.example.co.jp. 1 IN TXT "not-the-digest"'])
-    hook = tmp_path / "dns-hook.sh"
-    record = '{\\"host\\":\\"_acme-challenge.${CERTBOT_DOMAIN}.\\",'
-    record += '\\"value\\":\\"${CERTBOT_VALIDATION}\\"}'
-    hook.write_text(
-        f'#!/bin/sh\ncurl -s -X POST -d "{record}" http://127.0.0.1:{d.management}/set-txt\n'
-    )
-    hook.chmod(0o755)
-    dns01 = ("--manual", "--preferred-challenges", "dns", "--manual-auth-hook", str(hook))
-    wild = issue_with_certbot(d, tmp_path / "dns", "*.example.co.jp", *dns01)
+    wild = issue_with_certbot(d, tmp_path / "dns", "*.example.co.jp", *dns01_hook(d, tmp_path))
     check_certificate(d, wild, "*.example.co.jp")
     evidence = _evidence(d)["example.co.jp"]
     assert evidence["corroboration"] == "4/5, RIRs APNIC, ARIN, RIPE"
@@ -145,13 +137,6 @@ def test_certbot_and_lego_with_five_perspectives(
     assert "hijacked.example.ne.jp" not in _evidence(d)
 
     # lego, http-01, a new name.
-    kid, hmac_key = d.eab()
-    out = subprocess.run(
-        ["lego", "--server", d.directory, "--eab", "--kid", kid, "--hmac", hmac_key,
-         "--email", "ops@example.co.jp", "--accept-tos", "--key-type", "ec256",
-         "--domains", "lego.example.or.jp", "--http", "--http.port", f"127.0.0.1:{d.http_port}",
-         "--path", str(tmp_path / "lego"), "run"],
-        capture_output=True, text=True, env=d.env, timeout=180, check=False,
-    )  # fmt: skip
+    out = run_lego(d, tmp_path / "lego", "lego.example.or.jp")
     assert out.returncode == 0, out.stdout + out.stderr
     assert _evidence(d)["lego.example.or.jp"]["corroboration"] == "5/5, RIRs APNIC, ARIN, RIPE"
