@@ -13,9 +13,9 @@ perspective whose certificate comes from it and names the host of its URL.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import ssl
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -109,8 +109,7 @@ class Corroborator:
         self._timeout = timeout
         self._links = {p.code: Link(p.url, tls) for p in self._perspectives}
         self._counts = {p.code: _Counts() for p in self._perspectives}
-        self._queue: deque[_Ask] = deque()
-        self._ready = trio.Event()
+        self._asks, self._queued = trio.open_memory_channel[_Ask](math.inf)
         self._coalescing = False
         self._attempts = self._checks = self._corroborated = self._refused = 0
 
@@ -130,8 +129,7 @@ class Corroborator:
         if not self._coalescing:
             return await self._round(list(checks), tuple(caa_identities))
         item = _Ask(list(checks), tuple(caa_identities))
-        self._queue.append(item)
-        self._ready.set()
+        self._asks.send_nowait(item)
         await item.done.wait()
         if item.verdicts is None:
             raise CorroborationUnavailable(
@@ -142,31 +140,38 @@ class Corroborator:
         return item.verdicts
 
     async def _sender(self) -> None:
-        while True:
-            while not self._queue:
-                self._ready = trio.Event()
-                await self._ready.wait()
-            batch = [self._queue.popleft()]
-            n = len(batch[0].checks)
-            while (
-                self._queue
-                and self._queue[0].identities == batch[0].identities
-                and n + len(self._queue[0].checks) <= MAX_CHECKS
-            ):
-                batch.append(self._queue.popleft())
-                n += len(batch[-1].checks)
-            verdicts: list[Verdict] | None = None
-            try:
-                verdicts = await self._round(
-                    [c for item in batch for c in item.checks], batch[0].identities
-                )
-            finally:
-                start = 0
-                for item in batch:
-                    if verdicts is not None:
-                        item.verdicts = verdicts[start : start + len(item.checks)]
-                    start += len(item.checks)
-                    item.done.set()
+        # An ask taken that belongs to the next request (other identities, or full).
+        carry: _Ask | None = None
+        try:
+            while True:
+                batch = [carry if carry is not None else await self._queued.receive()]
+                carry = None
+                n = len(batch[0].checks)
+                while True:
+                    try:
+                        item = self._queued.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    if item.identities != batch[0].identities or n + len(item.checks) > MAX_CHECKS:
+                        carry = item
+                        break
+                    batch.append(item)
+                    n += len(item.checks)
+                verdicts: list[Verdict] | None = None
+                try:
+                    verdicts = await self._round(
+                        [c for item in batch for c in item.checks], batch[0].identities
+                    )
+                finally:
+                    start = 0
+                    for item in batch:
+                        if verdicts is not None:
+                            item.verdicts = verdicts[start : start + len(item.checks)]
+                        start += len(item.checks)
+                        item.done.set()
+        finally:
+            if carry is not None:
+                carry.done.set()
 
     async def _round(self, checks: list[Check], caa_identities: tuple[str, ...]) -> list[Verdict]:
         attempt = secrets.token_urlsafe(24)
@@ -275,9 +280,11 @@ class Corroborator:
                     await self.probe()
         finally:
             self._coalescing = False
-            for item in self._queue:  # asked while stopping: answered as unavailable
-                item.done.set()
-            self._queue.clear()
+            while True:  # asked while stopping: answered as unavailable
+                try:
+                    self._queued.receive_nowait().done.set()
+                except trio.WouldBlock:
+                    break
             with trio.CancelScope(shield=True):
                 await self.aclose()
 

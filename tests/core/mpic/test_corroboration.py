@@ -19,7 +19,7 @@ from core.mpic.client import Corroborator, Perspective, client_context
 from core.mpic.messages import Check, CheckRequest, encode
 from core.mpic.quorum import Verdict
 from tests.conftest import CAA_IDENTITY
-from tests.core.mpic.conftest import World, hijack_all_kinds
+from tests.core.mpic.conftest import RANDOM, World, hijack_all_kinds
 
 
 def test_all_six_agree_on_every_kind_of_check(w: World) -> None:
@@ -192,3 +192,40 @@ def test_the_primary_refuses_perspectives_whose_certificate_is_not_from_its_ca(
     assert not v.corroborated
     assert v.unanswered
     assert all(d.startswith("unreachable (TLS") for d in v.why.values()), v.why
+
+
+def test_asks_made_together_share_requests_and_get_their_own_verdicts(w: World) -> None:
+    corroborator = w.remotes.corroborator(timeout=5.0)
+    good = Check(
+        kind="dns-change",
+        name="m.signed.jp",
+        record="_validation-hanko.m.signed.jp",
+        expect=RANDOM,
+    )
+    bad = Check(
+        kind="dns-change",
+        name="m.signed.jp",
+        record="_validation-hanko.m.signed.jp",
+        expect="not-the-random-value",
+    )
+    verdicts: dict[int, bool] = {}
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(corroborator.run)
+
+            async def ask(i: int) -> None:
+                [v] = await corroborator.corroborate([good if i % 2 == 0 else bad])
+                verdicts[i] = v.corroborated
+
+            async with trio.open_nursery() as asks:
+                for i in range(40):
+                    asks.start_soon(ask, i)
+            nursery.cancel_scope.cancel()
+
+    trio.run(run)
+    assert verdicts == {i: i % 2 == 0 for i in range(40)}
+    stats = corroborator.statistics()
+    assert stats.checks == 40
+    # Forty asks, at most eight requests under way at once: fewer than forty requests.
+    assert all(p.requests < 40 for p in stats.perspectives), stats
