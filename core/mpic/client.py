@@ -29,9 +29,6 @@ from core.mpic.quorum import REQUIRED_RIRS, Answer, Verdict, allowed_failures, j
 log = logging.getLogger("hanko.mpic")
 MAX_REPLY = 1 << 20  # a thousand results with their details fit well under this
 PROBE_EVERY = 10.0  # seconds between the readiness probes of each perspective
-# Requests to the perspectives under way at once while asks are shared (`run`): a
-# perspective that hangs to the deadline holds one, the others go on.
-ROUNDS = 8
 
 
 class Perspective(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,13 +57,19 @@ class MpicStatistics(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Ask:
-    __slots__ = ("checks", "done", "identities", "verdicts")
+    """One call of `corroborate` while the queues run: the perspectives' answers as
+    they come, and when all have."""
 
-    def __init__(self, checks: list[Check], identities: tuple[str, ...]) -> None:
+    __slots__ = ("answers", "attempt", "checks", "closed", "done", "identities", "waiting")
+
+    def __init__(self, checks: list[Check], identities: tuple[str, ...], waiting: int) -> None:
         self.checks = checks
         self.identities = identities
+        self.attempt = secrets.token_urlsafe(12)  # the log's name for it
+        self.answers: dict[str, list[Answer]] = {}
+        self.waiting = waiting
+        self.closed = False
         self.done = trio.Event()
-        self.verdicts: list[Verdict] | None = None
 
 
 class _Counts:
@@ -109,7 +112,9 @@ class Corroborator:
         self._timeout = timeout
         self._links = {p.code: Link(p.url, tls) for p in self._perspectives}
         self._counts = {p.code: _Counts() for p in self._perspectives}
-        self._asks, self._queued = trio.open_memory_channel[_Ask](math.inf)
+        self._queues = {
+            p.code: trio.open_memory_channel[_Ask](math.inf) for p in self._perspectives
+        }
         self._coalescing = False
         self._attempts = self._checks = self._corroborated = self._refused = 0
 
@@ -123,57 +128,60 @@ class Corroborator:
     async def corroborate(
         self, checks: Sequence[Check], *, caa_identities: Sequence[str] = ()
     ) -> list[Verdict]:
-        """One verdict per check, in order. While `run` runs, asks made at the same
-        time share requests: each of its ROUNDS senders takes every ask queued when it
-        is free (an idle one takes an ask at once, so nothing waits for company)."""
+        """One verdict per check, in order. While `run` runs, each perspective has a
+        queue: asks made while its request is under way go together in its next one
+        (an idle perspective is asked at once), and one slow perspective delays none
+        of the others; each ask is judged at its own deadline."""
         if not self._coalescing:
             return await self._round(list(checks), tuple(caa_identities))
-        item = _Ask(list(checks), tuple(caa_identities))
-        self._asks.send_nowait(item)
-        await item.done.wait()
-        if item.verdicts is None:
-            raise CorroborationUnavailable(
-                "the remote perspectives could not be asked: the service is stopping",
-                quorum=f"0/{len(self._perspectives)}",
-                failed={},
-            )
-        return item.verdicts
+        ask = _Ask(list(checks), tuple(caa_identities), len(self._perspectives))
+        for queue, _ in self._queues.values():
+            queue.send_nowait(ask)
+        with trio.move_on_after(self._timeout):
+            await ask.done.wait()
+        ask.closed = True  # what comes later is not waited for
+        return self._judged(ask.checks, dict(ask.answers), ask.attempt)
 
-    async def _sender(self) -> None:
-        # An ask taken that belongs to the next request (other identities, or full).
-        carry: _Ask | None = None
-        try:
+    async def _pipeline(self, p: Perspective) -> None:
+        """One perspective's requests, one at a time: every ask queued goes in."""
+        _, queued = self._queues[p.code]
+        carry: _Ask | None = None  # taken, but for the next request (other identities, or full)
+        while True:
+            first = carry if carry is not None else await queued.receive()
+            batch, n, carry = [first], len(first.checks), None
             while True:
-                batch = [carry if carry is not None else await self._queued.receive()]
-                carry = None
-                n = len(batch[0].checks)
-                while True:
-                    try:
-                        item = self._queued.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    if item.identities != batch[0].identities or n + len(item.checks) > MAX_CHECKS:
-                        carry = item
-                        break
-                    batch.append(item)
-                    n += len(item.checks)
-                verdicts: list[Verdict] | None = None
                 try:
-                    verdicts = await self._round(
-                        [c for item in batch for c in item.checks], batch[0].identities
-                    )
-                finally:
-                    start = 0
-                    for item in batch:
-                        if verdicts is not None:
-                            item.verdicts = verdicts[start : start + len(item.checks)]
-                        start += len(item.checks)
-                        item.done.set()
-        finally:
-            if carry is not None:
-                carry.done.set()
+                    ask = queued.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if ask.identities != first.identities or n + len(ask.checks) > MAX_CHECKS:
+                    carry = ask
+                    break
+                batch.append(ask)
+                n += len(ask.checks)
+            batch = [a for a in batch if not a.closed]
+            if not batch:
+                continue
+            checks = [c for a in batch for c in a.checks]
+            attempt = secrets.token_urlsafe(24)
+            body = encode(
+                CheckRequest(attempt=attempt, checks=checks, caa_identities=list(first.identities))
+            )
+            got: dict[str, list[Answer]] = {}
+            with trio.move_on_after(self._timeout):
+                await self._ask(p, body, attempt, len(checks), got)
+            if p.code not in got:
+                self._unreachable(p, got, len(checks), f"no answer within {self._timeout:g} s")
+            start = 0
+            for a in batch:
+                a.answers[p.code] = got[p.code][start : start + len(a.checks)]
+                start += len(a.checks)
+                a.waiting -= 1
+                if a.waiting == 0:
+                    a.done.set()
 
     async def _round(self, checks: list[Check], caa_identities: tuple[str, ...]) -> list[Verdict]:
+        """Every perspective asked at once, in one request each (no queues running)."""
         attempt = secrets.token_urlsafe(24)
         request = CheckRequest(
             attempt=attempt, checks=list(checks), caa_identities=list(caa_identities)
@@ -184,10 +192,19 @@ class Corroborator:
             async with trio.open_nursery() as nursery:
                 for p in self._perspectives:
                     nursery.start_soon(self._ask, p, body, attempt, len(checks), got)
+        return self._judged(checks, got, attempt)
+
+    def _judged(
+        self, checks: list[Check], got: dict[str, list[Answer]], attempt: str
+    ) -> list[Verdict]:
+        """The quorum of each check over every perspective (one that did not answer in
+        time does not corroborate), counted and logged."""
         late = f"no answer within {self._timeout:g} s"
         for p in self._perspectives:
             if p.code not in got:
-                self._unreachable(p, got, len(checks), late)
+                got[p.code] = [
+                    Answer(code=p.code, rir=p.rir, corroborates=False, detail=late, reachable=False)
+                ] * len(checks)
         required = self._required()
         verdicts = [
             judge([got[p.code][i] for p in self._perspectives], required=required)
@@ -266,12 +283,12 @@ class Corroborator:
                     nursery.start_soon(one, p)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The senders that share requests among asks, and a probe of every
-        perspective every PROBE_EVERY seconds (for /readyz); the links close with it."""
+        """Each perspective's queue of asks, and a probe of every perspective every
+        PROBE_EVERY seconds (for /readyz); the links close with it."""
         try:
             async with trio.open_nursery() as nursery:
-                for _ in range(ROUNDS):
-                    nursery.start_soon(self._sender)
+                for p in self._perspectives:
+                    nursery.start_soon(self._pipeline, p)
                 self._coalescing = True
                 await self.probe()
                 task_status.started()
@@ -280,11 +297,12 @@ class Corroborator:
                     await self.probe()
         finally:
             self._coalescing = False
-            while True:  # asked while stopping: answered as unavailable
-                try:
-                    self._queued.receive_nowait().done.set()
-                except trio.WouldBlock:
-                    break
+            for _, queued in self._queues.values():  # waiting asks: judged on what came
+                while True:
+                    try:
+                        queued.receive_nowait().done.set()
+                    except trio.WouldBlock:
+                        break
             with trio.CancelScope(shield=True):
                 await self.aclose()
 
