@@ -34,11 +34,6 @@ from core.dns import wire
 # retry a third of the deadline later); 64 x 2 lost none in the same time, measured here.
 WINDOW = 64
 SOCKETS = 2
-# Lookups of a few questions (an ACME check, a remote perspective's, a CAA climb one
-# level at a time) do not wait behind each other for those two sockets: up to this many
-# of them have a socket of their own (at most 4 questions each: 96 more in flight).
-SMALL = 4
-SMALL_SOCKETS = 24
 RECEIVE_BUFFER = 1 << 20
 _RECV = 65535
 _RESOLV_CONF = Path("/etc/resolv.conf")
@@ -84,7 +79,6 @@ class DnsClient:
             split_server(settings.server) if settings.server else None
         )
         self._sockets = trio.CapacityLimiter(SOCKETS)
-        self._small_sockets = trio.CapacityLimiter(SMALL_SOCKETS)
         self.asked = 0  # questions sent (retries not counted)
         self.failed = 0
         self.over_tcp = 0  # asked again over TCP: the UDP answer was truncated
@@ -111,7 +105,7 @@ class DnsClient:
         self.asked += len(questions)
         for start in range(0, len(questions), WINDOW):
             window = list(range(start, min(start + WINDOW, len(questions))))
-            async with self._small_sockets if len(window) <= SMALL else self._sockets:
+            async with self._sockets:
                 await self._udp(questions, window, out)
         for i, reply in enumerate(out):
             if isinstance(reply, wire.Reply) and reply.truncated:
