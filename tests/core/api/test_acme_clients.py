@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 
@@ -60,34 +61,13 @@ def deployment(fresh_ca: DevCA) -> Iterator[Deployment]:
         pytest.fail("certbot and pebble are not installed: run scripts/dev.sh setup")
     api, status, dns, management, http = free_ports(5)
     chall = start_challtestsrv(dns, management)
-    text = fresh_ca.config_path.read_text()
-    text = text.replace("127.0.0.1:8443", f"127.0.0.1:{api}").replace(
-        "127.0.0.1:8080", f"127.0.0.1:{status}"
-    )
-    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
-    text = text.replace(
-        'eab_secret = { file = "secrets/acme-eab.secret" }',
-        'eab_secret = { file = "secrets/acme-eab.secret" }\n'
-        f"http01_port = {http}\nallow_private_targets = true",
-    )
-    # challtestsrv answers every name: A records, the dns-01 TXT, and CAA (none).
-    text = re.sub(r'(?m)^resolver = ".*"$', f'resolver = "127.0.0.1:{dns}"', text)
-    fresh_ca.config_path.write_text(text)
+    configure_for_clients(fresh_ca, api=api, status=status, http=http, dns=dns)
     proc = _start([str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)])
     try:
         assert proc.stdout is not None
         assert "serving the API" in proc.stdout.readline()
         base = f"https://127.0.0.1:{api}"
-        admin = client(base, fresh_ca, "admin")
-        assert (
-            admin.post("/v1/admin/accounts", json={"id": "acme", "name": "Acme"}).status_code == 201
-        )
-        pool = {"id": "pool", "kind": "pooled", "quantity": 1000, "years": 1}
-        r = admin.post("/v1/admin/accounts/acme/licenses", json=pool)
-        assert r.status_code == 201, r.text
-        org = {"id": "acme", "account": "acme", "level": "ov", "organization": "Acme Japan K.K.",
-               "country": "JP", "state": "Tokyo-to", "locality": "Chiyoda-ku"}  # fmt: skip
-        assert admin.post("/v1/admin/organizations", json=org).status_code == 201
+        admin = acme_organization(base, fresh_ca)
         # www.example.co.jp validated by a file on the site: that name alone is covered.
         r = admin.post("/v1/admin/organizations/acme/domains",
                        json={"domain": "www.example.co.jp", "method": "http-file"})  # fmt: skip
@@ -114,6 +94,38 @@ def issue_with_certbot(d: Deployment, work: Path, name: str, *how: str) -> Path:
                 "--key-type", "ecdsa", "-d", name, "--cert-name", "c", *how)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     return work / "c" / "live" / "c" / "cert.pem"
+
+
+def configure_for_clients(ca: DevCA, *, api: int, status: int, http: int, dns: int) -> None:
+    """The CA's listeners on free ports, http-01 on `http` (loopback allowed), and
+    pebble-challtestsrv on `dns` as its resolver: it answers every name (A records, the
+    dns-01 TXT, and CAA: none)."""
+    text = ca.config_path.read_text()
+    text = text.replace("127.0.0.1:8443", f"127.0.0.1:{api}")
+    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{status}")
+    text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
+    text = text.replace(
+        'eab_secret = { file = "secrets/acme-eab.secret" }',
+        'eab_secret = { file = "secrets/acme-eab.secret" }\n'
+        f"http01_port = {http}\nallow_private_targets = true",
+    )
+    text = re.sub(r'(?m)^resolver = ".*"$', f'resolver = "127.0.0.1:{dns}"', text)
+    ca.config_path.write_text(text)
+
+
+def acme_organization(base: str, ca: DevCA) -> httpx.Client:
+    """Account `acme` with a pooled licence and OV organization `acme`; the admin client."""
+    admin = client(base, ca, "admin")
+    r = admin.post("/v1/admin/accounts", json={"id": "acme", "name": "Acme"})
+    assert r.status_code == 201, r.text
+    pool = {"id": "pool", "kind": "pooled", "quantity": 1000, "years": 1}
+    r = admin.post("/v1/admin/accounts/acme/licenses", json=pool)
+    assert r.status_code == 201, r.text
+    org = {"id": "acme", "account": "acme", "level": "ov", "organization": "Acme Japan K.K.",
+           "country": "JP", "state": "Tokyo-to", "locality": "Chiyoda-ku"}  # fmt: skip
+    r = admin.post("/v1/admin/organizations", json=org)
+    assert r.status_code == 201, r.text
+    return admin
 
 
 def start_challtestsrv(dns: int, management: int) -> subprocess.Popen[str]:

@@ -7,7 +7,6 @@ views make the challenge invalid, its problem `unauthorized` naming both."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,14 @@ import pytest
 
 from bench.dns_lab import ResolverView
 from bench.perspectives import RIRS6, PerspectiveLab
-from tests.conftest import BIN, DevCA, client, free_port, free_ports, hanko
+from tests.conftest import BIN, DevCA, free_ports, hanko
 from tests.core.api.test_acme_clients import (
     Deployment,
     _start,
+    acme_organization,
     certbot,
     check_certificate,
+    configure_for_clients,
     dns01_hook,
     issue_with_certbot,
     run_lego,
@@ -52,30 +53,12 @@ def deployment(fresh_ca: DevCA, tmp_path: Path) -> Iterator[MpicDeployment]:
     try:
         remotes.start()
         remotes.configure(timeout="5s")
-        text = fresh_ca.config_path.read_text()
-        text = text.replace("127.0.0.1:8443", f"127.0.0.1:{api}")
-        text = text.replace("127.0.0.1:8080", f"127.0.0.1:{status}")
-        text = text.replace("127.0.0.1:9464", f"127.0.0.1:{free_port()}")
-        text = text.replace(
-            'eab_secret = { file = "secrets/acme-eab.secret" }',
-            'eab_secret = { file = "secrets/acme-eab.secret" }\n'
-            f"http01_port = {http}\nallow_private_targets = true",
-        )
-        text = re.sub(r'(?m)^resolver = ".*"$', f'resolver = "127.0.0.1:{dns}"', text)
-        fresh_ca.config_path.write_text(text)
+        configure_for_clients(fresh_ca, api=api, status=status, http=http, dns=dns)
         proc = _start([str(BIN / "hanko"), "serve", "-c", str(fresh_ca.config_path)])
         assert proc.stdout is not None
         assert "serving the API" in proc.stdout.readline()
         base = f"https://127.0.0.1:{api}"
-        admin = client(base, fresh_ca, "admin")
-        assert (
-            admin.post("/v1/admin/accounts", json={"id": "acme", "name": "Acme"}).status_code == 201
-        )
-        pool = {"id": "pool", "kind": "pooled", "quantity": 1000, "years": 1}
-        assert admin.post("/v1/admin/accounts/acme/licenses", json=pool).status_code == 201
-        org = {"id": "acme", "account": "acme", "level": "ov", "organization": "Acme Japan K.K.",
-               "country": "JP", "state": "Tokyo-to", "locality": "Chiyoda-ku"}  # fmt: skip
-        assert admin.post("/v1/admin/organizations", json=org).status_code == 201
+        acme_organization(base, fresh_ca)
         d = MpicDeployment(base, fresh_ca, http, management)
         d.remotes = remotes
         yield d
