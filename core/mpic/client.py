@@ -118,13 +118,6 @@ class Corroborator:
         self._coalescing = False
         self._attempts = self._checks = self._corroborated = self._refused = 0
 
-    @property
-    def perspectives(self) -> tuple[Perspective, ...]:
-        return self._perspectives
-
-    def required(self) -> int:
-        return self._required()
-
     async def corroborate(
         self, checks: Sequence[Check], *, caa_identities: Sequence[str] = ()
     ) -> list[Verdict]:
