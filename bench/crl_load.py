@@ -314,7 +314,9 @@ def run(cfg: Config, *, certs: int, workdir: Path) -> dict[str, Any]:
         store=msgspec.structs.replace(cfg.store, path=str(workdir / "lmdb")),
         crl=msgspec.structs.replace(cfg.crl, partitions=65),
     )
-    issuer_cert = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    issuer_cert = x509.load_pem_x509_certificate(
+        cfg.path(cfg.issuers()[0].config.cert).read_bytes()
+    )
     issuer = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     rng = random.Random(20261121)
     now = int(time.time())

@@ -129,7 +129,11 @@ def _configurations(
     workers = cfg.signer.workers or os.cpu_count() or 1
     PROGRESS.say(f"{key_type.value}: the signer's raw ceiling ({seconds:g} s)")
     ceiling = raw_ceiling(
-        worker_spec(cfg), cfg.ca.issuer_key_label, key_type.default_algorithm, workers, seconds
+        worker_spec(cfg),
+        cfg.issuers()[0].config.key_label,
+        key_type.default_algorithm,
+        workers,
+        seconds,
     )
     runs = {}
     bar = PROGRESS.bar(f"{key_type.value}: {len(_RUNS)} configurations, 2 endpoints", len(_RUNS))

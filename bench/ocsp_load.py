@@ -287,10 +287,12 @@ def run(
     connections: int,
     workdir: Path,
 ) -> dict[str, Any]:
-    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.issuers()[0].config.cert).read_bytes())
     from core.ca.issuer import issuer_info
 
-    key_id = issuer_info(issuer, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=True).key_id
+    key_id = issuer_info(
+        issuer, KeyType(cfg.issuers()[0].config.key_type), cfg.ca.base_url, ocsp=True
+    ).key_id
     store_path = workdir / "lmdb"
     store_path.mkdir()
     report: dict[str, Any] = {"certificates": certs, "revoked_fraction": revoked}
@@ -304,13 +306,13 @@ def run(
         report["load_seconds"] = round(time.perf_counter() - t0, 1)
         _progress(f"loaded {certs:,} certificates in {report['load_seconds']} s; refreshing")
 
-        key_type = KeyType(cfg.ca.key_type)
+        key_type = KeyType(cfg.issuers()[0].config.key_type)
         workers = cfg.signer.workers or os.cpu_count() or 1
 
         def ceiling_now() -> float:
             return raw_ceiling(
                 worker_spec(cfg),
-                cfg.ca.ocsp_responder_key_label,
+                cfg.issuers()[0].config.ocsp_responder_key_label,
                 key_type.default_algorithm,
                 workers,
                 3.0,

@@ -55,8 +55,10 @@ def state(
         timeout=300,
     )
     cfg = load_config(ca / "hanko.toml")
-    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
-    key_id = issuer_info(issuer, KeyType(cfg.ca.key_type), cfg.ca.base_url, ocsp=True).key_id
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.issuers()[0].config.cert).read_bytes())
+    key_id = issuer_info(
+        issuer, KeyType(cfg.issuers()[0].config.key_type), cfg.ca.base_url, ocsp=True
+    ).key_id
     path = ca / "bench-lmdb"
     path.mkdir()
     store = LmdbStore(path, map_size=cfg.store.map_size.bytes, create=True)

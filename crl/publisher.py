@@ -64,6 +64,12 @@ def counter_name(issuer_key_id: bytes, partition: int) -> str:
     return f"crl:{issuer_key_id.hex()}:{partition}"
 
 
+def partitions_counter(issuer: IssuerInfo) -> str:
+    """The store counter holding the most shards an issuer ever had (the one-issuer
+    form's issuer, which publishes at the top of the CRL path, keeps its old name)."""
+    return PARTITIONS_COUNTER if not issuer.crl_folder else f"crl:partitions:{issuer.key_id.hex()}"
+
+
 def file_name(partition: int, kind: Kind) -> str:
     return f"{partition}.crl" if kind is Kind.FULL else f"{partition}-delta.crl"
 
@@ -104,13 +110,24 @@ class CrlPublisher:
         self.deltas = deltas
         self._issuer_name = issuer.certificate.subject.public_bytes()
 
+    @property
+    def name(self) -> str:
+        """The issuer's name, for logs."""
+        return self._issuer.name
+
+    def file_key(self, path: Path) -> str:
+        """A published file's name below the publish folder: shard files of issuers
+        other than the one-issuer form's are in a folder of the issuer's name."""
+        folder = self._issuer.crl_folder
+        return f"{folder}/{path.name}" if folder else path.name
+
     # -- what exists and what is due ------------------------------------------------------
 
     def partitions(self) -> range:
         """Today's partitions and every one a smaller count left behind: a certificate's
         partition never changes, so its CRL URL must keep answering."""
         with self._store.read() as txn:
-            high = txn.counter(PARTITIONS_COUNTER)
+            high = txn.counter(partitions_counter(self._issuer))
         return range(max(high, self._partitions))
 
     def states(self) -> dict[int, CrlState]:
@@ -177,9 +194,10 @@ class CrlPublisher:
     async def _take_number(self, partition: int, *, prune: bool) -> int:
         name = counter_name(self._issuer.key_id, partition)
         issuer, count = self._issuer.key_id, self._partitions
+        high_name = partitions_counter(self._issuer)
 
         def op(txn: WriteTxn) -> int:
-            txn.raise_counter_to(PARTITIONS_COUNTER, count)
+            txn.raise_counter_to(high_name, count)
             if prune:
                 # Entries whose certificate expired before the last full CRL's
                 # thisUpdate were on that CRL after their expiry: they may leave now.
@@ -263,7 +281,7 @@ class CrlPublisher:
             mark = time.perf_counter()
             await self._record(
                 partition,
-                path.name,
+                self.file_key(path),
                 trim_through=state.changed_seq,
                 full_number=number,
                 full_this_update=to_epoch(now),
@@ -326,7 +344,7 @@ class CrlPublisher:
 
         await self._record(
             partition,
-            path.name,
+            self.file_key(path),
             delta_number=number,
             delta_this_update=to_epoch(now),
             delta_seq=state.changed_seq,

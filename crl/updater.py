@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import msgspec
 import trio
@@ -33,14 +34,17 @@ class CrlUpdaterStatistics(msgspec.Struct, frozen=True, kw_only=True):
 class CrlUpdater:
     def __init__(
         self,
-        publisher: CrlPublisher,
+        publishers: CrlPublisher | Sequence[CrlPublisher],
         *,
         change_delay: dt.timedelta,
         cadence: dt.timedelta,
         poll: float = 1.0,
         retry_after: float = 30.0,
     ) -> None:
-        self._publisher = publisher
+        # One per issuer: each publishes its own shards in its own folder.
+        self._publishers = (
+            [publishers] if isinstance(publishers, CrlPublisher) else list(publishers)
+        )
         self._change_delay = change_delay
         self._cadence = cadence
         self._poll = poll
@@ -51,39 +55,43 @@ class CrlUpdater:
         self._failures = 0
         self._last_error: str | None = None
         self._building: int | None = None
-        self._failed_at: dict[int, float] = {}
+        self._failed_at: dict[tuple[int, int], float] = {}
         self._build_seconds: dict[str, float] = {}
 
     async def update_once(self) -> list[PublishedCrl]:
         """Publish every CRL due now; returns what was written."""
         self._polls += 1
-        jobs = self._publisher.due(change_delay=self._change_delay, cadence=self._cadence)
+        jobs = [
+            (n, publisher, job)
+            for n, publisher in enumerate(self._publishers)
+            for job in publisher.due(change_delay=self._change_delay, cadence=self._cadence)
+        ]
         published: list[PublishedCrl] = []
-        for job in jobs:
-            failed = self._failed_at.get(job.partition)
+        for n, publisher, job in jobs:
+            failed = self._failed_at.get((n, job.partition))
             if failed is not None and trio.current_time() - failed < self._retry_after:
                 continue
             self._building = job.partition
             try:
-                done = await self._publisher.run([job])
+                done = await publisher.run([job])
             except HankoError as exc:
                 self._failures += 1
-                self._last_error = f"partition {job.partition}: {exc.message}"
-                self._failed_at[job.partition] = trio.current_time()
-                log.warning("CRL %s build failed: %s", job, exc.message)
+                self._last_error = f"{publisher.name} partition {job.partition}: {exc.message}"
+                self._failed_at[(n, job.partition)] = trio.current_time()
+                log.warning("CRL %s of %s build failed: %s", job, publisher.name, exc.message)
                 continue
             finally:
                 self._building = None
-            self._failed_at.pop(job.partition, None)
+            self._failed_at.pop((n, job.partition), None)
             for crl in done:
-                self._build_seconds[crl.path.name] = sum(crl.phases.values())
+                self._build_seconds[publisher.file_key(crl.path)] = sum(crl.phases.values())
                 if crl.kind.value == "full":
                     self._full += 1
                 else:
                     self._delta += 1
                 log.info(
                     "CRL %s number %d: %d entries (%s)",
-                    crl.path.name,
+                    publisher.file_key(crl.path),
                     crl.number,
                     crl.entries,
                     job.why,

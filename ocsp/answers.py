@@ -7,15 +7,16 @@ certificate, kept once per responder key): it is put around here, once per cache
 RFC 9919 (which obsoletes RFC 5019) profiles high-volume responders: one Request per
 OCSPRequest, no nonce in pre-signed responses. So:
 - more than one Request, or bytes that are not an OCSPRequest: malformedRequest;
-- an issuer that is not ours, a hash we do not pre-sign, a serial never issued:
-  unauthorized (never "good");
+- an issuer that is not ours, a hash we do not pre-sign, a serial never issued, a
+  serial of another of our issuers than the one the CertID names: unauthorized (never
+  "good");
 - an issued serial whose response is not there yet or has passed its nextUpdate (the
   refresher is behind or the signer down): tryLater.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -49,7 +50,7 @@ class Answer(msgspec.Struct, frozen=True, gc=False):
 class Responder:
     def __init__(
         self,
-        issuer: IssuerHashes,
+        issuers: IssuerHashes | Sequence[IssuerHashes],
         served: frozenset[CertIdHash],
         *,
         lookup: Callable[[bytes], bytes | None],
@@ -57,7 +58,11 @@ class Responder:
         envelope: Callable[[bytes], bytes | None],
         refresh: Callable[[], None] = lambda: None,
     ) -> None:
-        self._issuer = issuer
+        every = [issuers] if isinstance(issuers, IssuerHashes) else list(issuers)
+        # (hash, issuerNameHash, issuerKeyHash) of every issuer: one set lookup a request.
+        self._issuers = frozenset(
+            (h, name, key) for i in every for h, (name, key) in i.by_hash.items()
+        )
         self._served = served
         self._lookup = lookup
         self._envelopes = Envelopes(envelope)
@@ -76,14 +81,18 @@ class Responder:
         if len(req.cert_ids) != 1:
             return Answer(MALFORMED)
         cid = req.cert_ids[0]
-        if cid.hash not in self._served or not self._issuer.matches(cid):
+        if cid.hash not in self._served or (
+            (cid.hash, cid.issuer_name_hash, cid.issuer_key_hash) not in self._issuers
+        ):
             return Answer(UNAUTHORIZED)
         if cid.serial == 0 or cid.serial.bit_length() > 8 * SERIAL_WIDTH:
             return Answer(UNAUTHORIZED)
         key = cid.serial.to_bytes(SERIAL_WIDTH, "big")
-        return self.lookup(key, int(cid.hash), now)
+        return self.lookup(key, int(cid.hash), now, cid.issuer_key_hash)
 
-    def lookup(self, key: bytes, hash_id: int, now: int) -> Answer:
+    def lookup(self, key: bytes, hash_id: int, now: int, issuer_key_hash: bytes = b"") -> Answer:
+        """`issuer_key_hash`: the CertID's; a stored response for another issuer's
+        certificate of that serial (its CertID holds another key hash) is no answer."""
         raw = self._lookup(key)
         if raw is None:
             # The store snapshot may predate an issuance that just returned: look again
@@ -91,6 +100,8 @@ class Responder:
             self._refresh()
             raw = self._lookup(key)
         found = ocsp_response_in(raw, hash_id) if raw is not None else None
+        if found is not None and issuer_key_hash and issuer_key_hash not in found[2]:
+            return Answer(UNAUTHORIZED)
         body = self._envelopes.response(found[2]) if found is not None else None
         if found is None or body is None or found[1] <= now:
             return Answer(TRY_LATER if self._issued(key) else UNAUTHORIZED)

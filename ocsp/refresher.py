@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 import trio
 
 from core.base.clock import Clock, from_epoch, to_epoch
-from core.base.errors import HankoError
+from core.base.errors import HankoError, SignerError
 from core.store import (
     CertStatusView,
     GroupCommitWriter,
@@ -49,14 +49,14 @@ class RefresherStatistics(msgspec.Struct, frozen=True):
     last_round: int  # serials handled in the last such pass
     last_round_seconds: float
     last_round_per_second: float
-    responder_not_after: int  # epoch seconds: renew the responder certificate before
+    responder_not_after: int  # epoch seconds: the first responder certificate to expire
 
 
 class OcspRefresher:
     def __init__(
         self,
         *,
-        presigner: Presigner,
+        presigners: Mapping[bytes, Presigner],
         signer: BatchSigner,
         store: Store,
         writer: GroupCommitWriter,
@@ -65,7 +65,10 @@ class OcspRefresher:
         parallel: int = 8,
         idle: float = 1.0,
     ) -> None:
-        self._presigner = presigner
+        if not presigners:
+            raise ValueError("at least one issuer's pre-signer")
+        # Each issuer's, by its key id: a certificate's responses are its issuer's.
+        self._presigners = dict(presigners)
         self._signer = signer
         self._store = store
         self._writer = writer
@@ -78,8 +81,8 @@ class OcspRefresher:
         self._said: dict[str, float] = {}  # log line -> when it was last logged
 
     @property
-    def presigner(self) -> Presigner:
-        return self._presigner
+    def presigners(self) -> Mapping[bytes, Presigner]:
+        return self._presigners
 
     def statistics(self) -> RefresherStatistics:
         n, seconds = self._last
@@ -92,7 +95,7 @@ class OcspRefresher:
             last_round=n,
             last_round_seconds=round(seconds, 4),
             last_round_per_second=round(n / seconds, 1) if seconds > 0 else 0.0,
-            responder_not_after=self._presigner.responder_not_after,
+            responder_not_after=min(p.responder_not_after for p in self._presigners.values()),
         )
 
     def due(self) -> int:
@@ -111,27 +114,32 @@ class OcspRefresher:
             await trio.sleep(self._idle)
 
     def follow_responder(self) -> bool:
-        """Sign under the responder certificate the store holds for our key if it is a
-        renewed one (`hanko ca renew-responder` puts it there while we run). True if
-        it was adopted; warns when the certificate is close to its end."""
-        ps = self._presigner
-        with self._store.read() as txn:
-            encoded = txn.get_ocsp_envelope(ps.key_hash)
-        adopted = encoded is not None and ps.adopt(encoded)
-        if adopted:
-            log.info(
-                "ocsp refresher: signing under the renewed responder certificate, valid until %s",
-                from_epoch(ps.responder_not_after).isoformat(),
-            )
-        left = ps.responder_not_after - to_epoch(self._clock.now())
-        if left < RENEW_WARNING:
-            self._say(
-                logging.WARNING,
-                "ocsp refresher: the OCSP responder certificate expires at "
-                f"{from_epoch(ps.responder_not_after).isoformat()}; renew it with "
-                "`hanko ca renew-responder`",
-            )
-        return adopted
+        """Sign under the responder certificates the store holds for our keys where
+        they are renewed ones (`hanko ca renew-responder` puts them there while we
+        run). True if one was adopted; warns when one is close to its end."""
+        adopted_any = False
+        for ps in self._presigners.values():
+            with self._store.read() as txn:
+                encoded = txn.get_ocsp_envelope(ps.key_hash)
+            adopted = encoded is not None and ps.adopt(encoded)
+            if adopted:
+                adopted_any = True
+                log.info(
+                    "ocsp refresher: signing under the renewed responder certificate of "
+                    "%s, valid until %s",
+                    ps.encoder.issuer.subject.rfc4514_string(),
+                    from_epoch(ps.responder_not_after).isoformat(),
+                )
+            left = ps.responder_not_after - to_epoch(self._clock.now())
+            if left < RENEW_WARNING:
+                self._say(
+                    logging.WARNING,
+                    "ocsp refresher: the OCSP responder certificate of "
+                    f"{ps.encoder.issuer.subject.rfc4514_string()} expires at "
+                    f"{from_epoch(ps.responder_not_after).isoformat()}; renew it with "
+                    "`hanko ca renew-responder`",
+                )
+        return adopted_any
 
     def _say(self, level: int, line: str) -> None:
         # A retry a second must not write a line a second: the same line once an hour.
@@ -214,10 +222,37 @@ class OcspRefresher:
 
         `read_at` is the store's status generation where `records` were read: if it
         has not moved by the commit, no status changed and none is read again."""
-        ps = self._presigner
-        pendings = ps.for_records(records, at=to_epoch(now))
-        sigs = await self._signer.sign_many(ps.sign_items(*pendings), priority=Priority.REFRESH)
-        results = ps.records(pendings, sigs)
+        by_issuer: dict[bytes, list[CertStatusView]] = {}
+        orphans: list[bytes] = []
+        for rec in records:
+            if rec.issuer in self._presigners:
+                by_issuer.setdefault(rec.issuer, []).append(rec)
+            else:
+                orphans.append(rec.serial)
+        records = [r for group in by_issuer.values() for r in group]
+        parts = [
+            (
+                self._presigners[issuer],
+                self._presigners[issuer].for_records(group, at=to_epoch(now)),
+            )
+            for issuer, group in by_issuer.items()
+        ]
+        items = [item for ps, pendings in parts for item in ps.sign_items(*pendings)]
+        sigs = await self._signer.sign_many(items, priority=Priority.REFRESH)
+        results: list[OcspRecord | SignerError] = []
+        pos = 0
+        for ps, pendings in parts:
+            n = sum(len(p.tbs) for p in pendings)
+            results += ps.records(pendings, sigs[pos : pos + n])
+            pos += n
+        broken = [*broken, *orphans]
+        if orphans:
+            self._say(
+                logging.ERROR,
+                f"ocsp refresher: {len(orphans)} certificates of an issuer no longer "
+                "configured cannot be re-signed (keep every issuer with valid certificates "
+                "in [[ca.issuers]])",
+            )
         retry_at = to_epoch(now) + RETRY_AFTER
 
         def op(txn: WriteTxn) -> tuple[int, int, int]:

@@ -75,6 +75,7 @@ class ResponseEncoder:
         responder: x509.Certificate,
         signature_algorithm: bytes,
     ) -> None:
+        self.issuer = issuer
         self.issuer_hashes = IssuerHashes(issuer)
         self.envelope = ResponseEnvelope.for_responder(responder, signature_algorithm)
         self._responder_id = tlv(0xA2, tlv(der.OCTET_STRING, self.envelope.key_hash))

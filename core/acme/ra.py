@@ -44,6 +44,7 @@ from core.store import (
     AcmeAuthzRecord,
     AcmeChallenge,
     AcmeOrderRecord,
+    CertRecord,
     CertStatus,
     EabRecord,
     GroupCommitWriter,
@@ -107,9 +108,12 @@ class RegistrationAuthority:
         self._issuance = issuance
         self._settings = settings
 
-    @property
-    def issuer_key_id(self) -> bytes:
-        return self._engine.issuer_key_id
+    def cert_id(self, serial_hex: str) -> str:
+        """The RFC 9773 identifier of one of this CA's certificates (AKI.serial)."""
+        with self._store.read() as txn:
+            rec = txn.get_cert(bytes.fromhex(serial_hex))
+        issuer = rec.issuer if rec is not None else b""
+        return renewal.cert_id_of(issuer, int(serial_hex, 16))
 
     # -- accounts -------------------------------------------------------------------
 
@@ -311,9 +315,9 @@ class RegistrationAuthority:
 
     def _check_replaces(self, txn: ReadTxn, eab: EabRecord, cert_id: str) -> str:
         """The serial (hex) an RFC 9773 `replaces` names: a certificate of this account."""
-        serial = renewal.parse_cert_id(cert_id, self._engine.issuer_key_id)
+        serial = renewal.parse_cert_id(cert_id, self._engine.issuers.by_key_id)
         rec = txn.get_cert(serial)
-        if rec is None or rec.account_id != eab.account:
+        if rec is None or rec.account_id != eab.account or not _issued_by(rec, cert_id):
             raise Problem("malformed", f"replaces names no certificate of this account: {cert_id}")
         return serial.hex()
 
@@ -415,10 +419,10 @@ class RegistrationAuthority:
             raise Problem("badCSR", "the CSR's names are not the order's identifiers")
 
     def renewal_info(self, cert_id: str) -> tuple[int, int]:
-        serial = renewal.parse_cert_id(cert_id, self._engine.issuer_key_id)
+        serial = renewal.parse_cert_id(cert_id, self._engine.issuers.by_key_id)
         with self._store.read() as txn:
             rec = txn.get_cert(serial)
-        if rec is None:
+        if rec is None or not _issued_by(rec, cert_id):
             raise Problem("malformed", "no certificate with this identifier", status=404)
         return renewal.suggested_window(
             rec.not_before,
@@ -475,4 +479,10 @@ class RegistrationAuthority:
     def certificate(self, acct: AcmeAccountRecord, eab: EabRecord, serial_hex: str) -> str:
         """The PEM chain of a certificate this account's orders issued."""
         view = self._engine.view(serial_hex, accounts=frozenset({eab.account}))
-        return view.certificate + self._engine.chain_pem
+        return view.certificate + self._engine.chain_pem(bytes.fromhex(view.issuer_key_id))
+
+
+def _issued_by(rec: CertRecord, cert_id: str) -> bool:
+    """Whether the identifier's AKI is the certificate's issuer (a serial under another
+    of our issuers names nothing)."""
+    return renewal.cert_id_of(rec.issuer, 1).partition(".")[0] == cert_id.partition(".")[0]

@@ -4,6 +4,8 @@ expiry, core/issuance/policy.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from cryptography import x509
 
 from core.acme.jws import b64decode, b64encode
@@ -24,14 +26,15 @@ def cert_id_of(issuer_key_id: bytes, serial: int) -> str:
     return f"{b64encode(issuer_key_id)}.{b64encode(raw)}"
 
 
-def parse_cert_id(value: str, issuer_key_id: bytes) -> bytes:
-    """The serial (store form: minimal unsigned octets) a certificate identifier names."""
+def parse_cert_id(value: str, issuer_key_ids: Collection[bytes]) -> bytes:
+    """The serial (store form: minimal unsigned octets) a certificate identifier names;
+    its AKI must be one of this CA's issuers'."""
     aki, sep, serial = value.partition(".")
     if not sep or not aki or not serial:
         raise Problem("malformed", "a certificate identifier is AKI.serial in base64url")
-    if b64decode(aki) != issuer_key_id:
+    if b64decode(aki) not in issuer_key_ids:
         raise Problem(
-            "malformed", "this certificate was not issued by this CA's issuer", status=404
+            "malformed", "this certificate was not issued by one of this CA's issuers", status=404
         )
     raw = b64decode(serial).lstrip(b"\0")
     if not raw:

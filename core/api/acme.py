@@ -22,7 +22,6 @@ from core.acme.challenges import ChallengeRunner, challenge_problem
 from core.acme.nonces import Nonces
 from core.acme.problems import Problem
 from core.acme.ra import RegistrationAuthority
-from core.acme.renewal import cert_id_of
 from core.acme.states import check_contacts, expiry
 from core.api.http_errors import RETRY_AFTER, HttpError
 from core.api.router import Raw, Request, Route
@@ -317,11 +316,7 @@ class AcmeFrontEnd:
             finalize=f"{base}/acme/order/{order.id}/finalize",
             certificate=f"{base}/acme/cert/{order.serial.hex()}" if order.serial else None,
             # RFC 9773: the certificate identifier the client gave.
-            replaces=(
-                cert_id_of(self._ra.issuer_key_id, int(order.replaces, 16))
-                if order.replaces
-                else None
-            ),
+            replaces=self._ra.cert_id(order.replaces) if order.replaces else None,
         )
 
     async def new_order(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:

@@ -117,6 +117,11 @@ def init_ca(
         raise
 
 
+def first_issuer_name(key_type: KeyType) -> str:
+    """The first issuer's name: its key type's letter and 1 (as Let's Encrypt's E1, R10)."""
+    return f"{'e' if key_type.is_ec else 'r'}1"
+
+
 def _init(
     directory: Path,
     *,
@@ -311,18 +316,28 @@ batch_max = 64
 batch_delay = "500us"
 
 [ca]
-key_type = "{key_type.value}"
+key_type = "{key_type.value}"        # the root's
 root_cert = "ca/root.pem"
-issuer_cert = "ca/issuing.pem"
-issuer_key_label = "{ISSUING_LABEL}"
-ocsp_responder_cert = "ca/ocsp-responder.pem"
-ocsp_responder_key_label = "{OCSP_LABEL}"
-root_key_label = "{ROOT_LABEL}"   # used only by `hanko ca root-crl`
+root_key_label = "{ROOT_LABEL}"   # used only by `hanko ca root-crl` and `hanko ca issuer`
 base_url = "{base_url}"
 # Each defaults to a path under base_url; the status listener serves each at its path.
-# ocsp_url = "{base_url}/ocsp"
-# crl_url = "{base_url}/crl"              # partition p's CRL: {{crl_url}}/{{p}}.crl
-# issuer_url = "{base_url}/ca/issuing.cer"
+# ocsp_url = "{base_url}/ocsp"             # one responder for every issuer
+# crl_url = "{base_url}/crl"               # issuer N's shard p: {{crl_url}}/N/{{p}}.crl
+
+# The issuing CAs: `hanko ca issuer create | activate | retire | list` edit this list.
+# One with no profiles issues nothing and still signs its CRLs and OCSP responses.
+[[ca.issuers]]
+name = "{first_issuer_name(key_type)}"
+cert = "ca/issuing.pem"
+# The first issuer's shards are at the top of the CRL path and its certificate at
+# ca/issuing.cer; the defaults for later ones are {{crl_url}}/NAME and ca/NAME.cer.
+crl_url = "{base_url}/crl"
+issuer_url = "{base_url}/ca/issuing.cer"
+key_label = "{ISSUING_LABEL}"
+key_type = "{key_type.value}"
+profiles = ["*"]                         # every profile of [issuance.profiles]
+ocsp_responder_cert = "ca/ocsp-responder.pem"
+ocsp_responder_key_label = "{OCSP_LABEL}"
 
 [api]
 listen = "127.0.0.1:8443"

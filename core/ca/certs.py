@@ -203,3 +203,13 @@ def ocsp_responder_builder(
             critical=False,
         )
     )
+
+
+def key_type_of(cert: x509.Certificate) -> KeyType:
+    """The KeyType of a CA certificate's public key."""
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return KeyType.ECDSA_P384 if key.curve.name == "secp384r1" else KeyType.ECDSA_P256
+    if isinstance(key, rsa.RSAPublicKey):
+        return KeyType.RSA_3072 if key.key_size >= 3072 else KeyType.RSA_2048
+    raise ValueError("a CA key is ECDSA or RSA")

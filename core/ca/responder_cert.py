@@ -32,6 +32,7 @@ from core.ca import certs as ca_certs
 from core.ca import lint
 from core.ca.hsm import check_key, hsm_session, signing_key
 from core.config import Config
+from core.config.issuers import IssuerConfig
 from core.store import OcspEnvelope, WriteTxn
 from core.store.configured import open_store
 from ocsp.response_codec import ResponseEnvelope
@@ -68,11 +69,16 @@ def throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPriv
     return ec.generate_private_key(curve)
 
 
-def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
-    path = cfg.path(cfg.ca.ocsp_responder_cert)
-    issuing = _load(cfg.path(cfg.ca.issuer_cert), "issuing CA certificate")
+def renew_responder(cfg: Config, *, clock: Clock, issuer: str | None = None) -> Renewal:
+    """Renew the responder certificate of the issuer named (default: the first)."""
+    try:
+        chosen = cfg.issuer(issuer).config if issuer else cfg.issuers()[0].config
+    except KeyError:
+        raise RenewalRefused(f"no issuer named {issuer!r} in [[ca.issuers]]") from None
+    path = cfg.path(chosen.ocsp_responder_cert)
+    issuing = _load(cfg.path(chosen.cert), "issuing CA certificate")
     current = _load(path, "OCSP responder certificate")
-    key_type = KeyType(cfg.ca.key_type)
+    key_type = KeyType(chosen.key_type)
     now = clock.now()
     ahead = (current.not_valid_before_utc - now).total_seconds()
     if ahead > 2:
@@ -112,7 +118,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
             "lint_failed",
             "the renewed responder certificate failed linting: " + "; ".join(findings),
         )
-    renewed = _sign_in_hsm(cfg, builder, issuing, current)
+    renewed = _sign_in_hsm(cfg, chosen, builder, issuing, current)
 
     kept_as = path.with_name(f"{path.stem}-{current.serial_number:x}{path.suffix}")
     pem = serialization.Encoding.PEM
@@ -134,6 +140,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
             action="ocsp.responder_renewed",
             subject=f"{renewed.serial_number:x}",
             detail={
+                "issuer": chosen.name,
                 "previous": f"{current.serial_number:x}",
                 "not_after": renewed.not_valid_after_utc.isoformat(),
             },
@@ -149,6 +156,7 @@ def renew_responder(cfg: Config, *, clock: Clock) -> Renewal:
 
 def _sign_in_hsm(
     cfg: Config,
+    chosen: IssuerConfig,
     builder: x509.CertificateBuilder,
     issuing: x509.Certificate,
     responder: x509.Certificate,
@@ -156,15 +164,14 @@ def _sign_in_hsm(
     """`builder` signed by the issuing CA key in the HSM, after checking that the token
     holds the keys the two certificates name."""
     with hsm_session(cfg) as session:
-        check_key(
-            session, cfg.ca.issuer_key_label, issuing, "ca.issuer_key_label", "ca.issuer_cert"
-        )
+        where = f"ca.issuers ({chosen.name})"
+        check_key(session, chosen.key_label, issuing, f"{where}.key_label", f"{where}.cert")
         check_key(
             session,
-            cfg.ca.ocsp_responder_key_label,
+            chosen.ocsp_responder_key_label,
             responder,
-            "ca.ocsp_responder_key_label",
-            "ca.ocsp_responder_cert",
+            f"{where}.ocsp_responder_key_label",
+            f"{where}.ocsp_responder_cert",
         )
-        key = signing_key(session, cfg.ca.issuer_key_label)
-        return builder.sign(key, hash_for(KeyType(cfg.ca.key_type)))
+        key = signing_key(session, chosen.key_label)
+        return builder.sign(key, hash_for(KeyType(chosen.key_type)))

@@ -12,6 +12,7 @@ listener serves it there), with its number and an audit entry in the store.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +22,16 @@ from cryptography.hazmat.primitives import serialization
 from core.base.clock import Clock, epoch_us, to_epoch
 from core.base.errors import HankoError, PolicyError
 from core.base.files import write_atomically
+from core.ca import certs as ca_certs
 from core.ca import lint
 from core.ca.hsm import check_key, hsm_session, signing_key
 from core.ca.responder_cert import throwaway_key
 from core.config import Config
 from core.store import WriteTxn
 from core.store.configured import open_store
+from core.store.records import RevokedCa
 from core.store.replication import CRL
-from signer.algorithms import KeyType, hash_for
+from signer.algorithms import hash_for
 
 # BR 4.9.7: nextUpdate at most twelve months after thisUpdate for CA certificates.
 MAX_VALIDITY = dt.timedelta(days=365)
@@ -52,12 +55,39 @@ def counter_name(root: x509.Certificate) -> str:
     return f"root-crl:{ski.hex()}"
 
 
+# The CRLReasons of CA certificates on an ARL (BR 7.2.2), by their CLI names.
+CA_REASONS = {
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+}
+_CODES = {
+    x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2,
+    x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4,
+    x509.ReasonFlags.cessation_of_operation: 5,
+}
+REASON_OF_CODE = {code: flag for flag, code in _CODES.items()}
+
+
+def reason_code(name: str) -> int:
+    return _CODES[CA_REASONS[name]]
+
+
 def build(
-    root: x509.Certificate, *, number: int, now: dt.datetime, validity: dt.timedelta
+    root: x509.Certificate,
+    *,
+    number: int,
+    now: dt.datetime,
+    validity: dt.timedelta,
+    revoked: Sequence[RevokedCa] = (),
 ) -> x509.CertificateRevocationListBuilder:
     ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     this_update = now.replace(microsecond=0)
-    return (
+    builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(root.subject)
         .last_update(this_update)
@@ -65,6 +95,15 @@ def build(
         .add_extension(x509.AuthorityKeyIdentifier(ski, None, None), critical=False)
         .add_extension(x509.CRLNumber(number), critical=False)
     )
+    for ca in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(int.from_bytes(ca.serial, "big"))
+            .revocation_date(dt.datetime.fromtimestamp(ca.revoked_at, dt.UTC))
+            .add_extension(x509.CRLReason(REASON_OF_CODE[ca.reason]), critical=False)
+            .build()
+        )
+    return builder
 
 
 def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> RootCrl:
@@ -76,14 +115,15 @@ def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> Ro
         raise RootCrlRefused(
             f"ca.root_cert: cannot read {cfg.path(cfg.ca.root_cert)}: {exc}"
         ) from None
-    key_type = KeyType(cfg.ca.key_type)
+    key_type = ca_certs.key_type_of(root)
     digest = hash_for(key_type)
     store = open_store(cfg)
     try:
         with store.read() as txn:
             number = txn.counter(counter_name(root)) + 1
+            revoked = txn.revoked_cas()
         now = clock.now()
-        builder = build(root, number=number, now=now, validity=validity)
+        builder = build(root, number=number, now=now, validity=validity, revoked=revoked)
         findings = lint.crl_findings(
             builder.sign(throwaway_key(key_type), digest).public_bytes(serialization.Encoding.DER),
             "ARL",
@@ -107,7 +147,7 @@ def publish_root_crl(cfg: Config, *, clock: Clock, validity: dt.timedelta) -> Ro
                 actor="cli",
                 action="crl.root_published",
                 subject=str(number),
-                detail={"next_update": next_update.isoformat()},
+                detail={"next_update": next_update.isoformat(), "entries": str(len(revoked))},
             )
 
         store.write(op)

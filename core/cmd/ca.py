@@ -70,7 +70,7 @@ def cmd_ca_renew_responder(args: argparse.Namespace) -> int:
     from core.ca.responder_cert import renew_responder
 
     cfg = config(args)
-    done = renew_responder(cfg, clock=SystemClock())
+    done = renew_responder(cfg, clock=SystemClock(), issuer=args.issuer)
     cert = done.certificate
     if args.json:
         print_json(
@@ -162,6 +162,7 @@ def register(sub: Any) -> None:
         help="a new certificate for the OCSP responder's key; a running service adopts it",
     )
     add_config(c)
+    c.add_argument("--issuer", default=None, help="whose responder (default: the first issuer)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_ca_renew_responder)
     c = ca.add_parser(
@@ -172,3 +173,6 @@ def register(sub: Any) -> None:
     c.add_argument("--days", type=int, default=365, help="validity in days (at most 365)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_ca_root_crl)
+    from core.cmd import issuers
+
+    issuers.register(ca)

@@ -42,9 +42,7 @@ from core.cmd.sweeps import issue_renewals, notify_statistics, record_lapses, se
 from core.cmd.wiring import (
     acme_base_url,
     acme_validator,
-    crl_publisher,
     crl_updater,
-    crl_url_list,
     eab_master,
     issuance_engine,
     license_settings,
@@ -58,6 +56,7 @@ from core.cmd.wiring import (
     store_writer,
 )
 from core.cmd.wiring_dcv import domain_control
+from core.cmd.wiring_issuers import crl_publishers, crl_url_list
 from core.cmd.wiring_mpic import mpic_corroborator
 from core.cmd.wiring_replication import replicator
 from core.config import Config, read_secret
@@ -113,7 +112,7 @@ def build_app(
         writer=writer,
         clock=clock,
         intake=intake,
-        ocsp_presigner=refresher.presigner if refresher is not None else None,
+        ocsp_presigners=refresher.presigners if refresher is not None else None,
         observe=metrics.issued if metrics is not None else None,
         corroborator=corroborator,
     )
@@ -140,7 +139,9 @@ def build_app(
         return 200, {"status": "ok"}
 
     probe = SignerProbe(
-        pool, cfg.ca.ocsp_responder_key_label, KeyType(cfg.ca.key_type).default_algorithm
+        pool,
+        cfg.issuers()[0].config.ocsp_responder_key_label,
+        KeyType(cfg.issuers()[0].config.key_type).default_algorithm,
     )
 
     async def readyz(request: Request) -> tuple[int, Any]:
@@ -301,7 +302,7 @@ def _build(cfg: Config, store: Store, intake: IntakePool) -> _Service:
             else None
         ),
         updater=crl_updater(
-            cfg, crl_publisher(cfg, signer=pool, store=store, writer=writer, clock=clock)
+            cfg, crl_publishers(cfg, signer=pool, store=store, writer=writer, clock=clock)
         ),
         # The status listener serves the CRL files even with OCSP off.
         responders=responder_processes(cfg),

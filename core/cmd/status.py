@@ -17,7 +17,7 @@ def cmd_crl(args: argparse.Namespace) -> int:
 
     cfg = config(args)
     if args.action == "urls":
-        from core.cmd.wiring import crl_url_list
+        from core.cmd.wiring_issuers import crl_url_list
 
         listing = crl_url_list(cfg)
         return emit(args, listing, ["\n".join(listing["crl_urls"])])
@@ -26,24 +26,27 @@ def cmd_crl(args: argparse.Namespace) -> int:
         from datetime import timedelta
 
         from core.base.clock import SystemClock
-        from core.cmd.wiring import crl_publisher
+        from core.cmd.wiring_issuers import crl_publishers
 
-        publisher = crl_publisher(
+        published = []
+        for publisher in crl_publishers(
             cfg,
             signer=engine.signer,
             store=engine.store,
             writer=engine.writer,
             clock=SystemClock(),
             directory=args.out,
-        )
-        # "Changed" means anything that would be due with no waiting: new revocations,
-        # a partition never published or whose file is gone, a CRL past its cadence.
-        jobs = publisher.due(
-            change_delay=timedelta(0),
-            cadence=timedelta(seconds=cfg.crl.cadence.seconds),
-            force=args.all,
-        )
-        return await publisher.run(jobs)
+        ):
+            # "Changed" means anything that would be due with no waiting: new
+            # revocations, a shard never published or whose file is gone, a CRL past
+            # its cadence.
+            jobs = publisher.due(
+                change_delay=timedelta(0),
+                cadence=timedelta(seconds=cfg.crl.cadence.seconds),
+                force=args.all,
+            )
+            published += await publisher.run(jobs)
+        return published
 
     published = run_with_engine(cfg, job)
     if args.json:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -17,13 +16,23 @@ from core.acme.validation import Validator
 from core.api.server import ListenerSettings
 from core.base.clock import Clock
 from core.base.errors import ConfigError
-from core.ca.issuer import CaUrls, IssuerInfo, issuer_info
 from core.ca.root_crl import FILE_NAME as ROOT_CRL_FILE
+from core.cmd.wiring_issuers import (
+    chains,
+    crl_publishers,
+    issuer_set,
+    issuers,
+    load_cert,
+    presigner_of,
+    presigners,
+)
+from core.cmd.wiring_issuers import key_labels as all_key_labels
 from core.cmd.wiring_mpic import mpic_corroborator
 from core.config import Config, parse_listen, read_secret
+from core.config.issuers import ca_crl_url
 from core.ct import checks as ct_checks
 from core.ct.sct import issuer_key_hash
-from core.ct.submit import Submitter
+from core.ct.submit import IssuerChain, Submitter
 from core.dns.outbound import Outbound
 from core.dns.resolver import DnsSettings, Resolver
 from core.issuance.caa_check import CaaChecker
@@ -33,43 +42,16 @@ from core.licenses import book
 from core.mpic.client import Corroborator
 from core.notify.delivery import Notifier
 from core.store import GroupCommitWriter, Store
-from core.store.configured import open_store
-from crl.publisher import PARTITIONS_COUNTER, CrlPublisher
+from crl.publisher import CrlPublisher
 from crl.updater import CrlUpdater
-from crl.urls import url_list
 from ocsp.codec import CertIdHash
 from ocsp.presign import Presigner
 from ocsp.refresher import OcspRefresher
-from ocsp.response_codec import ResponseEncoder
 from ocsp.status.paths import StatusPaths, url_path
 from ocsp.status.settings import ServerSettings, http_limits
 from ocsp.status.supervisor import ResponderProcesses
-from signer.algorithms import KeyType
 from signer.api import BatchSigner
 from signer.pool import SignerPool, WorkerSpec
-from signer.splice import signature_algorithm_der
-
-
-@functools.lru_cache(maxsize=8)
-def _load_issuer(path: Path, mtime_ns: int, key_type: str, urls: CaUrls, ocsp: bool) -> IssuerInfo:
-    # `mtime_ns` is only part of the cache key: a replaced file is read again.
-    del mtime_ns
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return issuer_info(cert, KeyType(key_type), urls, ocsp=ocsp)
-
-
-def ca_urls(cfg: Config) -> CaUrls:
-    ca = cfg.ca
-    return CaUrls.from_base(ca.base_url, ocsp=ca.ocsp_url, crl=ca.crl_url, issuer=ca.issuer_url)
-
-
-def issuer(cfg: Config) -> IssuerInfo:
-    """The issuing CA as configured, read once per file version (the engine, the CRL
-    publisher, the URL list and the OCSP encoder all need it)."""
-    path = cfg.path(cfg.ca.issuer_cert)
-    return _load_issuer(
-        path, path.stat().st_mtime_ns, cfg.ca.key_type, ca_urls(cfg), cfg.ocsp.enabled
-    )
 
 
 def store_writer(cfg: Config, store: Store) -> GroupCommitWriter:
@@ -79,7 +61,7 @@ def store_writer(cfg: Config, store: Store) -> GroupCommitWriter:
 
 
 def worker_spec(cfg: Config, key_labels: tuple[str, ...] | None = None) -> WorkerSpec:
-    labels = key_labels or (cfg.ca.issuer_key_label, cfg.ca.ocsp_responder_key_label)
+    labels = key_labels or all_key_labels(cfg)
     return WorkerSpec(
         module=cfg.hsm.module,
         token_label=cfg.hsm.token_label,
@@ -120,18 +102,15 @@ def issuance_engine(
     writer: GroupCommitWriter,
     clock: Clock,
     intake: IntakePool | None = None,
-    ocsp_presigner: Presigner | None = None,
+    ocsp_presigners: Mapping[bytes, Presigner] | None = None,
     observe: Observe | None = None,
     ct: Submitter | None = None,
     corroborator: Corroborator | None = None,
 ) -> IssuanceEngine:
-    """`ocsp_presigner`: the refresher's, when both run in one process, so a renewed
+    """`ocsp_presigners`: the refresher's, when both run in one process, so a renewed
     responder certificate it adopts is the one issuance and revocation sign under.
     `corroborator`: the process's client of the remote perspectives (one is made
     from [mpic] when none is given and it is enabled)."""
-    # What a TLS server sends after its certificate: the issuing CA. The root is in the
-    # clients' trust stores; sending it only costs every handshake bytes.
-    chain = cfg.path(cfg.ca.issuer_cert).read_text()
     blocked: set[bytes] = set()
     if cfg.issuance.blocked_keys_file is not None:
         path = cfg.path(cfg.issuance.blocked_keys_file)
@@ -150,17 +129,15 @@ def issuance_engine(
             blocked.add(digest)
     return IssuanceEngine(
         config=cfg.issuance,
-        issuer=issuer(cfg),
-        issuer_key_label=cfg.ca.issuer_key_label,
-        chain_pem=chain,
+        issuers=issuer_set(cfg),
+        chains=chains(cfg),
         signer=signer,
         store=store,
         writer=writer,
         clock=clock,
         blocked_keys=blocked,
         intake=intake,
-        presigner=(ocsp_presigner or presigner(cfg)) if cfg.ocsp.enabled else None,
-        crl_partitions=cfg.crl.partitions,
+        presigners=(ocsp_presigners or presigners(cfg)) if cfg.ocsp.enabled else None,
         licensing=license_settings(cfg) if cfg.licenses.enforce else None,
         observe=observe,
         ct=ct or ct_submitter(cfg),
@@ -193,15 +170,20 @@ def ct_submitter(cfg: Config) -> Submitter | None:
     if not cfg.ct.logs:
         return None
     logs = ct_checks.logs(cfg)
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
     root = x509.load_pem_x509_certificate(cfg.path(cfg.ca.root_cert).read_bytes())
-    spki = issuing.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    root_der = root.public_bytes(serialization.Encoding.DER)
+    chains_by_issuer = {}
+    for info in issuers(cfg):
+        spki = info.certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        chains_by_issuer[info.key_id] = IssuerChain(
+            chain=[info.certificate.public_bytes(serialization.Encoding.DER), root_der],
+            key_hash=issuer_key_hash(spki),
+        )
     return Submitter(
         logs,
-        chain=[c.public_bytes(serialization.Encoding.DER) for c in (issuing, root)],
-        issuer_key_hash=issuer_key_hash(spki),
+        issuers=chains_by_issuer,
         deadline=cfg.ct.deadline.seconds,
         stagger=cfg.ct.stagger.seconds,
         outbound=Outbound(dns_resolver(cfg), allow_private=cfg.ct.allow_private),
@@ -286,50 +268,25 @@ def crl_publisher(
     writer: GroupCommitWriter,
     clock: Clock,
     directory: Path | None = None,
+    issuer: str | None = None,
 ) -> CrlPublisher:
-    alg_der, _ = signature_algorithm_der(KeyType(cfg.ca.key_type))
-    return CrlPublisher(
-        issuer=issuer(cfg),
-        issuer_key_label=cfg.ca.issuer_key_label,
-        signature_algorithm=alg_der,
+    """One issuer's publisher (the first configured, or the one named)."""
+    name = issuer or cfg.issuers()[0].name
+    [publisher] = crl_publishers(
+        cfg,
         signer=signer,
         store=store,
         writer=writer,
         clock=clock,
-        directory=directory or cfg.path(cfg.crl.publish_dir),
-        partitions=cfg.crl.partitions,
-        validity=dt.timedelta(seconds=cfg.crl.validity.seconds),
-        deltas=any(p.delta_crl for p in cfg.issuance.profiles.values()),
-        delta_validity=dt.timedelta(seconds=cfg.crl.delta_validity.seconds),
+        directory=directory,
+        names=[name],
     )
+    return publisher
 
 
-def crl_url_list(cfg: Config, store: Store | None = None) -> dict[str, Any]:
-    """Every partition's CRL URL (today's count and any a smaller count left behind)."""
-    info = issuer(cfg)
-    high = 0
-    own = store is None and (
-        cfg.store.backend == "postgresql" or cfg.path(cfg.store.path).joinpath("data.mdb").exists()
-    )
-    reader = open_store(cfg, readonly=True) if own else store
-    try:
-        if reader is not None:
-            with reader.read() as txn:
-                high = txn.counter(PARTITIONS_COUNTER)
-    finally:
-        if own and reader is not None:
-            reader.close()
-    partitions = range(max(high, cfg.crl.partitions))
-    return url_list(
-        info.certificate.subject.rfc4514_string(),
-        info.key_id,
-        [info.crl_url(p) for p in partitions],
-    )
-
-
-def crl_updater(cfg: Config, publisher: CrlPublisher) -> CrlUpdater:
+def crl_updater(cfg: Config, publishers: CrlPublisher | list[CrlPublisher]) -> CrlUpdater:
     return CrlUpdater(
-        publisher,
+        publishers,
         change_delay=dt.timedelta(seconds=cfg.crl.change_delay.seconds),
         cadence=dt.timedelta(seconds=cfg.crl.cadence.seconds),
     )
@@ -366,25 +323,9 @@ def acme_base_url(cfg: Config) -> str:
     return f"{'https' if cfg.api.tls else 'http'}://{shown}:{port}"
 
 
-def response_encoder(cfg: Config) -> ResponseEncoder:
-    responder = x509.load_pem_x509_certificate(cfg.path(cfg.ca.ocsp_responder_cert).read_bytes())
-    alg_der, _ = signature_algorithm_der(KeyType(cfg.ca.key_type))
-    return ResponseEncoder(
-        issuer=issuer(cfg).certificate, responder=responder, signature_algorithm=alg_der
-    )
-
-
-def presigner(cfg: Config) -> Presigner:
-    oc = cfg.ocsp
-    return Presigner(
-        response_encoder(cfg),
-        key_label=cfg.ca.ocsp_responder_key_label,
-        # bootstrap makes the responder key of the CA's key type
-        algorithm=KeyType(cfg.ca.key_type).default_algorithm,
-        hashes=[CertIdHash.from_name(h) for h in oc.cert_id_hashes],
-        validity=dt.timedelta(seconds=oc.validity.seconds),
-        refresh_fraction=oc.refresh_fraction,
-    )
+def presigner(cfg: Config, issuer: str | None = None) -> Presigner:
+    """One issuer's pre-signer (the first configured, or the one named)."""
+    return presigner_of(cfg, cfg.issuer(issuer) if issuer else cfg.issuers()[0])
 
 
 def ocsp_refresher(
@@ -394,10 +335,10 @@ def ocsp_refresher(
     store: Store,
     writer: GroupCommitWriter,
     clock: Clock,
-    ocsp_presigner: Presigner | None = None,
+    ocsp_presigners: Mapping[bytes, Presigner] | None = None,
 ) -> OcspRefresher:
     return OcspRefresher(
-        presigner=ocsp_presigner or presigner(cfg),
+        presigners=ocsp_presigners or presigners(cfg),
         signer=signer,
         store=store,
         writer=writer,
@@ -418,16 +359,22 @@ def responder_processes(
 
 def status_paths(cfg: Config) -> StatusPaths:
     """Where the status listener serves OCSP, the CRLs and the CA certificates: at the
-    paths of the URLs the certificates carry (the root's, from the issuing CA's AIA)."""
-    urls = ca_urls(cfg)
-    files = {url_path(urls.issuer): str(cfg.path(cfg.ca.issuer_cert))}
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
-    root_url, root_crl_url = _root_urls(issuing)
-    if root_url is not None:
-        files[url_path(root_url)] = str(cfg.path(cfg.ca.root_cert))
-    if root_crl_url is not None:
-        files[url_path(root_crl_url)] = str(cfg.path(cfg.crl.publish_dir) / ROOT_CRL_FILE)
-    return StatusPaths(ocsp=url_path(urls.ocsp), crl=url_path(urls.crl), ca_files=files)
+    paths of the URLs the certificates carry (the root's, from the issuing CAs' AIA)."""
+    ca = cfg.ca
+    base = ca.base_url.rstrip("/")
+    files: dict[str, str] = {}
+    for r in cfg.issuers():
+        files[url_path(r.issuer_url)] = str(cfg.path(r.config.cert))
+        root_url, root_crl_url = _root_urls(load_cert(cfg.path(r.config.cert)))
+        if root_url is not None:
+            files[url_path(root_url)] = str(cfg.path(ca.root_cert))
+        if root_crl_url is not None:
+            files[url_path(root_crl_url)] = str(cfg.path(cfg.crl.publish_dir) / ROOT_CRL_FILE)
+    return StatusPaths(
+        ocsp=url_path(ca.ocsp_url or f"{base}/ocsp"),
+        crl=url_path(ca_crl_url(ca.base_url, ca.crl_url)),
+        ca_files=files,
+    )
 
 
 def _root_urls(issuing: x509.Certificate) -> tuple[str | None, str | None]:
@@ -455,7 +402,7 @@ def responder_settings(
         store_path="" if on_pg else str(store_path or cfg.path(cfg.store.path)),
         store_dsn=cfg.store.dsn if on_pg else "",
         map_size=cfg.store.map_size.bytes,
-        issuer_cert=str(cfg.path(cfg.ca.issuer_cert)),
+        issuer_certs=[str(cfg.path(r.config.cert)) for r in cfg.issuers()],
         host=host,
         port=port,
         hashes=[int(CertIdHash.from_name(h)) for h in oc.cert_id_hashes],

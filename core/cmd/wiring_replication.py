@@ -70,9 +70,15 @@ def replication_profile(cfg: Config) -> Profile:
             else x509.load_der_x509_certificate(data)
         )
         files[url_path_] = cert.public_bytes(serialization.Encoding.DER)
-    issuing = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    every = [
+        x509.load_pem_x509_certificate(cfg.path(r.config.cert).read_bytes()).public_bytes(
+            serialization.Encoding.DER
+        )
+        for r in cfg.issuers()
+    ]
     return Profile(
-        issuer=issuing.public_bytes(serialization.Encoding.DER),
+        issuer=every[0],
+        issuers=every,
         hashes=settings.hashes,
         ocsp_path=settings.paths.ocsp,
         crl_path=settings.paths.crl,

@@ -10,10 +10,12 @@ from urllib.parse import urlsplit
 
 from core.base.errors import HankoError
 from core.base.reasons import ALL_REASON_NAMES
+from core.config.issuers import ca_crl_url, list_problems
 from core.config.mpic import mpic_problems
 from core.config.secret_ref import SecretRef
 from core.config.secrets import read_secret
 from core.config.settings import LICENSE_KINDS, SYNCHRONOUS_COMMIT, Config
+from core.config.url_checks import url_problems as _url_problems
 
 _LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _DOMAIN = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
@@ -49,13 +51,17 @@ def _file_problems(cfg: Config) -> list[str]:
     problems: list[str] = []
     for where, value in (
         ("ca.root_cert", cfg.ca.root_cert),
-        ("ca.issuer_cert", cfg.ca.issuer_cert),
-        ("ca.ocsp_responder_cert", cfg.ca.ocsp_responder_cert),
         ("hsm.softhsm_conf", cfg.hsm.softhsm_conf),
         ("issuance.blocked_keys_file", cfg.issuance.blocked_keys_file),
     ):
         if value is not None and not cfg.path(value).is_file():
             problems.append(f"{where}: file {cfg.path(value)} does not exist")
+    for issuer in cfg.issuers():
+        i = issuer.config
+        where = "ca" if issuer.legacy else f"ca.issuers ({i.name})"
+        for what, value in (("cert", i.cert), ("ocsp_responder_cert", i.ocsp_responder_cert)):
+            if value and not cfg.path(value).is_file():
+                problems.append(f"{where}.{what}: file {cfg.path(value)} does not exist")
     if not Path(cfg.hsm.module).is_file():
         problems.append(
             f"hsm.module: PKCS#11 module {cfg.hsm.module} does not exist"
@@ -85,35 +91,6 @@ def _access_problems(cfg: Config) -> list[str]:
     if not 0.1 <= cfg.dns.timeout.seconds <= 60 or not 0 <= cfg.dns.retries <= 5:
         problems.append("dns.timeout: between 100ms and 60s; dns.retries: between 0 and 5")
     return problems + _url_problems(cfg)
-
-
-def _url_problems(cfg: Config) -> list[str]:
-    """BR 7.1.2.7.7 / RFC 5280: CRL, OCSP and caIssuers URLs in certificates are plain
-    HTTP; the status listener tells them apart by path."""
-    ca = cfg.ca
-    problems = []
-    for where, url in (
-        ("ca.base_url", ca.base_url),
-        ("ca.ocsp_url", ca.ocsp_url),
-        ("ca.crl_url", ca.crl_url),
-        ("ca.issuer_url", ca.issuer_url),
-    ):
-        if url and (not url.startswith("http://") or " " in url or "?" in url or "#" in url):
-            problems.append(
-                f"{where}: must be an http:// URL without a query (CRL, OCSP and "
-                "CA certificate URLs are not HTTPS)"
-            )
-    base = ca.base_url.rstrip("/")
-    crl = urlsplit(ca.crl_url or f"{base}/crl").path.rstrip("/")
-    issuer = urlsplit(ca.issuer_url or f"{base}/ca/issuing.cer").path
-    ocsp = urlsplit(ca.ocsp_url or f"{base}/ocsp").path.rstrip("/")
-    if not crl:
-        problems.append("ca.crl_url: needs a path (the CRLs are served under it, not at the root)")
-    if issuer.rstrip("/") in ("", crl, ocsp) or issuer.startswith(crl + "/"):
-        problems.append("ca.issuer_url: must name a file apart from the OCSP and CRL paths")
-    if ocsp and (ocsp == crl or ocsp.startswith(crl + "/") or crl.startswith(ocsp + "/")):
-        problems.append("ca.ocsp_url, ca.crl_url: their paths must not overlap")
-    return problems
 
 
 def is_loopback(host: str) -> bool:
@@ -453,10 +430,22 @@ def _domain_control_problems(cfg: Config) -> list[str]:
     return problems
 
 
+def _issuer_problems(cfg: Config) -> list[str]:
+    ca = cfg.ca
+    return list_problems(
+        [ca.issuer_cert, ca.issuer_key_label, ca.ocsp_responder_cert, ca.ocsp_responder_key_label],
+        bool(ca.issuers),
+        cfg.issuers(),
+        set(cfg.issuance.profiles),
+        ca_crl_url(ca.base_url, ca.crl_url),
+    )
+
+
 def semantic_problems(cfg: Config) -> list[str]:
     """Every problem a typed Config can still have, in the order of the file's tables."""
     return (
-        _file_problems(cfg)
+        _issuer_problems(cfg)
+        + _file_problems(cfg)
         + _store_problems(cfg)
         + _access_problems(cfg)
         + _metrics_problems(cfg)

@@ -15,6 +15,7 @@ import msgspec
 from core.base.reasons import ALL_REASON_NAMES
 from core.base.units import ByteSize, Duration
 from core.config.domain_control import CaaConfig, DcvConfig, EmailConfig
+from core.config.issuers import LEGACY_NAME, IssuerConfig, ResolvedIssuer, resolve
 from core.config.mpic import MpicConfig
 from core.config.schedule import BR_SCHEDULE, ScheduleEntry
 from core.config.secret_ref import SecretRef
@@ -94,16 +95,21 @@ class SignerConfig(msgspec.Struct, **_STRICT):
 
 class CaConfig(msgspec.Struct, **_STRICT):
     root_cert: str
-    issuer_cert: str
-    issuer_key_label: str
-    ocsp_responder_cert: str
-    ocsp_responder_key_label: str
     # Public base URL written into AIA and CRL distribution points.
     base_url: str
+    # The issuing CAs (core/config/issuers.py); `hanko ca issuer ...` edits this list.
+    issuers: list[IssuerConfig] = msgspec.field(default_factory=list)
+    # The one-issuer form of older files, read as one issuer named "issuing" with every
+    # profile; check-config explains the [[ca.issuers]] form.
+    issuer_cert: str = ""
+    issuer_key_label: str = ""
+    ocsp_responder_cert: str = ""
+    ocsp_responder_key_label: str = ""
     key_type: Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] = "ecdsa-p256"
     # Each of these defaults to a path under base_url: {base_url}/ocsp, {base_url}/crl
-    # (the folder of the partition CRLs) and {base_url}/ca/issuing.cer (AIA caIssuers).
-    # The status listener serves each at its URL's path.
+    # (the CRL path; each issuer's shards are in a folder below it) and, for the
+    # one-issuer form, {base_url}/ca/issuing.cer (AIA caIssuers). The status listener
+    # serves each at its URL's path.
     ocsp_url: str = ""
     crl_url: str = ""
     issuer_url: str = ""
@@ -447,3 +453,32 @@ class Config(msgspec.Struct, **_STRICT):
     def path(self, value: str) -> Path:
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def issuers(self) -> list[ResolvedIssuer]:
+        """Every issuing CA, defaults worked out (the one-issuer form as a list of one)."""
+        ca = self.ca
+        legacy = None
+        if ca.issuer_cert:
+            legacy = IssuerConfig(
+                name=LEGACY_NAME,
+                cert=ca.issuer_cert,
+                key_label=ca.issuer_key_label,
+                key_type=ca.key_type,
+                profiles=["*"],
+                ocsp_responder_cert=ca.ocsp_responder_cert,
+                ocsp_responder_key_label=ca.ocsp_responder_key_label,
+            )
+        return resolve(
+            ca.issuers,
+            base_url=ca.base_url,
+            crl_url=ca.crl_url,
+            default_shards=self.crl.partitions,
+            legacy=legacy,
+            legacy_issuer_url=ca.issuer_url,
+        )
+
+    def issuer(self, name: str) -> ResolvedIssuer:
+        for found in self.issuers():
+            if found.name == name:
+                return found
+        raise KeyError(name)

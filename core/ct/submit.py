@@ -19,7 +19,7 @@ import base64
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -46,6 +46,15 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     tbs: bytes  # its TBSCertificate without the poison: what the logs sign
     not_before: int
     not_after: int
+    issuer: bytes = b""  # the issuing CA's key id: which chain goes with it
+
+
+class IssuerChain(msgspec.Struct, frozen=True):
+    """What the logs get after a (pre)certificate of one issuer, and the hash of its key
+    that SCTs of its precertificates sign."""
+
+    chain: Sequence[bytes]  # the issuing CA's certificate and what follows to the root
+    key_hash: bytes
 
 
 class LogStatistics(msgspec.Struct, frozen=True):
@@ -120,15 +129,16 @@ class Submitter:
         self,
         logs: Sequence[Log],
         *,
-        chain: Sequence[bytes],
-        issuer_key_hash: bytes,
+        chain: Sequence[bytes] = (),
+        issuer_key_hash: bytes = b"",
+        issuers: Mapping[bytes, IssuerChain] | None = None,
         deadline: float,
         stagger: float,
         outbound: Outbound,
         connections: int = 32,
     ) -> None:
-        """`chain`: the issuing CA's certificate and what follows it to the root (DER),
-        sent after each (pre)certificate."""
+        """`issuers`: each issuing CA's chain by its key id; `chain` and `issuer_key_hash`:
+        those of entries that name no issuer (one issuer's CA)."""
         self._logs = [
             _Log(lg, Origin(lg.url, outbound=outbound, limit=connections), load_key(lg.key))
             for lg in logs
@@ -137,6 +147,7 @@ class Submitter:
         self.connections = connections
         self.chain = _chain_json(chain)
         self._issuer_key_hash = issuer_key_hash
+        self._issuers = {k: (_chain_json(v.chain), v.key_hash) for k, v in (issuers or {}).items()}
         self._deadline = deadline
         self._stagger = stagger
         self._precertificates = 0
@@ -144,7 +155,7 @@ class Submitter:
         self._unavailable = 0
         self._finals_queued = 0
         self._finals_dropped = 0
-        self._finals_send, self._finals_recv = trio.open_memory_channel[tuple[bytes, int]](
+        self._finals_send, self._finals_recv = trio.open_memory_channel[tuple[bytes, int, bytes]](
             FINAL_QUEUE
         )
 
@@ -244,22 +255,26 @@ class Submitter:
             verify(
                 sct,
                 target.log.key,
-                signed_data(sct, tbs=entry.tbs, issuer_key_hash=self._issuer_key_hash),
+                signed_data(sct, tbs=entry.tbs, issuer_key_hash=self.chain_of(entry.issuer)[1]),
                 key=target.key,
             )
         except HankoError as exc:
             return f"an SCT for serial {entry.serial} is invalid: {exc}"
         return None
 
+    def chain_of(self, issuer: bytes) -> tuple[bytes, bytes]:
+        """(the JSON tail of the chain, the issuer key hash) for an issuer's entries."""
+        return self._issuers.get(issuer) or (self.chain, self._issuer_key_hash)
+
     # -- final certificates -------------------------------------------------------
 
-    def submit_final(self, certificate: bytes, not_after: int) -> None:
+    def submit_final(self, certificate: bytes, not_after: int, issuer: bytes = b"") -> None:
         """Queue a final certificate for the logs marked `submit_final`; never waits (a
         full queue drops it: this submission is a courtesy, not part of issuance)."""
         if not any(s.log.submit_final for s in self._logs):
             return
         try:
-            self._finals_send.send_nowait((certificate, not_after))
+            self._finals_send.send_nowait((certificate, not_after, issuer))
         except trio.WouldBlock:
             self._finals_dropped += 1
         else:
@@ -275,16 +290,22 @@ class Submitter:
         limit = trio.CapacityLimiter(concurrency)
         task_status.started()
         async with trio.open_nursery() as nursery:
-            async for certificate, not_after in self._finals_recv:
+            async for certificate, not_after, issuer in self._finals_recv:
                 token = object()  # the limiter's borrower: one per submission
                 await limit.acquire_on_behalf_of(token)
-                nursery.start_soon(self._final, certificate, not_after, limit, token)
+                nursery.start_soon(self._final, certificate, not_after, issuer, limit, token)
 
     async def _final(
-        self, certificate: bytes, not_after: int, limit: trio.CapacityLimiter, token: object
+        self,
+        certificate: bytes,
+        not_after: int,
+        issuer: bytes,
+        limit: trio.CapacityLimiter,
+        token: object,
     ) -> None:
         try:
-            body = b'{"chain":["' + base64.b64encode(certificate) + b'"' + self.chain + b"]}"
+            chain = self.chain_of(issuer)[0]
+            body = b'{"chain":["' + base64.b64encode(certificate) + b'"' + chain + b"]}"
             takers = eligible([s.log for s in self._logs if s.log.submit_final], not_after)
             targets = [self._by_url[lg.url] for lg in takers]
             with trio.move_on_after(max(self._deadline, 10.0)):
@@ -316,7 +337,11 @@ class _Batch:
             for e in entries
         ]
         self.bodies = [
-            b'{"chain":["' + base64.b64encode(e.precertificate) + b'"' + submitter.chain + b"]}"
+            b'{"chain":["'
+            + base64.b64encode(e.precertificate)
+            + b'"'
+            + submitter.chain_of(e.issuer)[0]
+            + b"]}"
             for e in entries
         ]
         self._queues: dict[str, collections.deque[int]] = {}

@@ -23,7 +23,7 @@ import datetime as dt
 import functools
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import msgspec
 import trio
@@ -31,7 +31,7 @@ import trio
 from core.base.clock import Clock, epoch_us, from_epoch, to_epoch
 from core.base.errors import HankoError, NotFound, PolicyError, SignerError
 from core.base.reasons import REASON_NAMES, REASONS, ReasonName, RevocationReason
-from core.ca.issuer import IssuerInfo
+from core.ca.issuers import IssuerSet
 from core.config import IssuanceConfig
 from core.ct.submit import Submitter
 from core.issuance import caa_screen, events, paying, revocation, transparency
@@ -51,7 +51,6 @@ from core.issuance.pem import pem_certificate, serial_from_hex
 from core.issuance.prepare import Prepared, Preparer, ToSchedule
 from core.issuance.scheduling import Scheduling, view
 from core.issuance.signing import BatchSigning, Signed
-from core.issuance.tbs import TbsEncoder
 from core.issuance.views import scoped_view
 from core.licenses import book
 from core.store import (
@@ -88,9 +87,8 @@ class IssuanceEngine:
         self,
         *,
         config: IssuanceConfig,
-        issuer: IssuerInfo,
-        issuer_key_label: str,
-        chain_pem: str,
+        issuers: IssuerSet,
+        chains: Mapping[bytes, str],
         signer: BatchSigner,
         store: Store,
         writer: GroupCommitWriter,
@@ -98,41 +96,33 @@ class IssuanceEngine:
         blocked_keys: Collection[bytes] = (),
         rng: random.Random | None = None,
         intake: IntakePool | None = None,
-        presigner: Presigner | None = None,
+        presigners: Mapping[bytes, Presigner] | None = None,
         licensing: book.Settings | None = None,
-        crl_partitions: int = 16,
         observe: Observe | None = None,
         ct: Submitter | None = None,
         caa: CaaChecker | None = None,
     ) -> None:
+        """`chains`: what follows each issuer's certificates in a chain (PEM), by key
+        id; `presigners`: each issuer's pre-signer by key id (None: no OCSP)."""
         self._ct = ct
         self._caa = caa  # None: CAA is not checked (a private CA)
         self._observe = observe  # each request's (profile, result, seconds): metrics
         self._config = config
-        self._partitions = crl_partitions
         # None: license enforcement off (a private CA, or the benchmark's baseline).
         self._licensing = licensing
-        self._presigner = presigner
-        self._issuer = issuer
-        self._label = issuer_key_label
-        self._chain = chain_pem
+        self._presigners = presigners
+        self.issuers = issuers
+        self._chains = dict(chains)
         self._signer = signer
         self._store = store
         self._writer = writer
         self._clock = clock
         self._intake = intake
-        self._signing = BatchSigning(
-            signer=signer, issuer=issuer, key_label=issuer_key_label, presigner=presigner
-        )
-        alg_der = self._signing.algorithm_der
+        self._signing = BatchSigning(signer=signer, issuers=issuers.all, presigners=presigners)
         self._preparer = Preparer(
             config=config,
-            tbs=TbsEncoder(issuer, alg_der),
-            issuer_key_id=issuer.key_id,
-            signature_algorithm=alg_der,
-            placeholder_signature=self._signing.placeholder,
+            issuers=issuers,
             ct_logs=ct is not None,
-            partitions=crl_partitions,
             blocked_keys=blocked_keys,
             licensing=licensing,
             rng=rng,
@@ -165,14 +155,9 @@ class IssuanceEngine:
     def caa(self) -> CaaChecker | None:
         return self._caa
 
-    @property
-    def issuer_key_id(self) -> bytes:
-        return self._issuer.key_id
-
-    @property
-    def chain_pem(self) -> str:
-        """The issuing CA and the root, PEM: what follows a certificate in a chain."""
-        return self._chain
+    def chain_pem(self, issuer_key_id: bytes) -> str:
+        """What follows a certificate of this issuer in a chain (PEM): its issuing CA."""
+        return self._chains.get(issuer_key_id, "")
 
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
@@ -329,7 +314,8 @@ class IssuanceEngine:
             assert not isinstance(result, Signed)  # noqa: S101 - finals are final
             done.append((i, result))
             if isinstance(result, IssueResult):
-                ct.submit_final(finals[i].der, finals[i].prepared.record.not_after)
+                record = finals[i].prepared.record
+                ct.submit_final(finals[i].der, record.not_after, record.issuer)
         return done
 
     def _replay(
@@ -448,7 +434,7 @@ class IssuanceEngine:
         return IssueResult(
             serial=rec.serial.hex(),
             certificate=pem_certificate(rec.der),
-            chain=self._chain,
+            chain=self.chain_pem(rec.issuer),
             not_before=from_epoch(rec.not_before),
             not_after=from_epoch(rec.not_after),
             license=rec.license or None,
@@ -476,13 +462,14 @@ class IssuanceEngine:
             raise NotFound(f"no certificate with serial {serial.hex()}")
         revocation.check_reason(self._config.profiles.get(current.profile), current, reason)
         ocsp: OcspRecord | SignerError | None = None
+        presigner = self._presigners.get(current.issuer) if self._presigners else None
         # Sign only what may be stored: a revoked certificate keeps its revocation.
-        if self._presigner is not None and current.status is CertStatus.GOOD:
-            pending = self._presigner.pending(serial, now=at, revoked_at=now, reason=code)
+        if presigner is not None and current.status is CertStatus.GOOD:
+            pending = presigner.pending(serial, now=at, revoked_at=now, reason=code)
             sigs = await self._signer.sign_many(
-                self._presigner.sign_items(pending), priority=Priority.INTERACTIVE
+                presigner.sign_items(pending), priority=Priority.INTERACTIVE
             )
-            ocsp = self._presigner.record(pending, sigs)
+            ocsp = presigner.record(pending, sigs)
 
         op = revocation.revoke_op(serial, code, at, entry=entry, ocsp=ocsp, actor=actor)
         revoked_at, stored_reason, already = await self._writer.submit(op)

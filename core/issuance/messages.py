@@ -116,6 +116,7 @@ class CertificateView(msgspec.Struct, frozen=True, kw_only=True):
     # `certificate` is it; its serial is still answered for and revocable.
     kind: Literal["certificate", "precertificate"] = "certificate"
     scts: int = 0  # SCTs embedded in the certificate
+    issuer_key_id: str = ""  # hex: the issuing CA that signed it (its SKI)
 
 
 class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,8 +18,10 @@ import msgspec
 from cryptography import x509
 
 from core.base.clock import to_epoch
-from core.base.errors import PolicyError
+from core.base.errors import PolicyError, Unavailable
 from core.ca import lint as lint_mod
+from core.ca.issuer import IssuerInfo
+from core.ca.issuers import IssuerSet
 from core.config import IssuanceConfig
 from core.ct.precert import POISON, with_extension
 from core.dns.caa import Decision as CaaDecision
@@ -34,7 +36,7 @@ from core.licenses.plans import Ask, Plan, plan_issue
 from core.store import CertRecord, CertStatus, ReadTxn
 from core.store.keys import serial_bytes
 from core.store.renewals import ScheduledRenewal
-from signer.splice import assemble
+from signer.splice import assemble, signature_algorithm_der
 
 
 class Prepared(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +50,7 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     plan: Plan | None = None  # how it is paid (None: licences not enforced)
     held: ScheduledRenewal | None = None  # the scheduled renewal it issues
     caa: tuple[CaaDecision, ...] = ()  # each name's CAA decision, once checked
+    issuer: IssuerInfo | None = None  # who signs it (None only in tests of pure parts)
 
     @property
     def ct(self) -> bool:
@@ -71,16 +74,29 @@ class ToSchedule(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class Template(msgspec.Struct, frozen=True):
+    """An issuer's encoder and signature algorithm, built once."""
+
+    issuer: IssuerInfo
+    tbs: TbsEncoder
+    alg_der: bytes
+    placeholder: bytes
+
+
+class NoIssuer(Unavailable):
+    """No issuing CA is active for the request's profile: the CA's configuration, not
+    the client's request (503; the message names only the profile)."""
+
+    code = "no_active_issuer"
+    public_message = True
+
+
 class Preparer:
     def __init__(
         self,
         *,
         config: IssuanceConfig,
-        tbs: TbsEncoder,
-        issuer_key_id: bytes,
-        signature_algorithm: bytes,
-        placeholder_signature: bytes,
-        partitions: int,
+        issuers: IssuerSet,
         blocked_keys: Collection[bytes] = (),
         licensing: book.Settings | None = None,
         rng: random.Random | None = None,
@@ -88,11 +104,13 @@ class Preparer:
     ) -> None:
         self._ct_logs = ct_logs  # [ct] lists logs: profiles without `ct = false` use them
         self._config = config
-        self._tbs = tbs
-        self._issuer_key_id = issuer_key_id
-        self._alg_der = signature_algorithm
-        self._placeholder_sig = placeholder_signature
-        self._partitions = partitions
+        self.issuers = issuers
+        self._templates: dict[bytes, Template] = {}
+        for issuer in issuers.all:
+            alg_der, placeholder = signature_algorithm_der(issuer.key_type)
+            self._templates[issuer.key_id] = Template(
+                issuer, TbsEncoder(issuer, alg_der), alg_der, placeholder
+            )
         self._blocked = frozenset(blocked_keys)
         self._licensing = licensing
         self._rng = rng or random.Random()  # noqa: S311 - lint sampling only
@@ -125,9 +143,13 @@ class Preparer:
         if decision.issue_at is not None:
             return ToSchedule(request=req, decision=decision, plan=plan, ids=ids)
         license_id = plan.license if plan is not None else ""
-        partition = serial % self._partitions
+        issuer = self.issuers.pick(req.profile, csr.spki, to_epoch(now))
+        if issuer is None:
+            raise NoIssuer(f"no issuing CA is active for profile {req.profile} now")
+        template = self._templates[issuer.key_id]
+        partition = serial % issuer.shards
         prof = decision.profile
-        tbs = self._tbs.tbs(
+        tbs = template.tbs.tbs(
             org=decision.org,
             level=prof.level,
             names=decision.names,
@@ -148,12 +170,12 @@ class Preparer:
         if linted:
             # What is linted is what is signed but for its placeholder signature.
             kind = f"{prof.level}_precertificate" if ct else prof.level
-            draft = assemble(signed_first, self._alg_der, self._placeholder_sig)
+            draft = assemble(signed_first, template.alg_der, template.placeholder)
             lint_mod.require_clean(draft, kind)
             self.linted += 1
         record = CertRecord(
             serial=serial_bytes(serial),
-            issuer=self._issuer_key_id,
+            issuer=issuer.key_id,
             status=CertStatus.GOOD,
             not_before=to_epoch(decision.not_before),
             not_after=to_epoch(decision.not_after),
@@ -178,6 +200,7 @@ class Preparer:
             linted=linted,
             plan=plan,
             held=held,
+            issuer=issuer,
         )
 
     def _plan(
@@ -234,5 +257,6 @@ class Preparer:
         """The final certificate of a precertificate, linted when its precertificate was."""
         if prepared.linted:
             level = prepared.decision.profile.level
-            lint_mod.require_clean(assemble(tbs, self._alg_der, self._placeholder_sig), level)
+            t = self._templates[prepared.record.issuer]
+            lint_mod.require_clean(assemble(tbs, t.alg_der, t.placeholder), level)
             self.linted += 1

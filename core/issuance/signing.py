@@ -5,6 +5,7 @@ final certificates that CT completes."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -30,20 +31,32 @@ class Signed(msgspec.Struct, frozen=True, kw_only=True):
     precertificate: bytes = b""  # with CT, once `der` is the final certificate
 
 
+class _Key(msgspec.Struct, frozen=True):
+    label: str
+    alg: SignAlgorithm
+    alg_der: bytes
+
+
 class BatchSigning:
+    """Signs with each certificate's own issuer (Prepared.issuer), and its OCSP
+    responses with that issuer's responder key; a reissue's "revoked" response with
+    the responder of the issuer of the certificate it replaces."""
+
     def __init__(
         self,
         *,
         signer: BatchSigner,
-        issuer: IssuerInfo,
-        key_label: str,
-        presigner: Presigner | None,
+        issuers: Sequence[IssuerInfo],
+        presigners: Mapping[bytes, Presigner] | None,
     ) -> None:
         self._signer = signer
-        self._label = key_label
-        self._alg: SignAlgorithm = issuer.key_type.default_algorithm
-        self.algorithm_der, self.placeholder = signature_algorithm_der(issuer.key_type)
-        self._presigner = presigner
+        self._keys = {
+            i.key_id: _Key(
+                i.key_label, i.key_type.default_algorithm, signature_algorithm_der(i.key_type)[0]
+            )
+            for i in issuers
+        }
+        self._presigners = presigners
 
     async def sign(
         self, prepared: list[tuple[int, Prepared]], now: dt.datetime
@@ -51,16 +64,20 @@ class BatchSigning:
         """One signer call for the whole batch: every certificate, and with pre-signing
         on, its "good" OCSP responses and the "revoked" ones of what it reissues (their
         CertIDs do not depend on the certificate's signature, so all go together)."""
-        ps = self._presigner
+        presigners = self._presigners
         items: list[tuple[str, SignAlgorithm, bytes]] = []
         plan: list[tuple[int, Prepared, Pending | None, Pending | None]] = []
         for i, p in prepared:
-            items.append((self._label, self._alg, p.tbs))
+            key = self._keys[p.record.issuer]
+            items.append((key.label, key.alg, p.tbs))
             good = replaced = None
-            if ps is not None:
+            if presigners is not None:
+                ps = presigners[p.record.issuer]
                 good = ps.pending(p.record.serial, now=now)
                 items += ps.sign_items(good)
-                if p.decision.replaces is not None:
+                previous = p.decision.previous
+                if p.decision.replaces is not None and previous is not None:
+                    ps = presigners.get(previous.issuer, ps)
                     replaced = ps.pending(
                         p.decision.replaces,
                         now=now,
@@ -76,27 +93,33 @@ class BatchSigning:
             sig = signatures[pos]
             pos += 1
             records: list[OcspRecord | SignerError | None] = []
-            for pending in (good, replaced):
-                if pending is None or ps is None:
+            for pending, issuer in (
+                (good, p.record.issuer),
+                (replaced, p.decision.previous.issuer if p.decision.previous else b""),
+            ):
+                if pending is None or presigners is None:
                     records.append(None)
                     continue
+                ps = presigners.get(issuer, presigners[p.record.issuer])
                 n = len(pending.tbs)
                 records.append(ps.record(pending, signatures[pos : pos + n]))
                 pos += n
             if isinstance(sig, SignerError):
                 out.append((i, sig))
             else:
-                der = assemble(p.tbs, self.algorithm_der, sig)
+                der = assemble(p.tbs, self._keys[p.record.issuer].alg_der, sig)
                 signed = Signed(prepared=p, der=der, ocsp=records[0], ocsp_replaced=records[1])
                 out.append((i, signed))
         return out
 
-    async def sign_tbs(self, tbs: list[bytes]) -> list[bytes | SignerError]:
-        """Certificates for these TBSCertificates, in one signer call."""
+    async def sign_tbs(self, tbs: list[tuple[bytes, bytes]]) -> list[bytes | SignerError]:
+        """Certificates for these (issuer key id, TBSCertificate), in one signer call."""
+        keys = [self._keys[issuer] for issuer, _ in tbs]
         signatures = await self._signer.sign_many(
-            [(self._label, self._alg, t) for t in tbs], priority=Priority.INTERACTIVE
+            [(k.label, k.alg, t) for k, (_, t) in zip(keys, tbs, strict=True)],
+            priority=Priority.INTERACTIVE,
         )
         return [
-            s if isinstance(s, SignerError) else assemble(t, self.algorithm_der, s)
-            for t, s in zip(tbs, signatures, strict=True)
+            s if isinstance(s, SignerError) else assemble(t, k.alg_der, s)
+            for k, (_, t), s in zip(keys, tbs, signatures, strict=True)
         ]

@@ -29,6 +29,7 @@ async def complete(
             tbs=s.prepared.log_tbs,
             not_before=s.prepared.record.not_before,
             not_after=s.prepared.record.not_after,
+            issuer=s.prepared.record.issuer,
         )
         for _, s in promised
     ]
@@ -47,7 +48,7 @@ async def complete(
             continue
         finals.append((i, s, tbs))
     if finals:
-        signed = await signing.sign_tbs([tbs for _, _, tbs in finals])
+        signed = await signing.sign_tbs([(s.prepared.record.issuer, tbs) for _, s, tbs in finals])
         for (i, s, _), der in zip(finals, signed, strict=True):
             if isinstance(der, HankoError):
                 out.append((i, der))

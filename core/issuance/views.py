@@ -30,6 +30,7 @@ def certificate_view(read: ReadTxn, serial: bytes) -> CertificateView:
         reason=REASON_NAMES[rec.reason] if rec.reason is not None else None,
         kind="precertificate" if rec.precertificate_only else "certificate",
         scts=len(found) if (found := _scts(cert)) is not None else 0,
+        issuer_key_id=rec.issuer.hex(),
     )
 
 

@@ -247,8 +247,10 @@ class Replicator:
         writes: list[tuple[bytes, bytes | None, int | None]] = [
             (self.layout.envelope(h), env, None) for h, env in envelopes
         ]
-        for path in sorted(self._crl_dir.glob("*.crl")):
-            writes.append((self.layout.crl(path.name), self._crl(path.name), None))
+        # The one-issuer form's shards at the top, every other issuer's in its folder.
+        for path in sorted([*self._crl_dir.glob("*.crl"), *self._crl_dir.glob("*/*.crl")]):
+            name = path.relative_to(self._crl_dir).as_posix()
+            writes.append((self.layout.crl(name), self._crl(name), None))
         await trio.to_thread.run_sync(self._send_plain, writes)
         written += len(writes)
         after = b""

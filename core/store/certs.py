@@ -13,6 +13,7 @@ from core.store.audit import AuditWrites
 from core.store.counters import CounterReads
 from core.store.crl import CrlReads, CrlWrites
 from core.store.keys import (
+    LAST_EXPIRY_PREFIX,
     STATUS_GENERATION,
     account_cert_key,
     expiry_key,
@@ -60,6 +61,25 @@ class CertReads(CrlReads, CounterReads):
             if int.from_bytes(key[:8], "big") >= before:
                 return
             yield key[8:].lstrip(b"\0")
+
+    def valid_by_issuer(self, now: int) -> dict[bytes, tuple[int, int]]:
+        """(certificates with notAfter at or after `now`, their latest notAfter) per
+        issuer key id: one walk of the expiry index, whose values name the issuer (an
+        entry written before they did is looked up in its record)."""
+        out: dict[bytes, tuple[int, int]] = {}
+        cur = self.txn.cursor(db=self.dbs[b"expiry"])
+        if not cur.set_range(now.to_bytes(8, "big")):
+            return out
+        for key, value in cur.iternext(keys=True, values=True):
+            issuer = bytes(value)
+            if not issuer:
+                rec = self.get_cert(bytes(key[8:]).lstrip(b"\0"))
+                if rec is None:
+                    continue
+                issuer = rec.issuer
+            count, _ = out.get(issuer, (0, 0))
+            out[issuer] = (count + 1, int.from_bytes(key[:8], "big"))
+        return out
 
     def expiring_between(self, after: int, before: int) -> Iterator[tuple[int, bytes]]:
         """(not_after, serial) of certificates with after < not_after <= before."""
@@ -127,7 +147,9 @@ class CertWrites(CertReads, CrlWrites, AuditWrites):
         if not self.txn.put(key, CERT.encode(rec), db=self.dbs[b"certs"], overwrite=False):
             raise DuplicateSerial(f"serial {rec.serial.hex()} was already issued")
         self.next_counter(STATUS_GENERATION)
-        self.txn.put(expiry_key(rec.not_after, rec.serial), b"", db=self.dbs[b"expiry"])
+        # The value names the issuer: certificates still valid per issuer, by one scan.
+        self.txn.put(expiry_key(rec.not_after, rec.serial), rec.issuer, db=self.dbs[b"expiry"])
+        self.raise_counter_to(LAST_EXPIRY_PREFIX + rec.issuer.hex(), rec.not_after)
 
     def _issued(self, rec: CertRecord, *, at_us: int, actor: str) -> None:
         if rec.account_id:

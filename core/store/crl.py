@@ -10,11 +10,26 @@ import msgspec
 from core.base.errors import StoreError
 from core.store.counters import CounterWrites
 from core.store.keys import partition_prefix, revocation_key, seq_key, serial_key
-from core.store.records import CRL_STATE, REVOCATION, CrlState, RevocationRecord
+from core.store.records import CRL_STATE, REVOCATION, CrlState, RevocationRecord, RevokedCa
 from core.store.txn import Txn
+
+# In meta: the issuing CA certificates their root revoked (the root CRL's entries).
+REVOKED_CA_PREFIX = b"revoked_ca:"
+_REVOKED_CA = msgspec.msgpack.Decoder(RevokedCa)
 
 
 class CrlReads(Txn):
+    def revoked_cas(self) -> list[RevokedCa]:
+        cur = self.txn.cursor(db=self.dbs[b"meta"])
+        out: list[RevokedCa] = []
+        if not cur.set_range(REVOKED_CA_PREFIX):
+            return out
+        for key, value in cur:
+            if not bytes(key).startswith(REVOKED_CA_PREFIX):
+                break
+            out.append(_REVOKED_CA.decode(value))
+        return out
+
     def get_revocation(
         self, issuer: bytes, partition: int, serial: bytes
     ) -> RevocationRecord | None:
@@ -87,6 +102,13 @@ class CrlReads(Txn):
 
 
 class CrlWrites(CrlReads, CounterWrites):
+    def put_revoked_ca(self, rec: RevokedCa) -> bool:
+        """Record a revoked issuing CA; False if it was recorded before (kept as it was)."""
+        key = REVOKED_CA_PREFIX + serial_key(rec.serial)
+        return bool(
+            self.txn.put(key, msgspec.msgpack.encode(rec), db=self.dbs[b"meta"], overwrite=False)
+        )
+
     def add_crl_entry(
         self,
         issuer: bytes,

@@ -86,6 +86,9 @@ ENVELOPE_GENERATION_KEY = ENVELOPE_GENERATION.encode()
 ENVELOPE_PREFIX = b"ocsp_envelope:"
 ENVELOPE_SINCE_PREFIX = b"ocsp_envelope_since:"
 
+# A counter per issuer: the latest notAfter of its certificates, raised at issuance.
+LAST_EXPIRY_PREFIX = "issuer_last_expiry:"
+
 # Serials are at most 20 octets (RFC 5280 4.1.2.2).
 SERIAL_WIDTH = 20
 

@@ -74,7 +74,7 @@ class CertStatusView(msgspec.Struct, array_like=True, frozen=True, gc=False):
     certificate (before signing, and at commit to see the status did not change)."""
 
     serial: bytes
-    issuer: msgspec.Raw
+    issuer: bytes
     status: CertStatus
     not_before: msgspec.Raw
     not_after: int
@@ -116,6 +116,16 @@ class CrlState(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     delta_number: int = 0
     delta_seq: int = 0
     delta_this_update: int = 0
+
+
+class RevokedCa(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
+    """An issuing CA certificate revoked by its root: an entry of the root's CRL."""
+
+    name: str
+    serial: bytes
+    revoked_at: int  # epoch seconds
+    reason: int  # CRLReason code (BR 7.2.2 for CA certificates)
+    not_after: int
 
 
 class AuditEntry(msgspec.Struct, array_like=True, frozen=True, kw_only=True):

@@ -19,12 +19,15 @@ import msgspec
 
 from core.base.httpdate import http_date
 
-# Partition CRLs, their deltas, and the root CA's CRL (`hanko ca root-crl`).
-_NAME = re.compile(r"^(root|(0|[1-9][0-9]{0,4})(-delta)?)\.crl$")
+# Shard CRLs and their deltas, in an issuer's folder or (the one-issuer form's issuer)
+# at the top, and the root CA's CRL (`hanko ca root-crl`).
+_NAME = re.compile(
+    r"^(root|((?:[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?/)?(0|[1-9][0-9]{0,4})(-delta)?))\.crl$"
+)
 
 
 def file_for(name: str) -> str | None:
-    """The published file a URL's last segment names, or None (then 404)."""
+    """The published file the path below the CRL path names, or None (then 404)."""
     return name if _NAME.fullmatch(name) else None
 
 

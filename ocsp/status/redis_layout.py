@@ -38,13 +38,14 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pre-signed, where it serves what (the paths of the URLs in the certificates) and
     the CA certificates to serve. It has no other configuration of the CA."""
 
-    issuer: bytes  # the issuing CA's certificate, DER
+    issuer: bytes  # the first issuing CA's certificate, DER
     hashes: list[int]  # CertIdHash values pre-signed
     ocsp_path: str
     crl_path: str
     ca_files: dict[str, bytes] = msgspec.field(default_factory=dict)  # URL path -> DER
     root_crl_path: str = ""  # where the replicated root.crl is served ("": nowhere)
     crl_max_age: int = 60
+    issuers: list[bytes] = msgspec.field(default_factory=list)  # every issuer's, DER
 
 
 CHANGE = msgspec.msgpack.Decoder(Change)

@@ -81,7 +81,7 @@ class ResponderState:
         self._status: object = None  # the source's status generation, as last read
         self._envelopes: object = None  # and its envelope generation
         self.responder = Responder(
-            IssuerHashes(source.issuer),
+            [IssuerHashes(i) for i in source.issuers],
             frozenset(CertIdHash(h) for h in source.hashes),
             lookup=self._view.response,
             issued=self._view.issued,

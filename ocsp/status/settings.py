@@ -32,7 +32,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     map_size: int = 0
     # Or a PostgreSQL store (its password in the environment, sources.STORE_PASSWORD_ENV).
     store_dsn: str = ""
-    issuer_cert: str = ""
+    issuer_certs: list[str] = msgspec.field(default_factory=list)  # every issuer's PEM
     hashes: list[int] = msgspec.field(default_factory=list)
     paths: StatusPaths = msgspec.field(default_factory=StatusPaths)
     # Or from a Redis the CA replicates to (`hanko responder`): then the issuer, hashes,

@@ -48,7 +48,7 @@ class Source:
         "content_type",
         "crl",
         "hashes",
-        "issuer",
+        "issuers",
         "paths",
         "ready",
         "view",
@@ -58,7 +58,7 @@ class Source:
         self,
         *,
         view: Any,
-        issuer: x509.Certificate,
+        issuers: list[x509.Certificate],
         hashes: list[int],
         paths: StatusPaths,
         crl: Callable[[str], CrlFile | None] | None,
@@ -68,7 +68,7 @@ class Source:
         close: Callable[[], None],
     ) -> None:
         self.view = view
-        self.issuer = issuer
+        self.issuers = issuers  # every issuing CA answered for
         self.hashes = hashes
         self.paths = paths
         self.crl = crl
@@ -105,7 +105,9 @@ def lmdb_source(settings: ServerSettings, store: Store | None = None) -> Source:
 
     return Source(
         view=view,
-        issuer=x509.load_pem_x509_certificate(Path(settings.issuer_cert).read_bytes()),
+        issuers=[
+            x509.load_pem_x509_certificate(Path(p).read_bytes()) for p in settings.issuer_certs
+        ],
         hashes=settings.hashes,
         paths=settings.paths,
         crl=crls.get if crls is not None else None,
@@ -157,7 +159,7 @@ def redis_source(edge: RedisMirror) -> Source:
 
     return Source(
         view=mirror,
-        issuer=x509.load_der_x509_certificate(profile.issuer),
+        issuers=[x509.load_der_x509_certificate(d) for d in (profile.issuers or [profile.issuer])],
         hashes=profile.hashes,
         paths=StatusPaths(
             ocsp=profile.ocsp_path,

@@ -15,14 +15,16 @@ from tests.conftest import DevCA
 
 def test_raw_ceiling_signs(dev_ca: DevCA) -> None:
     cfg = dev_ca.config
-    alg = KeyType(cfg.ca.key_type).default_algorithm
-    rate = raw_ceiling(worker_spec(cfg), cfg.ca.ocsp_responder_key_label, alg, 1, 0.2)
+    alg = KeyType(cfg.issuers()[0].config.key_type).default_algorithm
+    rate = raw_ceiling(
+        worker_spec(cfg), cfg.issuers()[0].config.ocsp_responder_key_label, alg, 1, 0.2
+    )
     assert rate > 0
 
 
 def test_a_process_that_cannot_sign_is_one_error_not_a_wait(dev_ca: DevCA) -> None:
     cfg = dev_ca.config
     spec = dataclasses.replace(worker_spec(cfg), token_label="no-such-token")
-    alg = KeyType(cfg.ca.key_type).default_algorithm
+    alg = KeyType(cfg.issuers()[0].config.key_type).default_algorithm
     with pytest.raises(HankoError, match=r"^signer ceiling: no token labelled 'no-such-token'"):
-        raw_ceiling(spec, cfg.ca.ocsp_responder_key_label, alg, 2, 0.2)
+        raw_ceiling(spec, cfg.issuers()[0].config.ocsp_responder_key_label, alg, 2, 0.2)

@@ -12,8 +12,9 @@ import trio
 
 from core.base.clock import SystemClock
 from core.base.errors import SignerError
-from core.cmd.wiring import crl_publisher, open_store, signer_pool, store_writer
+from core.cmd.wiring import crl_publisher, signer_pool, store_writer
 from core.config import load_config
+from core.store.configured import open_store
 from signer.algorithms import SignAlgorithm
 from signer.api import Priority
 from signer.pool import SignerPool

@@ -14,8 +14,8 @@ from pathlib import Path
 from cryptography import x509
 
 from core.base.reasons import RevocationReason
-from core.cmd.wiring import open_store
 from core.store import WriteTxn, serial_bytes
+from core.store.configured import open_store
 from crl.encoder import revoked_entry
 from crl.publisher import counter_name
 from tests.conftest import BIN, DevCA, hanko, openssl_crl_check
@@ -38,7 +38,7 @@ def test_kill_9_mid_build(fresh_ca: DevCA) -> None:
     text = fresh_ca.config_path.read_text()
     fresh_ca.config_path.write_text(text + "\n[crl]\npartitions = 1\n")
     cfg = fresh_ca.config
-    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.issuers()[0].config.cert).read_bytes())
     key_id = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     store = open_store(cfg)

@@ -94,10 +94,13 @@ def test_published_by_the_updater_and_served_with_validators(
     api = anonymous(str(rpc.base_url), ca)
     assert api.get("/crl/0.crl").status_code == 404
     urls = api.get("/crl/urls.json").json()
-    assert urls["crl_urls"] == [
+    expected = [
         f"http://pki.hanko.example.com/crl/{p}.crl" for p in range(ca.config.crl.partitions)
     ]
-    assert urls["issuer_key_id"] == (
+    assert urls["crl_urls"] == expected
+    [only] = urls["issuers"]
+    assert (only["name"], only["crl_urls"]) == ("e1", expected)
+    assert only["issuer_key_id"] == (
         issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
     )
 

@@ -40,7 +40,7 @@ try:
 except HsmUnavailable as exc:
     print("unavailable", len(pauses), exc)
 else:
-    s.private_key(cfg.ca.ocsp_responder_key_label)
+    s.private_key(cfg.issuers()[0].config.ocsp_responder_key_label)
     s.close()
     s.close()
     print("found", len(pauses), token._OPEN)

@@ -127,7 +127,7 @@ def test_a_renewal_for_the_wrong_key_is_refused_and_changes_nothing(fresh_ca: De
     result = hanko("ca", "renew-responder", "-c", str(fresh_ca.config_path))
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "hanko: error: ca.ocsp_responder_key_label: the HSM key 'hanko-root-1' is not the key "
-        "of ca.ocsp_responder_cert"
+        "hanko: error: ca.issuers (e1).ocsp_responder_key_label: the HSM key 'hanko-root-1' is "
+        "not the key of ca.issuers (e1).ocsp_responder_cert"
     ]
     assert {p.name: p.read_bytes() for p in ca_dir.iterdir()} == before

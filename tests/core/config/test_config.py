@@ -27,7 +27,7 @@ def test_generated_config_is_valid(dev_ca: DevCA) -> None:
     assert problems == []
     assert cfg is not None
     assert cfg.path(cfg.store.path) == dev_ca.directory / "lmdb"
-    assert cfg.ca.key_type == "ecdsa-p256"
+    assert cfg.issuers()[0].config.key_type == "ecdsa-p256"
     assert cfg.signer.batch_delay.seconds == pytest.approx(0.0005)
 
 
@@ -65,9 +65,9 @@ def test_a_key_that_moved_names_its_new_place(dev_ca: DevCA, tmp_path: Path) -> 
 
 
 def test_missing_required_key(dev_ca: DevCA, tmp_path: Path) -> None:
-    path = _variant(dev_ca, tmp_path, 'issuer_key_label = "hanko-issuing-1"\n', "")
+    path = _variant(dev_ca, tmp_path, 'key_label = "hanko-issuing-1"\n', "")
     _, problems = check_config(path)
-    assert problems == ["ca.issuer_key_label: required key is missing"]
+    assert problems == ["ca.issuers[0].key_label: required key is missing"]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_not_toml(tmp_path: Path) -> None:
 
 def test_load_config_from_environment(dev_ca: DevCA, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HANKO_CONFIG", str(dev_ca.config_path))
-    assert load_config(None).ca.issuer_key_label == "hanko-issuing-1"
+    assert load_config(None).issuers()[0].config.key_label == "hanko-issuing-1"
     monkeypatch.delenv("HANKO_CONFIG")
     with pytest.raises(ConfigError, match="pass -c FILE or set HANKO_CONFIG"):
         load_config(None)

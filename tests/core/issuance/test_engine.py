@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from core.base.clock import FixedClock, to_epoch
 from core.base.errors import Conflict, HankoError, PolicyError
 from core.base.reasons import RevocationReason
-from core.cmd.wiring import issuance_engine, open_store, signer_pool, store_writer
+from core.cmd.wiring import issuance_engine, signer_pool, store_writer
 from core.config import Config
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest, IssueResult
@@ -34,6 +34,7 @@ from core.store import (
     WriteTxn,
     serial_bytes,
 )
+from core.store.configured import open_store
 from tests.conftest import DevCA, lint, openssl_verify
 from tests.stores import BACKENDS
 

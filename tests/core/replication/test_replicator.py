@@ -16,8 +16,8 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.cmd.wiring import open_store
 from core.store import serial_bytes
+from core.store.configured import open_store
 from core.store.keys import serial_key
 from core.store.records import OcspRecord
 from ocsp.status.redis_layout import CHANGE, CRL_VALUE, PROFILE, Layout

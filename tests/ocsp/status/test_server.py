@@ -32,7 +32,7 @@ def test_a_status_change_is_served_at_the_next_tick_a_refresh_within_a_second(
     start = dt.datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(start)
     cfg = ca.config
-    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.issuers()[0].config.cert).read_bytes())
 
     async def job(engine: IssuanceEngine) -> None:
         refresher = ocsp_refresher(
@@ -86,7 +86,7 @@ def test_the_answer_cache_keeps_to_its_bound(ca: DevCA) -> None:
     start = dt.datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(start)
     cfg = ca.config
-    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.ca.issuer_cert).read_bytes())
+    issuer = x509.load_pem_x509_certificate(cfg.path(cfg.issuers()[0].config.cert).read_bytes())
 
     async def job(engine: IssuanceEngine) -> None:
         certs = [
