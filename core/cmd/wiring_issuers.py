@@ -78,11 +78,6 @@ def issuer_set(cfg: Config) -> IssuerSet:
     return IssuerSet(issuers(cfg))
 
 
-def first_issuer(cfg: Config) -> IssuerInfo:
-    """The first configured issuer: for tools that work with one (benchmarks)."""
-    return info_of(cfg, cfg.issuers()[0])
-
-
 def chains(cfg: Config) -> dict[bytes, str]:
     """What follows each issuer's certificates in a chain (PEM): the issuing CA. The
     root is in the clients' trust stores; sending it only costs every handshake."""

@@ -20,7 +20,6 @@ from cryptography import x509
 from core.base.clock import to_epoch
 from core.base.errors import PolicyError, Unavailable
 from core.ca import lint as lint_mod
-from core.ca.issuer import IssuerInfo
 from core.ca.issuers import IssuerSet
 from core.config import IssuanceConfig
 from core.ct.precert import POISON, with_extension
@@ -50,7 +49,6 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     plan: Plan | None = None  # how it is paid (None: licences not enforced)
     held: ScheduledRenewal | None = None  # the scheduled renewal it issues
     caa: tuple[CaaDecision, ...] = ()  # each name's CAA decision, once checked
-    issuer: IssuerInfo | None = None  # who signs it (None only in tests of pure parts)
 
     @property
     def ct(self) -> bool:
@@ -77,7 +75,6 @@ class ToSchedule(msgspec.Struct, frozen=True, kw_only=True):
 class Template(msgspec.Struct, frozen=True):
     """An issuer's encoder and signature algorithm, built once."""
 
-    issuer: IssuerInfo
     tbs: TbsEncoder
     alg_der: bytes
     placeholder: bytes
@@ -109,7 +106,7 @@ class Preparer:
         for issuer in issuers.all:
             alg_der, placeholder = signature_algorithm_der(issuer.key_type)
             self._templates[issuer.key_id] = Template(
-                issuer, TbsEncoder(issuer, alg_der), alg_der, placeholder
+                TbsEncoder(issuer, alg_der), alg_der, placeholder
             )
         self._blocked = frozenset(blocked_keys)
         self._licensing = licensing
@@ -200,7 +197,6 @@ class Preparer:
             linted=linted,
             plan=plan,
             held=held,
-            issuer=issuer,
         )
 
     def _plan(

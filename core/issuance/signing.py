@@ -31,6 +31,11 @@ class Signed(msgspec.Struct, frozen=True, kw_only=True):
     precertificate: bytes = b""  # with CT, once `der` is the final certificate
 
 
+# A certificate's responses to sign, each with the pre-signer that made it: its "good"
+# ones (its issuer's), and a reissued original's "revoked" ones (that one's issuer's).
+_Responses = list[tuple[Presigner, Pending] | None]
+
+
 class _Key(msgspec.Struct, frozen=True):
     label: str
     alg: SignAlgorithm
@@ -38,7 +43,7 @@ class _Key(msgspec.Struct, frozen=True):
 
 
 class BatchSigning:
-    """Signs with each certificate's own issuer (Prepared.issuer), and its OCSP
+    """Signs with each certificate's own issuer (its record's), and its OCSP
     responses with that issuer's responder key; a reissue's "revoked" response with
     the responder of the issuer of the certificate it replaces."""
 
@@ -66,41 +71,42 @@ class BatchSigning:
         CertIDs do not depend on the certificate's signature, so all go together)."""
         presigners = self._presigners
         items: list[tuple[str, SignAlgorithm, bytes]] = []
-        plan: list[tuple[int, Prepared, Pending | None, Pending | None]] = []
+        plan: list[tuple[int, Prepared, _Responses]] = []
         for i, p in prepared:
             key = self._keys[p.record.issuer]
             items.append((key.label, key.alg, p.tbs))
-            good = replaced = None
+            responses: _Responses = [None, None]
             if presigners is not None:
                 ps = presigners[p.record.issuer]
-                good = ps.pending(p.record.serial, now=now)
-                items += ps.sign_items(good)
+                responses[0] = (ps, ps.pending(p.record.serial, now=now))
                 previous = p.decision.previous
                 if p.decision.replaces is not None and previous is not None:
                     ps = presigners.get(previous.issuer, ps)
-                    replaced = ps.pending(
-                        p.decision.replaces,
-                        now=now,
-                        revoked_at=to_epoch(now),
-                        reason=RevocationReason.SUPERSEDED,
+                    responses[1] = (
+                        ps,
+                        ps.pending(
+                            p.decision.replaces,
+                            now=now,
+                            revoked_at=to_epoch(now),
+                            reason=RevocationReason.SUPERSEDED,
+                        ),
                     )
-                    items += ps.sign_items(replaced)
-            plan.append((i, p, good, replaced))
+                for made in responses:
+                    if made is not None:
+                        items += made[0].sign_items(made[1])
+            plan.append((i, p, responses))
         signatures = await self._signer.sign_many(items, priority=Priority.INTERACTIVE)
         out: list[tuple[int, Signed | SignerError]] = []
         pos = 0
-        for i, p, good, replaced in plan:
+        for i, p, responses in plan:
             sig = signatures[pos]
             pos += 1
             records: list[OcspRecord | SignerError | None] = []
-            for pending, issuer in (
-                (good, p.record.issuer),
-                (replaced, p.decision.previous.issuer if p.decision.previous else b""),
-            ):
-                if pending is None or presigners is None:
+            for made in responses:
+                if made is None:
                     records.append(None)
                     continue
-                ps = presigners.get(issuer, presigners[p.record.issuer])
+                ps, pending = made
                 n = len(pending.tbs)
                 records.append(ps.record(pending, signatures[pos : pos + n]))
                 pos += n
