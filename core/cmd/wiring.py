@@ -23,7 +23,6 @@ from core.cmd.wiring_issuers import (
     issuer_set,
     issuers,
     load_cert,
-    presigner_of,
     presigners,
 )
 from core.cmd.wiring_issuers import key_labels as all_key_labels
@@ -321,11 +320,6 @@ def acme_base_url(cfg: Config) -> str:
     host, port = parse_listen(cfg.api.listen)
     shown = f"[{host}]" if ":" in host else host
     return f"{'https' if cfg.api.tls else 'http'}://{shown}:{port}"
-
-
-def presigner(cfg: Config, issuer: str | None = None) -> Presigner:
-    """One issuer's pre-signer (the first configured, or the one named)."""
-    return presigner_of(cfg, cfg.issuer(issuer) if issuer else cfg.issuers()[0])
 
 
 def ocsp_refresher(

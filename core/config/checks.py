@@ -433,7 +433,13 @@ def _domain_control_problems(cfg: Config) -> list[str]:
 def _issuer_problems(cfg: Config) -> list[str]:
     ca = cfg.ca
     return list_problems(
-        [ca.issuer_cert, ca.issuer_key_label, ca.ocsp_responder_cert, ca.ocsp_responder_key_label],
+        [
+            ca.issuer_cert,
+            ca.issuer_key_label,
+            ca.ocsp_responder_cert,
+            ca.ocsp_responder_key_label,
+            ca.issuer_url,
+        ],
         bool(ca.issuers),
         cfg.issuers(),
         set(cfg.issuance.profiles),

@@ -133,14 +133,18 @@ def list_problems(
     profiles: set[str],
     crl_base: str,
 ) -> list[str]:
-    """`legacy`: the one-issuer form's four keys as given; `tables`: whether the file has
-    [[ca.issuers]] tables."""
+    """`legacy`: the one-issuer form's keys as given (issuer_cert, issuer_key_label,
+    ocsp_responder_cert, ocsp_responder_key_label, issuer_url); `tables`: whether the
+    file has [[ca.issuers]] tables."""
+    if legacy[4] and tables:
+        # Ignoring it would leave certificates pointing where the operator did not mean.
+        return ["ca.issuer_url: each issuer has its own (issuer_url in [[ca.issuers]])"]
     if legacy[0] and tables:
         return [
             "ca.issuer_cert: the one-issuer form and [[ca.issuers]] cannot be mixed; move "
             "it into [[ca.issuers]] (hanko ca issuer create does that on its own)"
         ]
-    if any(legacy) and not all(legacy):
+    if any(legacy[:4]) and not all(legacy[:4]):
         return [
             "ca.issuer_cert: the one-issuer form needs issuer_cert, issuer_key_label, "
             "ocsp_responder_cert and ocsp_responder_key_label"

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from core.base.clock import FixedClock, to_epoch
-from core.cmd.wiring import ocsp_refresher, presigner
+from core.cmd.wiring import ocsp_refresher
+from core.cmd.wiring_issuers import presigners
 from core.issuance.engine import IssuanceEngine
 from core.issuance.messages import IssueRequest
 from core.store import CertStatus, WriteTxn, serial_bytes
@@ -162,7 +163,7 @@ def small_batches(
 ) -> OcspRefresher:
     """A refresher of two serials per batch, so a few certificates make several."""
     return OcspRefresher(
-        presigner=presigner(ca.config), signer=engine.signer, store=engine.store,
+        presigners=presigners(ca.config), signer=engine.signer, store=engine.store,
         writer=engine.writer, clock=clock, batch=2, parallel=parallel,
     )  # fmt: skip
 

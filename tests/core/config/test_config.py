@@ -260,3 +260,20 @@ def test_a_postgresql_store_is_checked(
     _, problems = check_config(with_store_table(dev_ca, tmp_path, "[store]\n" + table))
     assert any(p.startswith(problem) for p in problems), problems
     assert not any("hunter2" in p for p in problems)
+
+
+def test_issuer_tables_refuse_what_they_would_ignore(dev_ca: DevCA, tmp_path: Path) -> None:
+    base = 'base_url = "http://pki.hanko.example.com"\n'
+    stray = _variant(dev_ca, tmp_path, base, base + 'issuer_url = "http://x.example.com/i.cer"\n')
+    assert check_config(stray)[1] == [
+        "ca.issuer_url: each issuer has its own (issuer_url in [[ca.issuers]])"
+    ]
+    mixed = _variant(dev_ca, tmp_path, base, base + 'issuer_cert = "ca/issuing.pem"\n')
+    assert check_config(mixed)[1][0].startswith("ca.issuer_cert: the one-issuer form and")
+    outside = _variant(
+        dev_ca,
+        tmp_path,
+        'crl_url = "http://pki.hanko.example.com/crl"\n',
+        'crl_url = "http://pki.hanko.example.com/elsewhere"\n',
+    )
+    assert any(p.startswith("ca.issuers[0].crl_url: must be") for p in check_config(outside)[1])

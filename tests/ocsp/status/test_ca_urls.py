@@ -25,9 +25,17 @@ CUSTOM = {
         (
             BASE,
             BASE + 'ocsp_url = "http://status.hanko.example.com/status"\n'
-            'crl_url = "http://status.hanko.example.com/crls/tls"\n'
+            'crl_url = "http://status.hanko.example.com/crls/tls"\n',
+        ),
+        # The URLs of an issuer are its own: certificates carry them.
+        (
+            'crl_url = "http://pki.hanko.example.com/crl"\n',
+            'crl_url = "http://status.hanko.example.com/crls/tls"\n',
+        ),
+        (
+            'issuer_url = "http://pki.hanko.example.com/ca/issuing.cer"\n',
             'issuer_url = "http://status.hanko.example.com/certs/tls-issuing-1.der"\n',
-        )
+        ),
     ]
 }
 
