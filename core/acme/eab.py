@@ -28,7 +28,8 @@ KID_PREFIX = "eab_"
 class EabIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     account: Identifier
     organization: Identifier
-    profile: str
+    profile: str  # what an order naming no profile gets
+    profiles: list[str] = msgspec.field(default_factory=list)  # further ones it may ask for
     license: Identifier | None = None
 
 
@@ -37,6 +38,7 @@ class EabOut(msgspec.Struct, frozen=True, kw_only=True):
     account: str
     organization: str
     profile: str
+    profiles: list[str]
     license: str | None
     created_at: dt.datetime
     created_by: str
@@ -74,6 +76,7 @@ def eab_out(rec: EabRecord) -> EabOut:
         account=rec.account,
         organization=rec.organization,
         profile=rec.profile,
+        profiles=rec.allowed_profiles,
         license=rec.license or None,
         created_at=from_epoch(rec.created_at),
         created_by=rec.created_by,
@@ -92,9 +95,10 @@ def create(
     actor: str,
 ) -> Callable[[WriteTxn], CreatedEab]:
     """The store op making a credential for an organization of the account."""
-    if body.profile not in profiles:
-        known = ", ".join(sorted(profiles))
-        raise PolicyError("profile_unknown", f"no profile named {body.profile!r} (known: {known})")
+    for name in (body.profile, *body.profiles):
+        if name not in profiles:
+            known = ", ".join(sorted(profiles))
+            raise PolicyError("profile_unknown", f"no profile named {name!r} (known: {known})")
     kid = KID_PREFIX + secrets.token_hex(10)
     salt, key = new_salt(master, kid)
     rec = EabRecord(
@@ -103,6 +107,7 @@ def create(
         account=body.account,
         organization=body.organization,
         profile=body.profile,
+        profiles=[p for p in dict.fromkeys(body.profiles) if p != body.profile],
         license=body.license or "",
         created_at=now,
         created_by=actor,

@@ -35,6 +35,7 @@ class NewOrder(msgspec.Struct, **_IN):
     notBefore: str | None = None
     notAfter: str | None = None
     replaces: str | None = None  # RFC 9773
+    profile: str | None = None  # draft-ietf-acme-profiles
 
 
 class Finalize(msgspec.Struct, **_IN):
@@ -54,6 +55,7 @@ class KeyChange(msgspec.Struct, **_IN):
 class Meta(msgspec.Struct, **_OUT):
     externalAccountRequired: bool
     website: str | None = None
+    profiles: dict[str, str] | None = None  # name -> description
 
 
 class Directory(msgspec.Struct, **_OUT):
@@ -100,6 +102,7 @@ class Order(msgspec.Struct, **_OUT):
     finalize: str
     certificate: str | None = None
     replaces: str | None = None
+    profile: str | None = None
     error: dict[str, Any] | None = None
 
 

@@ -24,6 +24,7 @@ _STATUS = {
     "externalAccountRequired": 401,
     "incorrectResponse": 403,
     "invalidContact": 400,
+    "invalidProfile": 400,  # draft-ietf-acme-profiles
     "malformed": 400,
     "orderNotReady": 403,
     "rateLimited": 429,

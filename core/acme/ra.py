@@ -234,14 +234,21 @@ class RegistrationAuthority:
         return names
 
     def _authorize(
-        self, txn: ReadTxn, acct: AcmeAccountRecord, eab: EabRecord, name: str, now: int
+        self,
+        txn: ReadTxn,
+        acct: AcmeAccountRecord,
+        eab: EabRecord,
+        name: str,
+        *,
+        now: int,
+        profile: str,
     ) -> AcmeAuthzRecord:
         """Valid at once under a domain the organization validated within the reuse period
         in force; else pending with its challenges (wildcards: dns-01 only). A name under
         another organization's validated domain is refused."""
-        prof = self._issuance.profiles.get(eab.profile)
+        prof = self._issuance.profiles.get(profile)
         if name.startswith("*.") and (prof is None or not prof.allows_wildcard):
-            raise Problem("rejectedIdentifier", f"profile {eab.profile} issues no wildcard: {name}")
+            raise Problem("rejectedIdentifier", f"profile {profile} issues no wildcard: {name}")
         base = name.removeprefix("*.")
         reuse = in_force(self._issuance.validity_schedule, self._clock.now()).dcv_reuse_days * DAY
         own = [d for d in txn.iter_domains(eab.organization) if validation_covers(d, name)]
@@ -293,11 +300,15 @@ class RegistrationAuthority:
         identifiers: Sequence[Identifier],
         *,
         replaces: str | None = None,
+        profile: str | None = None,
     ) -> tuple[AcmeOrderRecord, list[AcmeAuthzRecord]]:
+        """`profile`: the one the client asked for (draft-ietf-acme-profiles); none: the
+        credential's default."""
         names = self._names(identifiers)
         now = to_epoch(self._clock.now())
+        chosen = self._check_profile(eab, profile, now)
         with self._store.read() as txn:
-            authz = [self._authorize(txn, acct, eab, n, now) for n in names]
+            authz = [self._authorize(txn, acct, eab, n, now=now, profile=chosen) for n in names]
             replaced = self._check_replaces(txn, eab, replaces) if replaces is not None else ""
         order = AcmeOrderRecord(
             id=_new_id(),
@@ -308,10 +319,31 @@ class RegistrationAuthority:
             expires=min([now + self._settings.order_lifetime, *(a.expires for a in authz)]),
             created_at=now,
             replaces=replaced,
+            profile=chosen,
         )
         at_us = self._clock.now_us()
         await self._writer.submit(lambda t: t.put_acme_order(order, authz, at_us=at_us))
         return order, authz
+
+    def profiles_offered(self) -> dict[str, str]:
+        """The profiles some issuer signs now, with their descriptions (the directory's
+        meta.profiles)."""
+        active = self._engine.issuers.profiles(to_epoch(self._clock.now()))
+        return {
+            name: prof.description or f"{prof.level.upper()} certificates"
+            for name, prof in sorted(self._issuance.profiles.items())
+            if name in active
+        }
+
+    def _check_profile(self, eab: EabRecord, asked: str | None, now: int) -> str:
+        chosen = asked if asked is not None else eab.profile
+        if chosen not in self._issuance.profiles:
+            raise Problem("invalidProfile", f"no profile named {chosen!r}")
+        if chosen not in eab.allowed_profiles:
+            raise Problem("invalidProfile", f"profile {chosen} is not one this account may use")
+        if chosen not in self._engine.issuers.profiles(now):
+            raise Problem("invalidProfile", f"profile {chosen} is not issued now")
+        return chosen
 
     def _check_replaces(self, txn: ReadTxn, eab: EabRecord, cert_id: str) -> str:
         """The serial (hex) an RFC 9773 `replaces` names: a certificate of this account."""
@@ -375,7 +407,7 @@ class RegistrationAuthority:
         der = jws.b64decode(csr_b64)
         request = IssueRequest(
             csr=_pem_csr(der),
-            profile=eab.profile,
+            profile=order.profile or eab.profile,
             organization=eab.organization,
             license=eab.license or None,
             renewal_of=order.replaces or None,

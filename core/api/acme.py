@@ -182,7 +182,7 @@ class AcmeFrontEnd:
             revokeCert=f"{acme}/revoke-cert",
             keyChange=f"{acme}/key-change",
             renewalInfo=f"{acme}/renewal-info",
-            meta=am.Meta(externalAccountRequired=True),
+            meta=am.Meta(externalAccountRequired=True, profiles=self._ra.profiles_offered()),
         )
         return 200, Raw(_JSON.encode(body))
 
@@ -317,6 +317,7 @@ class AcmeFrontEnd:
             certificate=f"{base}/acme/cert/{order.serial.hex()}" if order.serial else None,
             # RFC 9773: the certificate identifier the client gave.
             replaces=self._ra.cert_id(order.replaces) if order.replaces else None,
+            profile=order.profile or None,
         )
 
     async def new_order(self, signed: Signed) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
@@ -325,7 +326,9 @@ class AcmeFrontEnd:
         if body.notBefore is not None or body.notAfter is not None:
             # The profile and the schedule in force decide a certificate's validity.
             raise Problem("malformed", "notBefore and notAfter are not accepted here")
-        order, _ = await self._ra.new_order(acct, eab, body.identifiers, replaces=body.replaces)
+        order, _ = await self._ra.new_order(
+            acct, eab, body.identifiers, replaces=body.replaces, profile=body.profile
+        )
         location = [(b"location", f"{signed.base}/acme/order/{order.id}".encode())]
         return 201, self._order_view(signed.base, order), location
 

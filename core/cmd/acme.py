@@ -33,10 +33,13 @@ def cmd_eab_create(args: argparse.Namespace) -> int:
     from core.base.clock import SystemClock, to_epoch
 
     cfg = config(args)
+    # "ov,shortlived": the first is what an order naming no profile gets.
+    named = [p.strip() for p in args.profile.split(",") if p.strip()]
     body = eab.EabIn(
         account=args.account,
         organization=args.organization,
-        profile=args.profile,
+        profile=named[0] if named else "",
+        profiles=named[1:],
         license=args.license,
     )
     op = eab.create(
@@ -74,7 +77,7 @@ def cmd_eab_list(args: argparse.Namespace) -> int:
             if e.revoked_at
             else (f"bound to {e.acme_account}" if e.acme_account else "unbound")
         )
-        print(f"{e.kid}  {e.account}/{e.organization}  {e.profile}  {state}")
+        print(f"{e.kid}  {e.account}/{e.organization}  {','.join(e.profiles)}  {state}")
     return 0
 
 
@@ -98,7 +101,12 @@ def register(sub: Any) -> None:
     add_config(c)
     c.add_argument("--account", required=True)
     c.add_argument("--organization", required=True)
-    c.add_argument("--profile", required=True, help="the certificate profile, e.g. ov")
+    c.add_argument(
+        "--profile",
+        required=True,
+        help="the profiles its orders may ask for, e.g. ov or ov,shortlived (the first is"
+        " the default)",
+    )
     c.add_argument("--license", help="the licence that pays (default: the account's)")
     c.add_argument("--json", action="store_true", help='print {"kid", "hmac_key", "directory"}')
     c.set_defaults(func=cmd_eab_create)

@@ -240,6 +240,10 @@ def _issuance_problems(cfg: Config) -> list[str]:
         ]
         if prof.max_sans < 1:
             problems.append(f"{where}.max_sans: must be at least 1")
+        if prof.max_days is not None and not 1 <= prof.max_days <= 398:
+            problems.append(f"{where}.max_days: between 1 and 398 (BR 6.3.2)")
+        elif prof.max_days and (prof.default_validity_days or 0) > prof.max_days:
+            problems.append(f"{where}.default_validity_days: above its max_days")
         if prof.level == "ev" and prof.wildcard:
             problems.append(
                 f"{where}.wildcard: an EV profile never issues wildcard names (EV Guidelines"

@@ -121,6 +121,16 @@ class ProfileConfig(msgspec.Struct, **_STRICT):
     """A certificate product: what it may contain and how long it may live."""
 
     level: Literal["ov", "ev"]
+    # What ACME clients read of it (the directory's meta.profiles).
+    description: str = ""
+    # The longest validity it issues, in days, when shorter than the BR's (a product
+    # sold as 90 days; 7 for a short-lived certificate, BR 1.6.1). None: the BR's.
+    max_days: int | None = None
+    # Whether its certificates name the OCSP responder (AIA). A short-lived certificate
+    # need carry no revocation information (BR 7.1.2.7.7, 7.1.2.11.2); hanko's keep the
+    # CRL distribution point, as Let's Encrypt's do, so a key compromise still reaches
+    # the CRLs browsers build their revocation lists from, and leave out OCSP.
+    ocsp_url: bool = True
     # Wildcard names (*.example.co.jp). None: allowed for OV, never for EV (the EV
     # Guidelines forbid them; check-config refuses `wildcard = true` on an EV profile).
     wildcard: bool | None = None

@@ -218,6 +218,12 @@ def _days(seconds: float) -> str:
     return f"{seconds / DAY:g} days"
 
 
+def max_days(prof: ProfileConfig, rule: ScheduleEntry) -> int:
+    """The longest validity the profile may give under the rule in force: the BR's, or
+    the profile's own when shorter."""
+    return min(rule.max_days, prof.max_days or rule.max_days)
+
+
 def renewed_not_after(
     old: CertRecord,
     not_after: dt.datetime,
@@ -228,7 +234,7 @@ def renewed_not_after(
     """A renewal (asked within `renewal_window`: renewal_issue_at) carries the old
     certificate's remaining time over, within the maximum in force."""
     carried = max(0, old.not_after - to_epoch(now))
-    return min(not_after + dt.timedelta(seconds=carried), not_after_for(now, rule.max_days))
+    return min(not_after + dt.timedelta(seconds=carried), not_after_for(now, max_days(prof, rule)))
 
 
 def check_reissue(
@@ -265,7 +271,7 @@ def check_reissue(
             f" {_days(prof.name_change_window.seconds)} of issuance: {', '.join(sorted(added))}",
         )
     check_same_subject(old, org)
-    return min(from_epoch(old.not_after), not_after_for(now, rule.max_days))
+    return min(from_epoch(old.not_after), not_after_for(now, max_days(prof, rule)))
 
 
 def check_same_subject(old: CertRecord, org: OrgRecord) -> None:
@@ -382,8 +388,20 @@ def decide(
     requested_names = names
     pairing = prof if req.www_pair is not False else msgspec.structs.replace(prof, www_pair=False)
     names, notice = www_pair(names, pairing, org, facts, rule, now=now)
-    days = req.validity_days or prof.default_validity_days or rule.max_days - 1
+    longest = max_days(prof, rule)
+    # One day under the BR's maximum by default (their SHOULD); a profile's own
+    # maximum is given whole.
+    days = (
+        req.validity_days
+        or prof.default_validity_days
+        or (longest if longest < rule.max_days else rule.max_days - 1)
+    )
     check_days(schedule, when, days)
+    if days > longest:
+        raise PolicyError(
+            "validity_too_long",
+            f"{days} days exceeds profile {req.profile}'s {longest}-day maximum",
+        )
     not_after = not_after_for(when, days)
     operation: Operation = "new"
     previous: CertRecord | None = None

@@ -157,6 +157,7 @@ class Preparer:
             not_before=decision.not_before,
             not_after=decision.not_after,
             delta_crl=prof.delta_crl,
+            ocsp=prof.ocsp_url,
         )
         ct = self._ct_logs and prof.ct is not False
         signed_first = with_extension(tbs, POISON) if ct else tbs

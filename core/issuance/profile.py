@@ -38,15 +38,18 @@ def subscriber_key_usage() -> x509.KeyUsage:
     )
 
 
-def authority_information_access(issuer: IssuerInfo) -> list[x509.AccessDescription]:
-    """OCSP first (when offered), then the issuer certificate's URL."""
+def authority_information_access(
+    issuer: IssuerInfo, *, ocsp: bool = True
+) -> list[x509.AccessDescription]:
+    """OCSP first (when offered, and `ocsp`: the profile's certificates name it), then
+    the issuer certificate's URL."""
     access = [
         x509.AccessDescription(
             AuthorityInformationAccessOID.CA_ISSUERS,
             x509.UniformResourceIdentifier(issuer.ca_issuers_url),
         )
     ]
-    if issuer.ocsp:
+    if issuer.ocsp and ocsp:
         access.insert(
             0,
             x509.AccessDescription(
@@ -106,9 +109,10 @@ def build_template(
     not_before: dt.datetime,
     not_after: dt.datetime,
     delta_crl: bool = False,
+    ocsp: bool = True,
 ) -> x509.Certificate:
     usage = subscriber_key_usage()
-    access = authority_information_access(issuer)
+    access = authority_information_access(issuer, ocsp=ocsp)
     policy = EV_POLICY if level == "ev" else OV_POLICY
     builder = (
         x509.CertificateBuilder()

@@ -57,17 +57,21 @@ class TbsEncoder:
         self._issuer = issuer
         self._head_alg = signature_algorithm
         self._issuer_name = issuer.certificate.subject.public_bytes()
-        access = authority_information_access(issuer)
         usage = subscriber_key_usage()
-        # The order is the builder's order in profile.build_template.
+        # The order is the builder's order in profile.build_template. By level, and
+        # whether the OCSP URL is named (a short-lived profile may leave it out).
         self._before_crldp = {
-            level: _extension(
+            (level, ocsp): _extension(
                 _OID["aki"],
                 x509.AuthorityKeyIdentifier(issuer.key_id, None, None).public_bytes(),
                 critical=False,
             )
             + _extension(
-                _OID["aia"], x509.AuthorityInformationAccess(access).public_bytes(), critical=False
+                _OID["aia"],
+                x509.AuthorityInformationAccess(
+                    authority_information_access(issuer, ocsp=ocsp)
+                ).public_bytes(),
+                critical=False,
             )
             + _extension(
                 _OID["cp"],
@@ -80,6 +84,7 @@ class TbsEncoder:
                 critical=False,
             )
             for level, policy in (("ov", OV_POLICY), ("ev", EV_POLICY))
+            for ocsp in (True, False)
         }
         self._after_crldp = _extension(
             _OID["ku"], usage.public_bytes(), critical=True
@@ -125,12 +130,13 @@ class TbsEncoder:
         not_before: dt.datetime,
         not_after: dt.datetime,
         delta_crl: bool = False,
+        ocsp: bool = True,
         extra: bytes = b"",
     ) -> bytes:
         """`extra`: whole Extension DER appended last (the CT poison of a
         precertificate, or the SCT list of the final certificate)."""
         extensions = (
-            self._before_crldp[level]
+            self._before_crldp[level, ocsp]
             + self._crldp(partition)
             + (self._freshest(partition) if delta_crl else b"")
             + self._after_crldp

@@ -215,6 +215,13 @@ class EabRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
     created_by: str = ""
     acme_account: str = ""  # the ACME account bound to it ("" until newAccount)
     revoked_at: int = 0
+    # Further profiles its orders may ask for (draft-ietf-acme-profiles); `profile` is
+    # the one an order that names none gets.
+    profiles: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def allowed_profiles(self) -> list[str]:
+        return [self.profile, *(p for p in self.profiles if p != self.profile)]
 
 
 class AcmeAccountRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
@@ -262,6 +269,7 @@ class AcmeOrderRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True
     serial: bytes = b""  # the certificate, once valid
     replaces: str = ""  # RFC 9773: the serial (hex) this order renews
     error: str = ""
+    profile: str = ""  # the profile its certificate is issued under
 
 
 class AccountRecord(msgspec.Struct, array_like=True, frozen=True, kw_only=True):
