@@ -58,6 +58,11 @@ class CrlUpdater:
         self._failed_at: dict[tuple[int, int], float] = {}
         self._build_seconds: dict[str, float] = {}
 
+    def replace_publishers(self, publishers: Sequence[CrlPublisher]) -> None:
+        """Publish these issuers' CRLs from the next poll on (a reload added one)."""
+        self._publishers = list(publishers)
+        self._failed_at.clear()
+
     async def update_once(self) -> list[PublishedCrl]:
         """Publish every CRL due now; returns what was written."""
         self._polls += 1

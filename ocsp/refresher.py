@@ -84,6 +84,12 @@ class OcspRefresher:
     def presigners(self) -> Mapping[bytes, Presigner]:
         return self._presigners
 
+    def replace_presigners(self, presigners: Mapping[bytes, Presigner]) -> None:
+        """Re-sign with these from the next batch on (a reload added an issuer)."""
+        if not presigners:
+            raise ValueError("at least one issuer's pre-signer")
+        self._presigners = dict(presigners)
+
     def statistics(self) -> RefresherStatistics:
         n, seconds = self._last
         return RefresherStatistics(

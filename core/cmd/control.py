@@ -1,9 +1,10 @@
 """What `hanko serve` does on its signals. SIGHUP: read the configuration again and
 apply what can change while serving (the API's TLS files, its deadlines, the admin
-token, the log format and level); every other change is named in the log and kept
-for the next start. A configuration that does not load changes nothing. SIGTERM or
-SIGINT: drain the API (no new connection, every request under way answered, within
-[api] drain_timeout), then stop the rest; a second one stops at once.
+token, the log format and level, the issuers: core/cmd/issuer_reload.py); every other
+change is named in the log and kept for the next start. A configuration that does not
+load changes nothing. SIGTERM or SIGINT: drain the API (no new connection, every request
+under way answered, within [api] drain_timeout), then stop the rest; a second one stops
+at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.api.router import Authenticator
 from core.api.server import ApiListener
 from core.base import logs
 from core.base.errors import ConfigError, HankoError
+from core.cmd.issuer_reload import IssuerSwitch
 from core.cmd.wiring import listener_settings
 from core.config import Config, load_config, read_secret
 
@@ -36,6 +38,7 @@ RELOADABLE = (
     "api.drain_timeout",
     "api.admin_token",
     "log.",
+    "ca.issuers",
 )
 
 
@@ -59,23 +62,35 @@ def changed_settings(old: Config, new: Config) -> tuple[list[str], list[str]]:
 
 class Reloader:
     def __init__(
-        self, cfg: Config, path: Path, *, listener: ApiListener, auth: Authenticator | None
+        self,
+        cfg: Config,
+        path: Path,
+        *,
+        listener: ApiListener,
+        auth: Authenticator | None,
+        issuers: IssuerSwitch | None = None,
     ) -> None:
         self.cfg = cfg  # as last applied
         self._started = cfg  # what needs a restart runs as it was at the start
         self._path = path
         self._listener = listener
         self._auth = auth
+        self._issuers = issuers
         self.reloads = 0
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         """Apply the configuration file as it is now; False if it was refused."""
         try:
             new = load_config(self._path)
             token = read_secret(new, new.api.admin_token)
             live, _ = changed_settings(self.cfg, new)
             _, kept = changed_settings(self._started, new)
+            switch = self._issuers if new.issuers() != self.cfg.issuers() else None
+            if switch is not None:
+                switch.check(self.cfg, new)
             self._listener.reload(listener_settings(new))
+            if switch is not None:
+                await switch.apply(new)
         except ConfigError as exc:
             return _refused("; ".join(exc.problems or [exc.message]))
         except HankoError as exc:
@@ -112,7 +127,7 @@ async def handle_signals(
     async for signum in signals:
         if signum == signal.SIGHUP:
             try:
-                reloader.reload()
+                await reloader.reload()
             except Exception:  # a bug in reloading must not stop a serving CA
                 log.exception(
                     "reload failed; serving on as before", extra={"event": "reload.failed"}

@@ -18,7 +18,11 @@ def _path(args: argparse.Namespace) -> Path:
 
 
 def _after(lines: list[str]) -> list[str]:
-    return [*lines, "a running hanko serve takes the change at its next start (hanko serve)"]
+    return [
+        *lines,
+        "a running hanko serve applies it when told to reload (systemctl reload hanko, or"
+        " SIGHUP), with no restart",
+    ]
 
 
 def cmd_create(args: argparse.Namespace) -> int:

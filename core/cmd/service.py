@@ -36,6 +36,7 @@ from core.base import logs
 from core.base.clock import Clock, SystemClock, to_epoch
 from core.cmd import telemetry
 from core.cmd.control import Reloader, handle_signals
+from core.cmd.issuer_reload import IssuerSwitch
 from core.cmd.leadership import Leadership
 from core.cmd.readiness import SignerProbe, readiness
 from core.cmd.sweeps import issue_renewals, notify_statistics, record_lapses, send_reminders
@@ -96,9 +97,10 @@ def build_app(
     metrics: telemetry.Metrics | None = None,
     leadership: Leadership | None = None,
     leader_jobs: list[Callable[[], Awaitable[None]]] | None = None,
+    engines: list[IssuanceEngine] | None = None,
 ) -> App:
     """The API's routes; tasks they need running are appended to `background`, jobs
-    only the leader runs to `leader_jobs`."""
+    only the leader runs to `leader_jobs`, the engine it built to `engines`."""
     background = background if background is not None else []
     corroborator = mpic_corroborator(cfg, clock)
     if corroborator is not None:
@@ -116,6 +118,8 @@ def build_app(
         observe=metrics.issued if metrics is not None else None,
         corroborator=corroborator,
     )
+    if engines is not None:
+        engines.append(engine)
     if metrics is not None:
         metrics.sources["issuance"] = engine.statistics
         if engine.caa is not None:
@@ -286,6 +290,7 @@ class _Service:
     leadership: Leadership
     app: App | None = None
     leader_jobs: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
+    engines: list[IssuanceEngine] = dataclasses.field(default_factory=list)
 
 
 def _build(cfg: Config, store: Store, intake: IntakePool) -> _Service:
@@ -344,6 +349,7 @@ def _build(cfg: Config, store: Store, intake: IntakePool) -> _Service:
         metrics=svc.metrics,
         leadership=svc.leadership,
         leader_jobs=svc.leader_jobs,
+        engines=svc.engines,
     )
     return svc
 
@@ -390,7 +396,21 @@ async def run_service(
     try:
         svc = _build(cfg, store, intake)
         assert svc.app is not None  # noqa: S101 - _build made it
-        reloader = Reloader(cfg, config_path, listener=svc.listener, auth=svc.app.authenticator)
+        reloader = Reloader(
+            cfg,
+            config_path,
+            listener=svc.listener,
+            auth=svc.app.authenticator,
+            issuers=IssuerSwitch(
+                engine=svc.engines[0],
+                signer=svc.pool,
+                store=store,
+                writer=svc.writer,
+                refresher=svc.refresher,
+                updater=svc.updater,
+                responders=svc.responders,
+            ),
+        )
         metrics = svc.metrics
         endpoint = telemetry.MetricsEndpoint(metrics, cfg) if metrics is not None else None
         async with trio.open_nursery() as nursery:

@@ -168,25 +168,29 @@ def ct_submitter(cfg: Config) -> Submitter | None:
         raise ConfigError(problems)
     if not cfg.ct.logs:
         return None
-    logs = ct_checks.logs(cfg)
-    root = x509.load_pem_x509_certificate(cfg.path(cfg.ca.root_cert).read_bytes())
-    root_der = root.public_bytes(serialization.Encoding.DER)
-    chains_by_issuer = {}
-    for info in issuers(cfg):
-        spki = info.certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        chains_by_issuer[info.key_id] = IssuerChain(
-            chain=[info.certificate.public_bytes(serialization.Encoding.DER), root_der],
-            key_hash=issuer_key_hash(spki),
-        )
     return Submitter(
-        logs,
-        issuers=chains_by_issuer,
+        ct_checks.logs(cfg),
+        issuers=ct_chains(cfg),
         deadline=cfg.ct.deadline.seconds,
         stagger=cfg.ct.stagger.seconds,
         outbound=Outbound(dns_resolver(cfg), allow_private=cfg.ct.allow_private),
     )
+
+
+def ct_chains(cfg: Config) -> dict[bytes, IssuerChain]:
+    """What the CT logs get after each issuer's (pre)certificates, by its key id."""
+    root = x509.load_pem_x509_certificate(cfg.path(cfg.ca.root_cert).read_bytes())
+    root_der = root.public_bytes(serialization.Encoding.DER)
+    out = {}
+    for info in issuers(cfg):
+        spki = info.certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        out[info.key_id] = IssuerChain(
+            chain=[info.certificate.public_bytes(serialization.Encoding.DER), root_der],
+            key_hash=issuer_key_hash(spki),
+        )
+    return out
 
 
 def notify_master(cfg: Config) -> bytes | None:

@@ -147,7 +147,7 @@ class Submitter:
         self.connections = connections
         self.chain = _chain_json(chain)
         self._issuer_key_hash = issuer_key_hash
-        self._issuers = {k: (_chain_json(v.chain), v.key_hash) for k, v in (issuers or {}).items()}
+        self.set_issuers(issuers or {})
         self._deadline = deadline
         self._stagger = stagger
         self._precertificates = 0
@@ -261,6 +261,10 @@ class Submitter:
         except HankoError as exc:
             return f"an SCT for serial {entry.serial} is invalid: {exc}"
         return None
+
+    def set_issuers(self, issuers: Mapping[bytes, IssuerChain]) -> None:
+        """Each issuing CA's chain from now on (a reload added one)."""
+        self._issuers = {k: (_chain_json(v.chain), v.key_hash) for k, v in issuers.items()}
 
     def chain_of(self, issuer: bytes) -> tuple[bytes, bytes]:
         """(the JSON tail of the chain, the issuer key hash) for an issuer's entries."""

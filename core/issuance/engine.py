@@ -143,6 +143,10 @@ class IssuanceEngine:
         return self._store
 
     @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
     def writer(self) -> GroupCommitWriter:
         return self._writer
 
@@ -154,6 +158,21 @@ class IssuanceEngine:
     @property
     def caa(self) -> CaaChecker | None:
         return self._caa
+
+    def replace_issuers(
+        self,
+        issuers: IssuerSet,
+        chains: Mapping[bytes, str],
+        presigners: Mapping[bytes, Presigner] | None,
+    ) -> None:
+        """Issue from these issuers from the next request on (a reload: one activated,
+        retired or added). Requests under way finish with the issuer they were
+        prepared for: every issuer stays known, retired ones too."""
+        self.issuers = issuers
+        self._chains = dict(chains)
+        self._presigners = presigners
+        self._signing.set_issuers(issuers.all, presigners)
+        self._preparer.set_issuers(issuers)
 
     def chain_pem(self, issuer_key_id: bytes) -> str:
         """What follows a certificate of this issuer in a chain (PEM): its issuing CA."""

@@ -101,17 +101,26 @@ class Preparer:
     ) -> None:
         self._ct_logs = ct_logs  # [ct] lists logs: profiles without `ct = false` use them
         self._config = config
-        self.issuers = issuers
-        self._templates: dict[bytes, Template] = {}
-        for issuer in issuers.all:
-            alg_der, placeholder = signature_algorithm_der(issuer.key_type)
-            self._templates[issuer.key_id] = Template(
-                TbsEncoder(issuer, alg_der), alg_der, placeholder
-            )
+        self.set_issuers(issuers)
         self._blocked = frozenset(blocked_keys)
         self._licensing = licensing
         self._rng = rng or random.Random()  # noqa: S311 - lint sampling only
         self.linted = 0  # certificates pkilint passed before signing
+
+    def set_issuers(self, issuers: IssuerSet) -> None:
+        """Prepare for these issuers from now on (a reload); templates of issuers
+        already known are kept."""
+        old = getattr(self, "_templates", {})
+        templates: dict[bytes, Template] = {}
+        for issuer in issuers.all:
+            alg_der, placeholder = signature_algorithm_der(issuer.key_type)
+            known = old.get(issuer.key_id)
+            templates[issuer.key_id] = (
+                known
+                if known is not None and known.tbs.issuer == issuer
+                else Template(TbsEncoder(issuer, alg_der), alg_der, placeholder)
+            )
+        self._templates, self.issuers = templates, issuers
 
     def prepare(
         self,

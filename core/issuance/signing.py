@@ -55,6 +55,12 @@ class BatchSigning:
         presigners: Mapping[bytes, Presigner] | None,
     ) -> None:
         self._signer = signer
+        self.set_issuers(issuers, presigners)
+
+    def set_issuers(
+        self, issuers: Sequence[IssuerInfo], presigners: Mapping[bytes, Presigner] | None
+    ) -> None:
+        """Sign with these issuers and pre-signers from now on (a reload)."""
         self._keys = {
             i.key_id: _Key(
                 i.key_label, i.key_type.default_algorithm, signature_algorithm_der(i.key_type)[0]

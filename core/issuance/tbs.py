@@ -54,7 +54,7 @@ def _san(names: list[str]) -> bytes:
 
 class TbsEncoder:
     def __init__(self, issuer: IssuerInfo, signature_algorithm: bytes) -> None:
-        self._issuer = issuer
+        self.issuer = issuer
         self._head_alg = signature_algorithm
         self._issuer_name = issuer.certificate.subject.public_bytes()
         usage = subscriber_key_usage()
@@ -99,7 +99,7 @@ class TbsEncoder:
         value = x509.CRLDistributionPoints(
             [
                 x509.DistributionPoint(
-                    [x509.UniformResourceIdentifier(self._issuer.crl_url(partition))],
+                    [x509.UniformResourceIdentifier(self.issuer.crl_url(partition))],
                     None,
                     None,
                     None,
@@ -110,7 +110,7 @@ class TbsEncoder:
 
     @lru_cache(maxsize=4096)  # noqa: B019 - as _crldp
     def _freshest(self, partition: int) -> bytes:
-        value = freshest_crl(self._issuer, partition).public_bytes()
+        value = freshest_crl(self.issuer, partition).public_bytes()
         return _extension(_OID["freshest"], value, critical=False)
 
     @lru_cache(maxsize=16384)  # noqa: B019 - bounded; organizations are few and stable

@@ -42,12 +42,7 @@ class ResponderProcesses:
         loads a copy of its Redis needs longer for a large CA)."""
         self._settings = settings
         self._start_timeout = start_timeout
-        self._argv = [
-            sys.executable,
-            "-m",
-            "ocsp.status.server_main",
-            msgspec.json.encode(settings).decode(),
-        ]
+        self._argv = _argv(settings)
         self._count = count
         self._restarts = 0
         self._procs: list[trio.Process] = []
@@ -117,13 +112,34 @@ class ResponderProcesses:
                 for p in procs:
                     await children.stop(p, grace=STOP_TIMEOUT)
 
+    async def replace(self, settings: ServerSettings) -> None:
+        """Responders with these settings in place of the running ones (a reload added
+        an issuer), one at a time: the new one listens beside the old one (SO_REUSEPORT)
+        before the old one is stopped, so the port never goes unanswered."""
+        readers = self._readers
+        if readers is None:
+            raise HankoError("OCSP responders are not running", code="ocsp_responder_failed")
+        argv = _argv(settings)
+        procs = self._procs
+        for slot, old in enumerate(list(procs)):
+            self._argv = argv
+            new = await self._start()
+            procs[slot] = new  # _watch follows the new one; the old one's exit is no fault
+            readers.start_soon(self._read_stats, new)
+            old.terminate()
+            await children.stop(old, grace=STOP_TIMEOUT)
+        self._settings = settings
+
     async def _watch(self, procs: list[trio.Process], slot: int) -> None:
         readers = self._readers
         assert readers is not None  # noqa: S101 - run() started this
         backoff = children.Backoff(RESTART_WAITS)
         while True:
             started = trio.current_time()
-            code = await procs[slot].wait()
+            watched = procs[slot]
+            code = await watched.wait()
+            if procs[slot] is not watched:  # replaced on purpose (replace())
+                continue
             if trio.current_time() - started > HEALTHY_FOR:
                 backoff.reset()
             log.warning("OCSP responder %d exited with %s; restarting it", slot, code)
@@ -131,3 +147,7 @@ class ResponderProcesses:
             await trio.sleep(backoff.next())
             procs[slot] = await self._start()
             readers.start_soon(self._read_stats, procs[slot])
+
+
+def _argv(settings: ServerSettings) -> list[str]:
+    return [sys.executable, "-m", "ocsp.status.server_main", msgspec.json.encode(settings).decode()]

@@ -182,6 +182,20 @@ def test_two_issuers_of_two_key_types(fresh_ca: DevCA, tmp_path: Path) -> None:
             assert "Verifying OCSP Response: Success" in out.stdout + out.stderr
             assert lint_ocsp(gnutls_out) == []
 
+        # The stapling export holds each issuer's responses, each verifying under its issuer.
+        export = tmp_path / "staple"
+        hanko("ocsp", "export", "-c", cfg, "--out", str(export), check=True)
+        for kind, leaf in issued.items():
+            octets = leaf.serial_number.to_bytes((leaf.serial_number.bit_length() + 7) // 8, "big")
+            staple = export / f"{octets.hex()}.der"
+            chain = tmp_path / f"{kind}-chain.pem"
+            out = run(
+                "openssl", "ocsp", "-respin", str(staple), "-issuer", str(issuers[kind]),
+                "-cert", str(tmp_path / f"{kind}.pem"), "-CAfile", str(chain), "-no_nonce",
+            )  # fmt: skip
+            assert "Response verify OK" in out.stdout + out.stderr, out.stdout + out.stderr
+            assert ": good" in out.stdout, out.stdout
+
         # A CertID naming one issuer with the serial of the other's certificate: not ours.
         # SHA-1 CertIDs: what RFC 9919 responders must answer (never a security hash here).
         sha1 = hashes.SHA1()  # noqa: S303
