@@ -17,7 +17,9 @@ drop their cached answers at their next tick (ocsp.status.server).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +71,27 @@ def throwaway_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPriv
     return ec.generate_private_key(curve)
 
 
-def renew_responder(cfg: Config, *, clock: Clock, issuer: str | None = None) -> Renewal:
-    """Renew the responder certificate of the issuer named (default: the first)."""
+@dataclass(frozen=True)
+class Planned:
+    """A renewal with every field fixed and linted, waiting for the issuer's signature."""
+
+    chosen: IssuerConfig
+    path: Path
+    issuing: x509.Certificate
+    current: x509.Certificate
+    builder: x509.CertificateBuilder
+    key_type: KeyType
+    now: dt.datetime
+
+    def tbs(self) -> bytes:
+        """The TBSCertificate the issuer's key signs (of a throwaway-key twin)."""
+        twin = self.builder.sign(throwaway_key(self.key_type), hash_for(self.key_type))
+        return twin.tbs_certificate_bytes
+
+
+def plan_renewal(cfg: Config, *, clock: Clock, issuer: str | None = None) -> Planned:
+    """The renewal of the responder certificate of the issuer named (default: the
+    first), checked and linted."""
     try:
         chosen = cfg.issuer(issuer).config if issuer else cfg.issuers()[0].config
     except KeyError:
@@ -118,15 +139,22 @@ def renew_responder(cfg: Config, *, clock: Clock, issuer: str | None = None) -> 
             "lint_failed",
             "the renewed responder certificate failed linting: " + "; ".join(findings),
         )
-    renewed = _sign_in_hsm(cfg, chosen, builder, issuing, current)
+    return Planned(chosen, path, issuing, current, builder, key_type, now)
 
+
+def adopt_renewal(
+    planned: Planned, renewed: x509.Certificate, *, actor: str
+) -> tuple[Path, Callable[[WriteTxn], None]]:
+    """Write the renewed certificate (the old one kept beside it); the store op that
+    records its envelope, which running refreshers and responders then adopt."""
+    path, current = planned.path, planned.current
     kept_as = path.with_name(f"{path.stem}-{current.serial_number:x}{path.suffix}")
     pem = serialization.Encoding.PEM
     if not kept_as.exists():
         write_atomically(kept_as, [current.public_bytes(pem)])
     write_atomically(path, [renewed.public_bytes(pem)])
 
-    alg_der, _ = signature_algorithm_der(key_type)
+    alg_der, _ = signature_algorithm_der(planned.key_type)
     env = ResponseEnvelope.for_responder(renewed, alg_der)
     envelope = OcspEnvelope(
         key_hash=env.key_hash, encoded=env.encoded, since=to_epoch(renewed.not_valid_before_utc)
@@ -135,23 +163,32 @@ def renew_responder(cfg: Config, *, clock: Clock, issuer: str | None = None) -> 
     def op(txn: WriteTxn) -> None:
         txn.put_ocsp_envelope(envelope)
         txn.audit(
-            at_us=epoch_us(to_epoch(now)),
-            actor="cli",
+            at_us=epoch_us(to_epoch(planned.now)),
+            actor=actor,
             action="ocsp.responder_renewed",
             subject=f"{renewed.serial_number:x}",
             detail={
-                "issuer": chosen.name,
+                "issuer": planned.chosen.name,
                 "previous": f"{current.serial_number:x}",
                 "not_after": renewed.not_valid_after_utc.isoformat(),
             },
         )
 
+    return kept_as, op
+
+
+def renew_responder(cfg: Config, *, clock: Clock, issuer: str | None = None) -> Renewal:
+    """Renew the responder certificate of the issuer named (default: the first),
+    signed in an HSM session of this process (`hanko ca renew-responder`)."""
+    planned = plan_renewal(cfg, clock=clock, issuer=issuer)
+    renewed = _sign_in_hsm(cfg, planned.chosen, planned.builder, planned.issuing, planned.current)
+    kept_as, op = adopt_renewal(planned, renewed, actor="cli")
     store = open_store(cfg)
     try:
         store.write(op)
     finally:
         store.close()
-    return Renewal(renewed, current, kept_as)
+    return Renewal(renewed, planned.current, kept_as)
 
 
 def _sign_in_hsm(

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,14 @@ from core.api.auth import Authenticator
 from core.api.router import App, Observer, Request, Route
 from core.api.server import ApiListener, PeerCertificates
 from core.base import logs
-from core.base.clock import Clock, SystemClock, to_epoch
+from core.base.clock import Clock, SystemClock
 from core.cmd import telemetry
 from core.cmd.control import Reloader, handle_signals
 from core.cmd.issuer_reload import IssuerSwitch
 from core.cmd.leadership import Leadership
 from core.cmd.readiness import SignerProbe, readiness
+from core.cmd.responder_renewal import keep_renewed
+from core.cmd.service_metrics import watch
 from core.cmd.sweeps import issue_renewals, notify_statistics, record_lapses, send_reminders
 from core.cmd.wiring import (
     acme_base_url,
@@ -396,6 +398,12 @@ async def run_service(
     try:
         svc = _build(cfg, store, intake)
         assert svc.app is not None  # noqa: S101 - _build made it
+        if cfg.ocsp.enabled:
+            svc.leader_jobs.append(
+                functools.partial(
+                    keep_renewed, config_path, signer=svc.pool, writer=svc.writer, clock=svc.clock
+                )
+            )
         reloader = Reloader(
             cfg,
             config_path,
@@ -433,48 +441,6 @@ async def run_service(
     finally:
         intake.close()
         store.close()
-
-
-def watch(
-    cfg: Config,
-    metrics: telemetry.Metrics,
-    *,
-    store: Store,
-    writer: GroupCommitWriter,
-    pool: SignerPool,
-    listener: ApiListener,
-    responders: ResponderProcesses,
-    refresher: OcspRefresher | None,
-    updater: CrlUpdater,
-    clock: Clock,
-) -> None:
-    """Point the metrics at the components: their hooks and their statistics."""
-    writer.on_commit = metrics.committed
-    pool.on_batch = metrics.signer_batch.observe
-    metrics.sources.update(
-        signer=pool.statistics,
-        writer=writer.statistics,
-        store=store.map_use,
-        responders=responders.statistics,
-        crl=updater.statistics,
-        listener=listener.statistics,
-    )
-    if refresher is not None:
-        metrics.sources["refresher"] = refresher.statistics
-    metrics.crl_dir = cfg.path(cfg.crl.publish_dir)
-    if not cfg.metrics.per_account:
-        return  # who holds which balance is the customers' business: off unless asked
-    desk = LicenseDesk(license_settings(cfg), clock)
-
-    def balances() -> Iterator[tuple[str, str, str, str, int]]:
-        with store.read() as txn:
-            now = to_epoch(clock.now())
-            for account in desk.accounts(txn):
-                for lic in txn.iter_licenses(account.id):
-                    view = desk.license_view(txn, lic, now)
-                    yield account.id, view.id, view.kind, view.totals.unit, view.totals.available
-
-    metrics.licenses = balances
 
 
 async def _main(cfg: Config, config_path: Path) -> None:

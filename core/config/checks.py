@@ -307,6 +307,9 @@ def _ocsp_problems(cfg: Config) -> list[str]:
         problems.append("ocsp.validity: must be between 8h and 10d (BR 4.9.10)")
     if not 0.0 < oc.refresh_fraction <= 0.5:
         problems.append("ocsp.refresh_fraction: must be above 0 and at most 0.5 (the half-life)")
+    if not 86400 <= oc.responder_renew_before.seconds <= 60 * 86400:
+        # The certificate lives 90 days: renewing with more left would renew it again.
+        problems.append("ocsp.responder_renew_before: between 1d and 60d")
     if not oc.cert_id_hashes:
         problems.append("ocsp.cert_id_hashes: name at least one of sha1, sha256")
     if oc.processes < 0:

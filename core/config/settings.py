@@ -246,6 +246,9 @@ class OcspConfig(msgspec.Struct, **_STRICT):
     validity: Duration = msgspec.field(default_factory=lambda: Duration("4d"))
     # Re-sign once this fraction of the validity has passed (the BR: half-life).
     refresh_fraction: float = 0.5
+    # `hanko serve` (its leader) renews an issuer's responder certificate (90 days)
+    # once it has less than this left, and the store's envelope carries it everywhere.
+    responder_renew_before: Duration = msgspec.field(default_factory=lambda: Duration("30d"))
     # CertID hashes a response is pre-signed for. SHA-1 is what OpenSSL, GnuTLS, nginx
     # and browsers send today; RFC 9919 recommends SHA-256. Each costs a signature.
     cert_id_hashes: list[Literal["sha1", "sha256"]] = msgspec.field(
