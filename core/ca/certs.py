@@ -38,7 +38,7 @@ ISSUING_VALIDITY = dt.timedelta(days=5 * 365)
 OCSP_RESPONDER_VALIDITY = dt.timedelta(days=90)
 
 
-def _name(org: str, common_name: str) -> x509.Name:
+def ca_subject(org: str, common_name: str) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
@@ -75,7 +75,7 @@ def build_root(
     key_type: KeyType,
     now: dt.datetime,
 ) -> x509.Certificate:
-    name = _name(org, common_name)
+    name = ca_subject(org, common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
     return (
         x509.CertificateBuilder()
@@ -106,7 +106,7 @@ def build_issuing_ca(
 ) -> x509.Certificate:
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(org, common_name))
+        .subject_name(ca_subject(org, common_name))
         .issuer_name(root.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
@@ -165,7 +165,7 @@ def build_ocsp_responder(
     now: dt.datetime,
 ) -> x509.Certificate:
     return ocsp_responder_builder(
-        subject=_name(org, common_name),
+        subject=ca_subject(org, common_name),
         public_key=public_key,
         issuer=issuer,
         not_before=now,

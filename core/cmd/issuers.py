@@ -37,6 +37,22 @@ def cmd_create(args: argparse.Namespace) -> int:
     if not re.fullmatch(NAME_PATTERN, args.name):
         raise ConfigError(["--name: lower-case letters, digits and dashes, 1 to 32 of them"])
     cfg = config(args)
+    if args.csr_out is not None:
+        from core.ca.issuer_ceremony import request_issuer
+
+        request_issuer(
+            cfg, name=args.name, key_type=KeyType(args.key_type), clock=SystemClock(),
+            out=args.csr_out,
+        )  # fmt: skip
+        return emit(
+            args,
+            {"name": args.name, "state": "requested", "csr": str(args.csr_out)},
+            [
+                f"keys for issuer {args.name} made in the HSM; its CSR is {args.csr_out}",
+                "next: have the offline root sign it, then hanko ca issuer import -c "
+                f"{_path(args)} --name {args.name} --cert CERT.pem",
+            ],
+        )
     created = create_issuer(
         cfg, name=args.name, key_type=KeyType(args.key_type), clock=SystemClock()
     )
@@ -58,6 +74,27 @@ def cmd_create(args: argparse.Namespace) -> int:
                 f"issuer {args.name} created (inactive): {cert.subject.rfc4514_string()}, "
                 f"serial {cert.serial_number:x}, "
                 f"valid until {cert.not_valid_after_utc.isoformat()}",
+                f"next: hanko ca issuer activate -c {_path(args)} {args.name}",
+            ]
+        ),
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.base.clock import SystemClock
+    from core.ca.issuer_ceremony import import_issuer
+    from core.ca.issuer_states import explicit, write_issuers
+
+    cfg = config(args)
+    created = import_issuer(cfg, name=args.name, cert=args.cert, clock=SystemClock())
+    write_issuers(_path(args), cfg, [*explicit(cfg), created.config])
+    cert = created.certificate
+    return emit(
+        args,
+        {"name": args.name, "state": "inactive", "serial": f"{cert.serial_number:x}"},
+        _after(
+            [
+                f"issuer {args.name} imported (inactive), serial {cert.serial_number:x}",
                 f"next: hanko ca issuer activate -c {_path(args)} {args.name}",
             ]
         ),
@@ -158,8 +195,24 @@ def register(ca: Any) -> None:
         default="ecdsa-p256",
         choices=["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"],
     )
+    c.add_argument(
+        "--csr-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="for a root kept offline: write a CSR here instead (then hanko ca issuer import)",
+    )
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_create)
+
+    c = sub.add_parser(
+        "import", help="the certificate an offline root signed for a --csr-out CSR (inactive)"
+    )
+    add_config(c)
+    c.add_argument("--name", required=True)
+    c.add_argument("--cert", type=Path, required=True, help="the issuing CA certificate, PEM")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=cmd_import)
 
     c = sub.add_parser("activate", help="let an issuer sign certificates of some profiles")
     add_config(c)

@@ -298,3 +298,54 @@ def test_two_issuers_of_two_key_types(fresh_ca: DevCA, tmp_path: Path) -> None:
         assert (out.returncode == 0) == expect_ok, (kind, out.stdout + out.stderr)
         if not expect_ok:
             assert "certificate revoked" in out.stdout + out.stderr
+
+
+def test_an_issuer_for_an_offline_root(fresh_ca: DevCA, tmp_path: Path) -> None:
+    from core.ca import certs as ca_certs
+    from core.ca.hsm import hsm_session, signing_key
+    from signer.algorithms import KeyType
+
+    ca = fresh_ca
+    cfg = str(ca.config_path)
+    before = ca.config_path.read_text()
+    csr_path = tmp_path / "x1.csr"
+    made = hanko("ca", "issuer", "create", "-c", cfg, "--name", "x1", "--csr-out", str(csr_path))
+    assert made.returncode == 0, made.stderr
+    assert ca.config_path.read_text() == before  # nothing to use until the root signed
+    request = x509.load_pem_x509_csr(csr_path.read_bytes())
+    assert request.is_signature_valid
+    assert "TLS Issuing CA X1" in request.subject.rfc4514_string()
+
+    # The offline root's ceremony, here with the root key of the test's token.
+    root = x509.load_pem_x509_certificate((ca.directory / "ca" / "root.pem").read_bytes())
+    with hsm_session(ca.config) as session:
+        signed = ca_certs.build_issuing_ca(
+            org="Hanko Development", common_name="Hanko Development TLS Issuing CA X1",
+            public_key=request.public_key(), root=root,  # type: ignore[arg-type]
+            root_key=signing_key(session, "hanko-root-1"), key_type=KeyType.ECDSA_P256,
+            base_url="http://pki.hanko.example.com", now=root.not_valid_before_utc,
+        )  # fmt: skip
+    cert_path = tmp_path / "x1.pem"
+    cert_path.write_bytes(signed.public_bytes(serialization.Encoding.PEM))
+
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes((ca.directory / "ca" / "ocsp-responder.pem").read_bytes())
+    for name, path, words in (
+        ("x1", stranger, "not signed by this CA's root"),
+        ("x2", cert_path, "hanko-issuing-x2"),
+        ("x1", tmp_path / "missing.pem", "not a readable PEM certificate"),
+    ):
+        bad = hanko("ca", "issuer", "import", "-c", cfg, "--name", name, "--cert", str(path))
+        assert bad.returncode != 0
+        assert words in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert ca.config_path.read_text() == before
+
+    done = hanko("ca", "issuer", "import", "-c", cfg, "--name", "x1", "--cert", str(cert_path))
+    assert done.returncode == 0, done.stderr
+    assert issuer_list(ca)["x1"]["state"] == "inactive"
+    responder = x509.load_pem_x509_certificate(
+        (ca.directory / "ca" / "issuers" / "x1-ocsp.pem").read_bytes()
+    )
+    responder.verify_directly_issued_by(signed)
+    hanko("check-config", "-c", cfg, check=True)
