@@ -62,7 +62,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems = ct_problems(cfg, now=SystemClock().now())
     if problems:
         raise ConfigError(problems)
-    return emit(args, {"config": str(path), "ok": True}, [f"{path}: ok"])
+    assert cfg is not None  # noqa: S101 - no problems: it loaded
+    notes = []
+    if cfg.ca.issuer_cert:
+        notes.append(
+            "note: [ca] issuer_cert is the one-issuer form, read as one issuer named"
+            ' "issuing" with every profile; the form for several is [[ca.issuers]]'
+            " (docs/issuers.md), and `hanko ca issuer create` rewrites this file into it,"
+            " keeping the URLs its certificates carry"
+        )
+    return emit(args, {"config": str(path), "ok": True, "notes": notes}, [f"{path}: ok", *notes])
 
 
 def cmd_ca_renew_responder(args: argparse.Namespace) -> int:

@@ -349,3 +349,36 @@ def test_an_issuer_for_an_offline_root(fresh_ca: DevCA, tmp_path: Path) -> None:
     )
     responder.verify_directly_issued_by(signed)
     hanko("check-config", "-c", cfg, check=True)
+
+
+def test_the_one_issuer_form_loads_and_is_rewritten(fresh_ca: DevCA) -> None:
+    from core.config.edit import with_issuers
+
+    ca = fresh_ca
+    cfg = str(ca.config_path)
+    base = 'base_url = "http://pki.hanko.example.com"\n'
+    legacy = with_issuers(ca.config_path.read_text(), []).replace(
+        base,
+        base + 'issuer_cert = "ca/issuing.pem"\nissuer_key_label = "hanko-issuing-1"\n'
+        'ocsp_responder_cert = "ca/ocsp-responder.pem"\n'
+        'ocsp_responder_key_label = "hanko-ocsp-1"\n',
+    )
+    assert "[[ca.issuers]]" not in legacy
+    ca.config_path.write_text(legacy)
+    checked = hanko("check-config", "-c", cfg, check=True)
+    assert "one-issuer form" in checked.stdout
+    assert "[[ca.issuers]]" in checked.stdout
+    assert list(issuer_list(ca)) == ["issuing"]
+
+    hanko("ca", "issuer", "create", "-c", cfg, "--name", "r1", "--key-type", "rsa-2048",
+          check=True)  # fmt: skip
+    rewritten = ca.config
+    assert rewritten.ca.issuer_cert == ""
+    first, second = rewritten.issuers()
+    assert (first.name, second.name) == ("issuing", "r1")
+    # The URLs its certificates carry are kept.
+    assert first.crl_url == "http://pki.hanko.example.com/crl"
+    assert first.issuer_url == "http://pki.hanko.example.com/ca/issuing.cer"
+    assert first.config.profiles == ["*"]
+    again = hanko("check-config", "-c", cfg, check=True)
+    assert "one-issuer form" not in again.stdout
