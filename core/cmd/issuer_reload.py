@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from core.base.errors import ConfigError
+from core.base.errors import ConfigError, HankoError
 from core.ca.issuer import IssuerInfo
 from core.cmd.wiring import ct_chains, responder_settings
 from core.cmd.wiring_issuers import chains, crl_publishers, issuer_set, presigners
@@ -97,7 +97,16 @@ class IssuerSwitch:
         if made is not None and self._refresher is not None:
             self._refresher.replace_presigners(made)
         self._updater.replace_publishers(publishers)
-        await self._responders.replace(settings)
+        try:
+            await self._responders.replace(settings)
+        except HankoError as exc:
+            # Issuance already uses the new issuers: say plainly what is behind.
+            log.error(  # noqa: TRY400 - a state, not a bug: no traceback
+                "issuers switched, but the status responders could not be replaced (%s): "
+                "certificates of a new issuer get no OCSP answer until hanko serve restarts",
+                exc.message,
+                extra={"event": "reload.responders_failed"},
+            )
         log.info(
             "issuers now: %s",
             ", ".join(f"{i.name} ({_state(i)})" for i in issuers.all),
