@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import msgspec
 from cryptography import x509
 
-from core.acme import jws, renewal
+from core.acme import jws, profiles, renewal
 from core.acme.eab import hmac_key
 from core.acme.messages import Identifier
 from core.acme.problems import Problem
@@ -44,7 +44,6 @@ from core.store import (
     AcmeAuthzRecord,
     AcmeChallenge,
     AcmeOrderRecord,
-    CertRecord,
     CertStatus,
     EabRecord,
     GroupCommitWriter,
@@ -306,7 +305,9 @@ class RegistrationAuthority:
         credential's default."""
         names = self._names(identifiers)
         now = to_epoch(self._clock.now())
-        chosen = self._check_profile(eab, profile, now)
+        chosen = profiles.chosen(
+            profile, eab, self._issuance.profiles, self._engine.issuers.profiles(now)
+        )
         with self._store.read() as txn:
             authz = [self._authorize(txn, acct, eab, n, now=now, profile=chosen) for n in names]
             replaced = self._check_replaces(txn, eab, replaces) if replaces is not None else ""
@@ -326,32 +327,16 @@ class RegistrationAuthority:
         return order, authz
 
     def profiles_offered(self) -> dict[str, str]:
-        """The profiles some issuer signs now, with their descriptions (the directory's
-        meta.profiles)."""
+        """The directory's meta.profiles."""
         active = self._engine.issuers.profiles(to_epoch(self._clock.now()))
-        return {
-            name: prof.description or f"{prof.level.upper()} certificates"
-            for name, prof in sorted(self._issuance.profiles.items())
-            if name in active
-        }
-
-    def _check_profile(self, eab: EabRecord, asked: str | None, now: int) -> str:
-        chosen = asked if asked is not None else eab.profile
-        if chosen not in self._issuance.profiles:
-            raise Problem("invalidProfile", f"no profile named {chosen!r}")
-        if chosen not in eab.allowed_profiles:
-            raise Problem("invalidProfile", f"profile {chosen} is not one this account may use")
-        if chosen not in self._engine.issuers.profiles(now):
-            raise Problem("invalidProfile", f"profile {chosen} is not issued now")
-        return chosen
+        return profiles.offered(self._issuance.profiles, active)
 
     def _check_replaces(self, txn: ReadTxn, eab: EabRecord, cert_id: str) -> str:
         """The serial (hex) an RFC 9773 `replaces` names: a certificate of this account."""
-        serial = renewal.parse_cert_id(cert_id, self._engine.issuers.by_key_id)
-        rec = txn.get_cert(serial)
-        if rec is None or rec.account_id != eab.account or not _issued_by(rec, cert_id):
+        rec = renewal.named(txn, cert_id, self._engine.issuers.by_key_id)
+        if rec is None or rec.account_id != eab.account:
             raise Problem("malformed", f"replaces names no certificate of this account: {cert_id}")
-        return serial.hex()
+        return rec.serial.hex()
 
     def order(
         self, acct: AcmeAccountRecord, order_id: str
@@ -451,10 +436,9 @@ class RegistrationAuthority:
             raise Problem("badCSR", "the CSR's names are not the order's identifiers")
 
     def renewal_info(self, cert_id: str) -> tuple[int, int]:
-        serial = renewal.parse_cert_id(cert_id, self._engine.issuers.by_key_id)
         with self._store.read() as txn:
-            rec = txn.get_cert(serial)
-        if rec is None or not _issued_by(rec, cert_id):
+            rec = renewal.named(txn, cert_id, self._engine.issuers.by_key_id)
+        if rec is None:
             raise Problem("malformed", "no certificate with this identifier", status=404)
         return renewal.suggested_window(
             rec.not_before,
@@ -512,9 +496,3 @@ class RegistrationAuthority:
         """The PEM chain of a certificate this account's orders issued."""
         view = self._engine.view(serial_hex, accounts=frozenset({eab.account}))
         return view.certificate + self._engine.chain_pem(bytes.fromhex(view.issuer_key_id))
-
-
-def _issued_by(rec: CertRecord, cert_id: str) -> bool:
-    """Whether the identifier's AKI is the certificate's issuer (a serial under another
-    of our issuers names nothing)."""
-    return jws.b64decode(cert_id.partition(".")[0]) == rec.issuer

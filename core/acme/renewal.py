@@ -10,6 +10,7 @@ from cryptography import x509
 
 from core.acme.jws import b64decode, b64encode
 from core.acme.problems import Problem
+from core.store import CertRecord, ReadTxn
 
 DAY = 86400
 RENEWAL_WINDOW = 90 * DAY
@@ -51,3 +52,13 @@ def suggested_window(
         return now - DAY, now
     lead = min(RENEWAL_WINDOW, (not_after - not_before) // 3)
     return not_after - lead, not_after - lead // 2
+
+
+def named(txn: ReadTxn, value: str, issuer_key_ids: Collection[bytes]) -> CertRecord | None:
+    """The certificate a certificate identifier names, or None: its serial's, when that
+    was issued by the issuer its AKI names (a serial under another of ours names none)."""
+    serial = parse_cert_id(value, issuer_key_ids)
+    rec = txn.get_cert(serial)
+    if rec is None or b64decode(value.partition(".")[0]) != rec.issuer:
+        return None
+    return rec

@@ -161,8 +161,8 @@ def create_issuer(cfg: Config, *, name: str, key_type: KeyType, clock: Clock) ->
         ocsp_key = signing_key(session, plan.ocsp_label).public_key()
         responder = plan.responder_for(issuing, issuer_key, ocsp_key, key_type, now)
     created = plan.write(cfg, issuing, responder, key_type)
-    audit(cfg, now, "ca.issuer_created", name,
-          {"serial": f"{issuing.serial_number:x}", "key_type": key_type.value})  # fmt: skip
+    detail = {"serial": f"{issuing.serial_number:x}", "key_type": key_type.value}
+    audit(cfg, now, "ca.issuer_created", name, detail)
     return CreatedIssuer(created, issuing, responder)
 
 
@@ -218,8 +218,8 @@ def import_issuer(cfg: Config, *, name: str, cert: Path, clock: Clock) -> Create
             issuing, signing_key(session, plan.label), ocsp_key, key_type, now
         )
     created = plan.write(cfg, issuing, responder, key_type)
-    audit(cfg, now, "ca.issuer_imported", name,
-          {"serial": f"{issuing.serial_number:x}", "key_type": key_type.value})  # fmt: skip
+    detail = {"serial": f"{issuing.serial_number:x}", "key_type": key_type.value}
+    audit(cfg, now, "ca.issuer_imported", name, detail)
     return CreatedIssuer(created, issuing, responder)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from core.base.clock import Clock
 from core.base.errors import ConfigError, HankoError
 from core.ca.issuer import IssuerInfo
 from core.cmd.wiring import ct_chains, responder_settings
@@ -58,8 +59,10 @@ class IssuerSwitch:
         refresher: OcspRefresher | None,
         updater: CrlUpdater,
         responders: ResponderProcesses,
+        clock: Clock,
     ) -> None:
         self._engine = engine
+        self._clock = clock
         self._signer = signer
         self._store = store
         self._writer = writer
@@ -87,7 +90,7 @@ class IssuerSwitch:
             signer=self._signer,
             store=self._store,
             writer=self._writer,
-            clock=engine.clock,
+            clock=self._clock,
         )
         settings = responder_settings(new)
         ct = ct_chains(new) if engine.ct is not None else None

@@ -40,10 +40,10 @@ def cmd_create(args: argparse.Namespace) -> int:
     if args.csr_out is not None:
         from core.ca.issuer_ceremony import request_issuer
 
+        key_type = KeyType(args.key_type)
         request_issuer(
-            cfg, name=args.name, key_type=KeyType(args.key_type), clock=SystemClock(),
-            out=args.csr_out,
-        )  # fmt: skip
+            cfg, name=args.name, key_type=key_type, clock=SystemClock(), out=args.csr_out
+        )
         return emit(
             args,
             {"name": args.name, "state": "requested", "csr": str(args.csr_out)},

@@ -417,6 +417,7 @@ async def run_service(
                 refresher=svc.refresher,
                 updater=svc.updater,
                 responders=svc.responders,
+                clock=svc.clock,
             ),
         )
         metrics = svc.metrics

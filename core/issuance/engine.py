@@ -143,10 +143,6 @@ class IssuanceEngine:
         return self._store
 
     @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    @property
     def writer(self) -> GroupCommitWriter:
         return self._writer
 
