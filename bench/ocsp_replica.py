@@ -1,9 +1,9 @@
 """The Redis part of `hanko bench ocsp`: the same store replicated to a Redis primary
 (the replicator of `hanko serve`, rebuilding an empty Redis from LMDB), a read-only
-replica following it, and responder processes answering from the replica as `hanko
-responder` runs them. Then, as for the LMDB-backed responder in the same run: every
-sampled answer checked, revocation to served through the replica, and wrk with the
-same request mix.
+replica following it, and a responder host answering from its copy of the replica as
+`hanko responder` runs it (its copier and responder processes). Then, as for the
+LMDB-backed responder in the same run: every sampled answer checked, revocation to
+served through the replica, and wrk with the same request mix.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 import trio
 
@@ -28,22 +29,33 @@ from core.cmd.wiring_replication import replication_profile
 from core.config import Config
 from core.replication.replicator import Replicator
 from core.store import Store
+from ocsp.status.host import ResponderHost
 from ocsp.status.redis_layout import Layout
-from ocsp.status.settings import ServerSettings, http_limits
-from ocsp.status.sources import REDIS_START
-from ocsp.status.supervisor import ResponderProcesses
+from ocsp.status.settings import CopierSettings, ServerSettings, http_limits
 
 Requests = list[tuple[bytes, bytes, bytes]]
 
 
-def _responder_settings(cfg: Config, port: int, replica: int) -> ServerSettings:
-    return ServerSettings(
-        host="127.0.0.1",
-        port=port,
-        redis=f"redis://127.0.0.1:{replica}/0",
-        redis_prefix=cfg.replication.prefix,
-        **http_limits(cfg.ocsp),
+def responder_host(
+    cfg: Config, port: int, replica: int, copy: Path, processes: int
+) -> ResponderHost:
+    """A responder host on `port` from the Redis at `replica`, its copy in `copy`."""
+    return ResponderHost(
+        CopierSettings(
+            redis=f"redis://127.0.0.1:{replica}/0", path=str(copy), prefix=cfg.replication.prefix
+        ),
+        ServerSettings(host="127.0.0.1", port=port, copy_path=str(copy), **http_limits(cfg.ocsp)),
+        processes,
     )
+
+
+async def _ready(url: str) -> bool:
+    """/readyz answers 200."""
+    try:
+        async with httpx.AsyncClient() as c:
+            return (await c.get(f"{url}/readyz", timeout=5)).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 async def _until(check: Any, seconds: float, what: str) -> None:
@@ -106,15 +118,15 @@ async def _phase(
         report["replica_synced_seconds"] = round(time.perf_counter() - started, 2)
 
         port = peers.free_port()
-        procs = ResponderProcesses(
-            _responder_settings(cfg, port, replica),
-            cfg.ocsp.responder_processes,
-            start_timeout=REDIS_START,
+        host = responder_host(
+            cfg, port, replica, crl_dir.parent / "copy", cfg.ocsp.responder_processes
         )
         started = time.perf_counter()
-        await nursery.start(procs.run)
+        await nursery.start(host.run)
         report["responder_start_seconds"] = round(time.perf_counter() - started, 2)
         url = f"http://127.0.0.1:{port}"
+        await _until(functools.partial(_ready, url), 600, "the responder host's first load")
+        report["responder_ready_seconds"] = round(time.perf_counter() - started, 2)
         await trio.to_thread.run_sync(peers.check_all, url, reqs, get_target)
         await trio.to_thread.run_sync(peers.check_all, url, reqs, lambda s, d: "/ocsp", "POST")
 

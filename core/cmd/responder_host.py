@@ -1,7 +1,10 @@
 """`hanko responder -c RESPONDER.toml`: the status service of a host that holds no
-store and no HSM. Responder processes (the same server as `hanko serve`'s, several on
-one port) answer OCSP, /crl/ and the CA certificates from this host's Redis replica,
-and /readyz tells a load balancer whether they are current.
+store and no HSM. One copier process keeps the host's copy of the CA's status (LMDB,
+`[responder] path`) equal to this host's Redis replica; responder processes (the same
+server as `hanko serve`'s, several on one port) answer OCSP, /crl/ and the CA
+certificates from that copy, and /readyz tells a load balancer whether it is current.
+A restart answers at once from the copy it has; only a first start waits for Redis to
+name the CA.
 """
 
 from __future__ import annotations
@@ -10,11 +13,16 @@ import argparse
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from core.cmd.common import add_config
 
 log = logging.getLogger("hanko.responder")
+
+
+def copy_path(cfg: Any) -> Path:
+    return Path(cfg.path(cfg.responder.path))
 
 
 def settings_for(cfg: Any) -> Any:
@@ -24,33 +32,39 @@ def settings_for(cfg: Any) -> Any:
 
     r = cfg.responder
     host, port = parse_listen(r.listen)
-    return ServerSettings(
-        host=host,
-        port=port,
+    return ServerSettings(host=host, port=port, copy_path=str(copy_path(cfg)), **http_limits(r))
+
+
+def copier_settings(cfg: Any) -> Any:
+    from ocsp.status.settings import CopierSettings
+
+    r = cfg.responder
+    return CopierSettings(
         redis=r.redis,
-        redis_prefix=r.prefix,
-        redis_timeout=r.timeout.seconds,
+        path=str(copy_path(cfg)),
+        prefix=r.prefix,
+        timeout=r.timeout.seconds,
         max_lag=r.max_lag.seconds,
-        **http_limits(r),
+        log_format=cfg.log.format,
+        log_level=cfg.log.level,
     )
 
 
 async def _run(cfg: Any) -> None:
     import trio
 
-    from ocsp.status.sources import REDIS_START
-    from ocsp.status.supervisor import ResponderProcesses
+    from ocsp.status.host import ResponderHost
 
     r = cfg.responder
-    processes = ResponderProcesses(
-        settings_for(cfg), r.processes or os.cpu_count() or 1, start_timeout=REDIS_START
+    host = ResponderHost(
+        copier_settings(cfg), settings_for(cfg), r.processes or os.cpu_count() or 1
     )
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            where = await nursery.start(processes.run)
+            where = await nursery.start(host.run)
             print(
                 f"hanko: responder serving OCSP and CRLs on http://{where} from {r.redis}"
-                " (Ctrl-C to stop)",
+                f" (copy in {copy_path(cfg)}; Ctrl-C to stop)",
                 flush=True,
             )
             async for signum in signals:
@@ -70,7 +84,7 @@ def cmd_responder(args: argparse.Namespace) -> int:
     cfg = load_responder_config(config_path(args.config))
     logs.configure(cfg.log.format, cfg.log.level)
     if cfg.responder.password is not None:
-        # Inherited by the responder processes; never on their command line.
+        # Inherited by the copier; never on its command line.
         os.environ[PASSWORD_ENV] = read_secret(cfg, cfg.responder.password)
     else:
         os.environ.pop(PASSWORD_ENV, None)
@@ -81,7 +95,8 @@ def cmd_responder(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "responder",
-        help="serve OCSP and CRLs from a Redis replica of a CA's status (no store, no HSM)",
+        help="serve OCSP and CRLs from this host's copy of a CA's status in Redis"
+        " (no store, no HSM)",
     )
     add_config(p)
     p.set_defaults(func=cmd_responder)

@@ -145,6 +145,9 @@ def load_responder_config(path: Path) -> ResponderFile:
     cfg, problems = _check(path, ResponderFile, responder_problems)
     if cfg is None:
         raise ConfigError(problems)
+    if not cfg.responder.path:
+        beside = msgspec.structs.replace(cfg.responder, path=f"{path.stem}.status")
+        cfg = msgspec.structs.replace(cfg, responder=beside)
     return cfg
 
 

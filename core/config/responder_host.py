@@ -1,6 +1,7 @@
 """`hanko responder -c RESPONDER.toml`: a status host that holds no store and no HSM,
-only a Redis replica of the CA's status. One `[responder]` table; `redis` and `listen`
-are all it needs (what it serves and where comes from the CA's profile in Redis).
+only a Redis replica of the CA's status and its own copy of it. One `[responder]`
+table; `redis` and `listen` are all it needs (what it serves and where comes from the
+CA's profile in Redis).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class ResponderConfig(msgspec.Struct, **_STRICT):
     listen: str
     # Responder processes sharing the port; 0 = one per CPU.
     processes: int = 0
+    # This host's copy of the status (LMDB, kept across restarts; 0700): a folder,
+    # relative to this file's; "" = "<this file's name>.status" beside it.
+    path: str = ""
     password: SecretRef | None = None
     # The CA's `[replication] prefix`.
     prefix: str = "hanko:"

@@ -28,10 +28,12 @@ import trio
 from core.store import GroupCommitWriter, Store
 from core.store.replication import CRL, ENVELOPE, OCSP
 from ocsp.status.redis_layout import (
+    LOG_ENTRIES,
     Layout,
     Profile,
     change_message,
     crl_value,
+    log_fields,
     ocsp_expiry_ms,
     profile_value,
 )
@@ -92,6 +94,9 @@ class Replicator:
         # crash the cursor may trail Redis: the changes between are written again.
         self._sent = 0
         self._sent_moved = trio.Event()
+        # The last batch the change log has: after a crash the changes since the
+        # durable cursor are written again, and logged only past it (ids only grow).
+        self._logged = 0
 
     def statistics(self) -> ReplicatorStatistics:
         with self._store.read() as txn:
@@ -184,7 +189,7 @@ class Replicator:
                 return 0
             writes = [self._write_for(txn, change) for _, change in changes]
         last = changes[-1][0]
-        await trio.to_thread.run_sync(self._send, writes, last)
+        await trio.to_thread.run_sync(self._send, writes, changes[0][0], last)
         self._acknowledged(last)
         self._connected = True
         self._batches += 1
@@ -197,6 +202,10 @@ class Replicator:
         rebuilt."""
         await trio.to_thread.run_sync(self._client.set, self.layout.profile, self._profile)
         raw = await trio.to_thread.run_sync(self._client.get, self.layout.seq)
+        top = await trio.to_thread.run_sync(
+            functools.partial(self._client.xrevrange, self.layout.log, count=1)
+        )
+        self._logged = int(top[0][0].split(b"-", 1)[0]) if top else 0
         with self._store.read() as txn:
             _, cursor = txn.replication_position()
         cursor = max(cursor, self._sent)
@@ -230,12 +239,24 @@ class Replicator:
         except FileNotFoundError:
             return None
 
-    def _send(self, writes: list[tuple[bytes, bytes | None, int | None]], last: int) -> None:
+    def _send(
+        self, writes: list[tuple[bytes, bytes | None, int | None]], first: int, last: int
+    ) -> None:
+        keys = [key for key, _, _ in writes]
         pipe = self._client.pipeline(transaction=True)
         _queue(pipe, writes)
         pipe.set(self.layout.seq, str(last))
-        pipe.publish(self.layout.channel, change_message(last, [key for key, _, _ in writes]))
+        if last > self._logged:
+            pipe.xadd(
+                self.layout.log,
+                log_fields(first, keys),
+                id=f"{last}-*",
+                maxlen=LOG_ENTRIES,
+                approximate=True,
+            )
+        pipe.publish(self.layout.channel, change_message(last, keys))
         pipe.execute()
+        self._logged = max(self._logged, last)
 
     async def resync(self) -> int:
         """Write everything the store holds to Redis (responses, envelopes, CRL files),
@@ -289,8 +310,12 @@ class Replicator:
         # half-rebuilt Redis); the reload notice tells them it is whole again.
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self.layout.seq, str(fed))
+        # The log starts again: what it held is in the rebuilt whole.
+        pipe.delete(self.layout.log)
+        pipe.xadd(self.layout.log, log_fields(fed, [], reload=True), id=f"{fed}-*")
         pipe.publish(self.layout.channel, change_message(fed, [], reload=True))
         pipe.execute()
+        self._logged = fed
 
     def _send_plain(self, writes: list[tuple[bytes, bytes | None, int | None]]) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -8,7 +8,11 @@ layout the CA side (core/replication) writes and the responders (redis_mirror.py
 - `{prefix}profile`: what a responder host knows of the CA (Profile);
 - `{prefix}seq`: the last change of the store's feed that Redis has, in decimal;
 - channel `{prefix}changes`: after each batch, msgpack [seq, [keys], reload]; reload
-  true (after a rebuild) means "read everything again", keys then being empty.
+  true (after a rebuild) means "read everything again", keys then being empty;
+- stream `{prefix}log`: the same batches, kept (about LOG_ENTRIES of them) so that a
+  responder host that was away catches up from where its copy stands: entry id
+  `{last seq}-n`, fields `first` (the batch's first seq) and `keys` (msgpack), or
+  `reload` after a rebuild (Redis 7: ids with an automatic sequence part).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from core.store.records import OcspRecord
 from core.store.replication import CRL, ENVELOPE, OCSP
 
 _ENCODE = msgspec.msgpack.Encoder()
+_KEYS = msgspec.msgpack.Decoder(list[bytes])
+# Batches the change log keeps: a responder host away for longer loads everything again.
+LOG_ENTRIES = 100_000
 
 
 class Change(msgspec.Struct, array_like=True, frozen=True):
@@ -59,6 +66,7 @@ class Layout:
         self.seq = self.prefix + b"seq"
         self.profile = self.prefix + b"profile"
         self.channel = self.prefix + b"changes"
+        self.log = self.prefix + b"log"
 
     def ocsp(self, ocsp_key: bytes) -> bytes:
         return self.prefix + OCSP + b":" + ocsp_key
@@ -89,3 +97,46 @@ def change_message(seq: int, keys: list[bytes], *, reload: bool = False) -> byte
 
 def profile_value(profile: Profile) -> bytes:
     return _ENCODE.encode(profile)
+
+
+class LogEntry(msgspec.Struct, frozen=True):
+    """One batch of the change log."""
+
+    id: bytes
+    last: int  # the batch's last seq (the id's first part)
+    first: int  # its first seq: a copy at seq >= first - 1 misses nothing by applying it
+    keys: list[bytes]
+    reload: bool = False
+
+
+def log_fields(first: int, keys: list[bytes], *, reload: bool = False) -> dict[bytes, bytes]:
+    fields = {b"first": str(first).encode()}
+    if reload:
+        fields[b"reload"] = b"1"
+    else:
+        fields[b"keys"] = _ENCODE.encode(keys)
+    return fields
+
+
+def log_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> LogEntry:
+    """A stream entry as read; ValueError when it is not one of ours."""
+    try:
+        last = int(entry_id.split(b"-", 1)[0])
+        first = int(fields[b"first"])
+        reload = fields.get(b"reload") == b"1"
+        keys = [] if reload else _KEYS.decode(fields[b"keys"])
+    except (KeyError, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"not a change log entry: {entry_id!r}") from exc
+    return LogEntry(id=entry_id, last=last, first=first, keys=keys, reload=reload)
+
+
+def log_step(entry: LogEntry, seq: int) -> str:
+    """What a copy at `seq` does with the next entry: "skip" (it has it), "apply", or
+    "load" (a rebuild, or changes between that the log no longer has)."""
+    if entry.reload:
+        return "load"
+    if entry.last <= seq:
+        return "skip"
+    if entry.first > seq + 1:
+        return "load"
+    return "apply"

@@ -1,8 +1,8 @@
 """A status responder process: `python -m ocsp.status.server_main SETTINGS`
 (ocsp/status/supervisor.py starts several on one port). It opens its source (the LMDB
-store, PostgreSQL, or a Redis replica's copy), listens, prints "ready" for the
-supervisor, and serves with ocsp/status/server.py until SIGTERM, a new CA profile on
-Redis, or its parent's death.
+store, PostgreSQL, or a responder host's copy), listens, prints "ready" for the
+supervisor, and serves with ocsp/status/server.py until SIGTERM, a new CA profile in
+the copy, or its parent's death.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import gc
 import os
 import signal
 import sys
-from typing import Any
+from pathlib import Path
 
 import lmdb
 import msgspec
@@ -24,18 +24,24 @@ from core.base.errors import HankoError
 from ocsp.status.process import listening_socket, raise_open_files
 from ocsp.status.server import Protocol, ResponderState
 from ocsp.status.settings import ServerSettings
-from ocsp.status.sources import FIRST_LOAD, lmdb_source, redis_edge, redis_source
+from ocsp.status.sources import Source, lmdb_source
+
+STALE_CHECK = 1.0  # seconds between looks at whether the source still holds
+
+
+async def _until_stale(source: Source, stop: asyncio.Event) -> None:
+    while not source.stale():
+        await asyncio.sleep(STALE_CHECK)
+    stop.set()
 
 
 async def serve(settings: ServerSettings) -> None:
     loop = asyncio.get_running_loop()
     fits = raise_open_files()
-    edge = redis_edge(settings) if settings.redis else None
-    follow: asyncio.Task[None] | None = None
-    if edge is not None:
-        await edge.start(FIRST_LOAD)
-        source = redis_source(edge)
-        follow = asyncio.create_task(edge.run())
+    if settings.copy_path:
+        from ocsp.status.copy_source import copy_source
+
+        source = copy_source(Path(settings.copy_path))
     else:
         source = lmdb_source(settings)
     state = ResponderState(settings, source)
@@ -51,24 +57,17 @@ async def serve(settings: ServerSettings) -> None:
     gc.freeze()
     print("ready", flush=True)  # the supervisor waits for this line
     os.set_blocking(1, False)
-    waits: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
-    if edge is not None and follow is not None:
-        # A new CA profile, or the follower failing (a bug): exit, to be started again.
-        waits += [asyncio.create_task(edge.profile_changed.wait()), follow]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    # A new CA profile: exit, to be started again with it.
+    watcher = asyncio.create_task(_until_stale(source, stop))
+    await stop.wait()
     server.close()
-    for task in (ticker, follow, *waits):
-        if task is not None:
-            task.cancel()
+    for task in (ticker, watcher):
+        task.cancel()
     for proto in list(state.connections):
         proto.transport.close()
     with contextlib.suppress(asyncio.CancelledError):
         await ticker
     state.close()
-    if edge is not None:
-        await edge.close()
-    if follow is not None and follow.done() and not follow.cancelled():
-        follow.result()  # re-raised: its traceback says what failed
 
 
 def main(argv: list[str]) -> int:
@@ -87,7 +86,8 @@ def main(argv: list[str]) -> int:
         print(f"error cannot listen on {settings.host}:{settings.port}: {exc.strerror}", flush=True)
         return 1
     except (lmdb.Error, HankoError) as exc:
-        where = settings.redis or f"store {settings.store_path}"
+        where = settings.copy_path or settings.store_path
+        where = f"copy {where}" if settings.copy_path else f"store {where}"
         print(f"error {where}: {exc}", flush=True)
         return 1
     return 0

@@ -35,13 +35,9 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     issuer_certs: list[str] = msgspec.field(default_factory=list)  # every issuer's PEM
     hashes: list[int] = msgspec.field(default_factory=list)
     paths: StatusPaths = msgspec.field(default_factory=StatusPaths)
-    # Or from a Redis the CA replicates to (`hanko responder`): then the issuer, hashes,
-    # paths and files are the CA's profile there, and the password is in the environment.
-    redis: str = ""
-    redis_prefix: str = "hanko:"
-    redis_timeout: float = 2.0
-    # /readyz says not ready once the replica's link has been down this long.
-    max_lag: float = 5.0
+    # Or a responder host's copy of the replicated status (`hanko responder`): then the
+    # issuers, hashes, paths and files are the CA's profile in it.
+    copy_path: str = ""
     max_header: int = 8192
     max_body: int = 4096
     idle_timeout: float = 30.0
@@ -52,3 +48,17 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # The CRL publish directory, served under /crl/ (empty: no CRLs here).
     crl_dir: str = ""
     crl_max_age: int = 60
+
+
+class CopierSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What `hanko responder` tells its copier process (the Redis password is in the
+    environment, sources.PASSWORD_ENV)."""
+
+    redis: str
+    path: str  # the copy
+    prefix: str = "hanko:"
+    timeout: float = 2.0  # one Redis round trip longer than this: Redis is unreachable
+    # /readyz says not ready once the copy may be this far behind the primary.
+    max_lag: float = 10.0
+    log_format: str = "text"
+    log_level: str = "info"

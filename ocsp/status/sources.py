@@ -1,5 +1,6 @@
 """Where a responder process's answers come from: the CA host's LMDB store and files
-(`hanko serve`), or a Redis the CA replicates to (`hanko responder`). Both give the
+(`hanko serve`), or a responder host's copy of what the CA replicates to Redis
+(`hanko responder`; ocsp/status/copy_source.py). Both give the
 responder the same things: a view of the pre-signed responses, the issuing CA, the
 CertID hashes and paths served, the CRL files, the CA certificates and readiness.
 """
@@ -12,31 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from cryptography import x509
 
 from core.store import LmdbStore, Store
 from core.store.backend import StatusView
 from ocsp.status.ca_files import CaFiles
 from ocsp.status.crl_files import CrlFile, PublishedCrls
-from ocsp.status.mirror import Readiness
 from ocsp.status.paths import StatusPaths
-from ocsp.status.redis_mirror import RedisMirror
 from ocsp.status.settings import ServerSettings
 
-# `hanko responder` hands the Redis password to its responder processes here: never on
-# their command line.
+# `hanko responder` hands the Redis password to its copier here: never on its command
+# line.
 PASSWORD_ENV = "HANKO_RESPONDER_REDIS_PASSWORD"  # noqa: S105 - a variable's name
 # And `hanko serve` on a PostgreSQL store hands its processes the store's password here.
 STORE_PASSWORD_ENV = "HANKO_RESPONDER_STORE_PASSWORD"  # noqa: S105 - a variable's name
 # A status lookup on PostgreSQL that takes longer fails (the answer is tryLater).
 PG_LOOKUP_TIMEOUT = 2.0
-# Seconds a responder waits for its first whole copy of Redis (a million certificates
-# load in about ten); `hanko responder` gives its processes REDIS_START to listen.
-FIRST_LOAD = 110.0
-REDIS_START = 120.0
-
-_ENCODE_READY = msgspec.json.Encoder()
 
 
 class Source:
@@ -51,6 +43,7 @@ class Source:
         "issuers",
         "paths",
         "ready",
+        "stale",
         "view",
     )
 
@@ -66,6 +59,7 @@ class Source:
         content_type: Callable[[bytes], bytes],
         ready: Callable[[], tuple[bool, bytes]],
         close: Callable[[], None],
+        stale: Callable[[], bool] = lambda: False,
     ) -> None:
         self.view = view
         self.issuers = issuers  # every issuing CA answered for
@@ -76,6 +70,9 @@ class Source:
         self.content_type = content_type
         self.ready = ready
         self.close = close
+        # True once what the process was started with no longer holds (a new CA
+        # profile on a responder host): it exits, to be started again.
+        self.stale = stale
 
 
 def lmdb_source(settings: ServerSettings, store: Store | None = None) -> Source:
@@ -134,41 +131,4 @@ def _pg_view(settings: ServerSettings) -> StatusView:
     )
     return PgOcspView(
         lambda: psycopg.connect(settings.store_dsn, autocommit=True, **kwargs), time.monotonic
-    )
-
-
-def redis_edge(settings: ServerSettings) -> RedisMirror:
-    return RedisMirror(
-        settings.redis,
-        password=os.environ.get(PASSWORD_ENV) or None,
-        prefix=settings.redis_prefix,
-        max_lag=settings.max_lag,
-        timeout=settings.redis_timeout,
-    )
-
-
-def redis_source(edge: RedisMirror) -> Source:
-    """A Source over the edge's copy (after edge.start())."""
-    mirror = edge.mirror
-    assert mirror is not None  # noqa: S101 - the caller started the edge
-    profile = mirror.profile
-
-    def ready() -> tuple[bool, bytes]:
-        state: Readiness = edge.readiness()
-        return state.ready, _ENCODE_READY.encode(state) + b"\n"
-
-    return Source(
-        view=mirror,
-        issuers=[x509.load_der_x509_certificate(d) for d in (profile.issuers or [profile.issuer])],
-        hashes=profile.hashes,
-        paths=StatusPaths(
-            ocsp=profile.ocsp_path,
-            crl=profile.crl_path,
-            ca_files=dict.fromkeys(mirror.ca_file_paths(), ""),
-        ),
-        crl=mirror.crl,
-        ca_file=mirror.ca_file,
-        content_type=mirror.content_type,
-        ready=ready,
-        close=mirror.close,
     )

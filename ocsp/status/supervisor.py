@@ -1,5 +1,6 @@
-"""Runs the responder processes for `hanko serve`: starts them, waits until each
-listens, restarts one that dies, and stops them all when the service stops."""
+"""Runs the responder processes for `hanko serve` and `hanko responder` (and the
+copier of a responder host): starts them, waits until each is ready, restarts one
+that dies, and stops them all when the service stops."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import trio
 
 from core.base import children
 from core.base.errors import HankoError
-from ocsp.status.settings import ServerSettings
+from ocsp.status.settings import CopierSettings, ServerSettings
 
 log = logging.getLogger("hanko.ocsp")
 _COUNTS = msgspec.json.Decoder(dict[str, int])
+RESPONDER = "ocsp.status.server_main"
+COPIER = "ocsp.status.copier_main"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 # A responder that keeps dying is restarted less and less often, down to every 5 s.
@@ -36,13 +39,21 @@ class ResponderStatistics(msgspec.Struct, frozen=True):
 
 class ResponderProcesses:
     def __init__(
-        self, settings: ServerSettings, count: int, *, start_timeout: float = START_TIMEOUT
+        self,
+        settings: ServerSettings | CopierSettings,
+        count: int,
+        *,
+        start_timeout: float = START_TIMEOUT,
+        module: str = RESPONDER,
+        what: str = "OCSP responder",
     ) -> None:
-        """`start_timeout`: how long a responder may take to listen (one that first
-        loads a copy of its Redis needs longer for a large CA)."""
+        """`start_timeout`: how long a process may take to say it is ready; `module`
+        the one it runs (python -m), `what` its name in logs and errors."""
         self._settings = settings
         self._start_timeout = start_timeout
-        self._argv = _argv(settings)
+        self._module = module
+        self._what = what
+        self._argv = _argv(settings, module)
         self._count = count
         self._restarts = 0
         self._procs: list[trio.Process] = []
@@ -90,7 +101,7 @@ class ResponderProcesses:
             reason = line.removeprefix("error ") or (
                 "exited before listening (see its error above)" if eof else "did not start in time"
             )
-            raise HankoError(f"OCSP responder: {reason}", code="ocsp_responder_failed")
+            raise HankoError(f"{self._what}: {reason}", code="ocsp_responder_failed")
         return proc
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
@@ -98,7 +109,8 @@ class ResponderProcesses:
         try:
             for _ in range(self._count):
                 procs.append(await self._start())
-            task_status.started(f"{self._settings.host}:{self._settings.port}")
+            s = self._settings
+            task_status.started(f"{s.host}:{s.port}" if isinstance(s, ServerSettings) else s.path)
             async with trio.open_nursery() as nursery:
                 self._readers = nursery
                 for slot in range(len(procs)):
@@ -119,7 +131,7 @@ class ResponderProcesses:
         readers = self._readers
         if readers is None:
             raise HankoError("OCSP responders are not running", code="ocsp_responder_failed")
-        argv = _argv(settings)
+        argv = _argv(settings, self._module)
         procs = self._procs
         for slot, old in enumerate(list(procs)):
             self._argv = argv
@@ -142,12 +154,12 @@ class ResponderProcesses:
                 continue
             if trio.current_time() - started > HEALTHY_FOR:
                 backoff.reset()
-            log.warning("OCSP responder %d exited with %s; restarting it", slot, code)
+            log.warning("%s %d exited with %s; restarting it", self._what, slot, code)
             self._restarts += 1
             await trio.sleep(backoff.next())
             procs[slot] = await self._start()
             readers.start_soon(self._read_stats, procs[slot])
 
 
-def _argv(settings: ServerSettings) -> list[str]:
-    return [sys.executable, "-m", "ocsp.status.server_main", msgspec.json.encode(settings).decode()]
+def _argv(settings: ServerSettings | CopierSettings, module: str) -> list[str]:
+    return [sys.executable, "-m", module, msgspec.json.encode(settings).decode()]
