@@ -51,6 +51,12 @@ def cmd_bench_issue(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    from bench.scale_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def cmd_bench_ocsp(args: argparse.Namespace) -> int:
     from bench.ocsp_load import run_from_cli
 
@@ -97,6 +103,21 @@ def _report_arg(b: argparse.ArgumentParser) -> None:
     )
 
 
+def _scale_parser(bench: Any) -> None:
+    b = bench.add_parser(
+        "scale", help="status at N certificates: store, Redis, responder host, nginx, CRLs"
+    )
+    add_config(b)
+    b.add_argument("--certs", type=int, default=10_000_000, help="certificates in the store")
+    b.add_argument("--revoked", type=float, default=0.05, help="fraction revoked")
+    b.add_argument("--sample", type=int, default=10_000, help="distinct requests wrk cycles")
+    b.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    b.add_argument("--connections", type=int, default=64)
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(b)
+    b.set_defaults(func=_with_extra(cmd_bench_scale))
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="run a benchmark")
     bench = p.add_subparsers(dest="bench", required=True, parser_class=Parser)
@@ -128,6 +149,7 @@ def register(sub: Any) -> None:
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
     b.set_defaults(func=_with_extra(cmd_bench_ocsp))
+    _scale_parser(bench)
     b = bench.add_parser("acme", help="complete ACME orders/s against Pebble, 1 to 64 accounts")
     add_config(b)
     b.add_argument("--accounts", default="1,16,64", help="comma-separated concurrent accounts")

@@ -34,6 +34,7 @@ POLL = 1.0  # seconds between looks at INFO replication and `seq`, and between b
 MISSED = 2.0  # `seq` ahead of the copy this long with nothing logged: load it all
 SCAN_COUNT = 10_000
 MGET_CHUNK = 10_000
+LOAD_COMMIT = 100_000  # responses per commit of a whole load
 LOG_READ = 256  # log entries read at once
 RETRY = (0.2, 0.5, 1.0, 2.0)
 _ENCODE = msgspec.json.Encoder()
@@ -233,9 +234,9 @@ class Copier:
         next_look = self._monotonic() + POLL
         cursor: int = 0
         match = _glob_escape(self.layout.prefix) + b"[oec]:*"
+        batch: list[tuple[bytes, bytes]] = []
         while True:
             cursor, keys = await self._client.scan(cursor, match=match, count=SCAN_COUNT)
-            batch: list[tuple[bytes, bytes]] = []
             for kind, key, value in await self._read(keys):
                 if value is None:
                     continue
@@ -245,9 +246,11 @@ class Copier:
                     envelopes[key] = value
                 else:
                     files[key] = value
-            if batch:
+            if len(batch) >= LOAD_COMMIT or (cursor == 0 and batch):
+                # Fewer, larger commits: each rewrites the B-tree pages it touches.
                 self._store.put_loaded(batch)
                 self._loading += len(batch)
+                batch = []
             if self._monotonic() >= next_look:
                 next_look = self._monotonic() + POLL
                 await self._keep_served_current()

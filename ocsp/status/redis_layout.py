@@ -1,5 +1,5 @@
 """Where the replicated status lives in Redis and how it is encoded (no I/O): the one
-layout the CA side (core/replication) writes and the responders (redis_mirror.py) read.
+layout the CA side (core/replication) writes and responder hosts' copiers (copier.py) read.
 
 - `{prefix}o:{ocsp key}`: a serial's OCSP record, the bytes the store holds
   (OcspRecord.encode), expiring at its nextUpdate;
