@@ -12,7 +12,7 @@
    then nginx serving the same responses as static files (GET only: nginx does not
    serve static files to POST), one after the other.
 5. Through Redis (bench/ocsp_replica.py): the store replicated to a Redis primary and
-   a replica, responders answering from the replica as `hanko responder` runs them,
+   a replica, a responder host answering from its copy as `hanko responder` runs it,
    revocation to served through it, and the same wrk runs; its requests/s are given
    as ratios to the LMDB-backed responder's.
 """
@@ -450,8 +450,9 @@ def _print_text(report: dict[str, Any]) -> None:
         f"revocation to served: p50 {lat['p50_ms']} ms, max {lat['max_ms']} ms"
         f" over {lat['revocations']} revocations",
         f"through a Redis replica: Redis rebuilt from LMDB in {rep['resync_seconds']} s,"
-        f" replica synced at {rep['replica_synced_seconds']} s, responders loaded their copy"
-        f" in {rep['responder_start_seconds']} s; revocation to served p50 {rlat['p50_ms']} ms,"
+        f" replica synced at {rep['replica_synced_seconds']} s, the responder host listened in"
+        f" {rep['responder_start_seconds']} s and was ready (its copy loaded) in"
+        f" {rep['responder_ready_seconds']} s; revocation to served p50 {rlat['p50_ms']} ms,"
         f" p99 {rlat['p99_ms']} ms, max {rlat['max_ms']} ms over {rlat['revocations']}",
         f"load: wrk -c{s['connections']}, {s['seconds_per_run']} s per run,"
         f" {s['distinct_requests']:,} distinct requests",

@@ -67,8 +67,10 @@ def _du(path: Path) -> int:
 
 
 def _memory(pid: int) -> dict[str, float]:
-    """A process's resident memory in MiB: all of it, private, and file pages (the
-    copy's pages in the page cache, shared by every process on the host)."""
+    """A process's resident memory in MiB: all of it (VmRSS), private (RssAnon), and
+    file pages (RssFile: the copy's pages in the page cache, the same physical pages in
+    every process of the host; the kernel maps up to 16 cached neighbours of each page
+    a process touches, so this is many times the pages it reads)."""
     out: dict[str, float] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -223,17 +225,24 @@ async def _crls(cfg: Config, store: LmdbStore, out: Path, shards: int) -> dict[s
             directory=out,
             names=[cfg.issuers()[0].config.name],
         )
-        rows = []
+        rows, again = [], []
         for p in range(shards):
             started = time.perf_counter()
             crl = (await publisher.publish_full(p))[0]
             rows.append((time.perf_counter() - started, crl.entries, crl.size))
+        # The first build after the bulk load pays for bringing the entries' pages in;
+        # the updater's builds find them there.
+        for p in range(shards):
+            started = time.perf_counter()
+            await publisher.publish_full(p)
+            again.append(time.perf_counter() - started)
         nursery.cancel_scope.cancel()
     return {
         "shards": shards,
         "entries": sum(r[1] for r in rows),
-        "seconds_all": round(sum(r[0] for r in rows), 2),
-        "seconds_per_shard_max": round(max(r[0] for r in rows), 3),
+        "seconds_all_first": round(sum(r[0] for r in rows), 2),
+        "seconds_all": round(sum(again), 2),
+        "seconds_per_shard_max": round(max(again), 3),
         "bytes_per_shard_mean": round(sum(r[2] for r in rows) / shards),
         "bytes_per_shard_max": max(r[2] for r in rows),
     }
@@ -359,8 +368,8 @@ def _text(r: dict[str, Any]) -> str:
             f" {st['replica_synced_seconds']} s",
             f"responder host: first start ready in {st['first_start']['ready_seconds']} s, restart"
             f" ready in {st['restart']['ready_seconds']} s; copy {st['copy_bytes'] / MIB:,.0f} MiB",
-            f"responder processes after load: {', '.join(str(m.get('VmRSS')) for m in mem)} MiB RSS"
-            f" ({', '.join(str(m.get('RssAnon')) for m in mem)} MiB private)",
+            f"responder processes after load: {', '.join(str(m.get('VmRSS')) for m in mem)} MiB"
+            f" RSS, of it {', '.join(str(m.get('RssAnon')) for m in mem)} MiB private",
             f"GET: hanko {st['hanko GET']['requests_per_s']:,.0f}/s, nginx"
             f" {st['nginx GET']['requests_per_s']:,.0f}/s: {st['hanko_get_over_nginx_get']}x",
             f"refresh: the signer signs {rf['signatures_per_day']:,} a day, N needs"

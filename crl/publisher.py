@@ -38,6 +38,7 @@ from core.store.records import CrlState
 from core.store.replication import CRL as CRL_FILE
 from crl.encoder import signed_parts, tbs_parts
 from crl.schedule import Job, Kind, plan
+from crl.streaming import StreamedFile
 from signer.api import BatchSigner, Priority
 
 PARTITIONS_COUNTER = "crl:partitions"
@@ -208,6 +209,87 @@ class CrlPublisher:
 
         return await self._writer.submit(op)
 
+    def _stream(
+        self, partition: int, number: int, now: dt.datetime, path: Path
+    ) -> tuple[CrlState, int, StreamedFile] | None:
+        """The partition's TBSCertList from one snapshot, written and hashed as it is
+        read: (its state, the TBS size, the file waiting for its header), or None when
+        the header's size depends on the signature's (a CRL near a DER length
+        boundary: built whole instead)."""
+        with self._store.read() as txn:
+            state = txn.crl_state(self._issuer.key_id, partition)
+            head, tail = self._tbs_parts(partition, number, now, state.size)
+            tbs_size = len(head) + state.size + len(tail)
+            # Signatures are 8 (a tiny ECDSA one) to 512 bytes (RSA-4096) long.
+            short, _ = signed_parts(tbs_size, self._alg_der, bytes(8))
+            long, _ = signed_parts(tbs_size, self._alg_der, bytes(512))
+            if len(short) != len(long):
+                return None
+            out = StreamedFile(path, len(short), self._alg.hash_name)
+            try:
+                out.add(head)
+                read = 0
+                for chunk in txn.crl_entry_chunks(self._issuer.key_id, partition, state.entries):
+                    read += len(chunk)
+                    out.add(chunk)
+                out.add(tail)
+                if read != state.size:
+                    raise StoreError(
+                        f"CRL partition {partition}: entry sizes disagree with its state"
+                    )
+            except BaseException:
+                out.abort()
+                raise
+        return state, tbs_size, out
+
+    def _tbs_parts(
+        self, partition: int, number: int, now: dt.datetime, size: int
+    ) -> tuple[bytes, bytes]:
+        return tbs_parts(
+            signature_algorithm=self._alg_der,
+            issuer_name=self._issuer_name,
+            this_update=now,
+            next_update=now + self._validity,
+            entries_size=size,
+            crl_number=number,
+            authority_key_id=self._issuer.key_id,
+            idp_url=self._issuer.crl_url(partition),
+            freshest_url=self._issuer.delta_crl_url(partition) if self.deltas else None,
+        )
+
+    async def _build_full(
+        self, partition: int, number: int, now: dt.datetime, path: Path, phases: dict[str, float]
+    ) -> tuple[CrlState, int]:
+        """Read, hash and write (overlapped), sign, publish: (the state read, the size)."""
+        mark = time.perf_counter()
+        streamed = await trio.to_thread.run_sync(self._stream, partition, number, now, path)
+        if streamed is None:
+            state, chunks = await trio.to_thread.run_sync(self._snapshot, partition)
+            _phase(phases, "read", mark)
+            head, tail = self._tbs_parts(partition, number, now, state.size)
+            size = await self._sign_and_write(
+                path, head, chunks, tail, this_update=now, phases=phases
+            )
+            return state, size
+        state, tbs_size, out = streamed
+        try:
+            digest = await trio.to_thread.run_sync(out.digest)
+            mark = _phase(phases, "read_hash_write", mark)
+            signature = await self._signer.sign_digest(
+                self._label, self._alg, digest, priority=Priority.BULK
+            )
+            mark = _phase(phases, "sign", mark)
+            outer, trailer = signed_parts(tbs_size, self._alg_der, signature)
+            await trio.to_thread.run_sync(out.finish, outer, trailer, to_epoch(now))
+        except OSError as exc:
+            out.abort()
+            raise PublishError(f"cannot write {path}: {exc.strerror}") from exc
+        except BaseException:
+            out.abort()
+            raise
+        _phase(phases, "sync", mark)
+        return state, len(outer) + tbs_size + len(trailer)
+
     def _snapshot(self, partition: int) -> tuple[CrlState, list[bytes]]:
         with self._store.read() as txn:
             state = txn.crl_state(self._issuer.key_id, partition)
@@ -260,24 +342,8 @@ class CrlPublisher:
             number = await self._take_number(partition, prune=True)
             mark = _phase(phases, "number", mark)
             now = self._clock.now().replace(microsecond=0)
-            state, chunks = await trio.to_thread.run_sync(self._snapshot, partition)
-            _phase(phases, "read", mark)
-            head, tail = tbs_parts(
-                signature_algorithm=self._alg_der,
-                issuer_name=self._issuer_name,
-                this_update=now,
-                next_update=now + self._validity,
-                entries_size=state.size,
-                crl_number=number,
-                authority_key_id=self._issuer.key_id,
-                idp_url=self._issuer.crl_url(partition),
-                freshest_url=self._issuer.delta_crl_url(partition) if self.deltas else None,
-            )
             path = self.directory / file_name(partition, Kind.FULL)
-            size = await self._sign_and_write(
-                path, head, chunks, tail, this_update=now, phases=phases
-            )
-            del chunks
+            state, size = await self._build_full(partition, number, now, path, phases)
             mark = time.perf_counter()
             await self._record(
                 partition,

@@ -141,6 +141,8 @@ class Connection:
             self.state = _CLOSED
         elif self.state is _IDLE:
             self.deadline = now + self._idle_timeout
+        elif done:  # the next request began in this read: its own time from now
+            self.deadline = now + self._request_timeout
         return done, error
 
     def expired(self) -> HttpError | None:
@@ -153,6 +155,8 @@ class Connection:
     # -- llhttp callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        # A request begun after another completed in the same read is under way too.
+        self.state = _REQUEST
         self._url = b""
         self._body = b""
         self._inm = None

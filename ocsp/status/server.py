@@ -1,9 +1,13 @@
-"""The OCSP responder process: a small HTTP/1.1 server on uvloop over a read-only LMDB
-(`hanko serve`) or over a copy of a Redis replica (`hanko responder`; ocsp/status/sources.py).
+"""The OCSP responder process's state: a small HTTP/1.1 server on uvloop over a read-only
+LMDB (`hanko serve`) or a responder host's copy of Redis (`hanko responder`;
+ocsp/status/sources.py); its connections are ocsp/status/protocol.py.
 
 Several of these share one port (SO_REUSEPORT); each only looks up pre-signed bytes
 and writes them out. ASGI was measured far too slow for this path
-(docs/architecture.md), hence a plain asyncio Protocol.
+(docs/architecture.md), hence a plain asyncio Protocol. A request whose exact bytes
+were answered from the cache in the current second and generation is answered again
+without parsing (`answered`): parsing was most of a responder's Python time per
+request.
 
 Freshness without a clock call per request: a 100 ms tick renews the LMDB read
 transaction and caches the Date header. Answers are cached per request (GET target or
@@ -19,10 +23,9 @@ second). Revalidating every 100 ms was about a sixth of a responder's CPU on a
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -30,12 +33,15 @@ from core.base.httpdate import http_date
 from ocsp.answers import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.status import http
-from ocsp.status.connection import Connection, Limits, Request, State
+from ocsp.status.connection import Limits, Request, State
 from ocsp.status.crl_files import CrlFile, not_modified
 from ocsp.status.paths import Route, Router
 from ocsp.status.process import report
 from ocsp.status.settings import ServerSettings
 from ocsp.status.sources import Source
+
+if TYPE_CHECKING:
+    from ocsp.status.protocol import Protocol
 
 TICK = 0.1
 _CLOSED = State.CLOSED
@@ -50,6 +56,8 @@ _READY = Route.READY
 _NO_STORE = b"Cache-Control: no-store\r\n"
 # Answers larger than this go out in chunks of it, with flow control.
 STREAM_CHUNK = 64 << 10
+# Bytes of whole requests kept for the fast path (ResponderState.answered).
+ANSWERED_BYTES = 16 << 20
 
 
 class Streamed(msgspec.Struct, frozen=True, gc=False):
@@ -95,6 +103,12 @@ class ResponderState:
         self.second = 0
         self.date = b""
         self.cache: dict[bytes, _Cached] = {}
+        # Whole requests, byte for byte, that a cached answer was last sent for: the
+        # next identical one on an idle connection is answered without parsing while
+        # the answer is current (same generation, same second). Bounded in bytes.
+        self.answered: dict[bytes, _Cached] = {}
+        self._answered_bytes = 0
+        self.sent: _Cached | None = None  # what _respond last answered with, for that
         # Open connections in the order they were accepted (dicts keep it): shedding
         # looks for the oldest idle one first.
         self.connections: dict[Protocol, None] = {}
@@ -136,11 +150,22 @@ class ResponderState:
             # A responder certificate was renewed: every answer carries the old one.
             # (At start there is nothing to forget yet: clearing costs nothing.)
             self.cache.clear()
+            self.forget_answered()
             self.responder.forget_envelopes()
             self._envelopes = envelopes
 
     def close(self) -> None:
         self.source.close()
+
+    def remember_answered(self, data: bytes, entry: _Cached) -> None:
+        if self._answered_bytes + len(data) > ANSWERED_BYTES:
+            self.forget_answered()
+        self.answered[data] = entry
+        self._answered_bytes += len(data)
+
+    def forget_answered(self) -> None:
+        self.answered.clear()
+        self._answered_bytes = 0
 
     def counts(self) -> dict[str, int]:
         e = self.errors
@@ -298,6 +323,7 @@ class ResponderState:
                 send_body=False,
             )
         if head.keep_alive:
+            self.sent = entry
             if entry.second != self.second:
                 entry.second = self.second
                 entry.wire = http.response(
@@ -331,6 +357,7 @@ class ResponderState:
             # Starting again beats LRU bookkeeping on every hit: the working set refills
             # at miss cost (for a pre-signed answer, a parse and a lookup).
             self.cache.clear()
+            self.forget_answered()
         self.cache[key] = entry
         return entry
 
@@ -350,113 +377,3 @@ class ResponderState:
         return http.response(
             200, body, date=self.date, keep_alive=head.keep_alive, headers=_NO_STORE
         )
-
-
-class Protocol(asyncio.Protocol):
-    """asyncio's side of one connection: bytes to the sans-IO Connection and answers
-    back. The ticker closes it when its deadline passes.
-
-    Answers go out whole, except a large one (a CRL of megabytes): it is written a
-    chunk at a time, the next only once the client has taken the last (asyncio's
-    flow control), so a client that does not read holds one chunk of memory rather
-    than a copy of the file. Meanwhile nothing more is read from it."""
-
-    __slots__ = ("_address", "_backlog", "_paused", "conn", "state", "transport")
-
-    def __init__(self, state: ResponderState) -> None:
-        self.state = state
-        self.conn = Connection(state.limits, state.now)
-        self.transport: Any = None
-        self._backlog: collections.deque[memoryview] = collections.deque()
-        self._paused = False
-        self._address: str | None = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if peer else ""
-        if not self.state.admit(self, address):
-            transport.abort()
-            return
-        self._address = address
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.pop(self, None)
-        if self._address is not None:
-            self.state.leave(self._address)
-            self._address = None
-        self._backlog.clear()
-
-    def pause_writing(self) -> None:  # a client that does not read: stop reading it
-        self._paused = True
-        self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self._backlog:
-            self._pump()
-        if not self._paused and not self._backlog:
-            self.transport.resume_reading()
-
-    def _write(self, data: bytes | Streamed) -> None:
-        if data.__class__ is bytes and len(data) <= STREAM_CHUNK and not self._backlog:
-            self.transport.write(data)  # every OCSP answer: one write
-            return
-        if isinstance(data, Streamed):
-            self._write(data.head)
-            data = data.body
-        view = memoryview(data)
-        self._backlog.extend(view[i : i + STREAM_CHUNK] for i in range(0, len(view), STREAM_CHUNK))
-        self.transport.pause_reading()
-        self._pump()
-
-    def _pump(self) -> None:
-        backlog = self._backlog
-        while backlog and not self._paused:
-            self.transport.write(backlog.popleft())
-        # A download that makes progress is not idle.
-        self.conn.deadline = max(
-            self.conn.deadline, self.state.now + self.state.limits.idle_timeout
-        )
-        if not backlog and not self._paused:
-            if self.conn.state is _CLOSED:
-                self.transport.close()
-            else:
-                self.transport.resume_reading()
-
-    def timed_out(self) -> None:
-        err = self.conn.expired()
-        if err is not None:  # a request started and never finished: a slow client
-            self.transport.write(http.error_response(err, date=self.state.date))
-        self.transport.close()
-
-    def data_received(self, data: bytes) -> None:
-        state = self.state
-        conn = self.conn
-        requests, err = conn.receive(data, state.now)
-        if len(requests) == 1:  # the common case: one request per read
-            try:
-                self._write(state.handle(requests[0]))
-            except http.HttpError as exc:  # a method or a file we do not serve
-                err = exc
-        elif requests:  # pipelined: one write for all the answers
-            out: list[bytes] = []
-            for r in requests:
-                try:
-                    answer = state.handle(r)
-                except http.HttpError as exc:  # a method we do not serve: the last answer
-                    err = exc
-                    break
-                if isinstance(answer, Streamed):
-                    self._write(b"".join(out))
-                    self._write(answer)
-                    out = []
-                else:
-                    out.append(answer)
-            self._write(b"".join(out))
-        if err is not None:
-            headers = b"Allow: GET, POST\r\n" if err.status == 405 else b""
-            self._write(http.error_response(err, date=state.date, headers=headers))
-            conn.state = _CLOSED
-        if conn.state is _CLOSED and not self._backlog:
-            self.transport.close()

@@ -22,7 +22,8 @@ import uvloop
 from core.base import children
 from core.base.errors import HankoError
 from ocsp.status.process import listening_socket, raise_open_files
-from ocsp.status.server import Protocol, ResponderState
+from ocsp.status.protocol import Protocol
+from ocsp.status.server import ResponderState
 from ocsp.status.settings import ServerSettings
 from ocsp.status.sources import Source, lmdb_source
 
