@@ -157,6 +157,27 @@ class ResponderState:
     def close(self) -> None:
         self.source.close()
 
+    def current_wire(self, entry: _Cached) -> bytes | None:
+        """A remembered keep-alive answer as it goes out now: looked at again in the
+        store once per generation, its Date made once per second; None once the
+        store no longer holds the bytes it was cut from (then the request takes the
+        full path, which answers afresh)."""
+        if entry.gen != self.gen:
+            if self._view.response(entry.answer.key) != entry.raw:
+                return None
+            entry.gen = self.gen
+        if entry.second != self.second:
+            entry.second = self.second
+            entry.wire = http.response(
+                200,
+                entry.answer.body,
+                date=self.date,
+                keep_alive=True,
+                headers=self._caching(entry),
+            )
+        self.successful += 1
+        return entry.wire
+
     def remember_answered(self, data: bytes, entry: _Cached) -> None:
         if self._answered_bytes + len(data) > ANSWERED_BYTES:
             self.forget_answered()
