@@ -235,28 +235,38 @@ class Copier:
         cursor: int = 0
         match = _glob_escape(self.layout.prefix) + b"[oec]:*"
         batch: list[tuple[bytes, bytes]] = []
-        while True:
-            cursor, keys = await self._client.scan(cursor, match=match, count=SCAN_COUNT)
-            for kind, key, value in await self._read(keys):
-                if value is None:
-                    continue
-                if kind == "o":
-                    batch.append((key, value))
-                elif kind == "e":
-                    envelopes[key] = value
-                else:
-                    files[key] = value
-            if len(batch) >= LOAD_COMMIT or (cursor == 0 and batch):
-                # Fewer, larger commits: each rewrites the B-tree pages it touches.
-                self._store.put_loaded(batch)
-                self._loading += len(batch)
-                batch = []
-            if self._monotonic() >= next_look:
-                next_look = self._monotonic() + POLL
-                await self._keep_served_current()
-                self._beat()
-            if cursor == 0:
-                return envelopes, files
+        # One commit in a thread of its own while the next keys are read (py-lmdb lets
+        # go of the GIL in LMDB): reading Redis and writing the copy overlap.
+        writing: asyncio.Future[None] | None = None
+        try:
+            while True:
+                cursor, keys = await self._client.scan(cursor, match=match, count=SCAN_COUNT)
+                for kind, key, value in await self._read(keys):
+                    if value is None:
+                        continue
+                    if kind == "o":
+                        batch.append((key, value))
+                    elif kind == "e":
+                        envelopes[key] = value
+                    else:
+                        files[key] = value
+                if len(batch) >= LOAD_COMMIT or (cursor == 0 and batch):
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(
+                        asyncio.to_thread(self._store.put_loaded, batch)
+                    )
+                    self._loading += len(batch)
+                    batch = []
+                if self._monotonic() >= next_look:
+                    next_look = self._monotonic() + POLL
+                    await self._keep_served_current()
+                    self._beat()
+                if cursor == 0:
+                    return envelopes, files
+        finally:
+            if writing is not None:
+                await asyncio.gather(writing, return_exceptions=cursor != 0)
 
     async def _logged_after(self, after: bytes) -> list[LogEntry]:
         """Every log entry after `after`."""
