@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import msgspec
 
@@ -33,15 +33,22 @@ from core.base.httpdate import http_date
 from ocsp.answers import MALFORMED, TRY_LATER, UNAUTHORIZED, Answer, Responder
 from ocsp.codec import CertIdHash, IssuerHashes
 from ocsp.status import http
-from ocsp.status.connection import Limits, Request, State
+from ocsp.status.connection import Connection, Limits, Request, State
 from ocsp.status.crl_files import CrlFile, not_modified
 from ocsp.status.paths import Route, Router
 from ocsp.status.process import report
 from ocsp.status.settings import ServerSettings
 from ocsp.status.sources import Source
 
-if TYPE_CHECKING:
-    from ocsp.status.protocol import Protocol
+
+class Peer(Protocol):
+    """What the state asks of a connection (ocsp/status/protocol.py makes them)."""
+
+    conn: Connection
+    transport: Any
+
+    def timed_out(self) -> None: ...
+
 
 TICK = 0.1
 _CLOSED = State.CLOSED
@@ -111,7 +118,7 @@ class ResponderState:
         self.sent: _Cached | None = None  # what _respond last answered with, for that
         # Open connections in the order they were accepted (dicts keep it): shedding
         # looks for the oldest idle one first.
-        self.connections: dict[Protocol, None] = {}
+        self.connections: dict[Peer, None] = {}
         self.capacity = settings.max_connections
         self.per_client_cap = settings.max_connections_per_client
         self.per_client: dict[str, int] = {}
@@ -203,7 +210,7 @@ class ResponderState:
             "refused_per_client": self.refused_per_client,
         }
 
-    def admit(self, proto: Protocol, address: str) -> bool:
+    def admit(self, proto: Peer, address: str) -> bool:
         """Take a new connection; at capacity, close the oldest idle one to make room
         (or the oldest of all when none is idle: a client trickling a request is the
         one to go, not the one that just arrived). False, and the new one is to be
