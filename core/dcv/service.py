@@ -96,7 +96,7 @@ class DomainControl:
         now = to_epoch(self._clock.now())
         try:
             challenge = methods.new_challenge(
-                challenge_id=secrets.token_urlsafe(12),
+                challenge_id=challenge_id(),
                 org_id=org_id,
                 domain=name,
                 method=method,
@@ -245,3 +245,11 @@ def _still_pending(txn: WriteTxn, ch: DcvChallenge) -> bool:
     """The challenge as stored is the one checked (a concurrent check did not end it)."""
     now = txn.get_dcv_challenge(ch.id)
     return now is not None and now.status == "pending" and now.attempts == ch.attempts
+
+
+def challenge_id() -> str:
+    """A new challenge's id: 16 URL-safe characters, never a leading "-" (which a command
+    line, `hanko domain verify --challenge ID`, would take for an option)."""
+    while (found := secrets.token_urlsafe(12)).startswith("-"):
+        pass
+    return found
