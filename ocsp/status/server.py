@@ -173,6 +173,11 @@ class ResponderState:
             if self._view.response(entry.answer.key) != entry.raw:
                 return None
             entry.gen = self.gen
+        self.successful += 1
+        return self._keep_alive_wire(entry)
+
+    def _keep_alive_wire(self, entry: _Cached) -> bytes:
+        """The keep-alive 200 for `entry`, made once per second."""
         if entry.second != self.second:
             entry.second = self.second
             entry.wire = http.response(
@@ -182,7 +187,6 @@ class ResponderState:
                 keep_alive=True,
                 headers=self._caching(entry),
             )
-        self.successful += 1
         return entry.wire
 
     def remember_answered(self, data: bytes, entry: _Cached) -> None:
@@ -352,16 +356,7 @@ class ResponderState:
             )
         if head.keep_alive:
             self.sent = entry
-            if entry.second != self.second:
-                entry.second = self.second
-                entry.wire = http.response(
-                    200,
-                    entry.answer.body,
-                    date=self.date,
-                    keep_alive=True,
-                    headers=self._caching(entry),
-                )
-            return entry.wire
+            return self._keep_alive_wire(entry)
         return http.response(
             200, entry.answer.body, date=self.date, keep_alive=False, headers=self._caching(entry)
         )
