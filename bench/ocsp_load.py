@@ -41,6 +41,7 @@ from cryptography import x509
 
 from bench import ocsp_peers as peers
 from bench import ocsp_replica
+from bench.cert_records import insert_bench_cert
 from bench.progress import Progress
 from bench.report import maybe_write
 from bench.revocation_poll import revoke_and_poll
@@ -49,7 +50,6 @@ from bench.signer_load import raw_ceiling
 from bench.wrk import run_wrk
 from core.base.clock import FixedClock, SystemClock
 from core.base.errors import HankoError
-from core.base.reasons import RevocationReason
 from core.cmd.wiring import (
     issuance_engine,
     ocsp_refresher,
@@ -60,20 +60,13 @@ from core.cmd.wiring import (
 )
 from core.config import Config, load_config
 from core.issuance.engine import IssuanceEngine
-from core.store import CertRecord, CertStatus, LmdbStore, Store, WriteTxn
-from crl.encoder import revoked_entry
+from core.store import CertStatus, LmdbStore, Store, WriteTxn
 from ocsp.codec import CertIdHash
 from signer.algorithms import KeyType
 
 # The refresh runs in this many parts, the signer ceiling measured between them.
 SEGMENTS = 4
 CHUNK = 20_000
-REASONS = [
-    RevocationReason.KEY_COMPROMISE,
-    RevocationReason.SUPERSEDED,
-    RevocationReason.CESSATION_OF_OPERATION,
-    RevocationReason.UNSPECIFIED,
-]
 
 
 PROGRESS = Progress("ocsp")
@@ -108,29 +101,14 @@ def load_store(
 
         def op(txn: WriteTxn, batch: list[tuple[bytes, bool]] = batch, start: int = start) -> None:
             for i, (serial, is_revoked) in enumerate(batch, start):
-                rec = CertRecord(
-                    serial=serial,
+                insert_bench_cert(
+                    txn,
+                    serial,
                     issuer=issuer_key_id,
-                    status=CertStatus.GOOD,
-                    not_before=now - 86400,
-                    not_after=now + 90 * 86400,
-                    names=[],
-                    organization="bench",
-                    profile="ov",
+                    now=now,
                     partition=serial[-1] % 16,
-                    der=b"",
+                    revoked=is_revoked,
                 )
-                txn.insert_cert(rec, at_us=now * 1_000_000, actor="bench")
-                if is_revoked:
-                    reason = REASONS[serial[-1] % len(REASONS)]
-                    at = dt.datetime.fromtimestamp(now - 3600, dt.UTC)
-                    txn.revoke(
-                        serial,
-                        at=now - 3600,
-                        reason=reason,
-                        actor="bench",
-                        entry_der=revoked_entry(int.from_bytes(serial, "big"), at, reason),
-                    )
                 txn.schedule_ocsp(serial, segment_due(now, segments, i * segments // n))
 
         store.write(op)

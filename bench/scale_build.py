@@ -22,13 +22,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core.base.reasons import RevocationReason
+from bench.cert_records import REASONS, insert_bench_cert
 from core.ca.certs import ca_subject, ocsp_responder_builder
 from core.ca.hsm import hsm_session, signing_key
 from core.ca.issuer import issuer_info
 from core.config import Config
-from core.store import CertRecord, CertStatus, OcspEnvelope, OcspRecord, Store, WriteTxn
-from crl.encoder import revoked_entry
+from core.store import OcspEnvelope, OcspRecord, Store, WriteTxn
 from ocsp.codec import CertIdHash
 from ocsp.presign import Presigner
 from ocsp.response_codec import ResponseEncoder
@@ -36,12 +35,6 @@ from signer.algorithms import KeyType, hash_for
 from signer.splice import signature_algorithm_der
 
 CHUNK = 20_000
-REASONS = [
-    RevocationReason.KEY_COMPROMISE,
-    RevocationReason.SUPERSEDED,
-    RevocationReason.CESSATION_OF_OPERATION,
-    RevocationReason.UNSPECIFIED,
-]
 
 
 class Plan:
@@ -182,29 +175,14 @@ def write_chunk(store: Store, plan: Plan, chunk: Chunk, envelope: OcspEnvelope) 
         txn.put_ocsp_envelope(envelope)
         records = []
         for serial, revoked, raw in chunk:
-            rec = CertRecord(
-                serial=serial,
+            insert_bench_cert(
+                txn,
+                serial,
                 issuer=plan.key_id,
-                status=CertStatus.GOOD,
-                not_before=now - 86400,
-                not_after=now + 90 * 86400,
-                names=[],
-                organization="bench",
-                profile="ov",
+                now=now,
                 partition=serial[-1] % plan.shards,
-                der=b"",
+                revoked=revoked,
             )
-            txn.insert_cert(rec, at_us=now * 1_000_000, actor="bench")
-            if revoked:
-                reason = REASONS[serial[-1] % len(REASONS)]
-                at = dt.datetime.fromtimestamp(now - 3600, dt.UTC)
-                txn.revoke(
-                    serial,
-                    at=now - 3600,
-                    reason=reason,
-                    actor="bench",
-                    entry_der=revoked_entry(int.from_bytes(serial, "big"), at, reason),
-                )
             records.append((serial, OcspRecord.decode(raw)))
         txn.put_ocsp_many(records)
 
