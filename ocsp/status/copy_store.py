@@ -143,11 +143,6 @@ class CopyStore:
         raw = self._meta(_SYNCED)
         return float(raw) if raw is not None else None
 
-    def responses(self) -> int:
-        with self.env.begin() as txn:
-            active = b"ocsp." + (txn.get(_ACTIVE, db=self.dbs[b"meta"]) or b"a")
-            return int(txn.stat(self.dbs[active])["entries"])
-
     def counts(self) -> tuple[int, int]:
         """(responses, CRL files) held."""
         with self.env.begin() as txn:
