@@ -81,6 +81,15 @@ class SchemaMismatch(StoreError):
     code = "store_schema_mismatch"
 
 
+class StepWaits(StoreError):
+    """A schema step that cannot be applied while older hanko are connected; `done`
+    lists the steps applied before it."""
+
+    def __init__(self, message: str, done: list[int]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
 class DuplicateSerial(StoreError):
     code = "duplicate_serial"
 

@@ -24,6 +24,7 @@ from core.acme.nonces import Nonces
 from core.acme.ra import RegistrationAuthority
 from core.api import acme_eab, rpc
 from core.api import api_keys as keys_http
+from core.api import certs_search as search_http
 from core.api import dcv as dcv_http
 from core.api import licenses as licenses_http
 from core.api import renewals as renewals_http
@@ -213,6 +214,7 @@ def build_app(
         *renewals_http.routes(engine, store),
         *licenses_http.routes(desk, store, writer),
         *keys_http.routes(store, writer, clock),
+        *search_http.routes(store, lambda: {i.name: i.key_id for i in engine.issuers.all}, clock),
         *webhook_routes(cfg, writer, clock),
     ]
     # Paths under /acme/ that no route matched are refused as problem documents too.

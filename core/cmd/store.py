@@ -4,6 +4,8 @@ between back ends)."""
 from __future__ import annotations
 
 import argparse
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,23 @@ from core.cmd.common import Parser, add_config, config, print_json
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from core.base.errors import StepWaits
     from core.store.configured import migrate
 
     cfg = config(args)
-    applied, version = migrate(cfg.store, cfg)
+    if args.plan:
+        _, version, steps = migrate(cfg.store, cfg, to=args.to, plan=True)
+        if args.json:
+            print_json({"version": version, "steps": steps})
+        else:
+            print_plan(version, steps)
+        return 0
+    try:
+        applied, version, _ = migrate(cfg.store, cfg, to=args.to)
+    except StepWaits as exc:
+        if exc.done:
+            print(f"applied migrations {', '.join(map(str, exc.done))}", file=sys.stderr)
+        raise
     if args.json:
         print_json({"applied": applied, "version": version})
     elif applied:
@@ -26,6 +41,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_plan(version: int, steps: list[dict[str, Any]]) -> None:
+    if not steps:
+        print(f"the store is at version {version}: nothing to apply")
+        return
+    print(f"the store is at version {version}; `hanko store migrate` would apply:")
+    for step in steps:
+        print(f"\nstep {step['version']} {step['name']} ({step['kind']}):")
+        print(textwrap.fill(step["summary"], 88, initial_indent="  ", subsequent_indent="  "))
+        if step["rows"]:
+            print(f"  rows it converts or fills: {step['rows']}")
+        if step["waits_for"]:
+            print(f"  WAITS: {step['waits_for']}")
+        for statement in step["sql"]:
+            print(textwrap.indent(statement, "    "))
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("store", help="the store: schema migrations, copies between back ends")
     store = p.add_subparsers(dest="store_command", required=True, parser_class=Parser)
@@ -33,6 +64,16 @@ def register(sub: Any) -> None:
         "migrate", help="apply the PostgreSQL schema migrations this hanko needs (idempotent)"
     )
     add_config(m)
+    m.add_argument(
+        "--plan", action="store_true", help="show what each pending step would do; apply nothing"
+    )
+    m.add_argument(
+        "--to",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop at schema step N (a rolling upgrade applies its expand step first)",
+    )
     m.add_argument("--json", action="store_true", help="print the result as JSON")
     m.set_defaults(func=cmd_migrate)
     c = store.add_parser(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from core.store.leader_lock import LeaderLock
+from core.store.search import CertPage, CertQuery
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
 T = TypeVar("T")
@@ -72,6 +73,11 @@ class Store(Protocol):
 
     def map_use(self) -> dict[str, int]:
         """Bytes used, reserved and at most (metrics)."""
+        ...
+
+    def search_certs(self, query: CertQuery, now: int) -> CertPage:
+        """One page of the certificates matching `query` (core/store/search.py), in
+        serial order; ClientError for a malformed query."""
         ...
 
     def close(self) -> None: ...

@@ -72,9 +72,13 @@ def _pg_connect(st: StoreConfig, cfg: Located, *, admin: bool) -> Any:
         raise StoreError(f"cannot connect to the PostgreSQL store: {first_line(exc)}") from exc
 
 
-def migrate(st: StoreConfig, cfg: Located) -> tuple[list[int], int]:
-    """Bring the configured PostgreSQL store to this hanko's schema: the migrations
-    applied now and the version it is at."""
+def migrate(
+    st: StoreConfig, cfg: Located, *, to: int | None = None, plan: bool = False
+) -> tuple[list[int], int, list[dict[str, Any]]]:
+    """Bring the configured PostgreSQL store to this hanko's schema (or step `to`):
+    the steps applied now, the version it is at, and (with `plan`, nothing applied)
+    what each pending step would do. A step that must wait for older hanko to
+    disconnect raises StepWaits after the ones before it."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
@@ -87,8 +91,10 @@ def migrate(st: StoreConfig, cfg: Located) -> tuple[list[int], int]:
     runtime = str(user) if user else None
     with _pg_connect(st, cfg, admin=True) as conn:
         try:
-            done = pg_schema.migrate(conn, runtime_role=runtime)
-            return done, pg_schema.applied(conn)
+            if plan:
+                return [], pg_schema.applied(conn), pg_schema.plan(conn, to=to)
+            done = pg_schema.migrate(conn, runtime_role=runtime, to=to)
+            return done, pg_schema.applied(conn), []
         except psycopg.Error as exc:
             raise StoreError(
                 f"the migration failed, nothing of it kept: {first_line(exc)}"

@@ -21,6 +21,7 @@ from core.store.keys import DB_NAMES, MAX_DBS, SCHEMA_KEY
 from core.store.leader_lock import SoleWriter
 from core.store.ocsp_view import OcspView
 from core.store.records import SCHEMA_VERSION
+from core.store.search import CertPage, CertQuery, scan
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
 T = TypeVar("T")
@@ -196,6 +197,11 @@ class LmdbStore:
             lambda: self.env.set_mapsize(target), timeout=RESIZE_WAIT_SECONDS
         ):
             raise StoreError("the store's map could not grow: a reader stayed open")
+
+    def search_certs(self, query: CertQuery, now: int) -> CertPage:
+        """A search by walking the certificates (core/store/search.py)."""
+        with self.read() as txn:
+            return scan(txn, query, now)
 
     def read(self) -> ReadTxn:
         return ReadTxn(self._begin(write=False), self._dbs, self._gate.leave)

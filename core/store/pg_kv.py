@@ -37,6 +37,7 @@ class Table:
 
     __slots__ = (
         "append_only",
+        "count",
         "delete",
         "get",
         "get_many",
@@ -45,11 +46,16 @@ class Table:
         "page_after",
         "page_from",
     )
+    # Rows of a derived table (core/store/pg_typed.py: an index PostgreSQL keeps) are
+    # never written: what a transaction puts in one stays in its overlay, for its own
+    # reads, and the database derives the same rows from the table they index.
+    derived = False
 
     def __init__(self, name: str, *, append_only: bool = False) -> None:
         self.name = name
         self.append_only = append_only
         t = sql.Identifier(name)
+        self.count = sql.SQL("SELECT count(*) FROM {}").format(t)
         self.get = sql.SQL("SELECT v FROM {} WHERE k = %s").format(t)
         self.get_many = sql.SQL("SELECT k, v FROM {} WHERE k = ANY(%s)").format(t)
         self.page_from = sql.SQL("SELECT k, v FROM {} WHERE k >= %s ORDER BY k LIMIT %s").format(t)
@@ -59,6 +65,18 @@ class Table:
         if not append_only:
             insert += " ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
         self.insert = sql.SQL(insert).format(t)
+
+    # A row of `get` is (value,); of `get_many` and the pages, (key, value). Typed
+    # tables (core/store/pg_typed.py) select columns and make the record from them.
+    def value(self, row: tuple[Any, ...]) -> bytes:
+        return row[0]  # type: ignore[no-any-return]
+
+    def pairs(self, rows: list[tuple[Any, ...]]) -> list[tuple[bytes, bytes]]:
+        return rows
+
+    def params(self, keys: list[bytes], values: list[bytes]) -> tuple[Any, ...]:
+        """The parameters of `insert` for these rows."""
+        return (keys, values)
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -149,7 +167,7 @@ class PgTxn:
             value = known[key]
         else:
             rows = self._state.query(db.get, (key,))
-            value = known[key] = rows[0][0] if rows else None
+            value = known[key] = db.value(rows[0]) if rows else None
         return default if value is None else value
 
     def cursor(self, *, db: Table) -> PgCursor:
@@ -162,7 +180,7 @@ class PgTxn:
         wanted = [k for k in keys if k not in known and k not in ov]
         if not wanted:
             return
-        found = dict(self._state.query(db.get_many, (wanted,)))
+        found = dict(db.pairs(self._state.query(db.get_many, (wanted,))))
         for k in wanted:
             known[k] = found.get(k)
 
@@ -260,12 +278,15 @@ class PgTxn:
     def _flush(self) -> None:
         conn = self._state.conn
         for table, ov in self._state.overlay.items():
+            if table.derived:
+                continue
             gone = [k for k, v in ov.items() if v is None]
             keys = [k for k, v in ov.items() if v is not None]
             if gone:
                 conn.execute(table.delete, (gone,))
             if keys:
-                conn.execute(table.insert, (keys, [ov[k] for k in keys]))
+                values: list[bytes] = [ov[k] for k in keys]  # type: ignore[misc]
+                conn.execute(table.insert, table.params(keys, values))
 
     def abort(self) -> None:
         if self._undo is not None:
@@ -326,7 +347,9 @@ class PgCursor:
             rows = cache.get(page_key)
             if rows is None:
                 query = self._db.page_from if inclusive else self._db.page_after
-                rows = cache[page_key] = self._state.query(query, (start, self._page))
+                rows = cache[page_key] = self._db.pairs(
+                    self._state.query(query, (start, self._page))
+                )
             self._rows = rows
             self._lo = (start, inclusive)
             self._done = len(self._rows) < self._page

@@ -28,11 +28,13 @@ import psycopg_pool
 from psycopg import IsolationLevel, sql
 
 from core.base.errors import StoreError
-from core.store import pg_schema
+from core.store import pg_schema, pg_typed
 from core.store.keys import DB_NAMES
-from core.store.pg_kv import PgTxn, Table, _State, first_line
+from core.store.pg_kv import PgTxn, _State, database_error, first_line
 from core.store.pg_leader import PgLeaderLock
+from core.store.pg_search import search
 from core.store.pg_view import PgOcspView
+from core.store.search import CertPage, CertQuery
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
 T = TypeVar("T")
@@ -63,7 +65,10 @@ def connection_kwargs(
     show in process listings and logs); a dead peer is noticed by keepalives."""
     kwargs: dict[str, Any] = {
         "connect_timeout": max(1, round(connect_timeout)),
-        "application_name": application_name,
+        # Which hanko (by the schema it was built for) holds the connection: `hanko
+        # store migrate` holds a step back while an older one that cannot run on it is
+        # connected.
+        "application_name": f"{application_name} (schema {pg_schema.latest()})",
         "keepalives": 1,
         "keepalives_idle": 5,
         "keepalives_interval": 2,
@@ -111,14 +116,11 @@ class PgStore:
             synchronous_commit=synchronous_commit,
             application_name=application_name,
         )
-        self._dbs: dict[bytes, Any] = {
-            name: Table(name.decode(), append_only=name in pg_schema.APPEND_ONLY)
-            for name in DB_NAMES
-        }
         # One direct connection first: a wrong DSN, password or schema is one clear
         # error now, not a pool retrying in the background.
         with self.connect(autocommit=True) as conn:
-            pg_schema.check(conn, self.where)
+            self.schema = pg_schema.check(conn, self.where)
+            self._dbs: dict[bytes, Any] = pg_typed.tables(self.schema)
             missing = pg_schema.missing_tables(conn)
             if missing:
                 raise StoreError(f"{self.where} lacks the tables {', '.join(missing)}")
@@ -214,6 +216,15 @@ class PgStore:
         txn.commit()
         return results
 
+    def search_certs(self, query: CertQuery, now: int) -> CertPage:
+        """One SQL query over the typed certificates table (core/store/pg_search.py)."""
+        with self.read() as r:
+            state = r.txn._state
+            try:
+                return search(state.conn, query, now, schema=self.schema)
+            except psycopg.Error as exc:
+                raise database_error(exc) from exc
+
     def leader_lock(self) -> PgLeaderLock:
         return PgLeaderLock(lambda: self.connect(autocommit=True, raw=True), self.where)
 
@@ -225,9 +236,7 @@ class PgStore:
         with self.read() as r:
             state = r.txn._state
             counts = sql.SQL(" UNION ALL ").join(
-                sql.SQL("SELECT {}, count(*) FROM {}").format(
-                    sql.Literal(n.decode()), sql.Identifier(n.decode())
-                )
+                sql.SQL("SELECT {}, ({})").format(sql.Literal(n.decode()), self._dbs[n].count)
                 for n in DB_NAMES
             )
             return {str(name): int(count) for name, count in state.query(counts, ())}

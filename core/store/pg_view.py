@@ -85,7 +85,9 @@ class PgOcspView:
         return None if isinstance(found, Exception) else found
 
 
-_GET = {
+_GET: dict[str, sql.SQL | sql.Composed] = {
     t: sql.SQL("SELECT v FROM {} WHERE k = %s").format(sql.Identifier(t))
-    for t in ("ocsp", "certs", "meta", "counters")
+    for t in ("ocsp", "meta", "counters")
 }
+# Whether a serial was issued: its row in the typed certificates table.
+_GET["certs"] = sql.SQL("SELECT ''::bytea FROM certificates WHERE k = %s")
