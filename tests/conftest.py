@@ -169,9 +169,16 @@ class DevCA:
         return load_config(self.config_path)
 
 
-def init_ca(directory: Path, key_type: str = "ecdsa-p256", *, store: Any = None) -> DevCA:
+def init_ca(
+    directory: Path,
+    key_type: str = "ecdsa-p256",
+    *,
+    store: Any = None,
+    env: dict[str, str] | None = None,
+) -> DevCA:
     """`hanko init` of a CA in `directory`: for fixtures that want one of their own.
-    `store`: a tests.stores.PgDatabase to keep it in (else LMDB under `directory`)."""
+    `store`: a tests.stores.PgDatabase to keep it in (else LMDB under `directory`);
+    `env`: the environment hanko runs in."""
     if shutil.which("softhsm2-util") is None:
         pytest.fail("SoftHSM is not installed: run scripts/dev.sh setup (the test command does)")
     args = ["init", str(directory), "--key-type", key_type]
@@ -181,7 +188,7 @@ def init_ca(directory: Path, key_type: str = "ecdsa-p256", *, store: Any = None)
         pwfile.chmod(0o600)
         args += ["--store", store.dsn, "--store-password-file", str(pwfile), "--store-admin",
                  store.admin_dsn, "--store-admin-password-file", str(pwfile)]  # fmt: skip
-    hanko(*args, check=True)
+    hanko(*args, check=True, env=env)
     config = directory / "hanko.toml"
     use_resolver(config, dns_lab().resolver)
     return DevCA(directory, config, key_type)

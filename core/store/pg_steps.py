@@ -51,7 +51,9 @@ def after(conn: psycopg.Connection[Any], version: int) -> None:
 def rows_to_touch(conn: psycopg.Connection[Any], version: int, have: int) -> int:
     """Rows a step converts or fills, for `hanko store migrate --plan`."""
     if version == TYPED_VERSION:
-        return sum(_count(conn, old) for old in _CONVERTED if _exists(conn, old))
+        # Before the step, the key-value ledger still has its own name.
+        old_names = [n.decode() for n in _CONVERTED.values()]
+        return sum(_count(conn, old) for old in old_names if _exists(conn, old))
     if version >= KEY_FACTS_VERSION:
         if have < TYPED_VERSION:
             return _count(conn, "certs") if _exists(conn, "certs") else 0

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 class Serving:
     """One `hanko serve` on its own copy of the CA's configuration (its own ports)."""
 
-    def __init__(self, ca: DevCA, name: str) -> None:
+    def __init__(self, ca: DevCA, name: str, *, env: dict[str, str] | None = None) -> None:
         api, status, metrics = free_ports(3)
         text = ca.config_path.read_text()
         for old, new in (("127.0.0.1:8443", api), ("127.0.0.1:8080", status),
@@ -50,6 +50,7 @@ class Serving:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                env=env,
             )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
@@ -65,6 +66,17 @@ class Serving:
         with self.admin() as admin:
             stats: dict[str, Any] = admin.get("/v1/statistics").json()
         return stats
+
+    def drain(self) -> None:
+        """SIGTERM, as a rolling upgrade stops a host: requests in flight are answered."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                pytest.fail("hanko serve did not drain within 60 s")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
