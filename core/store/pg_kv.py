@@ -25,6 +25,9 @@ from psycopg import sql
 
 from core.base.errors import CommitUnconfirmed, StoreError
 
+# Every hanko write transaction holds this (pg_advisory_xact_lock) until it ends
+# (core/store/pg_store.py), and so does a schema step's batch of data work.
+WRITE_LOCK = 0x68616E6B6F_02  # "hanko" | 2
 _ABSENT = object()  # undo: the key was not in the overlay before
 _PAGE_FIRST = 64
 _PAGE_MAX = 8192

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from core.store.key_facts import key_facts
+from core.store.pg_kv import WRITE_LOCK
 from core.store.pg_typed import KEY_FACTS_VERSION, TYPED, TypedTable, tables
 
 TYPED_VERSION = 4
@@ -100,8 +101,6 @@ def _convert(conn: psycopg.Connection[Any]) -> None:
 def fill_key_facts(conn: psycopg.Connection[Any]) -> int:
     """Key type and SPKI hash of every certificate that has none, a batch per
     transaction under the store's write lock. Returns how many were filled."""
-    from core.store.pg_store import WRITE_LOCK
-
     filled = 0
     last = b""
     while True:

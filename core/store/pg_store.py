@@ -30,7 +30,7 @@ from psycopg import IsolationLevel, sql
 from core.base.errors import StoreError
 from core.store import pg_schema, pg_typed
 from core.store.keys import DB_NAMES
-from core.store.pg_kv import PgTxn, _State, database_error, first_line
+from core.store.pg_kv import WRITE_LOCK, PgTxn, _State, database_error, first_line
 from core.store.pg_leader import PgLeaderLock
 from core.store.pg_search import search
 from core.store.pg_view import PgOcspView
@@ -38,8 +38,6 @@ from core.store.search import CertPage, CertQuery
 from core.store.transactions import Done, Failed, ReadTxn, WriteTxn
 
 T = TypeVar("T")
-# Every hanko write transaction holds this (pg_advisory_xact_lock) until it ends.
-WRITE_LOCK = 0x68616E6B6F_02  # "hanko" | 2
 
 
 class _Nesting:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import pg_schema
-
-from core.store import CertStatus, LmdbStore, serial_bytes
+from core.store import CertStatus, LmdbStore, pg_schema, serial_bytes
 from tests.conftest import DevCA, client, csr, hanko, paying_org, serving
 from tests.stores import PgDatabase
 

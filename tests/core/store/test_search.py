@@ -145,9 +145,9 @@ def test_a_hit_carries_what_an_incident_report_needs(store: Any) -> None:
     [hit] = store.search_certs(CertQuery(name=f"host{c.i}.example.co.jp"), NOW).certificates
     assert hit.serial == c.serial.hex()
     assert (hit.status, hit.profile, hit.organization) == ("revoked", "ev", c.organization)
-    assert hit.issuer == c.issuer.hex() and hit.key_type == c.key_type
+    assert (hit.issuer, hit.key_type) == (c.issuer.hex(), c.key_type)
     assert (hit.not_before, hit.not_after) == (c.not_before, c.not_after)
-    assert hit.revoked_at == c.not_before + 3600 and hit.reason == 1
+    assert (hit.revoked_at, hit.reason) == (c.not_before + 3600, 1)
     assert hit.names == list(c.names)
 
 
