@@ -188,7 +188,7 @@ def plan(conn: psycopg.Connection[Any], *, to: int | None = None) -> list[dict[s
                 "name": step.name,
                 "kind": step.kind,
                 "summary": step.summary,
-                "sql": [s.strip() for s in step.text.split(";\n") if _code(s)] + step.outside,
+                "sql": [_code(s) for s in step.text.split(";\n") if _code(s)] + step.outside,
                 "rows": pg_steps.rows_to_touch(conn, step.version, have),
                 "waits_for": blockers(conn, step),
             }
@@ -196,10 +196,10 @@ def plan(conn: psycopg.Connection[Any], *, to: int | None = None) -> list[dict[s
     return out
 
 
-def _code(statement: str) -> bool:
-    return any(
-        line.strip() and not line.strip().startswith("--") for line in statement.splitlines()
-    )
+def _code(statement: str) -> str:
+    """A statement without its comment lines ("" when it is all comments)."""
+    lines = statement.splitlines()
+    return "\n".join(line for line in lines if not line.strip().startswith("--")).strip()
 
 
 def migrate(
