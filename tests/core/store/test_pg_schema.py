@@ -173,3 +173,29 @@ def test_a_contract_step_waits_for_older_hanko(postgres: PostgresServer) -> None
         older.close()
     with db.admin() as conn:
         assert pg_schema.migrate(conn, runtime_role=RUNTIME_ROLE) == [6]
+
+
+@pytest.mark.parametrize("table", ["audit_log", "ledger"])
+def test_the_audit_log_and_the_ledger_only_grow(
+    lmdb_store: Any, postgres: PostgresServer, table: str
+) -> None:
+    db = key_value_database(postgres, lmdb_store)
+    with db.admin() as conn:
+        pg_schema.migrate(conn, runtime_role=RUNTIME_ROLE)
+    t = sql.Identifier(table)
+    changes = (
+        sql.SQL("UPDATE {} SET actor = 'someone else'").format(t),
+        sql.SQL("DELETE FROM {}").format(t),
+        sql.SQL("TRUNCATE {}").format(t),
+    )
+    # The role hanko serves with holds INSERT and SELECT only.
+    with psycopg.connect(db.dsn, password=db.password, autocommit=True) as runtime:
+        assert runtime.execute(sql.SQL("SELECT count(*) FROM {}").format(t)).fetchone() != (0,)
+        for change in changes:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                runtime.execute(change)
+    # The owner is refused by the triggers.
+    with db.admin() as owner:
+        for change in changes:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                owner.execute(change)
