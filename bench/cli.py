@@ -81,6 +81,12 @@ def cmd_bench_acme(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_bench_search(args: argparse.Namespace) -> int:
+    from bench.search_load import run_from_cli
+
+    return run_from_cli(args)
+
+
 def cmd_bench_redis_clients(args: argparse.Namespace) -> int:
     from bench.redis_clients import run_from_cli
 
@@ -172,6 +178,13 @@ def register(sub: Any) -> None:
     _report_arg(b)
     b.set_defaults(func=_with_extra(cmd_bench_crl))
     _register_redis_clients(bench)
+    b = bench.add_parser(
+        "search", help="incident searches at N certificates: LMDB against PostgreSQL"
+    )
+    b.add_argument("--certs", type=int, default=1_000_000, help="certificates in each store")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    _report_arg(b)
+    b.set_defaults(func=_with_extra(cmd_bench_search))
 
 
 def _register_redis_clients(bench: Any) -> None:
