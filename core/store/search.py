@@ -135,7 +135,8 @@ class Matcher:
             return any(self._pattern.fullmatch(n) for n in names)
         return True
 
-    def matches(self, rec: CertRecord, key_type: str) -> bool:
+    def matches(self, rec: CertRecord) -> bool:
+        """Every filter but the key type (read from the DER, so asked last)."""
         q = self.q
         return (
             (q.organization is None or rec.organization == q.organization)
@@ -146,7 +147,6 @@ class Matcher:
             and (q.issued_after is None or rec.not_before >= q.issued_after)
             and (q.issued_before is None or rec.not_before < q.issued_before)
             and (q.status is None or status_of(rec.status, rec.not_after, self.now) == q.status)
-            and (q.key_type is None or key_type == q.key_type)
             and self.names_match(rec.names)
         )
 
@@ -178,10 +178,12 @@ def scan(txn: ReadTxn, query: CertQuery, now: int) -> CertPage:
     found: list[CertHit] = []
     for key, raw in _candidates(txn, q, start):
         rec = CERT.decode(raw)
-        key_type = key_facts(rec.der)[0] if q.key_type is not None else ""
-        if not match.matches(rec, key_type):
+        if not match.matches(rec):
             continue
-        found.append(hit(rec, key_type or key_facts(rec.der)[0], now))
+        key_type = key_facts(rec.der)[0]
+        if q.key_type is not None and key_type != q.key_type:
+            continue
+        found.append(hit(rec, key_type, now))
         if len(found) >= q.limit:
             return CertPage(found, bytes(key).lstrip(b"\0").hex())
     return CertPage(found, None)
