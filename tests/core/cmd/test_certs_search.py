@@ -112,8 +112,11 @@ def test_issuer_by_its_configured_name(lmdb: DevCA) -> None:
     assert search(lmdb, "--issuer", lmdb.config.issuers()[0].name) == []
 
 
-def test_admin_api_pages_through_a_search(pg: tuple[DevCA, PgDatabase]) -> None:
-    ca, _ = pg
+@pytest.mark.parametrize("backend", ["lmdb", "postgresql"])
+def test_admin_api_pages_through_a_search(
+    backend: str, pg: tuple[DevCA, PgDatabase], lmdb: DevCA
+) -> None:
+    ca = pg[0] if backend == "postgresql" else lmdb
     want = search(ca, "--profile", "ev", "--status", "revoked")
     with serving(ca) as (base, _, _), keyed(base, ca, token(ca, "admin")) as admin:
         got: list[str] = []
