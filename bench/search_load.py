@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from bench.pg_cluster import ADMIN_ROLE, RUNTIME_ROLE, PostgresServer
@@ -49,12 +49,15 @@ ISSUERS = (bytes.fromhex("a1" * 20), bytes.fromhex("b2" * 20))
 ENTRY = revoked_entry(1, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), RevocationReason.SUPERSEDED)
 
 
-def _der(key_type: str) -> bytes:
-    key: Any = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if key_type == "rsa-2048"
-        else ec.generate_private_key(ec.SECP256R1() if key_type == "ecdsa-p256" else ec.SECP384R1())
-    )
+def new_key(key_type: str) -> Any:
+    """A private key of one of KEY_TYPES."""
+    if key_type == "rsa-2048":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1() if key_type == "ecdsa-p256" else ec.SECP384R1())
+
+
+def self_signed(key: Any) -> bytes:
+    """A certificate of `key` (DER): what a record's DER is read for is its key."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
     when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     cert = (
@@ -65,7 +68,7 @@ def _der(key_type: str) -> bytes:
         .serial_number(1)
         .not_valid_before(when)
         .not_valid_after(when + dt.timedelta(days=90))
-        .sign(key, hashes.SHA256())
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.DER)
 
@@ -158,7 +161,7 @@ def _fields(query: CertQuery) -> dict[str, Any]:
 
 
 def run(certs: int, workdir: Path, progress: Progress) -> dict[str, Any]:
-    ders = {k: _der(k) for k in KEY_TYPES}
+    ders = {k: self_signed(new_key(k)) for k in KEY_TYPES}
     now = START + YEAR
     pg = PostgresServer()
     try:

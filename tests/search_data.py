@@ -11,11 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-
+from bench.search_load import new_key, self_signed
 from core.base.reasons import RevocationReason
 from core.store import CertRecord, CertStatus
 from crl.encoder import revoked_entry
@@ -29,33 +25,10 @@ LIFE = 90 * 86400
 NOW = START + 90 * 86400 + 5 * 86400
 ISSUER_A = bytes.fromhex("a1" * 20)
 ISSUER_B = bytes.fromhex("b2" * 20)
-KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048")
+KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048")  # as bench.search_load.new_key makes
 
 
-def _cert(key_type: str) -> bytes:
-    key: Any
-    if key_type == "ecdsa-p256":
-        key = ec.generate_private_key(ec.SECP256R1())
-    elif key_type == "ecdsa-p384":
-        key = ec.generate_private_key(ec.SECP384R1())
-    else:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, key_type)])
-    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(when)
-        .not_valid_after(when + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-DER = {k: _cert(k) for k in KEY_TYPES}
+DER = {k: self_signed(new_key(k)) for k in KEY_TYPES}
 
 
 @dataclass(frozen=True)

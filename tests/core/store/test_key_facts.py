@@ -3,33 +3,15 @@ cryptography's parse of the same certificates."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 
+from bench.search_load import self_signed
 from core.store.key_facts import key_facts
-
-
-def certificate(key: Any, *, version_field: bool = True) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k")])
-    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(12345)
-        .not_valid_before(when)
-        .not_valid_after(when + dt.timedelta(days=1))
-        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +26,7 @@ def certificate(key: Any, *, version_field: bool = True) -> bytes:
     ],
 )
 def test_key_type_and_spki_hash(key: Any, name: str) -> None:
-    der = certificate(key)
+    der = self_signed(key)
     spki = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
