@@ -31,12 +31,19 @@ def test_every_command_that_prints_data_takes_json() -> None:
 def test_every_command_takes_a_config_but_init() -> None:
     commands = leaves(build_parser())
     missing = sorted(
-        # init makes the config; the store, Redis client and replication benches need no
+        # init makes the config; the store, search, Redis client and replication benches need no
         # CA; store copy names two configurations (--from and --to)
         c
         for c, opts in commands.items()
         if "-c" not in opts
         and c
-        not in {"init", "bench store", "bench redis-clients", "bench replication", "store copy"}
+        not in {
+            "init",
+            "bench store",
+            "bench search",
+            "bench redis-clients",
+            "bench replication",
+            "store copy",
+        }
     )
     assert missing == []
