@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from core.base.errors import HankoError
@@ -20,8 +22,22 @@ def bench_extra_missing() -> list[str]:
     return [m for m in BENCH_EXTRA if importlib.util.find_spec(m) is None]
 
 
+def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (`kill`, `pkill`, a CI timeout) unwinds a bench as Ctrl-C does, so the
+    servers and PostgreSQL clusters it started are stopped and its folders removed: the
+    default action ends the process at once and leaves them running. The interrupt is
+    raised by SIGINT's handler of the moment (trio's inside trio.run, which raises it
+    only where that is safe). A second SIGTERM ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):  # SIGINT ignored (a background job) or left to the OS
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
+
+
 def _with_extra(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A bench command that says, in one line, what to install when the extra is not."""
+    """A bench command that says, in one line, what to install when the extra is not,
+    and cleans up after itself when terminated."""
 
     def checked(args: argparse.Namespace) -> int:
         missing = bench_extra_missing()
@@ -31,6 +47,7 @@ def _with_extra(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
                 " pip install 'hanko[bench]' (scripts/dev.sh installs it)",
                 code="bench_extra_missing",
             )
+        signal.signal(signal.SIGTERM, _stop_as_interrupted)
         return run(args)
 
     return checked
