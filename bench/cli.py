@@ -35,7 +35,7 @@ def _stop_as_interrupted(signum: int, frame: FrameType | None) -> None:
     handler(signal.SIGINT, frame)
 
 
-def _with_extra(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def _bench_command(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """A bench command that says, in one line, what to install when the extra is not,
     and cleans up after itself when terminated."""
 
@@ -138,7 +138,7 @@ def _scale_parser(bench: Any) -> None:
     b.add_argument("--connections", type=int, default=64)
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=_with_extra(cmd_bench_scale))
+    b.set_defaults(func=_bench_command(cmd_bench_scale))
 
 
 def register(sub: Any) -> None:
@@ -147,7 +147,7 @@ def register(sub: Any) -> None:
     b = bench.add_parser("store", help="durable writes/s: group commit against one commit each")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     _report_arg(b)
-    b.set_defaults(func=_with_extra(cmd_bench_store))
+    b.set_defaults(func=_bench_command(cmd_bench_store))
     b = bench.add_parser("signer", help="signatures/s and latency through the batched signer")
     add_config(b)
     b.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -155,7 +155,7 @@ def register(sub: Any) -> None:
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     b.add_argument("--callers", default="1,16,256", help="comma-separated concurrent caller counts")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
-    b.set_defaults(func=_with_extra(cmd_bench_signer))
+    b.set_defaults(func=_bench_command(cmd_bench_signer))
     _issue_parser(bench)
     b = bench.add_parser("ocsp", help="OCSP responder against cfssl and nginx; refresh; latency")
     add_config(b)
@@ -171,7 +171,7 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=_with_extra(cmd_bench_ocsp))
+    b.set_defaults(func=_bench_command(cmd_bench_ocsp))
     _scale_parser(bench)
     b = bench.add_parser("acme", help="complete ACME orders/s against Pebble, 1 to 64 accounts")
     add_config(b)
@@ -187,13 +187,13 @@ def register(sub: Any) -> None:
     b.add_argument("--mpic-workers", type=int, default=16, help="concurrent orders, mpic section")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=_with_extra(cmd_bench_acme))
+    b.set_defaults(func=_bench_command(cmd_bench_acme))
     b = bench.add_parser("crl", help="full and delta CRLs against openssl ca and cryptography")
     add_config(b)
     b.add_argument("--entries", type=int, default=1_000_000, help="revocations per set")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=_with_extra(cmd_bench_crl))
+    b.set_defaults(func=_bench_command(cmd_bench_crl))
     _register_redis_clients(bench)
     b = bench.add_parser(
         "search", help="incident searches at N certificates: LMDB against PostgreSQL"
@@ -201,7 +201,7 @@ def register(sub: Any) -> None:
     b.add_argument("--certs", type=int, default=1_000_000, help="certificates in each store")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     _report_arg(b)
-    b.set_defaults(func=_with_extra(cmd_bench_search))
+    b.set_defaults(func=_bench_command(cmd_bench_search))
 
 
 def _register_redis_clients(bench: Any) -> None:
@@ -213,7 +213,7 @@ def _register_redis_clients(bench: Any) -> None:
     b.add_argument("--keys", type=int, default=20_000, help="keys written and read per round")
     b.add_argument("--batch", type=int, default=500, help="keys per pipeline or MGET")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
-    b.set_defaults(func=_with_extra(cmd_bench_redis_clients))
+    b.set_defaults(func=_bench_command(cmd_bench_redis_clients))
     b = bench.add_parser(
         "replication", help="Redis rebuilt from a store (resync) and a burst of changes replicated"
     )
@@ -221,7 +221,7 @@ def _register_redis_clients(bench: Any) -> None:
     _report_arg(b)
     b.add_argument("--certs", type=int, default=1_000_000, help="certificates in the store")
     b.add_argument("--changes", type=int, default=100_000, help="re-signed responses in the burst")
-    b.set_defaults(func=_with_extra(cmd_bench_replication))
+    b.set_defaults(func=_bench_command(cmd_bench_replication))
 
 
 def _issue_parser(bench: Any) -> None:
@@ -244,4 +244,4 @@ def _issue_parser(bench: Any) -> None:
         help="configurations (licences, OCSP, TLS, CT on and off) and/or stores (the batch"
         " endpoint on LMDB, on PostgreSQL, and by two processes on PostgreSQL)",
     )
-    b.set_defaults(func=_with_extra(cmd_bench_issue))
+    b.set_defaults(func=_bench_command(cmd_bench_issue))
